@@ -1,0 +1,1 @@
+"""voicebot core: speech providers, durable jobs, rendering; never imports a chat library."""

@@ -1,0 +1,212 @@
+"""Composition root of the core: one HTTP session, one store, providers, worker, poller, service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
+
+import aiohttp
+
+from bot.config import Config
+from bot.jobs.models import Job
+from bot.jobs.poller import Poller
+from bot.jobs.store import SqliteJobStore
+from bot.jobs.worker import JobWorker
+from bot.models import VoiceClip
+from bot.providers.base import SpeechToText, TextToSpeech
+from bot.providers.cantonese import CantoneseSpeechToText
+from bot.providers.nanogpt import NanoGptSpeechToText, NanoGptTextToSpeech
+from bot.service import VoiceService
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class ChatAdapter(Protocol):
+    """A chat platform: takes messages in, and (as a Deliverer) puts job results back."""
+
+    platform: str
+
+    async def start(self) -> None:
+        """Connect and begin taking messages."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop taking messages and disconnect."""
+        ...
+
+    async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
+        """See :class:`bot.jobs.worker.Deliverer`."""
+        ...
+
+    async def progress(self, job: Job) -> None:
+        """See :class:`bot.jobs.worker.Deliverer`."""
+        ...
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces every configured secret (tokens, API keys) in log records with ``***``."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        # Longest first, so a key containing another key is masked whole.
+        self._secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        """Return ``text`` with every secret masked."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.msg = self.redact(message)
+        record.args = None
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        return True
+
+
+def config_secrets(config: Config) -> list[str]:
+    """Every secret the configuration holds."""
+    found = [p.api_key or "" for p in config.providers.values()]
+    found += [config.telegram.token or "", config.discord.token or ""]
+    return [s for s in found if s]
+
+
+def setup_logging(config: Config | None, level: str = "INFO") -> None:
+    """Log to stderr through the redacting filter (on the handler, so every logger is covered)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(config_secrets(config) if config else []))
+    root.addHandler(handler)
+    root.setLevel(config.log_level if config else level)
+    for noisy in ("httpx", "httpcore", "discord.gateway", "aiosqlite"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def build_providers(
+    config: Config, session: aiohttp.ClientSession
+) -> tuple[dict[str, SpeechToText], dict[str, TextToSpeech]]:
+    """Instantiate each provider that has an API key; the rest stay absent (clear error if used)."""
+    stt: dict[str, SpeechToText] = {}
+    tts: dict[str, TextToSpeech] = {}
+    nano = config.providers["nanogpt"]
+    if nano.api_key:
+        stt["nanogpt"] = NanoGptSpeechToText(
+            session, api_key=nano.api_key, base_url=nano.base_url, timeout=nano.timeout
+        )
+        tts["nanogpt"] = NanoGptTextToSpeech(
+            session, api_key=nano.api_key, base_url=nano.base_url, timeout=nano.timeout
+        )
+    canto = config.providers["cantonese"]
+    if canto.api_key:
+        stt["cantonese"] = CantoneseSpeechToText(
+            session, api_key=canto.api_key, base_url=canto.base_url, timeout=canto.timeout
+        )
+    return stt, tts
+
+
+class Core:
+    """Owns the process-wide resources; created by :meth:`open`, released by :meth:`close`."""
+
+    def __init__(
+        self,
+        config: Config,
+        session: aiohttp.ClientSession,
+        store: SqliteJobStore,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.session = session
+        self.store = store
+        self.clock = clock
+        self.stt, self.tts = build_providers(config, session)
+        self.worker = JobWorker(store, stt=self.stt, tts=self.tts, clock=clock)
+        self.poller = Poller(
+            store,
+            self.worker,
+            clock=clock,
+            concurrency=config.jobs.concurrency,
+            max_idle=config.jobs.max_poll_interval,
+        )
+        self.service = VoiceService(
+            store, config, stt=self.stt, tts=self.tts, wake=self.poller.wake, clock=clock
+        )
+
+    @classmethod
+    async def open(cls, config: Config, *, clock: Callable[[], float] = time.time) -> Core:
+        """Open the database and the one HTTP session every provider shares."""
+        store = await SqliteJobStore.open(config.storage.path)
+        session = aiohttp.ClientSession(
+            headers={"User-Agent": "voicebot/0.1 (+self-hosted)"},
+            # aiohttp leaves trust_env off: no proxy variable can silently reroute the API keys.
+        )
+        return cls(config, session, store, clock=clock)
+
+    async def close(self) -> None:
+        """Release the session and the database."""
+        await self.session.close()
+        await self.store.close()
+
+
+AdapterFactory = Callable[[Core], Sequence[ChatAdapter]]
+
+
+async def run_bot(
+    config: Config, make_adapters: AdapterFactory, *, stop: asyncio.Event | None = None
+) -> None:
+    """Run adapters and the poller in this event loop until SIGTERM/SIGINT (or ``stop``).
+
+    Shutdown order: adapters stop taking messages, the poller lets in-flight steps finish, then the
+    HTTP session and the database close.
+    """
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    core = await Core.open(config)
+    started: list[ChatAdapter] = []
+    poller_task: asyncio.Task[None] | None = None
+    try:
+        adapters = list(make_adapters(core))
+        if not adapters:
+            _LOGGER.warning("no chat platform configured (telegram.token, discord.token)")
+        for adapter in adapters:
+            core.worker.register(adapter.platform, adapter)
+        await core.worker.recover(core.clock())
+        for adapter in adapters:
+            await adapter.start()
+            started.append(adapter)
+            _LOGGER.info("%s adapter started", adapter.platform)
+        poller_task = asyncio.create_task(core.poller.run_forever(), name="poller")
+        await stop.wait()
+        _LOGGER.info("shutting down")
+    finally:
+        for adapter in reversed(started):
+            try:
+                await adapter.stop()
+            except Exception:
+                _LOGGER.exception("%s adapter failed to stop cleanly", adapter.platform)
+        await core.poller.stop(timeout=5.0)
+        if poller_task is not None:
+            poller_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller_task
+        await core.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)

@@ -1,0 +1,377 @@
+"""YAML configuration: ${VAR} expansion, validation of every key at once, frozen dataclasses."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from bot.errors import ConfigError
+
+T = TypeVar("T")
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_MISSING = object()
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+PROVIDERS = ("nanogpt", "cantonese")
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    """Where the SQLite database lives and how long results are kept."""
+
+    path: Path
+    retention_days: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """One speech provider's endpoint and key; ``key_hint`` names the env var to set."""
+
+    name: str
+    api_key: str | None
+    base_url: str
+    timeout: float = 120.0
+    key_hint: str | None = None
+
+    def missing_key_message(self) -> str:
+        """The sentence shown when this provider is needed but has no key."""
+        hint = f" (set {self.key_hint})" if self.key_hint else ""
+        return f"providers.{self.name}.api_key: missing{hint}"
+
+
+@dataclass(frozen=True, slots=True)
+class SttConfig:
+    """Default speech-to-text choice; chats may override language and diarization."""
+
+    provider: str = "nanogpt"
+    model: str = "Whisper-Large-V3"
+    language: str = "auto"
+    diarize: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TtsConfig:
+    """Default text-to-speech choice; chats may override the voice."""
+
+    provider: str = "nanogpt"
+    model: str = "Kokoro-82m"
+    voice: str = "af_bella"
+    speed: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class JobsConfig:
+    """How the poller runs jobs."""
+
+    deadline_seconds: float = 1800.0
+    concurrency: int = 8
+    max_poll_interval: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramConfig:
+    """Telegram Bot API settings; no token means the adapter is not started."""
+
+    token: str | None = None
+    api_base: str = "https://api.telegram.org"
+    max_download_bytes: int = 20 * 1024 * 1024
+    max_messages: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class DiscordConfig:
+    """Discord settings; no token means the adapter is not started."""
+
+    token: str | None = None
+    api_base: str | None = None
+    gateway_url: str | None = None
+    message_content: bool = False
+    guild_ids: tuple[int, ...] = ()
+    max_messages: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole validated configuration."""
+
+    storage: StorageConfig
+    providers: Mapping[str, ProviderConfig]
+    stt: SttConfig
+    tts: TtsConfig
+    jobs: JobsConfig
+    telegram: TelegramConfig
+    discord: DiscordConfig
+    log_level: str = "INFO"
+
+
+def expand_env(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
+    """Expand ``${VAR}`` and ``${VAR:-default}``; return the text and the unset variables."""
+    missing: list[str] = []
+
+    def sub(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = env.get(name)
+        if value:
+            return value
+        if default is not None:
+            return default
+        missing.append(name)
+        return ""
+
+    return _VAR.sub(sub, text), missing
+
+
+class _Section:
+    """Reads one mapping, recording every problem with its key path instead of stopping."""
+
+    def __init__(self, data: Any, path: str, problems: list[str], env: Mapping[str, str]) -> None:
+        self.path = path
+        self.problems = problems
+        self.env = env
+        self.hints: dict[str, str] = {}
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            problems.append(f"{path}: expected a mapping, got {type(data).__name__}")
+            data = {}
+        self.data: Mapping[str, Any] = data
+        self.used: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def raw(self, key: str) -> Any:
+        self.used.add(key)
+        value = self.data.get(key, _MISSING)
+        if isinstance(value, str):
+            value, missing = expand_env(value, self.env)
+            if missing:
+                self.hints[key] = ", ".join(missing)
+                if not value:
+                    return _MISSING
+        return value
+
+    def get(
+        self, key: str, kind: type[T], default: T | None, *, required: bool = False
+    ) -> T | None:
+        value = self.raw(key)
+        if value is _MISSING or value is None or value == "":
+            if required:
+                hint = f" (set {self.hints[key]})" if key in self.hints else ""
+                self.problems.append(f"{self._key(key)}: missing{hint}")
+            return default
+        return self.coerce(key, value, kind, default)
+
+    def coerce(self, key: str, value: Any, kind: type[T], default: T | None) -> T | None:
+        converters: dict[type[Any], Callable[[Any], Any]] = {
+            bool: _to_bool,
+            int: _to_int,
+            float: _to_float,
+            str: _to_str,
+        }
+        try:
+            return converters[kind](value)  # type: ignore[no-any-return]
+        except (TypeError, ValueError):
+            self.problems.append(f"{self._key(key)}: expected {kind.__name__}, got {value!r}")
+            return default
+
+    def section(self, key: str) -> _Section:
+        self.used.add(key)
+        return _Section(self.data.get(key), self._key(key), self.problems, self.env)
+
+    def finish(self) -> None:
+        for key in sorted(set(self.data) - self.used):
+            self.problems.append(f"{self._key(str(key))}: unknown key")
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {
+        "true",
+        "yes",
+        "on",
+        "1",
+        "false",
+        "no",
+        "off",
+        "0",
+    }:
+        return value.lower() in {"true", "yes", "on", "1"}
+    raise ValueError(value)
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, (bool, float)):
+        raise ValueError(value)
+    return int(value)
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    return float(value)
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, (Mapping, list, bool)):
+        raise ValueError(value)
+    return str(value)
+
+
+def _positive(section: _Section, key: str, value: float | None) -> None:
+    if value is not None and value <= 0:
+        section.problems.append(f"{section._key(key)}: must be greater than 0")
+
+
+def _read_provider(root: _Section, name: str, default_url: str, key_var: str) -> ProviderConfig:
+    sec = root.section(name)
+    api_key = sec.get("api_key", str, None)
+    timeout = sec.get("timeout", float, 120.0) or 120.0
+    _positive(sec, "timeout", timeout)
+    base_url = (sec.get("base_url", str, default_url) or default_url).rstrip("/")
+    if not base_url.startswith(("http://", "https://")):
+        sec.problems.append(f"{sec._key('base_url')}: must start with http:// or https://")
+    sec.finish()
+    return ProviderConfig(
+        name=name,
+        api_key=api_key,
+        base_url=base_url,
+        timeout=timeout,
+        key_hint=sec.hints.get("api_key", key_var),
+    )
+
+
+def _read_choice(sec: _Section, key: str, default: str, choices: tuple[str, ...]) -> str:
+    value = sec.get(key, str, default) or default
+    if value not in choices:
+        sec.problems.append(f"{sec._key(key)}: must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _read_stt_tts(root: _Section) -> tuple[SttConfig, TtsConfig]:
+    s = root.section("stt")
+    stt = SttConfig(
+        provider=_read_choice(s, "provider", "nanogpt", PROVIDERS),
+        model=s.get("model", str, "Whisper-Large-V3") or "Whisper-Large-V3",
+        language=s.get("language", str, "auto") or "auto",
+        diarize=bool(s.get("diarize", bool, False)),
+    )
+    s.finish()
+    t = root.section("tts")
+    tts = TtsConfig(
+        provider=_read_choice(t, "provider", "nanogpt", ("nanogpt",)),
+        model=t.get("model", str, "Kokoro-82m") or "Kokoro-82m",
+        voice=t.get("voice", str, "af_bella") or "af_bella",
+        speed=t.get("speed", float, 1.0) or 1.0,
+    )
+    _positive(t, "speed", tts.speed)
+    t.finish()
+    return stt, tts
+
+
+def _read_platforms(root: _Section) -> tuple[TelegramConfig, DiscordConfig]:
+    t = root.section("telegram")
+    telegram = TelegramConfig(
+        token=t.get("token", str, None),
+        api_base=(t.get("api_base", str, "https://api.telegram.org") or "").rstrip("/"),
+        max_download_bytes=t.get("max_download_bytes", int, 20 * 1024 * 1024) or 1,
+        max_messages=t.get("max_messages", int, 3) or 3,
+    )
+    _positive(t, "max_download_bytes", telegram.max_download_bytes)
+    t.finish()
+    d = root.section("discord")
+    ids = d.raw("guild_ids")
+    guild_ids: tuple[int, ...] = ()
+    if ids is not _MISSING and ids is not None:
+        if isinstance(ids, list) and all(str(i).isdigit() for i in ids):
+            guild_ids = tuple(int(i) for i in ids)
+        else:
+            d.problems.append(f"{d._key('guild_ids')}: expected a list of numeric ids, got {ids!r}")
+    discord = DiscordConfig(
+        token=d.get("token", str, None),
+        api_base=d.get("api_base", str, None),
+        gateway_url=d.get("gateway_url", str, None),
+        message_content=bool(d.get("message_content", bool, False)),
+        guild_ids=guild_ids,
+        max_messages=d.get("max_messages", int, 3) or 3,
+    )
+    d.finish()
+    return telegram, discord
+
+
+def parse_config(
+    data: Any, env: Mapping[str, str] | None = None, base_dir: Path | None = None
+) -> Config:
+    """Validate a parsed YAML document into a :class:`Config`.
+
+    Raises:
+        ConfigError: listing every problem with its key path.
+    """
+    problems: list[str] = []
+    root = _Section(data, "", problems, os.environ if env is None else env)
+    st = root.section("storage")
+    db_path = Path(st.get("path", str, "voicebot.sqlite3") or "voicebot.sqlite3").expanduser()
+    if base_dir is not None and not db_path.is_absolute():
+        db_path = base_dir / db_path
+    storage = StorageConfig(path=db_path, retention_days=st.get("retention_days", int, 30) or 30)
+    _positive(st, "retention_days", storage.retention_days)
+    st.finish()
+    prov = root.section("providers")
+    providers = {
+        "nanogpt": _read_provider(prov, "nanogpt", "https://nano-gpt.com/api", "NANOGPT_API_KEY"),
+        "cantonese": _read_provider(prov, "cantonese", "https://cantonese.ai", "CANTONESE_API_KEY"),
+    }
+    prov.finish()
+    stt, tts = _read_stt_tts(root)
+    for role, chosen in (("stt", stt.provider), ("tts", tts.provider)):
+        pc = providers.get(chosen)
+        if pc is not None and not pc.api_key:
+            problems.append(f"{pc.missing_key_message()}, needed by {role}.provider")
+    j = root.section("jobs")
+    jobs = JobsConfig(
+        deadline_seconds=j.get("deadline_seconds", float, 1800.0) or 1800.0,
+        concurrency=j.get("concurrency", int, 8) or 8,
+        max_poll_interval=j.get("max_poll_interval", float, 30.0) or 30.0,
+    )
+    for key in ("deadline_seconds", "concurrency", "max_poll_interval"):
+        _positive(j, key, getattr(jobs, key))
+    j.finish()
+    telegram, discord = _read_platforms(root)
+    log = root.section("logging")
+    level = _read_choice(log, "level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+    log.finish()
+    root.finish()
+    if problems:
+        raise ConfigError(sorted(dict.fromkeys(problems)))
+    return Config(storage, providers, stt, tts, jobs, telegram, discord, level)
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the YAML file at ``path``.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or invalid.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            [f"{path}: file not found (copy config.example.yaml, or pass --config PATH)"]
+        ) from exc
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([f"{path}: not valid YAML{where}"]) from exc
+    return parse_config(data, env, base_dir=path.resolve().parent)

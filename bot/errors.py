@@ -1,0 +1,155 @@
+"""One error root for the core; every failure a user can see carries a short, specific sentence."""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """Root of every error voicebot raises on purpose.
+
+    ``user_message`` is what a chat or CLI user sees: one short sentence, no secrets, no stack.
+    The operator's log gets ``str(exc)`` and the chained cause.
+    """
+
+    default_message = "Something went wrong."
+
+    def __init__(self, message: str | None = None, *, user_message: str | None = None) -> None:
+        super().__init__(message or user_message or self.default_message)
+        self.user_message = user_message or message or self.default_message
+
+
+class ConfigError(BotError):
+    """The configuration is invalid; ``problems`` lists every one with its key path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid configuration:\n" + "\n".join(f"  {p}" for p in self.problems))
+
+
+class InputError(BotError):
+    """What the user sent cannot be processed (bad audio, empty text, too long...)."""
+
+
+class AudioError(InputError):
+    """The audio could not be decoded or is not audio at all."""
+
+
+class AudioTooLong(InputError):
+    """The audio exceeds a size or duration limit even after re-encoding."""
+
+    def __init__(self, message: str, *, limit_minutes: float) -> None:
+        super().__init__(message)
+        self.limit_minutes = limit_minutes
+
+
+class ProviderError(BotError):
+    """A speech provider refused or failed a request.
+
+    Attributes:
+        provider: provider name (``nanogpt``, ``cantonese``).
+        status: HTTP status when there was one.
+        retry_after: seconds the provider asked us to wait, when it said so.
+        retryable: whether repeating the same request later can succeed.
+        request_sent: False only when the request provably never reached the provider (connection
+            refused, DNS failure): the one case where resubmitting cannot pay twice.
+    """
+
+    retryable = False
+    default_message = "The speech service failed."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        provider: str = "",
+        status: int | None = None,
+        retry_after: float | None = None,
+        user_message: str | None = None,
+        request_sent: bool = True,
+    ) -> None:
+        super().__init__(message, user_message=user_message or self.default_message)
+        self.provider = provider
+        self.status = status
+        self.retry_after = retry_after
+        self.request_sent = request_sent
+
+
+class ProviderNotConfigured(ProviderError):
+    """The provider is needed but has no API key (or is unknown)."""
+
+    default_message = "That speech provider is not configured on this bot."
+
+
+class ProviderBadRequest(ProviderError):
+    """400: the provider rejected the request as malformed or unsupported."""
+
+    default_message = "The speech service rejected this request."
+
+
+class ProviderAuthError(ProviderError):
+    """401/403: the API key is wrong or revoked (an operator problem)."""
+
+    default_message = "The bot's speech service key was rejected; the operator has been told."
+
+
+class InsufficientBalance(ProviderError):
+    """402: the operator's provider account has no funds."""
+
+    default_message = (
+        "The bot's speech service account is out of credit; the operator has been told."
+    )
+
+
+class PayloadTooLarge(ProviderError):
+    """413: the upload is too large for the provider."""
+
+    default_message = "This audio is too large for the speech service."
+
+
+class RateLimited(ProviderError):
+    """429: too many requests; ``retry_after`` holds the provider's hint."""
+
+    retryable = True
+    default_message = "The speech service is busy; the job will be retried."
+
+
+class ProviderUnavailable(ProviderError):
+    """5xx, timeouts, connection failures, malformed answers: transient from our point of view."""
+
+    retryable = True
+    default_message = "The speech service is unavailable right now."
+
+
+class ContentPolicyViolation(ProviderError):
+    """The provider refused the text under its content policy (final)."""
+
+    default_message = "The speech service refused this text under its content policy."
+
+
+class UnknownJob(ProviderError):
+    """The provider does not know the ticket (404, or cantonese.ai ``success: false``)."""
+
+    default_message = "The speech service lost track of this job."
+
+
+class ProviderJobFailed(ProviderError):
+    """The provider reported that the job itself failed."""
+
+    default_message = "The speech service could not process this audio."
+
+
+class DeliveryError(BotError):
+    """A platform refused to take a reply.
+
+    ``permanent`` means retrying can never succeed (bot blocked, chat gone, 403).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after

@@ -1,0 +1,1 @@
+"""Durable jobs: the SQLite store (only writer of job rows) and the poller."""

@@ -1,0 +1,115 @@
+"""Poller: runs due job steps with bounded concurrency; run_once for tests, run_forever for prod."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from bot.jobs.models import Job
+from bot.jobs.store import SqliteJobStore
+from bot.jobs.worker import JobWorker
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Poller:
+    """Finds what is due in the store (submits, polls, deliveries) and hands it to the worker.
+
+    Each job is worked on by at most one task at a time; the store's guarded transitions make a
+    duplicate step harmless anyway. Sleeping is driven by the store's next due time and cut short by
+    :meth:`wake` (a new job) or by a finished task.
+    """
+
+    def __init__(
+        self,
+        store: SqliteJobStore,
+        worker: JobWorker,
+        *,
+        clock: Callable[[], float] = time.time,
+        concurrency: int = 8,
+        max_idle: float = 30.0,
+    ) -> None:
+        self._store = store
+        self._worker = worker
+        self._clock = clock
+        self._concurrency = max(1, concurrency)
+        self._max_idle = max_idle
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._event = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Look for due work now (called when a job is created or a platform comes up)."""
+        self._event.set()
+
+    async def _due(self, now: float) -> list[Job]:
+        free = self._concurrency - len(self._in_flight)
+        if free <= 0:
+            return []
+        limit = free + len(self._in_flight)
+        jobs = await self._store.due(now, self._worker.deliverers, limit)
+        jobs += await self._store.undelivered(now, self._worker.deliverers, limit)
+        return [j for j in jobs if j.id not in self._in_flight][:free]
+
+    def _start(self, job: Job, now: float) -> None:
+        task = asyncio.create_task(self._worker.advance(job, now), name=f"job-{job.id}")
+        self._in_flight[job.id] = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._in_flight.pop(job.id, None)
+            self._event.set()
+
+        task.add_done_callback(done)
+
+    async def run_once(self, now: float | None = None) -> int:
+        """Run every step due at ``now`` (default: the clock) to completion; return how many."""
+        now = self._clock() if now is None else now
+        count = 0
+        while True:
+            jobs = await self._due(now)
+            if not jobs:
+                break
+            for job in jobs:
+                self._start(job, now)
+            count += len(jobs)
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+        return count
+
+    async def run_forever(self) -> None:
+        """Work until :meth:`stop`; sleeps exactly until the next due step or a wake-up."""
+        self._stopping = False
+        while not self._stopping:
+            self._event.clear()
+            now = self._clock()
+            try:
+                jobs = await self._due(now)
+                for job in jobs:
+                    self._start(job, now)
+                next_at = await self._store.next_wakeup(self._worker.deliverers)
+            except Exception:
+                _LOGGER.exception("poller: store query failed; retrying")
+                jobs, next_at = [], now + 1.0
+            delay = self._max_idle if next_at is None else next_at - self._clock()
+            if delay <= 0 and not jobs:
+                delay = self._max_idle  # everything due is in flight: a finished task wakes us
+            delay = min(max(delay, 0.0), self._max_idle)
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._event.wait(), delay)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop scheduling and let in-flight steps finish (up to ``timeout`` seconds)."""
+        self._stopping = True
+        self._event.set()
+        tasks = list(self._in_flight.values())
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            _LOGGER.warning("poller: %d step(s) cancelled at shutdown", len(pending))
+            await asyncio.gather(*pending, return_exceptions=True)

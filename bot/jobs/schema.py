@@ -1,0 +1,74 @@
+"""SQLite schema for jobs and chat settings, versioned with ``PRAGMA user_version`` migrations."""
+
+from __future__ import annotations
+
+# Each entry migrates from version i to i+1; never edit a released entry, append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        reply_to TEXT,
+        thread_id TEXT,
+        origin_extra TEXT NOT NULL DEFAULT '{}',
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        options TEXT NOT NULL DEFAULT '{}',
+        state TEXT NOT NULL,
+        ticket TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        poll_count INTEGER NOT NULL DEFAULT 0,
+        next_poll_at REAL,
+        deadline_at REAL NOT NULL,
+        queue_position INTEGER,
+        result TEXT,
+        error TEXT,
+        error_code TEXT,
+        cost REAL,
+        currency TEXT,
+        input_duration REAL,
+        input_bytes INTEGER,
+        dedup_key TEXT,
+        progress_message_id TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        submitted_at REAL,
+        completed_at REAL,
+        delivered_at REAL,
+        delivery_message_id TEXT,
+        delivery_error TEXT,
+        delivery_attempts INTEGER NOT NULL DEFAULT 0,
+        deliver_after REAL,
+        extra TEXT NOT NULL DEFAULT '{}'
+    );
+    -- The poller's hot query: unfinished jobs by next poll time.
+    CREATE INDEX jobs_due ON jobs (next_poll_at)
+        WHERE state IN ('queued', 'submitted');
+    -- Finished jobs whose reply has not been accepted yet.
+    CREATE INDEX jobs_undelivered ON jobs (deliver_after)
+        WHERE state IN ('completed', 'failed')
+          AND delivered_at IS NULL AND delivery_error IS NULL;
+    CREATE INDEX jobs_chat ON jobs (platform, chat_id, created_at);
+    CREATE INDEX jobs_dedup ON jobs (dedup_key) WHERE dedup_key IS NOT NULL;
+    CREATE INDEX jobs_active ON jobs (state) WHERE state = 'submitting';
+    -- Input audio (kept only until the provider has it) and output audio (voice clips).
+    CREATE TABLE job_blobs (
+        job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        data BLOB NOT NULL,
+        filename TEXT,
+        content_type TEXT,
+        PRIMARY KEY (job_id, role)
+    );
+    CREATE TABLE chat_settings (
+        platform TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (platform, chat_id)
+    );
+    """,
+)

@@ -1,0 +1,531 @@
+"""SqliteJobStore: the only writer of job rows; every state change is one guarded transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.jobs.models import Job, JobKind, JobState
+from bot.jobs.schema import MIGRATIONS
+from bot.models import Origin
+
+_LOGGER = logging.getLogger(__name__)
+
+_COLUMNS = (
+    "id, kind, platform, chat_id, user_id, reply_to, thread_id, origin_extra, provider, model, "
+    "options, state, ticket, attempts, poll_count, next_poll_at, deadline_at, queue_position, "
+    "result, error, error_code, cost, currency, input_duration, input_bytes, dedup_key, "
+    "progress_message_id, created_at, updated_at, submitted_at, completed_at, delivered_at, "
+    "delivery_message_id, delivery_error, delivery_attempts, deliver_after, extra"
+)
+_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o/1/l/i: ids are typed by hand in /status
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """Audio kept beside a job: the input until the provider has it, or the output clip."""
+
+    data: bytes
+    filename: str | None
+    content_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """What a caller supplies to create a job; the store adds id, state and timestamps."""
+
+    kind: JobKind
+    origin: Origin
+    provider: str
+    model: str
+    options: Mapping[str, Any]
+    deadline_at: float
+    input_duration: float | None = None
+    dedup_key: str | None = None
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _row_to_job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        kind=JobKind(row["kind"]),
+        origin=Origin(
+            platform=row["platform"],
+            chat_id=row["chat_id"],
+            user_id=row["user_id"],
+            reply_to=row["reply_to"],
+            thread_id=row["thread_id"],
+            extra=json.loads(row["origin_extra"]),
+        ),
+        provider=row["provider"],
+        model=row["model"],
+        options=json.loads(row["options"]),
+        state=JobState(row["state"]),
+        ticket=json.loads(row["ticket"]) if row["ticket"] else None,
+        attempts=row["attempts"],
+        poll_count=row["poll_count"],
+        next_poll_at=row["next_poll_at"],
+        deadline_at=row["deadline_at"],
+        queue_position=row["queue_position"],
+        result=json.loads(row["result"]) if row["result"] else None,
+        error=row["error"],
+        error_code=row["error_code"],
+        cost=row["cost"],
+        currency=row["currency"],
+        input_duration=row["input_duration"],
+        input_bytes=row["input_bytes"],
+        dedup_key=row["dedup_key"],
+        progress_message_id=row["progress_message_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        submitted_at=row["submitted_at"],
+        completed_at=row["completed_at"],
+        delivered_at=row["delivered_at"],
+        delivery_message_id=row["delivery_message_id"],
+        delivery_error=row["delivery_error"],
+        delivery_attempts=row["delivery_attempts"],
+        deliver_after=row["deliver_after"],
+        extra=json.loads(row["extra"]),
+    )
+
+
+class SqliteJobStore:
+    """Durable job records in one SQLite file (WAL), over a single aiosqlite connection.
+
+    Writes go through :meth:`_tx`: a lock plus ``BEGIN IMMEDIATE`` so that two coroutines never
+    share a transaction, and every transition's guard lives in its ``WHERE`` clause.
+    """
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self._db = db
+        self._path = path
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | str) -> SqliteJobStore:
+        """Open (creating with mode 0600 and migrating) the database at ``path``."""
+        path = Path(path)
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Create it private before SQLite does: transcripts and chat ids are personal data.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+        db = await aiosqlite.connect(path, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        await db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a process crash (SIGKILL); only power loss may drop the
+        # newest commits, and every transition is safe to replay from an older state.
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute("PRAGMA foreign_keys=ON")
+        await db.execute("PRAGMA busy_timeout=5000")
+        store = cls(db, path)
+        await store._migrate()
+        return store
+
+    async def close(self) -> None:
+        """Close the connection; the store is unusable afterwards."""
+        async with self._lock:
+            await self._db.close()
+
+    @property
+    def path(self) -> Path:
+        """Where the database file lives."""
+        return self._path
+
+    async def _migrate(self) -> None:
+        async with self._db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = int(row[0]) if row else 0
+        if version > len(MIGRATIONS):
+            raise RuntimeError(
+                f"{self._path}: database schema v{version} is newer than this voicebot "
+                f"(v{len(MIGRATIONS)}); upgrade voicebot"
+            )
+        for target, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            _LOGGER.info("migrating %s to schema v%d", self._path, target)
+            await self._db.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={target};\nCOMMIT;"
+            )
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def _update(self, sql: str, params: Sequence[Any]) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute(sql, params)
+            return cur.rowcount > 0
+
+    async def _select(self, where: str, params: Sequence[Any], tail: str = "") -> list[Job]:
+        sql = f"SELECT {_COLUMNS} FROM jobs WHERE {where} {tail}"
+        # Reads take the lock too: on a shared connection they would otherwise run inside
+        # another coroutine's open transaction and could see rows it later rolls back.
+        async with self._lock, self._db.execute(sql, params) as cur:
+            rows = await cur.fetchall()
+        return [_row_to_job(r) for r in rows]
+
+    # -- creation and lookups -------------------------------------------------------------
+
+    async def create(
+        self,
+        new: NewJob,
+        *,
+        now: float,
+        input_blob: Blob | None = None,
+        state: JobState = JobState.QUEUED,
+        result: Mapping[str, Any] | None = None,
+        output_blob: Blob | None = None,
+    ) -> Job:
+        """Insert a job (QUEUED with its input, or already COMPLETED for a reused result)."""
+        o = new.origin
+        for _ in range(20):
+            job_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(6))
+            try:
+                async with self._tx() as db:
+                    await db.execute(
+                        "INSERT INTO jobs (id, kind, platform, chat_id, user_id, reply_to, "
+                        "thread_id, origin_extra, provider, model, options, state, next_poll_at, "
+                        "deadline_at, input_duration, input_bytes, dedup_key, result, "
+                        "created_at, updated_at, completed_at, deliver_after) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (
+                            job_id,
+                            new.kind.value,
+                            o.platform,
+                            o.chat_id,
+                            o.user_id,
+                            o.reply_to,
+                            o.thread_id,
+                            _dumps(dict(o.extra)),
+                            new.provider,
+                            new.model,
+                            _dumps(dict(new.options)),
+                            state.value,
+                            now if state is JobState.QUEUED else None,
+                            new.deadline_at,
+                            new.input_duration,
+                            len(input_blob.data) if input_blob else None,
+                            new.dedup_key,
+                            _dumps(result),
+                            now,
+                            now,
+                            now if state.terminal else None,
+                            now,
+                        ),
+                    )
+                    for role, blob in (("input", input_blob), ("output", output_blob)):
+                        if blob is not None:
+                            await db.execute(
+                                "INSERT INTO job_blobs (job_id, role, data, filename, "
+                                "content_type) VALUES (?,?,?,?,?)",
+                                (job_id, role, blob.data, blob.filename, blob.content_type),
+                            )
+            except sqlite3.IntegrityError:
+                continue  # id collision: draw another
+            job = await self.get(job_id)
+            assert job is not None
+            return job
+        raise RuntimeError("could not allocate a unique job id")
+
+    async def get(self, job_id: str) -> Job | None:
+        """Return the job with this id, or None."""
+        jobs = await self._select("id = ?", (job_id,))
+        return jobs[0] if jobs else None
+
+    async def find_for_chat(self, platform: str, chat_id: str, job_id: str) -> Job | None:
+        """Return the job only if it belongs to this chat (chats never see each other's jobs)."""
+        jobs = await self._select(
+            "id = ? AND platform = ? AND chat_id = ?", (job_id.strip().lower(), platform, chat_id)
+        )
+        return jobs[0] if jobs else None
+
+    async def recent_for_chat(self, platform: str, chat_id: str, limit: int = 10) -> list[Job]:
+        """Newest jobs of one chat first."""
+        return await self._select(
+            "platform = ? AND chat_id = ?",
+            (platform, chat_id, max(0, limit)),
+            "ORDER BY created_at DESC LIMIT ?",
+        )
+
+    async def recent(self, limit: int = 20) -> list[Job]:
+        """Newest jobs overall first."""
+        return await self._select("1", (max(0, limit),), "ORDER BY created_at DESC LIMIT ?")
+
+    async def find_reusable(self, dedup_key: str) -> Job | None:
+        """The newest completed job with this dedup key, whose result can be reused for free."""
+        jobs = await self._select(
+            "dedup_key = ? AND state = 'completed'",
+            (dedup_key,),
+            "ORDER BY created_at DESC LIMIT 1",
+        )
+        return jobs[0] if jobs else None
+
+    async def due(self, now: float, platforms: Iterable[str], limit: int = 100) -> list[Job]:
+        """Queued or submitted jobs of these platforms whose next step is due, oldest first."""
+        names = list(platforms)
+        if not names or limit <= 0:
+            return []
+        marks = ",".join("?" * len(names))
+        return await self._select(
+            f"state IN ('queued', 'submitted') AND next_poll_at <= ? AND platform IN ({marks})",
+            (now, *names, limit),
+            "ORDER BY next_poll_at LIMIT ?",
+        )
+
+    async def undelivered(
+        self, now: float, platforms: Iterable[str], limit: int = 100
+    ) -> list[Job]:
+        """Finished jobs of these platforms whose reply is due and not yet accepted."""
+        names = list(platforms)
+        if not names or limit <= 0:
+            return []
+        marks = ",".join("?" * len(names))
+        return await self._select(
+            "state IN ('completed', 'failed') AND delivered_at IS NULL "
+            f"AND delivery_error IS NULL AND deliver_after <= ? AND platform IN ({marks})",
+            (now, *names, limit),
+            "ORDER BY deliver_after LIMIT ?",
+        )
+
+    async def next_wakeup(self, platforms: Iterable[str]) -> float | None:
+        """The earliest time anything (a poll, a submit, a delivery) becomes due."""
+        names = list(platforms)
+        marks = ",".join("?" * len(names)) or "NULL"
+        sql = (
+            "SELECT MIN(t) FROM ("
+            "SELECT MIN(next_poll_at) AS t FROM jobs WHERE state IN ('queued', 'submitted') "
+            f"AND platform IN ({marks}) "
+            "UNION ALL SELECT MIN(deliver_after) FROM jobs WHERE state IN ('completed', 'failed') "
+            f"AND delivered_at IS NULL AND delivery_error IS NULL AND platform IN ({marks}))"
+        )
+        async with self._lock, self._db.execute(sql, [*names, *names]) as cur:
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    async def load_blob(self, job_id: str, role: str) -> Blob | None:
+        """Return the ``input`` or ``output`` audio of a job, if still kept."""
+        async with (
+            self._lock,
+            self._db.execute(
+                "SELECT data, filename, content_type FROM job_blobs WHERE job_id = ? AND role = ?",
+                (job_id, role),
+            ) as cur,
+        ):
+            row = await cur.fetchone()
+        return None if row is None else Blob(bytes(row[0]), row[1], row[2])
+
+    # -- transitions (each one transaction, guarded in its WHERE clause) ------------------
+
+    async def begin_submit(self, job_id: str, now: float) -> bool:
+        """QUEUED → SUBMITTING, recorded *before* the request leaves (see README: crash safety)."""
+        return await self._update(
+            "UPDATE jobs SET state = 'submitting', attempts = attempts + 1, updated_at = ? "
+            "WHERE id = ? AND state = 'queued'",
+            (now, job_id),
+        )
+
+    async def requeue(self, job_id: str, next_at: float, now: float) -> bool:
+        """SUBMITTING → QUEUED: only when the provider provably did not take the job."""
+        return await self._update(
+            "UPDATE jobs SET state = 'queued', next_poll_at = ?, updated_at = ? "
+            "WHERE id = ? AND state = 'submitting'",
+            (next_at, now, job_id),
+        )
+
+    async def mark_submitted(
+        self,
+        job_id: str,
+        ticket: Mapping[str, Any],
+        *,
+        next_poll_at: float,
+        now: float,
+        cost: float | None = None,
+        queue_position: int | None = None,
+    ) -> bool:
+        """SUBMITTING → SUBMITTED with the ticket; the input audio is dropped in the same step."""
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE jobs SET state = 'submitted', ticket = ?, next_poll_at = ?, cost = ?, "
+                "queue_position = ?, submitted_at = ?, updated_at = ? "
+                "WHERE id = ? AND state = 'submitting'",
+                (_dumps(dict(ticket)), next_poll_at, cost, queue_position, now, now, job_id),
+            )
+            if cur.rowcount == 0:
+                return False
+            await db.execute("DELETE FROM job_blobs WHERE job_id = ? AND role = 'input'", (job_id,))
+            return True
+
+    async def reschedule(
+        self, job_id: str, *, next_poll_at: float, now: float, queue_position: int | None = None
+    ) -> bool:
+        """Record one more poll of a SUBMITTED job and when to ask next."""
+        return await self._update(
+            "UPDATE jobs SET next_poll_at = ?, queue_position = ?, poll_count = poll_count + 1, "
+            "updated_at = ? WHERE id = ? AND state = 'submitted'",
+            (next_poll_at, queue_position, now, job_id),
+        )
+
+    async def complete(
+        self,
+        job_id: str,
+        result: Mapping[str, Any],
+        *,
+        now: float,
+        cost: float | None = None,
+        currency: str | None = None,
+        output_blob: Blob | None = None,
+        polled: bool = False,
+    ) -> bool:
+        """SUBMITTING/SUBMITTED → COMPLETED with the result; input audio dropped."""
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE jobs SET state = 'completed', result = ?, cost = COALESCE(?, cost), "
+                "currency = COALESCE(?, currency), completed_at = ?, updated_at = ?, "
+                "deliver_after = ?, next_poll_at = NULL, poll_count = poll_count + ? "
+                "WHERE id = ? AND state IN ('submitting', 'submitted')",
+                (_dumps(dict(result)), cost, currency, now, now, now, int(polled), job_id),
+            )
+            if cur.rowcount == 0:
+                return False
+            await db.execute("DELETE FROM job_blobs WHERE job_id = ? AND role = 'input'", (job_id,))
+            if output_blob is not None:
+                await db.execute(
+                    "INSERT OR REPLACE INTO job_blobs (job_id, role, data, filename, content_type) "
+                    "VALUES (?, 'output', ?, ?, ?)",
+                    (job_id, output_blob.data, output_blob.filename, output_blob.content_type),
+                )
+            return True
+
+    async def fail(
+        self,
+        job_id: str,
+        error: str,
+        *,
+        now: float,
+        error_code: str | None = None,
+        polled: bool = False,
+    ) -> bool:
+        """Any unfinished state → FAILED with the user-facing sentence; input audio dropped."""
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE jobs SET state = 'failed', error = ?, error_code = ?, completed_at = ?, "
+                "updated_at = ?, deliver_after = ?, next_poll_at = NULL, "
+                "poll_count = poll_count + ? "
+                "WHERE id = ? AND state IN ('queued', 'submitting', 'submitted')",
+                (error, error_code, now, now, now, int(polled), job_id),
+            )
+            if cur.rowcount == 0:
+                return False
+            await db.execute("DELETE FROM job_blobs WHERE job_id = ? AND role = 'input'", (job_id,))
+            return True
+
+    async def recover_interrupted(
+        self, now: float, message: str, platforms: Iterable[str]
+    ) -> list[str]:
+        """Fail every job of these platforms left SUBMITTING by a crash: resubmitting could pay
+        twice. Only the process serving a platform may call this (another may be mid-submit)."""
+        names = list(platforms)
+        if not names:
+            return []
+        marks = ",".join("?" * len(names))
+        async with self._tx() as db:
+            async with db.execute(
+                f"SELECT id FROM jobs WHERE state = 'submitting' AND platform IN ({marks})", names
+            ) as cur:
+                ids = [row[0] for row in await cur.fetchall()]
+            for job_id in ids:
+                await db.execute(
+                    "UPDATE jobs SET state = 'failed', error = ?, error_code = 'interrupted', "
+                    "completed_at = ?, updated_at = ?, deliver_after = ? "
+                    "WHERE id = ? AND state = 'submitting'",
+                    (message, now, now, now, job_id),
+                )
+                await db.execute(
+                    "DELETE FROM job_blobs WHERE job_id = ? AND role = 'input'", (job_id,)
+                )
+        return ids
+
+    async def mark_delivered(self, job_id: str, message_id: str | None, now: float) -> bool:
+        """Record that the platform accepted the reply (once: later calls return False)."""
+        return await self._update(
+            "UPDATE jobs SET delivered_at = ?, delivery_message_id = ?, updated_at = ? "
+            "WHERE id = ? AND delivered_at IS NULL AND state IN ('completed', 'failed')",
+            (now, message_id, now, job_id),
+        )
+
+    async def defer_delivery(self, job_id: str, deliver_after: float, now: float) -> bool:
+        """Try delivering again later (platform rate limit or outage)."""
+        return await self._update(
+            "UPDATE jobs SET deliver_after = ?, delivery_attempts = delivery_attempts + 1, "
+            "updated_at = ? WHERE id = ? AND delivered_at IS NULL",
+            (deliver_after, now, job_id),
+        )
+
+    async def mark_undeliverable(self, job_id: str, reason: str, now: float) -> bool:
+        """Give up delivering (bot blocked, chat gone): never retried again."""
+        return await self._update(
+            "UPDATE jobs SET delivery_error = ?, updated_at = ? "
+            "WHERE id = ? AND delivered_at IS NULL AND delivery_error IS NULL",
+            (reason, now, job_id),
+        )
+
+    async def set_progress_message(self, job_id: str, message_id: str, now: float) -> bool:
+        """Remember the placeholder message the adapter edits as the job moves."""
+        return await self._update(
+            "UPDATE jobs SET progress_message_id = ?, updated_at = ? WHERE id = ?",
+            (message_id, now, job_id),
+        )
+
+    async def update_extra(self, job_id: str, extra: Mapping[str, Any], now: float) -> bool:
+        """Replace the adapter's per-job notes (e.g. an interaction token's fate)."""
+        return await self._update(
+            "UPDATE jobs SET extra = ?, updated_at = ? WHERE id = ?",
+            (_dumps(dict(extra)), now, job_id),
+        )
+
+    # -- chat settings ----------------------------------------------------------------------
+
+    async def get_settings(self, platform: str, chat_id: str) -> dict[str, Any]:
+        """The stored settings of a chat (empty when never changed)."""
+        async with (
+            self._lock,
+            self._db.execute(
+                "SELECT data FROM chat_settings WHERE platform = ? AND chat_id = ?",
+                (platform, chat_id),
+            ) as cur,
+        ):
+            row = await cur.fetchone()
+        return dict(json.loads(row[0])) if row else {}
+
+    async def put_settings(
+        self, platform: str, chat_id: str, data: Mapping[str, Any], now: float
+    ) -> None:
+        """Store a chat's settings, replacing the previous ones."""
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO chat_settings (platform, chat_id, data, updated_at) VALUES (?,?,?,?) "
+                "ON CONFLICT (platform, chat_id) DO UPDATE SET data = excluded.data, "
+                "updated_at = excluded.updated_at",
+                (platform, chat_id, _dumps(dict(data)), now),
+            )

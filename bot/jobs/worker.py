@@ -1,0 +1,398 @@
+"""JobWorker: moves a job one step (submit, poll, deliver) and records the outcome in the store."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from bot import audio
+from bot.errors import AudioError, DeliveryError, ProviderError, ProviderUnavailable, RateLimited
+from bot.jobs.models import Job, JobKind, JobState
+from bot.jobs.store import Blob, SqliteJobStore
+from bot.models import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions, VoiceClip
+from bot.providers.base import PollResult, PollStatus, SpeechToText, TextToSpeech, Ticket
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_DELIVERY_ATTEMPTS = 12
+INTERRUPTED_MESSAGE = (
+    "This job was interrupted while it was being sent to the speech service, so it may or may not "
+    "have been charged. It was not resent automatically; please send it again to retry."
+)
+
+
+class Deliverer(Protocol):
+    """What an adapter offers the core to put results back into a chat."""
+
+    async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
+        """Send the final reply (transcript, voice clip or failure) for a finished job.
+
+        Returns:
+            The platform's id of the (first) reply message, recorded with the delivery.
+
+        Raises:
+            DeliveryError: the platform refused; ``permanent`` stops retries.
+        """
+        ...
+
+    async def progress(self, job: Job) -> None:
+        """Show that a job moved (e.g. edit the placeholder); best effort, errors are logged."""
+        ...
+
+
+class PollSchedule(Protocol):
+    """Decides when to ask a provider about a job next."""
+
+    def first_poll(self, job: Job, min_interval: float) -> float:
+        """Seconds from submission to the first poll."""
+        ...
+
+    def next_poll(self, job: Job, min_interval: float, retry_after: float | None) -> float:
+        """Seconds from now to the next poll, after ``job.poll_count`` polls so far."""
+        ...
+
+
+class BackoffSchedule:
+    """Capped exponential backoff with jitter, never under the provider's minimum interval."""
+
+    def __init__(
+        self,
+        *,
+        base: float = 1.0,
+        factor: float = 1.5,
+        cap: float = 30.0,
+        jitter: float = 0.1,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._base, self._factor, self._cap, self._jitter, self._rng = (
+            base,
+            factor,
+            cap,
+            jitter,
+            rng,
+        )
+
+    def _jittered(self, seconds: float) -> float:
+        return seconds * (1 + self._jitter * (2 * self._rng() - 1))
+
+    def first_poll(self, job: Job, min_interval: float) -> float:
+        return max(min_interval, self._jittered(self._base))
+
+    def next_poll(self, job: Job, min_interval: float, retry_after: float | None) -> float:
+        delay = min(self._cap, self._base * self._factor ** (job.poll_count + 1))
+        return max(min_interval, retry_after or 0.0, self._jittered(delay))
+
+
+def _retry_submit(exc: ProviderError) -> bool:
+    """A submit may be repeated only when the provider provably did not take (or charge) it."""
+    if isinstance(exc, RateLimited):
+        return True
+    return isinstance(exc, ProviderUnavailable) and (exc.status == 503 or not exc.request_sent)
+
+
+class JobWorker:
+    """Advances jobs through their states with the providers and hands results to deliverers."""
+
+    def __init__(
+        self,
+        store: SqliteJobStore,
+        *,
+        stt: Mapping[str, SpeechToText],
+        tts: Mapping[str, TextToSpeech],
+        clock: Callable[[], float],
+        schedule: PollSchedule | None = None,
+    ) -> None:
+        self.store = store
+        self._stt = stt
+        self._tts = tts
+        self._clock = clock
+        self.schedule: PollSchedule = schedule or BackoffSchedule()
+        self.deliverers: dict[str, Deliverer] = {}
+
+    def register(self, platform: str, deliverer: Deliverer) -> None:
+        """Route finished jobs of ``platform`` to ``deliverer``."""
+        self.deliverers[platform] = deliverer
+
+    async def recover(self, now: float) -> list[str]:
+        """At start, after registering deliverers: settle the jobs of their platforms that a
+        crash left ambiguous (see README, crash safety)."""
+        ids = await self.store.recover_interrupted(now, INTERRUPTED_MESSAGE, self.deliverers)
+        if ids:
+            _LOGGER.warning("%d job(s) were interrupted mid-submit: %s", len(ids), ", ".join(ids))
+        return ids
+
+    async def advance(self, job: Job, now: float) -> None:
+        """Do the one step that is due for ``job``."""
+        try:
+            if job.state is JobState.QUEUED:
+                await self.submit(job, now)
+            elif job.state is JobState.SUBMITTED:
+                await self.poll(job, now)
+            elif job.state.terminal and not job.delivered:
+                await self.deliver(job, now)
+        except Exception:
+            _LOGGER.exception("job %s: unexpected error in state %s", job.id, job.state)
+            if job.state is JobState.SUBMITTED:
+                await self.store.reschedule(
+                    job.id, next_poll_at=self._clock() + 5.0, now=self._clock()
+                )
+
+    def _min_interval(self, job: Job) -> float:
+        if job.kind is JobKind.STT:
+            return self._stt[job.provider].capabilities(job.model).min_poll_interval
+        return self._tts[job.provider].capabilities(job.model).min_poll_interval
+
+    async def _notify(self, job_id: str) -> None:
+        job = await self.store.get(job_id)
+        deliverer = self.deliverers.get(job.origin.platform) if job else None
+        if job is None or deliverer is None:
+            return
+        try:
+            await deliverer.progress(job)
+        except Exception as exc:  # progress is cosmetic: never let it break the job
+            _LOGGER.warning("job %s: progress update failed: %s", job_id, exc)
+
+    # -- submit -----------------------------------------------------------------------------
+
+    async def submit(self, job: Job, now: float) -> None:
+        """QUEUED → SUBMITTING → SUBMITTED / COMPLETED / FAILED (or back to QUEUED if unsent)."""
+        if now >= job.deadline_at:
+            await self.store.fail(job.id, _deadline_message(job), now=now, error_code="deadline")
+            return
+        if not await self.store.begin_submit(job.id, now):
+            return  # someone else moved it; the guard keeps us honest
+        try:
+            if job.kind is JobKind.STT:
+                answer: Transcript | Ticket | VoiceClip = await self._submit_stt(job)
+            else:
+                answer = await self._submit_tts(job)
+        except ProviderError as exc:
+            await self._submit_failed(job, exc)
+            return
+        except AudioError as exc:
+            await self.store.fail(job.id, exc.user_message, now=self._clock(), error_code="audio")
+            return
+        except Exception:
+            _LOGGER.exception("job %s: submit crashed", job.id)
+            await self.store.fail(
+                job.id,
+                "The speech service gave an answer I could not understand.",
+                now=self._clock(),
+                error_code="internal",
+            )
+            return
+        await self._record_answer(job, answer)
+
+    async def _submit_stt(self, job: Job) -> Transcript | Ticket:
+        blob = await self.store.load_blob(job.id, "input")
+        if blob is None:
+            raise AudioError(user_message="The audio for this job is gone; please send it again.")
+        provider = self._stt[job.provider]
+        audio_in = AudioInput(
+            data=blob.data,
+            filename=blob.filename or "audio.ogg",
+            content_type=blob.content_type or "application/octet-stream",
+            duration=job.input_duration or 0.0,
+        )
+        opts = job.options
+        options = SttOptions(
+            model=job.model,
+            language=str(opts.get("language", "auto")),
+            diarize=bool(opts.get("diarize", False)),
+        )
+        return await provider.submit(audio_in, options)
+
+    async def _submit_tts(self, job: Job) -> Ticket | VoiceClip:
+        provider = self._tts[job.provider]
+        options = TtsOptions(
+            model=job.model,
+            voice=str(job.options.get("voice", "")),
+            speed=float(job.options.get("speed", 1.0)),
+        )
+        parts = [str(p) for p in job.options.get("parts", ())]
+        audios: list[SpeechAudio] = []
+        for part in parts:
+            answer = await provider.submit(part, options)
+            if isinstance(answer, Ticket):
+                if len(parts) == 1:
+                    return answer
+                raise RuntimeError("asynchronous TTS cannot join several parts")
+            audios.append(answer)
+        return await asyncio.to_thread(audio.to_voice_clip, [a.data for a in audios])
+
+    async def _record_answer(self, job: Job, answer: Transcript | Ticket | VoiceClip) -> None:
+        now = self._clock()
+        if isinstance(answer, Transcript):
+            await self.store.complete(
+                job.id, answer.to_dict(), now=now, cost=answer.cost, currency=answer.currency
+            )
+        elif isinstance(answer, VoiceClip):
+            await self._complete_clip(job, answer, now, polled=False)
+        else:
+            delay = self.schedule.first_poll(job, self._min_interval(job))
+            await self.store.mark_submitted(
+                job.id,
+                dict(answer.data),
+                next_poll_at=now + delay,
+                now=now,
+                cost=answer.cost,
+                queue_position=answer.queue_position,
+            )
+            await self._notify(job.id)
+
+    async def _complete_clip(self, job: Job, clip: VoiceClip, now: float, *, polled: bool) -> None:
+        result = {"duration": clip.duration, "waveform": base64.b64encode(clip.waveform).decode()}
+        await self.store.complete(
+            job.id,
+            result,
+            now=now,
+            output_blob=Blob(clip.ogg, "voice.ogg", "audio/ogg"),
+            polled=polled,
+        )
+
+    async def _submit_failed(self, job: Job, exc: ProviderError) -> None:
+        now = self._clock()
+        if _retry_submit(exc) and now < job.deadline_at:
+            delay = self.schedule.next_poll(job, 0.0, exc.retry_after)
+            _LOGGER.info(
+                "job %s: provider did not take it (%s); retry in %.1fs", job.id, exc, delay
+            )
+            await self.store.requeue(job.id, now + delay, now)
+            return
+        _log_provider_failure(job, exc)
+        await self.store.fail(job.id, exc.user_message, now=now, error_code=type(exc).__name__)
+
+    # -- poll -------------------------------------------------------------------------------
+
+    async def poll(self, job: Job, now: float) -> None:
+        """Ask the provider about a SUBMITTED job and record what it said."""
+        if now >= job.deadline_at:
+            await self.store.fail(
+                job.id, _deadline_message(job), now=now, error_code="deadline", polled=False
+            )
+            return
+        provider: SpeechToText | TextToSpeech = (
+            self._stt[job.provider] if job.kind is JobKind.STT else self._tts[job.provider]
+        )
+        ticket = Ticket(provider=job.provider, data=job.ticket or {})
+        try:
+            result = await provider.poll(ticket)
+        except ProviderError as exc:
+            await self._poll_failed(job, exc)
+            return
+        await self._record_poll(job, result)
+
+    async def _poll_failed(self, job: Job, exc: ProviderError) -> None:
+        now = self._clock()
+        if exc.retryable:
+            delay = self.schedule.next_poll(job, self._min_interval(job), exc.retry_after)
+            _LOGGER.info("job %s: poll failed (%s); next poll in %.1fs", job.id, exc, delay)
+            await self.store.reschedule(
+                job.id, next_poll_at=now + delay, now=now, queue_position=job.queue_position
+            )
+            return
+        _log_provider_failure(job, exc)
+        await self.store.fail(
+            job.id, exc.user_message, now=now, error_code=type(exc).__name__, polled=True
+        )
+
+    async def _record_poll(self, job: Job, result: PollResult) -> None:
+        now = self._clock()
+        if result.status is PollStatus.COMPLETED:
+            if result.transcript is not None:
+                t = result.transcript
+                await self.store.complete(
+                    job.id, t.to_dict(), now=now, cost=t.cost, currency=t.currency, polled=True
+                )
+            elif result.audio is not None:
+                try:
+                    clip = await asyncio.to_thread(audio.to_voice_clip, [result.audio.data])
+                except AudioError as exc:
+                    await self.store.fail(job.id, exc.user_message, now=now, error_code="audio")
+                    return
+                await self._complete_clip(job, clip, now, polled=True)
+            return
+        if result.status is PollStatus.FAILED:
+            await self.store.fail(
+                job.id,
+                result.error or "The speech service could not process this job.",
+                now=now,
+                error_code=result.error_code or "provider_failed",
+                polled=True,
+            )
+            return
+        if self._stuck(job, now):
+            await self.store.fail(job.id, _stuck_message(job), now=now, error_code="stuck")
+            return
+        delay = self.schedule.next_poll(job, self._min_interval(job), None)
+        await self.store.reschedule(
+            job.id, next_poll_at=now + delay, now=now, queue_position=result.queue_position
+        )
+        if result.queue_position != job.queue_position:
+            await self._notify(job.id)
+
+    def _stuck(self, job: Job, now: float) -> bool:
+        if job.kind is not JobKind.STT or job.submitted_at is None:
+            return False
+        limit = self._stt[job.provider].capabilities(job.model).max_processing_seconds
+        return now - job.submitted_at > limit
+
+    # -- deliver ----------------------------------------------------------------------------
+
+    async def deliver(self, job: Job, now: float) -> None:
+        """Hand a finished job to its platform; mark delivered only once the platform accepted."""
+        deliverer = self.deliverers.get(job.origin.platform)
+        if deliverer is None:
+            return
+        clip = None
+        if job.kind is JobKind.TTS and job.state is JobState.COMPLETED:
+            blob = await self.store.load_blob(job.id, "output")
+            if blob is not None:
+                clip = VoiceClip(blob.data, job.clip_duration or 0.0, job.waveform or b"")
+        try:
+            message_id = await deliverer.deliver(job, clip)
+        except DeliveryError as exc:
+            await self._delivery_failed(job, exc, exc.permanent, exc.retry_after)
+        except Exception as exc:
+            _LOGGER.exception("job %s: delivery crashed", job.id)
+            await self._delivery_failed(job, exc, False, None)
+        else:
+            await self.store.mark_delivered(job.id, message_id, self._clock())
+
+    async def _delivery_failed(
+        self, job: Job, exc: Exception, permanent: bool, retry_after: float | None
+    ) -> None:
+        now = self._clock()
+        if permanent or job.delivery_attempts + 1 >= MAX_DELIVERY_ATTEMPTS:
+            _LOGGER.warning("job %s: giving up delivery: %s", job.id, exc)
+            await self.store.mark_undeliverable(job.id, str(exc)[:500], now)
+            return
+        delay = retry_after if retry_after is not None else min(300.0, 2.0**job.delivery_attempts)
+        _LOGGER.info("job %s: delivery failed (%s); retry in %.1fs", job.id, exc, delay)
+        await self.store.defer_delivery(job.id, now + delay, now)
+
+
+def _deadline_message(job: Job) -> str:
+    minutes = max(1, round((job.deadline_at - job.created_at) / 60))
+    unit = "minute" if minutes == 1 else "minutes"
+    return f"The speech service did not finish within {minutes} {unit}, so the job was stopped."
+
+
+def _stuck_message(job: Job) -> str:
+    return "The speech service has been processing this for too long; the job was stopped."
+
+
+def _log_provider_failure(job: Job, exc: ProviderError) -> None:
+    # One operator line per job, never a retry storm: auth and balance problems need a human.
+    _LOGGER.error(
+        "job %s: %s provider refused (%s, status %s): %s",
+        job.id,
+        job.provider,
+        type(exc).__name__,
+        exc.status,
+        exc,
+    )

@@ -1,0 +1,1 @@
+"""Speech providers: NanoGPT and cantonese.ai behind the SpeechToText / TextToSpeech roles."""

@@ -1,0 +1,138 @@
+"""Provider roles: SpeechToText and TextToSpeech, their declared capabilities and poll results."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from bot.models import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions
+
+
+class PollStatus(StrEnum):
+    """Where a provider says an asynchronous job is."""
+
+    PENDING = "pending"
+    """Accepted, waiting in the provider's queue."""
+    RUNNING = "running"
+    """Being processed right now."""
+    COMPLETED = "completed"
+    """Finished; the result is attached."""
+    FAILED = "failed"
+    """Finished without a result; the error is attached."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A provider's receipt for an asynchronous job.
+
+    ``data`` holds every field the vendor's docs say to echo back when polling (runId, cost,
+    paymentSource, ...). It must be JSON-serialisable: the job store persists it so a restart can
+    keep polling without paying again.
+    """
+
+    provider: str
+    data: Mapping[str, Any]
+    cost: float | None = None
+    queue_position: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """One answer to ``poll``; exactly one of transcript/audio is set when COMPLETED."""
+
+    status: PollStatus
+    transcript: Transcript | None = None
+    audio: SpeechAudio | None = None
+    error: str | None = None
+    error_code: str | None = None
+    queue_position: int | None = None
+    cost: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SttCapabilities:
+    """What a speech-to-text model can do, checked before a job is created."""
+
+    asynchronous: bool
+    diarization: bool
+    timestamps: bool
+    formats: frozenset[str]
+    """Container/extension names accepted for direct upload (e.g. ``ogg``, ``mp3``, ``wav``)."""
+    max_upload_bytes: int
+    min_poll_interval: float = 0.0
+    """Seconds; never poll faster than this."""
+    max_processing_seconds: float = 1800.0
+    """A job processing longer than this is considered stuck."""
+    max_duration_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TtsCapabilities:
+    """What a text-to-speech model can do."""
+
+    asynchronous: bool
+    max_chars: int
+    min_poll_interval: float = 0.0
+    voices: frozenset[str] = field(default_factory=frozenset)
+    """Known voice names; empty means "not enumerated, pass through"."""
+
+
+class SpeechToText(Protocol):
+    """A hosted speech-to-text API."""
+
+    name: str
+
+    def capabilities(self, model: str) -> SttCapabilities:
+        """Return what ``model`` supports.
+
+        Raises:
+            ProviderBadRequest: the model is unknown to this provider.
+        """
+        ...
+
+    async def submit(self, audio: AudioInput, options: SttOptions) -> Transcript | Ticket:
+        """Send audio for transcription.
+
+        Returns:
+            The transcript for synchronous models, or a ticket to poll.
+
+        Raises:
+            ProviderError: a typed subclass for every HTTP failure.
+        """
+        ...
+
+    async def poll(self, ticket: Ticket) -> PollResult:
+        """Ask where an asynchronous job is.
+
+        Raises:
+            ProviderError: a typed subclass for every HTTP failure.
+        """
+        ...
+
+
+class TextToSpeech(Protocol):
+    """A hosted text-to-speech API."""
+
+    name: str
+
+    def capabilities(self, model: str) -> TtsCapabilities:
+        """Return what ``model`` supports."""
+        ...
+
+    async def submit(self, text: str, options: TtsOptions) -> SpeechAudio | Ticket:
+        """Ask for speech.
+
+        Returns:
+            The audio for synchronous models (downloaded if the API answered with a URL), or a
+            ticket to poll.
+
+        Raises:
+            ProviderError: a typed subclass for every HTTP failure.
+        """
+        ...
+
+    async def poll(self, ticket: Ticket) -> PollResult:
+        """Ask where an asynchronous synthesis is; COMPLETED carries the downloaded audio."""
+        ...

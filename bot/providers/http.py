@@ -1,0 +1,240 @@
+"""The one place where an HTTP exchange with a speech provider becomes bytes or a typed error."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from bot.errors import (
+    InsufficientBalance,
+    PayloadTooLarge,
+    ProviderAuthError,
+    ProviderBadRequest,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    UnknownJob,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+_MAX_VENDOR_TEXT = 200
+"""Characters of the vendor's error text kept in an operator message (bodies can be HTML pages)."""
+
+_STATUS_ERRORS: dict[int, type[ProviderError]] = {
+    400: ProviderBadRequest,
+    401: ProviderAuthError,
+    402: InsufficientBalance,
+    403: ProviderAuthError,
+    404: UnknownJob,
+    413: PayloadTooLarge,
+    429: RateLimited,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    """A successful (2xx) answer: status, bare content type (no parameters) and body bytes."""
+
+    status: int
+    content_type: str
+    body: bytes
+    provider: str
+    what: str
+    """``METHOD /path`` of the request, for error messages (never the query or the key)."""
+
+    def json(self) -> Any:
+        """Decode the body as JSON.
+
+        Raises:
+            ProviderUnavailable: the body is not JSON (a proxy page, a truncated answer...).
+        """
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ProviderUnavailable(
+                f"{self.provider}: {self.what} answered {self.status} with malformed JSON: "
+                f"{_snippet(self.body)!r}",
+                provider=self.provider,
+                status=self.status,
+            ) from exc
+
+    def json_object(self) -> dict[str, Any]:
+        """Decode the body as a JSON object (dict); anything else is a malformed answer."""
+        data = self.json()
+        if not isinstance(data, dict):
+            raise ProviderUnavailable(
+                f"{self.provider}: {self.what} answered {self.status} with JSON that is not an "
+                f"object: {_snippet(self.body)!r}",
+                provider=self.provider,
+                status=self.status,
+            )
+        return data
+
+
+def malformed(answer: HttpAnswer, detail: str) -> ProviderUnavailable:
+    """Build the error for a 2xx answer whose JSON does not have the documented shape."""
+    return ProviderUnavailable(
+        f"{answer.provider}: {answer.what} answered {answer.status} with an unexpected shape "
+        f"({detail}): {_snippet(answer.body)!r}",
+        provider=answer.provider,
+        status=answer.status,
+    )
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    provider: str,
+    timeout: float,
+    secrets: Iterable[str] = (),
+    **kwargs: Any,
+) -> HttpAnswer:
+    """Send one request and return its 2xx answer, or raise the typed error for anything else.
+
+    Redirects are not followed unless the caller passes ``allow_redirects=True``: requests that
+    carry an API key must not be replayed to whatever host a redirect names.
+
+    Args:
+        session: the application's shared session.
+        method: HTTP method.
+        url: full URL.
+        provider: provider name stored on errors.
+        timeout: total seconds for connect, send and reading the whole body.
+        secrets: strings (API keys) scrubbed from any message, in case a vendor echoes them.
+        **kwargs: passed to ``session.request`` (``json``, ``data``, ``headers``, ``params``...).
+
+    Returns:
+        The answer; its body has been read completely.
+
+    Raises:
+        ProviderError: a subclass chosen by status (see ``_STATUS_ERRORS``; 5xx and transport
+            failures are ``ProviderUnavailable``, with ``request_sent=False`` only when the
+            connection was never established).
+    """
+    what = f"{method} {urlsplit(url).path}"
+    kwargs.setdefault("allow_redirects", False)
+    try:
+        async with session.request(
+            method, url, timeout=aiohttp.ClientTimeout(total=timeout), **kwargs
+        ) as response:
+            body = await response.read()
+            status = response.status
+            content_type = response.content_type
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+    except aiohttp.ClientConnectorError as exc:
+        # Refused / DNS / TLS handshake: nothing reached the provider, so resubmitting is free.
+        raise ProviderUnavailable(
+            _scrub(f"{provider}: {what}: cannot connect ({type(exc).__name__})", secrets),
+            provider=provider,
+            request_sent=False,
+        ) from exc
+    except TimeoutError as exc:  # asyncio.TimeoutError is this alias on 3.11
+        raise ProviderUnavailable(
+            f"{provider}: {what}: no complete answer within {timeout:g} s",
+            provider=provider,
+        ) from exc
+    except aiohttp.ClientError as exc:
+        raise ProviderUnavailable(
+            _scrub(f"{provider}: {what}: {type(exc).__name__}: {exc}", secrets)[:300],
+            provider=provider,
+        ) from exc
+    if 200 <= status < 300:
+        _LOGGER.debug("%s %s -> %s (%d bytes)", provider, what, status, len(body))
+        return HttpAnswer(status, content_type, body, provider, what)
+    raise _status_error(provider, what, status, body, retry_after, secrets)
+
+
+def same_origin(url: str, base_url: str) -> bool:
+    """Return whether ``url`` has the scheme, host and port of ``base_url`` (where keys may go)."""
+    a, b = urlsplit(url), urlsplit(base_url)
+    return (a.scheme, a.hostname, _port(a.scheme, a.port)) == (
+        b.scheme,
+        b.hostname,
+        _port(b.scheme, b.port),
+    )
+
+
+def _port(scheme: str, port: int | None) -> int | None:
+    if port is not None:
+        return port
+    return {"http": 80, "https": 443}.get(scheme)
+
+
+def _status_error(
+    provider: str,
+    what: str,
+    status: int,
+    body: bytes,
+    retry_after: float | None,
+    secrets: Iterable[str],
+) -> ProviderError:
+    if status in _STATUS_ERRORS:
+        cls = _STATUS_ERRORS[status]
+    elif status >= 500:
+        cls = ProviderUnavailable
+    else:
+        # Other 4xx, and 3xx we refused to follow: repeating the same request will not help.
+        cls = ProviderBadRequest
+    message = _scrub(f"{provider}: {what} answered {status}: {vendor_text(body)}", secrets)
+    keep_retry = cls is RateLimited or status >= 500
+    return cls(
+        message,
+        provider=provider,
+        status=status,
+        retry_after=retry_after if keep_retry else None,
+    )
+
+
+def vendor_text(body: bytes) -> str:
+    """Return the vendor's error text: the JSON ``error``/``message``/``detail`` or the raw body."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return _snippet(body) or "(empty body)"
+    if isinstance(data, dict):
+        for key in ("error", "message", "detail", "msg"):
+            value = data.get(key)
+            if isinstance(value, dict):
+                value = value.get("message") or value.get("detail") or json.dumps(value)
+            if isinstance(value, str) and value:
+                return value[:_MAX_VENDOR_TEXT]
+    return _snippet(body)
+
+
+def _snippet(body: bytes) -> str:
+    text = body[: _MAX_VENDOR_TEXT * 4].decode("utf-8", "replace")
+    return " ".join(text.split())[:_MAX_VENDOR_TEXT]
+
+
+def _scrub(message: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "***")
+    return message
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Parse ``Retry-After``: delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -1,0 +1,292 @@
+"""VoiceService: the one entry point adapters and the CLI use to create and inspect jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+from bot import audio, render
+from bot.config import Config
+from bot.errors import InputError, ProviderNotConfigured
+from bot.jobs.models import Job, JobKind, JobState
+from bot.jobs.store import Blob, NewJob, SqliteJobStore
+from bot.models import Origin
+from bot.providers.base import SpeechToText, SttCapabilities, TextToSpeech, TtsCapabilities
+from bot.settings import ChatSettings, apply_setting, describe_settings
+from bot.status import render_job, render_job_list
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_TTS_PARTS = 10
+SPEAK_USAGE = "Nothing to say: give me some text, e.g. /speak Hello there."
+
+
+def clean_text(text: str) -> str:
+    """Drop control and zero-width characters that make TTS read garbage; keep emoji and RTL."""
+    kept = [
+        ch
+        for ch in text
+        if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf") or ch == "\u200d"
+    ]
+    return "".join(kept).strip()
+
+
+class VoiceService:
+    """Creates jobs (after checking the input against the provider's capabilities) and answers
+    questions about them. Adapters never touch the store or providers directly."""
+
+    def __init__(
+        self,
+        store: SqliteJobStore,
+        config: Config,
+        *,
+        stt: Mapping[str, SpeechToText],
+        tts: Mapping[str, TextToSpeech],
+        wake: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self._stt = stt
+        self._tts = tts
+        self._wake = wake
+        self._clock = clock
+
+    # -- providers --------------------------------------------------------------------------
+
+    def _stt_provider(self, name: str) -> SpeechToText:
+        if name in self._stt:
+            return self._stt[name]
+        raise self._not_configured(name)
+
+    def _tts_provider(self, name: str) -> TextToSpeech:
+        if name in self._tts:
+            return self._tts[name]
+        raise self._not_configured(name)
+
+    def _not_configured(self, name: str) -> ProviderNotConfigured:
+        pc = self.config.providers.get(name)
+        detail = pc.missing_key_message() if pc else f"unknown provider {name!r}"
+        return ProviderNotConfigured(detail, provider=name)
+
+    def stt_capabilities(
+        self, provider: str | None = None, model: str | None = None
+    ) -> SttCapabilities:
+        """What the (default) speech-to-text model can do."""
+        name = provider or self.config.stt.provider
+        return self._stt_provider(name).capabilities(model or self.config.stt.model)
+
+    def tts_capabilities(
+        self, provider: str | None = None, model: str | None = None
+    ) -> TtsCapabilities:
+        """What the (default) text-to-speech model can do."""
+        name = provider or self.config.tts.provider
+        return self._tts_provider(name).capabilities(model or self.config.tts.model)
+
+    # -- creating jobs ----------------------------------------------------------------------
+
+    async def transcribe(
+        self,
+        origin: Origin,
+        data: bytes,
+        filename: str,
+        *,
+        settings: ChatSettings | None = None,
+        dedup_key: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        language: str | None = None,
+        diarize: bool | None = None,
+    ) -> Job:
+        """Check and store audio as a transcription job; the poller takes it from there.
+
+        ``dedup_key`` identifies the same file on the platform (Telegram's ``file_unique_id``): a
+        finished transcript with the same key and options is reused instead of paid for again.
+
+        Raises:
+            AudioError, AudioTooLong: the audio is unusable (message says why).
+            ProviderNotConfigured: the chosen provider has no API key.
+        """
+        cfg = self.config.stt
+        settings = settings or ChatSettings()
+        name = provider or cfg.provider
+        model = model or cfg.model
+        caps = self._stt_provider(name).capabilities(model)
+        lang = language or settings.language or cfg.language
+        want_diarize = diarize if diarize is not None else settings.diarize
+        do_diarize = (cfg.diarize if want_diarize is None else want_diarize) and caps.diarization
+        options = {"language": lang, "diarize": do_diarize, "filename": filename}
+        now = self._clock()
+        key = None
+        if dedup_key:
+            raw = f"{origin.platform}|{dedup_key}|{name}|{model}|{lang}|{do_diarize}"
+            key = hashlib.sha256(raw.encode()).hexdigest()
+            reused = await self._reuse(origin, key, options, now)
+            if reused is not None:
+                return reused
+        prepared = await asyncio.to_thread(
+            audio.prepare_for_upload,
+            data,
+            filename,
+            formats=caps.formats,
+            max_bytes=caps.max_upload_bytes,
+            max_duration=caps.max_duration_seconds,
+        )
+        job = await self.store.create(
+            NewJob(
+                kind=JobKind.STT,
+                origin=origin,
+                provider=name,
+                model=model,
+                options=options,
+                deadline_at=now + self.config.jobs.deadline_seconds,
+                input_duration=prepared.duration,
+                dedup_key=key,
+            ),
+            now=now,
+            input_blob=Blob(prepared.data, prepared.filename, prepared.content_type),
+        )
+        self._wake()
+        return job
+
+    async def _reuse(
+        self, origin: Origin, key: str, options: Mapping[str, object], now: float
+    ) -> Job | None:
+        previous = await self.store.find_reusable(key)
+        if previous is None or previous.result is None:
+            return None
+        _LOGGER.info("reusing transcript of job %s (same file and options)", previous.id)
+        job = await self.store.create(
+            NewJob(
+                kind=JobKind.STT,
+                origin=origin,
+                provider=previous.provider,
+                model=previous.model,
+                options={**options, "reused_from": previous.id},
+                deadline_at=now,
+                input_duration=previous.input_duration,
+                dedup_key=key,
+            ),
+            now=now,
+            state=JobState.COMPLETED,
+            result={**previous.result, "cost": 0.0},
+        )
+        self._wake()
+        return job
+
+    async def speak(
+        self,
+        origin: Origin,
+        text: str,
+        *,
+        settings: ChatSettings | None = None,
+        voice: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+    ) -> Job:
+        """Store a text-to-speech job; long text is split into parts whose audio is joined.
+
+        Raises:
+            InputError: empty text, or longer than the provider can take (limit stated).
+            ProviderNotConfigured: the chosen provider has no API key.
+        """
+        cfg = self.config.tts
+        name = provider or cfg.provider
+        model = model or cfg.model
+        caps = self._tts_provider(name).capabilities(model)
+        text = clean_text(text)
+        if not text:
+            raise InputError(SPEAK_USAGE)
+        limit = caps.max_chars if caps.asynchronous else caps.max_chars * MAX_TTS_PARTS
+        if len(text) > limit:
+            raise InputError(
+                f"That text is {len(text):,} characters; the limit is {limit:,}. "
+                "Please send a shorter text."
+            )
+        parts = render.split_message(text, caps.max_chars)
+        chosen_voice = voice or (settings.voice if settings else None) or cfg.voice
+        now = self._clock()
+        job = await self.store.create(
+            NewJob(
+                kind=JobKind.TTS,
+                origin=origin,
+                provider=name,
+                model=model,
+                options={
+                    "voice": chosen_voice,
+                    "speed": cfg.speed,
+                    "parts": parts,
+                    "chars": len(text),
+                },
+                deadline_at=now + self.config.jobs.deadline_seconds,
+            ),
+            now=now,
+        )
+        self._wake()
+        return job
+
+    # -- questions about jobs ---------------------------------------------------------------
+
+    async def job(self, platform: str, chat_id: str, job_id: str) -> Job | None:
+        """A job of this chat (another chat's job is invisible: None)."""
+        return await self.store.find_for_chat(platform, chat_id, job_id)
+
+    async def recent_jobs(self, platform: str, chat_id: str, limit: int = 10) -> list[Job]:
+        """This chat's newest jobs."""
+        return await self.store.recent_for_chat(platform, chat_id, limit)
+
+    async def status_text(self, platform: str, chat_id: str, job_id: str | None = None) -> str:
+        """What /status answers: one job in detail, or this chat's recent jobs."""
+        now = self._clock()
+        if not job_id or not job_id.strip():
+            return render_job_list(await self.recent_jobs(platform, chat_id), now)
+        wanted = job_id.strip().lstrip("#`").rstrip("`")
+        if not wanted.isalnum() or len(wanted) > 32:
+            return f"{job_id.strip()[:40]!r} is not a job id. Job ids look like ab12cd."
+        job = await self.job(platform, chat_id, wanted)
+        if job is None:
+            return f"No job {wanted} in this chat. Use /status to list this chat's jobs."
+        return render_job(job, now)
+
+    async def set_progress_message(self, job_id: str, message_id: str) -> None:
+        """Remember the placeholder message that shows a job's progress."""
+        await self.store.set_progress_message(job_id, message_id, self._clock())
+
+    async def update_job_extra(self, job: Job, **changes: object) -> Job:
+        """Merge adapter notes into the job's ``extra`` and return the updated job."""
+        extra = {**job.extra, **changes}
+        await self.store.update_extra(job.id, extra, self._clock())
+        return replace(job, extra=extra)
+
+    # -- chat settings ----------------------------------------------------------------------
+
+    async def settings(self, platform: str, chat_id: str) -> ChatSettings:
+        """This chat's settings (defaults when never changed)."""
+        return ChatSettings.from_dict(await self.store.get_settings(platform, chat_id))
+
+    async def change_setting(
+        self, platform: str, chat_id: str, name: str, value: str
+    ) -> ChatSettings:
+        """Change one setting from user text and store it.
+
+        Raises:
+            InputError: unknown setting or bad value (the message says which and why).
+        """
+        current = await self.settings(platform, chat_id)
+        updated = apply_setting(current, name, value)
+        await self.store.put_settings(platform, chat_id, updated.to_dict(), self._clock())
+        return updated
+
+    def describe(self, settings: ChatSettings) -> str:
+        """Plain-text summary of a chat's settings against the bot's defaults."""
+        return describe_settings(
+            settings,
+            language=self.config.stt.language,
+            diarize=self.config.stt.diarize,
+            voice=self.config.tts.voice,
+        )

@@ -1,0 +1,31 @@
+"""Test-wide setup: no network but loopback, and helpers to run voicebot in a subprocess offline."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OFFLINE_DIR = Path(__file__).resolve().parent / "offline"
+
+sys.path.insert(0, str(OFFLINE_DIR))
+from tests_offline_guard import install  # noqa: E402
+
+install()
+os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+os.environ["no_proxy"] = "127.0.0.1,localhost"
+for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+    os.environ.pop(_proxy, None)
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for a ``voicebot`` subprocess: offline guard loaded, project importable."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    paths = [str(OFFLINE_DIR), str(ROOT)]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env

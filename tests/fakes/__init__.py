@@ -1,0 +1,1 @@
+"""Local fake servers (providers, Telegram Bot API, Discord) and test inputs; loopback only."""

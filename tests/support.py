@@ -1,0 +1,102 @@
+"""Shared test helpers: configs pointing at the local fakes, a fake clock, a recording deliverer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.config import Config, parse_config
+from bot.jobs.models import Job
+from bot.models import VoiceClip
+
+NANO_KEY = "test-nano-key"
+CANTO_KEY = "test-canto-key"
+
+
+def config_dict(
+    tmp_path: Path,
+    *,
+    nano_url: str = "http://127.0.0.1:9/api",
+    canto_url: str = "http://127.0.0.1:9",
+    **sections: dict[str, Any],
+) -> dict[str, Any]:
+    """A complete config document whose providers point at local fakes (port 9: discard)."""
+    data: dict[str, Any] = {
+        "storage": {"path": str(tmp_path / "voicebot.sqlite3")},
+        "providers": {
+            "nanogpt": {"api_key": NANO_KEY, "base_url": nano_url, "timeout": 10},
+            "cantonese": {"api_key": CANTO_KEY, "base_url": canto_url, "timeout": 10},
+        },
+        "stt": {"provider": "nanogpt", "model": "Whisper-Large-V3"},
+        "tts": {"provider": "nanogpt", "model": "Kokoro-82m", "voice": "af_bella"},
+        "jobs": {"deadline_seconds": 600, "max_poll_interval": 2},
+    }
+    for name, values in sections.items():
+        data[name] = {**data.get(name, {}), **values}
+    return data
+
+
+def make_config(tmp_path: Path, **kwargs: Any) -> Config:
+    """A validated :class:`Config` for tests (see :func:`config_dict`)."""
+    return parse_config(config_dict(tmp_path, **kwargs), env={})
+
+
+def write_config(tmp_path: Path, **kwargs: Any) -> Path:
+    """Write :func:`config_dict` as YAML and return its path (for subprocess tests)."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config_dict(tmp_path, **kwargs)), encoding="utf-8")
+    return path
+
+
+class FakeClock:
+    """A settable clock for poller tests: ``clock()`` returns ``clock.now``."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+
+class RecordingDeliverer:
+    """A platform stand-in that records deliveries and progress (the adapters test the real ones).
+
+    ``fail_with`` makes the next deliveries raise, to test retries and permanent refusals.
+    """
+
+    def __init__(self) -> None:
+        self.delivered: list[tuple[Job, VoiceClip | None]] = []
+        self.progressed: list[Job] = []
+        self.fail_with: list[Exception] = []
+        self._event = asyncio.Event()
+
+    async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
+        if self.fail_with:
+            raise self.fail_with.pop(0)
+        self.delivered.append((job, clip))
+        self._event.set()
+        return f"msg-{len(self.delivered)}"
+
+    async def progress(self, job: Job) -> None:
+        self.progressed.append(job)
+
+    async def wait(self, count: int = 1, timeout: float = 10.0) -> None:
+        async def until() -> None:
+            while len(self.delivered) < count:
+                self._event.clear()
+                await self._event.wait()
+
+        await asyncio.wait_for(until(), timeout)
+
+
+def ids(jobs: list[Job], key: Callable[[Job], Any] = lambda j: j.id) -> list[Any]:
+    """Project a list of jobs, for compact assertions."""
+    return [key(j) for j in jobs]

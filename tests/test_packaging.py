@@ -1,0 +1,37 @@
+"""Project-level promises: CI runs README's test command; the core never imports a chat library."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.conftest import ROOT, subprocess_env
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"```sh\n(.*?)```", readme, re.S)
+    test_cmd = next(c.strip() for c in commands if "pytest" in c)
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert test_cmd in ci
+
+
+def test_core_never_imports_chat_libraries() -> None:
+    code = (
+        "import pkgutil, importlib, sys, bot\n"
+        "for m in pkgutil.walk_packages(bot.__path__, 'bot.'):\n"
+        "    if m.name != 'bot.__main__': importlib.import_module(m.name)\n"
+        "bad = sorted(n for n in sys.modules if n.split('.')[0] in ('discord', 'telegram'))\n"
+        "print(','.join(bad))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
