@@ -277,7 +277,7 @@ def _read_stt_tts(root: _Section) -> tuple[SttConfig, TtsConfig]:
     return stt, tts
 
 
-def _read_platforms(root: _Section) -> tuple[TelegramConfig, DiscordConfig]:
+def _read_telegram(root: _Section) -> TelegramConfig:
     t = root.section("telegram")
     telegram = TelegramConfig(
         token=t.get("token", str, None),
@@ -287,6 +287,10 @@ def _read_platforms(root: _Section) -> tuple[TelegramConfig, DiscordConfig]:
     )
     _positive(t, "max_download_bytes", telegram.max_download_bytes)
     t.finish()
+    return telegram
+
+
+def _read_discord(root: _Section) -> DiscordConfig:
     d = root.section("discord")
     ids = d.raw("guild_ids")
     guild_ids: tuple[int, ...] = ()
@@ -304,7 +308,7 @@ def _read_platforms(root: _Section) -> tuple[TelegramConfig, DiscordConfig]:
         max_messages=d.get("max_messages", int, 3) or 3,
     )
     d.finish()
-    return telegram, discord
+    return discord
 
 
 def parse_config(
@@ -344,7 +348,7 @@ def parse_config(
     for key in ("deadline_seconds", "concurrency", "max_poll_interval"):
         _positive(j, key, getattr(jobs, key))
     j.finish()
-    telegram, discord = _read_platforms(root)
+    telegram, discord = _read_telegram(root), _read_discord(root)
     log = root.section("logging")
     level = _read_choice(log, "level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
     log.finish()
