@@ -63,7 +63,7 @@ def make_tone(
 
 
 def decode_info(data: bytes) -> tuple[str, str, float, int, int]:
-    """Return (container format, codec name, duration seconds, sample rate, channels) by decoding."""
+    """Return (format, codec, duration seconds, sample rate, channels) by decoding."""
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.audio[0]
         samples = 0
