@@ -15,6 +15,7 @@ import aiohttp
 from bot.config import Config
 from bot.jobs.models import Job
 from bot.jobs.poller import Poller
+from bot.jobs.schedule import PredictiveSchedule
 from bot.jobs.store import SqliteJobStore
 from bot.jobs.worker import JobWorker
 from bot.models import VoiceClip
@@ -134,7 +135,10 @@ class Core:
         self.store = store
         self.clock = clock
         self.stt, self.tts = build_providers(config, session)
-        self.worker = JobWorker(store, stt=self.stt, tts=self.tts, clock=clock)
+        self.schedule = PredictiveSchedule(store, clock, cap=config.jobs.max_poll_interval)
+        self.worker = JobWorker(
+            store, stt=self.stt, tts=self.tts, clock=clock, schedule=self.schedule
+        )
         self.poller = Poller(
             store,
             self.worker,
@@ -143,7 +147,13 @@ class Core:
             max_idle=config.jobs.max_poll_interval,
         )
         self.service = VoiceService(
-            store, config, stt=self.stt, tts=self.tts, wake=self.poller.wake, clock=clock
+            store,
+            config,
+            stt=self.stt,
+            tts=self.tts,
+            wake=self.poller.wake,
+            clock=clock,
+            eta=self.schedule.eta,
         )
 
     @classmethod
@@ -154,7 +164,9 @@ class Core:
             headers={"User-Agent": "voicebot/0.1 (+self-hosted)"},
             # aiohttp leaves trust_env off: no proxy variable can silently reroute the API keys.
         )
-        return cls(config, session, store, clock=clock)
+        core = cls(config, session, store, clock=clock)
+        await core.schedule.load()
+        return core
 
     async def close(self) -> None:
         """Release the session and the database."""

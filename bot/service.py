@@ -49,8 +49,10 @@ class VoiceService:
         tts: Mapping[str, TextToSpeech],
         wake: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
+        eta: Callable[[Job], float | None] = lambda job: None,
     ) -> None:
         self.store = store
+        self._eta = eta
         self.config = config
         self._stt = stt
         self._tts = tts
@@ -251,7 +253,7 @@ class VoiceService:
         job = await self.job(platform, chat_id, wanted)
         if job is None:
             return f"No job {wanted} in this chat. Use /status to list this chat's jobs."
-        return render_job(job, now)
+        return render_job(job, now, eta=self._eta(job))
 
     async def set_progress_message(self, job_id: str, message_id: str) -> None:
         """Remember the placeholder message that shows a job's progress."""

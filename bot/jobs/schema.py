@@ -72,3 +72,24 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
 )
+
+MIGRATIONS += (
+    # v2: learned provider speed (predictive polling). An exponentially weighted least-squares fit
+    # of processing seconds on job size (audio seconds for STT, characters for TTS).
+    """
+    CREATE TABLE speed_stats (
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        sw REAL NOT NULL,
+        sx REAL NOT NULL,
+        sy REAL NOT NULL,
+        sxx REAL NOT NULL,
+        sxy REAL NOT NULL,
+        dev REAL NOT NULL,
+        samples INTEGER NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (provider, model, kind)
+    );
+    """,
+)

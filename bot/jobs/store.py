@@ -529,3 +529,48 @@ class SqliteJobStore:
                 "updated_at = excluded.updated_at",
                 (platform, chat_id, _dumps(dict(data)), now),
             )
+
+    # -- learned provider speed (predictive polling) -------------------------------------------
+
+    async def load_speed_stats(self) -> dict[tuple[str, str, str], dict[str, float]]:
+        """Every saved speed fit, keyed by (provider, model, kind)."""
+        async with (
+            self._lock,
+            self._db.execute(
+                "SELECT provider, model, kind, sw, sx, sy, sxx, sxy, dev, samples FROM speed_stats"
+            ) as cur,
+        ):
+            rows = await cur.fetchall()
+        return {
+            (r[0], r[1], r[2]): {
+                "sw": r[3],
+                "sx": r[4],
+                "sy": r[5],
+                "sxx": r[6],
+                "sxy": r[7],
+                "dev": r[8],
+                "samples": r[9],
+            }
+            for r in rows
+        }
+
+    async def save_speed_stats(
+        self, key: tuple[str, str, str], values: Mapping[str, float], now: float
+    ) -> None:
+        """Insert or replace one speed fit."""
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO speed_stats (provider, model, kind, sw, sx, sy, sxx, sxy, "
+                "dev, samples, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    *key,
+                    values["sw"],
+                    values["sx"],
+                    values["sy"],
+                    values["sxx"],
+                    values["sxy"],
+                    values["dev"],
+                    int(values["samples"]),
+                    now,
+                ),
+            )

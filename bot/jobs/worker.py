@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import random
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from bot import audio
 from bot.errors import AudioError, DeliveryError, ProviderError, ProviderUnavailable, RateLimited
 from bot.jobs.models import Job, JobKind, JobState
+from bot.jobs.schedule import BackoffSchedule, PollSchedule
 from bot.jobs.store import Blob, SqliteJobStore
 from bot.models import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions, VoiceClip
 from bot.providers.base import PollResult, PollStatus, SpeechToText, TextToSpeech, Ticket
@@ -42,49 +42,6 @@ class Deliverer(Protocol):
     async def progress(self, job: Job) -> None:
         """Show that a job moved (e.g. edit the placeholder); best effort, errors are logged."""
         ...
-
-
-class PollSchedule(Protocol):
-    """Decides when to ask a provider about a job next."""
-
-    def first_poll(self, job: Job, min_interval: float) -> float:
-        """Seconds from submission to the first poll."""
-        ...
-
-    def next_poll(self, job: Job, min_interval: float, retry_after: float | None) -> float:
-        """Seconds from now to the next poll, after ``job.poll_count`` polls so far."""
-        ...
-
-
-class BackoffSchedule:
-    """Capped exponential backoff with jitter, never under the provider's minimum interval."""
-
-    def __init__(
-        self,
-        *,
-        base: float = 1.0,
-        factor: float = 1.5,
-        cap: float = 30.0,
-        jitter: float = 0.1,
-        rng: Callable[[], float] = random.random,
-    ) -> None:
-        self._base, self._factor, self._cap, self._jitter, self._rng = (
-            base,
-            factor,
-            cap,
-            jitter,
-            rng,
-        )
-
-    def _jittered(self, seconds: float) -> float:
-        return seconds * (1 + self._jitter * (2 * self._rng() - 1))
-
-    def first_poll(self, job: Job, min_interval: float) -> float:
-        return max(min_interval, self._jittered(self._base))
-
-    def next_poll(self, job: Job, min_interval: float, retry_after: float | None) -> float:
-        delay = min(self._cap, self._base * self._factor ** (job.poll_count + 1))
-        return max(min_interval, retry_after or 0.0, self._jittered(delay))
 
 
 def _retry_submit(exc: ProviderError) -> bool:
@@ -303,6 +260,7 @@ class JobWorker:
     async def _record_poll(self, job: Job, result: PollResult) -> None:
         now = self._clock()
         if result.status is PollStatus.COMPLETED:
+            await self.schedule.observe(job, now)
             if result.transcript is not None:
                 t = result.transcript
                 await self.store.complete(

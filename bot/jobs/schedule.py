@@ -1,0 +1,238 @@
+"""When to poll a provider next: fixed backoff, or predicted from the provider's learned speed."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.jobs.models import Job, JobKind
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class PollSchedule(Protocol):
+    """Decides when to ask a provider about a job next."""
+
+    def first_poll(self, job: Job, min_interval: float) -> float:
+        """Seconds from submission to the first poll."""
+        ...
+
+    def next_poll(self, job: Job, min_interval: float, retry_after: float | None) -> float:
+        """Seconds from now to the next poll, after ``job.poll_count`` earlier polls (and this
+        one, which said "not yet")."""
+        ...
+
+    def eta(self, job: Job) -> float | None:
+        """When the job is expected to be done (epoch seconds), if there is an estimate."""
+        ...
+
+    async def observe(self, job: Job, completed_at: float) -> None:
+        """Learn from a job the provider finished; ``job`` is its state before the last poll."""
+        ...
+
+
+class BackoffSchedule:
+    """Capped exponential backoff with jitter, never under the provider's minimum interval."""
+
+    def __init__(
+        self,
+        *,
+        base: float = 1.0,
+        factor: float = 1.5,
+        cap: float = 30.0,
+        jitter: float = 0.1,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._base, self._factor, self._cap = base, factor, cap
+        self._jitter, self._rng = jitter, rng
+
+    def _jittered(self, seconds: float) -> float:
+        return seconds * (1 + self._jitter * (2 * self._rng() - 1))
+
+    def first_poll(self, job: Job, min_interval: float) -> float:
+        return max(min_interval, self._jittered(self._base))
+
+    def next_poll(self, job: Job, min_interval: float, retry_after: float | None) -> float:
+        delay = min(self._cap, self._base * self._factor ** (job.poll_count + 1))
+        return max(min_interval, retry_after or 0.0, self._jittered(delay))
+
+    def eta(self, job: Job) -> float | None:
+        return None
+
+    async def observe(self, job: Job, completed_at: float) -> None:
+        return None
+
+
+def job_size(job: Job) -> float | None:
+    """What processing time scales with: audio seconds (STT) or characters (TTS)."""
+    if job.kind is JobKind.STT:
+        return job.input_duration
+    chars = job.options.get("chars")
+    return float(chars) if isinstance(chars, (int, float)) else None
+
+
+@dataclass(slots=True)
+class SpeedFit:
+    """Exponentially weighted least squares of processing seconds ``y`` on job size ``x``.
+
+    Old observations fade by ``decay`` per new one, so a provider that speeds up or slows down is
+    followed within a few jobs. ``dev`` tracks the typical absolute error of the prediction.
+    """
+
+    sw: float = 0.0
+    sx: float = 0.0
+    sy: float = 0.0
+    sxx: float = 0.0
+    sxy: float = 0.0
+    dev: float = 0.0
+    samples: int = 0
+    decay: float = field(default=0.8, repr=False)
+
+    def predict(self, x: float) -> float | None:
+        """Expected processing seconds for size ``x`` (None without data)."""
+        if self.sw <= 0:
+            return None
+        mean_x, mean_y = self.sx / self.sw, self.sy / self.sw
+        var = self.sxx / self.sw - mean_x * mean_x
+        if var <= 1e-9 * max(1.0, mean_x * mean_x):
+            # All jobs the same size so far: scale the mean rate.
+            return mean_y * (x / mean_x) if mean_x > 0 else mean_y
+        slope = max(0.0, (self.sxy / self.sw - mean_x * mean_y) / var)
+        intercept = mean_y - slope * mean_x
+        if intercept < 0:  # no negative overhead: refit through the origin
+            slope, intercept = (self.sxy / self.sxx if self.sxx > 0 else 0.0), 0.0
+        return max(0.0, intercept + slope * x)
+
+    def update(self, x: float, y: float) -> None:
+        """Add one observation (size, processing seconds)."""
+        predicted = self.predict(x)
+        if predicted is not None:
+            self.dev = self.decay * self.dev + (1 - self.decay) * abs(y - predicted)
+        else:
+            self.dev = 0.25 * y
+        d = self.decay
+        self.sw = d * self.sw + 1.0
+        self.sx = d * self.sx + x
+        self.sy = d * self.sy + y
+        self.sxx = d * self.sxx + x * x
+        self.sxy = d * self.sxy + x * y
+        self.samples += 1
+
+
+class SpeedStore(Protocol):
+    """Where learned speeds persist (the job store implements it)."""
+
+    async def load_speed_stats(self) -> dict[tuple[str, str, str], dict[str, float]]:
+        """All saved fits keyed by (provider, model, kind)."""
+        ...
+
+    async def save_speed_stats(
+        self, key: tuple[str, str, str], values: dict[str, float], now: float
+    ) -> None:
+        """Persist one fit."""
+        ...
+
+
+_FIT_FIELDS = ("sw", "sx", "sy", "sxx", "sxy", "dev", "samples")
+
+
+class PredictiveSchedule:
+    """Polls when the job should be done, learned per provider/model from finished jobs.
+
+    The first poll goes out at the predicted finish; if the job is not done yet, the next polls
+    come after the typical prediction error, growing with how late the job is, capped. Until a
+    model has ``min_samples`` finished jobs, the fixed backoff is used. Never faster than the
+    provider's minimum interval, never before ``Retry-After``.
+    """
+
+    def __init__(
+        self,
+        store: SpeedStore,
+        clock: Callable[[], float],
+        *,
+        fallback: PollSchedule | None = None,
+        min_samples: int = 2,
+        cap: float = 30.0,
+        floor: float = 0.5,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._fallback = fallback or BackoffSchedule(cap=cap)
+        self._min_samples = min_samples
+        self._cap = cap
+        self._floor = floor
+        self._fits: dict[tuple[str, str, str], SpeedFit] = {}
+
+    async def load(self) -> None:
+        """Read the learned speeds saved by earlier runs."""
+        for key, values in (await self._store.load_speed_stats()).items():
+            self._fits[key] = SpeedFit(
+                sw=values["sw"],
+                sx=values["sx"],
+                sy=values["sy"],
+                sxx=values["sxx"],
+                sxy=values["sxy"],
+                dev=values["dev"],
+                samples=int(values["samples"]),
+            )
+
+    def _fit(self, job: Job) -> SpeedFit | None:
+        fit = self._fits.get((job.provider, job.model, job.kind.value))
+        return fit if fit is not None and fit.samples >= self._min_samples else None
+
+    def expected_seconds(self, job: Job) -> float | None:
+        """Predicted processing seconds from submission (queue position included)."""
+        fit, size = self._fit(job), job_size(job)
+        if fit is None or size is None:
+            return None
+        predicted = fit.predict(size)
+        if predicted is None:
+            return None
+        if job.queue_position:
+            predicted += job.queue_position * (fit.sy / fit.sw)
+        return predicted
+
+    def eta(self, job: Job) -> float | None:
+        expected = self.expected_seconds(job)
+        if expected is None:
+            return None
+        return (job.submitted_at or job.created_at) + expected
+
+    def first_poll(self, job: Job, min_interval: float) -> float:
+        expected = self.expected_seconds(job)
+        if expected is None:
+            return self._fallback.first_poll(job, min_interval)
+        return max(min_interval, self._floor, expected)
+
+    def next_poll(self, job: Job, min_interval: float, retry_after: float | None) -> float:
+        expected = self.expected_seconds(job)
+        fit = self._fit(job)
+        if expected is None or fit is None:
+            return self._fallback.next_poll(job, min_interval, retry_after)
+        now = self._clock()
+        target = (job.submitted_at or now) + expected
+        if target - now > self._floor:
+            delay = target - now  # e.g. the queue position moved the estimate later
+        else:
+            overdue = now - target
+            delay = max(self._floor, fit.dev, 0.25 * overdue)
+        return max(min_interval, retry_after or 0.0, min(self._cap, delay))
+
+    async def observe(self, job: Job, completed_at: float) -> None:
+        size = job_size(job)
+        if job.submitted_at is None or size is None:
+            return
+        # The provider finished somewhere between the previous poll and this one: take the middle.
+        last_seen_pending = max(job.updated_at, job.submitted_at)
+        seconds = (last_seen_pending + completed_at) / 2 - job.submitted_at
+        key = (job.provider, job.model, job.kind.value)
+        fit = self._fits.setdefault(key, SpeedFit())
+        fit.update(size, max(0.0, seconds))
+        values = {k: float(getattr(fit, k)) for k in _FIT_FIELDS}
+        try:
+            await self._store.save_speed_stats(key, values, completed_at)
+        except Exception as exc:  # learning is an optimisation: never fail a job over it
+            _LOGGER.warning("could not save speed statistics: %s", exc)

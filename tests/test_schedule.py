@@ -1,0 +1,103 @@
+"""Predictive polling: learns provider speed, persists it, polls at the predicted finish."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bot.jobs.models import Job, JobKind, JobState
+from bot.jobs.schedule import BackoffSchedule, PredictiveSchedule, SpeedFit
+from bot.jobs.store import SqliteJobStore
+from bot.models import Origin
+from tests.support import FakeClock
+
+
+def stt_job(duration: float, submitted_at: float, **kw: object) -> Job:
+    base = Job(
+        id="abcdef",
+        kind=JobKind.STT,
+        origin=Origin("test", "c", "u"),
+        provider="nanogpt",
+        model="Elevenlabs-STT",
+        options={},
+        state=JobState.SUBMITTED,
+        created_at=submitted_at,
+        updated_at=submitted_at,
+        deadline_at=submitted_at + 1800,
+        input_duration=duration,
+        submitted_at=submitted_at,
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def test_speed_fit_learns_overhead_and_rate() -> None:
+    fit = SpeedFit()
+    for x in (5, 10, 20, 40, 60, 15, 30) * 4:
+        fit.update(float(x), 1.0 + 0.2 * x)
+    assert fit.predict(100.0) == pytest.approx(21.0, rel=0.01)
+    assert fit.predict(0.0) == pytest.approx(1.0, abs=0.05)
+    assert fit.dev < 0.05
+
+
+def test_speed_fit_same_sizes_scales_rate() -> None:
+    fit = SpeedFit()
+    for _ in range(3):
+        fit.update(10.0, 4.0)
+    assert fit.predict(20.0) == pytest.approx(8.0)
+
+
+def test_speed_fit_follows_a_provider_that_slows_down() -> None:
+    fit = SpeedFit()
+    for _ in range(10):
+        fit.update(10.0, 2.0)
+    for _ in range(10):
+        fit.update(10.0, 6.0)
+    prediction = fit.predict(10.0)
+    assert prediction is not None and prediction > 5.5
+
+
+async def _learn(schedule: PredictiveSchedule, clock: FakeClock, n: int, rate: float) -> None:
+    for i in range(n):
+        duration = 10.0 + 5 * i
+        start = clock.now
+        job = stt_job(duration, start)
+        done = start + rate * duration
+        # the last poll that said "pending" was 0.2 s before completion
+        await schedule.observe(replace(job, updated_at=done - 0.2), done + 0.2)
+        clock.now = done + 1
+
+
+async def test_predictive_schedule_polls_at_predicted_finish_and_persists(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = await SqliteJobStore.open(tmp_path / "s.sqlite3")
+    try:
+        schedule = PredictiveSchedule(store, clock)
+        fresh = stt_job(30.0, clock.now)
+        fallback = BackoffSchedule(jitter=0.0)
+        assert schedule.eta(fresh) is None
+        assert 0.9 <= schedule.first_poll(fresh, 1.0) <= 1.1  # no data yet: backoff
+        await _learn(schedule, clock, 6, rate=0.3)
+        job = stt_job(40.0, clock.now)
+        assert schedule.first_poll(job, 1.0) == pytest.approx(12.0, rel=0.05)
+        assert schedule.eta(job) == pytest.approx(clock.now + 12.0, rel=0.01)
+        assert schedule.first_poll(job, 15.0) == 15.0  # provider minimum wins
+        clock.now += 12.5  # polled at the prediction, still pending
+        nxt = schedule.next_poll(replace(job, poll_count=0), 1.0, None)
+        assert 0.5 <= nxt <= 2.0
+        assert schedule.next_poll(job, 1.0, 9.0) == 9.0  # Retry-After wins
+        clock.now += 600  # very late: backoff grows but stays capped
+        assert schedule.next_poll(job, 1.0, None) == 30.0
+        queued = replace(job, queue_position=3)
+        assert schedule.first_poll(queued, 1.0) > schedule.first_poll(job, 1.0)
+        assert fallback.eta(job) is None
+    finally:
+        await store.close()
+    reopened = await SqliteJobStore.open(tmp_path / "s.sqlite3")
+    try:
+        again = PredictiveSchedule(reopened, clock)
+        await again.load()
+        assert again.first_poll(stt_job(40.0, clock.now), 1.0) == pytest.approx(12.0, rel=0.05)
+    finally:
+        await reopened.close()
