@@ -168,6 +168,25 @@ class Core:
         await core.schedule.load()
         return core
 
+    async def purge_expired(self) -> int:
+        """Delete finished jobs older than ``storage.retention_days``; returns how many."""
+        before = self.clock() - self.config.storage.retention_days * 86400
+        count = await self.store.purge(before)
+        if count:
+            _LOGGER.info(
+                "purged %d job(s) older than %d days", count, self.config.storage.retention_days
+            )
+        return count
+
+    async def purge_forever(self, every: float = 6 * 3600) -> None:
+        """Purge at start and then every ``every`` seconds (a background task of ``run_bot``)."""
+        while True:
+            try:
+                await self.purge_expired()
+            except Exception:
+                _LOGGER.exception("purging old jobs failed")
+            await asyncio.sleep(every)
+
     async def close(self) -> None:
         """Release the session and the database."""
         await self.session.close()
@@ -205,7 +224,9 @@ async def run_bot(
             started.append(adapter)
             _LOGGER.info("%s adapter started", adapter.platform)
         poller_task = asyncio.create_task(core.poller.run_forever(), name="poller")
+        purge_task = asyncio.create_task(core.purge_forever(), name="purge")
         await stop.wait()
+        purge_task.cancel()
         _LOGGER.info("shutting down")
     finally:
         for adapter in reversed(started):

@@ -15,6 +15,7 @@ from bot.config import Config
 from bot.errors import InputError, ProviderNotConfigured
 from bot.jobs.models import Job, JobKind, JobState
 from bot.jobs.store import Blob, NewJob, SqliteJobStore
+from bot.limits import AccessDenied, Guard, day_start
 from bot.models import Origin
 from bot.providers.base import SpeechToText, SttCapabilities, TextToSpeech, TtsCapabilities
 from bot.settings import ChatSettings, apply_setting, describe_settings
@@ -53,6 +54,7 @@ class VoiceService:
     ) -> None:
         self.store = store
         self._eta = eta
+        self.guard = Guard(store, config.limits, config.access, clock)
         self.config = config
         self._stt = stt
         self._tts = tts
@@ -114,6 +116,8 @@ class VoiceService:
             AudioError, AudioTooLong: the audio is unusable (message says why).
             ProviderNotConfigured: the chosen provider has no API key.
         """
+        if not self.guard.allowed(origin):
+            raise AccessDenied()
         cfg = self.config.stt
         settings = settings or ChatSettings()
         name = provider or cfg.provider
@@ -131,14 +135,17 @@ class VoiceService:
             reused = await self._reuse(origin, key, options, now)
             if reused is not None:
                 return reused
+        await self.guard.check_start(origin)
+        limits = [x for x in (caps.max_duration_seconds, self.guard.max_audio_seconds()) if x]
         prepared = await asyncio.to_thread(
             audio.prepare_for_upload,
             data,
             filename,
             formats=caps.formats,
             max_bytes=caps.max_upload_bytes,
-            max_duration=caps.max_duration_seconds,
+            max_duration=min(limits) if limits else None,
         )
+        await self.guard.check_audio(origin, prepared.duration)
         job = await self.store.create(
             NewJob(
                 kind=JobKind.STT,
@@ -204,6 +211,8 @@ class VoiceService:
         text = clean_text(text)
         if not text:
             raise InputError(SPEAK_USAGE)
+        await self.guard.check_start(origin)
+        await self.guard.check_chars(origin, len(text))
         limit = caps.max_chars if caps.asynchronous else caps.max_chars * MAX_TTS_PARTS
         if len(text) > limit:
             raise InputError(
@@ -292,3 +301,46 @@ class VoiceService:
             diarize=self.config.stt.diarize,
             voice=self.config.tts.voice,
         )
+
+    # -- access, usage, privacy ---------------------------------------------------------------
+
+    def allowed(self, origin: Origin) -> bool:
+        """Whether to answer this user/chat at all (deny and allow lists)."""
+        return self.guard.allowed(origin)
+
+    def is_admin(self, origin: Origin) -> bool:
+        """Whether this user is a configured bot admin."""
+        return self.guard.is_admin(origin)
+
+    async def usage_text(self, origin: Origin) -> str:
+        """What /usage shows a bot admin: jobs, audio minutes, characters and cost per user and
+        chat, today and over 30 days.
+
+        Raises:
+            AccessDenied: the caller is not a bot admin.
+        """
+        if not self.is_admin(origin):
+            raise AccessDenied("Only the bot's admins can see usage (access.admins in the config).")
+        now = self._clock()
+        lines: list[str] = []
+        for title, since in (("Today (UTC)", day_start(now)), ("Last 30 days", now - 30 * 86400)):
+            rows = await self.store.usage(since)
+            lines.append(f"{title}:")
+            if not rows:
+                lines.append("  no jobs")
+            for r in rows[:15]:
+                cost = f"{r['cost']:.4f} {r['currency'] or ''}".rstrip()
+                lines.append(
+                    f"  {r['platform']} chat {r['chat_id']} user {r['user_id']}: {r['jobs']} jobs, "
+                    f"{r['audio_seconds'] / 60:.1f} audio min, {r['chars']:,} chars, cost {cost}"
+                )
+            total = sum(r["cost"] for r in rows)
+            lines.append(f"  total cost: {total:.4f}")
+        return "\n".join(lines)
+
+    async def forget(self, origin: Origin) -> str:
+        """Delete the caller's jobs in this chat (transcripts, audio, text) and say how many."""
+        count = await self.store.forget(origin.platform, origin.chat_id, origin.user_id)
+        if count == 0:
+            return "You have no stored jobs in this chat."
+        return f"Deleted {count} of your jobs in this chat, with their transcripts and audio."

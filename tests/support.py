@@ -34,6 +34,16 @@ def config_dict(
         "stt": {"provider": "nanogpt", "model": "Whisper-Large-V3"},
         "tts": {"provider": "nanogpt", "model": "Kokoro-82m", "voice": "af_bella"},
         "jobs": {"deadline_seconds": 600, "max_poll_interval": 2},
+        # Usage limits are off unless a test sets them (tests/test_limits.py does).
+        "limits": {
+            "jobs_per_minute": 0,
+            "concurrent_per_user": 0,
+            "concurrent_per_chat": 0,
+            "daily_audio_minutes_per_user": 0,
+            "daily_audio_minutes_per_chat": 0,
+            "daily_tts_chars_per_user": 0,
+            "daily_tts_chars_per_chat": 0,
+        },
     }
     for name, values in sections.items():
         data[name] = {**data.get(name, {}), **values}

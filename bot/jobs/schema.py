@@ -93,3 +93,11 @@ MIGRATIONS += (
     );
     """,
 )
+
+MIGRATIONS += (
+    # v3: per-user queries (rate limits, daily caps, /usage, /forget).
+    """
+    CREATE INDEX jobs_user ON jobs (platform, user_id, created_at);
+    CREATE INDEX jobs_created ON jobs (created_at);
+    """,
+)

@@ -574,3 +574,91 @@ class SqliteJobStore:
                     now,
                 ),
             )
+
+    # -- limits, usage, privacy ---------------------------------------------------------------
+
+    async def _scalar_row(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...]:
+        async with self._lock, self._db.execute(sql, params) as cur:
+            row = await cur.fetchone()
+        return tuple(row) if row is not None else ()
+
+    async def count_started(self, platform: str, user_id: str, since: float) -> int:
+        """Paid jobs (not reused results) this user started since ``since``."""
+        row = await self._scalar_row(
+            "SELECT COUNT(*) FROM jobs WHERE platform = ? AND user_id = ? AND created_at >= ? "
+            "AND json_extract(options, '$.reused_from') IS NULL",
+            (platform, user_id, since),
+        )
+        return int(row[0])
+
+    async def count_active(
+        self, platform: str, *, user_id: str | None = None, chat_id: str | None = None
+    ) -> int:
+        """Unfinished jobs of a user (any chat) or of a chat."""
+        column, value = ("user_id", user_id) if user_id is not None else ("chat_id", chat_id)
+        row = await self._scalar_row(
+            f"SELECT COUNT(*) FROM jobs WHERE platform = ? AND {column} = ? "
+            "AND state IN ('queued', 'submitting', 'submitted')",
+            (platform, value),
+        )
+        return int(row[0])
+
+    async def used_since(
+        self, platform: str, since: float, *, user_id: str | None = None, chat_id: str | None = None
+    ) -> tuple[float, int]:
+        """(audio seconds, TTS characters) of paid jobs since ``since`` for a user or a chat."""
+        column, value = ("user_id", user_id) if user_id is not None else ("chat_id", chat_id)
+        row = await self._scalar_row(
+            "SELECT COALESCE(SUM(CASE WHEN kind = 'stt' THEN input_duration END), 0), "
+            "COALESCE(SUM(json_extract(options, '$.chars')), 0) FROM jobs "
+            f"WHERE platform = ? AND {column} = ? AND created_at >= ? "
+            "AND json_extract(options, '$.reused_from') IS NULL",
+            (platform, value, since),
+        )
+        return float(row[0]), int(row[1])
+
+    async def usage(self, since: float, platform: str | None = None) -> list[dict[str, Any]]:
+        """Per user and chat since ``since``: jobs, audio seconds, characters, cost."""
+        where = "created_at >= ?" + (" AND platform = ?" if platform else "")
+        params: tuple[Any, ...] = (since, platform) if platform else (since,)
+        sql = (
+            "SELECT platform, chat_id, user_id, COUNT(*), "
+            "COALESCE(SUM(CASE WHEN kind = 'stt' THEN input_duration END), 0), "
+            "COALESCE(SUM(json_extract(options, '$.chars')), 0), COALESCE(SUM(cost), 0), "
+            f"MAX(currency) FROM jobs WHERE {where} GROUP BY platform, chat_id, user_id "
+            "ORDER BY SUM(cost) DESC, COUNT(*) DESC"
+        )
+        async with self._lock, self._db.execute(sql, params) as cur:
+            rows = await cur.fetchall()
+        keys = (
+            "platform",
+            "chat_id",
+            "user_id",
+            "jobs",
+            "audio_seconds",
+            "chars",
+            "cost",
+            "currency",
+        )
+        return [dict(zip(keys, tuple(r), strict=True)) for r in rows]
+
+    async def forget(self, platform: str, chat_id: str, user_id: str) -> int:
+        """Delete a user's jobs in one chat (with their audio); a job mid-submit is kept until
+        its answer is recorded, so the request in flight cannot be orphaned."""
+        async with self._tx() as db:
+            cur = await db.execute(
+                "DELETE FROM jobs WHERE platform = ? AND chat_id = ? AND user_id = ? "
+                "AND state != 'submitting'",
+                (platform, chat_id, user_id),
+            )
+            return cur.rowcount
+
+    async def purge(self, before: float) -> int:
+        """Delete finished jobs (and their audio) completed before ``before``; returns the count."""
+        async with self._tx() as db:
+            cur = await db.execute(
+                "DELETE FROM jobs WHERE state IN ('completed', 'failed') AND completed_at < ? "
+                "AND (delivered_at IS NOT NULL OR delivery_error IS NOT NULL)",
+                (before,),
+            )
+            return cur.rowcount
