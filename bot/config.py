@@ -83,6 +83,7 @@ class TelegramConfig:
     api_base: str = "https://api.telegram.org"
     max_download_bytes: int = 20 * 1024 * 1024
     max_messages: int = 3
+    local_mode: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,33 @@ class DiscordConfig:
     message_content: bool = False
     guild_ids: tuple[int, ...] = ()
     max_messages: int = 3
+    max_download_bytes: int = 25 * 1024 * 1024
+    ready_timeout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """Per-user and per-chat limits that protect the operator's provider budget (0 = no limit)."""
+
+    jobs_per_minute: int = 6
+    concurrent_per_user: int = 3
+    concurrent_per_chat: int = 10
+    max_audio_minutes: float = 30.0
+    max_speak_chars: int = 2000
+    daily_audio_minutes_per_user: float = 60.0
+    daily_audio_minutes_per_chat: float = 240.0
+    daily_tts_chars_per_user: int = 20000
+    daily_tts_chars_per_chat: int = 100000
+
+
+@dataclass(frozen=True, slots=True)
+class AccessConfig:
+    """Who may use the bot: ids written ``platform:user:ID``, ``platform:chat:ID`` or
+    ``platform:guild:ID``. Deny wins; a non-empty allow list admits only what it names."""
+
+    admins: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +137,8 @@ class Config:
     telegram: TelegramConfig
     discord: DiscordConfig
     log_level: str = "INFO"
+    limits: LimitsConfig = LimitsConfig()
+    access: AccessConfig = AccessConfig()
 
 
 def expand_env(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
@@ -284,6 +314,7 @@ def _read_telegram(root: _Section) -> TelegramConfig:
         api_base=(t.get("api_base", str, "https://api.telegram.org") or "").rstrip("/"),
         max_download_bytes=t.get("max_download_bytes", int, 20 * 1024 * 1024) or 1,
         max_messages=t.get("max_messages", int, 3) or 3,
+        local_mode=bool(t.get("local_mode", bool, False)),
     )
     _positive(t, "max_download_bytes", telegram.max_download_bytes)
     t.finish()
@@ -306,9 +337,55 @@ def _read_discord(root: _Section) -> DiscordConfig:
         message_content=bool(d.get("message_content", bool, False)),
         guild_ids=guild_ids,
         max_messages=d.get("max_messages", int, 3) or 3,
+        max_download_bytes=d.get("max_download_bytes", int, 25 * 1024 * 1024) or 1,
+        ready_timeout=d.get("ready_timeout", float, 60.0) or 60.0,
     )
+    for key in ("max_messages", "max_download_bytes", "ready_timeout"):
+        _positive(d, key, getattr(discord, key))
     d.finish()
     return discord
+
+
+def _read_limits(root: _Section) -> LimitsConfig:
+    sec = root.section("limits")
+    base = LimitsConfig()
+    values: dict[str, Any] = {}
+    for name in LimitsConfig.__dataclass_fields__:
+        default = getattr(base, name)
+        value = sec.get(name, type(default), default)
+        if value is not None and value < 0:
+            sec.problems.append(f"{sec._key(name)}: must be 0 (no limit) or more")
+        values[name] = default if value is None else value
+    sec.finish()
+    return LimitsConfig(**values)
+
+
+_IDENTITY = re.compile(r"^(telegram|discord):(user|chat|guild):-?\d+$")
+
+
+def _read_access(root: _Section) -> AccessConfig:
+    sec = root.section("access")
+    lists: dict[str, tuple[str, ...]] = {}
+    for name in ("admins", "allow", "deny"):
+        raw = sec.raw(name)
+        items: list[str] = []
+        if raw is not _MISSING and raw is not None:
+            if not isinstance(raw, list):
+                sec.problems.append(f"{sec._key(name)}: expected a list, got {raw!r}")
+                raw = []
+            for item in raw:
+                text = str(item).strip()
+                if name == "admins" and re.fullmatch(r"(telegram|discord):-?\d+", text):
+                    text = text.replace(":", ":user:", 1)  # admins are users: allow the short form
+                if not _IDENTITY.match(text):
+                    sec.problems.append(
+                        f"{sec._key(name)}: {text!r} is not platform:user|chat|guild:ID "
+                        "(e.g. telegram:user:12345)"
+                    )
+                items.append(text)
+        lists[name] = tuple(items)
+    sec.finish()
+    return AccessConfig(**lists)
 
 
 def parse_config(
@@ -349,13 +426,14 @@ def parse_config(
         _positive(j, key, getattr(jobs, key))
     j.finish()
     telegram, discord = _read_telegram(root), _read_discord(root)
+    limits, access = _read_limits(root), _read_access(root)
     log = root.section("logging")
     level = _read_choice(log, "level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
     log.finish()
     root.finish()
     if problems:
         raise ConfigError(sorted(dict.fromkeys(problems)))
-    return Config(storage, providers, stt, tts, jobs, telegram, discord, level)
+    return Config(storage, providers, stt, tts, jobs, telegram, discord, level, limits, access)
 
 
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
