@@ -1,0 +1,1 @@
+"""Telegram adapter (python-telegram-bot): voice notes to transcripts, /speak to voice notes."""

@@ -1,0 +1,315 @@
+"""TelegramAdapter: PTB's manual lifecycle in the shared loop, placeholders, and job delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from telegram import BotCommand, LinkPreviewOptions, Message, ReplyParameters
+from telegram.constants import ChatAction, ParseMode
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+
+from adapters.telegram.actions import ChatActions
+from adapters.telegram.convert import (
+    MESSAGE_LIMIT,
+    PLATFORM,
+    code_job_id,
+    escape,
+    seconds,
+    voice_duration,
+)
+from adapters.telegram.handlers import TelegramHandlers
+from bot.errors import ConfigError, DeliveryError
+from bot.jobs.models import Job, JobKind, JobState
+from bot.models import VoiceClip
+from bot.replies import failure_text, progress_text, transcript_reply
+
+if TYPE_CHECKING:
+    from bot.app import Core
+
+_LOGGER = logging.getLogger(__name__)
+
+PtbApp = Application[Any, Any, Any, Any, Any, Any]
+
+COMMANDS = (
+    ("transcribe", "Transcribe the voice note you reply to"),
+    ("speak", "Read text aloud as a voice message"),
+    ("status", "Recent jobs of this chat, or one: /status ID"),
+    ("settings", "Show or change this chat's settings"),
+    ("language", "Transcription language: /language en (or auto)"),
+    ("diarize", "Label speakers: /diarize on|off"),
+    ("voice", "Voice for /speak: /voice NAME (or default)"),
+    ("autotranscribe", "Transcribe every voice note here: on|off"),
+    ("forget", "Delete your stored jobs in this chat"),
+    ("help", "What this bot does and how"),
+)
+_CHAT_GONE = (
+    "chat not found",
+    "bot was kicked",
+    "bot is not a member",
+    "have no rights to send",
+    "not enough rights",
+    "chat_write_forbidden",
+    "user is deactivated",
+    "group chat was deactivated",
+)
+_SETUP_WAIT = 15.0  # seconds deliver() waits for a placeholder that is being sent right now
+
+
+class TelegramAdapter:
+    """The Telegram side of the bot: takes updates by long polling and delivers job results.
+
+    Only the core's job store knows about jobs; this object keeps nothing that must survive a
+    restart (placeholder ids live in the job rows, chat actions are cosmetic).
+    """
+
+    platform = PLATFORM
+
+    def __init__(self, core: Core, *, poll_timeout: int = 30) -> None:
+        self.core = core
+        self.config = core.config.telegram
+        self.service = core.service
+        self._poll_timeout = poll_timeout
+        self.app: PtbApp = self._build()
+        self.actions = ChatActions(self.app.bot, max_age=core.config.jobs.deadline_seconds)
+        self._placeholders: dict[str, str] = {}
+        self._setting_up: dict[str, asyncio.Event] = {}
+        TelegramHandlers(self).register(self.app)
+
+    def _build(self) -> PtbApp:
+        cfg = self.config
+        if not cfg.token:
+            raise ConfigError(["telegram.token: missing (set TELEGRAM_BOT_TOKEN)"])
+        # max_retries=0: a flood wait on a delivery goes back to the poller as retry_after, so
+        # it is waited out durably instead of holding a worker slot asleep.
+        return (
+            ApplicationBuilder()
+            .token(cfg.token)
+            .base_url(f"{cfg.api_base}/bot")
+            .base_file_url(f"{cfg.api_base}/file/bot")
+            .local_mode(cfg.local_mode)
+            .rate_limiter(AIORateLimiter(max_retries=0))
+            .concurrent_updates(16)
+            .get_updates_read_timeout(self._poll_timeout + 10)
+            .build()
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Log in (getMe), register the command menu, and start long polling.
+
+        Raises:
+            ConfigError: Telegram rejected the token.
+        """
+        try:
+            await self.app.initialize()
+        except InvalidToken as exc:
+            raise ConfigError(["telegram.token: rejected by Telegram (check the token)"]) from exc
+        try:
+            await self.app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+        except TelegramError as exc:  # the menu is a convenience; the bot works without it
+            _LOGGER.warning("could not register the Telegram command menu: %s", exc)
+        await self.app.start()
+        assert self.app.updater is not None
+        # Updates sent while the bot was down are still answered: no drop_pending_updates.
+        await self.app.updater.start_polling(
+            poll_interval=0, timeout=self._poll_timeout, allowed_updates=["message"]
+        )
+        _LOGGER.info("telegram: polling as @%s", self.app.bot.username)
+
+    async def stop(self) -> None:
+        """Stop polling, then the application, in the reverse order of :meth:`start`."""
+        await self.actions.close()
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()
+
+    # -- placeholders -----------------------------------------------------------------------
+
+    async def announce(self, job: Job) -> None:
+        """Reply at once with a placeholder for a new job and keep a chat action going.
+
+        Called right after the job was created, before anything awaits, so :meth:`deliver` and
+        :meth:`progress` can wait for the placeholder instead of racing it.
+        """
+        ready = asyncio.Event()
+        self._setting_up[job.id] = ready
+        try:
+            if job.state.terminal:
+                return  # a reused transcript: the result itself follows at once
+            action = ChatAction.TYPING if job.kind is JobKind.STT else ChatAction.RECORD_VOICE
+            self.actions.track(job, action)
+            # A new job is picked up immediately, so say what is about to happen, not "queued".
+            text = code_job_id(progress_text(replace(job, state=JobState.SUBMITTED)), job.id)
+            try:
+                sent = await self.send_text(job, text)
+            except TelegramError as exc:
+                _LOGGER.warning("job %s: placeholder not sent: %s", job.id, exc)
+                return
+            self._placeholders[job.id] = sent
+            await self.service.set_progress_message(job.id, sent)
+        finally:
+            ready.set()
+            self._setting_up.pop(job.id, None)
+
+    async def _placeholder(self, job: Job) -> str | None:
+        ready = self._setting_up.get(job.id)
+        if ready is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ready.wait(), _SETUP_WAIT)
+        return job.progress_message_id or self._placeholders.get(job.id)
+
+    async def progress(self, job: Job) -> None:
+        """Edit the placeholder to show the job's state (best effort)."""
+        placeholder = await self._placeholder(job)
+        if job.state.terminal:
+            return
+        action = ChatAction.TYPING if job.kind is JobKind.STT else ChatAction.RECORD_VOICE
+        self.actions.track(job, action)  # also resumes the action after a restart
+        if placeholder is None:
+            return
+        text = code_job_id(progress_text(job), job.id)
+        with contextlib.suppress(BadRequest):  # "not modified" or gone: nothing to show
+            await self.app.bot.edit_message_text(
+                text, chat_id=job.origin.chat_id, message_id=int(placeholder), parse_mode="HTML"
+            )
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
+        """Send a finished job's reply; map Telegram's refusals to :class:`DeliveryError`."""
+        placeholder = await self._placeholder(job)
+        try:
+            if job.kind is JobKind.STT:
+                first = await self._deliver_transcript(job, placeholder)
+            else:
+                first = await self._deliver_speech(job, clip, placeholder)
+        except RetryAfter as exc:
+            raise DeliveryError(str(exc), retry_after=seconds(exc.retry_after)) from exc
+        except (Forbidden, ChatMigrated) as exc:
+            raise DeliveryError(f"telegram refused: {exc}", permanent=True) from exc
+        except BadRequest as exc:
+            gone = any(marker in exc.message.lower() for marker in _CHAT_GONE)
+            raise DeliveryError(f"telegram refused: {exc}", permanent=gone) from exc
+        except TelegramError as exc:
+            raise DeliveryError(f"telegram error: {exc}") from exc
+        finally:
+            self.actions.done(job.id)
+        self._placeholders.pop(job.id, None)
+        return first
+
+    async def _deliver_transcript(self, job: Job, placeholder: str | None) -> str | None:
+        reply = transcript_reply(
+            job,
+            limit=MESSAGE_LIMIT,
+            max_messages=self.config.max_messages,
+            escape=escape,
+            utf16=True,
+        )
+        # Parts already sent by an earlier, interrupted attempt are not sent again.
+        done = int(job.extra.get("telegram_parts", 0))
+        first: str | None = job.extra.get("telegram_first")
+        steps = len(reply.messages) + len(reply.files)
+        for index in range(done, steps):
+            if index < len(reply.messages):
+                text = reply.messages[index]
+                if index == 0 and placeholder is not None:
+                    sent = await self._edit_or_send(job, placeholder, text)
+                else:
+                    sent = await self.send_text(job, text)
+            else:
+                file = reply.files[index - len(reply.messages)]
+                message = await self.app.bot.send_document(
+                    job.origin.chat_id,
+                    file.data,
+                    filename=file.filename,
+                    **self._reply_kwargs(job),
+                )
+                sent = str(message.message_id)
+            first = first or sent
+            if index + 1 < steps:
+                job = await self.service.update_job_extra(
+                    job, telegram_parts=index + 1, telegram_first=first
+                )
+        return first
+
+    async def _deliver_speech(
+        self, job: Job, clip: VoiceClip | None, placeholder: str | None
+    ) -> str | None:
+        if job.state is JobState.FAILED or clip is None:
+            text = escape(failure_text(job))
+            if placeholder is not None:
+                return await self._edit_or_send(job, placeholder, text)
+            return await self.send_text(job, text)
+        message: Message = await self.app.bot.send_voice(
+            job.origin.chat_id,
+            clip.ogg,
+            duration=voice_duration(clip.duration),
+            filename=f"speech-{job.id}.ogg",
+            **self._reply_kwargs(job),
+        )
+        if placeholder is not None:
+            # The voice message is the answer; a leftover "Synthesizing…" line would only confuse.
+            try:
+                await self.app.bot.delete_message(job.origin.chat_id, int(placeholder))
+            except TelegramError:
+                with contextlib.suppress(TelegramError):
+                    await self.app.bot.edit_message_text(
+                        f"✅ Done: job <code>{job.id}</code>",
+                        chat_id=job.origin.chat_id,
+                        message_id=int(placeholder),
+                        parse_mode=ParseMode.HTML,
+                    )
+        return str(message.message_id)
+
+    async def _edit_or_send(self, job: Job, placeholder: str, text: str) -> str:
+        try:
+            await self.app.bot.edit_message_text(
+                text, chat_id=job.origin.chat_id, message_id=int(placeholder), parse_mode="HTML"
+            )
+        except BadRequest as exc:
+            if "not modified" in exc.message.lower():
+                return placeholder  # an earlier attempt already put exactly this text there
+            # Placeholder deleted (or otherwise not editable): never lose the result.
+            _LOGGER.info("job %s: placeholder not editable (%s); replying anew", job.id, exc)
+            return await self.send_text(job, text)
+        return placeholder
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _reply_kwargs(self, job: Job) -> dict[str, Any]:
+        origin = job.origin
+        kwargs: dict[str, Any] = {}
+        if origin.reply_to is not None:
+            # The original may have been deleted meanwhile; the reply still goes to the chat.
+            kwargs["reply_parameters"] = ReplyParameters(
+                int(origin.reply_to), allow_sending_without_reply=True
+            )
+        if origin.thread_id is not None:
+            kwargs["message_thread_id"] = int(origin.thread_id)
+        return kwargs
+
+    async def send_text(self, job: Job, html_text: str) -> str:
+        """Send an HTML message to the job's chat as a reply to its origin; return its id."""
+        message = await self.app.bot.send_message(
+            job.origin.chat_id,
+            html_text,
+            parse_mode=ParseMode.HTML,
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+            **self._reply_kwargs(job),
+        )
+        return str(message.message_id)

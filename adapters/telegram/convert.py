@@ -1,0 +1,133 @@
+"""Pure conversions between python-telegram-bot objects and the core's plain dataclasses."""
+
+from __future__ import annotations
+
+import datetime as dtm
+import html
+import math
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from telegram import Chat, Message, MessageEntity
+
+from bot.models import Origin
+
+PLATFORM = "telegram"
+MESSAGE_LIMIT = 4096  # Bot API limit, in UTF-16 code units after entity parsing
+GROUP_ANONYMOUS_BOT = 1087968824  # "from" of messages an anonymous group admin sends
+
+_AUDIO_EXTENSIONS = frozenset(
+    {".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wav", ".flac", ".webm", ".mp4", ".amr"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AudioAttachment:
+    """The audio part of a message: what to download and how to name it for the provider."""
+
+    file_id: str
+    file_unique_id: str
+    file_size: int | None
+    filename: str
+    kind: str  # voice, audio, video_note, document
+
+
+def audio_attachment(message: Message | None) -> AudioAttachment | None:
+    """The voice note, audio file, video note or audio document of ``message`` (None if none)."""
+    if message is None:
+        return None
+    if message.voice is not None:
+        v = message.voice
+        return AudioAttachment(v.file_id, v.file_unique_id, v.file_size, "voice.ogg", "voice")
+    if message.audio is not None:
+        a = message.audio
+        name = a.file_name or "audio" + _extension_for(a.mime_type, ".mp3")
+        return AudioAttachment(a.file_id, a.file_unique_id, a.file_size, name, "audio")
+    if message.video_note is not None:
+        n = message.video_note
+        return AudioAttachment(n.file_id, n.file_unique_id, n.file_size, "note.mp4", "video_note")
+    if message.document is not None:
+        d = message.document
+        mime = (d.mime_type or "").lower()
+        suffix = PurePosixPath(d.file_name or "").suffix.lower()
+        if mime.startswith("audio/") or (
+            not mime.startswith("image/") and suffix in _AUDIO_EXTENSIONS
+        ):
+            name = d.file_name or "audio" + _extension_for(mime, ".bin")
+            return AudioAttachment(d.file_id, d.file_unique_id, d.file_size, name, "document")
+    return None
+
+
+def _extension_for(mime: str | None, default: str) -> str:
+    known = {
+        "audio/ogg": ".ogg",
+        "audio/mpeg": ".mp3",
+        "audio/mp4": ".m4a",
+        "audio/x-m4a": ".m4a",
+        "audio/wav": ".wav",
+        "audio/x-wav": ".wav",
+        "audio/flac": ".flac",
+        "audio/webm": ".webm",
+    }
+    return known.get((mime or "").lower(), default)
+
+
+def is_private(chat: Chat) -> bool:
+    """True for a one-to-one chat with the bot."""
+    return chat.type == Chat.PRIVATE
+
+
+def origin_for(message: Message, *, reply_to: Message | None = None) -> Origin:
+    """Where a job started by ``message`` replies (``reply_to`` defaults to the message itself)."""
+    target = reply_to or message
+    user = message.from_user
+    sender = user.id if user is not None else (message.sender_chat.id if message.sender_chat else 0)
+    thread = message.message_thread_id if message.is_topic_message else None
+    return Origin(
+        platform=PLATFORM,
+        chat_id=str(message.chat_id),
+        user_id=str(sender),
+        reply_to=str(target.message_id),
+        thread_id=str(thread) if thread is not None else None,
+    )
+
+
+def command_args(message: Message) -> str:
+    """The text after ``/command`` (or ``/command@bot``), newlines kept, stripped."""
+    text = message.text or message.caption or ""
+    for entity in message.entities or ():
+        if entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0:
+            command = message.parse_entity(entity)
+            return text[len(command) :].strip()
+    return text.split(maxsplit=1)[1].strip() if len(text.split(maxsplit=1)) > 1 else ""
+
+
+def seconds(value: int | float | dtm.timedelta | None) -> float | None:
+    """A Bot API duration as seconds: PTB gives ``int`` or (PTB_TIMEDELTA / v23) ``timedelta``."""
+    if value is None:
+        return None
+    if isinstance(value, dtm.timedelta):
+        return value.total_seconds()
+    return float(value)
+
+
+def voice_duration(duration: float) -> int:
+    """``sendVoice``'s ``duration``: whole seconds, rounded up so a 0.4 s clip shows as 0:01."""
+    return max(1, math.ceil(duration - 1e-6))
+
+
+def escape(text: str) -> str:
+    """Escape text for ``parse_mode=HTML`` (Telegram needs only ``<``, ``>`` and ``&``)."""
+    return html.escape(text, quote=False)
+
+
+def code_job_id(text: str, job_id: str) -> str:
+    """Escape ``text`` and show ``job_id`` in it as monospace (tap to copy in Telegram)."""
+    escaped = escape(text)
+    return escaped.replace(f"job {job_id}", f"job <code>{job_id}</code>", 1)
+
+
+def megabytes(size: int) -> str:
+    """``20 MB``, ``25.3 MB``: sizes as people read them."""
+    mb = size / (1024 * 1024)
+    return f"{mb:.0f} MB" if mb == int(mb) else f"{mb:.1f} MB"

@@ -1,0 +1,294 @@
+"""Telegram commands and message handlers: turn updates into service calls and short replies."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from telegram import ChatMember, LinkPreviewOptions, Message, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
+
+from adapters.telegram.convert import (
+    GROUP_ANONYMOUS_BOT,
+    PLATFORM,
+    AudioAttachment,
+    audio_attachment,
+    command_args,
+    escape,
+    is_private,
+    megabytes,
+    origin_for,
+)
+from bot.errors import BotError, InputError
+from bot.settings import ChatSettings
+
+if TYPE_CHECKING:
+    from adapters.telegram.adapter import TelegramAdapter
+
+_LOGGER = logging.getLogger(__name__)
+
+Context = ContextTypes.DEFAULT_TYPE
+Callback = Callable[[Update, Context], Coroutine[Any, Any, None]]
+
+GENERIC_ERROR = "Sorry, something went wrong on my side. Please try again in a moment."
+TRANSCRIBE_USAGE = "Reply to a voice note or audio file with /transcribe to transcribe it."
+ADMINS_ONLY = "Only this group's admins can change its settings."
+HELP = """🎙 <b>Voice → text</b>: send me a voice note, audio file or video note and I reply with \
+its transcript. In groups I transcribe voice notes automatically unless an admin turned that \
+off (/autotranscribe off); reply <code>/transcribe</code> to a voice note to transcribe it on \
+demand.
+🔊 <b>Text → voice</b>: <code>/speak TEXT</code>, or reply <code>/speak</code> to a message.
+
+/status — this chat's recent jobs; <code>/status ID</code> — one job
+/settings — this chat's settings; change with <code>/settings NAME VALUE</code> or \
+<code>/language CODE</code>, <code>/diarize on|off</code>, <code>/voice NAME</code>, \
+<code>/autotranscribe on|off</code> (in groups: admins only)
+/forget — delete your stored jobs (transcripts, audio) in this chat
+/usage — spend per user and chat (the bot's admins only)
+
+Files up to {limit}."""
+_NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+_SHORT_FORMS = ("language", "diarize", "voice", "autotranscribe")
+
+
+async def _answer(update: Update, html_text: str) -> None:
+    message = update.effective_message
+    if message is None:
+        return
+    try:
+        await reply(message, html_text)
+    except Exception:  # the chat may be gone; the log already has the original error
+        _LOGGER.warning("telegram: could not answer in chat %s", message.chat_id, exc_info=True)
+
+
+async def reply(message: Message, html_text: str) -> Message:
+    """Reply to ``message`` with HTML text (still delivered if the message was deleted)."""
+    return await message.reply_text(
+        html_text,
+        parse_mode=ParseMode.HTML,
+        link_preview_options=_NO_PREVIEW,
+        do_quote=message.build_reply_arguments(allow_sending_without_reply=True),
+    )
+
+
+def too_big_text(size: int | None, limit: int) -> str:
+    """The answer for a file the Bot API will not hand over."""
+    what = f"This file is {megabytes(size)}" if size else "This file is too big"
+    return (
+        f"{what}; bots can only download files up to {megabytes(limit)} from Telegram. "
+        "(The bot's operator can lift this limit with a local Bot API server, "
+        "telegram.api_base.)"
+    )
+
+
+class TelegramHandlers:
+    """The bot's commands and message handlers, bound to one adapter."""
+
+    def __init__(self, adapter: TelegramAdapter) -> None:
+        self.adapter = adapter
+        self.service = adapter.service
+        self.config = adapter.config
+
+    def register(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        """Add every handler and the error handler to ``app``."""
+        commands: dict[str, Callback] = {
+            "start": self.help,
+            "help": self.help,
+            "transcribe": self.transcribe,
+            "speak": self.speak,
+            "status": self.status,
+            "settings": self.settings,
+            "forget": self.forget,
+            "usage": self.usage,
+            **dict.fromkeys(_SHORT_FORMS, self.short_setting),
+        }
+        only_new = filters.UpdateType.MESSAGE
+        for name, callback in commands.items():
+            app.add_handler(CommandHandler(name, self.guarded(callback), filters=only_new))
+        media = filters.VOICE | filters.AUDIO | filters.VIDEO_NOTE | filters.Document.ALL
+        app.add_handler(
+            MessageHandler(only_new & media & ~filters.COMMAND, self.guarded(self.media))
+        )
+        app.add_error_handler(self.on_error)
+
+    def guarded(self, callback: Callback) -> Callback:
+        """Wrap a handler: skip denied users and chats; answer a BotError with its sentence and
+        anything else with a generic one; never raise into PTB."""
+
+        @functools.wraps(callback)
+        async def wrapper(update: Update, context: Context) -> None:
+            message = update.effective_message
+            if message is None:
+                return
+            if not self.service.allowed(origin_for(message)):
+                # Denied users and chats get silence: no downloads, no paid work, no chatter.
+                _LOGGER.info("telegram: ignoring chat %s (access lists)", message.chat_id)
+                return
+            try:
+                await callback(update, context)
+            except BotError as exc:
+                _LOGGER.info("telegram: %s: %s", callback.__name__, exc)
+                await _answer(update, escape(exc.user_message))
+            except Exception:
+                _LOGGER.exception("telegram: %s failed", callback.__name__)
+                await _answer(update, escape(GENERIC_ERROR))
+
+        return wrapper
+
+    async def on_error(self, update: object, context: Context) -> None:
+        """Errors PTB caught outside our handlers (network trouble while polling...)."""
+        _LOGGER.error("telegram: unhandled error", exc_info=context.error)
+
+    # -- commands ---------------------------------------------------------------------------
+
+    async def help(self, update: Update, context: Context) -> None:
+        """/start and /help."""
+        assert update.message is not None
+        await reply(update.message, HELP.format(limit=megabytes(self.config.max_download_bytes)))
+
+    async def status(self, update: Update, context: Context) -> None:
+        """/status [JOB_ID]: only this chat's jobs are visible."""
+        message = update.message
+        assert message is not None
+        wanted = command_args(message) or None
+        text = await self.service.status_text(PLATFORM, str(message.chat_id), wanted)
+        await reply(message, escape(text))
+
+    async def settings(self, update: Update, context: Context) -> None:
+        """/settings shows; /settings NAME VALUE changes (admins only in groups)."""
+        message = update.message
+        assert message is not None
+        args = command_args(message).split(maxsplit=1)
+        if not args:
+            await self._show_settings(message)
+            return
+        await self._change(message, context, args[0], args[1] if len(args) > 1 else "")
+
+    async def short_setting(self, update: Update, context: Context) -> None:
+        """/language CODE, /diarize on|off, /voice NAME, /autotranscribe on|off."""
+        message = update.message
+        assert message is not None and message.text is not None
+        name = message.text.split(maxsplit=1)[0].lstrip("/").split("@", 1)[0].lower()
+        value = command_args(message)
+        if not value:
+            await self._show_settings(message)
+            return
+        await self._change(message, context, name, value)
+
+    async def _show_settings(self, message: Message) -> None:
+        current = await self.service.settings(PLATFORM, str(message.chat_id))
+        text = "Settings for this chat:\n" + self.service.describe(current)
+        hint = "Change one with /settings NAME VALUE, e.g. /settings language en."
+        await reply(message, f"{escape(text)}\n\n{escape(hint)}")
+
+    async def _change(self, message: Message, context: Context, name: str, value: str) -> None:
+        if not await self._may_change_settings(message, context):
+            raise InputError(ADMINS_ONLY)
+        updated = await self.service.change_setting(PLATFORM, str(message.chat_id), name, value)
+        text = "✅ Saved. Settings for this chat:\n" + self.service.describe(updated)
+        if updated.diarize and not self.service.stt_capabilities().diarization:
+            text += (
+                "\n(The current transcription model cannot label speakers, so this has no effect.)"
+            )
+        await reply(message, escape(text))
+
+    async def _may_change_settings(self, message: Message, context: Context) -> bool:
+        if is_private(message.chat):
+            return True
+        sender_chat = message.sender_chat
+        if sender_chat is not None and sender_chat.id == message.chat_id:
+            return True  # an anonymous admin posting as the group itself
+        user = message.from_user
+        if user is None or user.id == GROUP_ANONYMOUS_BOT:
+            return False
+        member = await context.bot.get_chat_member(message.chat_id, user.id)
+        return member.status in (ChatMember.OWNER, ChatMember.ADMINISTRATOR)
+
+    async def forget(self, update: Update, context: Context) -> None:
+        """/forget: delete the caller's jobs in this chat."""
+        assert update.message is not None
+        text = await self.service.forget(origin_for(update.message))
+        await reply(update.message, escape(text))
+
+    async def usage(self, update: Update, context: Context) -> None:
+        """/usage: spend per user and chat, for the bot's admins (access.admins)."""
+        assert update.message is not None
+        text = await self.service.usage_text(origin_for(update.message))
+        await reply(update.message, f"<pre>{escape(text)}</pre>")
+
+    async def speak(self, update: Update, context: Context) -> None:
+        """/speak TEXT, or /speak as a reply to a text message."""
+        message = update.message
+        assert message is not None
+        text = command_args(message)
+        quoted = message.reply_to_message
+        if not text and quoted is not None:
+            text = quoted.text or quoted.caption or ""
+        settings = await self.service.settings(PLATFORM, str(message.chat_id))
+        job = await self.service.speak(origin_for(message), text, settings=settings)
+        await self.adapter.announce(job)
+
+    async def transcribe(self, update: Update, context: Context) -> None:
+        """/transcribe as a reply to a voice note or audio message."""
+        message = update.message
+        assert message is not None
+        target = message.reply_to_message
+        attachment = audio_attachment(target)
+        if target is None or attachment is None:
+            raise InputError(TRANSCRIBE_USAGE)
+        settings = await self.service.settings(PLATFORM, str(message.chat_id))
+        await self._transcribe(message, target, attachment, settings)
+
+    # -- messages ---------------------------------------------------------------------------
+
+    async def media(self, update: Update, context: Context) -> None:
+        """A voice note, audio file, video note or document: transcribe it when this chat wants."""
+        message = update.message
+        assert message is not None
+        attachment = audio_attachment(message)
+        if attachment is None:
+            return  # a photo or PDF sent as a file: not ours to answer
+        if message.from_user is not None and message.from_user.is_bot:
+            return
+        settings = await self.service.settings(PLATFORM, str(message.chat_id))
+        if not is_private(message.chat) and not settings.auto_transcribe:
+            return
+        await self._transcribe(message, message, attachment, settings)
+
+    async def _transcribe(
+        self,
+        command: Message,
+        audio: Message,
+        attachment: AudioAttachment,
+        settings: ChatSettings,
+    ) -> None:
+        data = await self._download(attachment)
+        job = await self.service.transcribe(
+            origin_for(command, reply_to=audio),
+            data,
+            attachment.filename,
+            settings=settings,
+            dedup_key=attachment.file_unique_id,
+        )
+        await self.adapter.announce(job)
+
+    async def _download(self, attachment: AudioAttachment) -> bytes:
+        limit = self.config.max_download_bytes
+        # Checked before getFile: the public Bot API refuses big files, and we never fetch them.
+        if attachment.file_size is not None and attachment.file_size > limit:
+            raise InputError(too_big_text(attachment.file_size, limit))
+        bot = self.adapter.app.bot
+        try:
+            file = await bot.get_file(attachment.file_id)
+        except BadRequest as exc:
+            if "too big" in exc.message.lower():
+                raise InputError(too_big_text(attachment.file_size, limit)) from exc
+            raise
+        if file.file_size is not None and file.file_size > limit:
+            raise InputError(too_big_text(file.file_size, limit))
+        # The file URL embeds the bot token: only PTB ever sees it; providers get the bytes.
+        return bytes(await file.download_as_bytearray())
