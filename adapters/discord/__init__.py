@@ -1,0 +1,1 @@
+"""Discord adapter: voice messages and the "Transcribe" menu in, transcripts and voices out."""
