@@ -255,13 +255,19 @@ class TelegramAdapter:
             if placeholder is not None:
                 return await self._edit_or_send(job, placeholder, text)
             return await self.send_text(job, text)
-        message: Message = await self.app.bot.send_voice(
-            job.origin.chat_id,
-            clip.ogg,
-            duration=voice_duration(clip.duration),
-            filename=f"speech-{job.id}.ogg",
-            **self._reply_kwargs(job),
-        )
+        sent: str | None = job.extra.get("telegram_voice")
+        if sent is None:
+            message: Message = await self.app.bot.send_voice(
+                job.origin.chat_id,
+                clip.ogg,
+                duration=voice_duration(clip.duration),
+                filename=f"speech-{job.id}.ogg",
+                **self._reply_kwargs(job),
+            )
+            sent = str(message.message_id)
+            # Recorded before the placeholder clean-up: a crash during that extra round trip
+            # must not send the voice message a second time.
+            await self.service.update_job_extra(job, telegram_voice=sent)
         if placeholder is not None:
             # The voice message is the answer; a leftover "Synthesizing…" line would only confuse.
             try:
@@ -274,7 +280,7 @@ class TelegramAdapter:
                         message_id=int(placeholder),
                         parse_mode=ParseMode.HTML,
                     )
-        return str(message.message_id)
+        return sent
 
     async def _edit_or_send(self, job: Job, placeholder: str, text: str) -> str:
         try:

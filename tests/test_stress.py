@@ -1,0 +1,256 @@
+"""Crash-safety stress: ``voicebot run`` SIGKILLed at random moments while jobs keep arriving.
+
+Defaults keep CI quick (60 jobs, 5 kills); ``VOICEBOT_STRESS_JOBS`` / ``VOICEBOT_STRESS_KILLS``
+scale it up (e.g. 200 / 10) and ``VOICEBOT_STRESS_SEED`` replays a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import hashlib
+import os
+import random
+import signal
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.jobs.worker import INTERRUPTED_MESSAGE
+from tests.conftest import ROOT, subprocess_env
+from tests.fakes.audio import make_tone
+from tests.fakes.providers import FakeNanoGpt
+from tests.fakes.telegram import FakeTelegram
+from tests.support import write_config
+
+JOBS = int(os.environ.get("VOICEBOT_STRESS_JOBS", "60"))
+KILLS = int(os.environ.get("VOICEBOT_STRESS_KILLS", "5"))
+SEED = int(os.environ.get("VOICEBOT_STRESS_SEED", str(random.SystemRandom().randrange(10**6))))
+CHATS = (101, 102, 103, 104)
+# Alternating per process start: sync Whisper + sync Kokoro, then async Elevenlabs for both.
+MODELS = (("Whisper-Large-V3", "Kokoro-82m"), ("Elevenlabs-STT", "Elevenlabs-Turbo-V2.5"))
+
+pytestmark = [
+    pytest.mark.timeout(60 + 2 * JOBS + 10 * KILLS),
+    # Known gap (issue 5): PTB confirms a Telegram update with its next getUpdates before our
+    # handler has stored the job, so a SIGKILL in that window loses the voice note (seen: 1-3 of
+    # 200 at 10 kills). Until the adapter confirms updates only after storing them, this test
+    # would fail at random in CI; run it on purpose with VOICEBOT_STRESS=1.
+    pytest.mark.skipif(
+        os.environ.get("VOICEBOT_STRESS") != "1",
+        reason="known update-ack window loses messages under SIGKILL; set VOICEBOT_STRESS=1",
+    ),
+]
+
+
+@dataclass
+class Trigger:
+    """One user message that must get exactly one final reply."""
+
+    kind: str  # "stt" | "tts"
+    chat: int
+    message_id: int
+    key: str  # audio sha256 (stt) or the /speak text (tts)
+
+
+@dataclass
+class Tally:
+    triggers: list[Trigger] = field(default_factory=list)
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[tuple[FakeTelegram, FakeNanoGpt]]:
+    async with FakeTelegram() as tg, FakeNanoGpt() as nano:
+        yield tg, nano
+
+
+def _config(tmp_path: Path, tg: FakeTelegram, nano: FakeNanoGpt, round_no: int) -> Path:
+    stt_model, tts_model = MODELS[round_no % 2]
+    return write_config(
+        tmp_path,
+        nano_url=nano.url,
+        stt={"model": stt_model},
+        tts={"model": tts_model, "voice": "Rachel" if "Eleven" in tts_model else "af_bella"},
+        jobs={"max_poll_interval": 1, "concurrency": 8, "deadline_seconds": 600},
+        telegram={"token": tg.token, "api_base": tg.api_base},
+    )
+
+
+async def _start(config: Path, log: Path) -> asyncio.subprocess.Process:
+    with log.open("ab") as sink:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "--config",
+            str(config),
+            "run",
+            cwd=ROOT,
+            env=subprocess_env(),
+            stdout=sink,
+            stderr=sink,
+        )
+
+
+async def _feed(tg: FakeTelegram, tally: Tally, rng: random.Random, span: float) -> None:
+    """Inject ``JOBS`` distinct voice notes and /speak commands spread over ``span`` seconds."""
+    gap = span / max(JOBS, 1)
+    for i in range(JOBS):
+        chat = CHATS[i % len(CHATS)]
+        if rng.random() < 0.6:
+            # Distinct tone and length per note: the provider sees distinct uploads.
+            data = make_tone(0.4 + (i % 7) * 0.1, freq=200.0 + 7 * i)
+            message = tg.send_voice(chat, chat, data, duration=1)
+            tally.triggers.append(
+                Trigger("stt", chat, message["message_id"], hashlib.sha256(data).hexdigest())
+            )
+        else:
+            text = f"Stress line {i} for chat {chat}."
+            message = tg.send_text(chat, chat, f"/speak {text}")
+            tally.triggers.append(Trigger("tts", chat, message["message_id"], text))
+        await asyncio.sleep(rng.uniform(0.2, 1.8) * gap)
+
+
+def _is_final_text(text: str | None) -> bool:
+    return bool(text) and "…" not in (text or "") and not (text or "").startswith("✅ Done")
+
+
+def _finals(tg: FakeTelegram) -> dict[tuple[int, int], set[tuple[int, int, str]]]:
+    """(chat, trigger id) → distinct (chat, bot message id, what) that carried a final reply."""
+    reply_of: dict[tuple[int, int], tuple[int, int]] = {}  # bot message → trigger it replied to
+    finals: dict[tuple[int, int], set[tuple[int, int, str]]] = collections.defaultdict(set)
+    for call in tg.calls:
+        if not call.ok or call.method not in ("sendMessage", "sendVoice", "editMessageText"):
+            continue
+        chat = call.chat_id
+        if call.method == "editMessageText":
+            trigger = reply_of.get((chat, call.params["message_id"]))
+            target = call.params["message_id"]
+        else:
+            assert call.message is not None
+            reply = call.params.get("reply_parameters") or {}
+            trigger = (chat, reply["message_id"]) if "message_id" in reply else None
+            target = call.message["message_id"]
+            if trigger is not None:
+                reply_of[(chat, target)] = trigger
+        if trigger is None:
+            continue
+        if call.method == "sendVoice":
+            finals[trigger].add((chat, target, "voice"))
+        elif _is_final_text(call.text):
+            finals[trigger].add((chat, target, call.text or ""))
+    return finals
+
+
+def _all_answered(tg: FakeTelegram, tally: Tally) -> bool:
+    finals = _finals(tg)
+    return all(finals.get((t.chat, t.message_id)) for t in tally.triggers)
+
+
+async def _wait_all_answered(tg: FakeTelegram, tally: Tally, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not _all_answered(tg, tally) and loop.time() < deadline:
+        with_timeout = min(1.0, max(0.0, deadline - loop.time()))
+        with contextlib.suppress(TimeoutError):
+            await tg.wait_for(lambda c: True, timeout=with_timeout, start=len(tg.calls))
+
+
+async def test_stress_sigkill_at_random_moments_every_job_answered_once(
+    tmp_path: Path, fakes: tuple[FakeTelegram, FakeNanoGpt]
+) -> None:
+    tg, nano = fakes
+    rng = random.Random(SEED)
+    print(f"stress seed {SEED}: {JOBS} jobs, {KILLS} kills")
+    nano.polls_to_complete = 1
+    # Asynchronous runs take a while, so kills find jobs waiting at the provider too.
+    nano.processing_time = lambda kind, model, info: rng.uniform(0.3, 2.5)
+    log = tmp_path / "bot.log"
+    tally = Tally()
+    feeder = asyncio.create_task(_feed(tg, tally, rng, span=KILLS * 3.5))
+    proc = await _start(_config(tmp_path, tg, nano, 0), log)
+    kills = 0
+    try:
+        for round_no in range(1, KILLS + 1):
+            await tg.wait_held(timeout=30)
+            await asyncio.sleep(rng.uniform(0.0, 3.0))
+            proc.kill()
+            assert await asyncio.wait_for(proc.wait(), 10) == -signal.SIGKILL
+            kills += 1
+            await asyncio.sleep(rng.uniform(0.0, 0.5))  # messages keep arriving while down
+            proc = await _start(_config(tmp_path, tg, nano, round_no), log)
+        await feeder
+        await _wait_all_answered(tg, tally, timeout=30 + JOBS * 0.3)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0, "SIGTERM must exit 0"
+    finally:
+        feeder.cancel()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    figures = _figures(tg, nano, tally)
+    figures["kills"] = kills
+    _explain_lost(tmp_path / "voicebot.sqlite3", tg, tally)
+    print("stress figures:", figures)
+    assert figures["jobs"] == JOBS
+    assert figures["lost"] == 0, figures
+    assert figures["duplicated"] == 0, figures
+    assert figures["double_submitted"] == 0, figures
+    assert figures["misdirected"] == 0, figures
+    text = log.read_text(errors="replace")
+    assert tg.token not in text and tg.token.split(":", 1)[1] not in text
+
+
+def _explain_lost(db: Path, tg: FakeTelegram, tally: Tally) -> None:
+    """Print, for each unanswered trigger, what the database knows (for diagnosing failures)."""
+    finals = _finals(tg)
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        for t in tally.triggers:
+            if not finals.get((t.chat, t.message_id)):
+                rows = conn.execute(
+                    "SELECT id, state, error_code, delivered_at, delivery_error FROM jobs "
+                    "WHERE chat_id = ? AND reply_to = ?",
+                    (str(t.chat), str(t.message_id)),
+                ).fetchall()
+                print("lost:", t.kind, t.chat, t.message_id, "jobs:", rows)
+
+
+def _figures(tg: FakeTelegram, nano: FakeNanoGpt, tally: Tally) -> dict[str, Any]:
+    finals = _finals(tg)
+    lost = duplicated = interrupted = misdirected = 0
+    for t in tally.triggers:
+        got = finals.get((t.chat, t.message_id), set())
+        lost += not got
+        duplicated += len(got) > 1
+        if len(got) > 1:
+            print("duplicate replies to", t, sorted(got))
+        for chat, _, what in got:
+            wrong_kind = (what == "voice") != (t.kind == "tts") and not what.startswith("❌")
+            misdirected += chat != t.chat or wrong_kind
+        interrupted += any(INTERRUPTED_MESSAGE[:40] in what for _, _, what in got)
+    uploads = collections.Counter(
+        hashlib.sha256(r.files["audio"].data).hexdigest()
+        for r in nano.requests_to("transcribe")
+        if "audio" in r.files
+    )
+    texts = collections.Counter(
+        r.json.get("text") for r in nano.requests_to("tts") if isinstance(r.json, dict)
+    )
+    double = sum(n > 1 for n in uploads.values()) + sum(n > 1 for n in texts.values())
+    return {
+        "jobs": len(tally.triggers),
+        "stt": sum(t.kind == "stt" for t in tally.triggers),
+        "tts": sum(t.kind == "tts" for t in tally.triggers),
+        "lost": lost,
+        "duplicated": duplicated,
+        "double_submitted": double,
+        "interrupted": interrupted,
+        "misdirected": misdirected,
+        "submits": dict(nano.submits),
+    }
