@@ -243,6 +243,16 @@ class VoiceService:
 
     # -- questions about jobs ---------------------------------------------------------------
 
+    async def already_created(self, origin: Origin) -> bool:
+        """True when a job was already created from the same platform event
+        (``origin.extra["source"]``): adapters that replay unconfirmed events after a crash use
+        this so the replay does not pay twice."""
+        source = origin.extra.get("source")
+        if not source:
+            return False
+        found = await self.store.find_by_source(origin.platform, origin.chat_id, str(source))
+        return found is not None
+
     async def job(self, platform: str, chat_id: str, job_id: str) -> Job | None:
         """A job of this chat (another chat's job is invisible: None)."""
         return await self.store.find_for_chat(platform, chat_id, job_id)

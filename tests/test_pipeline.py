@@ -362,3 +362,14 @@ async def test_pipeline_settings_change_and_validate(h: Harness) -> None:
     with pytest.raises(InputError, match="no setting called"):
         await svc.change_setting("test", "chat-1", "colour", "blue")
     assert "language: de" in svc.describe(await svc.settings("test", "chat-1"))
+
+
+async def test_pipeline_replayed_platform_event_is_recognised(h: Harness) -> None:
+    assert h.core is not None
+    origin = Origin("test", "chat-1", "user-1", reply_to="m-9", extra={"source": "update:77"})
+    assert not await h.core.service.already_created(origin)
+    await h.core.service.speak(origin, "hello")
+    assert await h.core.service.already_created(origin)
+    other_chat = Origin("test", "chat-2", "user-1", extra={"source": "update:77"})
+    assert not await h.core.service.already_created(other_chat)
+    assert not await h.core.service.already_created(ORIGIN)  # no source: never a replay

@@ -84,6 +84,7 @@ class TelegramAdapter:
         self.app: PtbApp = self._build()
         self.actions = ChatActions(self.app.bot, max_age=core.config.jobs.deadline_seconds)
         self._placeholders: dict[str, str] = {}
+        self._polling: asyncio.Task[None] | None = None
         self._setting_up: dict[str, asyncio.Event] = {}
         TelegramHandlers(self).register(self.app)
 
@@ -102,6 +103,9 @@ class TelegramAdapter:
             .rate_limiter(AIORateLimiter(max_retries=0))
             .concurrent_updates(16)
             .get_updates_read_timeout(self._poll_timeout + 10)
+            # Our own polling loop (see _poll): PTB's Updater confirms updates before the
+            # handlers have stored their jobs, and a crash in between would lose a voice note.
+            .updater(None)
             .build()
         )
 
@@ -122,18 +126,49 @@ class TelegramAdapter:
         except TelegramError as exc:  # the menu is a convenience; the bot works without it
             _LOGGER.warning("could not register the Telegram command menu: %s", exc)
         await self.app.start()
-        assert self.app.updater is not None
         # Updates sent while the bot was down are still answered: no drop_pending_updates.
-        await self.app.updater.start_polling(
-            poll_interval=0, timeout=self._poll_timeout, allowed_updates=["message"]
-        )
+        await self.app.bot.delete_webhook()
+        self._polling = asyncio.create_task(self._poll(), name="telegram-poll")
         _LOGGER.info("telegram: polling as @%s", self.app.bot.username)
+
+    async def _poll(self) -> None:
+        """Long-poll getUpdates; confirm a batch (next offset) only after its handlers ran.
+
+        Handlers store their job before returning, so an update is either confirmed with its
+        job stored, or replayed after a crash, where ``service.already_created`` skips it.
+        """
+        offset: int | None = None
+        failures = 0
+        while True:
+            try:
+                updates = await self.app.bot.get_updates(
+                    offset=offset, timeout=self._poll_timeout, allowed_updates=["message"]
+                )
+            except InvalidToken:
+                _LOGGER.error("telegram: the token was revoked; polling stopped")
+                return
+            except TelegramError as exc:
+                failures += 1
+                delay = min(30.0, 2.0**failures)
+                if isinstance(exc, RetryAfter):
+                    delay = seconds(exc.retry_after) or delay
+                _LOGGER.warning("telegram: getUpdates failed (%s); retry in %.0fs", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            if not updates:
+                continue
+            await asyncio.gather(*(self.app.process_update(u) for u in updates))
+            offset = updates[-1].update_id + 1
 
     async def stop(self) -> None:
         """Stop polling, then the application, in the reverse order of :meth:`start`."""
         await self.actions.close()
-        if self.app.updater is not None and self.app.updater.running:
-            await self.app.updater.stop()
+        if self._polling is not None:
+            self._polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._polling
+            self._polling = None
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()

@@ -77,8 +77,14 @@ def is_private(chat: Chat) -> bool:
     return chat.type == Chat.PRIVATE
 
 
-def origin_for(message: Message, *, reply_to: Message | None = None) -> Origin:
-    """Where a job started by ``message`` replies (``reply_to`` defaults to the message itself)."""
+def origin_for(
+    message: Message, *, reply_to: Message | None = None, update_id: int | None = None
+) -> Origin:
+    """Where a job started by ``message`` replies (``reply_to`` defaults to the message itself).
+
+    ``update_id`` marks the job with the Telegram update that created it, so an update replayed
+    after a crash (it was stored but not yet confirmed to Telegram) does not create a second job.
+    """
     target = reply_to or message
     user = message.from_user
     sender = user.id if user is not None else (message.sender_chat.id if message.sender_chat else 0)
@@ -89,6 +95,7 @@ def origin_for(message: Message, *, reply_to: Message | None = None) -> Origin:
         user_id=str(sender),
         reply_to=str(target.message_id),
         thread_id=str(thread) if thread is not None else None,
+        extra={"source": f"update:{update_id}"} if update_id is not None else {},
     )
 
 

@@ -228,8 +228,11 @@ class TelegramHandlers:
         quoted = message.reply_to_message
         if not text and quoted is not None:
             text = quoted.text or quoted.caption or ""
+        origin = origin_for(message, update_id=update.update_id)
+        if await self.service.already_created(origin):
+            return  # a replayed update: its job exists and will be delivered
         settings = await self.service.settings(PLATFORM, str(message.chat_id))
-        job = await self.service.speak(origin_for(message), text, settings=settings)
+        job = await self.service.speak(origin, text, settings=settings)
         await self.adapter.announce(job)
 
     async def transcribe(self, update: Update, context: Context) -> None:
@@ -241,7 +244,7 @@ class TelegramHandlers:
         if target is None or attachment is None:
             raise InputError(TRANSCRIBE_USAGE)
         settings = await self.service.settings(PLATFORM, str(message.chat_id))
-        await self._transcribe(message, target, attachment, settings)
+        await self._transcribe(message, target, attachment, settings, update.update_id)
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -257,7 +260,7 @@ class TelegramHandlers:
         settings = await self.service.settings(PLATFORM, str(message.chat_id))
         if not is_private(message.chat) and not settings.auto_transcribe:
             return
-        await self._transcribe(message, message, attachment, settings)
+        await self._transcribe(message, message, attachment, settings, update.update_id)
 
     async def _transcribe(
         self,
@@ -265,10 +268,14 @@ class TelegramHandlers:
         audio: Message,
         attachment: AudioAttachment,
         settings: ChatSettings,
+        update_id: int,
     ) -> None:
+        origin = origin_for(command, reply_to=audio, update_id=update_id)
+        if await self.service.already_created(origin):
+            return  # a replayed update: its job exists and will be delivered
         data = await self._download(attachment)
         job = await self.service.transcribe(
-            origin_for(command, reply_to=audio),
+            origin,
             data,
             attachment.filename,
             settings=settings,

@@ -662,3 +662,12 @@ class SqliteJobStore:
                 (before,),
             )
             return cur.rowcount
+
+    async def find_by_source(self, platform: str, chat_id: str, source: str) -> Job | None:
+        """The job created from one platform event (``origin.extra["source"]``), if any."""
+        jobs = await self._select(
+            "platform = ? AND chat_id = ? AND json_extract(origin_extra, '$.source') = ?",
+            (platform, chat_id, source),
+            "LIMIT 1",
+        )
+        return jobs[0] if jobs else None
