@@ -36,17 +36,7 @@ CHATS = (101, 102, 103, 104)
 # Alternating per process start: sync Whisper + sync Kokoro, then async Elevenlabs for both.
 MODELS = (("Whisper-Large-V3", "Kokoro-82m"), ("Elevenlabs-STT", "Elevenlabs-Turbo-V2.5"))
 
-pytestmark = [
-    pytest.mark.timeout(60 + 2 * JOBS + 10 * KILLS),
-    # Known gap (issue 5): PTB confirms a Telegram update with its next getUpdates before our
-    # handler has stored the job, so a SIGKILL in that window loses the voice note (seen: 1-3 of
-    # 200 at 10 kills). Until the adapter confirms updates only after storing them, this test
-    # would fail at random in CI; run it on purpose with VOICEBOT_STRESS=1.
-    pytest.mark.skipif(
-        os.environ.get("VOICEBOT_STRESS") != "1",
-        reason="known update-ack window loses messages under SIGKILL; set VOICEBOT_STRESS=1",
-    ),
-]
+pytestmark = pytest.mark.timeout(60 + 2 * JOBS + 10 * KILLS)
 
 
 @dataclass
