@@ -93,7 +93,7 @@ class Poller:
                 _LOGGER.exception("poller: store query failed; retrying")
                 jobs, next_at = [], now + 1.0
             delay = self._max_idle if next_at is None else next_at - self._clock()
-            if delay <= 0 and not jobs:
+            if delay <= 0 and not jobs and self._in_flight:
                 delay = self._max_idle  # everything due is in flight: a finished task wakes us
             delay = min(max(delay, 0.0), self._max_idle)
             if delay > 0:

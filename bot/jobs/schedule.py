@@ -217,8 +217,10 @@ class PredictiveSchedule:
         if target - now > self._floor:
             delay = target - now  # e.g. the queue position moved the estimate later
         else:
+            # Past the prediction the job is due any moment: ask again soon, backing off as it
+            # runs later (a queue or a slow provider), so latency stays low and polls bounded.
             overdue = now - target
-            delay = max(self._floor, fit.dev, 0.25 * overdue)
+            delay = max(self._floor, min(fit.dev, 1.0) + 0.25 * overdue)
         return max(min_interval, retry_after or 0.0, min(self._cap, delay))
 
     async def observe(self, job: Job, completed_at: float) -> None:

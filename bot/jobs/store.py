@@ -282,13 +282,17 @@ class SqliteJobStore:
         return jobs[0] if jobs else None
 
     async def due(self, now: float, platforms: Iterable[str], limit: int = 100) -> list[Job]:
-        """Queued or submitted jobs of these platforms whose next step is due, oldest first."""
+        """Queued or submitted jobs of these platforms whose next step is due, oldest first.
+
+        ``+platform`` keeps SQLite on the partial ``jobs_due`` index (by next poll time) rather
+        than scanning every row of a platform through ``jobs_user``.
+        """
         names = list(platforms)
         if not names or limit <= 0:
             return []
         marks = ",".join("?" * len(names))
         return await self._select(
-            f"state IN ('queued', 'submitted') AND next_poll_at <= ? AND platform IN ({marks})",
+            f"state IN ('queued', 'submitted') AND next_poll_at <= ? AND +platform IN ({marks})",
             (now, *names, limit),
             "ORDER BY next_poll_at LIMIT ?",
         )
@@ -303,7 +307,7 @@ class SqliteJobStore:
         marks = ",".join("?" * len(names))
         return await self._select(
             "state IN ('completed', 'failed') AND delivered_at IS NULL "
-            f"AND delivery_error IS NULL AND deliver_after <= ? AND platform IN ({marks})",
+            f"AND delivery_error IS NULL AND deliver_after <= ? AND +platform IN ({marks})",
             (now, *names, limit),
             "ORDER BY deliver_after LIMIT ?",
         )

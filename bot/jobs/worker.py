@@ -84,6 +84,11 @@ class JobWorker:
 
     async def advance(self, job: Job, now: float) -> None:
         """Do the one step that is due for ``job``."""
+        # The poller's snapshot may predate a step that just finished (the row was read while
+        # another task was completing it): act only on the current row, never twice.
+        current = await self.store.get(job.id)
+        if current is None or current.updated_at != job.updated_at:
+            return
         try:
             if job.state is JobState.QUEUED:
                 await self.submit(job, now)
