@@ -17,6 +17,11 @@ Routes (names used by ``push``, ``wait_for``, ``submits`` and ``RecordedRequest.
 Knobs (plain attributes, change them any time):
     ``polls_to_complete``: the Nth status poll of a run completes (earlier polls: pending, then
         processing); ``processing_delay``: seconds after submit before a run may complete;
+    ``processing_time``: optional ``(kind, model, info) -> seconds`` deciding each new run's
+        processing time once, at submit (wins over ``processing_delay``; ``info`` holds the run's
+        fields, e.g. ``chargedDuration`` minutes, ``textLength``, ``size``); ``completions[run_id]``
+        then records the ``time.monotonic()`` at which that run's processing finished;
+        ``finish_runs()`` makes every existing run ready now;
     FakeNanoGpt ``tts_mode``: ``"binary"`` (audio/mpeg body) or ``"json"`` (``audioUrl``).
 
 Counters: ``submits[route]`` counts accepted (charged) submits; ``polls[run_id]`` counts polls.
@@ -31,6 +36,7 @@ import itertools
 import json
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -79,6 +85,7 @@ class _Run:
     created: float
     info: dict[str, Any]
     polls: int = 0
+    delay: float | None = None  # set by ``processing_time``; None follows ``processing_delay``
 
 
 class _FakeServer:
@@ -91,6 +98,8 @@ class _FakeServer:
         self.polls: collections.Counter[str] = collections.Counter()
         self.polls_to_complete = 3
         self.processing_delay = 0.0
+        self.processing_time: Callable[[str, str, Mapping[str, Any]], float] | None = None
+        self.completions: dict[str, float] = {}
         self._overrides: dict[str, collections.deque[_Override]] = collections.defaultdict(
             collections.deque
         )
@@ -200,8 +209,19 @@ class _FakeServer:
 
     def _new_run(self, kind: str, model: str, info: dict[str, Any]) -> str:
         run_id = uuid.uuid4().hex
-        self._runs[run_id] = _Run(kind, model, time.monotonic(), info)
+        run = _Run(kind, model, time.monotonic(), info)
+        if self.processing_time is not None:
+            run.delay = max(0.0, self.processing_time(kind, model, info))
+            self.completions[run_id] = run.created + run.delay
+        self._runs[run_id] = run
         return run_id
+
+    def finish_runs(self) -> None:
+        """Make every existing run's processing finished as of now."""
+        now = time.monotonic()
+        for run_id, run in self._runs.items():
+            run.delay = min(run.delay if run.delay is not None else 0.0, now - run.created)
+            self.completions[run_id] = run.created + run.delay
 
     def _advance(self, run_id: str) -> tuple[_Run, str] | None:
         """Count a poll and return (run, "pending" | "processing" | "completed")."""
@@ -210,7 +230,8 @@ class _FakeServer:
             return None
         run.polls += 1
         self.polls[run_id] += 1
-        ready = time.monotonic() >= run.created + self.processing_delay
+        delay = self.processing_delay if run.delay is None else run.delay
+        ready = time.monotonic() >= run.created + delay
         if run.polls >= self.polls_to_complete and ready:
             return run, "completed"
         return run, "pending" if run.polls == 1 else "processing"
@@ -408,7 +429,8 @@ class FakeNanoGpt(_FakeServer):
             return web.json_response({"error": "text and model are required"}, status=400)
         self.submits["tts"] += 1
         if model in _NANO_ASYNC_TTS:
-            run_id = self._new_run("tts", model, {"voice": body.get("voice")})
+            info = {"voice": body.get("voice"), "textLength": len(text)}
+            run_id = self._new_run("tts", model, info)
             return web.json_response(
                 {
                     "status": "pending",

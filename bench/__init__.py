@@ -1,0 +1,1 @@
+"""Benchmark harness: the bot's job pipeline against the vendors' documented polling loop."""

@@ -1,0 +1,114 @@
+"""Peak memory with many in-flight jobs, and the time to resume them after a restart.
+
+Both run in fresh child processes (spawn), so the numbers are the bot's alone: the fakes live in
+their own process, and a restart really is a new interpreter reopening the same database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.mix import JobSpec, bench_config
+from bench.ours import create, running_core
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _count(db: Path, where: str) -> int:
+    with sqlite3.connect(db, timeout=5) as conn:
+        row = conn.execute(f"SELECT count(*) FROM jobs WHERE {where}").fetchone()
+    return int(row[0])
+
+
+async def _load(db: Path, urls: tuple[str, str], specs: list[JobSpec]) -> dict[str, Any]:
+    config = bench_config(db, *urls)
+    rss_idle = _status_kb("VmRSS")
+    async with running_core(config) as (core, _deliverer):
+        start = time.perf_counter()
+        await asyncio.gather(*(create(core, s) for s in specs))
+        created = time.perf_counter() - start
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if _count(db, "state = 'submitted' AND poll_count >= 1") >= len(specs):
+                break
+            await asyncio.sleep(0.2)
+        in_flight = _count(db, "state = 'submitted'")
+        rss_loaded = _status_kb("VmRSS")
+    return {
+        "jobs": len(specs),
+        "in_flight": in_flight,
+        "create_seconds": created,
+        "rss_idle_mb": rss_idle / 1024,
+        "rss_loaded_mb": rss_loaded / 1024,
+        "peak_rss_mb": _status_kb("VmHWM") / 1024,
+    }
+
+
+async def _resume(db: Path, urls: tuple[str, str], count: int) -> dict[str, Any]:
+    config = bench_config(db, *urls)
+    start = time.monotonic()
+    async with running_core(config) as (_core, deliverer):
+        opened = time.monotonic()
+        done = await deliverer.wait(count, 120)
+        last = max((d.at for d in deliverer.deliveries.values()), default=time.monotonic())
+        first = min((d.at for d in deliverer.deliveries.values()), default=last)
+    return {
+        "jobs": count,
+        "delivered": len(deliverer.deliveries),
+        "all_delivered": done,
+        "started_at": start,
+        "open_seconds": opened - start,
+        "first_delivery_seconds": first - start,
+        "all_delivered_seconds": last - start,
+        "peak_rss_mb": _status_kb("VmHWM") / 1024,
+    }
+
+
+def _child(conn: Any, what: str, args: tuple[Any, ...]) -> None:
+    try:
+        result = asyncio.run(_load(*args) if what == "load" else _resume(*args))
+    except BaseException as exc:  # report, don't hang the parent
+        result = {"error": repr(exc)}
+    conn.send(result)
+    conn.close()
+
+
+def in_child(what: str, *args: Any, timeout: float = 300) -> dict[str, Any]:
+    """Run ``_load`` or ``_resume`` in a fresh interpreter; add ``spawned_at`` (monotonic)."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, what, args), name=f"bench-{what}")
+    spawned = time.monotonic()
+    proc.start()
+    child.close()
+    try:
+        if not parent.poll(timeout):
+            raise RuntimeError(f"{what} child timed out")
+        result: dict[str, Any] = parent.recv()
+    finally:
+        proc.join(30)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+    result["spawned_at"] = spawned
+    return result
+
+
+def simulate_downtime(db: Path) -> int:
+    """Make every in-flight job overdue, as after the bot was down past their next poll."""
+    with sqlite3.connect(db, timeout=5) as conn:
+        cur = conn.execute(
+            "UPDATE jobs SET next_poll_at = ? WHERE state = 'submitted'", (time.time(),)
+        )
+        return cur.rowcount

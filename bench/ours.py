@@ -1,0 +1,151 @@
+"""Drives the real core (``bot.app.Core``) through a bench platform, as an adapter would."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.mix import NANO_STT_MODEL, NANO_TTS_MODEL, PLATFORM, JobSpec
+from bot.app import Core
+from bot.config import Config
+from bot.jobs.models import Job, JobState
+from bot.models import Origin, VoiceClip
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A reply the bench platform accepted: when (monotonic), for which provider run."""
+
+    job_id: str
+    run_id: str | None
+    at: float
+    state: str
+    polls: int
+
+
+@dataclass(slots=True)
+class BenchDeliverer:
+    """The bench platform: records each final reply's time instead of sending it anywhere."""
+
+    deliveries: dict[str, Delivery] = field(default_factory=dict)
+    progress_calls: int = 0
+    _event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
+        ticket = job.ticket or {}
+        run = ticket.get("runId", ticket.get("request_id"))
+        self.deliveries[job.id] = Delivery(
+            job.id, None if run is None else str(run), time.monotonic(), job.state, job.poll_count
+        )
+        self._event.set()
+        return f"m{len(self.deliveries)}"
+
+    async def progress(self, job: Job) -> None:
+        self.progress_calls += 1
+
+    async def wait(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` replies were delivered; False on timeout."""
+        try:
+            async with asyncio.timeout(timeout):
+                while len(self.deliveries) < count:
+                    self._event.clear()
+                    await self._event.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
+@contextlib.asynccontextmanager
+async def running_core(config: Config) -> AsyncIterator[tuple[Core, BenchDeliverer]]:
+    """Open the core, register the bench platform, recover, run the poller; undo on exit."""
+    core = await Core.open(config)
+    deliverer = BenchDeliverer()
+    core.worker.register(PLATFORM, deliverer)
+    await core.worker.recover(core.clock())
+    task = asyncio.create_task(core.poller.run_forever(), name="bench-poller")
+    try:
+        yield core, deliverer
+    finally:
+        # Cancel the loop before stop(): stop() only waits for the steps in flight when it is
+        # called, and a loop still inside its due-query could start more after that.
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await core.poller.stop(timeout=5.0)
+        # A step the loop started from a stale read can outlive stop(); let it end first.
+        steps = [t for t in asyncio.all_tasks() if t.get_name().startswith("job-")]
+        if steps:
+            await asyncio.wait(steps, timeout=5.0)
+        await core.close()
+
+
+def origin_for(spec: JobSpec) -> Origin:
+    """Every job comes from its own chat and user, so no per-chat limit shapes the numbers."""
+    return Origin(PLATFORM, chat_id=f"c{spec.index}", user_id=f"u{spec.index}", reply_to="1")
+
+
+async def create(core: Core, spec: JobSpec) -> Job:
+    """Hand one job to the service exactly as an adapter would."""
+    origin = origin_for(spec)
+    if spec.kind == "tts":
+        return await core.service.speak(origin, spec.text, model=NANO_TTS_MODEL)
+    if spec.provider == "cantonese":
+        return await core.service.transcribe(
+            origin, spec.audio, "voice.ogg", provider="cantonese", model="cantonese"
+        )
+    return await core.service.transcribe(
+        origin, spec.audio, "voice.ogg", provider="nanogpt", model=NANO_STT_MODEL
+    )
+
+
+async def run_jobs(
+    core: Core, deliverer: BenchDeliverer, specs: Sequence[JobSpec], timeout: float
+) -> list[Job]:
+    """Create each job at its arrival time and wait for every reply (bounded by ``timeout``)."""
+    start = time.monotonic()
+    jobs: list[Job] = []
+    before = len(deliverer.deliveries)
+    for spec in specs:
+        delay = start + spec.arrival - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        jobs.append(await create(core, spec))
+    if not await deliverer.wait(before + len(specs), timeout):
+        _LOGGER.warning(
+            "ours: %d job(s) not delivered in time", before + len(specs) - len(deliverer.deliveries)
+        )
+    return jobs
+
+
+async def throughput(config: Config, specs: Sequence[JobSpec], timeout: float) -> dict[str, Any]:
+    """Burst ``specs`` (zero-latency fakes) through the core; wall time and bot CPU per job."""
+    async with running_core(config) as (core, deliverer):
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(create(core, s) for s in specs))
+        done = await deliverer.wait(len(specs), timeout)
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        times = sorted(d.at for d in deliverer.deliveries.values())
+        slow = [
+            (j.provider, j.kind.value, j.poll_count, round((j.completed_at or 0) - j.created_at, 2))
+            for j in await core.store.recent(len(specs))
+            if j.completed_at and j.completed_at - j.created_at > 10
+        ][:5]
+        failed = sum(1 for d in deliverer.deliveries.values() if d.state != JobState.COMPLETED)
+    return {
+        "jobs": len(specs),
+        "delivered": len(deliverer.deliveries),
+        "failed": failed,
+        "all_delivered": float(done),
+        "seconds": wall,
+        "jobs_per_s": len(deliverer.deliveries) / wall,
+        "cpu_ms_per_job": 1000 * cpu / max(1, len(deliverer.deliveries)),
+        "delivery_spread_s": (times[-1] - times[0]) if times else 0.0,
+        "slow_jobs": slow,  # (provider, kind, polls, seconds to completion) over 10 s
+    }

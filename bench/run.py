@@ -1,0 +1,255 @@
+"""Entry point: ``python -m bench.run [--quick]`` measures voicebot against the reference loop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import baseline, inflight, micro, ours
+from bench.fakes import FakeProviders
+from bench.mix import JobSpec, SpeedModel, bench_config, fake_table, make_mix
+from bench.report import markdown, plot_cdf, summary, targets
+
+RESULTS = Path(__file__).resolve().parent / "results"
+HOLD = 1e6  # processing seconds for runs that must stay in flight
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """Sizes of one run of the harness."""
+
+    name: str
+    jobs: int
+    warmup: int
+    spread: float
+    durations: tuple[float, float]
+    chars: tuple[int, int]
+    speed: SpeedModel
+    burst: int
+    in_flight: int
+    store_rows: int
+    transcode_seconds: float
+    cantonese: bool = True  # its 5 s minimum poll interval dominates a tiny run
+
+
+PROFILES = {
+    "full": Profile(
+        "full", 60, 16, 60.0, (5.0, 60.0), (80, 800), SpeedModel(), 1000, 1000, 100_000, 60.0
+    ),
+    "quick": Profile(
+        "quick", 12, 8, 8.0, (4.0, 24.0), (60, 300), SpeedModel(), 200, 300, 100_000, 30.0
+    ),
+    "smoke": Profile(
+        "smoke",
+        3,
+        0,
+        0.0,
+        (2.0, 4.0),
+        (40, 80),
+        SpeedModel(stt_base=0.3, stt_per_second=0.1, queue_chance=0.0),
+        8,
+        12,
+        2_000,
+        2.0,
+        cantonese=False,
+    ),
+}
+
+
+async def latency(fakes: FakeProviders, prof: Profile, work: Path, seed: int) -> dict[str, Any]:
+    """The same job mix through the bot and through the reference loop, side by side."""
+    used: set[str] = set()
+    warm = make_mix(
+        prof.warmup,
+        seed=seed + 1,
+        spread=prof.spread / 6,
+        durations=prof.durations,
+        chars=prof.chars,
+        model=prof.speed,
+        used=used,
+    )
+    specs = make_mix(
+        prof.jobs,
+        seed=seed,
+        spread=prof.spread,
+        durations=prof.durations,
+        chars=prof.chars,
+        model=prof.speed,
+        used=used,
+    )
+    fakes.reset()
+    fakes.configure(fake_table(warm + specs), 0.0)
+    timeout = prof.spread + max(s.processing for s in specs) + 120
+    config = bench_config(work / "latency.sqlite3", fakes.nano_url, fakes.canto_url)
+    async with ours.running_core(config) as (core, deliverer):
+        schedule = type(core.worker.schedule).__name__
+        if warm:
+            await ours.run_jobs(core, deliverer, warm, timeout)
+        skip = set(deliverer.deliveries)
+        ours_jobs, base = await asyncio.gather(
+            ours.run_jobs(core, deliverer, specs, timeout),
+            baseline.run_jobs(fakes.nano_url, fakes.canto_url, specs),
+        )
+    runs = fakes.runs()
+    lat_o, polls_o = [], []
+    for job in ours_jobs:
+        d = deliverer.deliveries.get(job.id)
+        if d is None or d.job_id in skip or d.run_id not in runs or d.state != "completed":
+            continue
+        lat_o.append(d.at - runs[d.run_id].ready_at)
+        polls_o.append(runs[d.run_id].polls)
+    lat_b, polls_b = [], []
+    for r in base:
+        if r.done_at is not None and r.run_id in runs:
+            lat_b.append(r.done_at - runs[r.run_id].ready_at)
+            polls_b.append(runs[r.run_id].polls)
+    return {
+        "schedule": schedule,
+        "processing_s": sorted(round(s.processing, 2) for s in specs),
+        "ours": summary(lat_o, polls_o, len(specs)),
+        "baseline": summary(lat_b, polls_b, len(specs)),
+    }
+
+
+def _burst_specs(count: int, cantonese: bool = True) -> list[JobSpec]:
+    mix = make_mix(
+        4,
+        seed=99,
+        spread=0.0,
+        durations=(2.0, 2.5),
+        chars=(100, 120),
+        model=SpeedModel(),
+        used=set(),
+        cantonese=cantonese,
+    )
+    return [
+        JobSpec(i, m.kind, m.provider, m.size, 0.0, 0.0, m.audio, m.text)
+        for i in range(count)
+        for m in [mix[i % 4]]
+    ]
+
+
+async def throughput(fakes: FakeProviders, prof: Profile, work: Path) -> dict[str, Any]:
+    """Zero-latency fakes: a burst of jobs through the bot, then through the reference loop."""
+    specs = _burst_specs(prof.burst, prof.cantonese)
+    fakes.reset()
+    fakes.configure({}, 0.0)
+    config = bench_config(work / "throughput.sqlite3", fakes.nano_url, fakes.canto_url)
+    mine = await ours.throughput(config, specs, timeout=300)
+    fakes.reset()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    results = await baseline.run_jobs(fakes.nano_url, fakes.canto_url, specs)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    done = sum(1 for r in results if r.done_at is not None)
+    theirs = {
+        "jobs": len(specs),
+        "delivered": done,
+        "seconds": wall,
+        "jobs_per_s": done / wall,
+        "cpu_ms_per_job": 1000 * cpu / max(1, done),
+        "note": "all reference loops run concurrently; one at a time it is ≤ 1 job per 3-5 s",
+    }
+    return {"ours": mine, "baseline": theirs}
+
+
+def restart(fakes: FakeProviders, prof: Profile, work: Path) -> tuple[dict[str, Any], ...]:
+    """Peak RSS with N jobs in flight (child 1), then a fresh process resuming them (child 2)."""
+    db = work / "inflight.sqlite3"
+    urls = (fakes.nano_url, fakes.canto_url)
+    specs = _burst_specs(prof.in_flight, prof.cantonese)
+    fakes.reset()
+    fakes.configure({}, HOLD)
+    load = inflight.in_child("load", db, urls, specs)
+    fakes.finish_runs()
+    overdue = inflight.simulate_downtime(db)
+    resumed = inflight.in_child("resume", db, urls, len(specs))
+    if "started_at" in resumed:
+        resumed["since_spawn_seconds"] = (
+            resumed["started_at"] + resumed["all_delivered_seconds"] - resumed["spawned_at"]
+        )
+    resumed["overdue_at_restart"] = overdue
+    return load, resumed
+
+
+async def measure(prof: Profile, work: Path, seed: int) -> dict[str, Any]:
+    """Every measurement of one profile; the fakes run in their own process throughout."""
+    result: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        phases[name] = time.perf_counter() - t0 - sum(phases.values())
+
+    result["transcode"] = await asyncio.to_thread(micro.transcode, prof.transcode_seconds)
+    lap("transcode")
+    result["store"] = await micro.store_queries(work / "store.sqlite3", prof.store_rows)
+    lap("store")
+    fakes = FakeProviders()
+    fakes.start()
+    try:
+        lap("start_fakes")
+        result["latency"] = await latency(fakes, prof, work, seed)
+        lap("latency")
+        result["throughput"] = await throughput(fakes, prof, work)
+        lap("throughput")
+        result["inflight"], result["resume"] = restart(fakes, prof, work)
+        lap("restart")
+    finally:
+        fakes.stop()
+    result["meta"] = {
+        "mode": prof.name,
+        "jobs": prof.jobs,
+        "warmup_jobs": prof.warmup,
+        "mix": "½ NanoGPT Elevenlabs-STT, ¼ cantonese.ai, ¼ NanoGPT Elevenlabs TTS"
+        if prof.cantonese
+        else "¾ NanoGPT Elevenlabs-STT, ¼ NanoGPT Elevenlabs TTS",
+        "schedule": result["latency"]["schedule"],
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": platform.platform(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seed": seed,
+        "harness_seconds": time.perf_counter() - t0,
+        "phase_seconds": phases,
+        "speed_model": {k: getattr(prof.speed, k) for k in prof.speed.__dataclass_fields__},
+    }
+    result["targets"] = targets(result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the harness, write ``latest.json`` and the CDF PNG, print the markdown table."""
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
+    parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    prof = PROFILES["smoke" if args.smoke else "quick" if args.quick else "full"]
+    with tempfile.TemporaryDirectory(prefix="voicebot-bench-") as tmp:
+        result = asyncio.run(measure(prof, Path(tmp), args.seed))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    series = {
+        "voicebot": result["latency"]["ours"]["samples"],
+        "reference loop (5 s / 3 s)": result["latency"]["baseline"]["samples"],
+    }
+    if not plot_cdf(args.out / "latency_cdf.png", series):
+        print("(no PNG: install the bench extra, pip install -e '.[bench]')", file=sys.stderr)
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""The benchmark harness runs end to end in its smallest mode and writes the expected report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT, subprocess_env
+
+
+def test_bench_smoke_writes_report(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "latest.json").read_text())
+    assert set(result) >= {
+        "meta",
+        "latency",
+        "throughput",
+        "inflight",
+        "resume",
+        "transcode",
+        "store",
+        "targets",
+    }
+    for side in ("ours", "baseline"):
+        latency = result["latency"][side]
+        assert latency["completed"] == latency["jobs"] == 3
+        assert set(latency["added_latency_s"]) >= {"p50", "p95", "p99"}
+        assert latency["polls_per_job"]["median"] >= 1
+        assert result["throughput"][side]["jobs_per_s"] > 0
+    # The reference loop sleeps 5 s / 3 s before its first check: it cannot beat that.
+    assert result["latency"]["baseline"]["added_latency_s"]["p50"] > 0
+    assert result["resume"]["delivered"] == result["resume"]["jobs"]
+    assert result["inflight"]["peak_rss_mb"] > 0
+    assert result["store"]["rows"] == 2000
+    assert {t["name"] for t in result["targets"]} >= {"throughput", "peak RSS"}
+    assert "| Metric | voicebot | Reference loop | Ratio |" in proc.stdout
