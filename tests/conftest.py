@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from pathlib import Path
@@ -29,3 +30,23 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
+
+
+async def start_voicebot_run(config: Path, log: Path) -> asyncio.subprocess.Process:
+    """Start ``python -m bot --config CONFIG run`` offline, appending its output to ``log``.
+
+    A file, not a pipe: nobody has to drain it for the bot to keep running.
+    """
+    with log.open("ab") as sink:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "--config",
+            str(config),
+            "run",
+            cwd=ROOT,
+            env=subprocess_env(),
+            stdout=sink,
+            stderr=sink,
+        )

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, subprocess_env
+from tests.conftest import start_voicebot_run
 from tests.fakes.audio import make_tone
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.providers import FakeCantonese, FakeNanoGpt
@@ -34,30 +33,15 @@ class BotProcess:
         self.config = config
         self.log_path = log
         self.proc: asyncio.subprocess.Process | None = None
-        self._log: IO[bytes] | None = None
 
     async def start(self) -> None:
-        self._log = self.log_path.open("wb")
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "--config",
-            str(self.config),
-            "run",
-            cwd=ROOT,
-            env=subprocess_env(),
-            stdout=self._log,
-            stderr=self._log,
-        )
+        self.proc = await start_voicebot_run(self.config, self.log_path)
 
     async def end(self, sig: int, timeout: float = 10.0) -> int:
         assert self.proc is not None
         if self.proc.returncode is None:
             self.proc.send_signal(sig)
         code = await asyncio.wait_for(self.proc.wait(), timeout)
-        if self._log is not None:
-            self._log.close()
         return code
 
     @property

@@ -14,7 +14,6 @@ import os
 import random
 import signal
 import sqlite3
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 
 from bot.jobs.worker import INTERRUPTED_MESSAGE
-from tests.conftest import ROOT, subprocess_env
+from tests.conftest import start_voicebot_run
 from tests.fakes.audio import make_tone
 from tests.fakes.providers import FakeNanoGpt
 from tests.fakes.telegram import FakeTelegram
@@ -70,22 +69,6 @@ def _config(tmp_path: Path, tg: FakeTelegram, nano: FakeNanoGpt, round_no: int) 
         jobs={"max_poll_interval": 1, "concurrency": 8, "deadline_seconds": 600},
         telegram={"token": tg.token, "api_base": tg.api_base},
     )
-
-
-async def _start(config: Path, log: Path) -> asyncio.subprocess.Process:
-    with log.open("ab") as sink:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "--config",
-            str(config),
-            "run",
-            cwd=ROOT,
-            env=subprocess_env(),
-            stdout=sink,
-            stderr=sink,
-        )
 
 
 async def _feed(tg: FakeTelegram, tally: Tally, rng: random.Random, span: float) -> None:
@@ -164,7 +147,7 @@ async def test_stress_sigkill_at_random_moments_every_job_answered_once(
     log = tmp_path / "bot.log"
     tally = Tally()
     feeder = asyncio.create_task(_feed(tg, tally, rng, span=KILLS * 3.5))
-    proc = await _start(_config(tmp_path, tg, nano, 0), log)
+    proc = await start_voicebot_run(_config(tmp_path, tg, nano, 0), log)
     kills = 0
     try:
         for round_no in range(1, KILLS + 1):
@@ -174,7 +157,7 @@ async def test_stress_sigkill_at_random_moments_every_job_answered_once(
             assert await asyncio.wait_for(proc.wait(), 10) == -signal.SIGKILL
             kills += 1
             await asyncio.sleep(rng.uniform(0.0, 0.5))  # messages keep arriving while down
-            proc = await _start(_config(tmp_path, tg, nano, round_no), log)
+            proc = await start_voicebot_run(_config(tmp_path, tg, nano, round_no), log)
         await feeder
         await _wait_all_answered(tg, tally, timeout=30 + JOBS * 0.3)
         proc.send_signal(signal.SIGTERM)

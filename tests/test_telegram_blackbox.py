@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, subprocess_env
+from tests.conftest import start_voicebot_run
 from tests.fakes.audio import make_tone
 from tests.fakes.providers import FakeCantonese, FakeNanoGpt
 from tests.fakes.telegram import Call, FakeTelegram
@@ -37,22 +36,6 @@ def bot_config(tmp_path: Path, tg: FakeTelegram, nano: FakeNanoGpt, canto: FakeC
     )
 
 
-async def start_bot(config: Path, log: Path) -> asyncio.subprocess.Process:
-    with log.open("ab") as sink:  # a file, not a pipe: nobody must drain it for the bot to run
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "--config",
-            str(config),
-            "run",
-            cwd=ROOT,
-            env=subprocess_env(),
-            stdout=sink,
-            stderr=sink,
-        )
-
-
 async def stop_bot(proc: asyncio.subprocess.Process, sig: int) -> int:
     if proc.returncode is None:
         proc.send_signal(sig)
@@ -73,7 +56,7 @@ async def test_telegram_blackbox_sigkill_while_pending_then_restart_replies_once
     tg, nano, canto = fakes
     config, log = bot_config(tmp_path, tg, nano, canto), tmp_path / "bot.log"
     nano.polls_to_complete = 10_000  # pending at the provider until we say otherwise
-    proc = await start_bot(config, log)
+    proc = await start_voicebot_run(config, log)
     try:
         await tg.wait_held(timeout=30)
         voice = tg.send_voice(USER, USER, make_tone(2.0), duration=2)
@@ -85,7 +68,7 @@ async def test_telegram_blackbox_sigkill_while_pending_then_restart_replies_once
 
         nano.polls_to_complete = 1
         start = len(tg.calls)
-        proc = await start_bot(config, log)
+        proc = await start_voicebot_run(config, log)
         assert placeholder.message is not None
         placeholder_id = placeholder.message["message_id"]
         edit = await tg.wait_for(
@@ -119,7 +102,7 @@ async def test_telegram_blackbox_sigint_exits_cleanly_while_polling(
 ) -> None:
     tg, nano, canto = fakes
     log = tmp_path / "bot.log"
-    proc = await start_bot(bot_config(tmp_path, tg, nano, canto), log)
+    proc = await start_voicebot_run(bot_config(tmp_path, tg, nano, canto), log)
     try:
         await tg.wait_held(timeout=30)
         assert await stop_bot(proc, signal.SIGINT) == 0, log.read_text()
