@@ -71,7 +71,7 @@ class JobsConfig:
     """How the poller runs jobs."""
 
     deadline_seconds: float = 1800.0
-    concurrency: int = 8
+    concurrency: int = 32
     max_poll_interval: float = 30.0
 
 
@@ -419,7 +419,7 @@ def parse_config(
     j = root.section("jobs")
     jobs = JobsConfig(
         deadline_seconds=j.get("deadline_seconds", float, 1800.0) or 1800.0,
-        concurrency=j.get("concurrency", int, 8) or 8,
+        concurrency=j.get("concurrency", int, 32) or 32,
         max_poll_interval=j.get("max_poll_interval", float, 30.0) or 30.0,
     )
     for key in ("deadline_seconds", "concurrency", "max_poll_interval"):

@@ -89,6 +89,37 @@ async def test_store_survives_reopen_mid_job(tmp_path: Path) -> None:
         await reopened.close()
 
 
+async def test_store_due_queries_leave_out_running_steps_and_keep_order(
+    store: SqliteJobStore,
+) -> None:
+    jobs = [await store.create(new_job(), now=float(t)) for t in (3, 1, 2)]
+    oldest_first = [jobs[1].id, jobs[2].id, jobs[0].id]
+    assert [j.id for j in await store.due(10.0, ["telegram"])] == oldest_first
+    assert [j.id for j in await store.due(10.0, ["telegram"], 2, [jobs[1].id])] == oldest_first[1:]
+    assert await store.due(10.0, ["telegram"], 5, [j.id for j in jobs]) == []
+    for job in jobs:
+        await store.fail(job.id, "no", now=20.0 + len(job.id))
+    assert len(await store.undelivered(30.0, ["telegram"], exclude=[jobs[0].id])) == 2
+
+
+async def test_store_input_audio_goes_with_every_way_out_of_the_queue(
+    store: SqliteJobStore,
+) -> None:
+    """The schema's trigger drops input audio in the statement that moves the job on."""
+    blob = Blob(b"audio", "a.ogg", "audio/ogg")
+    failed = await store.create(new_job(), now=1.0, input_blob=blob)
+    requeued = await store.create(new_job(), now=1.0, input_blob=blob)
+    await store.begin_submit(requeued.id, 2.0)
+    await store.requeue(requeued.id, 5.0, 2.5)
+    assert await store.fail(failed.id, "too late", now=3.0)
+    assert await store.load_blob(failed.id, "input") is None
+    assert await store.load_blob(requeued.id, "input") == blob  # not sent yet: kept for retry
+    interrupted = await store.create(new_job(), now=1.0, input_blob=blob)
+    await store.begin_submit(interrupted.id, 2.0)
+    assert await store.recover_interrupted(4.0, "interrupted", ["telegram"]) == [interrupted.id]
+    assert await store.load_blob(interrupted.id, "input") is None
+
+
 async def test_store_recover_interrupted_fails_only_submitting_of_own_platforms(
     store: SqliteJobStore,
 ) -> None:

@@ -18,9 +18,12 @@ _LOGGER = logging.getLogger(__name__)
 class Poller:
     """Finds what is due in the store (submits, polls, deliveries) and hands it to the worker.
 
-    Each job is worked on by at most one task at a time; the store's guarded transitions make a
-    duplicate step harmless anyway. Sleeping is driven by the store's next due time and cut short by
-    :meth:`wake` (a new job) or by a finished task.
+    Each job is worked on by at most one task at a time, and never from a stale snapshot: the due
+    queries leave out every job whose step is running when the query is issued, so any row they
+    return was written by a step that had already ended (the store's guarded transitions would make
+    a duplicate step harmless, but not free). Replies come
+    before polls, so a finished job is never queued behind a backlog of polls. Sleeping is driven
+    by the store's next due time and cut short by :meth:`wake` (a new job) or a finished task.
     """
 
     def __init__(
@@ -29,7 +32,7 @@ class Poller:
         worker: JobWorker,
         *,
         clock: Callable[[], float] = time.time,
-        concurrency: int = 8,
+        concurrency: int = 32,
         max_idle: float = 30.0,
     ) -> None:
         self._store = store
@@ -49,10 +52,11 @@ class Poller:
         free = self._concurrency - len(self._in_flight)
         if free <= 0:
             return []
-        limit = free + len(self._in_flight)
-        jobs = await self._store.due(now, self._worker.deliverers, limit)
-        jobs += await self._store.undelivered(now, self._worker.deliverers, limit)
-        return [j for j in jobs if j.id not in self._in_flight][:free]
+        busy, platforms = list(self._in_flight), self._worker.deliverers
+        jobs = await self._store.undelivered(now, platforms, free, busy)
+        if len(jobs) < free:
+            jobs += await self._store.due(now, platforms, free - len(jobs), busy)
+        return jobs
 
     def _start(self, job: Job, now: float) -> None:
         task = asyncio.create_task(self._worker.advance(job, now), name=f"job-{job.id}")
@@ -88,7 +92,10 @@ class Poller:
                 jobs = await self._due(now)
                 for job in jobs:
                     self._start(job, now)
-                next_at = await self._store.next_wakeup(self._worker.deliverers)
+                if len(self._in_flight) >= self._concurrency:
+                    next_at = None  # saturated: the next finished step wakes us
+                else:
+                    next_at = await self._store.next_wakeup(self._worker.deliverers)
             except Exception:
                 _LOGGER.exception("poller: store query failed; retrying")
                 jobs, next_at = [], now + 1.0

@@ -101,3 +101,16 @@ MIGRATIONS += (
     CREATE INDEX jobs_created ON jobs (created_at);
     """,
 )
+
+MIGRATIONS += (
+    # v4: input audio lives only until the provider has it. Dropped by the same statement that
+    # moves the job on (submitted, completed, failed), so no code path can forget it and every
+    # transition stays a single statement.
+    """
+    CREATE TRIGGER jobs_drop_input AFTER UPDATE OF state ON jobs
+    WHEN NEW.state NOT IN ('queued', 'submitting')
+    BEGIN
+        DELETE FROM job_blobs WHERE job_id = NEW.id AND role = 'input';
+    END;
+    """,
+)

@@ -55,6 +55,19 @@ class NewJob:
     dedup_key: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """A user's and a chat's recent use, as the limits count it (reused results are free)."""
+
+    started: int  # paid jobs the user started since ``started_since``
+    user_active: int  # unfinished jobs of the user (any chat)
+    chat_active: int  # unfinished jobs in the chat
+    user_seconds: float  # audio seconds the user sent since ``day``
+    user_chars: int  # /speak characters the user sent since ``day``
+    chat_seconds: float
+    chat_chars: int
+
+
 def _dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
@@ -106,8 +119,12 @@ def _row_to_job(row: sqlite3.Row) -> Job:
 class SqliteJobStore:
     """Durable job records in one SQLite file (WAL), over a single aiosqlite connection.
 
-    Writes go through :meth:`_tx`: a lock plus ``BEGIN IMMEDIATE`` so that two coroutines never
-    share a transaction, and every transition's guard lives in its ``WHERE`` clause.
+    Every transition is one guarded statement (its guard in the ``WHERE`` clause), atomic in
+    autocommit mode; the schema's ``jobs_drop_input`` trigger deletes the input audio in the same
+    statement once a job leaves the queue. The few writes that need two statements go through
+    :meth:`_tx` (``BEGIN IMMEDIATE``). One lock serialises everything on the shared connection, so
+    no read runs inside another coroutine's open transaction. Each call is one hop to aiosqlite's
+    thread where it can be (``execute_fetchall``): the hop, not SQLite, is the cost per step.
     """
 
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
@@ -172,17 +189,25 @@ class SqliteJobStore:
                 raise
             await self._db.execute("COMMIT")
 
-    async def _update(self, sql: str, params: Sequence[Any]) -> bool:
-        async with self._tx() as db:
-            cur = await db.execute(sql, params)
-            return cur.rowcount > 0
+    async def _write(self, sql: str, params: Sequence[Any]) -> int:
+        """Run one statement in autocommit mode (atomic by itself); return the rows changed."""
+        async with self._lock:
+            cur = await self._db.execute(sql, params)
+        return cur.rowcount
 
-    async def _select(self, where: str, params: Sequence[Any], tail: str = "") -> list[Job]:
-        sql = f"SELECT {_COLUMNS} FROM jobs WHERE {where} {tail}"
+    async def _update(self, sql: str, params: Sequence[Any]) -> bool:
+        return await self._write(sql, params) > 0
+
+    async def _fetch(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[sqlite3.Row]:
         # Reads take the lock too: on a shared connection they would otherwise run inside
         # another coroutine's open transaction and could see rows it later rolls back.
-        async with self._lock, self._db.execute(sql, params) as cur:
-            rows = await cur.fetchall()
+        async with self._lock:
+            return list(await self._db.execute_fetchall(sql, params))
+
+    async def _select(self, where: str, params: Sequence[Any], tail: str = "") -> list[Job]:
+        rows = await self._fetch(f"SELECT {_COLUMNS} FROM jobs WHERE {where} {tail}", params)
         return [_row_to_job(r) for r in rows]
 
     # -- creation and lookups -------------------------------------------------------------
@@ -281,35 +306,56 @@ class SqliteJobStore:
         )
         return jobs[0] if jobs else None
 
-    async def due(self, now: float, platforms: Iterable[str], limit: int = 100) -> list[Job]:
-        """Queued or submitted jobs of these platforms whose next step is due, oldest first.
+    async def due(
+        self, now: float, platforms: Iterable[str], limit: int = 100, exclude: Sequence[str] = ()
+    ) -> list[Job]:
+        """Queued or submitted jobs of these platforms whose next step is due, oldest first,
+        leaving out the ids in ``exclude`` (steps already running).
 
         ``+platform`` keeps SQLite on the partial ``jobs_due`` index (by next poll time) rather
         than scanning every row of a platform through ``jobs_user``.
         """
-        names = list(platforms)
-        if not names or limit <= 0:
-            return []
-        marks = ",".join("?" * len(names))
-        return await self._select(
-            f"state IN ('queued', 'submitted') AND next_poll_at <= ? AND +platform IN ({marks})",
-            (now, *names, limit),
-            "ORDER BY next_poll_at LIMIT ?",
+        return await self._due_select(
+            "state IN ('queued', 'submitted') AND next_poll_at <= ?",
+            "next_poll_at",
+            now,
+            platforms,
+            limit,
+            exclude,
         )
 
     async def undelivered(
-        self, now: float, platforms: Iterable[str], limit: int = 100
+        self, now: float, platforms: Iterable[str], limit: int = 100, exclude: Sequence[str] = ()
     ) -> list[Job]:
         """Finished jobs of these platforms whose reply is due and not yet accepted."""
+        return await self._due_select(
+            "state IN ('completed', 'failed') AND delivered_at IS NULL "
+            "AND delivery_error IS NULL AND deliver_after <= ?",
+            "deliver_after",
+            now,
+            platforms,
+            limit,
+            exclude,
+        )
+
+    async def _due_select(
+        self,
+        where: str,
+        order: str,
+        now: float,
+        platforms: Iterable[str],
+        limit: int,
+        exclude: Sequence[str],
+    ) -> list[Job]:
         names = list(platforms)
         if not names or limit <= 0:
             return []
         marks = ",".join("?" * len(names))
+        skip = f" AND id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
         return await self._select(
-            "state IN ('completed', 'failed') AND delivered_at IS NULL "
-            f"AND delivery_error IS NULL AND deliver_after <= ? AND +platform IN ({marks})",
-            (now, *names, limit),
-            "ORDER BY deliver_after LIMIT ?",
+            f"{where} AND +platform IN ({marks}){skip}",
+            (now, *names, *exclude, limit),
+            f"ORDER BY {order} LIMIT ?",
         )
 
     async def next_wakeup(self, platforms: Iterable[str]) -> float | None:
@@ -323,21 +369,16 @@ class SqliteJobStore:
             "UNION ALL SELECT MIN(deliver_after) FROM jobs WHERE state IN ('completed', 'failed') "
             f"AND delivered_at IS NULL AND delivery_error IS NULL AND platform IN ({marks}))"
         )
-        async with self._lock, self._db.execute(sql, [*names, *names]) as cur:
-            row = await cur.fetchone()
-        return None if row is None or row[0] is None else float(row[0])
+        rows = await self._fetch(sql, [*names, *names])
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
 
     async def load_blob(self, job_id: str, role: str) -> Blob | None:
         """Return the ``input`` or ``output`` audio of a job, if still kept."""
-        async with (
-            self._lock,
-            self._db.execute(
-                "SELECT data, filename, content_type FROM job_blobs WHERE job_id = ? AND role = ?",
-                (job_id, role),
-            ) as cur,
-        ):
-            row = await cur.fetchone()
-        return None if row is None else Blob(bytes(row[0]), row[1], row[2])
+        rows = await self._fetch(
+            "SELECT data, filename, content_type FROM job_blobs WHERE job_id = ? AND role = ?",
+            (job_id, role),
+        )
+        return Blob(bytes(rows[0][0]), rows[0][1], rows[0][2]) if rows else None
 
     # -- transitions (each one transaction, guarded in its WHERE clause) ------------------
 
@@ -368,17 +409,12 @@ class SqliteJobStore:
         queue_position: int | None = None,
     ) -> bool:
         """SUBMITTING → SUBMITTED with the ticket; the input audio is dropped in the same step."""
-        async with self._tx() as db:
-            cur = await db.execute(
-                "UPDATE jobs SET state = 'submitted', ticket = ?, next_poll_at = ?, cost = ?, "
-                "queue_position = ?, submitted_at = ?, updated_at = ? "
-                "WHERE id = ? AND state = 'submitting'",
-                (_dumps(dict(ticket)), next_poll_at, cost, queue_position, now, now, job_id),
-            )
-            if cur.rowcount == 0:
-                return False
-            await db.execute("DELETE FROM job_blobs WHERE job_id = ? AND role = 'input'", (job_id,))
-            return True
+        return await self._update(
+            "UPDATE jobs SET state = 'submitted', ticket = ?, next_poll_at = ?, cost = ?, "
+            "queue_position = ?, submitted_at = ?, updated_at = ? "
+            "WHERE id = ? AND state = 'submitting'",
+            (_dumps(dict(ticket)), next_poll_at, cost, queue_position, now, now, job_id),
+        )
 
     async def reschedule(
         self, job_id: str, *, next_poll_at: float, now: float, queue_position: int | None = None
@@ -402,23 +438,24 @@ class SqliteJobStore:
         polled: bool = False,
     ) -> bool:
         """SUBMITTING/SUBMITTED → COMPLETED with the result; input audio dropped."""
-        async with self._tx() as db:
-            cur = await db.execute(
-                "UPDATE jobs SET state = 'completed', result = ?, cost = COALESCE(?, cost), "
-                "currency = COALESCE(?, currency), completed_at = ?, updated_at = ?, "
-                "deliver_after = ?, next_poll_at = NULL, poll_count = poll_count + ? "
-                "WHERE id = ? AND state IN ('submitting', 'submitted')",
-                (_dumps(dict(result)), cost, currency, now, now, now, int(polled), job_id),
-            )
+        sql = (
+            "UPDATE jobs SET state = 'completed', result = ?, cost = COALESCE(?, cost), "
+            "currency = COALESCE(?, currency), completed_at = ?, updated_at = ?, "
+            "deliver_after = ?, next_poll_at = NULL, poll_count = poll_count + ? "
+            "WHERE id = ? AND state IN ('submitting', 'submitted')"
+        )
+        params = (_dumps(dict(result)), cost, currency, now, now, now, int(polled), job_id)
+        if output_blob is None:
+            return await self._update(sql, params)
+        async with self._tx() as db:  # the clip and the state change land together
+            cur = await db.execute(sql, params)
             if cur.rowcount == 0:
                 return False
-            await db.execute("DELETE FROM job_blobs WHERE job_id = ? AND role = 'input'", (job_id,))
-            if output_blob is not None:
-                await db.execute(
-                    "INSERT OR REPLACE INTO job_blobs (job_id, role, data, filename, content_type) "
-                    "VALUES (?, 'output', ?, ?, ?)",
-                    (job_id, output_blob.data, output_blob.filename, output_blob.content_type),
-                )
+            await db.execute(
+                "INSERT OR REPLACE INTO job_blobs (job_id, role, data, filename, content_type) "
+                "VALUES (?, 'output', ?, ?, ?)",
+                (job_id, output_blob.data, output_blob.filename, output_blob.content_type),
+            )
             return True
 
     async def fail(
@@ -431,18 +468,13 @@ class SqliteJobStore:
         polled: bool = False,
     ) -> bool:
         """Any unfinished state → FAILED with the user-facing sentence; input audio dropped."""
-        async with self._tx() as db:
-            cur = await db.execute(
-                "UPDATE jobs SET state = 'failed', error = ?, error_code = ?, completed_at = ?, "
-                "updated_at = ?, deliver_after = ?, next_poll_at = NULL, "
-                "poll_count = poll_count + ? "
-                "WHERE id = ? AND state IN ('queued', 'submitting', 'submitted')",
-                (error, error_code, now, now, now, int(polled), job_id),
-            )
-            if cur.rowcount == 0:
-                return False
-            await db.execute("DELETE FROM job_blobs WHERE job_id = ? AND role = 'input'", (job_id,))
-            return True
+        return await self._update(
+            "UPDATE jobs SET state = 'failed', error = ?, error_code = ?, completed_at = ?, "
+            "updated_at = ?, deliver_after = ?, next_poll_at = NULL, "
+            "poll_count = poll_count + ? "
+            "WHERE id = ? AND state IN ('queued', 'submitting', 'submitted')",
+            (error, error_code, now, now, now, int(polled), job_id),
+        )
 
     async def recover_interrupted(
         self, now: float, message: str, platforms: Iterable[str]
@@ -464,9 +496,6 @@ class SqliteJobStore:
                     "completed_at = ?, updated_at = ?, deliver_after = ? "
                     "WHERE id = ? AND state = 'submitting'",
                     (message, now, now, now, job_id),
-                )
-                await db.execute(
-                    "DELETE FROM job_blobs WHERE job_id = ? AND role = 'input'", (job_id,)
                 )
         return ids
 
@@ -512,39 +541,30 @@ class SqliteJobStore:
 
     async def get_settings(self, platform: str, chat_id: str) -> dict[str, Any]:
         """The stored settings of a chat (empty when never changed)."""
-        async with (
-            self._lock,
-            self._db.execute(
-                "SELECT data FROM chat_settings WHERE platform = ? AND chat_id = ?",
-                (platform, chat_id),
-            ) as cur,
-        ):
-            row = await cur.fetchone()
-        return dict(json.loads(row[0])) if row else {}
+        rows = await self._fetch(
+            "SELECT data FROM chat_settings WHERE platform = ? AND chat_id = ?",
+            (platform, chat_id),
+        )
+        return dict(json.loads(rows[0][0])) if rows else {}
 
     async def put_settings(
         self, platform: str, chat_id: str, data: Mapping[str, Any], now: float
     ) -> None:
         """Store a chat's settings, replacing the previous ones."""
-        async with self._tx() as db:
-            await db.execute(
-                "INSERT INTO chat_settings (platform, chat_id, data, updated_at) VALUES (?,?,?,?) "
-                "ON CONFLICT (platform, chat_id) DO UPDATE SET data = excluded.data, "
-                "updated_at = excluded.updated_at",
-                (platform, chat_id, _dumps(dict(data)), now),
-            )
+        await self._write(
+            "INSERT INTO chat_settings (platform, chat_id, data, updated_at) VALUES (?,?,?,?) "
+            "ON CONFLICT (platform, chat_id) DO UPDATE SET data = excluded.data, "
+            "updated_at = excluded.updated_at",
+            (platform, chat_id, _dumps(dict(data)), now),
+        )
 
     # -- learned provider speed (predictive polling) -------------------------------------------
 
     async def load_speed_stats(self) -> dict[tuple[str, str, str], dict[str, float]]:
         """Every saved speed fit, keyed by (provider, model, kind)."""
-        async with (
-            self._lock,
-            self._db.execute(
-                "SELECT provider, model, kind, sw, sx, sy, sxx, sxy, dev, samples FROM speed_stats"
-            ) as cur,
-        ):
-            rows = await cur.fetchall()
+        rows = await self._fetch(
+            "SELECT provider, model, kind, sw, sx, sy, sxx, sxy, dev, samples FROM speed_stats"
+        )
         return {
             (r[0], r[1], r[2]): {
                 "sw": r[3],
@@ -562,64 +582,57 @@ class SqliteJobStore:
         self, key: tuple[str, str, str], values: Mapping[str, float], now: float
     ) -> None:
         """Insert or replace one speed fit."""
-        async with self._tx() as db:
-            await db.execute(
-                "INSERT OR REPLACE INTO speed_stats (provider, model, kind, sw, sx, sy, sxx, sxy, "
-                "dev, samples, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    *key,
-                    values["sw"],
-                    values["sx"],
-                    values["sy"],
-                    values["sxx"],
-                    values["sxy"],
-                    values["dev"],
-                    int(values["samples"]),
-                    now,
-                ),
-            )
+        await self._write(
+            "INSERT OR REPLACE INTO speed_stats (provider, model, kind, sw, sx, sy, sxx, sxy, "
+            "dev, samples, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                *key,
+                values["sw"],
+                values["sx"],
+                values["sy"],
+                values["sxx"],
+                values["sxy"],
+                values["dev"],
+                int(values["samples"]),
+                now,
+            ),
+        )
 
     # -- limits, usage, privacy ---------------------------------------------------------------
 
-    async def _scalar_row(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...]:
-        async with self._lock, self._db.execute(sql, params) as cur:
-            row = await cur.fetchone()
-        return tuple(row) if row is not None else ()
+    async def activity(
+        self, platform: str, user_id: str, chat_id: str, *, started_since: float, day: float
+    ) -> Activity:
+        """What the limits look at, for one user and chat, in one query (see :class:`Activity`).
 
-    async def count_started(self, platform: str, user_id: str, since: float) -> int:
-        """Paid jobs (not reused results) this user started since ``since``."""
-        row = await self._scalar_row(
-            "SELECT COUNT(*) FROM jobs WHERE platform = ? AND user_id = ? AND created_at >= ? "
-            "AND json_extract(options, '$.reused_from') IS NULL",
-            (platform, user_id, since),
+        Each part is a subquery on the ``jobs_user`` or ``jobs_chat`` index.
+        """
+        paid = "json_extract(options, '$.reused_from') IS NULL"
+        active = "state IN ('queued', 'submitting', 'submitted')"
+        seconds = "COALESCE(SUM(CASE WHEN kind = 'stt' THEN input_duration END), 0)"
+        chars = "COALESCE(SUM(json_extract(options, '$.chars')), 0)"
+        user = "FROM jobs WHERE platform = :p AND user_id = :u"
+        chat = "FROM jobs WHERE platform = :p AND chat_id = :c"
+        parts = (
+            f"SELECT COUNT(*) {user} AND created_at >= :started AND {paid}",
+            f"SELECT COUNT(*) {user} AND {active}",
+            f"SELECT COUNT(*) {chat} AND {active}",
+            f"SELECT {seconds} {user} AND created_at >= :day AND {paid}",
+            f"SELECT {chars} {user} AND created_at >= :day AND {paid}",
+            f"SELECT {seconds} {chat} AND created_at >= :day AND {paid}",
+            f"SELECT {chars} {chat} AND created_at >= :day AND {paid}",
         )
-        return int(row[0])
-
-    async def count_active(
-        self, platform: str, *, user_id: str | None = None, chat_id: str | None = None
-    ) -> int:
-        """Unfinished jobs of a user (any chat) or of a chat."""
-        column, value = ("user_id", user_id) if user_id is not None else ("chat_id", chat_id)
-        row = await self._scalar_row(
-            f"SELECT COUNT(*) FROM jobs WHERE platform = ? AND {column} = ? "
-            "AND state IN ('queued', 'submitting', 'submitted')",
-            (platform, value),
+        params = {"p": platform, "u": user_id, "c": chat_id, "started": started_since, "day": day}
+        [row] = await self._fetch("SELECT " + ", ".join(f"({q})" for q in parts), params)
+        return Activity(
+            started=int(row[0]),
+            user_active=int(row[1]),
+            chat_active=int(row[2]),
+            user_seconds=float(row[3]),
+            user_chars=int(row[4]),
+            chat_seconds=float(row[5]),
+            chat_chars=int(row[6]),
         )
-        return int(row[0])
-
-    async def used_since(
-        self, platform: str, since: float, *, user_id: str | None = None, chat_id: str | None = None
-    ) -> tuple[float, int]:
-        """(audio seconds, TTS characters) of paid jobs since ``since`` for a user or a chat."""
-        column, value = ("user_id", user_id) if user_id is not None else ("chat_id", chat_id)
-        row = await self._scalar_row(
-            "SELECT COALESCE(SUM(CASE WHEN kind = 'stt' THEN input_duration END), 0), "
-            "COALESCE(SUM(json_extract(options, '$.chars')), 0) FROM jobs "
-            f"WHERE platform = ? AND {column} = ? AND created_at >= ? "
-            "AND json_extract(options, '$.reused_from') IS NULL",
-            (platform, value, since),
-        )
-        return float(row[0]), int(row[1])
 
     async def usage(self, since: float, platform: str | None = None) -> list[dict[str, Any]]:
         """Per user and chat since ``since``: jobs, audio seconds, characters, cost."""
@@ -632,8 +645,7 @@ class SqliteJobStore:
             f"MAX(currency) FROM jobs WHERE {where} GROUP BY platform, chat_id, user_id "
             "ORDER BY SUM(cost) DESC, COUNT(*) DESC"
         )
-        async with self._lock, self._db.execute(sql, params) as cur:
-            rows = await cur.fetchall()
+        rows = await self._fetch(sql, params)
         keys = (
             "platform",
             "chat_id",
@@ -649,23 +661,19 @@ class SqliteJobStore:
     async def forget(self, platform: str, chat_id: str, user_id: str) -> int:
         """Delete a user's jobs in one chat (with their audio); a job mid-submit is kept until
         its answer is recorded, so the request in flight cannot be orphaned."""
-        async with self._tx() as db:
-            cur = await db.execute(
-                "DELETE FROM jobs WHERE platform = ? AND chat_id = ? AND user_id = ? "
-                "AND state != 'submitting'",
-                (platform, chat_id, user_id),
-            )
-            return cur.rowcount
+        return await self._write(
+            "DELETE FROM jobs WHERE platform = ? AND chat_id = ? AND user_id = ? "
+            "AND state != 'submitting'",
+            (platform, chat_id, user_id),
+        )
 
     async def purge(self, before: float) -> int:
         """Delete finished jobs (and their audio) completed before ``before``; returns the count."""
-        async with self._tx() as db:
-            cur = await db.execute(
-                "DELETE FROM jobs WHERE state IN ('completed', 'failed') AND completed_at < ? "
-                "AND (delivered_at IS NOT NULL OR delivery_error IS NOT NULL)",
-                (before,),
-            )
-            return cur.rowcount
+        return await self._write(
+            "DELETE FROM jobs WHERE state IN ('completed', 'failed') AND completed_at < ? "
+            "AND (delivered_at IS NOT NULL OR delivery_error IS NOT NULL)",
+            (before,),
+        )
 
     async def find_by_source(self, platform: str, chat_id: str, source: str) -> Job | None:
         """The job created from one platform event (``origin.extra["source"]``), if any."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 from collections.abc import Callable, Mapping
@@ -62,8 +61,10 @@ class JobWorker:
         tts: Mapping[str, TextToSpeech],
         clock: Callable[[], float],
         schedule: PollSchedule | None = None,
+        audio_pool: audio.AudioPool | None = None,
     ) -> None:
         self.store = store
+        self._audio = audio_pool or audio.AudioPool()
         self._stt = stt
         self._tts = tts
         self._clock = clock
@@ -83,12 +84,7 @@ class JobWorker:
         return ids
 
     async def advance(self, job: Job, now: float) -> None:
-        """Do the one step that is due for ``job``."""
-        # The poller's snapshot may predate a step that just finished (the row was read while
-        # another task was completing it): act only on the current row, never twice.
-        current = await self.store.get(job.id)
-        if current is None or current.updated_at != job.updated_at:
-            return
+        """Do the one step that is due for ``job`` (a current snapshot: see :class:`Poller`)."""
         try:
             if job.state is JobState.QUEUED:
                 await self.submit(job, now)
@@ -184,7 +180,7 @@ class JobWorker:
                     return answer
                 raise RuntimeError("asynchronous TTS cannot join several parts")
             audios.append(answer)
-        return await asyncio.to_thread(audio.to_voice_clip, [a.data for a in audios])
+        return await self._audio.run(audio.to_voice_clip, [a.data for a in audios])
 
     async def _record_answer(self, job: Job, answer: Transcript | Ticket | VoiceClip) -> None:
         now = self._clock()
@@ -273,7 +269,7 @@ class JobWorker:
                 )
             elif result.audio is not None:
                 try:
-                    clip = await asyncio.to_thread(audio.to_voice_clip, [result.audio.data])
+                    clip = await self._audio.run(audio.to_voice_clip, [result.audio.data])
                 except AudioError as exc:
                     await self.store.fail(job.id, exc.user_message, now=now, error_code="audio")
                     return
