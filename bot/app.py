@@ -12,6 +12,7 @@ from typing import Protocol
 
 import aiohttp
 
+from bot.audio import AudioPool
 from bot.config import Config
 from bot.jobs.models import Job
 from bot.jobs.poller import Poller
@@ -136,8 +137,14 @@ class Core:
         self.clock = clock
         self.stt, self.tts = build_providers(config, session)
         self.schedule = PredictiveSchedule(store, clock, cap=config.jobs.max_poll_interval)
+        self.audio = AudioPool()
         self.worker = JobWorker(
-            store, stt=self.stt, tts=self.tts, clock=clock, schedule=self.schedule
+            store,
+            stt=self.stt,
+            tts=self.tts,
+            clock=clock,
+            schedule=self.schedule,
+            audio_pool=self.audio,
         )
         self.poller = Poller(
             store,
@@ -154,6 +161,7 @@ class Core:
             wake=self.poller.wake,
             clock=clock,
             eta=self.schedule.eta,
+            audio_pool=self.audio,
         )
 
     @classmethod
@@ -188,8 +196,9 @@ class Core:
             await asyncio.sleep(every)
 
     async def close(self) -> None:
-        """Release the session and the database."""
+        """Release the session, the audio threads and the database."""
         await self.session.close()
+        self.audio.close()
         await self.store.close()
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.config import AccessConfig, LimitsConfig
 from bot.errors import InputError
-from bot.jobs.store import SqliteJobStore
+from bot.jobs.store import Activity, SqliteJobStore
 from bot.models import Origin
 from bot.status import format_age
 
@@ -80,6 +80,16 @@ class Guard:
         minutes = self._limits.max_audio_minutes
         return minutes * 60 if minutes > 0 else None
 
+    async def _activity(self, origin: Origin) -> Activity:
+        now = self._clock()
+        return await self._store.activity(
+            origin.platform,
+            origin.user_id,
+            origin.chat_id,
+            started_since=now - 60,
+            day=day_start(now),
+        )
+
     async def check_start(self, origin: Origin) -> None:
         """Access, rate and concurrency limits: checked before any work is done.
 
@@ -88,48 +98,43 @@ class Guard:
         """
         if not self.allowed(origin):
             raise AccessDenied()
-        if origin.platform == OPERATOR_PLATFORM:
+        lim = self._limits
+        caps = (lim.jobs_per_minute, lim.concurrent_per_user, lim.concurrent_per_chat)
+        if origin.platform == OPERATOR_PLATFORM or not any(c > 0 for c in caps):
             return
-        lim, now, p = self._limits, self._clock(), origin.platform
-        if lim.jobs_per_minute > 0:
-            started = await self._store.count_started(p, origin.user_id, now - 60)
-            if started >= lim.jobs_per_minute:
-                raise LimitExceeded(
-                    f"You started {started} jobs in the last minute (limit "
-                    f"{lim.jobs_per_minute}). Please wait a minute and try again."
-                )
-        if lim.concurrent_per_user > 0:
-            active = await self._store.count_active(p, user_id=origin.user_id)
-            if active >= lim.concurrent_per_user:
-                raise LimitExceeded(
-                    f"You already have {active} unfinished jobs (limit "
-                    f"{lim.concurrent_per_user}). Wait for one to finish; /status shows them."
-                )
-        if lim.concurrent_per_chat > 0:
-            active = await self._store.count_active(p, chat_id=origin.chat_id)
-            if active >= lim.concurrent_per_chat:
-                raise LimitExceeded(
-                    f"This chat already has {active} unfinished jobs (limit "
-                    f"{lim.concurrent_per_chat}). Wait for one to finish; /status shows them."
-                )
+        act = await self._activity(origin)
+        if 0 < lim.jobs_per_minute <= act.started:
+            raise LimitExceeded(
+                f"You started {act.started} jobs in the last minute (limit "
+                f"{lim.jobs_per_minute}). Please wait a minute and try again."
+            )
+        if 0 < lim.concurrent_per_user <= act.user_active:
+            raise LimitExceeded(
+                f"You already have {act.user_active} unfinished jobs (limit "
+                f"{lim.concurrent_per_user}). Wait for one to finish; /status shows them."
+            )
+        if 0 < lim.concurrent_per_chat <= act.chat_active:
+            raise LimitExceeded(
+                f"This chat already has {act.chat_active} unfinished jobs (limit "
+                f"{lim.concurrent_per_chat}). Wait for one to finish; /status shows them."
+            )
 
     async def check_audio(self, origin: Origin, seconds: float) -> None:
         """Daily audio-minute caps for the user and the chat."""
         lim = self._limits
-        if origin.platform == OPERATOR_PLATFORM:
+        caps = (lim.daily_audio_minutes_per_user, lim.daily_audio_minutes_per_chat)
+        if origin.platform == OPERATOR_PLATFORM or not any(c > 0 for c in caps):
             return
-        for scope, cap, who in (
-            ("your", lim.daily_audio_minutes_per_user, {"user_id": origin.user_id}),
-            ("this chat's", lim.daily_audio_minutes_per_chat, {"chat_id": origin.chat_id}),
+        act = await self._activity(origin)
+        for scope, cap, used in (
+            ("your", caps[0], act.user_seconds),
+            ("this chat's", caps[1], act.chat_seconds),
         ):
-            if cap <= 0:
-                continue
-            now = self._clock()
-            used, _ = await self._store.used_since(origin.platform, day_start(now), **who)
-            if used + seconds > cap * 60:
+            if 0 < cap * 60 < used + seconds:
                 raise LimitExceeded(
                     f"This audio ({math.ceil(seconds / 60)} min) would exceed {scope} daily "
-                    f"limit of {cap:g} audio minutes ({used / 60:.0f} used today). {_resets(now)}"
+                    f"limit of {cap:g} audio minutes ({used / 60:.0f} used today). "
+                    + _resets(self._clock())
                 )
 
     async def check_chars(self, origin: Origin, chars: int) -> None:
@@ -142,16 +147,16 @@ class Guard:
                 f"That text is {chars:,} characters; the limit is {lim.max_speak_chars:,}. "
                 "Please send a shorter text."
             )
-        for scope, cap, who in (
-            ("your", lim.daily_tts_chars_per_user, {"user_id": origin.user_id}),
-            ("this chat's", lim.daily_tts_chars_per_chat, {"chat_id": origin.chat_id}),
+        caps = (lim.daily_tts_chars_per_user, lim.daily_tts_chars_per_chat)
+        if not any(c > 0 for c in caps):
+            return
+        act = await self._activity(origin)
+        for scope, cap, used in (
+            ("your", caps[0], act.user_chars),
+            ("this chat's", caps[1], act.chat_chars),
         ):
-            if cap <= 0:
-                continue
-            now = self._clock()
-            _, used = await self._store.used_since(origin.platform, day_start(now), **who)
-            if used + chars > cap:
+            if 0 < cap < used + chars:
                 raise LimitExceeded(
                     f"This text ({chars:,} characters) would exceed {scope} daily limit of "
-                    f"{cap:,} characters ({used:,} used today). {_resets(now)}"
+                    f"{cap:,} characters ({used:,} used today). " + _resets(self._clock())
                 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import time
@@ -51,8 +50,10 @@ class VoiceService:
         wake: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         eta: Callable[[Job], float | None] = lambda job: None,
+        audio_pool: audio.AudioPool | None = None,
     ) -> None:
         self.store = store
+        self._audio = audio_pool or audio.AudioPool()
         self._eta = eta
         self.guard = Guard(store, config.limits, config.access, clock)
         self.config = config
@@ -137,7 +138,7 @@ class VoiceService:
                 return reused
         await self.guard.check_start(origin)
         limits = [x for x in (caps.max_duration_seconds, self.guard.max_audio_seconds()) if x]
-        prepared = await asyncio.to_thread(
+        prepared = await self._audio.run(
             audio.prepare_for_upload,
             data,
             filename,
