@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bot.jobs.models import Job, JobKind, JobState
-from bot.jobs.schedule import BackoffSchedule, PredictiveSchedule, SpeedFit
+from bot.jobs.schedule import (
+    BackoffSchedule,
+    PredictiveSchedule,
+    SpeedFit,
+    interval_mean,
+    margin,
+)
 from bot.jobs.store import SqliteJobStore
 from bot.models import Origin
 from tests.support import FakeClock
@@ -65,7 +72,7 @@ async def _learn(schedule: PredictiveSchedule, clock: FakeClock, n: int, rate: f
         job = stt_job(duration, start)
         done = start + rate * duration
         # the last poll that said "pending" was 0.2 s before completion
-        await schedule.observe(replace(job, updated_at=done - 0.2), done + 0.2)
+        await schedule.observe(replace(job, updated_at=done - 0.2, poll_count=1), done + 0.2)
         clock.now = done + 1
 
 
@@ -80,9 +87,11 @@ async def test_predictive_schedule_polls_at_predicted_finish_and_persists(tmp_pa
         assert 0.9 <= schedule.first_poll(fresh, 1.0) <= 1.1  # no data yet: backoff
         await _learn(schedule, clock, 6, rate=0.3)
         job = stt_job(40.0, clock.now)
-        assert schedule.first_poll(job, 1.0) == pytest.approx(12.0, rel=0.05)
+        assert schedule.expected_seconds(job) == pytest.approx(12.0, rel=0.05)
+        first = schedule.first_poll(job, 1.0)
+        assert 10.0 <= first <= 14.0  # about the predicted finish, give or take its error
         assert schedule.eta(job) == pytest.approx(clock.now + 12.0, rel=0.01)
-        assert schedule.first_poll(job, 15.0) == 15.0  # provider minimum wins
+        assert schedule.first_poll(job, 25.0) == 25.0  # provider minimum wins
         clock.now += 12.5  # polled at the prediction, still pending
         nxt = schedule.next_poll(replace(job, poll_count=0), 1.0, None)
         assert 0.5 <= nxt <= 2.0
@@ -98,6 +107,67 @@ async def test_predictive_schedule_polls_at_predicted_finish_and_persists(tmp_pa
     try:
         again = PredictiveSchedule(reopened, clock)
         await again.load()
-        assert again.first_poll(stt_job(40.0, clock.now), 1.0) == pytest.approx(12.0, rel=0.05)
+        assert again.first_poll(stt_job(40.0, clock.now), 1.0) == pytest.approx(first)
     finally:
         await reopened.close()
+
+
+class _Speeds:
+    """An in-memory speed store (the SQLite one is covered above)."""
+
+    def __init__(self) -> None:
+        self.saved: dict[tuple[str, str, str], dict[str, float]] = {}
+
+    async def load_speed_stats(self) -> dict[tuple[str, str, str], dict[str, float]]:
+        return dict(self.saved)
+
+    async def save_speed_stats(
+        self, key: tuple[str, str, str], values: dict[str, float], now: float
+    ) -> None:
+        self.saved[key] = dict(values)
+
+
+async def _poll_like_the_worker(
+    schedule: PredictiveSchedule, clock: FakeClock, job: Job, finish: float, minimum: float
+) -> int:
+    """Poll one job as the worker would until it is done; return how many polls it took."""
+    clock.now = job.created_at + schedule.first_poll(job, minimum)
+    polls = 1
+    while clock.now < finish:
+        delay = schedule.next_poll(job, minimum, None)
+        job = replace(job, poll_count=job.poll_count + 1, updated_at=clock.now)
+        clock.now += delay
+        polls += 1
+    await schedule.observe(job, clock.now)
+    return polls
+
+
+async def test_hits_at_the_first_poll_do_not_drag_the_estimate_down() -> None:
+    """A job done at its first poll only says "before now": the estimate must hold, not halve."""
+    clock = FakeClock()
+    schedule = PredictiveSchedule(_Speeds(), clock)
+    noise = random.Random(0)  # deterministic: 10 % lognormal noise on 0.3 s per audio second
+    for i in range(60):
+        start = clock.now = 1000.0 * (i + 1)
+        duration = 10.0 + (i % 5) * 10
+        finish = start + 0.3 * duration * noise.lognormvariate(0.0, 0.1)
+        await _poll_like_the_worker(schedule, clock, stt_job(duration, start), finish, 0.0)
+    # Taking the midpoint of (upload, first poll] for hits settled 8 % low here; within 5 % now.
+    assert schedule.expected_seconds(stt_job(40.0, 0.0)) == pytest.approx(12.0, rel=0.05)
+
+
+async def test_first_poll_waits_longer_when_a_miss_is_expensive() -> None:
+    clock = FakeClock()
+    schedule = PredictiveSchedule(_Speeds(), clock)
+    await _learn(schedule, clock, 6, rate=0.3)
+    job = stt_job(40.0, clock.now)
+    cheap, dear = schedule.first_poll(job, 0.0), schedule.first_poll(job, 5.0)
+    assert cheap < dear and dear >= 12.0  # a miss costing 5 s: poll after the expected finish
+
+
+def test_margin_and_interval_mean() -> None:
+    assert margin(1.0, 0.5) < margin(1.0, 5.0) <= 3.0
+    assert interval_mean(10.0, 1.0, 0.0, 100.0) == pytest.approx(10.0, abs=1e-6)
+    below = interval_mean(10.0, 1.0, 0.0, 10.0)  # done before the mean: earlier than it
+    assert 8.5 < below < 10.0
+    assert interval_mean(10.0, 1.0, 30.0, 31.0) == pytest.approx(30.5)  # far outside: midpoint

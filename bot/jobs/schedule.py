@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,7 +80,8 @@ class SpeedFit:
     """Exponentially weighted least squares of processing seconds ``y`` on job size ``x``.
 
     Old observations fade by ``decay`` per new one, so a provider that speeds up or slows down is
-    followed within a few jobs. ``dev`` tracks the typical absolute error of the prediction.
+    followed within a few jobs. ``dev`` tracks the typical *relative* error of the prediction
+    (mean of ``|actual - predicted| / predicted``): processing noise grows with the job.
     """
 
     sw: float = 0.0
@@ -109,10 +111,10 @@ class SpeedFit:
     def update(self, x: float, y: float) -> None:
         """Add one observation (size, processing seconds)."""
         predicted = self.predict(x)
-        if predicted is not None:
-            self.dev = self.decay * self.dev + (1 - self.decay) * abs(y - predicted)
-        else:
-            self.dev = 0.25 * y
+        if predicted:
+            self.dev = self.decay * self.dev + (1 - self.decay) * abs(y - predicted) / predicted
+        elif self.samples == 0:
+            self.dev = PRIOR_DEV
         d = self.decay
         self.sw = d * self.sw + 1.0
         self.sx = d * self.sx + x
@@ -137,15 +139,58 @@ class SpeedStore(Protocol):
 
 
 _FIT_FIELDS = ("sw", "sx", "sy", "sxx", "sxy", "dev", "samples")
+PRIOR_DEV = 0.25  # relative error assumed before a model has finished a job
+POLL_COST = 0.5  # seconds of latency one more request is worth avoiding
+
+
+def _pdf(z: float) -> float:
+    return math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+
+
+def _cdf(z: float) -> float:
+    return 0.5 * (1 + math.erf(z / math.sqrt(2)))
+
+
+def margin(sigma: float, miss_cost: float, poll_cost: float = POLL_COST) -> float:
+    """How many standard deviations after the expected finish to poll first.
+
+    Polling at ``mean + k * sigma`` costs the wait after a finish that came earlier,
+    ``sigma * (k * Phi(k) + phi(k))``, plus, when the job is not done yet, roughly half the gap
+    to the next allowed poll (``miss_cost``) with probability ``1 - Phi(k)``. A provider that
+    must not be polled again for 5 s makes a miss expensive, so its first poll goes later.
+    """
+    best_k, best = 0.0, math.inf
+    for step in range(-10, 31):
+        k = step / 10
+        cost = sigma * (k * _cdf(k) + _pdf(k)) + (1 - _cdf(k)) * (miss_cost / 2 + poll_cost)
+        if cost < best:
+            best_k, best = k, cost
+    return best_k
+
+
+def interval_mean(mu: float, sigma: float, low: float, high: float) -> float:
+    """Mean of a normal(mu, sigma) finish time known to lie in ``(low, high]``."""
+    if high <= low:
+        return high
+    a, b = (low - mu) / sigma, (high - mu) / sigma
+    mass = _cdf(b) - _cdf(a)
+    if mass < 1e-9:  # far outside the prediction: nothing to weigh with
+        return (low + high) / 2
+    return min(high, max(low, mu + sigma * (_pdf(a) - _pdf(b)) / mass))
 
 
 class PredictiveSchedule:
     """Polls when the job should be done, learned per provider/model from finished jobs.
 
-    The first poll goes out at the predicted finish; if the job is not done yet, the next polls
-    come after the typical prediction error, growing with how late the job is, capped. Until a
-    model has ``min_samples`` finished jobs, the fixed backoff is used. Never faster than the
-    provider's minimum interval, never before ``Retry-After``.
+    The first poll goes out a margin after the predicted finish, sized by the learned error and
+    by what a miss costs (:func:`margin`); if the job is not done yet, the next polls follow at
+    a fraction of the error, growing with how late the job is, capped. Until a model has
+    ``min_samples`` finished jobs, the fixed backoff is used. Never faster than the provider's
+    minimum interval (counted from the upload, too), never before ``Retry-After``.
+
+    Learning sees censored data: a job done at the first poll only says "finished before now".
+    Taking the midpoint there would halve the estimate after every hit; instead the finish is
+    the prediction's mean within what the polls bracket (:func:`interval_mean`).
     """
 
     def __init__(
@@ -157,6 +202,8 @@ class PredictiveSchedule:
         min_samples: int = 2,
         cap: float = 30.0,
         floor: float = 0.5,
+        follow: float = 0.2,
+        overdue_growth: float = 0.25,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -164,6 +211,8 @@ class PredictiveSchedule:
         self._min_samples = min_samples
         self._cap = cap
         self._floor = floor
+        self._follow = follow
+        self._growth = overdue_growth
         self._fits: dict[tuple[str, str, str], SpeedFit] = {}
 
     async def load(self) -> None:
@@ -201,15 +250,21 @@ class PredictiveSchedule:
             return None
         return (job.submitted_at or job.created_at) + expected
 
+    @staticmethod
+    def _sigma(fit: SpeedFit, expected: float) -> float:
+        # Mean absolute error -> standard deviation (x 1.25 for a normal), never quite zero.
+        return max(0.1, 1.25 * max(fit.dev, 0.02) * expected)
+
     def first_poll(self, job: Job, min_interval: float) -> float:
-        expected = self.expected_seconds(job)
-        if expected is None:
+        expected, fit = self.expected_seconds(job), self._fit(job)
+        if expected is None or fit is None:
             return self._fallback.first_poll(job, min_interval)
-        return max(min_interval, self._floor, expected)
+        sigma = self._sigma(fit, expected)
+        miss = max(min_interval, self._floor, self._follow * sigma)
+        return max(min_interval, self._floor, expected + margin(sigma, miss) * sigma)
 
     def next_poll(self, job: Job, min_interval: float, retry_after: float | None) -> float:
-        expected = self.expected_seconds(job)
-        fit = self._fit(job)
+        expected, fit = self.expected_seconds(job), self._fit(job)
         if expected is None or fit is None:
             return self._fallback.next_poll(job, min_interval, retry_after)
         now = self._clock()
@@ -220,18 +275,26 @@ class PredictiveSchedule:
             # Past the prediction the job is due any moment: ask again soon, backing off as it
             # runs later (a queue or a slow provider), so latency stays low and polls bounded.
             overdue = now - target
-            delay = max(self._floor, min(fit.dev, 1.0) + 0.25 * overdue)
-        return max(min_interval, retry_after or 0.0, min(self._cap, delay))
+            delay = self._follow * self._sigma(fit, expected) + self._growth * overdue
+        return max(min_interval, retry_after or 0.0, min(self._cap, max(self._floor, delay)))
 
     async def observe(self, job: Job, completed_at: float) -> None:
         size = job_size(job)
         if job.submitted_at is None or size is None:
             return
-        # The provider finished somewhere between the previous poll and this one: take the middle.
-        last_seen_pending = max(job.updated_at, job.submitted_at)
-        seconds = (last_seen_pending + completed_at) / 2 - job.submitted_at
         key = (job.provider, job.model, job.kind.value)
         fit = self._fits.setdefault(key, SpeedFit())
+        # The provider finished after the last poll that said "not yet" (or the upload) and
+        # before this one.
+        elapsed = completed_at - job.submitted_at
+        low = max(job.updated_at, job.submitted_at) - job.submitted_at if job.poll_count else 0.0
+        predicted = fit.predict(size) if fit.samples >= self._min_samples else None
+        if predicted:
+            seconds = interval_mean(predicted, self._sigma(fit, predicted), low, elapsed)
+        elif job.poll_count:
+            seconds = (low + elapsed) / 2
+        else:  # nothing to weigh with: the upper bound errs late, which hits cost little of
+            seconds = elapsed
         fit.update(size, max(0.0, seconds))
         values = {k: float(getattr(fit, k)) for k in _FIT_FIELDS}
         try:

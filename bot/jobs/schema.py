@@ -114,3 +114,10 @@ MIGRATIONS += (
     END;
     """,
 )
+
+MIGRATIONS += (
+    # v5: speed_stats.dev becomes the *relative* prediction error; restart it from the prior.
+    """
+    UPDATE speed_stats SET dev = 0.25;
+    """,
+)
