@@ -96,8 +96,10 @@ class FakeProviders:
             raise RuntimeError(f"fake providers did not answer {command}")
         return self._conn.recv()
 
-    def configure(self, table: dict[str, float], default: float) -> None:
-        """Processing seconds per run key (see :func:`run_key`); ``default`` for unknown keys."""
+    def configure(self, table: dict[str, tuple[float, float]], default: float) -> None:
+        """(queue, processing) seconds per run key (see :func:`run_key`); ``default`` for
+        unknown keys. A queued run answers "pending" (TTS: with a queue position) until its
+        queue time is over."""
         self._call("configure", table=table, default=default)
 
     def reset(self) -> None:
@@ -140,9 +142,10 @@ async def _serve_async(conn: multiprocessing.connection.Connection) -> None:
     fakes = (nano, canto)
     settings: dict[str, Any] = {"table": {}, "default": 0.0}
 
-    def processing_time(kind: str, model: str, info: Any) -> float:
-        table: dict[str, float] = settings["table"]
-        return table.get(run_key(kind, dict(info)), float(settings["default"]))
+    def processing_time(kind: str, model: str, info: Any) -> float | tuple[float, float]:
+        table: dict[str, tuple[float, float]] = settings["table"]
+        timing = table.get(run_key(kind, dict(info)))
+        return float(settings["default"]) if timing is None else (timing[0], timing[1])
 
     for fake in fakes:
         fake.polls_to_complete = 1  # complete at the first poll after processing finished

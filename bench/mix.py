@@ -28,16 +28,16 @@ class SpeedModel:
     queue_chance: float = 0.1
     queue_seconds: tuple[float, float] = (3.0, 10.0)
 
-    def seconds(self, rng: random.Random, kind: str, size: float) -> float:
-        """Processing seconds for one job of ``size`` audio seconds (STT) or characters (TTS)."""
+    def seconds(self, rng: random.Random, kind: str, size: float) -> tuple[float, float]:
+        """(seconds queued, seconds processing) for one job of ``size`` audio seconds (STT) or
+        characters (TTS)."""
         if kind == "tts":
             base = self.tts_base + self.tts_per_char * size
         else:
             base = self.stt_base + self.stt_per_second * size
         seconds = base * rng.lognormvariate(0.0, self.noise_sigma)
-        if rng.random() < self.queue_chance:
-            seconds += rng.uniform(*self.queue_seconds)
-        return seconds
+        queued = rng.uniform(*self.queue_seconds) if rng.random() < self.queue_chance else 0.0
+        return queued, seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +49,10 @@ class JobSpec:
     provider: str  # "nanogpt" or "cantonese"
     size: float  # audio seconds or characters
     arrival: float
-    processing: float
+    processing: float  # total, queue included
     audio: bytes = b""
     text: str = ""
+    queued: float = 0.0
 
     @property
     def key(self) -> str:
@@ -89,9 +90,19 @@ def make_mix(
                 break
             spec = _draw(rng, index, kind, provider, arrival, durations, chars, bump)
         used.add(spec.key)
-        processing = model.seconds(rng, kind, spec.size)
+        queued, working = model.seconds(rng, kind, spec.size)
         specs.append(
-            JobSpec(index, kind, provider, spec.size, arrival, processing, spec.audio, spec.text)
+            JobSpec(
+                index,
+                kind,
+                provider,
+                spec.size,
+                arrival,
+                queued + working,
+                spec.audio,
+                spec.text,
+                queued,
+            )
         )
     return sorted(specs, key=lambda s: s.arrival)
 
@@ -128,9 +139,9 @@ def _text(length: int) -> str:
     return " ".join(out)[:length].rstrip() + "."
 
 
-def fake_table(specs: list[JobSpec]) -> dict[str, float]:
-    """The processing-time table the fakes look jobs up in."""
-    return {s.key: s.processing for s in specs}
+def fake_table(specs: list[JobSpec]) -> dict[str, tuple[float, float]]:
+    """The table the fakes look each job's (queue, processing) seconds up in."""
+    return {s.key: (s.queued, s.processing - s.queued) for s in specs}
 
 
 def bench_config(db: Path, nano_url: str, canto_url: str) -> Config:

@@ -123,6 +123,20 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for name, a, b, digits in rows:
         lines.append(f"| {name} | {_fmt(a, digits)} | {_fmt(b, digits)} | {_ratio(a, b)} |")
+    by_route = result["latency"].get("by_route", {})
+    if by_route:
+        lines += [
+            "",
+            "| Route (jobs) | p50 ours / ref (s) | p95 ours / ref (s) | Polls ours / ref |",
+            "|---|---:|---:|---:|",
+        ]
+        for route, r in by_route.items():
+            o, b = r["ours"], r["baseline"]
+            lines.append(
+                f"| {route} ({r['jobs']}) | {_fmt(o['latency_p50'])} / {_fmt(b['latency_p50'])} "
+                f"| {_fmt(o['latency_p95'])} / {_fmt(b['latency_p95'])} "
+                f"| {_fmt(o['polls_mean'])} / {_fmt(b['polls_mean'])} |"
+            )
     lines += ["", "| Target | Measured | Goal | Met |", "|---|---:|---|:---:|"]
     for t in result["targets"]:
         lines.append(

@@ -101,23 +101,51 @@ async def latency(fakes: FakeProviders, prof: Profile, work: Path, seed: int) ->
             baseline.run_jobs(fakes.nano_url, fakes.canto_url, specs),
         )
     runs = fakes.runs()
-    lat_o, polls_o = [], []
-    for job in ours_jobs:
+    # (route, latency, polls) per job, in spec order for both contenders.
+    mine: list[tuple[str, float, int]] = []
+    for spec, job in zip(specs, ours_jobs, strict=True):
         d = deliverer.deliveries.get(job.id)
         if d is None or d.job_id in skip or d.run_id not in runs or d.state != "completed":
             continue
-        lat_o.append(d.at - runs[d.run_id].ready_at)
-        polls_o.append(runs[d.run_id].polls)
-    lat_b, polls_b = [], []
-    for r in base:
+        run = runs[d.run_id]
+        mine.append((_route(spec), d.at - run.ready_at, run.polls))
+    theirs: list[tuple[str, float, int]] = []
+    for spec, r in zip(specs, base, strict=True):
         if r.done_at is not None and r.run_id in runs:
-            lat_b.append(r.done_at - runs[r.run_id].ready_at)
-            polls_b.append(runs[r.run_id].polls)
+            run = runs[r.run_id]
+            theirs.append((_route(spec), r.done_at - run.ready_at, run.polls))
+    routes = sorted({_route(s) for s in specs})
     return {
         "schedule": schedule,
         "processing_s": sorted(round(s.processing, 2) for s in specs),
-        "ours": summary(lat_o, polls_o, len(specs)),
-        "baseline": summary(lat_b, polls_b, len(specs)),
+        "ours": _summarise(mine, len(specs)),
+        "baseline": _summarise(theirs, len(specs)),
+        "by_route": {
+            route: {
+                "jobs": sum(1 for s in specs if _route(s) == route),
+                "ours": _route_summary(mine, route),
+                "baseline": _route_summary(theirs, route),
+            }
+            for route in routes
+        },
+    }
+
+
+def _route(spec: JobSpec) -> str:
+    return f"{spec.provider} {spec.kind.upper()}"
+
+
+def _summarise(rows: list[tuple[str, float, int]], jobs: int) -> dict[str, Any]:
+    return summary([r[1] for r in rows], [r[2] for r in rows], jobs)
+
+
+def _route_summary(rows: list[tuple[str, float, int]], route: str) -> dict[str, float]:
+    mine = [r for r in rows if r[0] == route]
+    full = _summarise(mine, len(mine))
+    return {
+        "latency_p50": full["added_latency_s"]["p50"],
+        "latency_p95": full["added_latency_s"]["p95"],
+        "polls_mean": full["polls_per_job"]["mean"],
     }
 
 

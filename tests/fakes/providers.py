@@ -19,8 +19,11 @@ Knobs (plain attributes, change them any time):
         processing); ``processing_delay``: seconds after submit before a run may complete;
     ``processing_time``: optional ``(kind, model, info) -> seconds`` deciding each new run's
         processing time once, at submit (wins over ``processing_delay``; ``info`` holds the run's
-        fields, e.g. ``chargedDuration`` minutes, ``textLength``, ``size``); ``completions[run_id]``
-        then records the ``time.monotonic()`` at which that run's processing finished;
+        fields, e.g. ``chargedDuration`` minutes, ``textLength``, ``size``); it may instead return
+        ``(queue_seconds, seconds)``: the run then says "pending" while queued (TTS adds a
+        ``queuePosition``, one per ``queue_slot_seconds`` left) and "processing" after, never
+        "pending" by poll count alone; ``completions[run_id]`` records the ``time.monotonic()``
+        at which that run's processing finished;
         ``finish_runs()`` makes every existing run ready now;
     FakeNanoGpt ``tts_mode``: ``"binary"`` (audio/mpeg body) or ``"json"`` (``audioUrl``).
 
@@ -34,6 +37,7 @@ import asyncio
 import collections
 import itertools
 import json
+import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -86,6 +90,7 @@ class _Run:
     info: dict[str, Any]
     polls: int = 0
     delay: float | None = None  # set by ``processing_time``; None follows ``processing_delay``
+    queued: float | None = None  # seconds of ``delay`` spent waiting in the provider's queue
 
 
 class _FakeServer:
@@ -98,7 +103,10 @@ class _FakeServer:
         self.polls: collections.Counter[str] = collections.Counter()
         self.polls_to_complete = 3
         self.processing_delay = 0.0
-        self.processing_time: Callable[[str, str, Mapping[str, Any]], float] | None = None
+        self.queue_slot_seconds = 2.0
+        self.processing_time: (
+            Callable[[str, str, Mapping[str, Any]], float | tuple[float, float]] | None
+        ) = None
         self.completions: dict[str, float] = {}
         self._overrides: dict[str, collections.deque[_Override]] = collections.defaultdict(
             collections.deque
@@ -211,7 +219,12 @@ class _FakeServer:
         run_id = uuid.uuid4().hex
         run = _Run(kind, model, time.monotonic(), info)
         if self.processing_time is not None:
-            run.delay = max(0.0, self.processing_time(kind, model, info))
+            timing = self.processing_time(kind, model, info)
+            if isinstance(timing, tuple):
+                run.queued = max(0.0, timing[0])
+                run.delay = run.queued + max(0.0, timing[1])
+            else:
+                run.delay = max(0.0, timing)
             self.completions[run_id] = run.created + run.delay
         self._runs[run_id] = run
         return run_id
@@ -231,10 +244,19 @@ class _FakeServer:
         run.polls += 1
         self.polls[run_id] += 1
         delay = self.processing_delay if run.delay is None else run.delay
-        ready = time.monotonic() >= run.created + delay
-        if run.polls >= self.polls_to_complete and ready:
+        now = time.monotonic()
+        if run.polls >= self.polls_to_complete and now >= run.created + delay:
             return run, "completed"
+        if run.queued is not None:
+            return run, "pending" if now < run.created + run.queued else "processing"
         return run, "pending" if run.polls == 1 else "processing"
+
+    def queue_position(self, run: _Run) -> int:
+        """Where a pending run stands: from its queue time left, else from polls to go."""
+        if run.queued is not None:
+            left = run.created + run.queued - time.monotonic()
+            return max(1, math.ceil(left / self.queue_slot_seconds))
+        return max(self.polls_to_complete - run.polls, 1)
 
 
 def _respond(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
@@ -468,8 +490,11 @@ class FakeNanoGpt(_FakeServer):
             return web.json_response({"error": "Run not found"}, status=404)
         run, status = advanced
         if status != "completed":
-            position = max(self.polls_to_complete - run.polls, 1)
-            return web.json_response({"status": "pending", "queuePosition": position})
+            if status == "processing":
+                return web.json_response({"status": "processing"})
+            return web.json_response(
+                {"status": "pending", "queuePosition": self.queue_position(run)}
+            )
         return web.json_response(
             {"status": "completed", "audioUrl": self._audio_url(), "contentType": "audio/mpeg"}
         )
