@@ -34,12 +34,14 @@ class Poller:
         clock: Callable[[], float] = time.time,
         concurrency: int = 32,
         max_idle: float = 30.0,
+        coalesce: float = 0.005,
     ) -> None:
         self._store = store
         self._worker = worker
         self._clock = clock
         self._concurrency = max(1, concurrency)
         self._max_idle = max_idle
+        self._coalesce = coalesce
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._event = asyncio.Event()
         self._stopping = False
@@ -48,15 +50,33 @@ class Poller:
         """Look for due work now (called when a job is created or a platform comes up)."""
         self._event.set()
 
-    async def _due(self, now: float) -> list[Job]:
+    async def _due(self, now: float) -> tuple[list[Job], float | None]:
+        """Steps due at ``now``, replies first, and when the next one left waiting is due.
+
+        Each queue is read in time order one row past what fits, so the row that is not due
+        yet (or did not fit) says when to look again: no separate "next wake-up" query.
+        """
         free = self._concurrency - len(self._in_flight)
         if free <= 0:
-            return []
+            return [], None
         busy, platforms = list(self._in_flight), self._worker.deliverers
-        jobs = await self._store.undelivered(now, platforms, free, busy)
-        if len(jobs) < free:
-            jobs += await self._store.due(now, platforms, free - len(jobs), busy)
-        return jobs
+        jobs: list[Job] = []
+        next_at: float | None = None
+        for query, when in (
+            (self._store.undelivered, _reply_at),
+            (self._store.due, _step_at),
+        ):
+            want = free - len(jobs)
+            if want <= 0:
+                break
+            for job in await query(None, platforms, want + 1, busy):
+                at = when(job)
+                if at <= now and len(jobs) < free:
+                    jobs.append(job)
+                else:
+                    next_at = at if next_at is None else min(next_at, at)
+                    break
+        return jobs, next_at
 
     def _start(self, job: Job, now: float) -> None:
         task = asyncio.create_task(self._worker.advance(job, now), name=f"job-{job.id}")
@@ -73,7 +93,7 @@ class Poller:
         now = self._clock() if now is None else now
         count = 0
         while True:
-            jobs = await self._due(now)
+            jobs, _ = await self._due(now)
             if not jobs:
                 break
             for job in jobs:
@@ -89,13 +109,11 @@ class Poller:
             self._event.clear()
             now = self._clock()
             try:
-                jobs = await self._due(now)
+                jobs, next_at = await self._due(now)
                 for job in jobs:
                     self._start(job, now)
                 if len(self._in_flight) >= self._concurrency:
                     next_at = None  # saturated: the next finished step wakes us
-                else:
-                    next_at = await self._store.next_wakeup(self._worker.deliverers)
             except Exception:
                 _LOGGER.exception("poller: store query failed; retrying")
                 jobs, next_at = [], now + 1.0
@@ -106,6 +124,9 @@ class Poller:
             if delay > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._event.wait(), delay)
+                    # Woken by a finished step or a new job: let the steps finishing right now
+                    # land too, so one query serves several of them.
+                    await asyncio.sleep(self._coalesce)
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop scheduling and let in-flight steps finish (up to ``timeout`` seconds)."""
@@ -120,3 +141,11 @@ class Poller:
         if pending:
             _LOGGER.warning("poller: %d step(s) cancelled at shutdown", len(pending))
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _reply_at(job: Job) -> float:
+    return job.deliver_after if job.deliver_after is not None else 0.0
+
+
+def _step_at(job: Job) -> float:
+    return job.next_poll_at if job.next_poll_at is not None else 0.0

@@ -307,16 +307,21 @@ class SqliteJobStore:
         return jobs[0] if jobs else None
 
     async def due(
-        self, now: float, platforms: Iterable[str], limit: int = 100, exclude: Sequence[str] = ()
+        self,
+        now: float | None,
+        platforms: Iterable[str],
+        limit: int = 100,
+        exclude: Sequence[str] = (),
     ) -> list[Job]:
-        """Queued or submitted jobs of these platforms whose next step is due, oldest first,
-        leaving out the ids in ``exclude`` (steps already running).
+        """Queued or submitted jobs of these platforms whose next step is due at ``now`` (with
+        None: the next ones whenever due), soonest first, leaving out the ids in ``exclude``
+        (steps already running).
 
         ``+platform`` keeps SQLite on the partial ``jobs_due`` index (by next poll time) rather
         than scanning every row of a platform through ``jobs_user``.
         """
         return await self._due_select(
-            "state IN ('queued', 'submitted') AND next_poll_at <= ?",
+            "state IN ('queued', 'submitted')",
             "next_poll_at",
             now,
             platforms,
@@ -325,12 +330,16 @@ class SqliteJobStore:
         )
 
     async def undelivered(
-        self, now: float, platforms: Iterable[str], limit: int = 100, exclude: Sequence[str] = ()
+        self,
+        now: float | None,
+        platforms: Iterable[str],
+        limit: int = 100,
+        exclude: Sequence[str] = (),
     ) -> list[Job]:
-        """Finished jobs of these platforms whose reply is due and not yet accepted."""
+        """Finished jobs of these platforms whose reply is due (as :meth:`due`) and not yet
+        accepted."""
         return await self._due_select(
-            "state IN ('completed', 'failed') AND delivered_at IS NULL "
-            "AND delivery_error IS NULL AND deliver_after <= ?",
+            "state IN ('completed', 'failed') AND delivered_at IS NULL AND delivery_error IS NULL",
             "deliver_after",
             now,
             platforms,
@@ -342,7 +351,7 @@ class SqliteJobStore:
         self,
         where: str,
         order: str,
-        now: float,
+        now: float | None,
         platforms: Iterable[str],
         limit: int,
         exclude: Sequence[str],
@@ -352,9 +361,11 @@ class SqliteJobStore:
             return []
         marks = ",".join("?" * len(names))
         skip = f" AND id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
+        until = "" if now is None else f" AND {order} <= ?"
+        bound = () if now is None else (now,)
         return await self._select(
-            f"{where} AND +platform IN ({marks}){skip}",
-            (now, *names, *exclude, limit),
+            f"{where}{until} AND +platform IN ({marks}){skip}",
+            (*bound, *names, *exclude, limit),
             f"ORDER BY {order} LIMIT ?",
         )
 
