@@ -196,7 +196,8 @@ class Core:
             await asyncio.sleep(every)
 
     async def close(self) -> None:
-        """Release the session, the audio threads and the database."""
+        """Save what was learned; release the session, the audio threads and the database."""
+        await self.schedule.flush()
         await self.session.close()
         self.audio.close()
         await self.store.close()

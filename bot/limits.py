@@ -90,18 +90,20 @@ class Guard:
             day=day_start(now),
         )
 
-    async def check_start(self, origin: Origin) -> None:
+    async def check_start(self, origin: Origin) -> Activity | None:
         """Access, rate and concurrency limits: checked before any work is done.
+
+        Returns:
+            The activity read (None when no limit applies), for the daily checks that follow.
 
         Raises:
             AccessDenied, LimitExceeded: with the sentence to show.
         """
         if not self.allowed(origin):
             raise AccessDenied()
+        if origin.platform == OPERATOR_PLATFORM or not self._limited():
+            return None
         lim = self._limits
-        caps = (lim.jobs_per_minute, lim.concurrent_per_user, lim.concurrent_per_chat)
-        if origin.platform == OPERATOR_PLATFORM or not any(c > 0 for c in caps):
-            return
         act = await self._activity(origin)
         if 0 < lim.jobs_per_minute <= act.started:
             raise LimitExceeded(
@@ -118,14 +120,33 @@ class Guard:
                 f"This chat already has {act.chat_active} unfinished jobs (limit "
                 f"{lim.concurrent_per_chat}). Wait for one to finish; /status shows them."
             )
+        return act
 
-    async def check_audio(self, origin: Origin, seconds: float) -> None:
-        """Daily audio-minute caps for the user and the chat."""
+    def _limited(self) -> bool:
+        lim = self._limits
+        return any(
+            cap > 0
+            for cap in (
+                lim.jobs_per_minute,
+                lim.concurrent_per_user,
+                lim.concurrent_per_chat,
+                lim.daily_audio_minutes_per_user,
+                lim.daily_audio_minutes_per_chat,
+                lim.daily_tts_chars_per_user,
+                lim.daily_tts_chars_per_chat,
+            )
+        )
+
+    async def check_audio(
+        self, origin: Origin, seconds: float, activity: Activity | None = None
+    ) -> None:
+        """Daily audio-minute caps for the user and the chat (``activity`` from
+        :meth:`check_start` saves reading it again)."""
         lim = self._limits
         caps = (lim.daily_audio_minutes_per_user, lim.daily_audio_minutes_per_chat)
         if origin.platform == OPERATOR_PLATFORM or not any(c > 0 for c in caps):
             return
-        act = await self._activity(origin)
+        act = activity or await self._activity(origin)
         for scope, cap, used in (
             ("your", caps[0], act.user_seconds),
             ("this chat's", caps[1], act.chat_seconds),
@@ -137,7 +158,9 @@ class Guard:
                     + _resets(self._clock())
                 )
 
-    async def check_chars(self, origin: Origin, chars: int) -> None:
+    async def check_chars(
+        self, origin: Origin, chars: int, activity: Activity | None = None
+    ) -> None:
         """Length limit and daily character caps for /speak."""
         lim = self._limits
         if origin.platform == OPERATOR_PLATFORM:
@@ -150,7 +173,7 @@ class Guard:
         caps = (lim.daily_tts_chars_per_user, lim.daily_tts_chars_per_chat)
         if not any(c > 0 for c in caps):
             return
-        act = await self._activity(origin)
+        act = activity or await self._activity(origin)
         for scope, cap, used in (
             ("your", caps[0], act.user_chars),
             ("this chat's", caps[1], act.chat_chars),

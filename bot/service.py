@@ -136,7 +136,7 @@ class VoiceService:
             reused = await self._reuse(origin, key, options, now)
             if reused is not None:
                 return reused
-        await self.guard.check_start(origin)
+        activity = await self.guard.check_start(origin)
         limits = [x for x in (caps.max_duration_seconds, self.guard.max_audio_seconds()) if x]
         prepared = await self._audio.run(
             audio.prepare_for_upload,
@@ -146,7 +146,7 @@ class VoiceService:
             max_bytes=caps.max_upload_bytes,
             max_duration=min(limits) if limits else None,
         )
-        await self.guard.check_audio(origin, prepared.duration)
+        await self.guard.check_audio(origin, prepared.duration, activity)
         job = await self.store.create(
             NewJob(
                 kind=JobKind.STT,
@@ -212,8 +212,8 @@ class VoiceService:
         text = clean_text(text)
         if not text:
             raise InputError(SPEAK_USAGE)
-        await self.guard.check_start(origin)
-        await self.guard.check_chars(origin, len(text))
+        activity = await self.guard.check_start(origin)
+        await self.guard.check_chars(origin, len(text), activity)
         limit = caps.max_chars if caps.asynchronous else caps.max_chars * MAX_TTS_PARTS
         if len(text) > limit:
             raise InputError(

@@ -171,3 +171,17 @@ def test_margin_and_interval_mean() -> None:
     below = interval_mean(10.0, 1.0, 0.0, 10.0)  # done before the mean: earlier than it
     assert 8.5 < below < 10.0
     assert interval_mean(10.0, 1.0, 30.0, 31.0) == pytest.approx(30.5)  # far outside: midpoint
+
+
+async def test_a_burst_of_completions_is_saved_once_and_flushed_at_shutdown() -> None:
+    clock = FakeClock()
+    speeds = _Speeds()
+    schedule = PredictiveSchedule(speeds, clock)
+    key = ("nanogpt", "Elevenlabs-STT", "stt")
+    for _ in range(5):  # five completions within one second
+        job = stt_job(10.0, clock.now, poll_count=1, updated_at=clock.now + 2.8)
+        await schedule.observe(job, clock.now + 3.0)
+        clock.now += 0.2
+    assert speeds.saved[key]["samples"] == 1  # the first one, straight away
+    await schedule.flush()
+    assert speeds.saved[key]["samples"] == 5

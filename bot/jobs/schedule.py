@@ -204,6 +204,7 @@ class PredictiveSchedule:
         floor: float = 0.5,
         follow: float = 0.2,
         overdue_growth: float = 0.25,
+        save_every: float = 2.0,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -213,6 +214,9 @@ class PredictiveSchedule:
         self._floor = floor
         self._follow = follow
         self._growth = overdue_growth
+        self._save_every = save_every
+        self._saved_at: dict[tuple[str, str, str], float] = {}
+        self._unsaved: set[tuple[str, str, str]] = set()
         self._fits: dict[tuple[str, str, str], SpeedFit] = {}
 
     async def load(self) -> None:
@@ -296,8 +300,24 @@ class PredictiveSchedule:
         else:  # nothing to weigh with: the upper bound errs late, which hits cost little of
             seconds = elapsed
         fit.update(size, max(0.0, seconds))
+        # Saved at most every ``save_every`` seconds per model (and by flush() at shutdown): a
+        # burst of completions costs one write, a crash loses at most that much learning.
+        if completed_at - self._saved_at.get(key, -math.inf) >= self._save_every:
+            await self._save(key, completed_at)
+        else:
+            self._unsaved.add(key)
+
+    async def flush(self) -> None:
+        """Save every fit learned since its last save (called at shutdown)."""
+        for key in list(self._unsaved):
+            await self._save(key, self._clock())
+
+    async def _save(self, key: tuple[str, str, str], now: float) -> None:
+        fit = self._fits[key]
         values = {k: float(getattr(fit, k)) for k in _FIT_FIELDS}
+        self._saved_at[key] = now
+        self._unsaved.discard(key)
         try:
-            await self._store.save_speed_stats(key, values, completed_at)
+            await self._store.save_speed_stats(key, values, now)
         except Exception as exc:  # learning is an optimisation: never fail a job over it
             _LOGGER.warning("could not save speed statistics: %s", exc)
