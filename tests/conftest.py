@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFLINE_DIR = Path(__file__).resolve().parent / "offline"
@@ -14,6 +17,10 @@ sys.path.insert(0, str(OFFLINE_DIR))
 from tests_offline_guard import install  # noqa: E402
 
 install()
+
+from tests.fakes.providers import FakeCantonese, FakeNanoGpt  # noqa: E402
+
+# httpx (PTB) honours proxy variables; a proxy must never sit between a client and a fake.
 os.environ["NO_PROXY"] = "127.0.0.1,localhost"
 os.environ["no_proxy"] = "127.0.0.1,localhost"
 for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
@@ -50,3 +57,24 @@ async def start_voicebot_run(config: Path, log: Path) -> asyncio.subprocess.Proc
             stdout=sink,
             stderr=sink,
         )
+
+
+@pytest.fixture
+async def nano() -> AsyncIterator[FakeNanoGpt]:
+    """A fake NanoGPT API on loopback, fresh for each test."""
+    async with FakeNanoGpt() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def canto() -> AsyncIterator[FakeCantonese]:
+    """A fake cantonese.ai API on loopback, fresh for each test."""
+    async with FakeCantonese() as fake:
+        yield fake
+
+
+@pytest.fixture
+def ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process PTB opts in to v23's timedelta durations (no deprecation warnings, same types
+    later); ``voicebot`` subprocesses run as in production."""
+    monkeypatch.setenv("PTB_TIMEDELTA", "1")

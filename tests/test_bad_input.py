@@ -30,14 +30,9 @@ from tests.test_telegram_adapter import (
     transcript_answer,
 )
 
+pytestmark = pytest.mark.usefixtures("ptb_timedelta")
+
 Act = Callable[[World, Job], Awaitable[str]]
-
-
-@pytest.fixture(autouse=True)
-def _loopback_and_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv("PTB_TIMEDELTA", "1")
 
 
 # -- inputs ------------------------------------------------------------------------------------

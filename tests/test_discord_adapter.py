@@ -114,18 +114,6 @@ async def dc() -> AsyncIterator[FakeDiscord]:
         yield fake
 
 
-@pytest.fixture
-async def nano() -> AsyncIterator[FakeNanoGpt]:
-    async with FakeNanoGpt() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def canto() -> AsyncIterator[FakeCantonese]:
-    async with FakeCantonese() as fake:
-        yield fake
-
-
 def message_writes(dc: FakeDiscord) -> list[RecordedRequest]:
     """Every request by which the bot created or edited a message (channel or interaction)."""
     writes = dc.find_requests("POST", r"/channels/\d+/messages")

@@ -26,17 +26,10 @@ from telegram.ext import (
 from tests.fakes.audio import make_tone
 from tests.fakes.telegram import FakeTelegram
 
+pytestmark = pytest.mark.usefixtures("ptb_timedelta")
+
 USER = 42
 GROUP = -1001234567890
-
-
-@pytest.fixture(autouse=True)
-def _loopback_and_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
-    # httpx honours proxy variables; a proxy must never sit between PTB and the fake.
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    # Opt in to PTB 23's timedelta durations now (no deprecation warnings, same types later).
-    monkeypatch.setenv("PTB_TIMEDELTA", "1")
 
 
 @pytest.fixture

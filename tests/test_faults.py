@@ -24,14 +24,9 @@ from tests.support import NANO_KEY, FakeClock, RecordingDeliverer, make_config
 from tests.test_pipeline import ORIGIN
 from tests.test_telegram_adapter import USER, placeholder_job_id, running
 
+pytestmark = pytest.mark.usefixtures("ptb_timedelta")
+
 UNAVAILABLE = "The speech service is unavailable right now."
-
-
-@pytest.fixture(autouse=True)
-def _loopback_and_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv("PTB_TIMEDELTA", "1")
 
 
 class ResetProxy:
@@ -123,12 +118,6 @@ async def bench(tmp_path: Path, nano_url: str, **sections: Any) -> AsyncIterator
         yield Bench(core, clock, out)
     finally:
         await core.close()
-
-
-@pytest.fixture
-async def nano() -> AsyncIterator[FakeNanoGpt]:
-    async with FakeNanoGpt() as fake:
-        yield fake
 
 
 def _operator_lines(caplog: pytest.LogCaptureFixture, job: Job) -> list[logging.LogRecord]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,6 @@ from tests.support import NANO_KEY, FakeClock, RecordingDeliverer, make_config
 
 ALICE = Origin("telegram", "100", "1", reply_to="5")
 BOB = Origin("telegram", "100", "2", reply_to="6")
-
-
-@pytest.fixture
-async def nano() -> AsyncIterator[FakeNanoGpt]:
-    async with FakeNanoGpt() as fake:
-        yield fake
 
 
 async def open_core(tmp_path: Path, nano: FakeNanoGpt, **sections: Any) -> tuple[Core, FakeClock]:

@@ -23,18 +23,6 @@ from tests.support import FakeClock, RecordingDeliverer, make_config
 ORIGIN = Origin(platform="test", chat_id="chat-1", user_id="user-1", reply_to="m-1")
 
 
-@pytest.fixture
-async def nano() -> AsyncIterator[FakeNanoGpt]:
-    async with FakeNanoGpt() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def canto() -> AsyncIterator[FakeCantonese]:
-    async with FakeCantonese() as fake:
-        yield fake
-
-
 class Harness:
     """A Core on a fake clock with a recording deliverer for platform "test"."""
 

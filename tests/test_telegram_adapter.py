@@ -23,18 +23,13 @@ from tests.fakes.providers import FakeCantonese, FakeNanoGpt
 from tests.fakes.telegram import Call, FakeTelegram
 from tests.support import make_config
 
+pytestmark = pytest.mark.usefixtures("ptb_timedelta")
+
 USER = 42
 OTHER = 43
 ADMIN = 7
 MEMBER = 8
 GROUP = -1001234567890
-
-
-@pytest.fixture(autouse=True)
-def _loopback_and_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv("PTB_TIMEDELTA", "1")
 
 
 @dataclass
