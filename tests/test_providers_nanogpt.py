@@ -340,6 +340,24 @@ async def test_nanogpt_tts_async_queue_then_completed(
     }
 
 
+async def test_nanogpt_tts_timed_queue_reports_places_then_zero(
+    session: aiohttp.ClientSession, fake: FakeNanoGpt
+) -> None:
+    """The fake's timed mode keeps the documented TTS shape: only "pending" + queuePosition."""
+    fake.queue_slot_seconds = 0.1
+    fake.processing_time = lambda kind, model, info: (0.25, 0.3)  # queued 0.25 s, then 0.3 s work
+    client = tts(session, fake.url)
+    ticket = await client.submit("Hello", TtsOptions(model="Elevenlabs-V3", voice="Rachel"))
+    assert isinstance(ticket, Ticket)
+    queued = await client.poll(ticket)
+    assert queued.status is PollStatus.PENDING and queued.queue_position in (1, 2, 3)
+    await asyncio.sleep(0.3)
+    working = await client.poll(ticket)
+    assert working.status is PollStatus.PENDING and working.queue_position == 0
+    await asyncio.sleep(0.3)
+    assert (await client.poll(ticket)).status is PollStatus.COMPLETED
+
+
 async def test_nanogpt_tts_content_policy_violation_is_final(
     session: aiohttp.ClientSession, fake: FakeNanoGpt
 ) -> None:

@@ -20,9 +20,10 @@ Knobs (plain attributes, change them any time):
     ``processing_time``: optional ``(kind, model, info) -> seconds`` deciding each new run's
         processing time once, at submit (wins over ``processing_delay``; ``info`` holds the run's
         fields, e.g. ``chargedDuration`` minutes, ``textLength``, ``size``); it may instead return
-        ``(queue_seconds, seconds)``: the run then says "pending" while queued (TTS adds a
-        ``queuePosition``, one per ``queue_slot_seconds`` left) and "processing" after, never
-        "pending" by poll count alone; ``completions[run_id]`` records the ``time.monotonic()``
+        ``(queue_seconds, seconds)``: STT runs then say "pending" while queued and "processing"
+        after, never by poll count alone; TTS runs (whose documented status is only "pending")
+        carry a ``queuePosition`` of one per ``queue_slot_seconds`` of queue left, 0 once
+        processing; ``completions[run_id]`` records the ``time.monotonic()``
         at which that run's processing finished;
         ``finish_runs()`` makes every existing run ready now;
     FakeNanoGpt ``tts_mode``: ``"binary"`` (audio/mpeg body) or ``"json"`` (``audioUrl``).
@@ -252,10 +253,11 @@ class _FakeServer:
         return run, "pending" if run.polls == 1 else "processing"
 
     def queue_position(self, run: _Run) -> int:
-        """Where a pending run stands: from its queue time left, else from polls to go."""
+        """Where an unfinished run stands: one place per ``queue_slot_seconds`` of queue left (0
+        once it is being processed), else from polls to go."""
         if run.queued is not None:
             left = run.created + run.queued - time.monotonic()
-            return max(1, math.ceil(left / self.queue_slot_seconds))
+            return max(0, math.ceil(left / self.queue_slot_seconds))
         return max(self.polls_to_complete - run.polls, 1)
 
 
@@ -490,8 +492,7 @@ class FakeNanoGpt(_FakeServer):
             return web.json_response({"error": "Run not found"}, status=404)
         run, status = advanced
         if status != "completed":
-            if status == "processing":
-                return web.json_response({"status": "processing"})
+            # The documented TTS status has no "processing": unfinished is always "pending".
             return web.json_response(
                 {"status": "pending", "queuePosition": self.queue_position(run)}
             )
