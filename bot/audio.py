@@ -7,7 +7,6 @@ import functools
 import io
 import logging
 import os
-import os.path
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor

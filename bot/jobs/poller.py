@@ -21,9 +21,9 @@ class Poller:
     Each job is worked on by at most one task at a time, and never from a stale snapshot: the due
     queries leave out every job whose step is running when the query is issued, so any row they
     return was written by a step that had already ended (the store's guarded transitions would make
-    a duplicate step harmless, but not free). Replies come
-    before polls, so a finished job is never queued behind a backlog of polls. Sleeping is driven
-    by the store's next due time and cut short by :meth:`wake` (a new job) or a finished task.
+    a duplicate step harmless, but not free). Replies come before polls, so a finished job is
+    never queued behind a backlog of polls. Sleeping is driven by the store's next due time and
+    cut short by :meth:`wake` (a new job) or a finished task.
     """
 
     def __init__(

@@ -292,7 +292,7 @@ class PredictiveSchedule:
         # before this one.
         elapsed = completed_at - job.submitted_at
         low = max(job.updated_at, job.submitted_at) - job.submitted_at if job.poll_count else 0.0
-        predicted = fit.predict(size) if fit.samples >= self._min_samples else None
+        predicted = fit.predict(size) if self._fit(job) else None
         if predicted:
             seconds = interval_mean(predicted, self._sigma(fit, predicted), low, elapsed)
         elif job.poll_count:
