@@ -31,14 +31,16 @@ def _count(db: Path, where: str) -> int:
     return int(row[0])
 
 
-async def _load(db: Path, urls: tuple[str, str], specs: list[JobSpec]) -> dict[str, Any]:
+async def _load(
+    db: Path, urls: tuple[str, str], specs: list[JobSpec], wait: float
+) -> dict[str, Any]:
     config = bench_config(db, *urls)
     rss_idle = _status_kb("VmRSS")
     async with running_core(config) as (core, _deliverer):
         start = time.perf_counter()
         await asyncio.gather(*(create(core, s) for s in specs))
         created = time.perf_counter() - start
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if _count(db, "state = 'submitted' AND poll_count >= 1") >= len(specs):
                 break
@@ -55,12 +57,12 @@ async def _load(db: Path, urls: tuple[str, str], specs: list[JobSpec]) -> dict[s
     }
 
 
-async def _resume(db: Path, urls: tuple[str, str], count: int) -> dict[str, Any]:
+async def _resume(db: Path, urls: tuple[str, str], count: int, wait: float) -> dict[str, Any]:
     config = bench_config(db, *urls)
     start = time.monotonic()
     async with running_core(config) as (_core, deliverer):
         opened = time.monotonic()
-        done = await deliverer.wait(count, 120)
+        done = await deliverer.wait(count, wait)
         last = max((d.at for d in deliverer.deliveries.values()), default=time.monotonic())
         first = min((d.at for d in deliverer.deliveries.values()), default=last)
     return {
@@ -84,11 +86,16 @@ def _child(conn: Any, what: str, args: tuple[Any, ...]) -> None:
     conn.close()
 
 
-def in_child(what: str, *args: Any, timeout: float = 300) -> dict[str, Any]:
-    """Run ``_load`` or ``_resume`` in a fresh interpreter; add ``spawned_at`` (monotonic)."""
+def in_child(what: str, *args: Any, wait: float) -> dict[str, Any]:
+    """Run ``_load`` or ``_resume`` in a fresh interpreter; add ``spawned_at`` (monotonic).
+
+    ``wait`` bounds how long the child waits for its jobs; the parent allows a minute more for
+    the interpreter to start and the core to open and close.
+    """
+    timeout = wait + 60
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, what, args), name=f"bench-{what}")
+    proc = ctx.Process(target=_child, args=(child, what, (*args, wait)), name=f"bench-{what}")
     spawned = time.monotonic()
     proc.start()
     child.close()

@@ -110,6 +110,7 @@ async def run_jobs(
 ) -> list[Job]:
     """Create each job at its arrival time and wait for every reply (bounded by ``timeout``)."""
     start = time.monotonic()
+    offset = time.time() - start
     jobs: list[Job] = []
     before = len(deliverer.deliveries)
     for spec in specs:
@@ -118,10 +119,35 @@ async def run_jobs(
             await asyncio.sleep(delay)
         jobs.append(await create(core, spec))
     if not await deliverer.wait(before + len(specs), timeout):
-        _LOGGER.warning(
-            "ours: %d job(s) not delivered in time", before + len(specs) - len(deliverer.deliveries)
-        )
+        stuck = [j.id for j in jobs if j.id not in deliverer.deliveries]
+        await _report_stuck(core, stuck, time.time() - time.monotonic() - offset)
     return jobs
+
+
+async def _report_stuck(core: Core, ids: list[str], clock_step: float) -> None:
+    """Say where each undelivered job stands, and whether the wall clock was stepped meanwhile."""
+    now = core.clock()
+    _LOGGER.warning(
+        "ours: %d job(s) not delivered in time; the wall clock moved %+.3f s against the "
+        "monotonic clock while they ran",
+        len(ids),
+        clock_step,
+    )
+    for job_id in ids[:20]:
+        job = await core.store.get(job_id)
+        if job is None:
+            continue
+        due = None if job.next_poll_at is None else round(job.next_poll_at - now, 2)
+        _LOGGER.warning(
+            "  %s %s/%s: %s, %d poll(s), next poll in %s s, queue position %s",
+            job.id,
+            job.provider,
+            job.kind.value,
+            job.state.value,
+            job.poll_count,
+            due,
+            job.queue_position,
+        )
 
 
 async def throughput(config: Config, specs: Sequence[JobSpec], timeout: float) -> dict[str, Any]:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import logging
+import math
 import os
 import platform
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench import baseline, inflight, micro, ours
 from bench.fakes import FakeProviders
@@ -22,6 +25,7 @@ from bench.report import markdown, plot_cdf, summary, targets
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HOLD = 1e6  # processing seconds for runs that must stay in flight
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,7 @@ class Profile:
     store_rows: int
     transcode_seconds: float
     cantonese: bool = True  # its 5 s minimum poll interval dominates a tiny run
+    slack: float = 120.0  # how long a phase may wait past its expected end before giving up
 
 
 PROFILES = {
@@ -62,6 +67,7 @@ PROFILES = {
         2_000,
         2.0,
         cantonese=False,
+        slack=30.0,
     ),
 }
 
@@ -89,7 +95,7 @@ async def latency(fakes: FakeProviders, prof: Profile, work: Path, seed: int) ->
     )
     fakes.reset()
     fakes.configure(fake_table(warm + specs), 0.0)
-    timeout = prof.spread + max(s.processing for s in specs) + 120
+    timeout = prof.spread + max(s.processing for s in specs) + prof.slack
     config = bench_config(work / "latency.sqlite3", fakes.nano_url, fakes.canto_url)
     async with ours.running_core(config) as (core, deliverer):
         schedule = type(core.worker.schedule).__name__
@@ -173,7 +179,7 @@ async def throughput(fakes: FakeProviders, prof: Profile, work: Path) -> dict[st
     fakes.reset()
     fakes.configure({}, 0.0)
     config = bench_config(work / "throughput.sqlite3", fakes.nano_url, fakes.canto_url)
-    mine = await ours.throughput(config, specs, timeout=300)
+    mine = await ours.throughput(config, specs, timeout=60 + prof.slack)
     fakes.reset()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     results = await baseline.run_jobs(fakes.nano_url, fakes.canto_url, specs)
@@ -197,10 +203,10 @@ def restart(fakes: FakeProviders, prof: Profile, work: Path) -> tuple[dict[str, 
     specs = _burst_specs(prof.in_flight, prof.cantonese)
     fakes.reset()
     fakes.configure({}, HOLD)
-    load = inflight.in_child("load", db, urls, specs)
+    load = inflight.in_child("load", db, urls, specs, wait=prof.slack)
     fakes.finish_runs()
     overdue = inflight.simulate_downtime(db)
-    resumed = inflight.in_child("resume", db, urls, len(specs))
+    resumed = inflight.in_child("resume", db, urls, len(specs), wait=prof.slack)
     if "started_at" in resumed:
         resumed["since_spawn_seconds"] = (
             resumed["started_at"] + resumed["all_delivered_seconds"] - resumed["spawned_at"]
@@ -217,6 +223,8 @@ async def measure(prof: Profile, work: Path, seed: int) -> dict[str, Any]:
 
     def lap(name: str) -> None:
         phases[name] = time.perf_counter() - t0 - sum(phases.values())
+        # Progress on stderr: if a phase stalls, the last line says which one it was.
+        print(f"bench: {name} done in {phases[name]:.1f} s", file=sys.stderr, flush=True)
 
     result["transcode"] = await asyncio.to_thread(micro.transcode, prof.transcode_seconds)
     lap("transcode")
@@ -255,6 +263,31 @@ async def measure(prof: Profile, work: Path, seed: int) -> dict[str, Any]:
     return result
 
 
+async def _watched(work: Coroutine[Any, Any, T], seconds: float | None) -> T:
+    """Run ``work``; shortly before the watchdog fires, print where every task is waiting."""
+
+    offset = time.time() - time.monotonic()
+
+    async def dump() -> None:
+        await asyncio.sleep(max(0.0, seconds - 5) if seconds else math.inf)
+        step = time.time() - time.monotonic() - offset
+        print(
+            f"bench: watchdog: still running (wall clock moved {step:+.3f} s against the "
+            "monotonic clock); tasks:",
+            file=sys.stderr,
+        )
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                task.print_stack(limit=8, file=sys.stderr)
+        sys.stderr.flush()
+
+    watcher = asyncio.create_task(dump())
+    try:
+        return await work
+    finally:
+        watcher.cancel()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the harness, write ``latest.json`` and the CDF PNG, print the markdown table."""
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
@@ -262,11 +295,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--watchdog",
+        type=float,
+        metavar="SECONDS",
+        help="if still running after SECONDS, print every thread's stack and exit",
+    )
     args = parser.parse_args(argv)
+    if args.watchdog:  # threads' stacks (even if the event loop is blocked), then exit
+        faulthandler.dump_traceback_later(args.watchdog, exit=True)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     prof = PROFILES["smoke" if args.smoke else "quick" if args.quick else "full"]
     with tempfile.TemporaryDirectory(prefix="voicebot-bench-") as tmp:
-        result = asyncio.run(measure(prof, Path(tmp), args.seed))
+        result = asyncio.run(_watched(measure(prof, Path(tmp), args.seed), args.watchdog))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     series = {

@@ -7,20 +7,33 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, subprocess_env
 
+# About 16 s here. The harness's own watchdog fires first and prints every thread's stack, so a
+# stall on a slow or odd machine says where it was instead of only "timed out".
+WATCHDOG = 150
+TIMEOUT = WATCHDOG + 30
 
+
+@pytest.mark.timeout(TIMEOUT + 30)
 def test_bench_smoke_writes_report(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--smoke", "--out", str(tmp_path)],
-        cwd=ROOT,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    command = [sys.executable, "-m", "bench.run", "--smoke", "--out", str(tmp_path)]
+    try:
+        proc = subprocess.run(
+            [*command, "--watchdog", str(WATCHDOG)],
+            cwd=ROOT,
+            env=subprocess_env(),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
+        pytest.fail(f"bench smoke still running after {TIMEOUT} s; stderr:\n{err[-6000:]}")
+    assert proc.returncode == 0, proc.stderr[-6000:]
     result = json.loads((tmp_path / "latest.json").read_text())
     assert set(result) >= {
         "meta",
