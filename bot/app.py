@@ -130,6 +130,7 @@ class Core:
         store: SqliteJobStore,
         *,
         clock: Callable[[], float] = time.time,
+        steady: Callable[[], float] | None = None,
     ) -> None:
         self.config = config
         self.session = session
@@ -150,6 +151,7 @@ class Core:
             store,
             self.worker,
             clock=clock,
+            steady=steady,
             concurrency=config.jobs.concurrency,
             max_idle=config.jobs.max_poll_interval,
         )
@@ -165,14 +167,22 @@ class Core:
         )
 
     @classmethod
-    async def open(cls, config: Config, *, clock: Callable[[], float] = time.time) -> Core:
-        """Open the database and the one HTTP session every provider shares."""
+    async def open(
+        cls,
+        config: Config,
+        *,
+        clock: Callable[[], float] = time.time,
+        steady: Callable[[], float] | None = None,
+    ) -> Core:
+        """Open the database and the one HTTP session every provider shares. ``steady`` is
+        what the poller measures ``clock`` against to notice it being stepped (default: the
+        boot-time clock when ``clock`` is the real one, else no watching)."""
         store = await SqliteJobStore.open(config.storage.path)
         session = aiohttp.ClientSession(
             headers={"User-Agent": "voicebot/0.1 (+self-hosted)"},
             # aiohttp leaves trust_env off: no proxy variable can silently reroute the API keys.
         )
-        core = cls(config, session, store, clock=clock)
+        core = cls(config, session, store, clock=clock, steady=steady)
         await core.schedule.load()
         return core
 

@@ -97,10 +97,19 @@ class RecordingDeliverer:
 
     async def progress(self, job: Job) -> None:
         self.progressed.append(job)
+        self._event.set()
 
     async def wait(self, count: int = 1, timeout: float = 10.0) -> None:
+        """Until ``count`` replies were delivered."""
+        await self._until(lambda: len(self.delivered) >= count, timeout)
+
+    async def wait_progress(self, count: int = 1, timeout: float = 10.0) -> None:
+        """Until ``count`` progress updates arrived (one follows each recorded submission)."""
+        await self._until(lambda: len(self.progressed) >= count, timeout)
+
+    async def _until(self, done: Callable[[], bool], timeout: float) -> None:
         async def until() -> None:
-            while len(self.delivered) < count:
+            while not done():
                 self._event.clear()
                 await self._event.wait()
 

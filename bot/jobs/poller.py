@@ -15,6 +15,44 @@ from bot.jobs.worker import JobWorker
 _LOGGER = logging.getLogger(__name__)
 
 
+def _steady() -> float:
+    # Counts time asleep too (unlike CLOCK_MONOTONIC), so a suspended host is not a clock step.
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+class ClockWatch:
+    """Notices the wall clock being stepped while the bot runs (NTP at boot on a board with no
+    real-time clock, a manual change), by how far it moved against a steady clock.
+
+    Slow drift and NTP slewing stay under ``tolerance`` between two looks and are followed.
+    """
+
+    def __init__(
+        self,
+        wall: Callable[[], float],
+        steady: Callable[[], float] = _steady,
+        tolerance: float = 2.0,
+    ) -> None:
+        self._wall = wall
+        self._steady = steady
+        self._tolerance = tolerance
+        self._offset = wall() - steady()
+
+    def step(self) -> float:
+        """Seconds the wall clock jumped since the last look (0.0 if it did not). A jump stays
+        reported until :meth:`followed` says it was dealt with."""
+        offset = self._wall() - self._steady()
+        jump = offset - self._offset
+        if abs(jump) >= self._tolerance:
+            return jump
+        self._offset = offset
+        return 0.0
+
+    def followed(self, jump: float) -> None:
+        """The jump :meth:`step` reported has been applied."""
+        self._offset += jump
+
+
 class Poller:
     """Finds what is due in the store (submits, polls, deliveries) and hands it to the worker.
 
@@ -32,6 +70,7 @@ class Poller:
         worker: JobWorker,
         *,
         clock: Callable[[], float] = time.time,
+        steady: Callable[[], float] | None = None,
         concurrency: int = 32,
         max_idle: float = 30.0,
         coalesce: float = 0.005,
@@ -39,6 +78,8 @@ class Poller:
         self._store = store
         self._worker = worker
         self._clock = clock
+        # A test's own clock is its own steady clock: only the real one gets stepped.
+        self._watch = ClockWatch(clock, steady or (_steady if clock is time.time else clock))
         self._concurrency = max(1, concurrency)
         self._max_idle = max_idle
         self._coalesce = coalesce
@@ -109,6 +150,7 @@ class Poller:
             self._event.clear()
             now = self._clock()
             try:
+                await self._follow_clock_step()
                 jobs, next_at = await self._due(now)
                 for job in jobs:
                     self._start(job, now)
@@ -127,6 +169,23 @@ class Poller:
                     # Woken by a finished step or a new job: let the steps finishing right now
                     # land too, so one query serves several of them.
                     await asyncio.sleep(self._coalesce)
+
+    async def _follow_clock_step(self) -> None:
+        """If the wall clock was stepped, move the stored job times with it: a step back would
+        leave every job waiting out the step, a step forward would make them look overdue,
+        slow and past their deadlines."""
+        jump = self._watch.step()
+        if not jump:
+            return
+        moved = await self._store.shift_clock(
+            jump, self._worker.deliverers, exclude=list(self._in_flight)
+        )
+        self._watch.followed(jump)
+        _LOGGER.warning(
+            "poller: the wall clock was stepped by %+.1f s; moved the times of %d job(s) with it",
+            jump,
+            moved,
+        )
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop scheduling and let in-flight steps finish (up to ``timeout`` seconds)."""

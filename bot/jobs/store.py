@@ -29,6 +29,16 @@ _COLUMNS = (
     "progress_message_id, created_at, updated_at, submitted_at, completed_at, delivered_at, "
     "delivery_message_id, delivery_error, delivery_attempts, deliver_after, extra"
 )
+# The wall-clock times of a job still in motion: what a clock step has to move.
+_CLOCK_COLUMNS = (
+    "created_at",
+    "updated_at",
+    "submitted_at",
+    "completed_at",
+    "next_poll_at",
+    "deliver_after",
+    "deadline_at",
+)
 _ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o/1/l/i: ids are typed by hand in /status
 
 
@@ -509,6 +519,26 @@ class SqliteJobStore:
                     (message, now, now, now, job_id),
                 )
         return ids
+
+    async def shift_clock(
+        self, seconds: float, platforms: Iterable[str], exclude: Sequence[str] = ()
+    ) -> int:
+        """Move every time of the unfinished or undelivered jobs of these platforms by
+        ``seconds``: the wall clock was stepped by that much (NTP, a manual change) and their
+        times were written by the old one. Leaves out ``exclude`` (running steps, which write
+        new-clock times); returns how many jobs moved."""
+        names = list(platforms)
+        if not names or not seconds:
+            return 0
+        marks = ",".join("?" * len(names))
+        skip = f" AND id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
+        moved = ", ".join(f"{column} = {column} + ?" for column in _CLOCK_COLUMNS)
+        return await self._write(
+            f"UPDATE jobs SET {moved} WHERE (state IN ('queued', 'submitting', 'submitted') "
+            "OR (state IN ('completed', 'failed') AND delivered_at IS NULL "
+            f"AND delivery_error IS NULL)) AND platform IN ({marks}){skip}",
+            (*[seconds] * len(_CLOCK_COLUMNS), *names, *exclude),
+        )
 
     async def mark_delivered(self, job_id: str, message_id: str | None, now: float) -> bool:
         """Record that the platform accepted the reply (once: later calls return False)."""
