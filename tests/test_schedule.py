@@ -87,7 +87,7 @@ async def test_predictive_schedule_polls_at_predicted_finish_and_persists(tmp_pa
         assert 0.9 <= schedule.first_poll(fresh, 1.0) <= 1.1  # no data yet: backoff
         await _learn(schedule, clock, 6, rate=0.3)
         job = stt_job(40.0, clock.now)
-        assert schedule.expected_seconds(job) == pytest.approx(12.0, rel=0.05)
+        assert schedule.expected_finish(job) == pytest.approx(clock.now + 12.0, rel=0.05)
         first = schedule.first_poll(job, 1.0)
         assert 10.0 <= first <= 14.0  # about the predicted finish, give or take its error
         assert schedule.eta(job) == pytest.approx(clock.now + 12.0, rel=0.01)
@@ -153,7 +153,7 @@ async def test_hits_at_the_first_poll_do_not_drag_the_estimate_down() -> None:
         finish = start + 0.3 * duration * noise.lognormvariate(0.0, 0.1)
         await _poll_like_the_worker(schedule, clock, stt_job(duration, start), finish, 0.0)
     # Taking the midpoint of (upload, first poll] for hits settled 8 % low here; within 5 % now.
-    assert schedule.expected_seconds(stt_job(40.0, 0.0)) == pytest.approx(12.0, rel=0.05)
+    assert schedule.expected_finish(stt_job(40.0, 0.0)) == pytest.approx(12.0, rel=0.05)
 
 
 async def test_first_poll_waits_longer_when_a_miss_is_expensive() -> None:
@@ -185,3 +185,60 @@ async def test_a_burst_of_completions_is_saved_once_and_flushed_at_shutdown() ->
     assert speeds.saved[key]["samples"] == 1  # the first one, straight away
     await schedule.flush()
     assert speeds.saved[key]["samples"] == 5
+
+
+async def test_queue_places_are_priced_from_how_fast_positions_drop() -> None:
+    clock = FakeClock()
+    schedule = PredictiveSchedule(_Speeds(), clock)
+    await _learn(schedule, clock, 6, rate=0.3)  # 40 s of audio: 12 s of processing
+    now = clock.now
+    job = stt_job(40.0, now - 5.0, queue_position=6, updated_at=now - 5.0)
+    # Before any queue has been seen move, a place is priced as one average job.
+    average = schedule.expected_finish(job)
+    assert average is not None and average > now - 5.0 + 6 * 5.0 + 12.0
+    # Far back in the queue, the next look is after a couple of places, not at the far estimate.
+    assert schedule.next_poll(replace(job, updated_at=now), 0.0, None) < average - now
+    # Polled now: four places went by in 5 s.
+    schedule.observe_queue(job, 2, now)
+    moved = replace(job, queue_position=2, updated_at=now)
+    assert schedule.expected_finish(moved) == pytest.approx(now + 2 * 1.25 + 12.0, rel=0.02)
+    assert schedule.next_poll(moved, 0.0, None) == pytest.approx(2 * 1.25 + 12.0, rel=0.02)
+    # A queue that does not move teaches nothing (no division by zero either).
+    schedule.observe_queue(moved, 2, now + 3.0)
+    assert schedule.expected_finish(moved) == pytest.approx(now + 2 * 1.25 + 12.0, rel=0.02)
+
+
+async def test_a_queued_job_finishing_early_lowers_the_place_price_not_the_speed() -> None:
+    clock = FakeClock()
+    schedule = PredictiveSchedule(_Speeds(), clock)
+    await _learn(schedule, clock, 6, rate=0.3)
+    plain = stt_job(40.0, clock.now)
+    before = schedule.expected_finish(plain)
+    # Last seen 3 places back; done 18 s later. With 12 s of processing, a place took at most 2 s
+    # (the prior said one average job, 5 to 10 s).
+    queued = stt_job(40.0, clock.now, queue_position=3, poll_count=1)
+    await schedule.observe(queued, clock.now + 18.0)
+    assert schedule.expected_finish(plain) == before  # not a processing sample
+    finish = schedule.expected_finish(queued)
+    assert finish == pytest.approx(clock.now + 3 * 2.0 + 12.0, rel=0.02)
+
+
+async def test_learned_place_price_survives_a_restart(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = await SqliteJobStore.open(tmp_path / "s.sqlite3")
+    try:
+        schedule = PredictiveSchedule(store, clock, save_every=0.0)
+        await _learn(schedule, clock, 3, rate=0.3)
+        job = stt_job(40.0, clock.now, queue_position=5)
+        schedule.observe_queue(job, 1, clock.now + 6.0)  # 1.5 s per place
+        await schedule.observe(stt_job(20.0, clock.now, poll_count=1), clock.now + 6.2)
+        expected = schedule.expected_finish(job)
+    finally:
+        await store.close()
+    reopened = await SqliteJobStore.open(tmp_path / "s.sqlite3")
+    try:
+        again = PredictiveSchedule(reopened, clock)
+        await again.load()
+        assert again.expected_finish(job) == pytest.approx(expected)
+    finally:
+        await reopened.close()

@@ -30,6 +30,11 @@ class PollSchedule(Protocol):
         """When the job is expected to be done (epoch seconds), if there is an estimate."""
         ...
 
+    def observe_queue(self, job: Job, position: int | None, now: float) -> None:
+        """Learn from a poll that found ``job`` (its state before the poll) not done yet, at
+        queue ``position``."""
+        ...
+
     async def observe(self, job: Job, completed_at: float) -> None:
         """Learn from a job the provider finished; ``job`` is its state before the last poll."""
         ...
@@ -63,6 +68,9 @@ class BackoffSchedule:
     def eta(self, job: Job) -> float | None:
         return None
 
+    def observe_queue(self, job: Job, position: int | None, now: float) -> None:
+        return None
+
     async def observe(self, job: Job, completed_at: float) -> None:
         return None
 
@@ -91,6 +99,8 @@ class SpeedFit:
     sxy: float = 0.0
     dev: float = 0.0
     samples: int = 0
+    place: float = 0.0  # seconds one queue place takes, learned from reported positions
+    places: int = 0
     decay: float = field(default=0.8, repr=False)
 
     def predict(self, x: float) -> float | None:
@@ -123,6 +133,20 @@ class SpeedFit:
         self.sxy = d * self.sxy + x * y
         self.samples += 1
 
+    def place_seconds(self) -> float:
+        """Seconds per queue place: learned, else one average job (a provider working one at
+        a time)."""
+        if self.places:
+            return self.place
+        return self.sy / self.sw if self.sw > 0 else 0.0
+
+    def learn_place(self, seconds: float) -> None:
+        """Add one observation of seconds per queue place."""
+        self.place = (
+            seconds if not self.places else self.decay * self.place + (1 - self.decay) * seconds
+        )
+        self.places += 1
+
 
 class SpeedStore(Protocol):
     """Where learned speeds persist (the job store implements it)."""
@@ -138,9 +162,11 @@ class SpeedStore(Protocol):
         ...
 
 
-_FIT_FIELDS = ("sw", "sx", "sy", "sxx", "sxy", "dev", "samples")
+_FIT_FIELDS = ("sw", "sx", "sy", "sxx", "sxy", "dev", "samples", "place", "places")
+_COUNTS = ("samples", "places")
 PRIOR_DEV = 0.25  # relative error assumed before a model has finished a job
 POLL_COST = 0.5  # seconds of latency one more request is worth avoiding
+QUEUE_LOOKAHEAD = 2  # queue places to let pass before looking again
 
 
 def _pdf(z: float) -> float:
@@ -222,37 +248,38 @@ class PredictiveSchedule:
     async def load(self) -> None:
         """Read the learned speeds saved by earlier runs."""
         for key, values in (await self._store.load_speed_stats()).items():
-            self._fits[key] = SpeedFit(
-                sw=values["sw"],
-                sx=values["sx"],
-                sy=values["sy"],
-                sxx=values["sxx"],
-                sxy=values["sxy"],
-                dev=values["dev"],
-                samples=int(values["samples"]),
-            )
+            fit = self._fits[key] = SpeedFit()
+            for name in _FIT_FIELDS:
+                if name in values:
+                    value = values[name]
+                    setattr(fit, name, int(value) if name in _COUNTS else float(value))
 
     def _fit(self, job: Job) -> SpeedFit | None:
         fit = self._fits.get((job.provider, job.model, job.kind.value))
         return fit if fit is not None and fit.samples >= self._min_samples else None
 
-    def expected_seconds(self, job: Job) -> float | None:
-        """Predicted processing seconds from submission (queue position included)."""
+    def _predict(self, job: Job) -> tuple[SpeedFit, float] | None:
+        """The learned fit and the predicted processing seconds (queue not included)."""
         fit, size = self._fit(job), job_size(job)
         if fit is None or size is None:
             return None
         predicted = fit.predict(size)
-        if predicted is None:
+        return None if predicted is None else (fit, predicted)
+
+    def expected_finish(self, job: Job) -> float | None:
+        """When the provider should be done: the processing time after the submission, or,
+        when a queue position was reported, after that many places counted from the report."""
+        known = self._predict(job)
+        if known is None:
             return None
+        fit, predicted = known
+        start = job.submitted_at or job.created_at
         if job.queue_position:
-            predicted += job.queue_position * (fit.sy / fit.sw)
-        return predicted
+            start = max(start, job.updated_at) + job.queue_position * fit.place_seconds()
+        return start + predicted
 
     def eta(self, job: Job) -> float | None:
-        expected = self.expected_seconds(job)
-        if expected is None:
-            return None
-        return (job.submitted_at or job.created_at) + expected
+        return self.expected_finish(job)
 
     @staticmethod
     def _sigma(fit: SpeedFit, expected: float) -> float:
@@ -260,27 +287,43 @@ class PredictiveSchedule:
         return max(0.1, 1.25 * max(fit.dev, 0.02) * expected)
 
     def first_poll(self, job: Job, min_interval: float) -> float:
-        expected, fit = self.expected_seconds(job), self._fit(job)
-        if expected is None or fit is None:
+        known, finish = self._predict(job), self.expected_finish(job)
+        if known is None or finish is None:
             return self._fallback.first_poll(job, min_interval)
-        sigma = self._sigma(fit, expected)
+        fit, predicted = known
+        sigma = self._sigma(fit, predicted)
         miss = max(min_interval, self._floor, self._follow * sigma)
+        expected = finish - (job.submitted_at or self._clock())
         return max(min_interval, self._floor, expected + margin(sigma, miss) * sigma)
 
     def next_poll(self, job: Job, min_interval: float, retry_after: float | None) -> float:
-        expected, fit = self.expected_seconds(job), self._fit(job)
-        if expected is None or fit is None:
+        """``job`` as of the answer just recorded (its queue position, ``updated_at`` = now)."""
+        known, finish = self._predict(job), self.expected_finish(job)
+        if known is None or finish is None:
             return self._fallback.next_poll(job, min_interval, retry_after)
+        fit, predicted = known
         now = self._clock()
-        target = (job.submitted_at or now) + expected
-        if target - now > self._floor:
-            delay = target - now  # e.g. the queue position moved the estimate later
+        if job.queue_position and job.queue_position > QUEUE_LOOKAHEAD:
+            # Far back in a queue: look again after a few places, to see how fast it moves
+            # (which teaches seconds per place) rather than trust a long extrapolation.
+            delay = QUEUE_LOOKAHEAD * fit.place_seconds()
+        elif finish - now > self._floor:
+            delay = finish - now  # e.g. the queue position moved the estimate later
         else:
             # Past the prediction the job is due any moment: ask again soon, backing off as it
             # runs later (a queue or a slow provider), so latency stays low and polls bounded.
-            overdue = now - target
-            delay = self._follow * self._sigma(fit, expected) + self._growth * overdue
+            overdue = now - finish
+            delay = self._follow * self._sigma(fit, predicted) + self._growth * overdue
         return max(min_interval, retry_after or 0.0, min(self._cap, max(self._floor, delay)))
+
+    def observe_queue(self, job: Job, position: int | None, now: float) -> None:
+        """A poll found ``job`` (as of the previous answer) still unfinished at ``position``:
+        a drop in position since then says how long a place takes."""
+        fit = self._fits.get((job.provider, job.model, job.kind.value))
+        before = job.queue_position
+        if fit is None or not before or position is None or position >= before:
+            return
+        fit.learn_place((now - job.updated_at) / (before - position))
 
     async def observe(self, job: Job, completed_at: float) -> None:
         size = job_size(job)
@@ -288,6 +331,15 @@ class PredictiveSchedule:
             return
         key = (job.provider, job.model, job.kind.value)
         fit = self._fits.setdefault(key, SpeedFit())
+        if job.queue_position:
+            # Still queued at the last poll: the time since then covers those places and the
+            # processing. Not a processing sample, but a bound on the place time: learned only
+            # when it proves the current estimate too slow (the prior errs long).
+            processing = fit.predict(size) or 0.0
+            bound = (completed_at - job.updated_at - processing) / job.queue_position
+            if 0 < bound < fit.place_seconds():
+                fit.learn_place(bound)
+            return
         # The provider finished after the last poll that said "not yet" (or the upload) and
         # before this one.
         elapsed = completed_at - job.submitted_at

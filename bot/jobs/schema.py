@@ -121,3 +121,11 @@ MIGRATIONS += (
     UPDATE speed_stats SET dev = 0.25;
     """,
 )
+
+MIGRATIONS += (
+    # v6: seconds per queue place, learned from how fast reported queue positions drop.
+    """
+    ALTER TABLE speed_stats ADD COLUMN place REAL NOT NULL DEFAULT 0;
+    ALTER TABLE speed_stats ADD COLUMN places INTEGER NOT NULL DEFAULT 0;
+    """,
+)

@@ -39,6 +39,8 @@ _CLOCK_COLUMNS = (
     "deliver_after",
     "deadline_at",
 )
+# The columns of one learned speed fit (see bot.jobs.schedule.SpeedFit).
+_SPEED_FIELDS = ("sw", "sx", "sy", "sxx", "sxy", "dev", "samples", "place", "places")
 _ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o/1/l/i: ids are typed by hand in /status
 
 
@@ -604,39 +606,19 @@ class SqliteJobStore:
     async def load_speed_stats(self) -> dict[tuple[str, str, str], dict[str, float]]:
         """Every saved speed fit, keyed by (provider, model, kind)."""
         rows = await self._fetch(
-            "SELECT provider, model, kind, sw, sx, sy, sxx, sxy, dev, samples FROM speed_stats"
+            f"SELECT provider, model, kind, {', '.join(_SPEED_FIELDS)} FROM speed_stats"
         )
-        return {
-            (r[0], r[1], r[2]): {
-                "sw": r[3],
-                "sx": r[4],
-                "sy": r[5],
-                "sxx": r[6],
-                "sxy": r[7],
-                "dev": r[8],
-                "samples": r[9],
-            }
-            for r in rows
-        }
+        return {(r[0], r[1], r[2]): dict(zip(_SPEED_FIELDS, r[3:], strict=True)) for r in rows}
 
     async def save_speed_stats(
         self, key: tuple[str, str, str], values: Mapping[str, float], now: float
     ) -> None:
         """Insert or replace one speed fit."""
         await self._write(
-            "INSERT OR REPLACE INTO speed_stats (provider, model, kind, sw, sx, sy, sxx, sxy, "
-            "dev, samples, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                *key,
-                values["sw"],
-                values["sx"],
-                values["sy"],
-                values["sxx"],
-                values["sxy"],
-                values["dev"],
-                int(values["samples"]),
-                now,
-            ),
+            f"INSERT OR REPLACE INTO speed_stats (provider, model, kind, "
+            f"{', '.join(_SPEED_FIELDS)}, updated_at) "
+            f"VALUES (?,?,?,{'?,' * len(_SPEED_FIELDS)}?)",
+            (*key, *(values[f] for f in _SPEED_FIELDS), now),
         )
 
     # -- limits, usage, privacy ---------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol
@@ -191,7 +192,12 @@ class JobWorker:
         elif isinstance(answer, VoiceClip):
             await self._complete_clip(job, answer, now, polled=False)
         else:
-            delay = self.schedule.first_poll(job, self._min_interval(job))
+            # The schedule sees the job as it is about to be stored: submitted now, with the
+            # queue position the provider just gave.
+            submitted = dataclasses.replace(
+                job, submitted_at=now, updated_at=now, queue_position=answer.queue_position
+            )
+            delay = self.schedule.first_poll(submitted, self._min_interval(job))
             await self.store.mark_submitted(
                 job.id,
                 dict(answer.data),
@@ -287,7 +293,10 @@ class JobWorker:
         if self._stuck(job, now):
             await self.store.fail(job.id, _stuck_message(job), now=now, error_code="stuck")
             return
-        delay = self.schedule.next_poll(job, self._min_interval(job), None)
+        self.schedule.observe_queue(job, result.queue_position, now)
+        # Scheduled from what this answer said (queue position as of now), not the last one.
+        answered = dataclasses.replace(job, queue_position=result.queue_position, updated_at=now)
+        delay = self.schedule.next_poll(answered, self._min_interval(job), None)
         await self.store.reschedule(
             job.id, next_poll_at=now + delay, now=now, queue_position=result.queue_position
         )
