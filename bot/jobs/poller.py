@@ -15,9 +15,13 @@ from bot.jobs.worker import JobWorker
 _LOGGER = logging.getLogger(__name__)
 
 
-def _steady() -> float:
-    # Counts time asleep too (unlike CLOCK_MONOTONIC), so a suspended host is not a clock step.
+def _boot_clock() -> float:
     return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+# Linux's boot-time clock counts time asleep too (CLOCK_MONOTONIC does not), so a suspended host
+# is not mistaken for a clock step; elsewhere the monotonic clock is the steady one.
+_steady: Callable[[], float] = _boot_clock if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic
 
 
 class ClockWatch:
