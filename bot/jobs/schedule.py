@@ -162,7 +162,8 @@ class SpeedStore(Protocol):
         ...
 
 
-_FIT_FIELDS = ("sw", "sx", "sy", "sxx", "sxy", "dev", "samples", "place", "places")
+# What a saved fit consists of (the store's speed_stats columns).
+FIT_FIELDS = ("sw", "sx", "sy", "sxx", "sxy", "dev", "samples", "place", "places")
 _COUNTS = ("samples", "places")
 PRIOR_DEV = 0.25  # relative error assumed before a model has finished a job
 POLL_COST = 0.5  # seconds of latency one more request is worth avoiding
@@ -249,7 +250,7 @@ class PredictiveSchedule:
         """Read the learned speeds saved by earlier runs."""
         for key, values in (await self._store.load_speed_stats()).items():
             fit = self._fits[key] = SpeedFit()
-            for name in _FIT_FIELDS:
+            for name in FIT_FIELDS:
                 if name in values:
                     value = values[name]
                     setattr(fit, name, int(value) if name in _COUNTS else float(value))
@@ -258,25 +259,25 @@ class PredictiveSchedule:
         fit = self._fits.get((job.provider, job.model, job.kind.value))
         return fit if fit is not None and fit.samples >= self._min_samples else None
 
-    def _predict(self, job: Job) -> tuple[SpeedFit, float] | None:
-        """The learned fit and the predicted processing seconds (queue not included)."""
+    def _estimate(self, job: Job) -> tuple[SpeedFit, float, float] | None:
+        """The learned fit, the predicted processing seconds and when the provider should be
+        done: the processing time after the submission, or, when a queue position was
+        reported, after that many places counted from the report."""
         fit, size = self._fit(job), job_size(job)
         if fit is None or size is None:
             return None
         predicted = fit.predict(size)
-        return None if predicted is None else (fit, predicted)
-
-    def expected_finish(self, job: Job) -> float | None:
-        """When the provider should be done: the processing time after the submission, or,
-        when a queue position was reported, after that many places counted from the report."""
-        known = self._predict(job)
-        if known is None:
+        if predicted is None:
             return None
-        fit, predicted = known
         start = job.submitted_at or job.created_at
         if job.queue_position:
             start = max(start, job.updated_at) + job.queue_position * fit.place_seconds()
-        return start + predicted
+        return fit, predicted, start + predicted
+
+    def expected_finish(self, job: Job) -> float | None:
+        """When the provider should be done (epoch seconds), if there is an estimate."""
+        known = self._estimate(job)
+        return None if known is None else known[2]
 
     def eta(self, job: Job) -> float | None:
         return self.expected_finish(job)
@@ -287,10 +288,10 @@ class PredictiveSchedule:
         return max(0.1, 1.25 * max(fit.dev, 0.02) * expected)
 
     def first_poll(self, job: Job, min_interval: float) -> float:
-        known, finish = self._predict(job), self.expected_finish(job)
-        if known is None or finish is None:
+        known = self._estimate(job)
+        if known is None:
             return self._fallback.first_poll(job, min_interval)
-        fit, predicted = known
+        fit, predicted, finish = known
         sigma = self._sigma(fit, predicted)
         miss = max(min_interval, self._floor, self._follow * sigma)
         expected = finish - (job.submitted_at or self._clock())
@@ -298,10 +299,10 @@ class PredictiveSchedule:
 
     def next_poll(self, job: Job, min_interval: float, retry_after: float | None) -> float:
         """``job`` as of the answer just recorded (its queue position, ``updated_at`` = now)."""
-        known, finish = self._predict(job), self.expected_finish(job)
-        if known is None or finish is None:
+        known = self._estimate(job)
+        if known is None:
             return self._fallback.next_poll(job, min_interval, retry_after)
-        fit, predicted = known
+        fit, predicted, finish = known
         now = self._clock()
         if job.queue_position and job.queue_position > QUEUE_LOOKAHEAD:
             # Far back in a queue: look again after a few places, to see how fast it moves
@@ -366,7 +367,7 @@ class PredictiveSchedule:
 
     async def _save(self, key: tuple[str, str, str], now: float) -> None:
         fit = self._fits[key]
-        values = {k: float(getattr(fit, k)) for k in _FIT_FIELDS}
+        values = {k: float(getattr(fit, k)) for k in FIT_FIELDS}
         self._saved_at[key] = now
         self._unsaved.discard(key)
         try:

@@ -17,6 +17,7 @@ from typing import Any
 import aiosqlite
 
 from bot.jobs.models import Job, JobKind, JobState
+from bot.jobs.schedule import FIT_FIELDS
 from bot.jobs.schema import MIGRATIONS
 from bot.models import Origin
 
@@ -39,8 +40,6 @@ _CLOCK_COLUMNS = (
     "deliver_after",
     "deadline_at",
 )
-# The columns of one learned speed fit (see bot.jobs.schedule.SpeedFit).
-_SPEED_FIELDS = ("sw", "sx", "sy", "sxx", "sxy", "dev", "samples", "place", "places")
 _ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o/1/l/i: ids are typed by hand in /status
 
 
@@ -606,9 +605,9 @@ class SqliteJobStore:
     async def load_speed_stats(self) -> dict[tuple[str, str, str], dict[str, float]]:
         """Every saved speed fit, keyed by (provider, model, kind)."""
         rows = await self._fetch(
-            f"SELECT provider, model, kind, {', '.join(_SPEED_FIELDS)} FROM speed_stats"
+            f"SELECT provider, model, kind, {', '.join(FIT_FIELDS)} FROM speed_stats"
         )
-        return {(r[0], r[1], r[2]): dict(zip(_SPEED_FIELDS, r[3:], strict=True)) for r in rows}
+        return {(r[0], r[1], r[2]): dict(zip(FIT_FIELDS, r[3:], strict=True)) for r in rows}
 
     async def save_speed_stats(
         self, key: tuple[str, str, str], values: Mapping[str, float], now: float
@@ -616,9 +615,9 @@ class SqliteJobStore:
         """Insert or replace one speed fit."""
         await self._write(
             f"INSERT OR REPLACE INTO speed_stats (provider, model, kind, "
-            f"{', '.join(_SPEED_FIELDS)}, updated_at) "
-            f"VALUES (?,?,?,{'?,' * len(_SPEED_FIELDS)}?)",
-            (*key, *(values[f] for f in _SPEED_FIELDS), now),
+            f"{', '.join(FIT_FIELDS)}, updated_at) "
+            f"VALUES (?,?,?,{'?,' * len(FIT_FIELDS)}?)",
+            (*key, *(values[f] for f in FIT_FIELDS), now),
         )
 
     # -- limits, usage, privacy ---------------------------------------------------------------
