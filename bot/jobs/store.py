@@ -30,6 +30,11 @@ _COLUMNS = (
     "progress_message_id, created_at, updated_at, submitted_at, completed_at, delivered_at, "
     "delivery_message_id, delivery_error, delivery_attempts, deliver_after, extra"
 )
+# Jobs the poller still has work for: a step to run, or a reply to deliver.
+_UNFINISHED = "state IN ('queued', 'submitting', 'submitted')"
+_UNDELIVERED = (
+    "state IN ('completed', 'failed') AND delivered_at IS NULL AND delivery_error IS NULL"
+)
 # The wall-clock times of a job still in motion: what a clock step has to move.
 _CLOCK_COLUMNS = (
     "created_at",
@@ -77,6 +82,15 @@ class Activity:
     user_chars: int  # /speak characters the user sent since ``day``
     chat_seconds: float
     chat_chars: int
+
+
+def _of_platforms(names: Sequence[str], exclude: Sequence[str]) -> str:
+    """``+platform IN (names)`` and ``id NOT IN (exclude)``, with placeholders in that order.
+
+    The ``+`` keeps SQLite on the state/time partial indexes rather than ``jobs_user``.
+    """
+    sql = f"+platform IN ({','.join('?' * len(names))})"
+    return sql + (f" AND id NOT IN ({','.join('?' * len(exclude))})" if exclude else "")
 
 
 def _dumps(value: Any) -> str | None:
@@ -350,7 +364,7 @@ class SqliteJobStore:
         """Finished jobs of these platforms whose reply is due (as :meth:`due`) and not yet
         accepted."""
         return await self._due_select(
-            "state IN ('completed', 'failed') AND delivered_at IS NULL AND delivery_error IS NULL",
+            _UNDELIVERED,
             "deliver_after",
             now,
             platforms,
@@ -370,12 +384,10 @@ class SqliteJobStore:
         names = list(platforms)
         if not names or limit <= 0:
             return []
-        marks = ",".join("?" * len(names))
-        skip = f" AND id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
         until = "" if now is None else f" AND {order} <= ?"
         bound = () if now is None else (now,)
         return await self._select(
-            f"{where}{until} AND +platform IN ({marks}){skip}",
+            f"{where}{until} AND {_of_platforms(names, exclude)}",
             (*bound, *names, *exclude, limit),
             f"ORDER BY {order} LIMIT ?",
         )
@@ -388,8 +400,8 @@ class SqliteJobStore:
             "SELECT MIN(t) FROM ("
             "SELECT MIN(next_poll_at) AS t FROM jobs WHERE state IN ('queued', 'submitted') "
             f"AND platform IN ({marks}) "
-            "UNION ALL SELECT MIN(deliver_after) FROM jobs WHERE state IN ('completed', 'failed') "
-            f"AND delivered_at IS NULL AND delivery_error IS NULL AND platform IN ({marks}))"
+            f"UNION ALL SELECT MIN(deliver_after) FROM jobs WHERE {_UNDELIVERED} "
+            f"AND platform IN ({marks}))"
         )
         rows = await self._fetch(sql, [*names, *names])
         return None if not rows or rows[0][0] is None else float(rows[0][0])
@@ -494,7 +506,7 @@ class SqliteJobStore:
             "UPDATE jobs SET state = 'failed', error = ?, error_code = ?, completed_at = ?, "
             "updated_at = ?, deliver_after = ?, next_poll_at = NULL, "
             "poll_count = poll_count + ? "
-            "WHERE id = ? AND state IN ('queued', 'submitting', 'submitted')",
+            f"WHERE id = ? AND {_UNFINISHED}",
             (error, error_code, now, now, now, int(polled), job_id),
         )
 
@@ -531,13 +543,10 @@ class SqliteJobStore:
         names = list(platforms)
         if not names or not seconds:
             return 0
-        marks = ",".join("?" * len(names))
-        skip = f" AND id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
         moved = ", ".join(f"{column} = {column} + ?" for column in _CLOCK_COLUMNS)
         return await self._write(
-            f"UPDATE jobs SET {moved} WHERE (state IN ('queued', 'submitting', 'submitted') "
-            "OR (state IN ('completed', 'failed') AND delivered_at IS NULL "
-            f"AND delivery_error IS NULL)) AND platform IN ({marks}){skip}",
+            f"UPDATE jobs SET {moved} WHERE ({_UNFINISHED} OR ({_UNDELIVERED})) "
+            f"AND {_of_platforms(names, exclude)}",
             (*[seconds] * len(_CLOCK_COLUMNS), *names, *exclude),
         )
 
@@ -630,7 +639,7 @@ class SqliteJobStore:
         Each part is a subquery on the ``jobs_user`` or ``jobs_chat`` index.
         """
         paid = "json_extract(options, '$.reused_from') IS NULL"
-        active = "state IN ('queued', 'submitting', 'submitted')"
+        active = _UNFINISHED
         seconds = "COALESCE(SUM(CASE WHEN kind = 'stt' THEN input_duration END), 0)"
         chars = "COALESCE(SUM(json_extract(options, '$.chars')), 0)"
         user = "FROM jobs WHERE platform = :p AND user_id = :u"
