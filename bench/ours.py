@@ -14,6 +14,7 @@ from bench.mix import NANO_STT_MODEL, NANO_TTS_MODEL, PLATFORM, JobSpec
 from bot.app import Core
 from bot.config import Config
 from bot.jobs.models import Job, JobState
+from bot.jobs.poller import ClockWatch
 from bot.models import Origin, VoiceClip
 
 _LOGGER = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ async def run_jobs(
 ) -> list[Job]:
     """Create each job at its arrival time and wait for every reply (bounded by ``timeout``)."""
     start = time.monotonic()
-    offset = time.time() - start
+    watch = ClockWatch(time.time, time.monotonic, tolerance=0.0)  # any move is worth reporting
     jobs: list[Job] = []
     before = len(deliverer.deliveries)
     for spec in specs:
@@ -120,7 +121,7 @@ async def run_jobs(
         jobs.append(await create(core, spec))
     if not await deliverer.wait(before + len(specs), timeout):
         stuck = [j.id for j in jobs if j.id not in deliverer.deliveries]
-        await _report_stuck(core, stuck, time.time() - time.monotonic() - offset)
+        await _report_stuck(core, stuck, watch.step())
     return jobs
 
 

@@ -22,6 +22,7 @@ from bench import baseline, inflight, micro, ours
 from bench.fakes import FakeProviders
 from bench.mix import JobSpec, SpeedModel, bench_config, fake_table, make_mix
 from bench.report import markdown, plot_cdf, summary, targets
+from bot.jobs.poller import ClockWatch
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HOLD = 1e6  # processing seconds for runs that must stay in flight
@@ -266,11 +267,11 @@ async def measure(prof: Profile, work: Path, seed: int) -> dict[str, Any]:
 async def _watched(work: Coroutine[Any, Any, T], seconds: float | None) -> T:
     """Run ``work``; shortly before the watchdog fires, print where every task is waiting."""
 
-    offset = time.time() - time.monotonic()
+    watch = ClockWatch(time.time, time.monotonic, tolerance=0.0)  # any move is worth reporting
 
     async def dump() -> None:
         await asyncio.sleep(max(0.0, seconds - 5) if seconds else math.inf)
-        step = time.time() - time.monotonic() - offset
+        step = watch.step()
         print(
             f"bench: watchdog: still running (wall clock moved {step:+.3f} s against the "
             "monotonic clock); tasks:",
