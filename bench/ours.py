@@ -70,20 +70,11 @@ async def running_core(config: Config) -> AsyncIterator[tuple[Core, BenchDeliver
     deliverer = BenchDeliverer()
     core.worker.register(PLATFORM, deliverer)
     await core.worker.recover(core.clock())
-    task = asyncio.create_task(core.poller.run_forever(), name="bench-poller")
+    core.poller.start()
     try:
         yield core, deliverer
     finally:
-        # Cancel the loop before stop(): stop() only waits for the steps in flight when it is
-        # called, and a loop still inside its due-query could start more after that.
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         await core.poller.stop(timeout=5.0)
-        # A step the loop started from a stale read can outlive stop(); let it end first.
-        steps = [t for t in asyncio.all_tasks() if t.get_name().startswith("job-")]
-        if steps:
-            await asyncio.wait(steps, timeout=5.0)
         await core.close()
 
 

@@ -231,7 +231,6 @@ async def run_bot(
             loop.add_signal_handler(sig, stop.set)
     core = await Core.open(config)
     started: list[ChatAdapter] = []
-    poller_task: asyncio.Task[None] | None = None
     try:
         adapters = list(make_adapters(core))
         if not adapters:
@@ -243,7 +242,7 @@ async def run_bot(
             await adapter.start()
             started.append(adapter)
             _LOGGER.info("%s adapter started", adapter.platform)
-        poller_task = asyncio.create_task(core.poller.run_forever(), name="poller")
+        core.poller.start()
         purge_task = asyncio.create_task(core.purge_forever(), name="purge")
         await stop.wait()
         purge_task.cancel()
@@ -255,10 +254,6 @@ async def run_bot(
             except Exception:
                 _LOGGER.exception("%s adapter failed to stop cleanly", adapter.platform)
         await core.poller.stop(timeout=5.0)
-        if poller_task is not None:
-            poller_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller_task
         await core.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import getpass
 import json
 import logging
@@ -97,14 +96,11 @@ async def _through_pipeline(
     job = await create()
     _LOGGER.info("job %s created", job.id)
     finished = deliverer.expect(job.id)
-    poller = asyncio.create_task(core.poller.run_forever(), name="poller")
+    core.poller.start()
     try:
         return await finished
     finally:
         await core.poller.stop(timeout=5.0)
-        poller.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await poller
 
 
 def _origin() -> Origin:

@@ -3,7 +3,6 @@ times with it: no job waits out a step back, none fails as overdue after a step 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -43,14 +42,11 @@ async def running(
     core = await Core.open(config, clock=wall, steady=time.monotonic)
     out = RecordingDeliverer()
     core.worker.register("test", out)
-    task = asyncio.create_task(core.poller.run_forever())
+    core.poller.start()
     try:
         yield core, out
     finally:
         await core.poller.stop()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         await core.close()
 
 

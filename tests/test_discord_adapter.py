@@ -72,7 +72,7 @@ async def running_bot(
     stt: dict[str, Any] | None = None,
     access: dict[str, Any] | None = None,
 ) -> AsyncIterator[Running]:
-    """Core.open + DiscordAdapter.start + poller.run_forever; everything undone on exit."""
+    """Core.open + DiscordAdapter.start + poller.start; everything undone on exit."""
     before = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
     sections: dict[str, dict[str, Any]] = {
         "discord": discord_section(dc, **(discord or {})),
@@ -86,18 +86,13 @@ async def running_bot(
     core = await Core.open(config)
     adapter = DiscordAdapter(core, guild_ready_timeout=0.05)
     core.worker.register("discord", adapter)
-    poller: asyncio.Task[None] | None = None
     try:
         await adapter.start()
-        poller = asyncio.create_task(core.poller.run_forever())
+        core.poller.start()
         yield Running(dc, nano, core, adapter)
     finally:
         await adapter.stop()
         await core.poller.stop(timeout=2)
-        if poller is not None:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
         await core.close()
         assert before == (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
 

@@ -87,15 +87,12 @@ async def running(tmp_path: Path, **sections: dict[str, Any]) -> AsyncIterator[W
         adapter = TelegramAdapter(core, poll_timeout=5)
         core.worker.register("telegram", adapter)
         await adapter.start()
-        poller = asyncio.create_task(core.poller.run_forever())
+        core.poller.start()
         try:
             yield World(tg, nano, core, adapter)
         finally:
             await adapter.stop()
             await core.poller.stop(timeout=2)
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
             await core.close()
 
 

@@ -90,6 +90,7 @@ class Poller:
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._event = asyncio.Event()
         self._stopping = False
+        self._loop: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Look for due work now (called when a job is created or a platform comes up)."""
@@ -191,10 +192,24 @@ class Poller:
             moved,
         )
 
+    def start(self) -> None:
+        """Run :meth:`run_forever` in a background task until :meth:`stop`."""
+        if self._loop is None or self._loop.done():
+            self._loop = asyncio.create_task(self.run_forever(), name="poller")
+
     async def stop(self, timeout: float = 10.0) -> None:
-        """Stop scheduling and let in-flight steps finish (up to ``timeout`` seconds)."""
+        """Stop scheduling and let in-flight steps finish (up to ``timeout`` seconds).
+
+        The loop is cancelled before the steps are collected: a loop still inside its due query
+        could otherwise start a step after that, which nobody would wait for.
+        """
         self._stopping = True
         self._event.set()
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+            self._loop = None
         tasks = list(self._in_flight.values())
         if not tasks:
             return
