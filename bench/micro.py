@@ -12,7 +12,7 @@ from typing import Any
 from bench.fakes import tone
 from bench.mix import PLATFORM
 from bot.audio import to_voice_clip
-from bot.jobs.store import SqliteJobStore
+from bot.storage.sqlite import SqliteJobStore
 
 
 def transcode(seconds: float, repeats: int = 3) -> dict[str, float]:
@@ -80,8 +80,8 @@ def _timed_ms(samples: list[float]) -> dict[str, float]:
 
 
 async def store_queries(db: Path, rows: int, lookups: int = 300) -> dict[str, Any]:
-    """Fill the jobs table with ``rows`` rows (executemany), then time ``find_for_chat`` and ``due``
-    through the real store."""
+    """Fill the jobs table with ``rows`` rows (executemany), then time ``find_for_chat`` and
+    ``claim`` through the real store."""
     store = await SqliteJobStore.open(db)  # creates the schema at its current version
     await store.close()
     rng = random.Random(7)
@@ -106,9 +106,10 @@ async def store_queries(db: Path, rows: int, lookups: int = 300) -> dict[str, An
         due_count = 0
         for _ in range(max(20, lookups // 10)):
             t0 = time.perf_counter()
-            jobs = await store.due(time.time(), [PLATFORM], 100)
+            jobs = await store.claim(time.time(), [PLATFORM], 100, lease=30.0)
             due.append(1000 * (time.perf_counter() - t0))
             due_count = len(jobs)
+            await store.release([j.id for j in jobs])  # the next round claims the same ones
     finally:
         await store.close()
     return {

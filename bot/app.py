@@ -17,13 +17,14 @@ from bot.config import Config
 from bot.jobs.models import Job
 from bot.jobs.poller import Poller
 from bot.jobs.schedule import PredictiveSchedule
-from bot.jobs.store import SqliteJobStore
 from bot.jobs.worker import JobWorker
 from bot.models import VoiceClip
+from bot.ports import JobStore
 from bot.providers.base import SpeechToText, TextToSpeech
 from bot.providers.cantonese import CantoneseSpeechToText
 from bot.providers.nanogpt import NanoGptSpeechToText, NanoGptTextToSpeech
 from bot.service import VoiceService
+from bot.storage import open_store
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class Core:
         self,
         config: Config,
         session: aiohttp.ClientSession,
-        store: SqliteJobStore,
+        store: JobStore,
         *,
         clock: Callable[[], float] = time.time,
         steady: Callable[[], float] | None = None,
@@ -177,12 +178,15 @@ class Core:
         """Open the database and the one HTTP session every provider shares. ``steady`` is
         what the poller measures ``clock`` against to notice it being stepped (default: the
         boot-time clock when ``clock`` is the real one, else no watching)."""
-        store = await SqliteJobStore.open(config.storage.path)
+        # Every job step may hold a connection, plus the chat commands' reads.
+        pool = config.jobs.concurrency + 4
+        store = await open_store(config.storage.target, pool_size=pool)
         session = aiohttp.ClientSession(
             headers={"User-Agent": "voicebot/0.1 (+self-hosted)"},
             # aiohttp leaves trust_env off: no proxy variable can silently reroute the API keys.
         )
         core = cls(config, session, store, clock=clock, steady=steady)
+        await store.watch(core.poller.wake)
         await core.schedule.load()
         return core
 
@@ -232,6 +236,7 @@ async def run_bot(
     core = await Core.open(config)
     started: list[ChatAdapter] = []
     try:
+        await core.store.lock_runner()
         adapters = list(make_adapters(core))
         if not adapters:
             _LOGGER.warning("no chat platform configured (telegram.token, discord.token)")

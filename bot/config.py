@@ -24,10 +24,17 @@ PROVIDERS = ("nanogpt", "cantonese")
 
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
-    """Where the SQLite database lives and how long results are kept."""
+    """Where the database lives (a SQLite file, or a PostgreSQL ``url``) and how long results are
+    kept."""
 
     path: Path
     retention_days: int = 30
+    url: str | None = None  # postgresql://… (several processes); None: the SQLite file at path
+
+    @property
+    def target(self) -> str:
+        """What the storage opens: the PostgreSQL URL, else the SQLite path."""
+        return self.url or str(self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,10 +406,19 @@ def parse_config(
     problems: list[str] = []
     root = _Section(data, "", problems, os.environ if env is None else env)
     st = root.section("storage")
+    environ = os.environ if env is None else env
+    url = environ.get("VOICEBOT_DATABASE_URL") or st.get("url", str, None)
     db_path = Path(st.get("path", str, "voicebot.sqlite3") or "voicebot.sqlite3").expanduser()
+    if url and url.startswith("sqlite:///"):
+        db_path, url = Path(url.removeprefix("sqlite:///")).expanduser(), None
+    elif url and not url.startswith(("postgresql://", "postgres://")):
+        problems.append("storage.url: expected postgresql://… or sqlite:///path")
+        url = None
     if base_dir is not None and not db_path.is_absolute():
         db_path = base_dir / db_path
-    storage = StorageConfig(path=db_path, retention_days=st.get("retention_days", int, 30) or 30)
+    storage = StorageConfig(
+        path=db_path, retention_days=st.get("retention_days", int, 30) or 30, url=url
+    )
     _positive(st, "retention_days", storage.retention_days)
     st.finish()
     prov = root.section("providers")

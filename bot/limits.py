@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from bot.config import AccessConfig, LimitsConfig
 from bot.errors import InputError
-from bot.jobs.store import Activity, SqliteJobStore
+from bot.jobs.models import Activity
 from bot.models import Origin
+from bot.ports import UsageQueries
 from bot.status import format_age
 
 OPERATOR_PLATFORM = "cli"  # the operator's own command line: no lists, no limits
@@ -51,7 +52,7 @@ class Guard:
 
     def __init__(
         self,
-        store: SqliteJobStore,
+        store: UsageQueries,
         limits: LimitsConfig,
         access: AccessConfig,
         clock: Callable[[], float],

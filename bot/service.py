@@ -12,10 +12,10 @@ from dataclasses import replace
 from bot import audio, render
 from bot.config import Config
 from bot.errors import InputError, ProviderNotConfigured
-from bot.jobs.models import Job, JobKind, JobState
-from bot.jobs.store import Blob, NewJob, SqliteJobStore
+from bot.jobs.models import Blob, Job, JobKind, JobState, NewJob
 from bot.limits import AccessDenied, Guard, day_start
 from bot.models import Origin
+from bot.ports import JobStore
 from bot.providers.base import SpeechToText, SttCapabilities, TextToSpeech, TtsCapabilities
 from bot.settings import ChatSettings, apply_setting, describe_settings
 from bot.status import render_job, render_job_list
@@ -42,7 +42,7 @@ class VoiceService:
 
     def __init__(
         self,
-        store: SqliteJobStore,
+        store: JobStore,
         config: Config,
         *,
         stt: Mapping[str, SpeechToText],

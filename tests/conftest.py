@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from tests_offline_guard import install  # noqa: E402
 install()
 
 from tests.fakes.providers import FakeCantonese, FakeNanoGpt  # noqa: E402
+from tests.pgcluster import PgCluster, bindir  # noqa: E402
 
 # httpx (PTB) honours proxy variables; a proxy must never sit between a client and a fake.
 os.environ["NO_PROXY"] = "127.0.0.1,localhost"
@@ -78,3 +79,29 @@ def ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process PTB opts in to v23's timedelta durations (no deprecation warnings, same types
     later); ``voicebot`` subprocesses run as in production."""
     monkeypatch.setenv("PTB_TIMEDELTA", "1")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """One throwaway PostgreSQL cluster for the whole session (skipped where the binaries are
+    missing, unless ``VOICEBOT_REQUIRE_POSTGRES=1``, as CI sets: then it fails)."""
+    folder = bindir()
+    if folder is None:
+        if os.environ.get("VOICEBOT_REQUIRE_POSTGRES") == "1":
+            pytest.fail("PostgreSQL binaries (initdb, pg_ctl) not found")
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found; CI installs them")
+    cluster = PgCluster(folder)
+    try:
+        cluster.init()
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster) -> Iterator[str]:
+    """A fresh, empty database on the session's cluster; dropped afterwards."""
+    url = pg_cluster.create_database()
+    yield url
+    pg_cluster.drop_database(url)

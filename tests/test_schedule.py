@@ -16,8 +16,8 @@ from bot.jobs.schedule import (
     interval_mean,
     margin,
 )
-from bot.jobs.store import SqliteJobStore
 from bot.models import Origin
+from bot.storage.sqlite import SqliteJobStore
 from tests.support import FakeClock
 
 

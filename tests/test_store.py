@@ -1,17 +1,26 @@
-"""SqliteJobStore on a real file: guarded transitions, restart, privacy of the file, queries."""
+"""Job store contract, run against every backend (SQLite file, throwaway PostgreSQL): guarded
+transitions, leases, cancellation, restart, queries. A backend is correct when this passes."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import stat
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from bot.jobs.models import JobKind, JobState
-from bot.jobs.store import Blob, NewJob, SqliteJobStore
+from bot.jobs.models import Blob, JobKind, JobState, NewJob
 from bot.models import Origin
+from bot.storage import open_store
+from bot.storage.jobs import SqlJobStore
+from bot.storage.sqlite import SqliteJobStore
+from bot.storage.sqlite_schema import MIGRATIONS
 
 ORIGIN = Origin(platform="telegram", chat_id="42", user_id="7", reply_to="99", extra={"k": 1})
+TG = ["telegram"]
+Opener = Callable[[], Awaitable[SqlJobStore]]
 
 
 def new_job(**kw: object) -> NewJob:
@@ -28,19 +37,39 @@ def new_job(**kw: object) -> NewJob:
     return NewJob(**base)  # type: ignore[arg-type]
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each backend's database: a SQLite file, or a fresh database on the test cluster."""
+    if request.param == "sqlite":
+        return str(tmp_path / "db" / "jobs.sqlite3")
+    return str(request.getfixturevalue("pg_url"))
+
+
 @pytest.fixture
-async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
-    s = await SqliteJobStore.open(tmp_path / "db" / "jobs.sqlite3")
-    yield s
-    await s.close()
+async def opener(target: str) -> AsyncIterator[Opener]:
+    """Opens another store (another "process": its own owner id) on the same database."""
+    opened: list[SqlJobStore] = []
+
+    async def open_one() -> SqlJobStore:
+        store = await open_store(target, pool_size=4)
+        opened.append(store)
+        return store
+
+    yield open_one
+    for store in opened:
+        await store.close()
 
 
-async def test_store_file_is_private(store: SqliteJobStore) -> None:
-    mode = stat.S_IMODE(store.path.stat().st_mode)
-    assert mode == 0o600
+@pytest.fixture
+async def store(opener: Opener) -> SqlJobStore:
+    return await opener()
 
 
-async def test_store_create_roundtrip_keeps_origin_and_input(store: SqliteJobStore) -> None:
+async def claimed(store: SqlJobStore, now: float, limit: int = 10) -> list[str]:
+    return [j.id for j in await store.claim(now, TG, limit, lease=30.0)]
+
+
+async def test_store_create_roundtrip_keeps_origin_and_input(store: SqlJobStore) -> None:
     job = await store.create(
         new_job(), now=100.0, input_blob=Blob(b"OggS...", "a.ogg", "audio/ogg")
     )
@@ -48,11 +77,10 @@ async def test_store_create_roundtrip_keeps_origin_and_input(store: SqliteJobSto
     assert job.state is JobState.QUEUED and job.next_poll_at == 100.0
     assert job.origin == ORIGIN
     assert job.input_bytes == 7
-    blob = await store.load_blob(job.id, "input")
-    assert blob == Blob(b"OggS...", "a.ogg", "audio/ogg")
+    assert await store.load_blob(job.id, "input") == Blob(b"OggS...", "a.ogg", "audio/ogg")
 
 
-async def test_store_transitions_are_guarded(store: SqliteJobStore) -> None:
+async def test_store_transitions_are_guarded(store: SqlJobStore) -> None:
     job = await store.create(new_job(), now=100.0, input_blob=Blob(b"x", None, None))
     assert await store.begin_submit(job.id, 101.0)
     assert not await store.begin_submit(job.id, 101.5)  # already submitting
@@ -71,57 +99,86 @@ async def test_store_transitions_are_guarded(store: SqliteJobStore) -> None:
     assert final is not None and final.delivery_message_id == "m1"
 
 
-async def test_store_survives_reopen_mid_job(tmp_path: Path) -> None:
-    path = tmp_path / "jobs.sqlite3"
-    store = await SqliteJobStore.open(path)
+async def test_store_survives_reopen_mid_job(opener: Opener) -> None:
+    store = await opener()
     job = await store.create(new_job(), now=1.0, input_blob=Blob(b"x", None, None))
     await store.begin_submit(job.id, 2.0)
     await store.mark_submitted(job.id, {"runId": "abc", "cost": 0.2}, next_poll_at=9.0, now=3.0)
     await store.close()
-    reopened = await SqliteJobStore.open(path)
-    try:
-        due = await reopened.due(10.0, ["telegram"])
-        assert [j.id for j in due] == [job.id]
-        assert due[0].ticket == {"runId": "abc", "cost": 0.2}
-        assert await reopened.due(8.0, ["telegram"]) == []
-        assert await reopened.due(10.0, ["discord"]) == []
-    finally:
-        await reopened.close()
+    reopened = await opener()
+    assert await claimed(reopened, 8.0) == []
+    due = await reopened.claim(10.0, TG, 10, 30.0)
+    assert [j.id for j in due] == [job.id] and due[0].ticket == {"runId": "abc", "cost": 0.2}
+    assert due[0].lease_owner == reopened.owner and due[0].lease_until == 40.0
 
 
-async def test_store_due_queries_leave_out_running_steps_and_keep_order(
-    store: SqliteJobStore,
-) -> None:
+async def test_store_claim_orders_replies_first_then_due_time(store: SqlJobStore) -> None:
     jobs = [await store.create(new_job(), now=float(t)) for t in (3, 1, 2)]
-    oldest_first = [jobs[1].id, jobs[2].id, jobs[0].id]
-    assert [j.id for j in await store.due(10.0, ["telegram"])] == oldest_first
-    assert [j.id for j in await store.due(10.0, ["telegram"], 2, [jobs[1].id])] == oldest_first[1:]
-    assert await store.due(10.0, ["telegram"], 5, [j.id for j in jobs]) == []
-    for job in jobs:
-        await store.fail(job.id, "no", now=20.0 + len(job.id))
-    assert len(await store.undelivered(30.0, ["telegram"], exclude=[jobs[0].id])) == 2
+    finished = await store.create(new_job(), now=5.0)
+    await store.fail(finished.id, "no", now=6.0)
+    got = await claimed(store, 10.0, limit=3)
+    assert got == [finished.id, jobs[1].id, jobs[2].id]
+    assert await claimed(store, 10.0) == [jobs[0].id]  # the rest are leased now
+    assert await claimed(store, 10.0, limit=5) == []
+    assert await claimed(store, 10.0, limit=0) == []
 
 
-async def test_store_input_audio_goes_with_every_way_out_of_the_queue(
-    store: SqliteJobStore,
+async def test_store_claim_is_exclusive_across_owners_until_the_lease_ends(
+    opener: Opener,
 ) -> None:
-    """The schema's trigger drops input audio in the statement that moves the job on."""
-    blob = Blob(b"audio", "a.ogg", "audio/ogg")
-    failed = await store.create(new_job(), now=1.0, input_blob=blob)
-    requeued = await store.create(new_job(), now=1.0, input_blob=blob)
-    await store.begin_submit(requeued.id, 2.0)
-    await store.requeue(requeued.id, 5.0, 2.5)
-    assert await store.fail(failed.id, "too late", now=3.0)
-    assert await store.load_blob(failed.id, "input") is None
-    assert await store.load_blob(requeued.id, "input") == blob  # not sent yet: kept for retry
-    interrupted = await store.create(new_job(), now=1.0, input_blob=blob)
-    await store.begin_submit(interrupted.id, 2.0)
-    assert await store.recover_interrupted(4.0, "interrupted", ["telegram"]) == [interrupted.id]
-    assert await store.load_blob(interrupted.id, "input") is None
+    a, b = await opener(), await opener()
+    assert a.owner != b.owner
+    job = await a.create(new_job(), now=1.0)
+    assert await claimed(a, 2.0) == [job.id]  # leased until 32
+    assert await claimed(b, 20.0) == []
+    assert await b.next_wakeup(TG) == 32.0  # claimable again when the lease ends
+    assert not await b.begin_submit(job.id, 20.0)  # another owner's step: refused
+    assert await a.renew([job.id], 60.0) == 1
+    assert await b.renew([job.id], 99.0) == 0  # only the holder renews
+    assert await claimed(b, 40.0) == []
+    assert await claimed(b, 61.0) == [job.id]  # a's lease expired: b carries the job on
+    assert await a.release([job.id]) == 0  # no longer a's
+    assert await b.release([job.id]) == 1
+    assert await claimed(a, 61.0) == [job.id]
+
+
+async def test_store_concurrent_claims_never_overlap(opener: Opener) -> None:
+    owners = [await opener() for _ in range(3)]
+    ids = {(await owners[0].create(new_job(), now=float(i))).id for i in range(60)}
+    rounds = await asyncio.gather(*(claimed(s, 100.0, limit=7) for _ in range(4) for s in owners))
+    got = [job_id for r in rounds for job_id in r]
+    assert len(got) == len(set(got))  # no job claimed twice
+    assert set(got) <= ids and len(got) == min(len(ids), 7 * 12)
+
+
+async def test_store_transition_ends_the_lease(store: SqlJobStore) -> None:
+    job = await store.create(new_job(), now=1.0, input_blob=Blob(b"x", None, None))
+    await claimed(store, 1.0)
+    assert await store.begin_submit(job.id, 1.0)
+    still = await store.get(job.id)
+    assert still is not None and still.lease_owner == store.owner  # the submit is running
+    await store.mark_submitted(job.id, {"id": 1}, next_poll_at=5.0, now=2.0)
+    moved = await store.get(job.id)
+    assert moved is not None and moved.lease_owner is None and moved.lease_until is None
+    assert await claimed(store, 5.0) == [job.id]
+
+
+async def test_store_recover_never_touches_a_live_lease(opener: Opener) -> None:
+    dead, alive = await opener(), await opener()
+    job = await dead.create(new_job(), now=1.0, input_blob=Blob(b"x", None, None))
+    await claimed(dead, 1.0)  # leased until 31
+    await dead.begin_submit(job.id, 1.0)
+    assert await alive.recover_interrupted(20.0, "interrupted!", TG) == []
+    assert await dead.recover_interrupted(40.0, "interrupted!", TG) == []  # never its own
+    assert await alive.recover_interrupted(40.0, "interrupted!", TG) == [job.id]
+    got = await alive.get(job.id)
+    assert got is not None and got.state is JobState.FAILED and got.error == "interrupted!"
+    assert got.error_code == "interrupted" and got.lease_owner is None
+    assert not await dead.mark_submitted(job.id, {"late": 1}, next_poll_at=50.0, now=41.0)
 
 
 async def test_store_recover_interrupted_fails_only_submitting_of_own_platforms(
-    store: SqliteJobStore,
+    store: SqlJobStore,
 ) -> None:
     a = await store.create(new_job(), now=1.0, input_blob=Blob(b"x", None, None))
     b = await store.create(new_job(), now=1.0)
@@ -130,10 +187,7 @@ async def test_store_recover_interrupted_fails_only_submitting_of_own_platforms(
     )
     await store.begin_submit(a.id, 2.0)
     await store.begin_submit(other.id, 2.0)
-    ids = await store.recover_interrupted(3.0, "interrupted!", ["telegram"])
-    assert ids == [a.id]
-    got = await store.get(a.id)
-    assert got is not None and got.state is JobState.FAILED and got.error == "interrupted!"
+    assert await store.recover_interrupted(3.0, "interrupted!", TG) == [a.id]
     untouched = await store.get(b.id)
     assert untouched is not None and untouched.state is JobState.QUEUED
     still = await store.get(other.id)
@@ -141,34 +195,188 @@ async def test_store_recover_interrupted_fails_only_submitting_of_own_platforms(
     assert await store.load_blob(a.id, "input") is None
 
 
-async def test_store_chat_queries_are_scoped(store: SqliteJobStore) -> None:
+async def test_store_input_audio_goes_with_every_way_out_of_the_queue(
+    store: SqlJobStore,
+) -> None:
+    blob = Blob(b"audio", "a.ogg", "audio/ogg")
+    failed = await store.create(new_job(), now=1.0, input_blob=blob)
+    requeued = await store.create(new_job(), now=1.0, input_blob=blob)
+    await store.begin_submit(requeued.id, 2.0)
+    await store.requeue(requeued.id, 5.0, 2.5)
+    assert await store.fail(failed.id, "too late", now=3.0)
+    assert await store.load_blob(failed.id, "input") is None
+    assert await store.load_blob(requeued.id, "input") == blob  # not sent yet: kept for retry
+    cancelled = await store.create(new_job(), now=1.0, input_blob=blob)
+    assert await store.cancel(cancelled.id, 4.0) is not None
+    assert await store.load_blob(cancelled.id, "input") is None
+
+
+@pytest.mark.parametrize("state", ["queued", "submitting", "submitted"])
+async def test_store_cancel_wins_over_the_step_in_flight(opener: Opener, state: str) -> None:
+    store = await opener()
+    job = await store.create(new_job(), now=1.0, input_blob=Blob(b"x", None, None))
+    await claimed(store, 1.0)
+    if state != "queued":
+        await store.begin_submit(job.id, 1.0)
+    if state == "submitted":
+        await store.mark_submitted(job.id, {"id": 1}, next_poll_at=5.0, now=2.0)
+        await claimed(store, 5.0)  # a poll is running
+    cancelled = await store.cancel(job.id, 6.0)
+    assert cancelled is not None and cancelled.state is JobState.CANCELLED
+    assert cancelled.completed_at == 6.0 and cancelled.error_code == "cancelled"
+    # The step in flight finishes after the cancel: every write it tries is refused.
+    assert not await store.mark_submitted(job.id, {"id": 2}, next_poll_at=9.0, now=7.0)
+    assert not await store.complete(job.id, {"text": "late"}, now=7.0)
+    assert not await store.reschedule(job.id, next_poll_at=9.0, now=7.0)
+    assert not await store.fail(job.id, "late", now=7.0)
+    assert await store.cancel(job.id, 8.0) is None  # once
+    await store.close()
+    reopened = await opener()
+    assert await claimed(reopened, 1000.0) == []  # never polled nor delivered again
+    assert await reopened.next_wakeup(TG) is None
+    assert await reopened.recover_interrupted(1000.0, "x", TG) == []
+    got = await reopened.get(job.id)
+    assert got is not None and got.state is JobState.CANCELLED and got.state.terminal
+
+
+async def test_store_cancel_refuses_finished_jobs(store: SqlJobStore) -> None:
+    job = await store.create(new_job(), now=1.0)
+    await store.fail(job.id, "no", now=2.0)
+    assert await store.cancel(job.id, 3.0) is None
+    assert await store.cancel("nosuch", 3.0) is None
+
+
+async def test_store_chat_queries_are_scoped(store: SqlJobStore) -> None:
     mine = await store.create(new_job(), now=1.0)
     theirs = await store.create(new_job(origin=Origin("telegram", "43", "8")), now=2.0)
     assert await store.find_for_chat("telegram", "42", mine.id) is not None
     assert await store.find_for_chat("telegram", "42", theirs.id) is None
     assert await store.find_for_chat("telegram", "42", mine.id.upper()) is not None
-    recent = await store.recent_for_chat("telegram", "42")
-    assert [j.id for j in recent] == [mine.id]
+    assert [j.id for j in await store.recent_for_chat("telegram", "42")] == [mine.id]
     assert [j.id for j in await store.recent(10)] == [theirs.id, mine.id]
 
 
-async def test_store_undelivered_and_deferral(store: SqliteJobStore) -> None:
+async def test_store_find_by_source_and_reusable(store: SqlJobStore) -> None:
+    origin = Origin("telegram", "42", "7", extra={"source": "u:1"})
+    job = await store.create(new_job(origin=origin, dedup_key="k"), now=1.0)
+    assert await store.find_by_source("telegram", "42", "u:1") == job
+    assert await store.find_by_source("telegram", "42", "u:2") is None
+    assert await store.find_reusable("k") is None
+    await store.begin_submit(job.id, 2.0)
+    await store.complete(job.id, {"text": "x"}, now=3.0)
+    reusable = await store.find_reusable("k")
+    assert reusable is not None and reusable.id == job.id
+
+
+async def test_store_undelivered_and_deferral(store: SqlJobStore) -> None:
     job = await store.create(new_job(), now=1.0)
     await store.begin_submit(job.id, 1.0)
     await store.complete(job.id, {"text": "x"}, now=2.0)
-    assert [j.id for j in await store.undelivered(2.0, ["telegram"])] == [job.id]
+    assert await claimed(store, 2.0) == [job.id]
     await store.defer_delivery(job.id, 50.0, 3.0)
-    assert await store.undelivered(10.0, ["telegram"]) == []
-    assert await store.next_wakeup(["telegram"]) == 50.0
+    assert await claimed(store, 10.0) == []
+    assert await store.next_wakeup(TG) == 50.0
     await store.mark_undeliverable(job.id, "bot was blocked", 4.0)
-    assert await store.undelivered(100.0, ["telegram"]) == []
+    assert await claimed(store, 100.0) == []
     got = await store.get(job.id)
-    assert got is not None and got.delivered
+    assert got is not None and got.delivered and got.delivery_attempts == 1
 
 
-async def test_store_settings_roundtrip(store: SqliteJobStore) -> None:
+async def test_store_output_clip_lands_with_completion(store: SqlJobStore) -> None:
+    job = await store.create(new_job(kind=JobKind.TTS), now=1.0)
+    await store.begin_submit(job.id, 1.0)
+    clip = Blob(b"\x00OggS\xff", "voice.ogg", "audio/ogg")
+    assert await store.complete(job.id, {"duration": 1.5}, now=2.0, output_blob=clip)
+    assert await store.load_blob(job.id, "output") == clip
+    assert not await store.complete(job.id, {"duration": 9}, now=3.0, output_blob=clip)
+
+
+async def test_store_shift_clock_moves_unfinished_jobs(store: SqlJobStore) -> None:
+    running = await store.create(new_job(), now=100.0)
+    waiting = await store.create(new_job(), now=100.0)
+    assert await store.shift_clock(-50.0, TG, exclude=[running.id]) == 1
+    moved = await store.get(waiting.id)
+    assert moved is not None and moved.created_at == 50.0 and moved.next_poll_at == 50.0
+
+
+async def test_store_forget_and_purge(store: SqlJobStore) -> None:
+    old = await store.create(new_job(), now=1.0)
+    await store.fail(old.id, "no", now=2.0)
+    await claimed(store, 2.0)
+    await store.mark_delivered(old.id, "m", 3.0)
+    undelivered = await store.create(new_job(), now=1.0)
+    await store.fail(undelivered.id, "no", now=2.0)
+    gone = await store.create(new_job(), now=1.0)
+    await store.cancel(gone.id, 2.0)
+    assert await store.purge(10.0) == 2  # answered or cancelled; never an unanswered one
+    assert await store.get(undelivered.id) is not None
+    submitting = await store.create(new_job(), now=1.0)
+    await store.begin_submit(submitting.id, 2.0)
+    assert await store.forget("telegram", "42", "7") == 1  # the one mid-submit is kept
+    assert await store.get(submitting.id) is not None
+
+
+async def test_store_settings_and_speeds_roundtrip(store: SqlJobStore) -> None:
     assert await store.get_settings("telegram", "42") == {}
     await store.put_settings("telegram", "42", {"language": "de"}, 1.0)
     await store.put_settings("telegram", "42", {"language": "fr"}, 2.0)
     assert await store.get_settings("telegram", "42") == {"language": "fr"}
     assert await store.get_settings("discord", "42") == {}
+    key = ("nanogpt", "m", "stt")
+    await store.save_speed_stats(key, {"sw": 1.0, "samples": 3.0, "dev": 0.2}, 1.0)
+    await store.save_speed_stats(key, {"sw": 2.0, "samples": 4.0, "dev": 0.2}, 2.0)
+    stats = await store.load_speed_stats()
+    assert stats[key]["sw"] == 2.0 and stats[key]["samples"] == 4.0 and stats[key]["sx"] == 0.0
+
+
+async def test_store_activity_and_usage_count_paid_jobs(store: SqlJobStore) -> None:
+    await store.create(new_job(), now=100.0)
+    tts = new_job(kind=JobKind.TTS, options={"chars": 12}, input_duration=None)
+    await store.create(tts, now=101.0)
+    reused = new_job(options={"reused_from": "abc"})
+    await store.create(reused, now=102.0, state=JobState.COMPLETED, result={"text": "x"})
+    act = await store.activity("telegram", "7", "42", started_since=50.0, day=0.0)
+    assert (act.started, act.user_active, act.chat_active) == (2, 2, 2)
+    assert (act.user_seconds, act.user_chars, act.chat_chars) == (3.5, 12, 12)
+    [row] = await store.usage(0.0)
+    assert row["jobs"] == 3 and row["chars"] == 12 and row["user_id"] == "7"
+    assert await store.usage(200.0) == []
+
+
+async def test_store_sqlite_file_is_private(tmp_path: Path) -> None:
+    store = await SqliteJobStore.open(tmp_path / "db" / "jobs.sqlite3")
+    try:
+        assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    finally:
+        await store.close()
+
+
+async def test_store_sqlite_database_from_schema_v6_opens_and_migrates(tmp_path: Path) -> None:
+    """A database written by the previous release (schema v6) keeps its jobs and carries on."""
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:
+        for script in MIGRATIONS[:6]:
+            conn.executescript(script)
+        conn.execute("PRAGMA user_version=6")
+        conn.execute(
+            "INSERT INTO jobs (id, kind, platform, chat_id, user_id, provider, model, state, "
+            "ticket, deadline_at, created_at, updated_at, next_poll_at, options) "
+            "VALUES ('abc234', 'stt', 'telegram', '42', '7', 'nanogpt', 'm', 'submitted', "
+            '\'{"runId": "r"}\', 5000, 1, 2, 3, \'{"language": "de"}\')'
+        )
+        conn.execute(
+            "INSERT INTO jobs (id, kind, platform, chat_id, user_id, provider, model, state, "
+            "deadline_at, created_at, updated_at) VALUES ('def567', 'stt', 'telegram', '42', "
+            "'7', 'nanogpt', 'm', 'submitting', 5000, 1, 2)"
+        )
+    store = await SqliteJobStore.open(path)
+    try:
+        job = await store.get("abc234")
+        assert job is not None and job.ticket == {"runId": "r"} and job.lease_owner is None
+        assert await claimed(store, 10.0) == ["abc234"]
+        # Left mid-submit by the old version: settled as before (interrupted, never resent).
+        assert await store.recover_interrupted(10.0, "interrupted", TG) == ["def567"]
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)

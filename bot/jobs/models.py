@@ -33,14 +33,59 @@ class JobState(StrEnum):
     """The result is stored; delivery is tracked separately by ``delivered_at``."""
     FAILED = "failed"
     """Ended without a result; ``error`` holds the sentence shown to the user."""
+    CANCELLED = "cancelled"
+    """Stopped by the user before it finished; final, never polled or delivered again."""
 
     @property
     def terminal(self) -> bool:
         """True once the job can no longer change (only its delivery can)."""
-        return self in (JobState.COMPLETED, JobState.FAILED)
+        return self in FINAL_STATES
 
 
 ACTIVE_STATES = (JobState.QUEUED, JobState.SUBMITTING, JobState.SUBMITTED)
+"""Unfinished: a step (submit or poll) is still to run, or is running."""
+DUE_STATES = (JobState.QUEUED, JobState.SUBMITTED)
+"""Waiting for a step the poller starts when ``next_poll_at`` comes."""
+REPLY_STATES = (JobState.COMPLETED, JobState.FAILED)
+"""Finished with a reply to deliver (a cancelled job was answered when it was cancelled)."""
+FINAL_STATES = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+"""Can no longer change."""
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """Audio kept beside a job: the input until the provider has it, or the output clip."""
+
+    data: bytes
+    filename: str | None
+    content_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """What a caller supplies to create a job; the store adds id, state and timestamps."""
+
+    kind: JobKind
+    origin: Origin
+    provider: str
+    model: str
+    options: Mapping[str, Any]
+    deadline_at: float
+    input_duration: float | None = None
+    dedup_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """A user's and a chat's recent use, as the limits count it (reused results are free)."""
+
+    started: int  # paid jobs the user started since ``started_since``
+    user_active: int  # unfinished jobs of the user (any chat)
+    chat_active: int  # unfinished jobs in the chat
+    user_seconds: float  # audio seconds the user sent since ``day``
+    user_chars: int  # /speak characters the user sent since ``day``
+    chat_seconds: float
+    chat_chars: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +124,8 @@ class Job:
     delivery_attempts: int = 0
     deliver_after: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    lease_owner: str | None = None
+    lease_until: float | None = None
 
     @property
     def transcript(self) -> Transcript | None:

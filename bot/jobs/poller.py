@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 
 from bot.jobs.models import Job
-from bot.jobs.store import SqliteJobStore
 from bot.jobs.worker import JobWorker
+from bot.ports import JobStore
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -58,19 +58,19 @@ class ClockWatch:
 
 
 class Poller:
-    """Finds what is due in the store (submits, polls, deliveries) and hands it to the worker.
+    """Claims what is due in the store (submits, polls, deliveries) and hands it to the worker.
 
-    Each job is worked on by at most one task at a time, and never from a stale snapshot: the due
-    queries leave out every job whose step is running when the query is issued, so any row they
-    return was written by a step that had already ended (the store's guarded transitions would make
-    a duplicate step harmless, but not free). Replies come before polls, so a finished job is
-    never queued behind a backlog of polls. Sleeping is driven by the store's next due time and
-    cut short by :meth:`wake` (a new job) or a finished task.
+    Each step is claimed with a lease (owner id + ``lease_until``) in the transaction that picks
+    it, so no other task or process runs it meanwhile; a housekeeping task renews the leases of
+    running steps every ``lease / 3`` seconds and fails submits whose process died (their lease
+    expired). Replies come before polls, so a finished job is never queued behind a backlog of
+    polls. Sleeping is driven by the store's next due time and cut short by :meth:`wake` (a new
+    job, here or in another process) or a finished task.
     """
 
     def __init__(
         self,
-        store: SqliteJobStore,
+        store: JobStore,
         worker: JobWorker,
         *,
         clock: Callable[[], float] = time.time,
@@ -78,6 +78,7 @@ class Poller:
         concurrency: int = 32,
         max_idle: float = 30.0,
         coalesce: float = 0.005,
+        lease: float = 15.0,
     ) -> None:
         self._store = store
         self._worker = worker
@@ -87,42 +88,28 @@ class Poller:
         self._concurrency = max(1, concurrency)
         self._max_idle = max_idle
         self._coalesce = coalesce
+        self._lease = lease
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._event = asyncio.Event()
         self._stopping = False
         self._loop: asyncio.Task[None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Look for due work now (called when a job is created or a platform comes up)."""
         self._event.set()
 
-    async def _due(self, now: float) -> tuple[list[Job], float | None]:
-        """Steps due at ``now``, replies first, and when the next one left waiting is due.
-
-        Each queue is read in time order one row past what fits, so the row that is not due
-        yet (or did not fit) says when to look again: no separate "next wake-up" query.
-        """
+    async def _claim(self, now: float) -> tuple[list[Job], float | None]:
+        """Claim the steps due at ``now`` that fit, and say when to look again (None: when a
+        running step finishes, the poller being full)."""
         free = self._concurrency - len(self._in_flight)
         if free <= 0:
             return [], None
-        busy, platforms = list(self._in_flight), self._worker.deliverers
-        jobs: list[Job] = []
-        next_at: float | None = None
-        for query, when in (
-            (self._store.undelivered, _reply_at),
-            (self._store.due, _step_at),
-        ):
-            want = free - len(jobs)
-            if want <= 0:
-                break
-            for job in await query(None, platforms, want + 1, busy):
-                at = when(job)
-                if at <= now and len(jobs) < free:
-                    jobs.append(job)
-                else:
-                    next_at = at if next_at is None else min(next_at, at)
-                    break
-        return jobs, next_at
+        platforms = list(self._worker.deliverers)
+        jobs = await self._store.claim(now, platforms, free, self._lease)
+        if len(jobs) >= free:
+            return jobs, None
+        return jobs, await self._store.next_wakeup(platforms)
 
     def _start(self, job: Job, now: float) -> None:
         task = asyncio.create_task(self._worker.advance(job, now), name=f"job-{job.id}")
@@ -139,7 +126,7 @@ class Poller:
         now = self._clock() if now is None else now
         count = 0
         while True:
-            jobs, _ = await self._due(now)
+            jobs, _ = await self._claim(now)
             if not jobs:
                 break
             for job in jobs:
@@ -156,11 +143,9 @@ class Poller:
             now = self._clock()
             try:
                 await self._follow_clock_step()
-                jobs, next_at = await self._due(now)
+                jobs, next_at = await self._claim(now)
                 for job in jobs:
                     self._start(job, now)
-                if len(self._in_flight) >= self._concurrency:
-                    next_at = None  # saturated: the next finished step wakes us
             except Exception:
                 _LOGGER.exception("poller: store query failed; retrying")
                 jobs, next_at = [], now + 1.0
@@ -175,6 +160,25 @@ class Poller:
                     # land too, so one query serves several of them.
                     await asyncio.sleep(self._coalesce)
 
+    async def housekeep(self) -> None:
+        """Renew the leases of the running steps, then settle submits whose process died."""
+        now = self._clock()
+        running = list(self._in_flight)
+        if running:
+            held = await self._store.renew(running, now + self._lease)
+            if held < len(running):
+                _LOGGER.info("poller: %d running step(s) lost their lease", len(running) - held)
+        if await self._worker.recover(now):
+            self.wake()
+
+    async def _keep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            try:
+                await self.housekeep()
+            except Exception:
+                _LOGGER.exception("poller: renewing leases failed; retrying")
+
     async def _follow_clock_step(self) -> None:
         """If the wall clock was stepped, move the stored job times with it: a step back would
         leave every job waiting out the step, a step forward would make them look overdue,
@@ -186,6 +190,8 @@ class Poller:
             jump, self._worker.deliverers, exclude=list(self._in_flight)
         )
         self._watch.followed(jump)
+        if self._in_flight:  # their leases were written by the old clock
+            await self._store.renew(list(self._in_flight), self._clock() + self._lease)
         _LOGGER.warning(
             "poller: the wall clock was stepped by %+.1f s; moved the times of %d job(s) with it",
             jump,
@@ -193,37 +199,37 @@ class Poller:
         )
 
     def start(self) -> None:
-        """Run :meth:`run_forever` in a background task until :meth:`stop`."""
+        """Run :meth:`run_forever` (and the lease keeper) in background tasks until :meth:`stop`."""
         if self._loop is None or self._loop.done():
             self._loop = asyncio.create_task(self.run_forever(), name="poller")
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(self._keep_forever(), name="poller-leases")
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop scheduling and let in-flight steps finish (up to ``timeout`` seconds).
 
-        The loop is cancelled before the steps are collected: a loop still inside its due query
-        could otherwise start a step after that, which nobody would wait for.
+        The loop is cancelled before the steps are collected: a loop still inside its claim
+        could otherwise start a step after that, which nobody would wait for. Steps cancelled at
+        the deadline give their leases back (a submit among them is then settled as interrupted
+        by whichever process looks next).
         """
         self._stopping = True
         self._event.set()
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
-            self._loop = None
-        tasks = list(self._in_flight.values())
+        for task in (self._loop, self._keeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._loop = self._keeper = None
+        tasks = dict(self._in_flight)
         if not tasks:
             return
-        _done, pending = await asyncio.wait(tasks, timeout=timeout)
+        _done, pending = await asyncio.wait(tasks.values(), timeout=timeout)
         for task in pending:
             task.cancel()
         if pending:
             _LOGGER.warning("poller: %d step(s) cancelled at shutdown", len(pending))
             await asyncio.gather(*pending, return_exceptions=True)
-
-
-def _reply_at(job: Job) -> float:
-    return job.deliver_after if job.deliver_after is not None else 0.0
-
-
-def _step_at(job: Job) -> float:
-    return job.next_poll_at if job.next_poll_at is not None else 0.0
+            cancelled = [job_id for job_id, task in tasks.items() if task in pending]
+            with contextlib.suppress(Exception):
+                await self._store.release(cancelled)

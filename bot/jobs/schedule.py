@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.jobs.models import Job, JobKind
+from bot.ports import SpeedStore
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -148,21 +149,7 @@ class SpeedFit:
         self.places += 1
 
 
-class SpeedStore(Protocol):
-    """Where learned speeds persist (the job store implements it)."""
-
-    async def load_speed_stats(self) -> dict[tuple[str, str, str], dict[str, float]]:
-        """All saved fits keyed by (provider, model, kind)."""
-        ...
-
-    async def save_speed_stats(
-        self, key: tuple[str, str, str], values: dict[str, float], now: float
-    ) -> None:
-        """Persist one fit."""
-        ...
-
-
-# What a saved fit consists of (the store's speed_stats columns).
+# What a saved fit consists of (the storage codec keeps the same fields).
 FIT_FIELDS = ("sw", "sx", "sy", "sxx", "sxy", "dev", "samples", "place", "places")
 _COUNTS = ("samples", "places")
 PRIOR_DEV = 0.25  # relative error assumed before a model has finished a job

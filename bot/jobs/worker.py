@@ -10,10 +10,10 @@ from typing import Protocol
 
 from bot import audio
 from bot.errors import AudioError, DeliveryError, ProviderError, ProviderUnavailable, RateLimited
-from bot.jobs.models import Job, JobKind, JobState
+from bot.jobs.models import REPLY_STATES, Blob, Job, JobKind, JobState
 from bot.jobs.schedule import BackoffSchedule, PollSchedule
-from bot.jobs.store import Blob, SqliteJobStore
 from bot.models import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions, VoiceClip
+from bot.ports import JobStore
 from bot.providers.base import PollResult, PollStatus, SpeechToText, TextToSpeech, Ticket
 
 _LOGGER = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class JobWorker:
 
     def __init__(
         self,
-        store: SqliteJobStore,
+        store: JobStore,
         *,
         stt: Mapping[str, SpeechToText],
         tts: Mapping[str, TextToSpeech],
@@ -91,7 +91,7 @@ class JobWorker:
                 await self.submit(job, now)
             elif job.state is JobState.SUBMITTED:
                 await self.poll(job, now)
-            elif job.state.terminal and not job.delivered:
+            elif job.state in REPLY_STATES and not job.delivered:
                 await self.deliver(job, now)
         except Exception:
             _LOGGER.exception("job %s: unexpected error in state %s", job.id, job.state)

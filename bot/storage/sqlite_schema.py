@@ -129,3 +129,13 @@ MIGRATIONS += (
     ALTER TABLE speed_stats ADD COLUMN places INTEGER NOT NULL DEFAULT 0;
     """,
 )
+
+MIGRATIONS += (
+    # v7: leases (several processes share the work: a step is claimed before it runs), finished
+    # jobs by completion time for purge, and cancellation (a final state, like failed).
+    """
+    ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
+    ALTER TABLE jobs ADD COLUMN lease_until REAL;
+    CREATE INDEX jobs_completed ON jobs (completed_at) WHERE completed_at IS NOT NULL;
+    """,
+)

@@ -1,0 +1,251 @@
+"""Ports: the storage Protocols the core depends on (backends live in ``bot.storage``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from bot.jobs.models import Activity, Blob, Job, JobState, NewJob
+
+
+class SpeedStore(Protocol):
+    """Where learned provider speeds persist (predictive polling)."""
+
+    async def load_speed_stats(self) -> dict[tuple[str, str, str], dict[str, float]]:
+        """All saved fits keyed by (provider, model, kind)."""
+        ...
+
+    async def save_speed_stats(
+        self, key: tuple[str, str, str], values: Mapping[str, float], now: float
+    ) -> None:
+        """Insert or replace one fit (the keys of ``values`` are its fields)."""
+        ...
+
+
+class ChatSettingsStore(Protocol):
+    """Per-chat settings, as a JSON-able mapping."""
+
+    async def get_settings(self, platform: str, chat_id: str) -> dict[str, Any]:
+        """The stored settings of a chat (empty when never changed)."""
+        ...
+
+    async def put_settings(
+        self, platform: str, chat_id: str, data: Mapping[str, Any], now: float
+    ) -> None:
+        """Store a chat's settings, replacing the previous ones."""
+        ...
+
+
+class UsageQueries(Protocol):
+    """What limits and /usage read; answered off the job-step path."""
+
+    async def activity(
+        self, platform: str, user_id: str, chat_id: str, *, started_since: float, day: float
+    ) -> Activity:
+        """A user's and a chat's recent use, as the limits count it."""
+        ...
+
+    async def usage(self, since: float, platform: str | None = None) -> list[dict[str, Any]]:
+        """Per user and chat since ``since``: jobs, audio seconds, characters, cost.
+
+        Returns:
+            Rows with keys platform, chat_id, user_id, jobs, audio_seconds, chars, cost, currency.
+        """
+        ...
+
+
+class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
+    """The only writer of job rows. Every state change is one guarded transaction; every step
+    (submit, poll, deliver) is claimed with a lease before it runs, so several processes can
+    share one database without doing a step twice."""
+
+    owner: str
+    """This process's lease owner id."""
+
+    async def close(self) -> None:
+        """Release the connection(s); the store is unusable afterwards."""
+        ...
+
+    async def lock_runner(self) -> None:
+        """Register this process as a ``voicebot run`` on the database (SQLite: the only one).
+
+        Raises:
+            BotError: the backend serves one runner and another one is running (named).
+        """
+        ...
+
+    async def create(
+        self,
+        new: NewJob,
+        *,
+        now: float,
+        input_blob: Blob | None = None,
+        state: JobState = JobState.QUEUED,
+        result: Mapping[str, Any] | None = None,
+        output_blob: Blob | None = None,
+    ) -> Job:
+        """Insert a job (QUEUED with its input, or already COMPLETED for a reused result)."""
+        ...
+
+    async def get(self, job_id: str) -> Job | None:
+        """The job with this id, or None."""
+        ...
+
+    async def find_for_chat(self, platform: str, chat_id: str, job_id: str) -> Job | None:
+        """The job only if it belongs to this chat (chats never see each other's jobs)."""
+        ...
+
+    async def recent_for_chat(self, platform: str, chat_id: str, limit: int = 10) -> list[Job]:
+        """Newest jobs of one chat first."""
+        ...
+
+    async def recent(self, limit: int = 20) -> list[Job]:
+        """Newest jobs overall first."""
+        ...
+
+    async def find_reusable(self, dedup_key: str) -> Job | None:
+        """The newest completed job with this dedup key (its result can be reused for free)."""
+        ...
+
+    async def find_by_source(self, platform: str, chat_id: str, source: str) -> Job | None:
+        """The job created from one platform event (``origin.extra["source"]``), if any."""
+        ...
+
+    async def load_blob(self, job_id: str, role: str) -> Blob | None:
+        """The ``input`` or ``output`` audio of a job, if still kept."""
+        ...
+
+    # -- claims (leases) ----------------------------------------------------------------------
+
+    async def claim(
+        self, now: float, platforms: Iterable[str], limit: int, lease: float
+    ) -> list[Job]:
+        """Lease up to ``limit`` steps due at ``now`` for this owner, replies first, each queue
+        soonest first, in the transaction that picks them. A job leased by anyone (this process
+        included) until after ``now`` is never returned.
+
+        Returns:
+            The claimed jobs as they are now (a current snapshot), leased until ``now + lease``.
+        """
+        ...
+
+    async def renew(self, job_ids: Sequence[str], until: float) -> int:
+        """Extend this owner's leases on ``job_ids`` to ``until``; how many it still held."""
+        ...
+
+    async def release(self, job_ids: Sequence[str]) -> int:
+        """Give up this owner's leases on ``job_ids`` (steps that will not finish)."""
+        ...
+
+    async def next_wakeup(self, platforms: Iterable[str]) -> float | None:
+        """The earliest time a step (submit, poll, delivery) may become claimable."""
+        ...
+
+    async def watch(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` whenever another process creates a job or makes one due sooner (a
+        backend without notifications does nothing; the poller's own clock covers it)."""
+        ...
+
+    # -- transitions ---------------------------------------------------------------------------
+
+    async def begin_submit(self, job_id: str, now: float) -> bool:
+        """QUEUED → SUBMITTING, recorded *before* the request leaves (README: crash safety)."""
+        ...
+
+    async def requeue(self, job_id: str, next_at: float, now: float) -> bool:
+        """SUBMITTING → QUEUED: only when the provider provably did not take the job."""
+        ...
+
+    async def mark_submitted(
+        self,
+        job_id: str,
+        ticket: Mapping[str, Any],
+        *,
+        next_poll_at: float,
+        now: float,
+        cost: float | None = None,
+        queue_position: int | None = None,
+    ) -> bool:
+        """SUBMITTING → SUBMITTED with the ticket; the input audio is dropped in the same step."""
+        ...
+
+    async def reschedule(
+        self, job_id: str, *, next_poll_at: float, now: float, queue_position: int | None = None
+    ) -> bool:
+        """Record one more poll of a SUBMITTED job and when to ask next."""
+        ...
+
+    async def complete(
+        self,
+        job_id: str,
+        result: Mapping[str, Any],
+        *,
+        now: float,
+        cost: float | None = None,
+        currency: str | None = None,
+        output_blob: Blob | None = None,
+        polled: bool = False,
+    ) -> bool:
+        """SUBMITTING/SUBMITTED → COMPLETED with the result (and the output clip, together)."""
+        ...
+
+    async def fail(
+        self,
+        job_id: str,
+        error: str,
+        *,
+        now: float,
+        error_code: str | None = None,
+        polled: bool = False,
+    ) -> bool:
+        """Any unfinished state → FAILED with the user-facing sentence."""
+        ...
+
+    async def cancel(self, job_id: str, now: float) -> Job | None:
+        """QUEUED/SUBMITTING/SUBMITTED → CANCELLED (final, never delivered), whoever holds it.
+
+        Returns:
+            The cancelled job, or None when it was not cancellable (gone or already finished).
+        """
+        ...
+
+    async def recover_interrupted(
+        self, now: float, message: str, platforms: Iterable[str]
+    ) -> list[str]:
+        """Fail the SUBMITTING jobs whose lease has expired (their process died mid-request:
+        resubmitting could pay twice); returns their ids."""
+        ...
+
+    async def shift_clock(
+        self, seconds: float, platforms: Iterable[str], exclude: Sequence[str] = ()
+    ) -> int:
+        """Move the stored times of unfinished or undelivered jobs after a wall-clock step."""
+        ...
+
+    async def mark_delivered(self, job_id: str, message_id: str | None, now: float) -> bool:
+        """Record that the platform accepted the reply (once: later calls return False)."""
+        ...
+
+    async def defer_delivery(self, job_id: str, deliver_after: float, now: float) -> bool:
+        """Try delivering again later (platform rate limit or outage)."""
+        ...
+
+    async def mark_undeliverable(self, job_id: str, reason: str, now: float) -> bool:
+        """Give up delivering (bot blocked, chat gone): never retried again."""
+        ...
+
+    async def set_progress_message(self, job_id: str, message_id: str, now: float) -> bool:
+        """Remember the placeholder message the adapter edits as the job moves."""
+        ...
+
+    async def update_extra(self, job_id: str, extra: Mapping[str, Any], now: float) -> bool:
+        """Replace the adapter's per-job notes."""
+        ...
+
+    async def forget(self, platform: str, chat_id: str, user_id: str) -> int:
+        """Delete a user's jobs in one chat (a job mid-submit is kept); returns the count."""
+        ...
+
+    async def purge(self, before: float) -> int:
+        """Delete finished, answered jobs completed before ``before``; returns the count."""
+        ...

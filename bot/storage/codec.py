@@ -1,0 +1,200 @@
+"""Row codec: the one serialize/deserialize pair per row type (jobs, blobs, settings, speeds)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol
+
+from bot.jobs.models import Blob, Job, JobKind, JobState, NewJob
+from bot.models import Origin
+
+JOB_COLUMNS = (
+    "id, kind, platform, chat_id, user_id, reply_to, thread_id, origin_extra, provider, model, "
+    "options, state, ticket, attempts, poll_count, next_poll_at, deadline_at, queue_position, "
+    "result, error, error_code, cost, currency, input_duration, input_bytes, dedup_key, "
+    "progress_message_id, created_at, updated_at, submitted_at, completed_at, delivered_at, "
+    "delivery_message_id, delivery_error, delivery_attempts, deliver_after, extra, "
+    "lease_owner, lease_until"
+)
+NEW_JOB_COLUMNS = (
+    "id",
+    "kind",
+    "platform",
+    "chat_id",
+    "user_id",
+    "reply_to",
+    "thread_id",
+    "origin_extra",
+    "provider",
+    "model",
+    "options",
+    "state",
+    "next_poll_at",
+    "deadline_at",
+    "input_duration",
+    "input_bytes",
+    "dedup_key",
+    "result",
+    "created_at",
+    "updated_at",
+    "completed_at",
+    "deliver_after",
+)
+BLOB_COLUMNS = ("job_id", "role", "data", "filename", "content_type")
+# What a saved speed fit consists of: the speed_stats columns besides its key.
+SPEED_COLUMNS = ("sw", "sx", "sy", "sxx", "sxy", "dev", "samples", "place", "places")
+USAGE_KEYS = (
+    "platform",
+    "chat_id",
+    "user_id",
+    "jobs",
+    "audio_seconds",
+    "chars",
+    "cost",
+    "currency",
+)
+
+
+class Row(Protocol):
+    """A database row by column name (``sqlite3.Row`` and ``asyncpg.Record`` both are)."""
+
+    def __getitem__(self, key: Any, /) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+def dumps(value: Any) -> str | None:
+    """JSON text of ``value`` as stored (compact, UTF-8 kept), None for None."""
+    return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _loads(text: str | None) -> Any:
+    return json.loads(text) if text else None
+
+
+def new_job_row(
+    job_id: str,
+    new: NewJob,
+    *,
+    now: float,
+    state: JobState,
+    input_bytes: int | None,
+    result: Mapping[str, Any] | None,
+) -> tuple[Any, ...]:
+    """The values of :data:`NEW_JOB_COLUMNS` for a job being created."""
+    o = new.origin
+    return (
+        job_id,
+        new.kind.value,
+        o.platform,
+        o.chat_id,
+        o.user_id,
+        o.reply_to,
+        o.thread_id,
+        dumps(dict(o.extra)),
+        new.provider,
+        new.model,
+        dumps(dict(new.options)),
+        state.value,
+        now if state is JobState.QUEUED else None,
+        new.deadline_at,
+        new.input_duration,
+        input_bytes,
+        new.dedup_key,
+        dumps(result),
+        now,
+        now,
+        now if state.terminal else None,
+        now,
+    )
+
+
+def job_from_row(row: Row) -> Job:
+    """The :class:`Job` of a row selected with :data:`JOB_COLUMNS`."""
+    return Job(
+        id=row["id"],
+        kind=JobKind(row["kind"]),
+        origin=Origin(
+            platform=row["platform"],
+            chat_id=row["chat_id"],
+            user_id=row["user_id"],
+            reply_to=row["reply_to"],
+            thread_id=row["thread_id"],
+            extra=json.loads(row["origin_extra"]),
+        ),
+        provider=row["provider"],
+        model=row["model"],
+        options=json.loads(row["options"]),
+        state=JobState(row["state"]),
+        ticket=_loads(row["ticket"]),
+        attempts=row["attempts"],
+        poll_count=row["poll_count"],
+        next_poll_at=row["next_poll_at"],
+        deadline_at=row["deadline_at"],
+        queue_position=row["queue_position"],
+        result=_loads(row["result"]),
+        error=row["error"],
+        error_code=row["error_code"],
+        cost=row["cost"],
+        currency=row["currency"],
+        input_duration=row["input_duration"],
+        input_bytes=row["input_bytes"],
+        dedup_key=row["dedup_key"],
+        progress_message_id=row["progress_message_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        submitted_at=row["submitted_at"],
+        completed_at=row["completed_at"],
+        delivered_at=row["delivered_at"],
+        delivery_message_id=row["delivery_message_id"],
+        delivery_error=row["delivery_error"],
+        delivery_attempts=row["delivery_attempts"],
+        deliver_after=row["deliver_after"],
+        extra=json.loads(row["extra"]),
+        lease_owner=row["lease_owner"],
+        lease_until=row["lease_until"],
+    )
+
+
+def blob_row(job_id: str, role: str, blob: Blob) -> tuple[Any, ...]:
+    """The values of :data:`BLOB_COLUMNS`."""
+    return (job_id, role, blob.data, blob.filename, blob.content_type)
+
+
+def blob_from_row(row: Row) -> Blob:
+    """A :class:`Blob` from ``data, filename, content_type``."""
+    return Blob(bytes(row["data"]), row["filename"], row["content_type"])
+
+
+def settings_row(data: Mapping[str, Any]) -> str:
+    """A chat's settings as stored."""
+    return dumps(dict(data)) or "{}"
+
+
+def settings_from_row(text: str) -> dict[str, Any]:
+    """A chat's settings as read."""
+    return dict(json.loads(text))
+
+
+def speed_row(key: tuple[str, str, str], values: Mapping[str, float]) -> tuple[Any, ...]:
+    """(provider, model, kind, *SPEED_COLUMNS) of one fit; missing fields are 0."""
+    return (*key, *(float(values.get(f, 0.0)) for f in SPEED_COLUMNS))
+
+
+def speed_from_row(row: Sequence[Any]) -> tuple[tuple[str, str, str], dict[str, float]]:
+    """(key, fit fields) of a row selected as provider, model, kind, *SPEED_COLUMNS."""
+    key = (str(row[0]), str(row[1]), str(row[2]))
+    return key, {f: float(v) for f, v in zip(SPEED_COLUMNS, row[3:], strict=True)}
+
+
+def usage_from_row(row: Sequence[Any]) -> dict[str, Any]:
+    """One /usage row (see :data:`USAGE_KEYS`), numbers as Python numbers."""
+    platform, chat, user, jobs, seconds, chars, cost, currency = row
+    return dict(
+        zip(
+            USAGE_KEYS,
+            (platform, chat, user, int(jobs), float(seconds), int(chars), float(cost), currency),
+            strict=True,
+        )
+    )

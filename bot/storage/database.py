@@ -1,0 +1,85 @@
+"""What a SQL backend provides the shared job store: a dialect, statements, transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from bot.jobs.models import JobState
+from bot.storage.codec import Row
+
+T = TypeVar("T")
+
+
+class DuplicateKey(Exception):
+    """An INSERT hit a unique key (e.g. a job id drawn twice)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """The few SQL spellings that differ between backends (placeholders are always ``?``)."""
+
+    name: str
+    json_text: Callable[[str, str], str]
+    """SQL of a JSON field of a TEXT column, as text."""
+    json_number: Callable[[str, str], str]
+    """SQL of a numeric JSON field of a TEXT column, as a number."""
+    platform: str = "platform"
+    """How a platform filter names the column (SQLite: ``+platform`` to keep its index choice)."""
+    skip_locked: str = ""
+    """Appended to a claim's inner SELECT (PostgreSQL: ``FOR UPDATE SKIP LOCKED``)."""
+
+
+class Executor(Protocol):
+    """Runs statements (inside a transaction, or each in its own)."""
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Rows of a query (or of an UPDATE … RETURNING)."""
+        ...
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+        ...
+
+
+class Database(Executor, Protocol):
+    """Owns the connection(s) of one backend; each statement outside :meth:`transact` is atomic.
+
+    Raises:
+        DuplicateKey: from :meth:`execute` or :meth:`transact` on a unique-key violation.
+    """
+
+    dialect: Dialect
+    where: str
+    """The database for messages (a path, or a URL without its password)."""
+
+    async def transact(self, body: Callable[[Executor], Awaitable[T]]) -> T:
+        """Run ``body`` in one write transaction (retried whole when the connection dropped)."""
+        ...
+
+    async def listen(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` on :meth:`notify` from any process (no-op where unsupported)."""
+        ...
+
+    def lock_runner(self) -> None:
+        """Claim the right to run a bot on this database, or raise BotError naming who has it."""
+        ...
+
+    def notify(self) -> str | None:
+        """A statement that wakes listeners when its transaction commits (None: unsupported)."""
+        ...
+
+    async def close(self) -> None:
+        """Close every connection."""
+        ...
+
+
+def state_in(states: Iterable[JobState]) -> str:
+    """``state IN (…)`` for these states: the one place a state is spelled in SQL."""
+    return "state IN (" + ", ".join(f"'{s.value}'" for s in states) + ")"
+
+
+def marks(n: int) -> str:
+    """``?,?,…`` for ``n`` parameters (``NULL`` for none, which matches nothing)."""
+    return ",".join("?" * n) or "NULL"

@@ -1,0 +1,464 @@
+"""SqlJobStore: job rows over any :class:`Database`; each state change one guarded statement."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from bot.jobs.models import (
+    ACTIVE_STATES,
+    DUE_STATES,
+    REPLY_STATES,
+    Blob,
+    Job,
+    JobState,
+    NewJob,
+)
+from bot.storage.codec import (
+    BLOB_COLUMNS,
+    JOB_COLUMNS,
+    NEW_JOB_COLUMNS,
+    blob_from_row,
+    blob_row,
+    dumps,
+    job_from_row,
+    new_job_row,
+)
+from bot.storage.database import Database, DuplicateKey, Executor, marks, state_in
+from bot.storage.queries import UsageMixin
+
+_LOGGER = logging.getLogger(__name__)
+
+UNFINISHED = state_in(ACTIVE_STATES)
+DUE = state_in(DUE_STATES)
+UNDELIVERED = f"{state_in(REPLY_STATES)} AND delivered_at IS NULL AND delivery_error IS NULL"
+# A transition by the step that claimed the job, or by anyone when nobody holds it; it ends the
+# lease in the same statement.
+MINE = "(lease_owner IS NULL OR lease_owner = ?)"
+RELEASE = "lease_owner = NULL, lease_until = NULL"
+FREE_AT = "(lease_until IS NULL OR lease_until <= ?)"
+# The wall-clock times of a job still in motion: what a clock step has to move.
+_CLOCK_COLUMNS = (
+    "created_at",
+    "updated_at",
+    "submitted_at",
+    "completed_at",
+    "next_poll_at",
+    "deliver_after",
+    "deadline_at",
+)
+_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o/1/l/i: ids are typed by hand in /status
+
+
+def new_owner() -> str:
+    """A lease owner id for this process: host, pid and a random part (pids get reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class SqlJobStore(UsageMixin):
+    """The :class:`bot.ports.JobStore` of every SQL backend (they differ in :class:`Database`)."""
+
+    def __init__(self, db: Database, owner: str | None = None) -> None:
+        self.db = db
+        self.owner = owner or new_owner()
+
+    async def close(self) -> None:
+        """Close the database; the store is unusable afterwards."""
+        await self.db.close()
+
+    async def lock_runner(self) -> None:
+        """Register this process as a ``voicebot run`` (SQLite refuses a second one)."""
+        self.db.lock_runner()
+
+    async def watch(self, wake: Callable[[], None]) -> None:
+        """Wake this process when another one creates a job or finishes a step."""
+        await self.db.listen(wake)
+
+    def _pl(self, names: Sequence[str]) -> str:
+        return f"{self.db.dialect.platform} IN ({marks(len(names))})"
+
+    async def _select(self, where: str, params: Sequence[Any], tail: str = "") -> list[Job]:
+        rows = await self.db.fetch(f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where} {tail}", params)
+        return [job_from_row(r) for r in rows]
+
+    async def _one(self, where: str, params: Sequence[Any], tail: str = "") -> Job | None:
+        jobs = await self._select(where, params, tail)
+        return jobs[0] if jobs else None
+
+    async def _update(self, sql: str, params: Sequence[Any]) -> bool:
+        return await self.db.execute(sql, params) > 0
+
+    # -- creation and lookups -------------------------------------------------------------
+
+    async def create(
+        self,
+        new: NewJob,
+        *,
+        now: float,
+        input_blob: Blob | None = None,
+        state: JobState = JobState.QUEUED,
+        result: Mapping[str, Any] | None = None,
+        output_blob: Blob | None = None,
+    ) -> Job:
+        """Insert a job (QUEUED with its input, or already COMPLETED for a reused result)."""
+        columns = ", ".join(NEW_JOB_COLUMNS)
+        insert_job = f"INSERT INTO jobs ({columns}) VALUES ({marks(len(NEW_JOB_COLUMNS))})"
+        insert_blob = f"INSERT INTO job_blobs ({', '.join(BLOB_COLUMNS)}) VALUES ({marks(5)})"
+        size = len(input_blob.data) if input_blob else None
+        wake = self.db.notify()
+        for _ in range(20):
+            job_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(6))
+            row = new_job_row(job_id, new, now=now, state=state, input_bytes=size, result=result)
+
+            async def body(tx: Executor, job_id: str = job_id, row: Any = row) -> None:
+                await tx.execute(insert_job, row)
+                for role, blob in (("input", input_blob), ("output", output_blob)):
+                    if blob is not None:
+                        await tx.execute(insert_blob, blob_row(job_id, role, blob))
+                if wake:
+                    await tx.execute(wake)
+
+            try:
+                await self.db.transact(body)
+            except DuplicateKey:
+                continue  # id collision: draw another
+            job = await self.get(job_id)
+            assert job is not None
+            return job
+        raise RuntimeError("could not allocate a unique job id")
+
+    async def get(self, job_id: str) -> Job | None:
+        """Return the job with this id, or None."""
+        return await self._one("id = ?", (job_id,))
+
+    async def find_for_chat(self, platform: str, chat_id: str, job_id: str) -> Job | None:
+        """Return the job only if it belongs to this chat (chats never see each other's jobs)."""
+        return await self._one(
+            "id = ? AND platform = ? AND chat_id = ?", (job_id.strip().lower(), platform, chat_id)
+        )
+
+    async def recent_for_chat(self, platform: str, chat_id: str, limit: int = 10) -> list[Job]:
+        """Newest jobs of one chat first."""
+        return await self._select(
+            "platform = ? AND chat_id = ?",
+            (platform, chat_id, max(0, limit)),
+            "ORDER BY created_at DESC LIMIT ?",
+        )
+
+    async def recent(self, limit: int = 20) -> list[Job]:
+        """Newest jobs overall first."""
+        return await self._select("TRUE", (max(0, limit),), "ORDER BY created_at DESC LIMIT ?")
+
+    async def find_reusable(self, dedup_key: str) -> Job | None:
+        """The newest completed job with this dedup key, whose result can be reused for free."""
+        return await self._one(
+            f"dedup_key = ? AND {state_in([JobState.COMPLETED])}",
+            (dedup_key,),
+            "ORDER BY created_at DESC LIMIT 1",
+        )
+
+    async def find_by_source(self, platform: str, chat_id: str, source: str) -> Job | None:
+        """The job created from one platform event (``origin.extra["source"]``), if any."""
+        source_sql = self.db.dialect.json_text("origin_extra", "source")
+        return await self._one(
+            f"platform = ? AND chat_id = ? AND {source_sql} = ?",
+            (platform, chat_id, source),
+            "LIMIT 1",
+        )
+
+    async def load_blob(self, job_id: str, role: str) -> Blob | None:
+        """Return the ``input`` or ``output`` audio of a job, if still kept."""
+        rows = await self.db.fetch(
+            "SELECT data, filename, content_type FROM job_blobs WHERE job_id = ? AND role = ?",
+            (job_id, role),
+        )
+        return blob_from_row(rows[0]) if rows else None
+
+    # -- claims -----------------------------------------------------------------------------
+
+    async def claim(
+        self, now: float, platforms: Iterable[str], limit: int, lease: float
+    ) -> list[Job]:
+        """Lease up to ``limit`` due steps for this owner: replies first, then submits and
+        polls, each soonest first (see :class:`bot.ports.JobStore`)."""
+        names = list(platforms)
+        jobs: list[Job] = []
+        for where, order in ((UNDELIVERED, "deliver_after"), (DUE, "next_poll_at")):
+            want = limit - len(jobs)
+            if not names or want <= 0:
+                break
+            picked = (
+                f"SELECT id FROM jobs WHERE {where} AND {order} <= ? AND {FREE_AT} "
+                f"AND {self._pl(names)} ORDER BY {order} LIMIT ?{self.db.dialect.skip_locked}"
+            )
+            rows = await self.db.fetch(
+                f"UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id IN ({picked}) "
+                f"RETURNING {JOB_COLUMNS}",
+                (self.owner, now + lease, now, now, *names, want),
+            )
+            claimed = [job_from_row(r) for r in rows]
+            claimed.sort(key=lambda j: (getattr(j, order) or 0.0, j.created_at))
+            jobs += claimed
+        return jobs
+
+    async def renew(self, job_ids: Sequence[str], until: float) -> int:
+        """Extend this owner's leases on ``job_ids`` to ``until``; how many it still held."""
+        if not job_ids:
+            return 0
+        ids = marks(len(job_ids))
+        return await self.db.execute(
+            f"UPDATE jobs SET lease_until = ? WHERE lease_owner = ? AND id IN ({ids})",
+            (until, self.owner, *job_ids),
+        )
+
+    async def release(self, job_ids: Sequence[str]) -> int:
+        """Give up this owner's leases on ``job_ids``."""
+        if not job_ids:
+            return 0
+        return await self.db.execute(
+            f"UPDATE jobs SET {RELEASE} WHERE lease_owner = ? AND id IN ({marks(len(job_ids))})",
+            (self.owner, *job_ids),
+        )
+
+    async def next_wakeup(self, platforms: Iterable[str]) -> float | None:
+        """The earliest time a poll, a submit or a delivery may become claimable."""
+        names = list(platforms)
+        at = "MIN(CASE WHEN lease_until > {0} THEN lease_until ELSE {0} END)"
+        sql = (
+            f"SELECT MIN(t) FROM (SELECT {at.format('next_poll_at')} AS t FROM jobs "
+            f"WHERE {DUE} AND {self._pl(names)} "
+            f"UNION ALL SELECT {at.format('deliver_after')} FROM jobs WHERE {UNDELIVERED} "
+            f"AND {self._pl(names)}) AS w"
+        )
+        rows = await self.db.fetch(sql, [*names, *names])
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
+
+    # -- transitions (each one statement, guarded in its WHERE clause) ----------------------
+
+    async def begin_submit(self, job_id: str, now: float) -> bool:
+        """QUEUED → SUBMITTING, recorded *before* the request leaves (see README: crash safety).
+        The lease is kept: the submit is still running."""
+        return await self._update(
+            f"UPDATE jobs SET state = '{JobState.SUBMITTING.value}', attempts = attempts + 1, "
+            f"updated_at = ? WHERE id = ? AND {state_in([JobState.QUEUED])} AND {MINE}",
+            (now, job_id, self.owner),
+        )
+
+    async def requeue(self, job_id: str, next_at: float, now: float) -> bool:
+        """SUBMITTING → QUEUED: only when the provider provably did not take the job."""
+        return await self._update(
+            f"UPDATE jobs SET state = '{JobState.QUEUED.value}', next_poll_at = ?, "
+            f"updated_at = ?, {RELEASE} "
+            f"WHERE id = ? AND {state_in([JobState.SUBMITTING])} AND {MINE}",
+            (next_at, now, job_id, self.owner),
+        )
+
+    async def mark_submitted(
+        self,
+        job_id: str,
+        ticket: Mapping[str, Any],
+        *,
+        next_poll_at: float,
+        now: float,
+        cost: float | None = None,
+        queue_position: int | None = None,
+    ) -> bool:
+        """SUBMITTING → SUBMITTED with the ticket; the input audio is dropped in the same step."""
+        return await self._update(
+            f"UPDATE jobs SET state = '{JobState.SUBMITTED.value}', ticket = ?, "
+            "next_poll_at = ?, cost = ?, queue_position = ?, submitted_at = ?, updated_at = ?, "
+            f"{RELEASE} WHERE id = ? AND {state_in([JobState.SUBMITTING])} AND {MINE}",
+            (
+                dumps(dict(ticket)),
+                next_poll_at,
+                cost,
+                queue_position,
+                now,
+                now,
+                job_id,
+                self.owner,
+            ),
+        )
+
+    async def reschedule(
+        self, job_id: str, *, next_poll_at: float, now: float, queue_position: int | None = None
+    ) -> bool:
+        """Record one more poll of a SUBMITTED job and when to ask next."""
+        return await self._update(
+            "UPDATE jobs SET next_poll_at = ?, queue_position = ?, poll_count = poll_count + 1, "
+            f"updated_at = ?, {RELEASE} "
+            f"WHERE id = ? AND {state_in([JobState.SUBMITTED])} AND {MINE}",
+            (next_poll_at, queue_position, now, job_id, self.owner),
+        )
+
+    async def complete(
+        self,
+        job_id: str,
+        result: Mapping[str, Any],
+        *,
+        now: float,
+        cost: float | None = None,
+        currency: str | None = None,
+        output_blob: Blob | None = None,
+        polled: bool = False,
+    ) -> bool:
+        """SUBMITTING/SUBMITTED → COMPLETED with the result; input audio dropped."""
+        sql = (
+            f"UPDATE jobs SET state = '{JobState.COMPLETED.value}', result = ?, "
+            "cost = COALESCE(?, cost), currency = COALESCE(?, currency), completed_at = ?, "
+            "updated_at = ?, deliver_after = ?, next_poll_at = NULL, "
+            f"poll_count = poll_count + ?, {RELEASE} WHERE id = ? "
+            f"AND {state_in([JobState.SUBMITTING, JobState.SUBMITTED])} AND {MINE}"
+        )
+        params = (
+            dumps(dict(result)),
+            cost,
+            currency,
+            now,
+            now,
+            now,
+            int(polled),
+            job_id,
+            self.owner,
+        )
+        wake = self.db.notify()
+
+        async def body(tx: Executor) -> bool:
+            if await tx.execute(sql, params) == 0:
+                return False
+            if output_blob is not None:  # the clip and the state change land together
+                await tx.execute(
+                    f"INSERT INTO job_blobs ({', '.join(BLOB_COLUMNS)}) VALUES ({marks(5)}) "
+                    "ON CONFLICT (job_id, role) DO UPDATE SET data = excluded.data, "
+                    "filename = excluded.filename, content_type = excluded.content_type",
+                    blob_row(job_id, "output", output_blob),
+                )
+            if wake:
+                await tx.execute(wake)
+            return True
+
+        return await self.db.transact(body)
+
+    async def fail(
+        self,
+        job_id: str,
+        error: str,
+        *,
+        now: float,
+        error_code: str | None = None,
+        polled: bool = False,
+    ) -> bool:
+        """Any unfinished state → FAILED with the user-facing sentence; input audio dropped."""
+        return await self._update(
+            f"UPDATE jobs SET state = '{JobState.FAILED.value}', error = ?, error_code = ?, "
+            "completed_at = ?, updated_at = ?, deliver_after = ?, next_poll_at = NULL, "
+            f"poll_count = poll_count + ?, {RELEASE} WHERE id = ? AND {UNFINISHED} AND {MINE}",
+            (error, error_code, now, now, now, int(polled), job_id, self.owner),
+        )
+
+    async def cancel(self, job_id: str, now: float) -> Job | None:
+        """QUEUED/SUBMITTING/SUBMITTED → CANCELLED, whoever holds the lease: a step finishing
+        later finds the state moved and writes nothing. Never delivered afterwards."""
+        rows = await self.db.fetch(
+            f"UPDATE jobs SET state = '{JobState.CANCELLED.value}', error_code = ?, "
+            "completed_at = ?, updated_at = ?, next_poll_at = NULL, "
+            f"{RELEASE} WHERE id = ? AND {UNFINISHED} RETURNING {JOB_COLUMNS}",
+            ("cancelled", now, now, job_id),
+        )
+        return job_from_row(rows[0]) if rows else None
+
+    async def recover_interrupted(
+        self, now: float, message: str, platforms: Iterable[str]
+    ) -> list[str]:
+        """Fail every job of these platforms left SUBMITTING by a process that died (its lease
+        expired; never this process's own): resubmitting could pay twice."""
+        names = list(platforms)
+        if not names:
+            return []
+        rows = await self.db.fetch(
+            f"UPDATE jobs SET state = '{JobState.FAILED.value}', error = ?, error_code = ?, "
+            f"completed_at = ?, updated_at = ?, deliver_after = ?, {RELEASE} "
+            f"WHERE {state_in([JobState.SUBMITTING])} AND {FREE_AT} "
+            f"AND (lease_owner IS NULL OR lease_owner != ?) AND {self._pl(names)} RETURNING id",
+            (message, "interrupted", now, now, now, now, self.owner, *names),
+        )
+        return sorted(str(r[0]) for r in rows)
+
+    async def shift_clock(
+        self, seconds: float, platforms: Iterable[str], exclude: Sequence[str] = ()
+    ) -> int:
+        """Move every time of the unfinished or undelivered jobs of these platforms by
+        ``seconds`` (the wall clock was stepped), leaving out ``exclude`` (running steps, which
+        write new-clock times); returns how many jobs moved."""
+        names = list(platforms)
+        if not names or not seconds:
+            return 0
+        moved = ", ".join(f"{column} = {column} + ?" for column in _CLOCK_COLUMNS)
+        skip = f" AND id NOT IN ({marks(len(exclude))})" if exclude else ""
+        return await self.db.execute(
+            f"UPDATE jobs SET {moved} WHERE ({UNFINISHED} OR ({UNDELIVERED})) "
+            f"AND {self._pl(names)}{skip}",
+            (*[seconds] * len(_CLOCK_COLUMNS), *names, *exclude),
+        )
+
+    async def mark_delivered(self, job_id: str, message_id: str | None, now: float) -> bool:
+        """Record that the platform accepted the reply (once: later calls return False)."""
+        return await self._update(
+            f"UPDATE jobs SET delivered_at = ?, delivery_message_id = ?, updated_at = ?, {RELEASE} "
+            f"WHERE id = ? AND delivered_at IS NULL AND {state_in(REPLY_STATES)} AND {MINE}",
+            (now, message_id, now, job_id, self.owner),
+        )
+
+    async def defer_delivery(self, job_id: str, deliver_after: float, now: float) -> bool:
+        """Try delivering again later (platform rate limit or outage)."""
+        return await self._update(
+            "UPDATE jobs SET deliver_after = ?, delivery_attempts = delivery_attempts + 1, "
+            f"updated_at = ?, {RELEASE} WHERE id = ? AND delivered_at IS NULL AND {MINE}",
+            (deliver_after, now, job_id, self.owner),
+        )
+
+    async def mark_undeliverable(self, job_id: str, reason: str, now: float) -> bool:
+        """Give up delivering (bot blocked, chat gone): never retried again."""
+        return await self._update(
+            f"UPDATE jobs SET delivery_error = ?, updated_at = ?, {RELEASE} "
+            f"WHERE id = ? AND delivered_at IS NULL AND delivery_error IS NULL AND {MINE}",
+            (reason, now, job_id, self.owner),
+        )
+
+    async def set_progress_message(self, job_id: str, message_id: str, now: float) -> bool:
+        """Remember the placeholder message the adapter edits as the job moves."""
+        return await self._update(
+            "UPDATE jobs SET progress_message_id = ?, updated_at = ? WHERE id = ?",
+            (message_id, now, job_id),
+        )
+
+    async def update_extra(self, job_id: str, extra: Mapping[str, Any], now: float) -> bool:
+        """Replace the adapter's per-job notes (e.g. an interaction token's fate)."""
+        return await self._update(
+            "UPDATE jobs SET extra = ?, updated_at = ? WHERE id = ?",
+            (dumps(dict(extra)), now, job_id),
+        )
+
+    # -- privacy and retention --------------------------------------------------------------
+
+    async def forget(self, platform: str, chat_id: str, user_id: str) -> int:
+        """Delete a user's jobs in one chat (with their audio); a job mid-submit is kept until
+        its answer is recorded, so the request in flight cannot be orphaned."""
+        return await self.db.execute(
+            "DELETE FROM jobs WHERE platform = ? AND chat_id = ? AND user_id = ? "
+            f"AND NOT {state_in([JobState.SUBMITTING])}",
+            (platform, chat_id, user_id),
+        )
+
+    async def purge(self, before: float) -> int:
+        """Delete finished jobs (and their audio) completed before ``before``; returns the count.
+        Uses the ``jobs_completed`` index (finished jobs by completion time)."""
+        return await self.db.execute(
+            f"DELETE FROM jobs WHERE completed_at < ? AND ({state_in([JobState.CANCELLED])} "
+            "OR delivered_at IS NOT NULL OR delivery_error IS NOT NULL)",
+            (before,),
+        )

@@ -1,0 +1,244 @@
+"""PostgreSQL backend on asyncpg: a pool sized from the job concurrency, LISTEN/NOTIFY wake-ups,
+migrations under an advisory lock, and statements retried across a lost connection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import asyncpg.exceptions as pgerr
+
+from bot.errors import BotError
+from bot.storage.codec import Row
+from bot.storage.database import Dialect, DuplicateKey, Executor
+from bot.storage.jobs import SqlJobStore
+from bot.storage.postgres_schema import MIGRATIONS
+
+_LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
+
+POSTGRES = Dialect(
+    name="postgres",
+    json_text=lambda col, key: f"({col}::jsonb ->> '{key}')",
+    json_number=lambda col, key: f"(({col}::jsonb ->> '{key}')::double precision)",
+    skip_locked=" FOR UPDATE SKIP LOCKED",
+)
+CHANNEL = "voicebot_jobs"
+MIGRATION_LOCK = 0x766F6963  # "voic": serialises migrations of every process on this database
+# A lost connection (server restart, failover, network blip) or a transaction the server chose
+# to abort: the statement is run again on a fresh connection. Every write is a guarded
+# transition, so a replay after an unseen commit changes nothing (it reports "not moved").
+TRANSIENT: tuple[type[BaseException], ...] = (
+    pgerr.PostgresConnectionError,
+    pgerr.CannotConnectNowError,
+    pgerr.AdminShutdownError,
+    pgerr.CrashShutdownError,
+    pgerr.TooManyConnectionsError,
+    pgerr.DeadlockDetectedError,
+    pgerr.SerializationError,
+    pgerr.InterfaceError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+
+
+@functools.lru_cache(maxsize=512)
+def to_dollar(sql: str) -> str:
+    """``?`` placeholders → ``$1, $2, …`` (our SQL has no ``?`` inside literals)."""
+    counter = iter(range(1, 10_000))
+    return re.sub(r"\?", lambda _: f"${next(counter)}", sql)
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def _count(status: str) -> int:
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+class _Conn:
+    """Statements on one connection (inside a transaction)."""
+
+    def __init__(self, conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return list(await self._conn.fetch(to_dollar(sql), *params))
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        try:
+            return _count(await self._conn.execute(to_dollar(sql), *params))
+        except pgerr.UniqueViolationError as exc:
+            raise DuplicateKey(str(exc)) from exc
+
+
+class PostgresDatabase:
+    """A connection pool on one PostgreSQL database, shared by every process of the bot."""
+
+    dialect = POSTGRES
+
+    def __init__(
+        self, pool: asyncpg.Pool[asyncpg.Record], url: str, retry_for: float = 60.0
+    ) -> None:
+        self._pool = pool
+        self._url = url
+        self.where = redacted(url)
+        self._retry_for = retry_for
+        self._listener: asyncpg.Connection[asyncpg.Record] | None = None
+        self._listen_task: asyncio.Task[None] | None = None
+        self._wake: Callable[[], None] | None = None
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: str, *, pool_size: int = 10) -> PostgresDatabase:
+        """Connect (retrying while the server starts) and migrate under the advisory lock."""
+        size = max(2, pool_size)
+        try:
+            pool = await _retry(
+                lambda: asyncpg.create_pool(url, min_size=1, max_size=size, command_timeout=60),
+                30.0,
+                redacted(url),
+            )
+        except TRANSIENT as exc:
+            raise BotError(f"cannot connect to PostgreSQL at {redacted(url)}: {exc}") from exc
+        db = cls(pool, url)
+        await db._migrate()
+        return db
+
+    async def _migrate(self) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            # Transaction-scoped: released at commit, or by the server if this process dies.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS voicebot_schema (version INTEGER NOT NULL)"
+            )
+            version = await conn.fetchval("SELECT MAX(version) FROM voicebot_schema") or 0
+            if version > len(MIGRATIONS):
+                raise BotError(
+                    f"{self.where}: database schema v{version} is newer than this voicebot "
+                    f"(v{len(MIGRATIONS)}); upgrade voicebot"
+                )
+            for target, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                _LOGGER.info("migrating %s to schema v%d", self.where, target)
+                await conn.execute(script)
+                await conn.execute("INSERT INTO voicebot_schema (version) VALUES ($1)", target)
+
+    async def _retrying(self, run: Callable[[], Awaitable[T]]) -> T:
+        return await _retry(run, self._retry_for, self.where)
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Rows of one statement (retried on a lost connection)."""
+
+        async def run() -> list[Row]:
+            async with self._pool.acquire() as conn:
+                return await _Conn(conn).fetch(sql, params)
+
+        return await self._retrying(run)
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; the rows it changed (retried on a lost connection)."""
+
+        async def run() -> int:
+            async with self._pool.acquire() as conn:
+                return await _Conn(conn).execute(sql, params)
+
+        return await self._retrying(run)
+
+    async def transact(self, body: Callable[[Executor], Awaitable[T]]) -> T:
+        """Run ``body`` in one transaction, run again whole if the connection dropped."""
+
+        async def run() -> T:
+            async with self._pool.acquire() as conn, conn.transaction():
+                return await body(_Conn(conn))
+
+        return await self._retrying(run)
+
+    def lock_runner(self) -> None:
+        """Any number of ``voicebot run`` processes may share a PostgreSQL database."""
+
+    def notify(self) -> str | None:
+        """Wakes every listening process when the transaction that runs it commits."""
+        return f"NOTIFY {CHANNEL}"
+
+    async def listen(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` on every NOTIFY, on a connection of its own, reconnected when lost."""
+        self._wake = wake
+        await self._connect_listener()
+
+    async def _connect_listener(self) -> None:
+        conn = await asyncpg.connect(self._url)
+        await conn.add_listener(CHANNEL, self._on_notify)
+        conn.add_termination_listener(self._on_listener_lost)
+        self._listener = conn
+
+    def _on_notify(self, *_: object) -> None:
+        if self._wake is not None:
+            self._wake()
+
+    def _on_listener_lost(self, _: object) -> None:
+        if self._closed:
+            return
+        _LOGGER.warning("PostgreSQL notification connection lost; reconnecting")
+        self._listener = None
+        self._listen_task = asyncio.get_running_loop().create_task(self._relisten())
+
+    async def _relisten(self) -> None:
+        await self._retrying(self._connect_listener)
+        if self._wake is not None:
+            self._wake()  # anything created while deaf is found by the next claim
+
+    async def close(self) -> None:
+        """Close the listener and the pool."""
+        self._closed = True
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listen_task
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+        await self._pool.close()
+
+
+async def _retry(run: Callable[[], Awaitable[T]], retry_for: float, where: str) -> T:
+    """Run ``run``, again after transient failures (capped backoff) for up to ``retry_for`` s."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + retry_for
+    delay = 0.05
+    while True:
+        try:
+            return await run()
+        except TRANSIENT as exc:
+            if loop.time() + delay > give_up:
+                raise
+            _LOGGER.warning("PostgreSQL at %s unavailable (%s); retrying", where, exc)
+            await asyncio.sleep(delay)
+            delay = min(2.0, delay * 2)
+
+
+class PostgresJobStore(SqlJobStore):
+    """The job store on a PostgreSQL database (several processes may share it)."""
+
+    db: PostgresDatabase
+
+    @classmethod
+    async def open(
+        cls, url: str, *, pool_size: int = 10, owner: str | None = None
+    ) -> PostgresJobStore:
+        """Connect to ``url`` and migrate."""
+        return cls(await PostgresDatabase.open(url, pool_size=pool_size), owner)

@@ -1,0 +1,102 @@
+"""PostgreSQL schema, versioned in ``voicebot_schema``; migrations run under an advisory lock."""
+
+from __future__ import annotations
+
+# Each entry migrates from version i to i+1; never edit a released entry, append a new one.
+# The same tables, columns and meaning as the SQLite schema at its v7 (a db copy moves rows 1:1).
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        reply_to TEXT,
+        thread_id TEXT,
+        origin_extra TEXT NOT NULL DEFAULT '{}',
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        options TEXT NOT NULL DEFAULT '{}',
+        state TEXT NOT NULL,
+        ticket TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        poll_count INTEGER NOT NULL DEFAULT 0,
+        next_poll_at DOUBLE PRECISION,
+        deadline_at DOUBLE PRECISION NOT NULL,
+        queue_position INTEGER,
+        result TEXT,
+        error TEXT,
+        error_code TEXT,
+        cost DOUBLE PRECISION,
+        currency TEXT,
+        input_duration DOUBLE PRECISION,
+        input_bytes BIGINT,
+        dedup_key TEXT,
+        progress_message_id TEXT,
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        submitted_at DOUBLE PRECISION,
+        completed_at DOUBLE PRECISION,
+        delivered_at DOUBLE PRECISION,
+        delivery_message_id TEXT,
+        delivery_error TEXT,
+        delivery_attempts INTEGER NOT NULL DEFAULT 0,
+        deliver_after DOUBLE PRECISION,
+        extra TEXT NOT NULL DEFAULT '{}',
+        lease_owner TEXT,
+        lease_until DOUBLE PRECISION
+    );
+    -- Claims: unfinished jobs by next step time, finished ones by delivery time.
+    CREATE INDEX jobs_due ON jobs (next_poll_at) WHERE state IN ('queued', 'submitted');
+    CREATE INDEX jobs_undelivered ON jobs (deliver_after)
+        WHERE state IN ('completed', 'failed')
+          AND delivered_at IS NULL AND delivery_error IS NULL;
+    CREATE INDEX jobs_chat ON jobs (platform, chat_id, created_at);
+    CREATE INDEX jobs_user ON jobs (platform, user_id, created_at);
+    CREATE INDEX jobs_created ON jobs (created_at);
+    CREATE INDEX jobs_completed ON jobs (completed_at) WHERE completed_at IS NOT NULL;
+    CREATE INDEX jobs_dedup ON jobs (dedup_key) WHERE dedup_key IS NOT NULL;
+    CREATE INDEX jobs_active ON jobs (state) WHERE state = 'submitting';
+    CREATE TABLE job_blobs (
+        job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        data BYTEA NOT NULL,
+        filename TEXT,
+        content_type TEXT,
+        PRIMARY KEY (job_id, role)
+    );
+    CREATE TABLE chat_settings (
+        platform TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (platform, chat_id)
+    );
+    CREATE TABLE speed_stats (
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        sw DOUBLE PRECISION NOT NULL,
+        sx DOUBLE PRECISION NOT NULL,
+        sy DOUBLE PRECISION NOT NULL,
+        sxx DOUBLE PRECISION NOT NULL,
+        sxy DOUBLE PRECISION NOT NULL,
+        dev DOUBLE PRECISION NOT NULL,
+        samples DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        place DOUBLE PRECISION NOT NULL DEFAULT 0,
+        places DOUBLE PRECISION NOT NULL DEFAULT 0,
+        PRIMARY KEY (provider, model, kind)
+    );
+    -- Input audio lives only until the provider has it: dropped by the statement that moves the
+    -- job on, so no code path can forget it.
+    CREATE FUNCTION voicebot_drop_input() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        DELETE FROM job_blobs WHERE job_id = NEW.id AND role = 'input';
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER jobs_drop_input AFTER UPDATE OF state ON jobs FOR EACH ROW
+        WHEN (NEW.state NOT IN ('queued', 'submitting')) EXECUTE FUNCTION voicebot_drop_input();
+    """,
+)

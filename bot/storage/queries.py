@@ -1,0 +1,126 @@
+"""Chat settings, learned speeds and the usage queries, shared by every SQL backend."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from bot.jobs.models import ACTIVE_STATES, Activity, JobKind
+from bot.storage.codec import (
+    SPEED_COLUMNS,
+    settings_from_row,
+    settings_row,
+    speed_from_row,
+    speed_row,
+    usage_from_row,
+)
+from bot.storage.database import marks, state_in
+
+if TYPE_CHECKING:
+    from bot.storage.database import Database
+
+
+class UsageMixin:
+    """The settings, speed and usage half of :class:`bot.storage.jobs.SqlJobStore`."""
+
+    db: Database
+
+    # -- chat settings ----------------------------------------------------------------------
+
+    async def get_settings(self, platform: str, chat_id: str) -> dict[str, Any]:
+        """The stored settings of a chat (empty when never changed)."""
+        rows = await self.db.fetch(
+            "SELECT data FROM chat_settings WHERE platform = ? AND chat_id = ?",
+            (platform, chat_id),
+        )
+        return settings_from_row(rows[0][0]) if rows else {}
+
+    async def put_settings(
+        self, platform: str, chat_id: str, data: Mapping[str, Any], now: float
+    ) -> None:
+        """Store a chat's settings, replacing the previous ones."""
+        await self.db.execute(
+            "INSERT INTO chat_settings (platform, chat_id, data, updated_at) VALUES (?,?,?,?) "
+            "ON CONFLICT (platform, chat_id) DO UPDATE SET data = excluded.data, "
+            "updated_at = excluded.updated_at",
+            (platform, chat_id, settings_row(data), now),
+        )
+
+    # -- learned provider speed -------------------------------------------------------------
+
+    async def load_speed_stats(self) -> dict[tuple[str, str, str], dict[str, float]]:
+        """Every saved speed fit, keyed by (provider, model, kind)."""
+        rows = await self.db.fetch(
+            f"SELECT provider, model, kind, {', '.join(SPEED_COLUMNS)} FROM speed_stats"
+        )
+        return dict(speed_from_row(tuple(r)) for r in rows)
+
+    async def save_speed_stats(
+        self, key: tuple[str, str, str], values: Mapping[str, float], now: float
+    ) -> None:
+        """Insert or replace one speed fit."""
+        columns = ", ".join(SPEED_COLUMNS)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in (*SPEED_COLUMNS, "updated_at"))
+        await self.db.execute(
+            f"INSERT INTO speed_stats (provider, model, kind, {columns}, updated_at) "
+            f"VALUES ({marks(len(SPEED_COLUMNS) + 4)}) "
+            f"ON CONFLICT (provider, model, kind) DO UPDATE SET {updates}",
+            (*speed_row(key, values), now),
+        )
+
+    # -- limits and usage -------------------------------------------------------------------
+
+    def _sums(self) -> tuple[str, str, str]:
+        d = self.db.dialect
+        paid = f"{d.json_text('options', 'reused_from')} IS NULL"
+        seconds = (
+            f"COALESCE(SUM(CASE WHEN kind = '{JobKind.STT.value}' THEN input_duration END), 0)"
+        )
+        chars = f"COALESCE(SUM({d.json_number('options', 'chars')}), 0)"
+        return paid, seconds, chars
+
+    async def activity(
+        self, platform: str, user_id: str, chat_id: str, *, started_since: float, day: float
+    ) -> Activity:
+        """What the limits look at, for one user and chat, in one query (see :class:`Activity`).
+
+        Each part is a subquery on the ``jobs_user`` or ``jobs_chat`` index.
+        """
+        paid, seconds, chars = self._sums()
+        active = state_in(ACTIVE_STATES)
+        user = "FROM jobs WHERE platform = ? AND user_id = ?"
+        chat = "FROM jobs WHERE platform = ? AND chat_id = ?"
+        u, c = (platform, user_id), (platform, chat_id)
+        parts = (
+            (f"SELECT COUNT(*) {user} AND created_at >= ? AND {paid}", (*u, started_since)),
+            (f"SELECT COUNT(*) {user} AND {active}", u),
+            (f"SELECT COUNT(*) {chat} AND {active}", c),
+            (f"SELECT {seconds} {user} AND created_at >= ? AND {paid}", (*u, day)),
+            (f"SELECT {chars} {user} AND created_at >= ? AND {paid}", (*u, day)),
+            (f"SELECT {seconds} {chat} AND created_at >= ? AND {paid}", (*c, day)),
+            (f"SELECT {chars} {chat} AND created_at >= ? AND {paid}", (*c, day)),
+        )
+        sql = "SELECT " + ", ".join(f"({q})" for q, _ in parts)
+        [row] = await self.db.fetch(sql, [p for _, ps in parts for p in ps])
+        return Activity(
+            started=int(row[0]),
+            user_active=int(row[1]),
+            chat_active=int(row[2]),
+            user_seconds=float(row[3]),
+            user_chars=int(row[4]),
+            chat_seconds=float(row[5]),
+            chat_chars=int(row[6]),
+        )
+
+    async def usage(self, since: float, platform: str | None = None) -> list[dict[str, Any]]:
+        """Per user and chat since ``since``: jobs, audio seconds, characters, cost."""
+        _, seconds, chars = self._sums()
+        where = "created_at >= ?" + (" AND platform = ?" if platform else "")
+        params: tuple[Any, ...] = (since, platform) if platform else (since,)
+        sql = (
+            f"SELECT platform, chat_id, user_id, COUNT(*), {seconds}, {chars}, "
+            f"COALESCE(SUM(cost), 0), MAX(currency) FROM jobs WHERE {where} "
+            "GROUP BY platform, chat_id, user_id "
+            "ORDER BY COALESCE(SUM(cost), 0) DESC, COUNT(*) DESC"
+        )
+        return [usage_from_row(tuple(r)) for r in await self.db.fetch(sql, params)]
