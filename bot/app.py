@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -82,6 +83,8 @@ def config_secrets(config: Config) -> list[str]:
     """Every secret the configuration holds."""
     found = [p.api_key or "" for p in config.providers.values()]
     found += [config.telegram.token or "", config.discord.token or ""]
+    if config.storage.url:
+        found.append(urlsplit(config.storage.url).password or "")
     return [s for s in found if s]
 
 
@@ -236,8 +239,8 @@ async def run_bot(
     core = await Core.open(config)
     started: list[ChatAdapter] = []
     try:
-        await core.store.lock_runner()
         adapters = list(make_adapters(core))
+        await core.store.lock_runner(a.platform for a in adapters)
         if not adapters:
             _LOGGER.warning("no chat platform configured (telegram.token, discord.token)")
         for adapter in adapters:

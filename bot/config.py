@@ -105,6 +105,9 @@ class DiscordConfig:
     max_messages: int = 3
     max_download_bytes: int = 25 * 1024 * 1024
     ready_timeout: float = 60.0
+    # Several processes: each connects the gateway shards in shard_ids (of shard_count in all).
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,11 +349,27 @@ def _read_discord(root: _Section) -> DiscordConfig:
         max_messages=d.get("max_messages", int, 3) or 3,
         max_download_bytes=d.get("max_download_bytes", int, 25 * 1024 * 1024) or 1,
         ready_timeout=d.get("ready_timeout", float, 60.0) or 60.0,
+        **_read_shards(d),
     )
     for key in ("max_messages", "max_download_bytes", "ready_timeout"):
         _positive(d, key, getattr(discord, key))
     d.finish()
     return discord
+
+
+def _read_shards(d: _Section) -> dict[str, Any]:
+    """``shard_count`` and ``shard_ids`` (each id below the count); absent: one process, all."""
+    count = d.get("shard_count", int, None)
+    raw = d.raw("shard_ids")
+    if raw is _MISSING or raw is None:
+        return {"shard_count": count, "shard_ids": None}
+    if not (isinstance(raw, list) and raw and all(isinstance(i, int) for i in raw)):
+        d.problems.append(f"{d._key('shard_ids')}: expected a list of shard numbers, got {raw!r}")
+    elif count is None or not all(0 <= i < count for i in raw):
+        d.problems.append(f"{d._key('shard_ids')}: each must be in 0..shard_count-1")
+    else:
+        return {"shard_count": count, "shard_ids": tuple(raw)}
+    return {"shard_count": count, "shard_ids": None}
 
 
 def _read_limits(root: _Section) -> LimitsConfig:

@@ -54,6 +54,23 @@ class UsageQueries(Protocol):
         ...
 
 
+class Leader(Protocol):
+    """A named lock that one process at a time holds (e.g. the one Telegram ``getUpdates``
+    consumer per token); released by the server when its holder dies."""
+
+    async def acquire(self) -> None:
+        """Wait until this process holds the lock."""
+        ...
+
+    async def wait_lost(self) -> None:
+        """Return when the lock was lost (its connection died); :meth:`acquire` again."""
+        ...
+
+    async def release(self) -> None:
+        """Give the lock up (a standby takes over)."""
+        ...
+
+
 class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
     """The only writer of job rows. Every state change is one guarded transaction; every step
     (submit, poll, deliver) is claimed with a lease before it runs, so several processes can
@@ -66,8 +83,9 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
         """Release the connection(s); the store is unusable afterwards."""
         ...
 
-    async def lock_runner(self) -> None:
-        """Register this process as a ``voicebot run`` on the database (SQLite: the only one).
+    async def lock_runner(self, platforms: Iterable[str]) -> None:
+        """Register this process as a ``voicebot run`` serving ``platforms`` (SQLite: the only
+        one, which takes over the leases a dead predecessor left on their jobs at once).
 
         Raises:
             BotError: the backend serves one runner and another one is running (named).
@@ -113,6 +131,10 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
 
     async def load_blob(self, job_id: str, role: str) -> Blob | None:
         """The ``input`` or ``output`` audio of a job, if still kept."""
+        ...
+
+    def leader(self, name: str) -> Leader:
+        """The lock named ``name``, shared by every process on this database."""
         ...
 
     # -- claims (leases) ----------------------------------------------------------------------

@@ -4,6 +4,7 @@ transitions, leases, cancellation, restart, queries. A backend is correct when t
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.errors import BotError
 from bot.jobs.models import Blob, JobKind, JobState, NewJob
 from bot.models import Origin
 from bot.storage import open_store
@@ -380,3 +382,32 @@ async def test_store_sqlite_database_from_schema_v6_opens_and_migrates(tmp_path:
         await store.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+async def test_store_sqlite_refuses_a_second_runner_naming_file_and_process(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bot.sqlite3"
+    first, second = await SqliteJobStore.open(path), await SqliteJobStore.open(path)
+    try:
+        job = await first.create(new_job(), now=1.0)
+        await claimed(first, 1.0)  # a step claimed by a process that then dies
+        await first.lock_runner(TG)
+        with pytest.raises(BotError) as refused:
+            await second.lock_runner(TG)
+        assert str(path) in str(refused.value) and f"pid {os.getpid()}" in str(refused.value)
+        await first.close()  # the runner stops: the file is free, its leases are taken over
+        await second.lock_runner(TG)
+        assert await claimed(second, 2.0) == [job.id]
+    finally:
+        await second.close()
+
+
+async def test_store_begin_submit_replayed_by_its_own_step_counts_once(store: SqlJobStore) -> None:
+    """A backend re-runs a statement whose answer was lost: the step's own SUBMITTING is a yes."""
+    job = await store.create(new_job(), now=1.0, input_blob=Blob(b"x", None, None))
+    await claimed(store, 1.0)
+    assert await store.begin_submit(job.id, 2.0)
+    assert await store.begin_submit(job.id, 2.0)
+    got = await store.get(job.id)
+    assert got is not None and got.attempts == 1 and got.state is JobState.SUBMITTING

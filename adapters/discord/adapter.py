@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 import yarl
@@ -61,11 +61,19 @@ class DiscordAdapter:
         # The bot never joins voice channels: the "PyNaCl/davey not installed" warnings are noise.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False
-        self.client = discord.Client(
-            intents=build_intents(self.config.message_content),
-            allowed_mentions=discord.AllowedMentions.none(),
-            guild_ready_timeout=guild_ready_timeout,
-        )
+        options: dict[str, Any] = {
+            "intents": build_intents(self.config.message_content),
+            "allowed_mentions": discord.AllowedMentions.none(),
+            "guild_ready_timeout": guild_ready_timeout,
+        }
+        if self.config.shard_count is None:
+            self.client = discord.Client(**options)
+        else:  # several processes split the gateway: this one runs shard_ids of shard_count
+            self.client = discord.AutoShardedClient(
+                shard_count=self.config.shard_count,
+                shard_ids=list(self.config.shard_ids or range(self.config.shard_count)),
+                **options,
+            )
         self.tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(self.client)
         self.outbox = Outbox(self.client)
         self.handlers = Handlers(core, self.client, self.tree)

@@ -128,8 +128,31 @@ class TelegramAdapter:
         await self.app.start()
         # Updates sent while the bot was down are still answered: no drop_pending_updates.
         await self.app.bot.delete_webhook()
-        self._polling = asyncio.create_task(self._poll(), name="telegram-poll")
-        _LOGGER.info("telegram: polling as @%s", self.app.bot.username)
+        self._polling = asyncio.create_task(self._receive(), name="telegram-poll")
+        _LOGGER.info("telegram: started as @%s", self.app.bot.username)
+
+    async def _receive(self) -> None:
+        """Poll while this process holds the token's leader lock: Telegram allows one
+        ``getUpdates`` consumer per token, so with several processes on one database one
+        receives and the others stand by (and still deliver). A standby that takes over starts
+        from the last confirmed offset: updates the old leader had not confirmed are replayed,
+        and ``service.already_created`` skips those whose job it stored."""
+        leader = self.core.store.leader(f"telegram:{self.app.bot.id}")
+        try:
+            while True:
+                await leader.acquire()
+                _LOGGER.info("telegram: polling as @%s", self.app.bot.username)
+                poll = asyncio.create_task(self._poll(), name="telegram-getupdates")
+                lost = asyncio.create_task(leader.wait_lost(), name="telegram-leader")
+                await asyncio.wait({poll, lost}, return_when=asyncio.FIRST_COMPLETED)
+                for task in (poll, lost):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                if poll.done() and not poll.cancelled():
+                    return  # polling ended by itself (token revoked)
+        finally:
+            await leader.release()
 
     async def _poll(self) -> None:
         """Long-poll getUpdates; confirm a batch (next offset) only after its handlers ran.

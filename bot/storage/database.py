@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from bot.jobs.models import JobState
+from bot.ports import Leader
 from bot.storage.codec import Row
 
 T = TypeVar("T")
@@ -62,8 +64,16 @@ class Database(Executor, Protocol):
         """Call ``wake`` on :meth:`notify` from any process (no-op where unsupported)."""
         ...
 
-    def lock_runner(self) -> None:
-        """Claim the right to run a bot on this database, or raise BotError naming who has it."""
+    def lock_runner(self) -> bool:
+        """Claim the right to run a bot on this database, or raise BotError naming who has it.
+
+        Returns:
+            True when this is the only runner (every lease of its platforms is a dead one's).
+        """
+        ...
+
+    def leader(self, name: str) -> Leader:
+        """The named one-holder lock."""
         ...
 
     def notify(self) -> str | None:
@@ -73,6 +83,20 @@ class Database(Executor, Protocol):
     async def close(self) -> None:
         """Close every connection."""
         ...
+
+
+class SoleLeader:
+    """The :class:`Leader` of a backend with one runner per database: always held."""
+
+    async def acquire(self) -> None:
+        """Held at once."""
+
+    async def wait_lost(self) -> None:
+        """Never lost."""
+        await asyncio.Event().wait()
+
+    async def release(self) -> None:
+        """Nothing to release."""
 
 
 def state_in(states: Iterable[JobState]) -> str:

@@ -18,6 +18,7 @@ from bot.jobs.models import (
     JobState,
     NewJob,
 )
+from bot.ports import Leader
 from bot.storage.codec import (
     BLOB_COLUMNS,
     JOB_COLUMNS,
@@ -59,6 +60,15 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+def _same(job: Job, new: NewJob, now: float) -> bool:
+    return (job.origin, job.created_at, job.kind, dict(job.options)) == (
+        new.origin,
+        now,
+        new.kind,
+        dict(new.options),
+    )
+
+
 class SqlJobStore(UsageMixin):
     """The :class:`bot.ports.JobStore` of every SQL backend (they differ in :class:`Database`)."""
 
@@ -70,9 +80,21 @@ class SqlJobStore(UsageMixin):
         """Close the database; the store is unusable afterwards."""
         await self.db.close()
 
-    async def lock_runner(self) -> None:
-        """Register this process as a ``voicebot run`` (SQLite refuses a second one)."""
-        self.db.lock_runner()
+    async def lock_runner(self, platforms: Iterable[str]) -> None:
+        """Register this process as a ``voicebot run`` (SQLite refuses a second one, and the
+        one runner takes over the leases its dead predecessor left at once)."""
+        names = list(platforms)
+        if self.db.lock_runner() and names:
+            freed = await self.db.execute(
+                f"UPDATE jobs SET {RELEASE} WHERE lease_owner IS NOT NULL AND {self._pl(names)}",
+                names,
+            )
+            if freed:
+                _LOGGER.info("took over %d step(s) a stopped process had claimed", freed)
+
+    def leader(self, name: str) -> Leader:
+        """The lock named ``name`` (one holder across the processes on this database)."""
+        return self.db.leader(name)
 
     async def watch(self, wake: Callable[[], None]) -> None:
         """Wake this process when another one creates a job or finishes a step."""
@@ -125,7 +147,12 @@ class SqlJobStore(UsageMixin):
             try:
                 await self.db.transact(body)
             except DuplicateKey:
-                continue  # id collision: draw another
+                # Our own insert, if its commit landed and only the answer was lost (the
+                # backend ran it again); else another job has this id: draw another.
+                mine = await self.get(job_id)
+                if mine is not None and _same(mine, new, now):
+                    return mine
+                continue
             job = await self.get(job_id)
             assert job is not None
             return job
@@ -241,11 +268,16 @@ class SqlJobStore(UsageMixin):
 
     async def begin_submit(self, job_id: str, now: float) -> bool:
         """QUEUED → SUBMITTING, recorded *before* the request leaves (see README: crash safety).
-        The lease is kept: the submit is still running."""
+        The lease is kept: the submit is still running. Run again after a lost answer (the
+        backend retries), it finds its own SUBMITTING under this owner's lease (only the step
+        running now can hold that) and says yes without counting a second attempt."""
+        queued = state_in([JobState.QUEUED])
         return await self._update(
-            f"UPDATE jobs SET state = '{JobState.SUBMITTING.value}', attempts = attempts + 1, "
-            f"updated_at = ? WHERE id = ? AND {state_in([JobState.QUEUED])} AND {MINE}",
-            (now, job_id, self.owner),
+            f"UPDATE jobs SET state = '{JobState.SUBMITTING.value}', "
+            f"attempts = attempts + CASE WHEN {queued} THEN 1 ELSE 0 END, updated_at = ? "
+            f"WHERE id = ? AND ({queued} AND {MINE} OR "
+            f"{state_in([JobState.SUBMITTING])} AND lease_owner = ?)",
+            (now, job_id, self.owner, self.owner),
         )
 
     async def requeue(self, job_id: str, next_at: float, now: float) -> bool:

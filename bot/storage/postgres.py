@@ -8,6 +8,7 @@ import contextlib
 import functools
 import logging
 import re
+import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -16,6 +17,7 @@ import asyncpg
 import asyncpg.exceptions as pgerr
 
 from bot.errors import BotError
+from bot.ports import Leader
 from bot.storage.codec import Row
 from bot.storage.database import Dialect, DuplicateKey, Executor
 from bot.storage.jobs import SqlJobStore
@@ -168,8 +170,14 @@ class PostgresDatabase:
 
         return await self._retrying(run)
 
-    def lock_runner(self) -> None:
-        """Any number of ``voicebot run`` processes may share a PostgreSQL database."""
+    def lock_runner(self) -> bool:
+        """Any number of ``voicebot run`` processes may share a PostgreSQL database (their
+        leases expire on their own when one dies)."""
+        return False
+
+    def leader(self, name: str) -> Leader:
+        """A session advisory lock on a connection of its own (see :class:`PgLeader`)."""
+        return PgLeader(self._url, name)
 
     def notify(self) -> str | None:
         """Wakes every listening process when the transaction that runs it commits."""
@@ -213,6 +221,63 @@ class PostgresDatabase:
             with contextlib.suppress(Exception):
                 await self._listener.close()
         await self._pool.close()
+
+
+class PgLeader:
+    """One holder at a time across processes: ``pg_try_advisory_lock`` on a dedicated
+    connection. The server drops the lock with the connection, so a holder that dies (or loses
+    its connection) frees it at once; standbys try every ``every`` seconds, and the holder checks
+    its connection as often, so it stops acting as leader when it can no longer be sure."""
+
+    def __init__(self, url: str, name: str, every: float = 2.0) -> None:
+        self._url = url
+        self._key = zlib.crc32(f"voicebot:{name}".encode())
+        self._name = name
+        self._every = every
+        self._conn: asyncpg.Connection[asyncpg.Record] | None = None
+
+    async def acquire(self) -> None:
+        """Wait until this process holds the lock (retrying through server outages)."""
+        waiting = False
+        while True:
+            try:
+                if self._conn is None or self._conn.is_closed():
+                    self._conn = await asyncpg.connect(self._url)
+                if await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self._key):
+                    _LOGGER.info("leader lock %r: held by this process", self._name)
+                    return
+            except TRANSIENT as exc:
+                _LOGGER.warning("leader lock %r: database unavailable (%s)", self._name, exc)
+                await self._drop()
+            if not waiting:
+                _LOGGER.info("leader lock %r: held elsewhere; standing by", self._name)
+                waiting = True
+            await asyncio.sleep(self._every)
+
+    async def wait_lost(self) -> None:
+        """Return once the lock's connection is gone (the server released the lock)."""
+        while True:
+            await asyncio.sleep(self._every)
+            if self._conn is None:
+                return
+            try:
+                await asyncio.wait_for(self._conn.fetchval("SELECT 1"), self._every * 2)
+            except TRANSIENT as exc:
+                _LOGGER.warning("leader lock %r: lost (%s)", self._name, exc)
+                await self._drop()
+                return
+
+    async def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.terminate()
+            self._conn = None
+
+    async def release(self) -> None:
+        """Close the connection: the server releases the lock with it."""
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._conn.close(), 5.0)
+            await self._drop()
 
 
 async def _retry(run: Callable[[], Awaitable[T]], retry_for: float, where: str) -> T:

@@ -14,8 +14,9 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from bot.errors import BotError
+from bot.ports import Leader
 from bot.storage.codec import Row
-from bot.storage.database import Dialect, DuplicateKey, Executor
+from bot.storage.database import Dialect, DuplicateKey, Executor, SoleLeader
 from bot.storage.jobs import SqlJobStore
 from bot.storage.sqlite_schema import MIGRATIONS
 
@@ -134,7 +135,11 @@ class SqliteDatabase:
         """No cross-process notifications in SQLite."""
         return None
 
-    def lock_runner(self) -> None:
+    def leader(self, name: str) -> Leader:
+        """Always this process's: one runner per file (see :meth:`lock_runner`)."""
+        return SoleLeader()
+
+    def lock_runner(self) -> bool:
         """Make this the one ``voicebot run`` process on this file, or refuse clearly.
 
         Several processes would each receive the same chat updates; one file serves one bot
@@ -159,6 +164,7 @@ class SqliteDatabase:
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._run_lock = fd
+        return True
 
     async def close(self) -> None:
         """Close the connection (and drop the run lock)."""
