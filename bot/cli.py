@@ -77,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="show one job")
     st.add_argument("job_id")
     sub.add_parser("check-config", help="validate the configuration and exit")
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db", required=True)
+    cp = db.add_parser(
+        "copy", help="copy everything to an empty database (e.g. SQLite → PostgreSQL)"
+    )
+    cp.add_argument("source", help="SQLite path or URL, or postgresql://… URL")
+    cp.add_argument("target", help="an empty database: SQLite path or URL, or postgresql://…")
     return p
 
 
@@ -208,11 +214,21 @@ async def _with_core(config: Config, args: argparse.Namespace) -> int:
         await core.close()
 
 
+def _db_copy(source: str, target: str) -> int:
+    from bot.storage.copy import copy_database
+
+    counts = asyncio.run(copy_database(source, target))
+    print("copied " + ", ".join(f"{n} {table}" for table, n in counts.items()))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``voicebot`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
     setup_logging(None, "WARNING")
     try:
+        if args.command == "db":
+            return _db_copy(args.source, args.target)
         config = load_config(_config_path(args.config))
         setup_logging(config)
         if args.command in ("transcribe", "speak", "jobs", "status"):

@@ -341,8 +341,33 @@ async def test_store_activity_and_usage_count_paid_jobs(store: SqlJobStore) -> N
     assert (act.started, act.user_active, act.chat_active) == (2, 2, 2)
     assert (act.user_seconds, act.user_chars, act.chat_chars) == (3.5, 12, 12)
     [row] = await store.usage(0.0)
-    assert row["jobs"] == 3 and row["chars"] == 12 and row["user_id"] == "7"
-    assert await store.usage(200.0) == []
+    assert (row["jobs"], row["chars"], row["audio_seconds"]) == (3, 12, 7.0)
+    assert await store.usage(86400.0) == []  # whole UTC days from the one containing since
+    assert await store.usage(0.0, platform="discord") == []
+
+
+async def test_store_usage_rollup_equals_the_jobs_sums(store: SqlJobStore) -> None:
+    """The daily rollup follows creation, cost updates, /forget and purge exactly."""
+    day = 86400.0
+    other = Origin("discord", "c9", "u9")
+    a = await store.create(new_job(), now=day + 10)
+    b = await store.create(new_job(origin=other), now=2 * day + 10)
+    tts = new_job(kind=JobKind.TTS, options={"chars": 30}, input_duration=None)
+    c = await store.create(tts, now=2 * day + 20)
+    await store.begin_submit(a.id, day + 11)
+    await store.mark_submitted(a.id, {"r": 1}, next_poll_at=day + 20, now=day + 12, cost=0.25)
+    await store.complete(a.id, {"text": "x"}, now=day + 30, cost=0.5, currency="USD")
+    rows = {r["user_id"]: r for r in await store.usage(0.0)}
+    assert rows["7"]["jobs"] == 2 and rows["7"]["cost"] == 0.5 and rows["7"]["chars"] == 30
+    assert rows["7"]["currency"] == "USD" and rows["u9"]["audio_seconds"] == 3.5
+    assert {r["user_id"] for r in await store.usage(2 * day)} == {"7", "u9"}
+    assert await store.forget("discord", "c9", "u9") == 1
+    assert [r["user_id"] for r in await store.usage(0.0)] == ["7"]
+    await store.cancel(c.id, 2 * day + 30)
+    assert await store.purge(3 * day) == 1  # the cancelled one; a is not answered yet
+    [left] = await store.usage(0.0)
+    assert (left["jobs"], left["chars"], left["cost"]) == (1, 0, 0.5)
+    assert await store.get(b.id) is None
 
 
 async def test_store_sqlite_file_is_private(tmp_path: Path) -> None:

@@ -100,3 +100,50 @@ MIGRATIONS: tuple[str, ...] = (
         WHEN (NEW.state NOT IN ('queued', 'submitting')) EXECUTE FUNCTION voicebot_drop_input();
     """,
 )
+
+MIGRATIONS += (
+    # v2: /usage from a daily rollup kept by a trigger (the jobs table's sums per UTC day).
+    """
+    CREATE TABLE usage_daily (
+        day DOUBLE PRECISION NOT NULL,
+        platform TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        jobs BIGINT NOT NULL DEFAULT 0,
+        audio_seconds DOUBLE PRECISION NOT NULL DEFAULT 0,
+        chars BIGINT NOT NULL DEFAULT 0,
+        cost DOUBLE PRECISION NOT NULL DEFAULT 0,
+        currency TEXT,
+        PRIMARY KEY (day, platform, chat_id, user_id)
+    );
+    CREATE FUNCTION voicebot_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        sign INTEGER;
+        j jobs;
+    BEGIN
+        IF TG_OP = 'UPDATE' THEN
+            UPDATE usage_daily SET cost = cost + COALESCE(NEW.cost, 0) - COALESCE(OLD.cost, 0),
+                currency = COALESCE(NEW.currency, currency)
+            WHERE day = floor(NEW.created_at / 86400) * 86400 AND platform = NEW.platform
+              AND chat_id = NEW.chat_id AND user_id = NEW.user_id;
+            RETURN NULL;
+        END IF;
+        IF TG_OP = 'INSERT' THEN sign := 1; j := NEW; ELSE sign := -1; j := OLD; END IF;
+        INSERT INTO usage_daily AS u (day, platform, chat_id, user_id, jobs, audio_seconds,
+                                      chars, cost, currency)
+        VALUES (floor(j.created_at / 86400) * 86400, j.platform, j.chat_id, j.user_id, sign,
+                sign * CASE WHEN j.kind = 'stt' THEN COALESCE(j.input_duration, 0) ELSE 0 END,
+                sign * COALESCE((j.options::jsonb ->> 'chars')::bigint, 0),
+                sign * COALESCE(j.cost, 0), j.currency)
+        ON CONFLICT (day, platform, chat_id, user_id) DO UPDATE SET
+            jobs = u.jobs + excluded.jobs, audio_seconds = u.audio_seconds + excluded.audio_seconds,
+            chars = u.chars + excluded.chars, cost = u.cost + excluded.cost,
+            currency = COALESCE(excluded.currency, u.currency);
+        DELETE FROM usage_daily WHERE jobs <= 0 AND day = floor(j.created_at / 86400) * 86400
+          AND platform = j.platform AND chat_id = j.chat_id AND user_id = j.user_id;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER jobs_usage AFTER INSERT OR DELETE OR UPDATE OF cost, currency ON jobs
+        FOR EACH ROW EXECUTE FUNCTION voicebot_usage();
+    """,
+)

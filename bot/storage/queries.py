@@ -113,14 +113,16 @@ class UsageMixin:
         )
 
     async def usage(self, since: float, platform: str | None = None) -> list[dict[str, Any]]:
-        """Per user and chat since ``since``: jobs, audio seconds, characters, cost."""
-        _, seconds, chars = self._sums()
-        where = "created_at >= ?" + (" AND platform = ?" if platform else "")
-        params: tuple[Any, ...] = (since, platform) if platform else (since,)
+        """Per user and chat, over the UTC days from the one containing ``since``: jobs, audio
+        seconds, characters, cost. Read from the daily rollup (``usage_daily``), which triggers
+        keep equal to the jobs table's sums, so it costs days × users, not jobs."""
+        where = "day >= ?" + (" AND platform = ?" if platform else "")
+        day = (since // 86400) * 86400
+        params: tuple[Any, ...] = (day, platform) if platform else (day,)
         sql = (
-            f"SELECT platform, chat_id, user_id, COUNT(*), {seconds}, {chars}, "
-            f"COALESCE(SUM(cost), 0), MAX(currency) FROM jobs WHERE {where} "
-            "GROUP BY platform, chat_id, user_id "
-            "ORDER BY COALESCE(SUM(cost), 0) DESC, COUNT(*) DESC"
+            "SELECT platform, chat_id, user_id, SUM(jobs), SUM(audio_seconds), SUM(chars), "
+            f"SUM(cost), MAX(currency) FROM usage_daily WHERE {where} "
+            "GROUP BY platform, chat_id, user_id HAVING SUM(jobs) > 0 "
+            "ORDER BY SUM(cost) DESC, SUM(jobs) DESC"
         )
         return [usage_from_row(tuple(r)) for r in await self.db.fetch(sql, params)]

@@ -139,3 +139,58 @@ MIGRATIONS += (
     CREATE INDEX jobs_completed ON jobs (completed_at) WHERE completed_at IS NOT NULL;
     """,
 )
+
+MIGRATIONS += (
+    # v8: /usage from a daily rollup kept by triggers (exactly the jobs table's sums per UTC day
+    # of creation, so a 30-day answer reads ~30 rows per user instead of every job).
+    """
+    CREATE TABLE usage_daily (
+        day REAL NOT NULL,
+        platform TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        jobs INTEGER NOT NULL DEFAULT 0,
+        audio_seconds REAL NOT NULL DEFAULT 0,
+        chars INTEGER NOT NULL DEFAULT 0,
+        cost REAL NOT NULL DEFAULT 0,
+        currency TEXT,
+        PRIMARY KEY (day, platform, chat_id, user_id)
+    );
+    INSERT INTO usage_daily
+        SELECT CAST(created_at / 86400 AS INTEGER) * 86400.0, platform, chat_id, user_id,
+               COUNT(*), COALESCE(SUM(CASE WHEN kind = 'stt' THEN input_duration END), 0),
+               COALESCE(SUM(json_extract(options, '$.chars')), 0), COALESCE(SUM(cost), 0),
+               MAX(currency)
+        FROM jobs GROUP BY 1, 2, 3, 4;
+    CREATE TRIGGER usage_on_insert AFTER INSERT ON jobs BEGIN
+        INSERT INTO usage_daily (day, platform, chat_id, user_id, jobs, audio_seconds, chars,
+                                 cost, currency)
+        VALUES (CAST(NEW.created_at / 86400 AS INTEGER) * 86400.0, NEW.platform, NEW.chat_id,
+                NEW.user_id, 1, CASE WHEN NEW.kind = 'stt' THEN COALESCE(NEW.input_duration, 0)
+                ELSE 0 END, COALESCE(json_extract(NEW.options, '$.chars'), 0),
+                COALESCE(NEW.cost, 0), NEW.currency)
+        ON CONFLICT (day, platform, chat_id, user_id) DO UPDATE SET
+            jobs = jobs + 1, audio_seconds = audio_seconds + excluded.audio_seconds,
+            chars = chars + excluded.chars, cost = cost + excluded.cost,
+            currency = COALESCE(excluded.currency, currency);
+    END;
+    CREATE TRIGGER usage_on_cost AFTER UPDATE OF cost, currency ON jobs BEGIN
+        UPDATE usage_daily SET cost = cost + COALESCE(NEW.cost, 0) - COALESCE(OLD.cost, 0),
+            currency = COALESCE(NEW.currency, currency)
+        WHERE day = CAST(NEW.created_at / 86400 AS INTEGER) * 86400.0
+          AND platform = NEW.platform AND chat_id = NEW.chat_id AND user_id = NEW.user_id;
+    END;
+    CREATE TRIGGER usage_on_delete AFTER DELETE ON jobs BEGIN
+        UPDATE usage_daily SET jobs = jobs - 1,
+            audio_seconds = audio_seconds
+                - CASE WHEN OLD.kind = 'stt' THEN COALESCE(OLD.input_duration, 0) ELSE 0 END,
+            chars = chars - COALESCE(json_extract(OLD.options, '$.chars'), 0),
+            cost = cost - COALESCE(OLD.cost, 0)
+        WHERE day = CAST(OLD.created_at / 86400 AS INTEGER) * 86400.0
+          AND platform = OLD.platform AND chat_id = OLD.chat_id AND user_id = OLD.user_id;
+        DELETE FROM usage_daily WHERE jobs <= 0
+          AND day = CAST(OLD.created_at / 86400 AS INTEGER) * 86400.0
+          AND platform = OLD.platform AND chat_id = OLD.chat_id AND user_id = OLD.user_id;
+    END;
+    """,
+)
