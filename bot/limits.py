@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.config import AccessConfig, LimitsConfig
 from bot.errors import InputError
-from bot.jobs.models import Activity
+from bot.jobs.models import Activity, Admission
 from bot.models import Origin
 from bot.ports import UsageQueries
 from bot.status import format_age
@@ -104,8 +104,31 @@ class Guard:
             raise AccessDenied()
         if origin.platform == OPERATOR_PLATFORM or not self._limited():
             return None
-        lim = self._limits
         act = await self._activity(origin)
+        self._check_start(act)
+        return act
+
+    def admission(
+        self, origin: Origin, *, seconds: float = 0.0, chars: int = 0
+    ) -> Admission | None:
+        """Every limit, to check again inside the store's transaction that creates the job
+        (:meth:`bot.ports.JobStore.create`): checks and creation are one atomic step, so a burst
+        gets exactly the allowed number of jobs, across processes too."""
+        if origin.platform == OPERATOR_PLATFORM or not self._limited():
+            return None
+
+        def check(act: Activity) -> None:
+            self._check_start(act)
+            if seconds:
+                self._check_seconds(act, seconds)
+            if chars:
+                self._check_daily_chars(act, chars)
+
+        now = self._clock()
+        return Admission(started_since=now - 60, day=day_start(now), check=check)
+
+    def _check_start(self, act: Activity) -> None:
+        lim = self._limits
         if 0 < lim.jobs_per_minute <= act.started:
             raise LimitExceeded(
                 f"You started {act.started} jobs in the last minute (limit "
@@ -121,7 +144,6 @@ class Guard:
                 f"This chat already has {act.chat_active} unfinished jobs (limit "
                 f"{lim.concurrent_per_chat}). Wait for one to finish; /status shows them."
             )
-        return act
 
     def _limited(self) -> bool:
         lim = self._limits
@@ -147,7 +169,11 @@ class Guard:
         caps = (lim.daily_audio_minutes_per_user, lim.daily_audio_minutes_per_chat)
         if origin.platform == OPERATOR_PLATFORM or not any(c > 0 for c in caps):
             return
-        act = activity or await self._activity(origin)
+        self._check_seconds(activity or await self._activity(origin), seconds)
+
+    def _check_seconds(self, act: Activity, seconds: float) -> None:
+        lim = self._limits
+        caps = (lim.daily_audio_minutes_per_user, lim.daily_audio_minutes_per_chat)
         for scope, cap, used in (
             ("your", caps[0], act.user_seconds),
             ("this chat's", caps[1], act.chat_seconds),
@@ -174,7 +200,11 @@ class Guard:
         caps = (lim.daily_tts_chars_per_user, lim.daily_tts_chars_per_chat)
         if not any(c > 0 for c in caps):
             return
-        act = activity or await self._activity(origin)
+        self._check_daily_chars(activity or await self._activity(origin), chars)
+
+    def _check_daily_chars(self, act: Activity, chars: int) -> None:
+        lim = self._limits
+        caps = (lim.daily_tts_chars_per_user, lim.daily_tts_chars_per_chat)
         for scope, cap, used in (
             ("your", caps[0], act.user_chars),
             ("this chat's", caps[1], act.chat_chars),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from bot.jobs.models import Activity, Blob, Job, JobState, NewJob
+from bot.jobs.models import Activity, Admission, Blob, Job, JobState, NewJob
 
 
 class SpeedStore(Protocol):
@@ -101,8 +101,13 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
         state: JobState = JobState.QUEUED,
         result: Mapping[str, Any] | None = None,
         output_blob: Blob | None = None,
+        admit: Admission | None = None,
     ) -> Job:
-        """Insert a job (QUEUED with its input, or already COMPLETED for a reused result)."""
+        """Insert a job (QUEUED with its input, or already COMPLETED for a reused result).
+
+        Raises:
+            Exception: whatever ``admit.check`` raises (e.g. LimitExceeded): nothing is stored.
+        """
         ...
 
     async def get(self, job_id: str) -> Job | None:

@@ -160,6 +160,7 @@ class VoiceService:
             ),
             now=now,
             input_blob=Blob(prepared.data, prepared.filename, prepared.content_type),
+            admit=self.guard.admission(origin, seconds=prepared.duration),
         )
         self._wake()
         return job
@@ -238,6 +239,7 @@ class VoiceService:
                 deadline_at=now + self.config.jobs.deadline_seconds,
             ),
             now=now,
+            admit=self.guard.admission(origin, chars=len(text)),
         )
         self._wake()
         return job

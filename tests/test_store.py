@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import AccessConfig, LimitsConfig
 from bot.errors import BotError
 from bot.jobs.models import Blob, JobKind, JobState, NewJob
+from bot.limits import Guard, LimitExceeded
 from bot.models import Origin
 from bot.storage import open_store
 from bot.storage.jobs import SqlJobStore
@@ -436,3 +438,42 @@ async def test_store_begin_submit_replayed_by_its_own_step_counts_once(store: Sq
     assert await store.begin_submit(job.id, 2.0)
     got = await store.get(job.id)
     assert got is not None and got.attempts == 1 and got.state is JobState.SUBMITTING
+
+
+@pytest.mark.parametrize(
+    ("limits", "allowed"),
+    [
+        (LimitsConfig(jobs_per_minute=5, concurrent_per_user=0, concurrent_per_chat=0), 5),
+        (LimitsConfig(jobs_per_minute=0, concurrent_per_user=3, concurrent_per_chat=0), 3),
+        (
+            LimitsConfig(
+                jobs_per_minute=0,
+                concurrent_per_user=0,
+                concurrent_per_chat=0,
+                daily_audio_minutes_per_user=0.5,  # 30 s: eight notes of 3.5 s fit
+            ),
+            8,
+        ),
+    ],
+)
+async def test_store_caps_hold_for_a_burst_across_processes(
+    opener: Opener, limits: LimitsConfig, allowed: int
+) -> None:
+    """50 voice notes at once from one user, spread over three stores ("processes") on one
+    database: exactly the allowed number become jobs, every other one is refused clearly."""
+    stores = [await opener() for _ in range(3)]
+    guard = Guard(stores[0], limits, AccessConfig(), clock=lambda: 1000.0)
+
+    async def one(i: int) -> str:
+        admit = guard.admission(ORIGIN, seconds=3.5)
+        try:
+            await stores[i % 3].create(new_job(), now=1000.0, admit=admit)
+        except LimitExceeded as exc:
+            return str(exc)
+        return "created"
+
+    outcomes = await asyncio.gather(*(one(i) for i in range(50)))
+    assert outcomes.count("created") == allowed
+    refusals = {o for o in outcomes if o != "created"}
+    assert len(refusals) >= 1 and all("limit" in o for o in refusals)
+    assert len(await stores[0].recent(100)) == allowed

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -73,6 +73,16 @@ class NewJob:
     deadline_at: float
     input_duration: float | None = None
     dedup_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Limits a new job must pass, checked in the transaction that creates it: the store reads
+    the :class:`Activity` over this window and calls ``check``, which raises to refuse."""
+
+    started_since: float
+    day: float
+    check: Callable[[Activity], None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,9 @@ class Dialect:
     """How a platform filter names the column (SQLite: ``+platform`` to keep its index choice)."""
     skip_locked: str = ""
     """Appended to a claim's inner SELECT (PostgreSQL: ``FOR UPDATE SKIP LOCKED``)."""
+    lock_key: str = ""
+    """A query taking a transaction-scoped lock on a text key (SQLite: none needed, its write
+    transactions are serial)."""
 
 
 class Executor(Protocol):

@@ -13,11 +13,13 @@ from bot.jobs.models import (
     ACTIVE_STATES,
     DUE_STATES,
     REPLY_STATES,
+    Admission,
     Blob,
     Job,
     JobState,
     NewJob,
 )
+from bot.models import Origin
 from bot.ports import Leader
 from bot.storage.codec import (
     BLOB_COLUMNS,
@@ -125,8 +127,12 @@ class SqlJobStore(UsageMixin):
         state: JobState = JobState.QUEUED,
         result: Mapping[str, Any] | None = None,
         output_blob: Blob | None = None,
+        admit: Admission | None = None,
     ) -> Job:
-        """Insert a job (QUEUED with its input, or already COMPLETED for a reused result)."""
+        """Insert a job (QUEUED with its input, or already COMPLETED for a reused result).
+        With ``admit``, its limits are checked in the same transaction, serialised per user and
+        chat (SQLite: one writer; PostgreSQL: advisory transaction locks), so two creations
+        never both pass on the same remaining allowance."""
         columns = ", ".join(NEW_JOB_COLUMNS)
         insert_job = f"INSERT INTO jobs ({columns}) VALUES ({marks(len(NEW_JOB_COLUMNS))})"
         insert_blob = f"INSERT INTO job_blobs ({', '.join(BLOB_COLUMNS)}) VALUES ({marks(5)})"
@@ -137,6 +143,8 @@ class SqlJobStore(UsageMixin):
             row = new_job_row(job_id, new, now=now, state=state, input_bytes=size, result=result)
 
             async def body(tx: Executor, job_id: str = job_id, row: Any = row) -> None:
+                if admit is not None:
+                    await self._admit(tx, new.origin, admit)
                 await tx.execute(insert_job, row)
                 for role, blob in (("input", input_blob), ("output", output_blob)):
                     if blob is not None:
@@ -157,6 +165,14 @@ class SqlJobStore(UsageMixin):
             assert job is not None
             return job
         raise RuntimeError("could not allocate a unique job id")
+
+    async def _admit(self, tx: Executor, origin: Origin, admit: Admission) -> None:
+        lock = self.db.dialect.lock_key
+        if lock:
+            p = origin.platform
+            for key in sorted((f"u:{p}:{origin.user_id}", f"c:{p}:{origin.chat_id}")):
+                await tx.fetch(lock, (key,))
+        admit.check(await self._read_activity(tx, origin, admit.started_since, admit.day))
 
     async def get(self, job_id: str) -> Job | None:
         """Return the job with this id, or None."""

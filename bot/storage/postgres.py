@@ -31,6 +31,7 @@ POSTGRES = Dialect(
     json_text=lambda col, key: f"({col}::jsonb ->> '{key}')",
     json_number=lambda col, key: f"(({col}::jsonb ->> '{key}')::double precision)",
     skip_locked=" FOR UPDATE SKIP LOCKED",
+    lock_key="SELECT pg_advisory_xact_lock(hashtext(?))",
 )
 CHANNEL = "voicebot_jobs"
 MIGRATION_LOCK = 0x766F6963  # "voic": serialises migrations of every process on this database

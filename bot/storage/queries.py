@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from bot.jobs.models import ACTIVE_STATES, Activity, JobKind
+from bot.models import Origin
 from bot.storage.codec import (
     SPEED_COLUMNS,
     settings_from_row,
@@ -14,7 +15,7 @@ from bot.storage.codec import (
     speed_row,
     usage_from_row,
 )
-from bot.storage.database import marks, state_in
+from bot.storage.database import Executor, marks, state_in
 
 if TYPE_CHECKING:
     from bot.storage.database import Database
@@ -79,13 +80,9 @@ class UsageMixin:
         chars = f"COALESCE(SUM({d.json_number('options', 'chars')}), 0)"
         return paid, seconds, chars
 
-    async def activity(
-        self, platform: str, user_id: str, chat_id: str, *, started_since: float, day: float
-    ) -> Activity:
-        """What the limits look at, for one user and chat, in one query (see :class:`Activity`).
-
-        Each part is a subquery on the ``jobs_user`` or ``jobs_chat`` index.
-        """
+    def _activity_query(
+        self, platform: str, user_id: str, chat_id: str, started_since: float, day: float
+    ) -> tuple[str, list[Any]]:
         paid, seconds, chars = self._sums()
         active = state_in(ACTIVE_STATES)
         user = "FROM jobs WHERE platform = ? AND user_id = ?"
@@ -101,7 +98,16 @@ class UsageMixin:
             (f"SELECT {chars} {chat} AND created_at >= ? AND {paid}", (*c, day)),
         )
         sql = "SELECT " + ", ".join(f"({q})" for q, _ in parts)
-        [row] = await self.db.fetch(sql, [p for _, ps in parts for p in ps])
+        return sql, [p for _, ps in parts for p in ps]
+
+    async def _read_activity(
+        self, tx: Executor, origin: Origin, started_since: float, day: float
+    ) -> Activity:
+        """:meth:`activity` on ``tx`` (inside the transaction that creates a job)."""
+        sql, params = self._activity_query(
+            origin.platform, origin.user_id, origin.chat_id, started_since, day
+        )
+        [row] = await tx.fetch(sql, params)
         return Activity(
             started=int(row[0]),
             user_active=int(row[1]),
@@ -111,6 +117,16 @@ class UsageMixin:
             chat_seconds=float(row[5]),
             chat_chars=int(row[6]),
         )
+
+    async def activity(
+        self, platform: str, user_id: str, chat_id: str, *, started_since: float, day: float
+    ) -> Activity:
+        """What the limits look at, for one user and chat, in one query (see :class:`Activity`).
+
+        Each part is a subquery on the ``jobs_user`` or ``jobs_chat`` index.
+        """
+        origin = Origin(platform=platform, chat_id=chat_id, user_id=user_id)
+        return await self._read_activity(self.db, origin, started_since, day)
 
     async def usage(self, since: float, platform: str | None = None) -> list[dict[str, Any]]:
         """Per user and chat, over the UTC days from the one containing ``since``: jobs, audio
