@@ -1,0 +1,111 @@
+"""Black box, several ``voicebot run`` processes: Telegram leader failover on PostgreSQL, and a
+second process on one SQLite file refused with a clear message."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import start_voicebot_run
+from tests.fakes.audio import make_tone
+from tests.fakes.providers import FakeNanoGpt
+from tests.fakes.telegram import FakeTelegram
+from tests.support import write_config
+from tests.test_stress import Tally, Trigger, _finals, _wait_all_answered
+
+CHAT = 77
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[tuple[FakeTelegram, FakeNanoGpt]]:
+    async with FakeTelegram() as tg, FakeNanoGpt() as nano:
+        yield tg, nano
+
+
+def _config(tmp_path: Path, tg: FakeTelegram, nano: FakeNanoGpt, url: str | None) -> Path:
+    return write_config(
+        tmp_path,
+        nano_url=nano.url,
+        storage={"url": url} if url else {},
+        jobs={"max_poll_interval": 1},
+        telegram={"token": tg.token, "api_base": tg.api_base},
+    )
+
+
+def _send(tg: FakeTelegram, tally: Tally, n: int) -> None:
+    for i in range(n):
+        data = make_tone(0.5, freq=300.0 + 11 * len(tally.triggers) + i)
+        message = tg.send_voice(CHAT, CHAT, data, duration=1)
+        tally.triggers.append(Trigger("stt", CHAT, message["message_id"], ""))
+
+
+async def _wait_line(log: Path, text: str, timeout: float) -> float:
+    """Seconds until ``text`` appears in ``log``."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while text not in await asyncio.to_thread(log.read_text, errors="replace"):
+        if loop.time() - start > timeout:
+            raise TimeoutError(f"{text!r} not in {log.name} after {timeout}s")
+        await asyncio.sleep(0.1)
+    return loop.time() - start
+
+
+async def test_several_processes_telegram_standby_takes_over_without_loss_or_repeat(
+    tmp_path: Path, fakes: tuple[FakeTelegram, FakeNanoGpt], pg_url: str
+) -> None:
+    tg, nano = fakes
+    config = _config(tmp_path, tg, nano, pg_url)
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    procs = [await start_voicebot_run(config, log) for log in logs]
+    tally = Tally()
+    try:
+        await tg.wait_held(timeout=30)
+        await asyncio.sleep(1.0)
+        polling = [i for i, log in enumerate(logs) if "polling as" in log.read_text()]
+        assert len(polling) == 1, "exactly one process receives"
+        leader, standby = polling[0], 1 - polling[0]
+        _send(tg, tally, 3)
+        await _wait_all_answered(tg, tally, timeout=30)
+        nano.processing_time = lambda kind, model, info: 0.5
+        _send(tg, tally, 2)  # arriving as the leader dies: fetched or not, never lost
+        procs[leader].kill()
+        assert await asyncio.wait_for(procs[leader].wait(), 10) == -signal.SIGKILL
+        takeover = await _wait_line(logs[standby], "polling as", timeout=15)
+        print(f"standby took over receiving after {takeover:.1f} s")
+        assert takeover <= 10.0
+        _send(tg, tally, 3)
+        await _wait_all_answered(tg, tally, timeout=40)
+        procs[standby].send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(procs[standby].wait(), 15) == 0
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    finals = _finals(tg)
+    counts = [len(finals.get((t.chat, t.message_id), set())) for t in tally.triggers]
+    assert counts == [1] * len(tally.triggers), counts  # none lost, none answered twice
+    uploads = len(nano.requests_to("transcribe"))
+    assert uploads == len(tally.triggers)  # no update processed (and paid) twice
+
+
+async def test_several_processes_second_run_on_one_sqlite_file_is_refused(
+    tmp_path: Path, fakes: tuple[FakeTelegram, FakeNanoGpt]
+) -> None:
+    tg, nano = fakes
+    config = _config(tmp_path, tg, nano, None)
+    first = await start_voicebot_run(config, tmp_path / "first.log")
+    try:
+        await tg.wait_held(timeout=30)
+        second = await start_voicebot_run(config, tmp_path / "second.log")
+        assert await asyncio.wait_for(second.wait(), 30) == 1
+        said = (tmp_path / "second.log").read_text()
+        assert str(tmp_path / "voicebot.sqlite3") in said and f"pid {first.pid}" in said
+        assert first.returncode is None  # the running one is untouched
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(first.wait(), 15) == 0
