@@ -8,7 +8,7 @@ WORKDIR /app
 COPY pyproject.toml README.md config.example.yaml ./
 COPY bot ./bot
 COPY adapters ./adapters
-RUN pip install . \
+RUN pip install ".[postgres]" \
     && useradd --create-home --uid 10001 voicebot \
     && mkdir /data && chown voicebot:voicebot /data
 
