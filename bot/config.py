@@ -426,7 +426,8 @@ def parse_config(
     root = _Section(data, "", problems, os.environ if env is None else env)
     st = root.section("storage")
     environ = os.environ if env is None else env
-    url = environ.get("VOICEBOT_DATABASE_URL") or st.get("url", str, None)
+    url = st.get("url", str, None)
+    url = environ.get("VOICEBOT_DATABASE_URL") or url
     db_path = Path(st.get("path", str, "voicebot.sqlite3") or "voicebot.sqlite3").expanduser()
     if url and url.startswith("sqlite:///"):
         db_path, url = Path(url.removeprefix("sqlite:///")).expanduser(), None
