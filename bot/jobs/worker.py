@@ -77,8 +77,9 @@ class JobWorker:
         self.deliverers[platform] = deliverer
 
     async def recover(self, now: float) -> list[str]:
-        """At start, after registering deliverers: settle the jobs of their platforms that a
-        crash left ambiguous (see README, crash safety)."""
+        """Settle the jobs of the registered platforms that a crashed process left ambiguous
+        (mid-submit, its lease expired; see README, crash safety). Run at start, after
+        registering deliverers, and then periodically by the poller: another process may die."""
         ids = await self.store.recover_interrupted(now, INTERRUPTED_MESSAGE, self.deliverers)
         if ids:
             _LOGGER.warning("%d job(s) were interrupted mid-submit: %s", len(ids), ", ".join(ids))

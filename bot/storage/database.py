@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from bot.jobs.models import JobState
+from bot.jobs.models import ACTIVE_STATES, DUE_STATES, REPLY_STATES, JobState
 from bot.ports import Leader
 from bot.storage.codec import Row
 
@@ -110,3 +110,14 @@ def state_in(states: Iterable[JobState]) -> str:
 def marks(n: int) -> str:
     """``?,?,…`` for ``n`` parameters (``NULL`` for none, which matches nothing)."""
     return ",".join("?" * n) or "NULL"
+
+
+# The SQL vocabulary of job rows (each state spelled once, through state_in).
+UNFINISHED = state_in(ACTIVE_STATES)
+DUE = state_in(DUE_STATES)
+UNDELIVERED = f"{state_in(REPLY_STATES)} AND delivered_at IS NULL AND delivery_error IS NULL"
+# A transition by the step that claimed the job, or by anyone when nobody holds it; it ends the
+# lease in the same statement.
+MINE = "(lease_owner IS NULL OR lease_owner = ?)"
+RELEASE = "lease_owner = NULL, lease_until = NULL"
+FREE_AT = "(lease_until IS NULL OR lease_until <= ?)"
