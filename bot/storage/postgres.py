@@ -187,7 +187,7 @@ class PostgresDatabase:
     async def listen(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` on every NOTIFY, on a connection of its own, reconnected when lost."""
         self._wake = wake
-        await self._connect_listener()
+        await self._retrying(self._connect_listener)
 
     async def _connect_listener(self) -> None:
         conn = await asyncpg.connect(self._url)
