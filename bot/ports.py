@@ -62,6 +62,10 @@ class Leader(Protocol):
         """Wait until this process holds the lock."""
         ...
 
+    async def try_acquire(self) -> bool:
+        """Take the lock if it is free, without waiting; True when this process holds it."""
+        ...
+
     async def wait_lost(self) -> None:
         """Return when the lock was lost (its connection died); :meth:`acquire` again."""
         ...

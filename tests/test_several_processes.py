@@ -12,9 +12,11 @@ import pytest
 
 from tests.conftest import start_voicebot_run
 from tests.fakes.audio import make_tone
-from tests.fakes.providers import FakeNanoGpt
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.providers import FakeCantonese, FakeNanoGpt
 from tests.fakes.telegram import FakeTelegram
 from tests.support import write_config
+from tests.test_discord_blackbox import config_for as discord_config
 from tests.test_stress import Tally, Trigger, _finals, _wait_all_answered
 
 CHAT = 77
@@ -109,3 +111,46 @@ async def test_several_processes_second_run_on_one_sqlite_file_is_refused(
     finally:
         first.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(first.wait(), 15) == 0
+
+
+async def test_several_processes_discord_one_gateway_and_a_standby_takes_over(
+    tmp_path: Path, pg_url: str
+) -> None:
+    async with FakeDiscord() as dc, FakeNanoGpt() as nano, FakeCantonese() as canto:
+        config = discord_config(tmp_path, dc, nano, canto)
+        text = config.read_text().replace(
+            "storage:\n", f"storage:\n  url: {pg_url}\n", 1
+        )  # both processes on one PostgreSQL
+        config.write_text(text)
+        logs = [tmp_path / "a.log", tmp_path / "b.log"]
+        procs = [await start_voicebot_run(config, logs[0])]
+        await dc.wait_for(lambda: dc.identify_payloads, timeout=30)
+        procs.append(await start_voicebot_run(config, logs[1]))
+        try:
+            await _wait_line(logs[1], "standing by", timeout=30)
+            assert len(dc.identify_payloads) == 1  # one gateway session for these shards
+            procs[0].kill()
+            assert await asyncio.wait_for(procs[0].wait(), 10) == -signal.SIGKILL
+            takeover = await _wait_line(logs[1], "taking over the gateway", timeout=15)
+            print(f"discord standby took over the gateway after {takeover:.1f} s")
+            assert takeover <= 10.0
+            await _wait_line(logs[1], "discord: connected as", timeout=30)
+            sent = await dc.send_voice_message(None, None, make_tone(1.0), 1.0)
+            replies = await dc.wait_for(
+                lambda: [
+                    m
+                    for m in dc.bot_messages()
+                    if (m.get("message_reference") or {}).get("message_id") == sent["id"]
+                    and "…" not in m["content"]
+                ],
+                timeout=30,
+            )
+            assert len(replies) == 1
+            procs[1].send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(procs[1].wait(), 15) == 0
+        finally:
+            for proc in procs:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+        assert nano.submits["transcribe"] == 1

@@ -32,6 +32,7 @@ from adapters.discord.outbox import Outbox, audio_file
 from bot.errors import BotError, DeliveryError
 from bot.jobs.models import Job, JobKind, JobState
 from bot.models import VoiceClip
+from bot.ports import Leader
 from bot.replies import FileReply, failure_text, progress_text, transcript_reply
 
 if TYPE_CHECKING:
@@ -79,6 +80,8 @@ class DiscordAdapter:
         self.handlers = Handlers(core, self.client, self.tree)
         self.handlers.install()
         self._connect: asyncio.Task[None] | None = None
+        self._gateway_lock: Leader | None = None
+        self._standby: asyncio.Task[None] | None = None
         self._saved: tuple[str, yarl.URL] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -109,11 +112,36 @@ class DiscordAdapter:
                 await self.client.login(self.config.token or "")
             except discord.LoginFailure as exc:
                 raise BotError("discord: the bot token was rejected (discord.token)") from exc
-            self._connect = asyncio.create_task(self.client.connect(), name="discord-gateway")
-            await self._wait_ready()
+            # Several processes on one database: one connects these shards, the others stand
+            # by (their replies still go out over REST) and take over when it dies.
+            self._gateway_lock = self.core.store.leader(self._gateway_name())
+            if not await self._gateway_lock.try_acquire():
+                _LOGGER.info("discord: another process has these shards; standing by")
+                self._standby = asyncio.create_task(self._take_over(), name="discord-standby")
+                return
+            await self._connect_gateway()
         except BaseException:
             await self.stop()
             raise
+
+    def _gateway_name(self) -> str:
+        user = getattr(self.client.user, "id", "bot")
+        count, ids = self.config.shard_count, self.config.shard_ids
+        shards = "all" if count is None else f"{count}:{','.join(map(str, ids or range(count)))}"
+        return f"discord:{user}:shards:{shards}"
+
+    async def _take_over(self) -> None:
+        assert self._gateway_lock is not None
+        await self._gateway_lock.acquire()
+        _LOGGER.info("discord: taking over the gateway")
+        try:
+            await self._connect_gateway()
+        except BotError as exc:
+            _LOGGER.error("%s", exc)
+
+    async def _connect_gateway(self) -> None:
+        self._connect = asyncio.create_task(self.client.connect(), name="discord-gateway")
+        await self._wait_ready()
         self._connect.add_done_callback(_log_gateway_end)
         user = self.client.user
         _LOGGER.info("discord: connected as %s (id %s)", user, user.id if user else "?")
@@ -162,6 +190,11 @@ class DiscordAdapter:
 
     async def stop(self) -> None:
         """Close the gateway and HTTP client; restore discord.py's endpoints."""
+        if self._standby is not None:
+            self._standby.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._standby
+            self._standby = None
         try:
             await self.client.close()
             if self._connect is not None:
@@ -170,6 +203,9 @@ class DiscordAdapter:
         finally:
             self._connect = None
             self._restore_endpoints()
+            if self._gateway_lock is not None:
+                await self._gateway_lock.release()
+                self._gateway_lock = None
 
     # -- delivery ---------------------------------------------------------------------------
 

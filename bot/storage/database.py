@@ -94,6 +94,10 @@ class SoleLeader:
     async def acquire(self) -> None:
         """Held at once."""
 
+    async def try_acquire(self) -> bool:
+        """Held at once."""
+        return True
+
     async def wait_lost(self) -> None:
         """Never lost."""
         await asyncio.Event().wait()

@@ -237,19 +237,23 @@ class PgLeader:
         self._every = every
         self._conn: asyncpg.Connection[asyncpg.Record] | None = None
 
+    async def try_acquire(self) -> bool:
+        """One attempt (False also when the database cannot be reached)."""
+        try:
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await asyncpg.connect(self._url)
+            if await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self._key):
+                _LOGGER.info("leader lock %r: held by this process", self._name)
+                return True
+        except TRANSIENT as exc:
+            _LOGGER.warning("leader lock %r: database unavailable (%s)", self._name, exc)
+            await self._drop()
+        return False
+
     async def acquire(self) -> None:
         """Wait until this process holds the lock (retrying through server outages)."""
         waiting = False
-        while True:
-            try:
-                if self._conn is None or self._conn.is_closed():
-                    self._conn = await asyncpg.connect(self._url)
-                if await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self._key):
-                    _LOGGER.info("leader lock %r: held by this process", self._name)
-                    return
-            except TRANSIENT as exc:
-                _LOGGER.warning("leader lock %r: database unavailable (%s)", self._name, exc)
-                await self._drop()
+        while not await self.try_acquire():
             if not waiting:
                 _LOGGER.info("leader lock %r: held elsewhere; standing by", self._name)
                 waiting = True
