@@ -37,7 +37,9 @@ class PgCluster:
         self.socket_dir = self.dir
         self._user: str | None = None
         if os.geteuid() == 0:
-            self._user = "postgres"
+            # initdb refuses root: the distribution's postgres user, else nobody.
+            names = [u.pw_name for u in pwd.getpwall()]
+            self._user = "postgres" if "postgres" in names else "nobody"
             entry = pwd.getpwnam(self._user)
             os.chown(self.dir, entry.pw_uid, entry.pw_gid)
             os.chmod(self.dir, 0o755)
