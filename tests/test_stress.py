@@ -265,7 +265,7 @@ async def test_stress_three_processes_on_postgres_sigkill_every_job_answered_onc
     feeder = asyncio.create_task(_feed(tg, tally, rng, span=PG_KILLS * 4.0, jobs=PG_JOBS))
     config = _config(tmp_path, tg, nano, 0, url=pg_url)
     procs = [await start_voicebot_run(config, log) for log in logs]
-    kills, legit = 0, set[str]()
+    kills, legit, kill_marks = 0, set[str](), list[int]()
     try:
         await tg.wait_held(timeout=30)
         for _ in range(PG_KILLS):
@@ -274,6 +274,7 @@ async def test_stress_three_processes_on_postgres_sigkill_every_job_answered_onc
             procs[victim].kill()
             assert await asyncio.wait_for(procs[victim].wait(), 10) == -signal.SIGKILL
             kills += 1
+            kill_marks.append(len(tg.calls))
             legit |= await _submitting_of(pg_url, procs[victim].pid)
             await asyncio.sleep(rng.uniform(0.0, 0.5))
             procs[victim] = await start_voicebot_run(config, logs[victim])
@@ -291,7 +292,12 @@ async def test_stress_three_processes_on_postgres_sigkill_every_job_answered_onc
                 await proc.wait()
     figures = _figures(tg, nano, tally)
     interrupted = await _interrupted(pg_url)
-    figures.update(kills=kills, processes=PROCESSES, false_interrupted=len(interrupted - legit))
+    figures.update(
+        kills=kills,
+        processes=PROCESSES,
+        false_interrupted=len(interrupted - legit),
+        duplicated_without_kill=_repeats_without_kill(tg, kill_marks),
+    )
     print("stress figures (postgres):", figures)
     assert figures["jobs"] == PG_JOBS
     assert figures["lost"] == 0, figures
@@ -302,6 +308,8 @@ async def test_stress_three_processes_on_postgres_sigkill_every_job_answered_onc
     assert figures["double_submitted"] == 0, figures
     assert figures["misdirected"] == 0, figures
     assert figures["false_interrupted"] == 0, figures
+    # A repeat is only allowed where a kill fell between the two replies (the documented window).
+    assert figures["duplicated_without_kill"] == 0, figures
     for log in logs:
         text = log.read_text(errors="replace")
         assert tg.token not in text and "Traceback" not in text, log
@@ -331,3 +339,24 @@ async def _interrupted(url: str) -> set[str]:
     finally:
         await conn.close()
     return {r["id"] for r in rows}
+
+
+def _repeats_without_kill(tg: FakeTelegram, kill_marks: list[int]) -> int:
+    """Triggers answered twice with no kill between the two replies (call index order)."""
+    first_seen: dict[tuple[int, int], int] = {}
+    for index, call in enumerate(tg.calls):  # when each bot message became a final reply
+        final = call.method == "sendVoice" or _is_final_text(call.text)
+        if not call.ok or not final:
+            continue
+        if call.method == "editMessageText":
+            first_seen.setdefault((call.chat_id, call.params["message_id"]), index)
+        elif call.message is not None:
+            first_seen.setdefault((call.chat_id, call.message["message_id"]), index)
+    unexplained = 0
+    for replies in _finals(tg).values():
+        if len(replies) < 2:
+            continue
+        seen = sorted(first_seen.get((chat, target), -1) for chat, target, _ in replies)
+        if not any(seen[0] < mark <= seen[-1] for mark in kill_marks):
+            unexplained += 1
+    return unexplained
