@@ -20,9 +20,7 @@ from bot.jobs.schedule import PredictiveSchedule
 from bot.jobs.store import SqliteJobStore
 from bot.jobs.worker import JobWorker
 from bot.models import VoiceClip
-from bot.providers.base import SpeechToText, TextToSpeech
-from bot.providers.cantonese import CantoneseSpeechToText
-from bot.providers.nanogpt import NanoGptSpeechToText, NanoGptTextToSpeech
+from bot.providers.registry import build_providers
 from bot.service import VoiceService
 
 _LOGGER = logging.getLogger(__name__)
@@ -79,7 +77,7 @@ class RedactingFilter(logging.Filter):
 
 def config_secrets(config: Config) -> list[str]:
     """Every secret the configuration holds."""
-    found = [p.api_key or "" for p in config.providers.values()]
+    found = [s for p in config.providers.values() for s in p.secrets()]
     found += [config.telegram.token or "", config.discord.token or ""]
     return [s for s in found if s]
 
@@ -98,28 +96,6 @@ def setup_logging(config: Config | None, level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def build_providers(
-    config: Config, session: aiohttp.ClientSession
-) -> tuple[dict[str, SpeechToText], dict[str, TextToSpeech]]:
-    """Instantiate each provider that has an API key; the rest stay absent (clear error if used)."""
-    stt: dict[str, SpeechToText] = {}
-    tts: dict[str, TextToSpeech] = {}
-    nano = config.providers["nanogpt"]
-    if nano.api_key:
-        stt["nanogpt"] = NanoGptSpeechToText(
-            session, api_key=nano.api_key, base_url=nano.base_url, timeout=nano.timeout
-        )
-        tts["nanogpt"] = NanoGptTextToSpeech(
-            session, api_key=nano.api_key, base_url=nano.base_url, timeout=nano.timeout
-        )
-    canto = config.providers["cantonese"]
-    if canto.api_key:
-        stt["cantonese"] = CantoneseSpeechToText(
-            session, api_key=canto.api_key, base_url=canto.base_url, timeout=canto.timeout
-        )
-    return stt, tts
-
-
 class Core:
     """Owns the process-wide resources; created by :meth:`open`, released by :meth:`close`."""
 
@@ -136,7 +112,7 @@ class Core:
         self.session = session
         self.store = store
         self.clock = clock
-        self.stt, self.tts = build_providers(config, session)
+        self.stt, self.tts = build_providers(config.providers, session)
         self.schedule = PredictiveSchedule(store, clock, cap=config.jobs.max_poll_interval)
         self.audio = AudioPool()
         self.worker = JobWorker(

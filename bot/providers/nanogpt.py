@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
-from urllib.parse import urljoin
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from bot.errors import ContentPolicyViolation, PayloadTooLarge, ProviderJobFailed
 from bot.models import AudioInput, Segment, SpeechAudio, SttOptions, Transcript, TtsOptions, Word
 from bot.providers.base import PollResult, PollStatus, SttCapabilities, Ticket, TtsCapabilities
-from bot.providers.http import HttpAnswer, malformed, same_origin, send
+from bot.providers.http import HttpAnswer, HttpEndpoint, HttpTransport, malformed
+
+if TYPE_CHECKING:
+    from bot.providers.registry import BuildContext, Built, ProviderConfig
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -65,54 +67,50 @@ def _minutes(seconds: float) -> str:
     return text or "0"
 
 
-class _NanoGptClient:
-    """What both NanoGPT roles share: the session, key, base URL and one way to call."""
+def build(config: ProviderConfig, context: BuildContext) -> Built:
+    """Registry factory: both roles over the shared transport."""
+    from bot.providers.registry import Built
 
-    name = NAME
+    kwargs: dict[str, Any] = {
+        "api_key": config.api_key or "",
+        "base_url": config.base_url or "",
+        "timeout": config.timeout,
+        "name": config.name,
+    }
+    return Built(
+        stt=NanoGptSpeechToText(context.http, **kwargs),
+        tts=NanoGptTextToSpeech(context.http, **kwargs),
+    )
+
+
+class _NanoGptClient:
+    """What both NanoGPT roles share: one endpoint (key header, base URL, timeout)."""
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        http: HttpTransport,
         *,
         api_key: str,
         base_url: str,
         timeout: float = 120.0,
+        name: str = NAME,
     ) -> None:
-        self._session = session
-        self._api_key = api_key
-        self._base_url = base_url.rstrip("/")
-        self._timeout = timeout
+        self.name = name
+        self._http = HttpEndpoint(
+            http,
+            name,
+            base_url.rstrip("/"),
+            timeout,
+            headers={"x-api-key": api_key},
+            secrets=(api_key,),
+        )
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> HttpAnswer:
-        headers = {"x-api-key": self._api_key, "Accept": "application/json"}
-        return await send(
-            self._session,
-            method,
-            f"{self._base_url}/{path}",
-            provider=NAME,
-            timeout=self._timeout,
-            secrets=(self._api_key,),
-            headers=headers,
-            **kwargs,
-        )
+        return await self._http.call(method, path, headers={"Accept": "application/json"}, **kwargs)
 
     async def _download(self, url: str, content_type: str | None) -> SpeechAudio:
         """Fetch generated audio; the key only goes along when the URL is on the API's origin."""
-        url = urljoin(self._base_url + "/", url)
-        headers = {"x-api-key": self._api_key} if same_origin(url, self._base_url) else {}
-        answer = await send(
-            self._session,
-            "GET",
-            url,
-            provider=NAME,
-            timeout=self._timeout,
-            secrets=(self._api_key,),
-            headers=headers,
-            # Audio usually lives on a CDN that may redirect; without the key that is harmless.
-            allow_redirects=not headers,
-        )
-        if not answer.body:
-            raise malformed(answer, "empty audio download")
+        answer = await self._http.download(url)
         return SpeechAudio(answer.body, content_type or answer.content_type)
 
 
@@ -135,8 +133,8 @@ class NanoGptSpeechToText(_NanoGptClient):
         """
         if len(audio.data) > MAX_DIRECT_UPLOAD:
             raise PayloadTooLarge(
-                f"{NAME}: {len(audio.data)} bytes > {MAX_DIRECT_UPLOAD}-byte direct upload limit",
-                provider=NAME,
+                f"{self.name}: {len(audio.data)} bytes > {MAX_DIRECT_UPLOAD}-byte upload limit",
+                provider=self.name,
                 request_sent=False,
             )
         caps = self.capabilities(options.model)
@@ -152,7 +150,7 @@ class NanoGptSpeechToText(_NanoGptClient):
         answer = await self._call("POST", "transcribe", data=form)
         body = answer.json_object()
         if "runId" in body and "transcription" not in body:
-            return _stt_ticket(body, audio, options)
+            return _stt_ticket(self.name, body, audio, options)
         return _parse_transcript(answer, body)
 
     async def poll(self, ticket: Ticket) -> PollResult:
@@ -231,7 +229,7 @@ class NanoGptTextToSpeech(_NanoGptClient):
             return SpeechAudio(answer.body, answer.content_type)
         body = answer.json_object()
         if "runId" in body and "audioUrl" not in body:
-            return _tts_ticket(body, options)
+            return _tts_ticket(self.name, body, options)
         url = body.get("audioUrl")
         if not isinstance(url, str) or not url:
             raise malformed(answer, "neither audio, audioUrl nor runId")
@@ -288,7 +286,9 @@ def _tts_failure(data: Mapping[str, Any], body: Mapping[str, Any]) -> PollResult
     )
 
 
-def _stt_ticket(body: Mapping[str, Any], audio: AudioInput, options: SttOptions) -> Ticket:
+def _stt_ticket(
+    name: str, body: Mapping[str, Any], audio: AudioInput, options: SttOptions
+) -> Ticket:
     """Keep every field the status call echoes; fall back to what we sent when the 202 omits one."""
     cost = _float_or_none(body.get("cost"))
     data = {
@@ -302,10 +302,10 @@ def _stt_ticket(body: Mapping[str, Any], audio: AudioInput, options: SttOptions)
         "chargedDuration": body.get("chargedDuration", float(_minutes(audio.duration))),
         "diarize": bool(body.get("diarize", options.diarize)),
     }
-    return Ticket(provider=NAME, data=data, cost=cost)
+    return Ticket(provider=name, data=data, cost=cost)
 
 
-def _tts_ticket(body: Mapping[str, Any], options: TtsOptions) -> Ticket:
+def _tts_ticket(name: str, body: Mapping[str, Any], options: TtsOptions) -> Ticket:
     data = {
         "kind": "tts",
         "runId": str(body["runId"]),
@@ -314,7 +314,7 @@ def _tts_ticket(body: Mapping[str, Any], options: TtsOptions) -> Ticket:
         "paymentSource": body.get("paymentSource"),
     }
     return Ticket(
-        provider=NAME,
+        provider=name,
         data=data,
         cost=_float_or_none(body.get("cost")),
         queue_position=_int_or_none(body.get("queuePosition")),
