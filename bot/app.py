@@ -160,6 +160,9 @@ class Core:
         )
         core = cls(config, session, store, clock=clock, steady=steady)
         await core.schedule.load()
+        for note in (config.stt.note, config.tts.note):
+            if note:  # a route runs on its fallback: say which, and how to get the configured one
+                _LOGGER.log(logging.WARNING if "unavailable" in note else logging.INFO, "%s", note)
         return core
 
     async def purge_expired(self) -> int:
@@ -185,6 +188,10 @@ class Core:
         """Save what was learned; release the session, the audio threads and the database."""
         await self.schedule.flush()
         await self.session.close()
+        for provider in {*self.stt.values(), *self.tts.values()}:
+            close = getattr(provider, "close", None)  # engines on this machine own threads
+            if callable(close):
+                close()
         self.audio.close()
         await self.store.close()
 

@@ -151,6 +151,30 @@ class ProviderType:
     implicit: bool = False
     """Present with defaults even when the config does not list it (configs from before the
     registry named these without a section)."""
+    role_extras: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    """Role → (importable module, extra) when each role has its own optional dependency."""
+    check: str | None = None
+    """``module:function(role, model, voice, settings) -> list[str]``: a route's problems (a
+    model path that is not there), found when the config is read; imported only then."""
+
+    def role_missing_extra(self, role: str) -> str | None:
+        """The problem when ``role``'s own optional dependency is not installed."""
+        module, extra = self.role_extras.get(role, ("", ""))
+        if not module or importlib.util.find_spec(module) is not None:
+            return None
+        return f"{ROLE_NAMES[role]} of type {self.name!r} needs `pip install voicebot[{extra}]`"
+
+    def route_problems(
+        self, role: str, model: str, voice: str | None, settings: Mapping[str, Any]
+    ) -> list[str]:
+        """What is wrong with using this type for ``role`` with ``model``/``voice``."""
+        if (missing := self.role_missing_extra(role)) is not None:
+            return [missing]
+        if self.check is None:
+            return []
+        module, _, attr = self.check.partition(":")
+        check = getattr(importlib.import_module(module), attr)
+        return cast(list[str], check(role, model, voice, settings))
 
     def missing_extra(self) -> str | None:
         """The config problem when this type's optional dependencies are not installed."""
@@ -195,6 +219,31 @@ TYPES: dict[str, ProviderType] = {
         default_models={STT: "cantonese"},
         key_required=True,
         implicit=True,
+    ),
+    "local": ProviderType(
+        name="local",
+        factory="bot.providers.local.factory:build",
+        roles=frozenset({STT, TTS}),
+        options=(
+            Option("device", str, "cpu"),
+            Option("compute_type", str, None),
+            Option("cpu_threads", int, None, positive=True),
+            Option("workers", int, None, positive=True),
+            Option("vad_filter", bool, True),
+            Option("beam_size", int, 5, positive=True),
+            Option("task", str, "transcribe"),
+            Option("word_timestamps", bool, False),
+            Option("download_dir", str, None),
+            Option("offline", bool, False),
+            Option("voices_dir", str, None),
+            Option("tts_workers", int, 1, positive=True),
+            Option("max_chars", int, 1000, positive=True),
+        ),
+        summary="offline on this machine: faster-whisper speech-to-text, Piper voices",
+        default_models={STT: "base", TTS: "piper"},
+        extra="local",
+        role_extras={STT: ("faster_whisper", "local"), TTS: ("piper", "local-tts")},
+        check="bot.providers.local.factory:route_problems",
     ),
 }
 DEFAULT_PROVIDER = "nanogpt"
