@@ -69,6 +69,9 @@ def render_job(job: Job, now: float, *, eta: float | None = None) -> str:
         eta = progress_eta(job, now) or eta
     if eta is not None and not job.state.terminal:
         lines.append(f"expected in: about {format_age(max(eta - now, 1))}")
+    transcript = job.transcript
+    if transcript is not None and transcript.language and job.options.get("language") == "auto":
+        lines.append(f"language: {transcript.language} (detected)")
     cost = format_cost(job)
     if cost:
         lines.append(f"cost: {cost}")

@@ -1,10 +1,9 @@
 """Shared by the local-engine tests: the small real models from the test extra, a config using
-them, a Core on the real clock, and an honest word error rate."""
+them, a Core on the real clock, and the benchmark's word error rate."""
 
 from __future__ import annotations
 
 import importlib.util
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,12 +11,14 @@ from typing import Any
 
 import pytest
 
+from bench.local import word_error_rate
 from bot.app import Core
 from bot.config import Config, parse_config
 from tests.support import RecordingDeliverer, config_dict
 
 SENTENCE = "The quick brown fox jumps over the lazy dog while the orange cat sleeps in the sun."
 VOICE = "en_US-joe-medium"
+__all__ = ["word_error_rate"]
 
 
 def need(module: str, extra: str) -> None:
@@ -81,20 +82,3 @@ async def running_core(config: Config) -> AsyncIterator[tuple[Core, RecordingDel
     finally:
         await core.poller.stop(timeout=5.0)
         await core.close()
-
-
-def words(text: str) -> list[str]:
-    """Lower-case words without punctuation (how WER is usually scored)."""
-    return re.findall(r"[a-z0-9']+", text.lower())
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """(substitutions + deletions + insertions) / reference words, by edit distance on words."""
-    ref, hyp = words(reference), words(hypothesis)
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        current = [i]
-        for j, h in enumerate(hyp, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h)))
-        previous = current
-    return previous[-1] / max(1, len(ref))

@@ -74,6 +74,7 @@ async def test_local_round_trip_piper_to_tiny_en_through_the_pipeline(tmp_path: 
     assert wer <= 0.25, f"WER {wer:.2f}: {transcript.text!r}"
     assert transcript.segments and transcript.segments[-1].end is not None
     assert done.cost is None  # nothing was paid, and nothing claims it was
+    assert "language: en (detected)" in render_job(done, done.updated_at)
 
 
 async def test_local_stt_reports_real_progress_and_status_shows_it(tmp_path: Path) -> None:
