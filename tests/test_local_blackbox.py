@@ -16,7 +16,14 @@ from bot.providers.local.piper import PiperTextToSpeech
 from bot.providers.local.settings import PiperSettings
 from tests.conftest import start_voicebot_run
 from tests.fakes.telegram import Call, FakeTelegram
-from tests.local_engines import SENTENCE, VOICE, joe_voice_path, tiny_en_path, word_error_rate
+from tests.local_engines import (
+    SENTENCE,
+    VOICE,
+    joe_voice_path,
+    local_config_dict,
+    tiny_en_path,
+    word_error_rate,
+)
 from tests.support import config_dict
 from tests.test_cli import voicebot
 
@@ -112,3 +119,19 @@ async def test_local_blackbox_cli_transcribe_and_speak_without_any_key(tmp_path:
     )
     assert code == 0, err
     assert spoken.read_bytes().startswith(b"OggS")
+
+
+async def test_local_cli_provider_option_uses_the_instance_default_model(tmp_path: Path) -> None:
+    note = tmp_path / "note.ogg"
+    note.write_bytes(await _voice_note("Hello."))
+    data = local_config_dict(tmp_path, voices_dir=str(joe_voice_path().parent))  # empty cache
+    data["stt"] = {"provider": "nanogpt", "model": "Whisper-Large-V3"}  # has a (test) key
+    config = tmp_path / "routes.yaml"
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    # NanoGPT's model would be refused by the local engine; `local` defaults to `base`, which is
+    # not in the cache: a clear failure, not a download and not a wrong model name.
+    code, _, err = await voicebot(
+        "--config", str(config), "transcribe", str(note), "--provider", "local"
+    )
+    assert code == 1
+    assert "The local speech model could not be loaded" in err and "Whisper-Large-V3" not in err

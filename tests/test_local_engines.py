@@ -18,6 +18,7 @@ from bot.providers.base import PollStatus
 from bot.providers.local.settings import WhisperSettings
 from bot.providers.local.whisper import DECODE_FAILED, LOAD_FAILED, WhisperSpeechToText
 from bot.replies import transcript_reply
+from bot.settings import ChatSettings
 from bot.status import render_job
 from tests.fakes.audio import make_tone
 from tests.local_engines import (
@@ -63,6 +64,7 @@ def test_word_error_rate_counts_edits_on_words() -> None:
 
 async def test_local_round_trip_piper_to_tiny_en_through_the_pipeline(tmp_path: Path) -> None:
     async with running_core(local_config(tmp_path)) as (core, out):
+        assert f"voices: {VOICE}" in core.service.describe(ChatSettings())  # what /voice lists
         ogg = await _speak(core, out, SENTENCE)  # Piper → our OGG/Opus voice clip
         job = await core.service.transcribe(ORIGIN, ogg, "voice.ogg")
         await out.wait(2, timeout=120)
