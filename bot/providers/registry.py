@@ -196,6 +196,23 @@ TYPES: dict[str, ProviderType] = {
         key_required=True,
         implicit=True,
     ),
+    "openai": ProviderType(
+        name="openai",
+        factory="bot.providers.openai:build",
+        roles=frozenset({STT, TTS}),
+        options=(
+            *http_options("https://api.openai.com/v1", "OPENAI_API_KEY"),
+            Option("max_upload_bytes", int, 25 * 1024 * 1024, positive=True),
+            Option("max_chars", int, 4096, positive=True),
+            Option("voices", list, ()),
+            Option("instructions", str, None),
+            Option("timestamps", bool, True),
+            Option("diarize_models", list, ("gpt-4o-transcribe-diarize",)),
+        ),
+        summary="any OpenAI-compatible /audio API (OpenAI, Groq, speaches, LocalAI, vLLM...)",
+        default_models={STT: "whisper-1", TTS: "gpt-4o-mini-tts"},
+        default_voice="alloy",
+    ),
 }
 DEFAULT_PROVIDER = "nanogpt"
 """The instance ``stt``/``tts`` use when the config names none."""
