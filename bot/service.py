@@ -76,7 +76,11 @@ class VoiceService:
 
     def _not_configured(self, name: str) -> ProviderNotConfigured:
         pc = self.config.providers.get(name)
-        detail = pc.missing_key_message() if pc else f"unknown provider {name!r}"
+        if pc is None:
+            configured = ", ".join(sorted(self.config.providers))
+            detail = f"unknown provider {name!r} (configured: {configured})"
+        else:
+            detail = pc.missing() or f"provider {name!r} (type {pc.type}) does not offer this"
         return ProviderNotConfigured(detail, provider=name)
 
     def stt_capabilities(

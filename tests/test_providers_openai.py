@@ -16,6 +16,7 @@ from bot.errors import (
     PayloadTooLarge,
     ProviderAuthError,
     ProviderBadRequest,
+    ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
     UnknownModel,
@@ -260,9 +261,10 @@ async def test_openai_hanging_server_times_out(
 ) -> None:
     stt, _ = clients(session, fake.url, timeout=0.3)
     fake.push("transcriptions", 200, {"text": "late"}, delay=2.0)
-    with pytest.raises(ProviderUnavailable) as info:
+    with pytest.raises(ProviderTimeout) as info:
         await stt.submit(voice, SttOptions(model="whisper-1"))
     assert "no complete answer within 0.3 s" in str(info.value)
+    assert "did not answer in time" in info.value.user_message
 
 
 async def test_openai_tts_html_instead_of_audio_is_malformed(

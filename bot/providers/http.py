@@ -23,6 +23,7 @@ from bot.errors import (
     ProviderAuthError,
     ProviderBadRequest,
     ProviderError,
+    ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
     UnknownJob,
@@ -156,7 +157,7 @@ class HttpTransport:
                 request_sent=False,
             ) from exc
         except TimeoutError as exc:  # asyncio.TimeoutError is this alias on 3.11
-            raise ProviderUnavailable(
+            raise ProviderTimeout(
                 f"{provider}: {what}: no complete answer within {timeout:g} s",
                 provider=provider,
             ) from exc
