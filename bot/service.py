@@ -224,7 +224,7 @@ class VoiceService:
                 f"That text is {len(text):,} characters; the limit is {limit:,}. "
                 "Please send a shorter text."
             )
-        parts = render.split_message(text, caps.max_chars)
+        parts = render.split_sentences(text, caps.max_chars)
         chosen_voice = voice or (settings.voice if settings else None) or cfg.voice
         now = self._clock()
         job = await self.store.create(

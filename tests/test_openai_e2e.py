@@ -33,7 +33,11 @@ async def servers() -> AsyncIterator[tuple[FakeOpenAi, FakeOpenAi]]:
 
 
 def example_config(
-    tmp_path: Path, groq: FakeOpenAi, homelab: FakeOpenAi, **sections: dict[str, Any]
+    tmp_path: Path,
+    groq: FakeOpenAi,
+    homelab: FakeOpenAi,
+    homelab_extra: dict[str, Any] | None = None,
+    **sections: dict[str, Any],
 ) -> Path:
     """The issue's example, pointed at the fakes (the key comes from the environment)."""
     data = config_dict(tmp_path, **sections)
@@ -45,7 +49,7 @@ def example_config(
             "api_key": "${GROQ_API_KEY}",
             "timeout": 2,
         },
-        "homelab": {"type": "openai", "base_url": homelab.url},
+        "homelab": {"type": "openai", "base_url": homelab.url, **(homelab_extra or {})},
     }
     data["stt"] = {"provider": "groq", "model": "whisper-large-v3-turbo"}
     data["tts"] = {"provider": "homelab", "model": "kokoro", "voice": "af_bella"}
@@ -110,6 +114,27 @@ async def test_openai_e2e_cli_transcribe_speak_and_check_config(
     assert f"groq: type openai, 127.0.0.1:{groq.url.split(':')[2].split('/')[0]}" in out
     assert "; speech-to-text" in out and "no API key; text-to-speech" in out
     assert GROQ_KEY not in out + err
+
+
+async def test_openai_e2e_cli_long_text_is_spoken_in_sentence_parts_joined_into_one_voice(
+    tmp_path: Path, servers: tuple[FakeOpenAi, FakeOpenAi]
+) -> None:
+    groq, homelab = servers
+    config = example_config(tmp_path, groq, homelab, homelab_extra={"max_chars": 40})
+    text = "The first sentence is here. A second one follows it! And a third? Yes, the end."
+    out_file = tmp_path / "long.ogg"
+    code, _, err = await voicebot(config, "speak", text, "-o", str(out_file))
+    assert code == 0, err
+    inputs = [r.json["input"] for r in homelab.requests_to("speech")]
+    assert inputs == [
+        "The first sentence is here.",
+        "A second one follows it! And a third?",
+        "Yes, the end.",
+    ]
+    fmt, codec, seconds, *_ = decode_info(out_file.read_bytes())
+    # One voice message as long as the three parts the fake synthesized (0.3 s + len/60 each).
+    assert (fmt, codec) == ("ogg", "opus")
+    assert seconds == pytest.approx(sum(0.3 + len(i) / 60 for i in inputs), abs=0.15)
 
 
 async def test_openai_e2e_cli_srt_from_a_server_without_verbose_json_says_why(
