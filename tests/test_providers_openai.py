@@ -161,6 +161,15 @@ async def test_openai_tts_sends_documented_json_and_returns_opus(
     assert tts.capabilities("tts-1").max_chars == 4096
 
 
+async def test_openai_tts_speech_format_is_configurable(
+    session: aiohttp.ClientSession, fake: FakeOpenAi
+) -> None:
+    _, tts = clients(session, fake.url, speech_format="wav")
+    audio = await tts.submit("Hello.", TtsOptions(model="tts-1", voice="nova"))
+    assert fake.requests_to("speech")[0].json["response_format"] == "wav"
+    assert audio.content_type == "audio/wav" and decode_info(audio.data)[0] == "wav"
+
+
 async def test_openai_wrong_key_is_an_auth_error_without_the_key(
     session: aiohttp.ClientSession, fake: FakeOpenAi, voice: AudioInput
 ) -> None:

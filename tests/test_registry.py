@@ -253,3 +253,20 @@ def test_registry_openai_defaults_and_limits() -> None:
     text = problems_of(bad)
     assert "providers.oa.max_chars: must be greater than 0" in text
     assert "providers.oa.voices: expected a list of names, got 'alloy'" in text
+
+
+def test_registry_readme_provider_entries_are_valid_config() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Providers", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    env = {"OPENAI_API_KEY": "sk", "GROQ_API_KEY": "gsk", "NANOGPT_API_KEY": "nk"}
+    config = parse_config(yaml.safe_load(block), env=env)
+    assert {n: p.type for n, p in config.providers.items() if p.declared} == {
+        "openai": "openai",
+        "groq": "openai",
+        "speaches": "openai",
+        "localai": "openai",
+        "nano-v1": "openai",
+    }
+    assert config.providers["localai"].api_key is None  # ${LOCALAI_API_KEY:-}: no key
+    assert (config.stt.provider, config.tts.provider) == ("groq", "speaches")

@@ -41,6 +41,8 @@ class OpenAiSettings:
     max_chars: int = 4096
     voices: frozenset[str] = frozenset()
     instructions: str | None = None
+    speech_format: str = "opus"
+    """``response_format`` asked of /audio/speech (some servers only make wav or mp3)."""
     timestamps: bool = True
     diarize_models: frozenset[str] = frozenset({"gpt-4o-transcribe-diarize"})
 
@@ -70,6 +72,7 @@ def build(config: ProviderConfig, context: BuildContext) -> Built:
         max_chars=int(s.get("max_chars") or default.max_chars),
         voices=frozenset(voices),
         instructions=s.get("instructions") or None,
+        speech_format=str(s.get("speech_format") or default.speech_format),
         timestamps=bool(s.get("timestamps", True)),
         diarize_models=frozenset(s.get("diarize_models") or ()),
     )
@@ -171,7 +174,7 @@ class OpenAiSpeechToText:
 
 
 class OpenAiTextToSpeech:
-    """``POST /audio/speech``: JSON in, audio bytes (Opus) out."""
+    """``POST /audio/speech``: JSON in, audio bytes (Opus unless configured) out."""
 
     def __init__(self, http: HttpEndpoint, settings: OpenAiSettings | None = None) -> None:
         self.name = http.provider
@@ -185,7 +188,7 @@ class OpenAiTextToSpeech:
         )
 
     async def submit(self, text: str, options: TtsOptions) -> SpeechAudio:
-        """Synthesize ``text`` as Opus.
+        """Synthesize ``text`` (as Opus unless the instance sets ``speech_format``).
 
         Raises:
             UnknownModel: the server does not know ``options.model``.
@@ -196,7 +199,7 @@ class OpenAiTextToSpeech:
             "model": options.model,
             "input": text,
             "voice": options.voice,
-            "response_format": "opus",
+            "response_format": self._settings.speech_format,
             "speed": min(max(options.speed, _SPEED_RANGE[0]), _SPEED_RANGE[1]),
         }
         if self._settings.instructions:

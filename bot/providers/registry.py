@@ -58,6 +58,8 @@ class Option:
     positive: bool = False
     url: bool = False
     """Must be an http:// or https:// URL; a trailing slash is dropped."""
+    choices: tuple[str, ...] = ()
+    """When not empty, the only values allowed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +208,7 @@ TYPES: dict[str, ProviderType] = {
             Option("max_chars", int, 4096, positive=True),
             Option("voices", list, ()),
             Option("instructions", str, None),
+            Option("speech_format", str, "opus", choices=("opus", "mp3", "wav", "flac", "aac")),
             Option("timestamps", bool, True),
             Option("diarize_models", list, ("gpt-4o-transcribe-diarize",)),
         ),
