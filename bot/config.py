@@ -300,6 +300,10 @@ def _read_option(sec: _Section, opt: Option) -> Any:
     value = sec.get(opt.name, opt.kind, opt.default)
     if opt.positive:
         _positive(sec, opt.name, value)
+    if opt.choices and value not in opt.choices:
+        sec.problems.append(
+            f"{sec._key(opt.name)}: must be one of {', '.join(opt.choices)}, got {value!r}"
+        )
     if opt.url and isinstance(value, str):
         value = value.rstrip("/")
         if not value.startswith(("http://", "https://")):

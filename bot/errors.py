@@ -119,6 +119,12 @@ class ProviderUnavailable(ProviderError):
     default_message = "The speech service is unavailable right now."
 
 
+class ProviderTimeout(ProviderUnavailable):
+    """No complete answer within the instance's ``timeout`` (a hanging or overloaded server)."""
+
+    default_message = "The speech service did not answer in time; please try again later."
+
+
 class MalformedAnswer(ProviderUnavailable):
     """A 2xx answer that is not the documented shape (an HTML page, garbage JSON...)."""
 

@@ -113,7 +113,8 @@ def test_registry_bad_instances_are_named_with_their_key_path() -> None:
             "tts": {"provider": "cantonese"},
         }
     )
-    assert "providers.x.type: unknown type 'whisperx' (known: cantonese, local, nanogpt)" in text
+    known = "cantonese, local, nanogpt, openai"
+    assert f"providers.x.type: unknown type 'whisperx' (known: {known})" in text
     assert "providers.mystery: unknown provider; add `type:`" in text
     assert "providers.oa.base_url: must start with http:// or https://" in text
     assert "providers.oa.timeout: must be greater than 0" in text
@@ -206,3 +207,70 @@ def test_registry_type_names_spelled_only_in_the_type_table() -> None:
                 if pattern.search(line) and not cli_origin.search(line):
                     offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert offenders == []
+
+
+OPENAI_EXAMPLE = """
+providers:
+  nanogpt: {api_key: "${NANOGPT_API_KEY}"}
+  groq:
+    type: openai
+    base_url: https://api.groq.com/openai/v1
+    api_key: "${GROQ_API_KEY}"
+  homelab:
+    type: openai
+    base_url: http://whisper.lan:8000/v1     # no api_key: self-hosted servers often need none
+stt: {provider: groq, model: whisper-large-v3-turbo}
+tts: {provider: homelab, model: kokoro, voice: af_bella}
+"""
+
+
+async def test_registry_issue_example_with_openai_instances(
+    session: aiohttp.ClientSession,
+) -> None:
+    config = parse_config(yaml.safe_load(OPENAI_EXAMPLE), env={"GROQ_API_KEY": "gsk_test"})
+    assert config.providers["homelab"].type == "openai"
+    assert config.providers["homelab"].api_key is None
+    assert describe(config.providers, {"stt": "groq", "tts": "homelab"}) == [
+        "groq: type openai, api.groq.com; speech-to-text",
+        "homelab: type openai, whisper.lan:8000, no API key; text-to-speech",
+        "nanogpt: type nanogpt, nano-gpt.com, no API key; not used by stt/tts",
+    ]
+    stt, tts = build_providers(config.providers, session)
+    assert set(stt) == {"groq", "homelab"} and set(tts) == {"groq", "homelab"}
+    text = problems_of(yaml.safe_load(OPENAI_EXAMPLE))
+    assert text == "providers.groq.api_key: missing (set GROQ_API_KEY), needed by stt.provider"
+
+
+def test_registry_openai_defaults_and_limits() -> None:
+    data = {"providers": {"oa": {"type": "openai", "api_key": "k"}}, "stt": {"provider": "oa"}}
+    data["tts"] = {"provider": "oa"}
+    config = parse_config(data, env={})
+    assert (config.stt.model, config.tts.model, config.tts.voice) == (
+        "whisper-1",
+        "gpt-4o-mini-tts",
+        "alloy",
+    )
+    oa = config.providers["oa"]
+    assert oa.base_url == "https://api.openai.com/v1"
+    assert oa.settings["max_upload_bytes"] == 25 * 1024 * 1024
+    bad = {"providers": {"oa": {"type": "openai", "max_chars": 0, "voices": "alloy"}}}
+    text = problems_of(bad)
+    assert "providers.oa.max_chars: must be greater than 0" in text
+    assert "providers.oa.voices: expected a list of names, got 'alloy'" in text
+
+
+def test_registry_readme_provider_entries_are_valid_config() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Providers", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    env = {"OPENAI_API_KEY": "sk", "GROQ_API_KEY": "gsk", "NANOGPT_API_KEY": "nk"}
+    config = parse_config(yaml.safe_load(block), env=env)
+    assert {n: p.type for n, p in config.providers.items() if p.declared} == {
+        "openai": "openai",
+        "groq": "openai",
+        "speaches": "openai",
+        "localai": "openai",
+        "nano-v1": "openai",
+    }
+    assert config.providers["localai"].api_key is None  # ${LOCALAI_API_KEY:-}: no key
+    assert (config.stt.provider, config.tts.provider) == ("groq", "speaches")

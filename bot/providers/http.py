@@ -23,6 +23,7 @@ from bot.errors import (
     ProviderAuthError,
     ProviderBadRequest,
     ProviderError,
+    ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
     UnknownJob,
@@ -156,7 +157,7 @@ class HttpTransport:
                 request_sent=False,
             ) from exc
         except TimeoutError as exc:  # asyncio.TimeoutError is this alias on 3.11
-            raise ProviderUnavailable(
+            raise ProviderTimeout(
                 f"{provider}: {what}: no complete answer within {timeout:g} s",
                 provider=provider,
             ) from exc
@@ -261,7 +262,10 @@ def _status_error(
     retry_after: float | None,
     secrets: Iterable[str],
 ) -> ProviderError:
-    if status in table:
+    if status == 429 and _vendor_code(body) == "insufficient_quota":
+        # OpenAI's "You exceeded your current quota": out of credit, waiting will not help.
+        cls: type[ProviderError] = InsufficientBalance
+    elif status in table:
         cls = table[status]
     elif status >= 500:
         cls = ProviderUnavailable
@@ -276,6 +280,17 @@ def _status_error(
         status=status,
         retry_after=retry_after if keep_retry else None,
     )
+
+
+def _vendor_code(body: bytes) -> str | None:
+    """The ``error.code`` of an OpenAI-style error body, if there is one."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _is_json(body: bytes) -> bool:

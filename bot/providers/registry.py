@@ -58,6 +58,8 @@ class Option:
     positive: bool = False
     url: bool = False
     """Must be an http:// or https:// URL; a trailing slash is dropped."""
+    choices: tuple[str, ...] = ()
+    """When not empty, the only values allowed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +246,24 @@ TYPES: dict[str, ProviderType] = {
         extra="local",
         role_extras={STT: ("faster_whisper", "local"), TTS: ("piper", "local-tts")},
         check="bot.providers.local.factory:route_problems",
+    ),
+    "openai": ProviderType(
+        name="openai",
+        factory="bot.providers.openai:build",
+        roles=frozenset({STT, TTS}),
+        options=(
+            *http_options("https://api.openai.com/v1", "OPENAI_API_KEY"),
+            Option("max_upload_bytes", int, 25 * 1024 * 1024, positive=True),
+            Option("max_chars", int, 4096, positive=True),
+            Option("voices", list, ()),
+            Option("instructions", str, None),
+            Option("speech_format", str, "opus", choices=("opus", "mp3", "wav", "flac", "aac")),
+            Option("timestamps", bool, True),
+            Option("diarize_models", list, ("gpt-4o-transcribe-diarize",)),
+        ),
+        summary="any OpenAI-compatible /audio API (OpenAI, Groq, speaches, LocalAI, vLLM...)",
+        default_models={STT: "whisper-1", TTS: "gpt-4o-mini-tts"},
+        default_voice="alloy",
     ),
 }
 DEFAULT_PROVIDER = "nanogpt"
