@@ -300,7 +300,7 @@ def _read_option(sec: _Section, opt: Option) -> Any:
     value = sec.get(opt.name, opt.kind, opt.default)
     if opt.positive:
         _positive(sec, opt.name, value)
-    if opt.choices and value not in opt.choices:
+    if opt.choices and value is not None and value not in opt.choices:
         sec.problems.append(
             f"{sec._key(opt.name)}: must be one of {', '.join(opt.choices)}, got {value!r}"
         )

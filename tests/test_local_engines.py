@@ -258,3 +258,14 @@ async def test_local_named_model_not_in_the_cache_fails_fast_offline(tmp_path: P
     finally:
         provider.close()
     assert result.error == LOAD_FAILED  # HF_HUB_OFFLINE and the socket guard: no download, no hang
+
+
+def test_local_instance_settings_are_checked_when_the_config_is_read(tmp_path: Path) -> None:
+    tiny_en_path()
+    data = local_config_dict(tmp_path, device="tpu", task="summarize", compute_type="int3")
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, env={})
+    text = "\n".join(info.value.problems)
+    assert "providers.local.device: must be one of cpu, cuda, auto, got 'tpu'" in text
+    assert "providers.local.task: must be one of transcribe, translate, got 'summarize'" in text
+    assert "providers.local.compute_type: must be one of default, auto, int8" in text

@@ -35,6 +35,7 @@ import aiohttp
 
 from bot.providers.base import SpeechToText, TextToSpeech
 from bot.providers.http import HttpTransport
+from bot.providers.local.settings import COMPUTE_TYPES, DEVICES, TASKS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -227,13 +228,13 @@ TYPES: dict[str, ProviderType] = {
         factory="bot.providers.local.factory:build",
         roles=frozenset({STT, TTS}),
         options=(
-            Option("device", str, "cpu"),
-            Option("compute_type", str, None),
+            Option("device", str, "cpu", choices=DEVICES),
+            Option("compute_type", str, None, choices=COMPUTE_TYPES),
             Option("cpu_threads", int, None, positive=True),
             Option("workers", int, None, positive=True),
             Option("vad_filter", bool, True),
             Option("beam_size", int, 5, positive=True),
-            Option("task", str, "transcribe"),
+            Option("task", str, "transcribe", choices=TASKS),
             Option("word_timestamps", bool, False),
             Option("download_dir", str, None),
             Option("offline", bool, False),

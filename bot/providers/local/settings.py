@@ -161,8 +161,6 @@ def read_piper(raw: Mapping[str, Any], where: str) -> tuple[PiperSettings, list[
         workers=int(raw.get("tts_workers") or 1),
         max_chars=int(raw.get("max_chars") or 1000),
     )
-    if settings.voices_dir is not None and not settings.voices_dir.is_dir():
-        problems.append(f"{where}.voices_dir: {str(settings.voices_dir)!r} is not a directory")
     if settings.workers < 1:
         problems.append(f"{where}.tts_workers: must be 1 or more")
     if settings.max_chars < 20:
@@ -192,9 +190,12 @@ def voice_problem(voice: str, voices_dir: Path | None) -> str | None:
         if not path.with_name(path.name + ".json").is_file():
             return f"voice {voice!r} has no {path.name}.json beside it (Piper needs both)"
         return None
+    if voices_dir is None:
+        return f"unknown voice {voice!r} (no voices_dir configured)"
+    if not voices_dir.is_dir():
+        return f"unknown voice {voice!r}: voices_dir {str(voices_dir)!r} does not exist"
     known = ", ".join(find_voices(voices_dir)) or "none found"
-    where = f"in {voices_dir}" if voices_dir else "(no voices_dir configured)"
-    return f"unknown voice {voice!r} {where}; voices: {known}"
+    return f"unknown voice {voice!r} in {voices_dir}; voices: {known}"
 
 
 def _path(value: Any) -> Path | None:
