@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from bot.errors import ContentPolicyViolation, PayloadTooLarge, ProviderJobFailed
+from bot.errors import ContentPolicyViolation, PayloadTooLarge, ProviderError, ProviderJobFailed
 from bot.models import AudioInput, Segment, SpeechAudio, SttOptions, Transcript, TtsOptions, Word
 from bot.providers.base import PollResult, PollStatus, SttCapabilities, Ticket, TtsCapabilities
 from bot.providers.http import HttpAnswer, HttpEndpoint, HttpTransport, malformed
@@ -233,15 +233,30 @@ class NanoGptTextToSpeech(_NanoGptClient):
         url = body.get("audioUrl")
         if not isinstance(url, str) or not url:
             raise malformed(answer, "neither audio, audioUrl nor runId")
-        return await self._download(url, _str_or_none(body.get("contentType")))
+        content_type = _str_or_none(body.get("contentType"))
+        try:
+            return await self._download(url, content_type)
+        except ProviderError as exc:
+            # The synthesis is done and paid for: keep the URL and retry the download (durably,
+            # through the poller), never the synthesis.
+            _LOGGER.warning("%s: audio download failed, will retry it: %s", self.name, exc)
+            return _download_ticket(self.name, url, content_type, body, options)
 
     async def poll(self, ticket: Ticket) -> PollResult:
-        """Ask ``/tts/status`` about a run; COMPLETED carries the downloaded audio.
+        """Ask ``/tts/status`` about a run, or retry a pending download; COMPLETED carries the
+        downloaded audio.
 
         Raises:
-            ProviderError: any HTTP failure, typed by status.
+            ProviderError: any HTTP failure, typed by status (a failed download included).
         """
         data = ticket.data
+        if data.get("download"):
+            audio = await self._download(
+                str(data["audioUrl"]), _str_or_none(data.get("contentType"))
+            )
+            return PollResult(
+                PollStatus.COMPLETED, audio=audio, cost=_float_or_none(data.get("cost"))
+            )
         params = {
             key: str(data[key])
             for key in ("runId", "model", "cost", "paymentSource")
@@ -284,6 +299,25 @@ def _tts_failure(data: Mapping[str, Any], body: Mapping[str, Any]) -> PollResult
     return PollResult(
         PollStatus.FAILED, error=ProviderJobFailed.default_message, error_code=code or "failed"
     )
+
+
+def _download_ticket(
+    name: str,
+    url: str,
+    content_type: str | None,
+    body: Mapping[str, Any],
+    options: TtsOptions,
+) -> Ticket:
+    """A synchronous answer whose audio is not fetched yet: polling it retries the download."""
+    data = {
+        "kind": "tts",
+        "download": True,
+        "audioUrl": url,
+        "contentType": content_type,
+        "model": body.get("model", options.model),
+        "cost": body.get("cost"),
+    }
+    return Ticket(provider=name, data=data, cost=_float_or_none(body.get("cost")))
 
 
 def _stt_ticket(
