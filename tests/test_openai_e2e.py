@@ -109,6 +109,9 @@ async def test_openai_e2e_cli_transcribe_speak_and_check_config(
     code, _, err = await voicebot(config, "transcribe", str(audio), "--provider", "whisperx")
     assert code == 1 and "configured: cantonese, groq, homelab, nanogpt" in err
 
+    code, out, _ = await voicebot(config, "transcribe", "--help")
+    assert code == 0 and "(cantonese, groq, homelab, nanogpt)" in " ".join(out.split())
+
     code, out, err = await voicebot(config, "check-config")
     assert code == 0, err
     assert f"groq: type openai, 127.0.0.1:{groq.url.split(':')[2].split('/')[0]}" in out

@@ -12,6 +12,7 @@ from bot.errors import ContentPolicyViolation, PayloadTooLarge, ProviderError, P
 from bot.models import AudioInput, Segment, SpeechAudio, SttOptions, Transcript, TtsOptions, Word
 from bot.providers.base import PollResult, PollStatus, SttCapabilities, Ticket, TtsCapabilities
 from bot.providers.http import HttpAnswer, HttpEndpoint, HttpTransport, malformed
+from bot.providers.values import float_or_none, int_or_none, str_or_none
 
 if TYPE_CHECKING:
     from bot.providers.registry import BuildContext, Built, ProviderConfig
@@ -186,7 +187,7 @@ class NanoGptSpeechToText(_NanoGptClient):
             return PollResult(
                 PollStatus.FAILED,
                 error=ProviderJobFailed.default_message,
-                error_code=_str_or_none(body.get("code")) or "failed",
+                error_code=str_or_none(body.get("code")) or "failed",
             )
         raise malformed(answer, f"unknown status {status!r}")
 
@@ -233,7 +234,7 @@ class NanoGptTextToSpeech(_NanoGptClient):
         url = body.get("audioUrl")
         if not isinstance(url, str) or not url:
             raise malformed(answer, "neither audio, audioUrl nor runId")
-        content_type = _str_or_none(body.get("contentType"))
+        content_type = str_or_none(body.get("contentType"))
         try:
             return await self._download(url, content_type)
         except ProviderError as exc:
@@ -252,10 +253,10 @@ class NanoGptTextToSpeech(_NanoGptClient):
         data = ticket.data
         if data.get("download"):
             audio = await self._download(
-                str(data["audioUrl"]), _str_or_none(data.get("contentType"))
+                str(data["audioUrl"]), str_or_none(data.get("contentType"))
             )
             return PollResult(
-                PollStatus.COMPLETED, audio=audio, cost=_float_or_none(data.get("cost"))
+                PollStatus.COMPLETED, audio=audio, cost=float_or_none(data.get("cost"))
             )
         params = {
             key: str(data[key])
@@ -268,7 +269,7 @@ class NanoGptTextToSpeech(_NanoGptClient):
         status = body.get("status")
         if status == "pending":
             return PollResult(
-                PollStatus.PENDING, queue_position=_int_or_none(body.get("queuePosition"))
+                PollStatus.PENDING, queue_position=int_or_none(body.get("queuePosition"))
             )
         if status == "processing":
             return PollResult(PollStatus.RUNNING)
@@ -276,9 +277,9 @@ class NanoGptTextToSpeech(_NanoGptClient):
             url = body.get("audioUrl")
             if not isinstance(url, str) or not url:
                 raise malformed(answer, "completed without audioUrl")
-            audio = await self._download(url, _str_or_none(body.get("contentType")))
+            audio = await self._download(url, str_or_none(body.get("contentType")))
             return PollResult(
-                PollStatus.COMPLETED, audio=audio, cost=_float_or_none(data.get("cost"))
+                PollStatus.COMPLETED, audio=audio, cost=float_or_none(data.get("cost"))
             )
         if status in ("error", "failed"):
             return _tts_failure(data, body)
@@ -286,7 +287,7 @@ class NanoGptTextToSpeech(_NanoGptClient):
 
 
 def _tts_failure(data: Mapping[str, Any], body: Mapping[str, Any]) -> PollResult:
-    code = _str_or_none(body.get("code"))
+    code = str_or_none(body.get("code"))
     _LOGGER.warning(
         "nanogpt tts run %s failed (%s): %s", data.get("runId"), code, body.get("error")
     )
@@ -317,14 +318,14 @@ def _download_ticket(
         "model": body.get("model", options.model),
         "cost": body.get("cost"),
     }
-    return Ticket(provider=name, data=data, cost=_float_or_none(body.get("cost")))
+    return Ticket(provider=name, data=data, cost=float_or_none(body.get("cost")))
 
 
 def _stt_ticket(
     name: str, body: Mapping[str, Any], audio: AudioInput, options: SttOptions
 ) -> Ticket:
     """Keep every field the status call echoes; fall back to what we sent when the 202 omits one."""
-    cost = _float_or_none(body.get("cost"))
+    cost = float_or_none(body.get("cost"))
     data = {
         "kind": "stt",
         "runId": str(body["runId"]),
@@ -350,8 +351,8 @@ def _tts_ticket(name: str, body: Mapping[str, Any], options: TtsOptions) -> Tick
     return Ticket(
         provider=name,
         data=data,
-        cost=_float_or_none(body.get("cost")),
-        queue_position=_int_or_none(body.get("queuePosition")),
+        cost=float_or_none(body.get("cost")),
+        queue_position=int_or_none(body.get("queuePosition")),
     )
 
 
@@ -363,16 +364,16 @@ def _parse_transcript(answer: HttpAnswer, body: Mapping[str, Any]) -> Transcript
     meta = meta if isinstance(meta, Mapping) else {}
     words = _parse_words(body.get("words"))
     segments = _parse_segments(body.get("diarization")) or _segments_from_words(words)
-    minutes = _float_or_none(meta.get("actualDuration"))
+    minutes = float_or_none(meta.get("actualDuration"))
     return Transcript(
         text=text.strip(),
         segments=segments,
         words=words,
-        language=_str_or_none(meta.get("language")),
+        language=str_or_none(meta.get("language")),
         # metadata.actualDuration is in minutes, like the form field we send; Transcript wants s.
         duration=minutes * 60 if minutes is not None else None,
-        cost=_float_or_none(meta.get("cost")),
-        currency=_str_or_none(meta.get("currency")),
+        cost=float_or_none(meta.get("cost")),
+        currency=str_or_none(meta.get("currency")),
         diarized=any(s.speaker for s in segments) or any(w.speaker for w in words),
     )
 
@@ -391,10 +392,10 @@ def _parse_words(raw: Any) -> tuple[Word, ...]:
         words.append(
             Word(
                 text=text,
-                start=_float_or_none(item.get("start")),
-                end=_float_or_none(item.get("end")),
-                speaker=_str_or_none(item.get("speaker_id")),
-                type=_str_or_none(item.get("type")) or "word",
+                start=float_or_none(item.get("start")),
+                end=float_or_none(item.get("end")),
+                speaker=str_or_none(item.get("speaker_id")),
+                type=str_or_none(item.get("type")) or "word",
             )
         )
     return tuple(words)
@@ -407,9 +408,9 @@ def _parse_segments(raw: Any) -> tuple[Segment, ...]:
     return tuple(
         Segment(
             text=str(item.get("text", "")).strip(),
-            start=_float_or_none(item.get("start")),
-            end=_float_or_none(item.get("end")),
-            speaker=_str_or_none(item.get("speaker")),
+            start=float_or_none(item.get("start")),
+            end=float_or_none(item.get("end")),
+            speaker=str_or_none(item.get("speaker")),
         )
         for item in segments
         if isinstance(item, Mapping)
@@ -429,21 +430,3 @@ def _segments_from_words(words: tuple[Word, ...]) -> tuple[Segment, ...]:
     return tuple(
         Segment(" ".join(w.text for w in g), g[0].start, g[-1].end, g[0].speaker) for g in groups
     )
-
-
-def _float_or_none(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _int_or_none(value: Any) -> int | None:
-    number = _float_or_none(value)
-    return int(number) if number is not None else None
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
