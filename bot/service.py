@@ -226,6 +226,9 @@ class VoiceService:
             )
         parts = render.split_sentences(text, caps.max_chars)
         chosen_voice = voice or (settings.voice if settings else None) or cfg.voice
+        if caps.voices and chosen_voice not in caps.voices:
+            voices = ", ".join(sorted(caps.voices))
+            raise InputError(f"There is no voice {chosen_voice!r} here. Voices: {voices}.")
         now = self._clock()
         job = await self.store.create(
             NewJob(
