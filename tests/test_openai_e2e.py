@@ -144,6 +144,22 @@ async def test_openai_e2e_cli_long_text_is_spoken_in_sentence_parts_joined_into_
     assert seconds == pytest.approx(sum(0.3 + len(i) / 60 for i in inputs), abs=0.15)
 
 
+async def test_openai_e2e_cli_audio_over_the_instance_limit_is_reencoded_to_fit(
+    tmp_path: Path, servers: tuple[FakeOpenAi, FakeOpenAi]
+) -> None:
+    groq, homelab = servers
+    config = example_config(tmp_path, groq, homelab, homelab_extra={"max_upload_bytes": 100_000})
+    wav = tmp_path / "long.wav"
+    wav.write_bytes(make_tone(6.0, "wav"))
+    assert wav.stat().st_size > 100_000
+    code, out, err = await voicebot(config, "transcribe", str(wav), "--provider", "homelab")
+    assert code == 0 and "Hello there." in out, err
+    [sent] = homelab.requests_to("transcriptions")
+    upload = sent.files["file"]
+    assert len(upload.data) <= 100_000 and upload.filename.endswith((".ogg", ".webm"))
+    assert decode_info(upload.data)[2] == pytest.approx(6.0, abs=0.1)
+
+
 async def test_openai_e2e_cli_srt_from_a_server_without_verbose_json_says_why(
     tmp_path: Path,
 ) -> None:
