@@ -347,6 +347,8 @@ def _read_route(
         )
     elif (missing := pc.missing()) is not None:
         sec.problems.append(f"{missing}, needed by {sec._key('provider')}")
+    elif (extra := spec.missing_role_extra(role)) is not None:
+        sec.problems.append(f"providers.{name}: {extra}, needed by {sec._key('provider')}")
     return sec, name, spec
 
 
