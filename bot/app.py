@@ -77,7 +77,7 @@ class RedactingFilter(logging.Filter):
 
 def config_secrets(config: Config) -> list[str]:
     """Every secret the configuration holds."""
-    found = [s for p in config.providers.values() for s in p.secrets()]
+    found = [p.api_key or "" for p in config.providers.values()]
     found += [config.telegram.token or "", config.discord.token or ""]
     return [s for s in found if s]
 

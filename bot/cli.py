@@ -142,7 +142,7 @@ async def _transcribe(core: Core, args: argparse.Namespace) -> int:
         if text is None:
             raise BotError(
                 f"{job.model} returned no timings, so there is no {args.format.upper()}; "
-                "use --format text, or a model with timestamps (e.g. Elevenlabs-STT)"
+                "use --format text, or a model that returns timings"
             )
         print(text)
         return 0

@@ -395,10 +395,13 @@ def _route_checks(
     """
     if pc is None or spec is None or role not in spec.roles:
         return note
-    missing = spec.role_missing_extra(role)
+    missing = spec.missing_role_extra(role)
     problems = [missing] if missing else spec.route_problems(role, used[0], used[1], pc.settings)
     if note is None:
-        sec.problems.extend(f"{sec._key('provider')}: {p}" if p == missing else p for p in problems)
+        sec.problems.extend(
+            f"providers.{pc.name}: {p}, needed by {sec._key('provider')}" if p == missing else p
+            for p in problems
+        )
         return None
     if problems:
         return f"{role}: unavailable: {'; '.join(problems)}; or {note}"

@@ -68,20 +68,24 @@ class VoiceService:
     def _stt_provider(self, name: str) -> SpeechToText:
         if name in self._stt:
             return self._stt[name]
-        raise self._not_configured(name)
+        raise self._not_configured(name, STT)
 
     def _tts_provider(self, name: str) -> TextToSpeech:
         if name in self._tts:
             return self._tts[name]
-        raise self._not_configured(name)
+        raise self._not_configured(name, TTS)
 
-    def _not_configured(self, name: str) -> ProviderNotConfigured:
+    def _not_configured(self, name: str, role: str) -> ProviderNotConfigured:
         pc = self.config.providers.get(name)
         if pc is None:
             configured = ", ".join(sorted(self.config.providers))
             detail = f"unknown provider {name!r} (configured: {configured})"
         else:
-            detail = pc.missing() or f"provider {name!r} (type {pc.type}) does not offer this"
+            spec = TYPES.get(pc.type)
+            extra = spec.missing_role_extra(role) if spec is not None else None
+            detail = (
+                pc.missing() or extra or f"provider {name!r} (type {pc.type}) does not offer this"
+            )
         return ProviderNotConfigured(detail, provider=name)
 
     def _default_model(self, role: str, name: str, route: str, route_model: str) -> str:
@@ -236,6 +240,9 @@ class VoiceService:
             )
         parts = render.split_sentences(text, caps.max_chars)
         chosen_voice = voice or (settings.voice if settings else None) or cfg.voice
+        if caps.voices and chosen_voice not in caps.voices:
+            voices = ", ".join(sorted(caps.voices))
+            raise InputError(f"There is no voice {chosen_voice!r} here. Voices: {voices}.")
         now = self._clock()
         job = await self.store.create(
             NewJob(

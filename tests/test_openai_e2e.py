@@ -109,6 +109,9 @@ async def test_openai_e2e_cli_transcribe_speak_and_check_config(
     code, _, err = await voicebot(config, "transcribe", str(audio), "--provider", "whisperx")
     assert code == 1 and "configured: cantonese, groq, homelab, nanogpt" in err
 
+    code, out, _ = await voicebot(config, "transcribe", "--help")
+    assert code == 0 and "(cantonese, groq, homelab, nanogpt)" in " ".join(out.split())
+
     code, out, err = await voicebot(config, "check-config")
     assert code == 0, err
     assert f"groq: type openai, 127.0.0.1:{groq.url.split(':')[2].split('/')[0]}" in out
@@ -120,7 +123,11 @@ async def test_openai_e2e_cli_long_text_is_spoken_in_sentence_parts_joined_into_
     tmp_path: Path, servers: tuple[FakeOpenAi, FakeOpenAi]
 ) -> None:
     groq, homelab = servers
-    config = example_config(tmp_path, groq, homelab, homelab_extra={"max_chars": 40})
+    extra = {"max_chars": 40, "voices": ["af_bella", "am_adam"]}
+    config = example_config(tmp_path, groq, homelab, homelab_extra=extra)
+    code, _, err = await voicebot(config, "speak", "Hi.", "-o", "x.ogg", "--voice", "bogus")
+    assert code == 1 and "no voice 'bogus' here. Voices: af_bella, am_adam." in err
+    assert homelab.requests == []  # refused before anything was sent
     text = "The first sentence is here. A second one follows it! And a third? Yes, the end."
     out_file = tmp_path / "long.ogg"
     code, _, err = await voicebot(config, "speak", text, "-o", str(out_file))
@@ -135,6 +142,22 @@ async def test_openai_e2e_cli_long_text_is_spoken_in_sentence_parts_joined_into_
     # One voice message as long as the three parts the fake synthesized (0.3 s + len/60 each).
     assert (fmt, codec) == ("ogg", "opus")
     assert seconds == pytest.approx(sum(0.3 + len(i) / 60 for i in inputs), abs=0.15)
+
+
+async def test_openai_e2e_cli_audio_over_the_instance_limit_is_reencoded_to_fit(
+    tmp_path: Path, servers: tuple[FakeOpenAi, FakeOpenAi]
+) -> None:
+    groq, homelab = servers
+    config = example_config(tmp_path, groq, homelab, homelab_extra={"max_upload_bytes": 100_000})
+    wav = tmp_path / "long.wav"
+    wav.write_bytes(make_tone(6.0, "wav"))
+    assert wav.stat().st_size > 100_000
+    code, out, err = await voicebot(config, "transcribe", str(wav), "--provider", "homelab")
+    assert code == 0 and "Hello there." in out, err
+    [sent] = homelab.requests_to("transcriptions")
+    upload = sent.files["file"]
+    assert len(upload.data) <= 100_000 and upload.filename.endswith((".ogg", ".webm"))
+    assert decode_info(upload.data)[2] == pytest.approx(6.0, abs=0.1)
 
 
 async def test_openai_e2e_cli_srt_from_a_server_without_verbose_json_says_why(

@@ -152,6 +152,30 @@ def test_registry_type_with_missing_extra_names_the_pip_install(
     assert "voicebot_no_such_module" not in sys.modules  # checked, never imported
 
 
+def test_registry_role_extra_is_required_only_for_the_role_a_route_uses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(
+        TYPES,
+        "engine",
+        ProviderType(
+            name="engine",
+            factory="voicebot_no_such_module.engines:build",
+            roles=frozenset({STT, "tts"}),
+            options=(),
+            summary="test type",
+            role_extras={"tts": ("local-tts", ("voicebot_no_such_tts",))},
+        ),
+    )
+    data = {"providers": {"nanogpt": {"api_key": "k"}, "box": {"type": "engine"}}}
+    parse_config({**data, "stt": {"provider": "box"}}, env={})  # STT needs nothing extra
+    text = problems_of({**data, "tts": {"provider": "box"}})
+    assert text == (
+        "providers.box: type 'engine' needs `pip install voicebot[local-tts]` for "
+        "text-to-speech, needed by tts.provider"
+    )
+
+
 async def test_registry_builds_every_usable_instance_over_one_transport(
     session: aiohttp.ClientSession,
 ) -> None:

@@ -200,15 +200,17 @@ class JobWorker:
             speed=float(job.options.get("speed", 1.0)),
         )
         parts = [str(p) for p in job.options.get("parts", ())]
-        audios: list[SpeechAudio] = []
-        for part in parts:
-            answer = await provider.submit(part, options)
-            if isinstance(answer, Ticket):
-                if len(parts) == 1:
-                    return answer
-                raise RuntimeError("asynchronous TTS cannot join several parts")
-            audios.append(answer)
-        return await self._audio.run(audio.to_voice_clip, [a.data for a in audios])
+        answers = [await provider.submit(part, options) for part in parts]
+        audios = [a for a in answers if isinstance(a, SpeechAudio)]
+        if len(audios) == len(answers):
+            return await self._audio.run(audio.to_voice_clip, [a.data for a in audios])
+        if len(answers) == 1 and isinstance(answers[0], Ticket):
+            return answers[0]
+        # Some parts' audio is still to fetch: one ticket keeps every part, the fetched ones as
+        # bytes, so polling retries only what is missing and no part is synthesized twice.
+        entries = [_part_entry(a) for a in answers]
+        cost = sum(a.cost or 0.0 for a in answers if isinstance(a, Ticket)) or None
+        return Ticket(provider=job.provider, data={"kind": "tts", "parts": entries}, cost=cost)
 
     async def _record_answer(self, job: Job, answer: Transcript | Ticket | VoiceClip) -> None:
         now = self._clock()
@@ -272,7 +274,10 @@ class JobWorker:
         )
         ticket = Ticket(provider=job.provider, data=job.ticket or {})
         try:
-            result = await provider.poll(ticket)
+            if isinstance(ticket.data.get("parts"), list):
+                result = await _poll_parts(provider, ticket)
+            else:
+                result = await provider.poll(ticket)
         except ProviderError as exc:
             await self._poll_failed(job, exc)
             return
@@ -309,9 +314,12 @@ class JobWorker:
                 await self.store.complete(
                     job.id, t.to_dict(), now=now, cost=t.cost, currency=t.currency, polled=True
                 )
-            elif result.audio is not None:
+            elif result.audio is not None or result.audio_parts:
+                parts = result.audio_parts or (result.audio,)
                 try:
-                    clip = await self._audio.run(audio.to_voice_clip, [result.audio.data])
+                    clip = await self._audio.run(
+                        audio.to_voice_clip, [a.data for a in parts if a is not None]
+                    )
                 except AudioError as exc:
                     await self.store.fail(job.id, exc.user_message, now=now, error_code="audio")
                     return
@@ -391,6 +399,27 @@ def _progress_step(job: Job, result: PollResult) -> bool:
         return False
     before = -1 if job.progress is None else int(job.progress * 10)
     return int(result.progress * 10) != before
+
+
+def _part_entry(answer: SpeechAudio | Ticket) -> dict[str, object]:
+    """One part of a multi-part TTS ticket: fetched audio (base64) or the part's own ticket."""
+    if isinstance(answer, SpeechAudio):
+        return {"audio": base64.b64encode(answer.data).decode(), "contentType": answer.content_type}
+    return {"ticket": dict(answer.data)}
+
+
+async def _poll_parts(provider: SpeechToText | TextToSpeech, ticket: Ticket) -> PollResult:
+    """Poll each unfinished part of a multi-part TTS ticket; COMPLETED once all have audio."""
+    audios: list[SpeechAudio] = []
+    for entry in ticket.data["parts"]:
+        if "audio" in entry:
+            audios.append(SpeechAudio(base64.b64decode(entry["audio"]), entry["contentType"]))
+            continue
+        result = await provider.poll(Ticket(provider=ticket.provider, data=entry["ticket"]))
+        if result.status is not PollStatus.COMPLETED or result.audio is None:
+            return result
+        audios.append(result.audio)
+    return PollResult(PollStatus.COMPLETED, audio_parts=tuple(audios))
 
 
 def _deadline_message(job: Job) -> str:

@@ -51,6 +51,8 @@ class PollResult:
     cost: float | None = None
     progress: float | None = None
     """Share of the work done (0-1) while RUNNING, when the provider measures it."""
+    audio_parts: tuple[SpeechAudio, ...] = ()
+    """COMPLETED speech in several parts (joined in this order); ``audio`` is then None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +135,8 @@ class TextToSpeech(Protocol):
 
         Returns:
             The audio for synchronous models (downloaded if the API answered with a URL), or a
-            ticket to poll.
+            ticket to poll: asynchronous runs, and synthesized audio whose download failed
+            (polling that ticket retries the download, never the paid synthesis).
 
         Raises:
             ProviderError: a typed subclass for every HTTP failure.

@@ -14,6 +14,7 @@ from bot.errors import PayloadTooLarge, ProviderBadRequest, UnknownJob, UnknownM
 from bot.models import AudioInput, Segment, SpeechAudio, SttOptions, Transcript, TtsOptions, Word
 from bot.providers.base import PollResult, SttCapabilities, Ticket, TtsCapabilities
 from bot.providers.http import HttpAnswer, HttpEndpoint, malformed
+from bot.providers.values import float_or_none, str_or_none
 
 if TYPE_CHECKING:
     from bot.providers.registry import BuildContext, Built, ProviderConfig
@@ -249,14 +250,12 @@ def _parse_transcript(answer: HttpAnswer, fmt: str) -> Transcript:
         raise malformed(answer, "no text")
     segments = _segments(body.get("segments"))
     words = _words(body.get("words"))
-    duration = body.get("duration")
-    language = body.get("language")
     return Transcript(
         text=text.strip(),
         segments=segments,
         words=words,
-        language=language if isinstance(language, str) and language else None,
-        duration=float(duration) if isinstance(duration, int | float) else None,
+        language=str_or_none(body.get("language")),
+        duration=float_or_none(body.get("duration")),
         diarized=fmt == "diarized_json" and any(s.speaker for s in segments),
     )
 
@@ -268,9 +267,9 @@ def _segments(raw: Any) -> tuple[Segment, ...]:
     return tuple(
         Segment(
             text=str(item.get("text", "")).strip(),
-            start=_number(item.get("start")),
-            end=_number(item.get("end")),
-            speaker=str(item["speaker"]) if item.get("speaker") not in (None, "") else None,
+            start=float_or_none(item.get("start")),
+            end=float_or_none(item.get("end")),
+            speaker=str_or_none(item.get("speaker")),
         )
         for item in raw
         if isinstance(item, Mapping)
@@ -281,11 +280,11 @@ def _words(raw: Any) -> tuple[Word, ...]:
     if not isinstance(raw, list):
         return ()
     return tuple(
-        Word(text=item["word"], start=_number(item.get("start")), end=_number(item.get("end")))
+        Word(
+            text=item["word"],
+            start=float_or_none(item.get("start")),
+            end=float_or_none(item.get("end")),
+        )
         for item in raw
         if isinstance(item, Mapping) and isinstance(item.get("word"), str) and item["word"].strip()
     )
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -15,9 +15,12 @@ How to add a type (e.g. ``local``):
 2. Add a ``ProviderType`` to ``TYPES``: its config ``options`` (their names are the keys of the
    instance's section, read and type-checked by ``bot.config``), ``roles``, default models/voice,
    and, when its Python dependencies live in an optional extra, ``extra`` + ``requires`` (the
-   importable top-level modules). The factory module is imported only when an instance is built,
-   so the core never imports an optional dependency; a missing one is a config error naming the
-   ``pip install`` to run.
+   importable top-level modules), or ``role_extras`` when each role has its own extra. The
+   factory module is imported only when an instance is built, so the core never imports an
+   optional dependency; a missing one is a config error naming the ``pip install`` to run (a
+   role's extra only when a route uses that role). The factory module itself must import the
+   optional dependencies lazily (inside the engine, on first use): a role whose extra is missing
+   is built but dropped.
 3. Nothing else: the CLI, ``check-config``, the service and the worker only use instance names.
 """
 
@@ -151,27 +154,22 @@ class ProviderType:
     """The ``pip install voicebot[EXTRA]`` holding this type's dependencies."""
     requires: tuple[str, ...] = ()
     """Top-level modules of that extra, checked when the config is read."""
+    role_extras: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    """Per-role extras (role → (extra, modules)) for a type whose roles have separate
+    dependencies (e.g. speech-to-text in one extra, text-to-speech in another): checked only when
+    a route uses the instance for that role."""
     implicit: bool = False
     """Present with defaults even when the config does not list it (configs from before the
     registry named these without a section)."""
-    role_extras: Mapping[str, tuple[str, str]] = field(default_factory=dict)
-    """Role → (importable module, extra) when each role has its own optional dependency."""
     check: str | None = None
     """``module:function(role, model, voice, settings) -> list[str]``: a route's problems (a
     model path that is not there), found when the config is read; imported only then."""
-
-    def role_missing_extra(self, role: str) -> str | None:
-        """The problem when ``role``'s own optional dependency is not installed."""
-        module, extra = self.role_extras.get(role, ("", ""))
-        if not module or importlib.util.find_spec(module) is not None:
-            return None
-        return f"{ROLE_NAMES[role]} of type {self.name!r} needs `pip install voicebot[{extra}]`"
 
     def route_problems(
         self, role: str, model: str, voice: str | None, settings: Mapping[str, Any]
     ) -> list[str]:
         """What is wrong with using this type for ``role`` with ``model``/``voice``."""
-        if (missing := self.role_missing_extra(role)) is not None:
+        if (missing := self.missing_role_extra(role)) is not None:
             return [missing]
         if self.check is None:
             return []
@@ -181,15 +179,26 @@ class ProviderType:
 
     def missing_extra(self) -> str | None:
         """The config problem when this type's optional dependencies are not installed."""
-        absent = [m for m in self.requires if importlib.util.find_spec(m) is None]
-        if not absent:
+        if not _missing(self.requires):
             return None
         return f"type {self.name!r} needs `pip install voicebot[{self.extra}]`"
+
+    def missing_role_extra(self, role: str) -> str | None:
+        """The config problem when ``role``'s own optional dependencies are not installed."""
+        extra, modules = self.role_extras.get(role, ("", ()))
+        if not _missing(modules):
+            return None
+        return f"type {self.name!r} needs `pip install voicebot[{extra}]` for {ROLE_NAMES[role]}"
 
     def load(self) -> Factory:
         """Import and return the factory."""
         module, _, attr = self.factory.partition(":")
         return cast(Factory, getattr(importlib.import_module(module), attr))
+
+
+def _missing(modules: tuple[str, ...]) -> list[str]:
+    """The modules that cannot be imported (looked up, never imported)."""
+    return [m for m in modules if importlib.util.find_spec(m) is None]
 
 
 def http_options(base_url: str, key_env: str) -> tuple[Option, ...]:
@@ -245,7 +254,7 @@ TYPES: dict[str, ProviderType] = {
         summary="offline on this machine: faster-whisper speech-to-text, Piper voices",
         default_models={STT: "base", TTS: "piper"},
         extra="local",
-        role_extras={STT: ("faster_whisper", "local"), TTS: ("piper", "local-tts")},
+        role_extras={STT: ("local", ("faster_whisper",)), TTS: ("local-tts", ("piper",))},
         check="bot.providers.local.factory:route_problems",
     ),
     "openai": ProviderType(
@@ -282,10 +291,11 @@ def build_providers(
     for name, pc in providers.items():
         if pc.missing() is not None:
             continue
-        built = TYPES[pc.type].load()(pc, context)
-        if built.stt is not None:
+        spec = TYPES[pc.type]
+        built = spec.load()(pc, context)
+        if built.stt is not None and spec.missing_role_extra(STT) is None:
             stt[name] = built.stt
-        if built.tts is not None:
+        if built.tts is not None and spec.missing_role_extra(TTS) is None:
             tts[name] = built.tts
         _LOGGER.debug("provider %s (%s) built", name, pc.type)
     return stt, tts
