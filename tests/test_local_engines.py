@@ -11,7 +11,7 @@ import pytest
 
 from bot.app import Core
 from bot.config import parse_config
-from bot.errors import AudioTooLong, ConfigError
+from bot.errors import AudioTooLong, ConfigError, UnknownJob
 from bot.jobs.models import JobState
 from bot.models import AudioInput, Origin, SttOptions
 from bot.providers.base import PollStatus
@@ -269,3 +269,23 @@ def test_local_instance_settings_are_checked_when_the_config_is_read(tmp_path: P
     assert "providers.local.device: must be one of cpu, cuda, auto, got 'tpu'" in text
     assert "providers.local.task: must be one of transcribe, translate, got 'summarize'" in text
     assert "providers.local.compute_type: must be one of default, auto, int8" in text
+
+
+async def test_local_run_nobody_polls_is_abandoned(tmp_path: Path) -> None:
+    model = str(tiny_en_path())
+    now = [0.0]
+    provider = WhisperSpeechToText("local", WhisperSettings(workers=1), clock=lambda: now[0])
+    clip = AudioInput(make_tone(2.0, "wav"), "a.wav", "audio/wav", 2.0)
+    try:
+        kept = await provider.submit(clip, SttOptions(model=model))
+        dropped = await provider.submit(clip, SttOptions(model=model))  # waits for the worker
+        first = await provider.poll(dropped)
+        assert first.status is PollStatus.PENDING and first.queue_position is not None
+        now[0] = 301.0  # the job of `dropped` ended (deadline): nobody asks about it any more
+        while (result := await provider.poll(kept)).status is not PollStatus.COMPLETED:
+            assert result.status is not PollStatus.FAILED, result.error
+            await asyncio.sleep(0.05)
+        with pytest.raises(UnknownJob):
+            await provider.poll(dropped)
+    finally:
+        provider.close()

@@ -32,8 +32,8 @@ _FORMATS = frozenset(
 )
 _MAX_UPLOAD = 512 * 1024 * 1024
 # A run nobody has asked about for this long belongs to a job that ended (deadline, /forget):
-# stop spending CPU on it.
-_ABANDON_AFTER = 900.0
+# stop spending CPU on it. Ten times the longest pause between polls (jobs.max_poll_interval, 30 s).
+_ABANDON_AFTER = 300.0
 LOAD_FAILED = "The local speech model could not be loaded; the bot's operator has been told."
 DECODE_FAILED = "The local speech engine could not decode this audio."
 ENGINE_FAILED = "The local speech engine failed on this audio."
@@ -141,6 +141,7 @@ class WhisperSpeechToText:
                 user_message="The local transcription was interrupted.",
             )
         run.last_poll = self._clock()
+        self._sweep()
         if not run.future.done():
             if not run.started:
                 return PollResult(PollStatus.PENDING, queue_position=self._place(run))
