@@ -287,5 +287,12 @@ async def test_local_run_nobody_polls_is_abandoned(tmp_path: Path) -> None:
             await asyncio.sleep(0.05)
         with pytest.raises(UnknownJob):
             await provider.poll(dropped)
+        # Polls 301 s apart were seen: runs now live 3 x that between polls (no rerun loop when an
+        # operator sets a long jobs.max_poll_interval).
+        a = await provider.submit(clip, SttOptions(model=model))
+        b = await provider.submit(clip, SttOptions(model=model))
+        now[0] += 400.0
+        await provider.poll(a)
+        assert (await provider.poll(b)).status in (PollStatus.PENDING, PollStatus.RUNNING)
     finally:
         provider.close()

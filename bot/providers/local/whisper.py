@@ -32,7 +32,8 @@ _FORMATS = frozenset(
 )
 _MAX_UPLOAD = 512 * 1024 * 1024
 # A run nobody has asked about for this long belongs to a job that ended (deadline, /forget):
-# stop spending CPU on it. Ten times the longest pause between polls (jobs.max_poll_interval, 30 s).
+# stop spending CPU on it. At least 5 minutes (ten times the default longest pause between polls)
+# and 3 times the longest pause seen so far; a run dropped by mistake is only rerun, for free.
 _ABANDON_AFTER = 300.0
 LOAD_FAILED = "The local speech model could not be loaded; the bot's operator has been told."
 DECODE_FAILED = "The local speech engine could not decode this audio."
@@ -87,6 +88,7 @@ class WhisperSpeechToText:
         self._models: dict[str, Any] = {}
         self._load_lock = threading.Lock()
         self._runs: dict[str, _Run] = {}
+        self._longest_gap = 0.0
 
     def capabilities(self, model: str) -> SttCapabilities:
         """What faster-whisper does with ``model`` (a size name or a model directory).
@@ -140,8 +142,10 @@ class WhisperSpeechToText:
                 provider=self.name,
                 user_message="The local transcription was interrupted.",
             )
-        run.last_poll = self._clock()
-        self._sweep()
+        now = self._clock()
+        self._sweep(keep=run)
+        self._longest_gap = max(self._longest_gap, now - run.last_poll)
+        run.last_poll = now
         if not run.future.done():
             if not run.started:
                 return PollResult(PollStatus.PENDING, queue_position=self._place(run))
@@ -160,10 +164,11 @@ class WhisperSpeechToText:
         waiting = [r for r in self._runs.values() if not r.started]
         return 1 + waiting.index(run) if run in waiting else 1
 
-    def _sweep(self) -> None:
+    def _sweep(self, keep: _Run | None = None) -> None:
         now = self._clock()
+        limit = max(_ABANDON_AFTER, 3 * self._longest_gap)
         for run in list(self._runs.values()):
-            if now - run.last_poll > _ABANDON_AFTER:
+            if run is not keep and now - run.last_poll > limit:
                 _LOGGER.info("%s: run %s abandoned (not polled); stopping it", self.name, run.id)
                 run.cancel.set()
                 del self._runs[run.id]
