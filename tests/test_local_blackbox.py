@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +137,51 @@ async def test_local_cli_provider_option_uses_the_instance_default_model(tmp_pat
     )
     assert code == 1
     assert "The local speech model could not be loaded" in err and "Whisper-Large-V3" not in err
+
+
+async def test_local_blackbox_sigkill_mid_transcription_reruns_and_answers_once(
+    tmp_path: Path,
+) -> None:
+    text = " ".join([SENTENCE] * 6)  # ~35 s of speech: still running when the bot is killed
+    note = await _voice_note(text)
+    async with FakeTelegram() as tg:
+        config, log = keyless_config(tmp_path, tg), tmp_path / "bot.log"
+        proc = await start_voicebot_run(config, log)
+        try:
+            await tg.wait_held(timeout=60)
+            voice = tg.send_voice(USER, USER, note, duration=35)
+            await _until_state(tmp_path / "voicebot.sqlite3", "submitted")
+            proc.kill()  # SIGKILL while the engine is transcribing: no cleanup at all
+            assert await asyncio.wait_for(proc.wait(), 10) == -signal.SIGKILL
+            start = len(tg.calls)
+            proc = await start_voicebot_run(config, log)
+            answer = await tg.wait_for(_final_reply_to(voice), timeout=120, start=start)
+            await asyncio.sleep(1.0)  # a second answer would come right after the first
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 15) == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        finals = [c for c in tg.sent(USER) if _final_reply_to(voice)(c)]
+    assert finals == [answer]  # one transcript, not an "interrupted" failure, not two
+    assert answer.text is not None and word_error_rate(text, answer.text) <= 0.25, answer.text
+    assert "lost the run" in log.read_text(errors="replace")  # rerun from the kept input
+
+
+async def _until_state(db: Path, state: str, timeout: float = 60.0) -> None:
+    """Wait until the (only) job reaches ``state``, reading the bot's database as it runs."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if _job_state(db) == state:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no job reached {state!r} within {timeout} s")
+
+
+def _job_state(db: Path) -> str | None:
+    if not db.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+        rows = conn.execute("SELECT state FROM jobs").fetchall()
+    return str(rows[0][0]) if rows else None
