@@ -21,9 +21,7 @@ from bot.jobs.schedule import PredictiveSchedule
 from bot.jobs.worker import JobWorker
 from bot.models import VoiceClip
 from bot.ports import JobStore
-from bot.providers.base import SpeechToText, TextToSpeech
-from bot.providers.cantonese import CantoneseSpeechToText
-from bot.providers.nanogpt import NanoGptSpeechToText, NanoGptTextToSpeech
+from bot.providers.registry import build_providers
 from bot.service import VoiceService
 from bot.storage import open_store
 
@@ -102,28 +100,6 @@ def setup_logging(config: Config | None, level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def build_providers(
-    config: Config, session: aiohttp.ClientSession
-) -> tuple[dict[str, SpeechToText], dict[str, TextToSpeech]]:
-    """Instantiate each provider that has an API key; the rest stay absent (clear error if used)."""
-    stt: dict[str, SpeechToText] = {}
-    tts: dict[str, TextToSpeech] = {}
-    nano = config.providers["nanogpt"]
-    if nano.api_key:
-        stt["nanogpt"] = NanoGptSpeechToText(
-            session, api_key=nano.api_key, base_url=nano.base_url, timeout=nano.timeout
-        )
-        tts["nanogpt"] = NanoGptTextToSpeech(
-            session, api_key=nano.api_key, base_url=nano.base_url, timeout=nano.timeout
-        )
-    canto = config.providers["cantonese"]
-    if canto.api_key:
-        stt["cantonese"] = CantoneseSpeechToText(
-            session, api_key=canto.api_key, base_url=canto.base_url, timeout=canto.timeout
-        )
-    return stt, tts
-
-
 class Core:
     """Owns the process-wide resources; created by :meth:`open`, released by :meth:`close`."""
 
@@ -140,7 +116,7 @@ class Core:
         self.session = session
         self.store = store
         self.clock = clock
-        self.stt, self.tts = build_providers(config, session)
+        self.stt, self.tts = build_providers(config.providers, session)
         self.schedule = PredictiveSchedule(store, clock, cap=config.jobs.max_poll_interval)
         self.audio = AudioPool()
         self.worker = JobWorker(
@@ -188,9 +164,19 @@ class Core:
             headers={"User-Agent": "voicebot/0.1 (+self-hosted)"},
             # aiohttp leaves trust_env off: no proxy variable can silently reroute the API keys.
         )
-        core = cls(config, session, store, clock=clock, steady=steady)
-        await store.watch(core.poller.wake)
+        try:
+            core = cls(config, session, store, clock=clock, steady=steady)
+            await store.watch(core.poller.wake)
+        except BaseException:
+            # e.g. a provider's settings refused at build: release what was opened, or the
+            # database thread keeps the process alive after the error is printed.
+            await session.close()
+            await store.close()
+            raise
         await core.schedule.load()
+        for note in (config.stt.note, config.tts.note):
+            if note:  # a route runs on its fallback: say which, and how to get the configured one
+                _LOGGER.log(logging.WARNING if "unavailable" in note else logging.INFO, "%s", note)
         return core
 
     async def purge_expired(self) -> int:
@@ -216,6 +202,10 @@ class Core:
         """Save what was learned; release the session, the audio threads and the database."""
         await self.schedule.flush()
         await self.session.close()
+        for provider in {*self.stt.values(), *self.tts.values()}:
+            close = getattr(provider, "close", None)  # engines on this machine own threads
+            if callable(close):
+                close()
         self.audio.close()
         await self.store.close()
 

@@ -18,6 +18,7 @@ from bot.config import Config, load_config
 from bot.errors import BotError, ConfigError
 from bot.jobs.models import Job, JobState
 from bot.models import Origin, VoiceClip
+from bot.providers.registry import describe
 from bot.status import render_job, user_state
 
 _LOGGER = logging.getLogger(__name__)
@@ -46,7 +47,9 @@ class CliDeliverer:
         _LOGGER.info("job %s: %s", job.id, user_state(job))
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(providers: Sequence[str] = ()) -> argparse.ArgumentParser:
+    names = ", ".join(providers) if providers else "see voicebot check-config"
+    provider_help = f"a provider instance from the config's providers: ({names})"
     p = argparse.ArgumentParser(
         prog="voicebot",
         description="Self-hosted voice bot for Telegram and Discord.",
@@ -61,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="start the configured chat adapters and the job poller")
     t = sub.add_parser("transcribe", help="transcribe an audio file and print the transcript")
     t.add_argument("file", type=Path)
-    t.add_argument("--provider", choices=("nanogpt", "cantonese"))
+    t.add_argument("--provider", metavar="NAME", help=provider_help)
     t.add_argument("--model")
     t.add_argument("--language")
     t.add_argument("--diarize", action="store_true", default=None, help="label speakers")
@@ -69,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("speak", help="synthesize speech into an OGG/Opus voice file")
     s.add_argument("text")
     s.add_argument("-o", "--output", type=Path, required=True)
-    s.add_argument("--provider", choices=("nanogpt",))
+    s.add_argument("--provider", metavar="NAME", help=provider_help)
     s.add_argument("--model")
     s.add_argument("--voice")
     j = sub.add_parser("jobs", help="list recent jobs")
@@ -145,7 +148,7 @@ async def _transcribe(core: Core, args: argparse.Namespace) -> int:
         if text is None:
             raise BotError(
                 f"{job.model} returned no timings, so there is no {args.format.upper()}; "
-                "use --format text, or a model with timestamps (e.g. Elevenlabs-STT)"
+                "use --format text, or a model that returns timings"
             )
         print(text)
         return 0
@@ -195,11 +198,36 @@ async def _status(core: Core, args: argparse.Namespace) -> int:
     return 0
 
 
+def _configured_providers(argv: Sequence[str] | None) -> list[str]:
+    """Instance names for ``--provider``'s help, when the config can be read (else none)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", type=Path, default=None)
+    known, _ = pre.parse_known_args(argv)
+    try:
+        return sorted(load_config(_config_path(known.config)).providers)
+    except BotError:
+        return []
+
+
+def _check_provider(config: Config, args: argparse.Namespace) -> None:
+    name = getattr(args, "provider", None)
+    if name is not None and name not in config.providers:
+        configured = ", ".join(sorted(config.providers))
+        raise BotError(f"--provider {name}: no such provider instance (configured: {configured})")
+
+
 def _check(config: Config) -> int:
     print("configuration OK")
     print(f"  database: {config.storage.path}")
+    print("  providers:")
+    routes = {"stt": config.stt.provider, "tts": config.tts.provider}
+    for line in describe(config.providers, routes):
+        print(f"    {line}")
     print(f"  speech-to-text: {config.stt.provider} / {config.stt.model}")
     print(f"  text-to-speech: {config.tts.provider} / {config.tts.model} ({config.tts.voice})")
+    for note in (config.stt.note, config.tts.note):
+        if note:
+            print(f"  note: {note}")
     print(f"  telegram: {'on' if config.telegram.token else 'off (no token)'}")
     print(f"  discord: {'on' if config.discord.token else 'off (no token)'}")
     return 0
@@ -224,7 +252,8 @@ def _db_copy(source: str, target: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``voicebot`` console script; returns the exit code."""
-    args = _parser().parse_args(argv)
+    wants_help = any(a in ("-h", "--help") for a in (sys.argv[1:] if argv is None else argv))
+    args = _parser(_configured_providers(argv) if wants_help else ()).parse_args(argv)
     setup_logging(None, "WARNING")
     try:
         if args.command == "db":
@@ -235,6 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
         if args.command == "check-config":
             return _check(config)
+        _check_provider(config, args)
         if args.command == "run":
             from adapters import configured_adapters
 

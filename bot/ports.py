@@ -153,7 +153,8 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
     ) -> list[Job]:
         """Lease up to ``limit`` steps due at ``now`` for this owner, replies first, each queue
         soonest first, in the transaction that picks them. A job leased by anyone (this process
-        included) until after ``now`` is never returned.
+        included) until after ``now`` is never returned, nor a poll of a run living in another
+        process (``keep_input``: a local engine) until it is overdue by a grace period.
 
         Returns:
             The claimed jobs as they are now (a current snapshot), leased until ``now + lease``.
@@ -196,14 +197,31 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
         now: float,
         cost: float | None = None,
         queue_position: int | None = None,
+        keep_input: bool = False,
     ) -> bool:
-        """SUBMITTING → SUBMITTED with the ticket; the input audio is dropped in the same step."""
+        """SUBMITTING → SUBMITTED with the ticket; the input audio is dropped in the same step
+        unless ``keep_input`` (the provider reruns a lost job for free and needs it again)."""
+        ...
+
+    async def requeue_lost(self, job_id: str, now: float) -> bool:
+        """SUBMITTED → QUEUED for a job whose input was kept: the provider lost the run.
+
+        Returns:
+            False when the job was not SUBMITTED with its input kept (nothing changed).
+        """
         ...
 
     async def reschedule(
-        self, job_id: str, *, next_poll_at: float, now: float, queue_position: int | None = None
+        self,
+        job_id: str,
+        *,
+        next_poll_at: float,
+        now: float,
+        queue_position: int | None = None,
+        progress: float | None = None,
     ) -> bool:
-        """Record one more poll of a SUBMITTED job and when to ask next."""
+        """Record one more poll of a SUBMITTED job, its progress (0-1; None keeps the last one)
+        and when to ask next."""
         ...
 
     async def complete(
@@ -241,10 +259,24 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
         ...
 
     async def recover_interrupted(
-        self, now: float, message: str, platforms: Iterable[str]
+        self,
+        now: float,
+        message: str,
+        platforms: Iterable[str],
+        rerun: Callable[[Job], bool] = lambda job: False,
     ) -> list[str]:
-        """Fail the SUBMITTING jobs whose lease has expired (their process died mid-request:
-        resubmitting could pay twice); returns their ids."""
+        """Settle the SUBMITTING jobs whose lease has expired (their process died mid-request).
+
+        Args:
+            now: The current time.
+            message: The sentence a failed job's user is shown.
+            platforms: Only jobs of these platforms.
+            rerun: True for a job whose provider reruns it for free: it goes back to QUEUED.
+                Any other fails with ``message`` (resubmitting could pay twice).
+
+        Returns:
+            The ids of the failed jobs.
+        """
         ...
 
     async def shift_clock(

@@ -9,12 +9,27 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from bot import audio
-from bot.errors import AudioError, DeliveryError, ProviderError, ProviderUnavailable, RateLimited
+from bot.errors import (
+    AudioError,
+    DeliveryError,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    UnknownJob,
+)
 from bot.jobs.models import REPLY_STATES, Blob, Job, JobKind, JobState
 from bot.jobs.schedule import BackoffSchedule, PollSchedule
 from bot.models import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions, VoiceClip
 from bot.ports import JobStore
-from bot.providers.base import PollResult, PollStatus, SpeechToText, TextToSpeech, Ticket
+from bot.providers.base import (
+    PollResult,
+    PollStatus,
+    SpeechToText,
+    SttCapabilities,
+    TextToSpeech,
+    Ticket,
+    TtsCapabilities,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -78,9 +93,12 @@ class JobWorker:
 
     async def recover(self, now: float) -> list[str]:
         """Settle the jobs of the registered platforms that a crashed process left ambiguous
-        (mid-submit, its lease expired; see README, crash safety). Run at start, after
-        registering deliverers, and then periodically by the poller: another process may die."""
-        ids = await self.store.recover_interrupted(now, INTERRUPTED_MESSAGE, self.deliverers)
+        (mid-submit, its lease expired; see README, crash safety): a free rerun goes back to the
+        queue, anything else fails. Run at start, after registering deliverers, and then
+        periodically by the poller: another process may die."""
+        ids = await self.store.recover_interrupted(
+            now, INTERRUPTED_MESSAGE, self.deliverers, rerun=self._reruns_free
+        )
         if ids:
             _LOGGER.warning("%d job(s) were interrupted mid-submit: %s", len(ids), ", ".join(ids))
         return ids
@@ -101,10 +119,20 @@ class JobWorker:
                     job.id, next_poll_at=self._clock() + 5.0, now=self._clock()
                 )
 
-    def _min_interval(self, job: Job) -> float:
+    def _capabilities(self, job: Job) -> SttCapabilities | TtsCapabilities:
         if job.kind is JobKind.STT:
-            return self._stt[job.provider].capabilities(job.model).min_poll_interval
-        return self._tts[job.provider].capabilities(job.model).min_poll_interval
+            return self._stt[job.provider].capabilities(job.model)
+        return self._tts[job.provider].capabilities(job.model)
+
+    def _min_interval(self, job: Job) -> float:
+        return self._capabilities(job).min_poll_interval
+
+    def _reruns_free(self, job: Job) -> bool:
+        """Whether ``job``'s provider declares that running it again costs nothing."""
+        try:
+            return self._capabilities(job).rerun_when_lost
+        except (KeyError, ProviderError):  # provider gone from the config: treat as paid
+            return False
 
     async def _notify(self, job_id: str) -> None:
         job = await self.store.get(job_id)
@@ -174,15 +202,17 @@ class JobWorker:
             speed=float(job.options.get("speed", 1.0)),
         )
         parts = [str(p) for p in job.options.get("parts", ())]
-        audios: list[SpeechAudio] = []
-        for part in parts:
-            answer = await provider.submit(part, options)
-            if isinstance(answer, Ticket):
-                if len(parts) == 1:
-                    return answer
-                raise RuntimeError("asynchronous TTS cannot join several parts")
-            audios.append(answer)
-        return await self._audio.run(audio.to_voice_clip, [a.data for a in audios])
+        answers = [await provider.submit(part, options) for part in parts]
+        audios = [a for a in answers if isinstance(a, SpeechAudio)]
+        if len(audios) == len(answers):
+            return await self._audio.run(audio.to_voice_clip, [a.data for a in audios])
+        if len(answers) == 1 and isinstance(answers[0], Ticket):
+            return answers[0]
+        # Some parts' audio is still to fetch: one ticket keeps every part, the fetched ones as
+        # bytes, so polling retries only what is missing and no part is synthesized twice.
+        entries = [_part_entry(a) for a in answers]
+        cost = sum(a.cost or 0.0 for a in answers if isinstance(a, Ticket)) or None
+        return Ticket(provider=job.provider, data={"kind": "tts", "parts": entries}, cost=cost)
 
     async def _record_answer(self, job: Job, answer: Transcript | Ticket | VoiceClip) -> None:
         now = self._clock()
@@ -206,6 +236,7 @@ class JobWorker:
                 now=now,
                 cost=answer.cost,
                 queue_position=answer.queue_position,
+                keep_input=self._reruns_free(job),
             )
             await self._notify(job.id)
 
@@ -245,7 +276,10 @@ class JobWorker:
         )
         ticket = Ticket(provider=job.provider, data=job.ticket or {})
         try:
-            result = await provider.poll(ticket)
+            if isinstance(ticket.data.get("parts"), list):
+                result = await _poll_parts(provider, ticket)
+            else:
+                result = await provider.poll(ticket)
         except ProviderError as exc:
             await self._poll_failed(job, exc)
             return
@@ -253,6 +287,14 @@ class JobWorker:
 
     async def _poll_failed(self, job: Job, exc: ProviderError) -> None:
         now = self._clock()
+        # A run lost to a restart (a local engine): running it again costs nothing.
+        lost = isinstance(exc, UnknownJob) and self._reruns_free(job)
+        if lost and await self.store.requeue_lost(job.id, now):
+            _LOGGER.info(
+                "job %s: %s lost the run (%s); running it again", job.id, job.provider, exc
+            )
+            await self._notify(job.id)
+            return
         if exc.retryable:
             delay = self.schedule.next_poll(job, self._min_interval(job), exc.retry_after)
             _LOGGER.info("job %s: poll failed (%s); next poll in %.1fs", job.id, exc, delay)
@@ -274,9 +316,12 @@ class JobWorker:
                 await self.store.complete(
                     job.id, t.to_dict(), now=now, cost=t.cost, currency=t.currency, polled=True
                 )
-            elif result.audio is not None:
+            elif result.audio is not None or result.audio_parts:
+                parts = result.audio_parts or (result.audio,)
                 try:
-                    clip = await self._audio.run(audio.to_voice_clip, [result.audio.data])
+                    clip = await self._audio.run(
+                        audio.to_voice_clip, [a.data for a in parts if a is not None]
+                    )
                 except AudioError as exc:
                     await self.store.fail(job.id, exc.user_message, now=now, error_code="audio")
                     return
@@ -299,9 +344,13 @@ class JobWorker:
         answered = dataclasses.replace(job, queue_position=result.queue_position, updated_at=now)
         delay = self.schedule.next_poll(answered, self._min_interval(job), None)
         await self.store.reschedule(
-            job.id, next_poll_at=now + delay, now=now, queue_position=result.queue_position
+            job.id,
+            next_poll_at=now + delay,
+            now=now,
+            queue_position=result.queue_position,
+            progress=result.progress,
         )
-        if result.queue_position != job.queue_position:
+        if result.queue_position != job.queue_position or _progress_step(job, result):
             await self._notify(job.id)
 
     def _stuck(self, job: Job, now: float) -> bool:
@@ -343,6 +392,36 @@ class JobWorker:
         delay = retry_after if retry_after is not None else min(300.0, 2.0**job.delivery_attempts)
         _LOGGER.info("job %s: delivery failed (%s); retry in %.1fs", job.id, exc, delay)
         await self.store.defer_delivery(job.id, now + delay, now)
+
+
+def _progress_step(job: Job, result: PollResult) -> bool:
+    """Whether the progress crossed a 10 % step: the placeholder is edited that often, no more
+    (each edit is a chat API call)."""
+    if result.progress is None:
+        return False
+    before = -1 if job.progress is None else int(job.progress * 10)
+    return int(result.progress * 10) != before
+
+
+def _part_entry(answer: SpeechAudio | Ticket) -> dict[str, object]:
+    """One part of a multi-part TTS ticket: fetched audio (base64) or the part's own ticket."""
+    if isinstance(answer, SpeechAudio):
+        return {"audio": base64.b64encode(answer.data).decode(), "contentType": answer.content_type}
+    return {"ticket": dict(answer.data)}
+
+
+async def _poll_parts(provider: SpeechToText | TextToSpeech, ticket: Ticket) -> PollResult:
+    """Poll each unfinished part of a multi-part TTS ticket; COMPLETED once all have audio."""
+    audios: list[SpeechAudio] = []
+    for entry in ticket.data["parts"]:
+        if "audio" in entry:
+            audios.append(SpeechAudio(base64.b64decode(entry["audio"]), entry["contentType"]))
+            continue
+        result = await provider.poll(Ticket(provider=ticket.provider, data=entry["ticket"]))
+        if result.status is not PollStatus.COMPLETED or result.audio is None:
+            return result
+        audios.append(result.audio)
+    return PollResult(PollStatus.COMPLETED, audio_parts=tuple(audios))
 
 
 def _deadline_message(job: Job) -> str:

@@ -9,7 +9,18 @@ from typing import TYPE_CHECKING
 from bot.jobs.models import Job, JobState
 from bot.ports import Leader
 from bot.storage.codec import JOB_COLUMNS, job_from_row
-from bot.storage.database import DUE, FREE_AT, RELEASE, UNDELIVERED, marks, state_in
+from bot.storage.database import (
+    AWAY,
+    DUE,
+    FREE_AT,
+    HOME,
+    HOME_GRACE,
+    MINE,
+    RELEASE,
+    UNDELIVERED,
+    marks,
+    state_in,
+)
 
 if TYPE_CHECKING:
     from bot.storage.database import Database
@@ -55,7 +66,11 @@ class ClaimsMixin:
         polls, each soonest first (see :class:`bot.ports.JobStore`)."""
         names = list(platforms)
         jobs: list[Job] = []
-        for where, order in ((UNDELIVERED, "deliver_after"), (DUE, "next_poll_at")):
+        home = (self.owner, now - HOME_GRACE)
+        for where, order, extra in (
+            (UNDELIVERED, "deliver_after", ()),
+            (f"{DUE} AND ({HOME})", "next_poll_at", home),
+        ):
             want = limit - len(jobs)
             if not names or want <= 0:
                 break
@@ -66,7 +81,7 @@ class ClaimsMixin:
             rows = await self.db.fetch(
                 f"UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id IN ({picked}) "
                 f"RETURNING {JOB_COLUMNS}",
-                (self.owner, now + lease, now, now, *names, want),
+                (self.owner, now + lease, *extra, now, now, *names, want),
             )
             claimed = [job_from_row(r) for r in rows]
             claimed.sort(key=lambda j: (getattr(j, order) or 0.0, j.created_at))
@@ -96,28 +111,67 @@ class ClaimsMixin:
         """The earliest time a poll, a submit or a delivery may become claimable."""
         names = list(platforms)
         at = "MIN(CASE WHEN lease_until > {0} THEN lease_until ELSE {0} END)"
+        # Another process's local run: ours to poll only once it is overdue (HOME_GRACE).
+        due = f"(CASE WHEN {AWAY} THEN next_poll_at + {HOME_GRACE} ELSE next_poll_at END)"
         sql = (
-            f"SELECT MIN(t) FROM (SELECT {at.format('next_poll_at')} AS t FROM jobs "
+            f"SELECT MIN(t) FROM (SELECT {at.format(due)} AS t FROM jobs "
             f"WHERE {DUE} AND {self._pl(names)} "
             f"UNION ALL SELECT {at.format('deliver_after')} FROM jobs WHERE {UNDELIVERED} "
             f"AND {self._pl(names)}) AS w"
         )
-        rows = await self.db.fetch(sql, [*names, *names])
+        rows = await self.db.fetch(sql, [self.owner, self.owner, *names, *names])
         return None if not rows or rows[0][0] is None else float(rows[0][0])
 
+    # -- recovery ---------------------------------------------------------------------------
+
+    async def requeue_lost(self, job_id: str, now: float) -> bool:
+        """SUBMITTED → QUEUED: the provider lost the run and reruns cost nothing (``keep_input``
+        was set at submit); the kept input goes to the provider again."""
+        moved = await self.db.execute(
+            f"UPDATE jobs SET state = '{JobState.QUEUED.value}', ticket = NULL, "
+            f"next_poll_at = ?, queue_position = NULL, progress = NULL, updated_at = ?, {RELEASE} "
+            f"WHERE id = ? AND {state_in([JobState.SUBMITTED])} AND keep_input <> 0 AND {MINE}",
+            (now, now, job_id, self.owner),
+        )
+        return moved > 0
+
     async def recover_interrupted(
-        self, now: float, message: str, platforms: Iterable[str]
+        self,
+        now: float,
+        message: str,
+        platforms: Iterable[str],
+        rerun: Callable[[Job], bool] = lambda job: False,
     ) -> list[str]:
-        """Fail every job of these platforms left SUBMITTING by a process that died (its lease
-        expired; never this process's own): resubmitting could pay twice."""
+        """Settle every job of these platforms left SUBMITTING by a process that died (its lease
+        expired; never this process's own): back to QUEUED when ``rerun(job)`` (its provider
+        reruns for free), else FAILED with ``message`` (resubmitting could pay twice). Returns
+        the failed ids."""
         names = list(platforms)
         if not names:
             return []
+        stranded = (
+            f"{state_in([JobState.SUBMITTING])} AND {FREE_AT} "
+            f"AND (lease_owner IS NULL OR lease_owner != ?) AND {self._pl(names)}"
+        )
         rows = await self.db.fetch(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {stranded}", (now, self.owner, *names)
+        )
+        jobs = [job_from_row(r) for r in rows]
+        again = [j.id for j in jobs if rerun(j)]
+        lost = [j.id for j in jobs if j.id not in again]
+        if again:  # the same guard again: a job another process settled meanwhile is left alone
+            await self.db.execute(
+                f"UPDATE jobs SET state = '{JobState.QUEUED.value}', next_poll_at = ?, "
+                f"progress = NULL, updated_at = ?, {RELEASE} "
+                f"WHERE {stranded} AND id IN ({marks(len(again))})",
+                (now, now, now, self.owner, *names, *again),
+            )
+        if not lost:
+            return []
+        failed = await self.db.fetch(
             f"UPDATE jobs SET state = '{JobState.FAILED.value}', error = ?, error_code = ?, "
             f"completed_at = ?, updated_at = ?, deliver_after = ?, {RELEASE} "
-            f"WHERE {state_in([JobState.SUBMITTING])} AND {FREE_AT} "
-            f"AND (lease_owner IS NULL OR lease_owner != ?) AND {self._pl(names)} RETURNING id",
-            (message, "interrupted", now, now, now, now, self.owner, *names),
+            f"WHERE {stranded} AND id IN ({marks(len(lost))}) RETURNING id",
+            (message, "interrupted", now, now, now, now, self.owner, *names, *lost),
         )
-        return sorted(str(r[0]) for r in rows)
+        return sorted(str(r[0]) for r in failed)

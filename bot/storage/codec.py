@@ -15,7 +15,7 @@ JOB_COLUMNS = (
     "result, error, error_code, cost, currency, input_duration, input_bytes, dedup_key, "
     "progress_message_id, created_at, updated_at, submitted_at, completed_at, delivered_at, "
     "delivery_message_id, delivery_error, delivery_attempts, deliver_after, extra, "
-    "lease_owner, lease_until"
+    "lease_owner, lease_until, progress, keep_input"
 )
 NEW_JOB_COLUMNS = (
     "id",
@@ -154,6 +154,7 @@ def job_from_row(row: Row) -> Job:
         extra=json.loads(row["extra"]),
         lease_owner=row["lease_owner"],
         lease_until=row["lease_until"],
+        progress=row["progress"],
     )
 
 

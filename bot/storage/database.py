@@ -125,3 +125,11 @@ UNDELIVERED = f"{state_in(REPLY_STATES)} AND delivered_at IS NULL AND delivery_e
 MINE = "(lease_owner IS NULL OR lease_owner = ?)"
 RELEASE = "lease_owner = NULL, lease_until = NULL"
 FREE_AT = "(lease_until IS NULL OR lease_until <= ?)"
+# A local engine's run lives in the process that started it (``keep_input``: reruns are free).
+# Between polls that process stays the job's ``lease_owner`` (``lease_until`` NULL: nothing is
+# running), and only it polls the job; another one takes the poll only once it is HOME_GRACE
+# seconds overdue (that process died), finds the run gone and runs the job again.
+HOME_GRACE = 60.0
+KEEP_HOME = "lease_owner = CASE WHEN keep_input <> 0 THEN lease_owner END, lease_until = NULL"
+AWAY = "(keep_input <> 0 AND lease_owner IS NOT NULL AND lease_owner <> ?)"
+HOME = f"NOT {AWAY} OR next_poll_at <= ?"

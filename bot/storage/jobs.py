@@ -30,6 +30,7 @@ from bot.storage.codec import (
     new_job_row,
 )
 from bot.storage.database import (
+    KEEP_HOME,
     MINE,
     RELEASE,
     UNDELIVERED,
@@ -231,12 +232,17 @@ class SqlJobStore(ClaimsMixin, UsageMixin):
         now: float,
         cost: float | None = None,
         queue_position: int | None = None,
+        keep_input: bool = False,
     ) -> bool:
-        """SUBMITTING → SUBMITTED with the ticket; the input audio is dropped in the same step."""
+        """SUBMITTING → SUBMITTED with the ticket; the input audio is dropped in the same step
+        unless ``keep_input`` (a provider that reruns lost jobs for free needs it until the end)."""
         return await self._update(
             f"UPDATE jobs SET state = '{JobState.SUBMITTED.value}', ticket = ?, "
             "next_poll_at = ?, cost = ?, queue_position = ?, submitted_at = ?, updated_at = ?, "
-            f"{RELEASE} WHERE id = ? AND {state_in([JobState.SUBMITTING])} AND {MINE}",
+            # The run stays with this process when it lives here (see database.KEEP_HOME).
+            "keep_input = ?, progress = NULL, lease_until = NULL, "
+            "lease_owner = CASE WHEN ? = 1 THEN lease_owner END "
+            f"WHERE id = ? AND {state_in([JobState.SUBMITTING])} AND {MINE}",
             (
                 dumps(dict(ticket)),
                 next_poll_at,
@@ -244,20 +250,29 @@ class SqlJobStore(ClaimsMixin, UsageMixin):
                 queue_position,
                 now,
                 now,
+                int(keep_input),
+                int(keep_input),
                 job_id,
                 self.owner,
             ),
         )
 
     async def reschedule(
-        self, job_id: str, *, next_poll_at: float, now: float, queue_position: int | None = None
+        self,
+        job_id: str,
+        *,
+        next_poll_at: float,
+        now: float,
+        queue_position: int | None = None,
+        progress: float | None = None,
     ) -> bool:
-        """Record one more poll of a SUBMITTED job and when to ask next."""
+        """Record one more poll of a SUBMITTED job, its progress (kept when not reported) and
+        when to ask next."""
         return await self._update(
             "UPDATE jobs SET next_poll_at = ?, queue_position = ?, poll_count = poll_count + 1, "
-            f"updated_at = ?, {RELEASE} "
+            f"progress = COALESCE(?, progress), updated_at = ?, {KEEP_HOME} "
             f"WHERE id = ? AND {state_in([JobState.SUBMITTED])} AND {MINE}",
-            (next_poll_at, queue_position, now, job_id, self.owner),
+            (next_poll_at, queue_position, progress, now, job_id, self.owner),
         )
 
     async def complete(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 # Each entry migrates from version i to i+1; never edit a released entry, append a new one.
-# The same tables, columns and meaning as the SQLite schema at its v7 (a db copy moves rows 1:1).
+# The same tables, columns and meaning as the SQLite schema (v3 here = SQLite v9; a db copy moves
+# rows 1:1).
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE jobs (
@@ -145,5 +146,20 @@ MIGRATIONS += (
     END $$;
     CREATE TRIGGER jobs_usage AFTER INSERT OR DELETE OR UPDATE OF cost, currency ON jobs
         FOR EACH ROW EXECUTE FUNCTION voicebot_usage();
+    """,
+)
+
+MIGRATIONS += (
+    # v3: local engines (SQLite v9). ``progress``: the share of the work a provider reports while
+    # it runs. ``keep_input``: the provider reruns a lost job for free, so its input audio is kept
+    # while SUBMITTED (an INTEGER 0/1 as in SQLite, so both backends run the same statements).
+    """
+    ALTER TABLE jobs ADD COLUMN progress DOUBLE PRECISION;
+    ALTER TABLE jobs ADD COLUMN keep_input INTEGER NOT NULL DEFAULT 0;
+    DROP TRIGGER jobs_drop_input ON jobs;
+    CREATE TRIGGER jobs_drop_input AFTER UPDATE OF state ON jobs FOR EACH ROW
+        WHEN (NEW.state NOT IN ('queued', 'submitting')
+              AND NOT (NEW.state = 'submitted' AND NEW.keep_input <> 0))
+        EXECUTE FUNCTION voicebot_drop_input();
     """,
 )
