@@ -116,7 +116,8 @@ class Core:
         self.session = session
         self.store = store
         self.clock = clock
-        self.stt, self.tts = build_providers(config.providers, session)
+        voices = {config.tts.provider: config.tts.voice}  # a local engine fetches this one
+        self.stt, self.tts = build_providers(config.providers, session, voices)
         self.schedule = PredictiveSchedule(store, clock, cap=config.jobs.max_poll_interval)
         self.audio = AudioPool()
         self.worker = JobWorker(

@@ -39,6 +39,7 @@ import aiohttp
 from bot.providers.base import SpeechToText, TextToSpeech
 from bot.providers.http import HttpTransport
 from bot.providers.local.settings import COMPUTE_TYPES, DEVICES, TASKS
+from bot.providers.local.voices import VOICE_SOURCE
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -123,6 +124,9 @@ class BuildContext:
 
     http: HttpTransport
     """The one shared HTTP transport (one ``aiohttp.ClientSession``)."""
+    voices: Mapping[str, str] = field(default_factory=dict)
+    """Instance name → the default voice of the text-to-speech route using it (a local engine
+    fetches that one voice when it is missing, never a voice a chat names)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +254,7 @@ TYPES: dict[str, ProviderType] = {
             Option("voices_dir", str, None),
             Option("tts_workers", int, 1, positive=True),
             Option("max_chars", int, 1000, positive=True),
+            Option("voice_source", str, VOICE_SOURCE, url=True),
         ),
         summary="offline on this machine: faster-whisper speech-to-text, Piper voices",
         default_models={STT: "base", TTS: "piper"},
@@ -281,11 +286,13 @@ DEFAULT_PROVIDER = "nanogpt"
 
 
 def build_providers(
-    providers: Mapping[str, ProviderConfig], session: aiohttp.ClientSession
+    providers: Mapping[str, ProviderConfig],
+    session: aiohttp.ClientSession,
+    voices: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, SpeechToText], dict[str, TextToSpeech]]:
     """Instantiate every usable instance over one shared transport; the rest stay absent (the
-    service then says why, e.g. the missing key)."""
-    context = BuildContext(http=HttpTransport(session))
+    service then says why, e.g. the missing key). ``voices``: see :attr:`BuildContext.voices`."""
+    context = BuildContext(http=HttpTransport(session), voices=dict(voices or {}))
     stt: dict[str, SpeechToText] = {}
     tts: dict[str, TextToSpeech] = {}
     for name, pc in providers.items():
