@@ -8,6 +8,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
@@ -62,10 +63,20 @@ class DiscordAdapter:
         # The bot never joins voice channels: the "PyNaCl/davey not installed" warnings are noise.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False
+        self._guild_ready_timeout = guild_ready_timeout
+        self._build()
+        self._connect: asyncio.Task[None] | None = None
+        self._gateway_lock: Leader | None = None
+        self._shards: asyncio.Task[None] | None = None
+        self._saved: tuple[str, yarl.URL] | None = None
+
+    def _build(self) -> None:
+        # A closed discord.Client cannot log in again cleanly, so stepping down from the gateway
+        # builds a fresh client with its tree, outbox and handlers.
         options: dict[str, Any] = {
             "intents": build_intents(self.config.message_content),
             "allowed_mentions": discord.AllowedMentions.none(),
-            "guild_ready_timeout": guild_ready_timeout,
+            "guild_ready_timeout": self._guild_ready_timeout,
         }
         if self.config.shard_count is None:
             self.client = discord.Client(**options)
@@ -77,12 +88,8 @@ class DiscordAdapter:
             )
         self.tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(self.client)
         self.outbox = Outbox(self.client)
-        self.handlers = Handlers(core, self.client, self.tree)
+        self.handlers = Handlers(self.core, self.client, self.tree)
         self.handlers.install()
-        self._connect: asyncio.Task[None] | None = None
-        self._gateway_lock: Leader | None = None
-        self._standby: asyncio.Task[None] | None = None
-        self._saved: tuple[str, yarl.URL] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -115,11 +122,12 @@ class DiscordAdapter:
             # Several processes on one database: one connects these shards, the others stand
             # by (their replies still go out over REST) and take over when it dies.
             self._gateway_lock = self.core.store.leader(self._gateway_name())
-            if not await self._gateway_lock.try_acquire():
+            held = await self._gateway_lock.try_acquire()
+            if held:
+                await self._connect_gateway()
+            else:
                 _LOGGER.info("discord: another process has these shards; standing by")
-                self._standby = asyncio.create_task(self._take_over(), name="discord-standby")
-                return
-            await self._connect_gateway()
+            self._shards = asyncio.create_task(self._keep_shards(held), name="discord-shards")
         except BaseException:
             await self.stop()
             raise
@@ -130,14 +138,41 @@ class DiscordAdapter:
         shards = "all" if count is None else f"{count}:{','.join(map(str, ids or range(count)))}"
         return f"discord:{user}:shards:{shards}"
 
-    async def _take_over(self) -> None:
-        assert self._gateway_lock is not None
-        await self._gateway_lock.acquire()
-        _LOGGER.info("discord: taking over the gateway")
+    async def _keep_shards(self, connected: bool) -> None:
+        """Connected only while this process holds the shard lock. A standby waits for it and
+        takes over; a holder whose lock connection drops (a database outage: the server has
+        released the lock, and a standby may take it as soon as the database is back) closes
+        its gateway at once, so two processes never receive the same shards, then stands by."""
+        lock = self._gateway_lock
+        assert lock is not None
+        while True:
+            if not connected:
+                await lock.acquire()
+                _LOGGER.info("discord: taking over the gateway")
+                try:
+                    await self._connect_gateway()
+                except BotError as exc:
+                    _LOGGER.error("%s", exc)
+                    return
+            await lock.wait_lost()
+            _LOGGER.warning("discord: shard lock lost (database connection gone); disconnecting")
+            await self._step_down()
+            connected = False
+
+    async def _step_down(self) -> None:
+        """Close the gateway (discord.py closes its HTTP client with it), then log in on a fresh
+        client: replies still go out over REST while standing by."""
+        await self.client.close()
+        if self._connect is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._connect, 5)
+            self._connect = None
+        _LOGGER.info("discord: gateway disconnected; standing by")
+        self._build()
         try:
-            await self._connect_gateway()
-        except BotError as exc:
-            _LOGGER.error("%s", exc)
+            await self.client.login(self.config.token or "")
+        except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+            _LOGGER.error("discord: logging in again failed (%s); replies wait", exc)
 
     async def _connect_gateway(self) -> None:
         self._connect = asyncio.create_task(self.client.connect(), name="discord-gateway")
@@ -190,11 +225,11 @@ class DiscordAdapter:
 
     async def stop(self) -> None:
         """Close the gateway and HTTP client; restore discord.py's endpoints."""
-        if self._standby is not None:
-            self._standby.cancel()
+        if self._shards is not None:
+            self._shards.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._standby
-            self._standby = None
+                await self._shards
+            self._shards = None
         try:
             await self.client.close()
             if self._connect is not None:
