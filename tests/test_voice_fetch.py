@@ -165,3 +165,13 @@ async def test_local_tts_voice_given_as_a_path_never_touches_the_network(
         await out.wait(1, timeout=120)
     assert out.delivered[0][0].id == job.id and out.delivered[0][0].state is JobState.COMPLETED
     assert host.requests == []
+
+
+async def test_fetch_voice_into_an_unwritable_folder_says_so(
+    tmp_path: Path, host: FakeVoiceHost, session: aiohttp.ClientSession
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(VoiceFetchError, match="cannot create voices_dir"):
+        await fetch_voice(session, host.url, VOICE, blocker / "voices")
+    assert host.requests == []

@@ -104,7 +104,10 @@ async def _download(
     log_size: bool = False,
 ) -> Path:
     """One file into a temporary file in ``voices_dir``; its length checked against the header."""
-    fd, name = tempfile.mkstemp(prefix=f".{voice}.", suffix=".part", dir=voices_dir)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{voice}.", suffix=".part", dir=voices_dir)
+    except OSError as exc:
+        raise VoiceFetchError(f"cannot write in voices_dir {voices_dir}: {exc}") from exc
     part = Path(name)
     received = 0
     expected: int | None = None
