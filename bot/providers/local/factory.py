@@ -62,5 +62,5 @@ def route_problems(
     if problem is None or piper.can_fetch(voice or ""):
         return []  # a missing voice named like Piper's is fetched on first use
     if piper.offline and piper.voices_dir is not None and fetchable_name(voice or ""):
-        problem += " (offline: true, so it is not downloaded)"
+        problem += "; offline: true, so it is not downloaded"
     return [f"tts.voice: {problem}"]
