@@ -389,9 +389,15 @@ def _read_access(root: _Section) -> AccessConfig:
 
 
 def parse_config(
-    data: Any, env: Mapping[str, str] | None = None, base_dir: Path | None = None
+    data: Any,
+    env: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+    *,
+    require_keys: bool = True,
 ) -> Config:
     """Validate a parsed YAML document into a :class:`Config`.
+
+    ``require_keys=False`` accepts a missing provider key (commands that only read the database).
 
     Raises:
         ConfigError: listing every problem with its key path.
@@ -414,7 +420,7 @@ def parse_config(
     stt, tts = _read_stt_tts(root)
     for role, chosen in (("stt", stt.provider), ("tts", tts.provider)):
         pc = providers.get(chosen)
-        if pc is not None and not pc.api_key:
+        if pc is not None and not pc.api_key and require_keys:
             problems.append(f"{pc.missing_key_message()}, needed by {role}.provider")
     j = root.section("jobs")
     jobs = JobsConfig(
@@ -436,8 +442,10 @@ def parse_config(
     return Config(storage, providers, stt, tts, jobs, telegram, discord, level, limits, access)
 
 
-def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
-    """Read and validate the YAML file at ``path``.
+def load_config(
+    path: Path, env: Mapping[str, str] | None = None, *, require_keys: bool = True
+) -> Config:
+    """Read and validate the YAML file at ``path`` (see :func:`parse_config`).
 
     Raises:
         ConfigError: the file is missing, not YAML, or invalid.
@@ -456,4 +464,4 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError([f"{path}: not valid YAML{where}"]) from exc
-    return parse_config(data, env, base_dir=path.resolve().parent)
+    return parse_config(data, env, base_dir=path.resolve().parent, require_keys=require_keys)

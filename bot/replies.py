@@ -55,6 +55,40 @@ def fit_chunks(
     return [c for c in out if c]
 
 
+STUCK = "The speech service has been processing this for too long; the job was stopped."
+
+
+def duration_text(seconds: float) -> str:
+    """``45 seconds``, ``1 minute``, ``2 minutes 30 seconds``, ``1 hour 5 minutes``."""
+    total = max(1, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = (
+        [(hours, "hour"), (minutes, "minute")] if hours else [(minutes, "minute"), (secs, "second")]
+    )
+    words = [f"{n} {unit}{'' if n == 1 else 's'}" for n, unit in parts if n]
+    return " ".join(words)
+
+
+def deadline_text(seconds: float) -> str:
+    """Why a job that ran out of time was stopped, with the deadline it had."""
+    span = duration_text(seconds)
+    return f"The speech service did not finish within {span}, so the job was stopped."
+
+
+def retrying_text(reason: str) -> str:
+    """A queued job whose provider could not take it: the reason, and that it is retried."""
+    return f"{reason} It will be retried automatically."
+
+
+def cancelled_text(job: Job, *, sent: bool) -> str:
+    """The reply to a successful cancel; a job already sent may still be charged."""
+    text = f"✖ Cancelled job {job.id}."
+    if sent:
+        text += " It had already been sent to the speech service, so it may still be charged."
+    return text
+
+
 def progress_text(job: Job) -> str:
     """One line for the placeholder message while a job runs (plain text)."""
     state = user_state(job)
@@ -68,10 +102,14 @@ def progress_text(job: Job) -> str:
         line = f"{icon} {verb}… job {job.id}"
     elif state == "done":
         line = f"✅ Done: job {job.id}"
+    elif state == "cancelled":
+        line = f"✖ Cancelled: job {job.id}"
     else:
         line = f"❌ Failed: job {job.id}: {job.error or 'unknown error'}"
     if job.queue_position is not None and not job.state.terminal:
         line += f" (queue position {job.queue_position})"
+    if state == "queued" and job.error:
+        line += f"\n{job.error}"  # a retry note (see JobWorker._notify); never stored on the row
     return line
 
 

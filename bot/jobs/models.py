@@ -33,11 +33,13 @@ class JobState(StrEnum):
     """The result is stored; delivery is tracked separately by ``delivered_at``."""
     FAILED = "failed"
     """Ended without a result; ``error`` holds the sentence shown to the user."""
+    CANCELLED = "cancelled"
+    """Stopped by its user (or a chat admin); final like FAILED, never sent or polled again."""
 
     @property
     def terminal(self) -> bool:
         """True once the job can no longer change (only its delivery can)."""
-        return self in (JobState.COMPLETED, JobState.FAILED)
+        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
 
 ACTIVE_STATES = (JobState.QUEUED, JobState.SUBMITTING, JobState.SUBMITTED)

@@ -510,6 +510,26 @@ class SqliteJobStore:
             (error, error_code, now, now, now, int(polled), job_id),
         )
 
+    async def cancel(self, job_id: str, now: float) -> Job | None:
+        """QUEUED/SUBMITTING/SUBMITTED → CANCELLED in one guarded statement; input audio dropped.
+
+        Returns the cancelled job, or None when it is unknown or already final. A submit or poll
+        that finishes afterwards cannot overwrite it: their guards name the unfinished states.
+        """
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE jobs SET state = 'cancelled', error_code = 'cancelled', completed_at = ?, "
+                "updated_at = ?, next_poll_at = NULL, deliver_after = NULL "
+                f"WHERE id = ? AND {_UNFINISHED}",
+                (now, now, job_id),
+            )
+            if cur.rowcount == 0:
+                return None
+            rows = list(
+                await db.execute_fetchall(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+            )
+        return _row_to_job(rows[0])
+
     async def recover_interrupted(
         self, now: float, message: str, platforms: Iterable[str]
     ) -> list[str]:
@@ -701,8 +721,9 @@ class SqliteJobStore:
     async def purge(self, before: float) -> int:
         """Delete finished jobs (and their audio) completed before ``before``; returns the count."""
         return await self._write(
-            "DELETE FROM jobs WHERE state IN ('completed', 'failed') AND completed_at < ? "
-            "AND (delivered_at IS NOT NULL OR delivery_error IS NOT NULL)",
+            "DELETE FROM jobs WHERE state IN ('completed', 'failed', 'cancelled') "
+            "AND completed_at < ? AND (delivered_at IS NOT NULL OR delivery_error IS NOT NULL "
+            "OR state = 'cancelled')",
             (before,),
         )
 

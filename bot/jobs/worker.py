@@ -8,8 +8,15 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from bot import audio
-from bot.errors import AudioError, DeliveryError, ProviderError, ProviderUnavailable, RateLimited
+from bot import audio, replies
+from bot.errors import (
+    AudioError,
+    DeliveryError,
+    ProviderError,
+    ProviderUnavailable,
+    ProviderUnreachable,
+    RateLimited,
+)
 from bot.jobs.models import Job, JobKind, JobState
 from bot.jobs.schedule import BackoffSchedule, PollSchedule
 from bot.jobs.store import Blob, SqliteJobStore
@@ -105,11 +112,15 @@ class JobWorker:
             return self._stt[job.provider].capabilities(job.model).min_poll_interval
         return self._tts[job.provider].capabilities(job.model).min_poll_interval
 
-    async def _notify(self, job_id: str) -> None:
+    async def _notify(self, job_id: str, retry: Mapping[str, object] | None = None) -> None:
         job = await self.store.get(job_id)
         deliverer = self.deliverers.get(job.origin.platform) if job else None
         if job is None or deliverer is None:
             return
+        if retry is not None and job.state is JobState.QUEUED:
+            # Shown, not stored: the next attempt's outcome replaces it.
+            note = replies.retrying_text(str(retry["user_message"]))
+            job = dataclasses.replace(job, error=note, extra={**job.extra, "retry": dict(retry)})
         try:
             await deliverer.progress(job)
         except Exception as exc:  # progress is cosmetic: never let it break the job
@@ -220,12 +231,25 @@ class JobWorker:
 
     async def _submit_failed(self, job: Job, exc: ProviderError) -> None:
         now = self._clock()
-        if _retry_submit(exc) and now < job.deadline_at:
-            delay = self.schedule.next_poll(job, 0.0, exc.retry_after)
+        delay = self.schedule.next_poll(job, 0.0, exc.retry_after)
+        if _retry_submit(exc) and now + delay < job.deadline_at:
             _LOGGER.info(
                 "job %s: provider did not take it (%s); retry in %.1fs", job.id, exc, delay
             )
-            await self.store.requeue(job.id, now + delay, now)
+            if await self.store.requeue(job.id, now + delay, now):
+                short = (
+                    f"{exc.provider}: {exc.host}: {exc.reason}"
+                    if isinstance(exc, ProviderUnreachable)
+                    else str(exc)
+                )
+                retry = {
+                    "attempt": job.attempts + 1,
+                    "retry_in": delay,
+                    "detail": str(exc),
+                    "short": short,
+                    "user_message": exc.user_message,
+                }
+                await self._notify(job.id, retry)
             return
         _log_provider_failure(job, exc)
         await self.store.fail(job.id, exc.user_message, now=now, error_code=type(exc).__name__)
@@ -345,13 +369,11 @@ class JobWorker:
 
 
 def _deadline_message(job: Job) -> str:
-    minutes = max(1, round((job.deadline_at - job.created_at) / 60))
-    unit = "minute" if minutes == 1 else "minutes"
-    return f"The speech service did not finish within {minutes} {unit}, so the job was stopped."
+    return replies.deadline_text(job.deadline_at - job.created_at)
 
 
 def _stuck_message(job: Job) -> str:
-    return "The speech service has been processing this for too long; the job was stopped."
+    return replies.STUCK
 
 
 def _log_provider_failure(job: Job, exc: ProviderError) -> None:
