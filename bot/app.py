@@ -24,6 +24,7 @@ from bot.providers.base import SpeechToText, TextToSpeech
 from bot.providers.cantonese import CantoneseSpeechToText
 from bot.providers.nanogpt import NanoGptSpeechToText, NanoGptTextToSpeech
 from bot.service import VoiceService
+from bot.supervise import AdapterSupervisor
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,6 +40,11 @@ class ChatAdapter(Protocol):
 
     async def stop(self) -> None:
         """Stop taking messages and disconnect."""
+        ...
+
+    async def wait_disconnected(self) -> None:
+        """Return, or raise the cause, once the platform connection has ended (see
+        :class:`bot.supervise.AdapterSupervisor`, which then reconnects)."""
         ...
 
     async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
@@ -217,44 +223,84 @@ AdapterFactory = Callable[[Core], Sequence[ChatAdapter]]
 
 
 async def run_bot(
-    config: Config, make_adapters: AdapterFactory, *, stop: asyncio.Event | None = None
+    config: Config,
+    make_adapters: AdapterFactory,
+    *,
+    stop: asyncio.Event | None = None,
+    on_signal: Callable[[], None] = lambda: None,
 ) -> None:
     """Run adapters and the poller in this event loop until SIGTERM/SIGINT (or ``stop``).
 
-    Shutdown order: adapters stop taking messages, the poller lets in-flight steps finish, then the
-    HTTP session and the database close.
+    Each adapter runs under an :class:`AdapterSupervisor`: one platform failing to start, or
+    losing its connection, is retried in the background and never stops the other. Shutdown
+    is bounded (about 9 s in all): adapters stop taking messages, the poller lets in-flight
+    steps finish, then the HTTP session and the database close. ``on_signal`` runs when a
+    signal arrives (the CLI arms a hard-exit watchdog there).
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def signalled() -> None:
+        on_signal()
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, signalled)
     core = await Core.open(config)
-    started: list[ChatAdapter] = []
+    supervisors: list[AdapterSupervisor] = []
+    tasks: list[asyncio.Task[None]] = []
     try:
         adapters = list(make_adapters(core))
-        if not adapters:
-            _LOGGER.warning("no chat platform configured (telegram.token, discord.token)")
         for adapter in adapters:
             core.worker.register(adapter.platform, adapter)
         await core.worker.recover(core.clock())
         for adapter in adapters:
-            await adapter.start()
-            started.append(adapter)
-            _LOGGER.info("%s adapter started", adapter.platform)
+            # Routed only while connected: a platform that is down keeps its jobs waiting
+            # instead of burning their delivery attempts.
+            core.worker.unregister(adapter.platform)
+            sup = AdapterSupervisor(
+                adapter,
+                on_connected=_router(core, adapter, True),
+                on_lost=_router(core, adapter, False),
+            )
+            supervisors.append(sup)
+            tasks.append(asyncio.create_task(sup.run(), name=f"{adapter.platform}-supervisor"))
         core.poller.start()
-        purge_task = asyncio.create_task(core.purge_forever(), name="purge")
+        tasks.append(asyncio.create_task(core.purge_forever(), name="purge"))
         await stop.wait()
-        purge_task.cancel()
         _LOGGER.info("shutting down")
     finally:
-        for adapter in reversed(started):
-            try:
-                await adapter.stop()
-            except Exception:
-                _LOGGER.exception("%s adapter failed to stop cleanly", adapter.platform)
-        await core.poller.stop(timeout=5.0)
-        await core.close()
+        await _shutdown(core, supervisors, tasks)
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+
+
+def _router(core: Core, adapter: ChatAdapter, up: bool) -> Callable[[], None]:
+    def route() -> None:
+        if up:
+            core.worker.register(adapter.platform, adapter)
+            core.poller.wake()
+        else:
+            core.worker.unregister(adapter.platform)
+
+    return route
+
+
+async def _shutdown(
+    core: Core, supervisors: Sequence[AdapterSupervisor], tasks: Sequence[asyncio.Task[None]]
+) -> None:
+    """Each step has its own time budget, so no adapter state can hold the process."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=1.0)
+    if supervisors:
+        await asyncio.gather(*(s.stop(timeout=4.0) for s in supervisors))
+    await core.poller.stop(timeout=3.0)
+    try:
+        async with asyncio.timeout(2.0):
+            await core.close()
+    except TimeoutError:
+        _LOGGER.warning("closing the database and HTTP session took too long")

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -300,5 +301,18 @@ def _run(config: Config) -> int:
             file=sys.stderr,
         )
         return 2
-    asyncio.run(run_bot(config, configured_adapters))
+    asyncio.run(run_bot(config, configured_adapters, on_signal=_arm_exit_watchdog))
     return 0
+
+
+def _arm_exit_watchdog(after: float = 9.5) -> None:
+    """SIGTERM always ends the process within 10 s: run_bot's shutdown is bounded step by step,
+    and should anything still hold the event loop, this thread ends the process regardless."""
+
+    def hard_exit() -> None:
+        print("voicebot: shutdown took too long; exiting", file=sys.stderr, flush=True)
+        os._exit(EXIT_INTERRUPTED)
+
+    timer = threading.Timer(after, hard_exit)
+    timer.daemon = True
+    timer.start()

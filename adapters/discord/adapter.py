@@ -33,6 +33,7 @@ from bot.errors import BotError, DeliveryError
 from bot.jobs.models import Job, JobKind, JobState
 from bot.models import VoiceClip
 from bot.replies import FileReply, failure_text, progress_text, transcript_reply
+from bot.supervise import describe
 
 if TYPE_CHECKING:
     from bot.app import Core
@@ -61,17 +62,23 @@ class DiscordAdapter:
         # The bot never joins voice channels: the "PyNaCl/davey not installed" warnings are noise.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False
+        self._guild_ready_timeout = guild_ready_timeout
+        self._build()
+        self._connect: asyncio.Task[None] | None = None
+        self._saved: tuple[str, yarl.URL] | None = None
+
+    def _build(self) -> None:
+        # A closed discord.Client cannot log in again cleanly (its loop and connector stay
+        # unset), so a reconnect builds a fresh client with its tree, outbox and handlers.
         self.client = discord.Client(
             intents=build_intents(self.config.message_content),
             allowed_mentions=discord.AllowedMentions.none(),
-            guild_ready_timeout=guild_ready_timeout,
+            guild_ready_timeout=self._guild_ready_timeout,
         )
         self.tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(self.client)
         self.outbox = Outbox(self.client)
-        self.handlers = Handlers(core, self.client, self.tree)
+        self.handlers = Handlers(self.core, self.client, self.tree)
         self.handlers.install()
-        self._connect: asyncio.Task[None] | None = None
-        self._saved: tuple[str, yarl.URL] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -96,6 +103,8 @@ class DiscordAdapter:
                 did not become ready in time.
         """
         self._point_at_endpoints()
+        if self.client.is_closed():
+            self._build()  # a reconnect after a lost gateway
         try:
             try:
                 await self.client.login(self.config.token or "")
@@ -148,9 +157,14 @@ class DiscordAdapter:
             else:
                 await self.tree.sync()
                 _LOGGER.info("discord: commands synced globally (may take a while to show)")
-        except discord.HTTPException as exc:
+        except Exception as exc:
             # Commands from an earlier sync keep working; voice messages do not need them.
-            _LOGGER.error("discord: command sync failed: %s", exc)
+            _LOGGER.error("discord: command sync failed (the bot runs on): %s", describe(exc))
+
+    async def wait_disconnected(self) -> None:
+        """Return when the gateway task ended, raise what ended it (even a parse error)."""
+        if self._connect is not None:
+            await asyncio.shield(self._connect)
 
     async def stop(self) -> None:
         """Close the gateway and HTTP client; restore discord.py's endpoints."""

@@ -131,6 +131,11 @@ class TelegramAdapter:
         self._polling = asyncio.create_task(self._poll(), name="telegram-poll")
         _LOGGER.info("telegram: polling as @%s", self.app.bot.username)
 
+    async def wait_disconnected(self) -> None:
+        """Return when polling stopped (token revoked), raise what crashed it otherwise."""
+        if self._polling is not None:
+            await asyncio.shield(self._polling)
+
     async def _poll(self) -> None:
         """Long-poll getUpdates; confirm a batch (next offset) only after its handlers ran.
 

@@ -83,6 +83,10 @@ class JobWorker:
         """Route finished jobs of ``platform`` to ``deliverer``."""
         self.deliverers[platform] = deliverer
 
+    def unregister(self, platform: str) -> None:
+        """Stop routing ``platform`` (its connection is down): its jobs wait until it is back."""
+        self.deliverers.pop(platform, None)
+
     async def recover(self, now: float) -> list[str]:
         """At start, after registering deliverers: settle the jobs of their platforms that a
         crash left ambiguous (see README, crash safety)."""
