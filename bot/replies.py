@@ -55,6 +55,10 @@ def fit_chunks(
     return [c for c in out if c]
 
 
+FILE_UNAVAILABLE = (
+    "I couldn't fetch this file from Telegram (it may have expired or be too big). "
+    "Please send it again."
+)
 STUCK = "The speech service has been processing this for too long; the job was stopped."
 
 

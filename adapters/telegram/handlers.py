@@ -24,6 +24,7 @@ from adapters.telegram.convert import (
     origin_for,
 )
 from bot.errors import BotError, InputError
+from bot.replies import FILE_UNAVAILABLE
 from bot.settings import ChatSettings
 
 if TYPE_CHECKING:
@@ -294,7 +295,10 @@ class TelegramHandlers:
         except BadRequest as exc:
             if "too big" in exc.message.lower():
                 raise InputError(too_big_text(attachment.file_size, limit)) from exc
-            raise
+            # Expired file_id, file gone, wrong bot...: the user can act on this, not on "oops".
+            raise InputError(
+                f"getFile refused: {exc.message}", user_message=FILE_UNAVAILABLE
+            ) from exc
         if file.file_size is not None and file.file_size > limit:
             raise InputError(too_big_text(file.file_size, limit))
         # The file URL embeds the bot token: only PTB ever sees it; providers get the bytes.
