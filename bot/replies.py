@@ -85,6 +85,22 @@ def retrying_text(reason: str) -> str:
     return f"{reason} It will be retried automatically."
 
 
+CANCEL_BUTTON = "✖ Cancel"
+CANCEL_DONE_TOAST = "Cancelled."
+CANCEL_NOTHING = "You have no queued or running job in this chat."
+CANCEL_NOT_YOURS = "Only the person who started a job, or a chat admin, can cancel it."
+
+
+def cancel_unknown(job_id: str) -> str:
+    """/cancel with an id this chat does not have."""
+    return f"No job {job_id} in this chat. Use /status to list this chat's jobs."
+
+
+def cancel_too_late(job_id: str) -> str:
+    """/cancel of a job that already finished (or was cancelled)."""
+    return f"Job {job_id} has already finished, so there is nothing to cancel."
+
+
 def cancelled_text(job: Job, *, sent: bool) -> str:
     """The reply to a successful cancel; a job already sent may still be charged."""
     text = f"✖ Cancelled job {job.id}."

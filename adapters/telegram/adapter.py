@@ -8,7 +8,13 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from telegram import BotCommand, LinkPreviewOptions, Message, ReplyParameters
+from telegram import (
+    BotCommand,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    ReplyParameters,
+)
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import (
     BadRequest,
@@ -21,6 +27,7 @@ from telegram.error import (
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from adapters.telegram.actions import ChatActions
+from adapters.telegram.cancel import cancel_markup
 from adapters.telegram.convert import (
     MESSAGE_LIMIT,
     PLATFORM,
@@ -46,6 +53,7 @@ COMMANDS = (
     ("transcribe", "Transcribe the voice note you reply to"),
     ("speak", "Read text aloud as a voice message"),
     ("status", "Recent jobs of this chat, or one: /status ID"),
+    ("cancel", "Stop your running job, or one: /cancel ID"),
     ("settings", "Show or change this chat's settings"),
     ("language", "Transcription language: /language en (or auto)"),
     ("diarize", "Label speakers: /diarize on|off"),
@@ -147,7 +155,9 @@ class TelegramAdapter:
         while True:
             try:
                 updates = await self.app.bot.get_updates(
-                    offset=offset, timeout=self._poll_timeout, allowed_updates=["message"]
+                    offset=offset,
+                    timeout=self._poll_timeout,
+                    allowed_updates=["message", "callback_query"],
                 )
             except InvalidToken:
                 _LOGGER.error("telegram: the token was revoked; polling stopped")
@@ -196,7 +206,7 @@ class TelegramAdapter:
             # A new job is picked up immediately, so say what is about to happen, not "queued".
             text = code_job_id(progress_text(replace(job, state=JobState.SUBMITTED)), job.id)
             try:
-                sent = await self.send_text(job, text)
+                sent = await self.send_text(job, text, markup=cancel_markup(job.id))
             except TelegramError as exc:
                 _LOGGER.warning("job %s: placeholder not sent: %s", job.id, exc)
                 return
@@ -225,7 +235,22 @@ class TelegramAdapter:
         text = code_job_id(progress_text(job), job.id)
         with contextlib.suppress(BadRequest):  # "not modified" or gone: nothing to show
             await self.app.bot.edit_message_text(
-                text, chat_id=job.origin.chat_id, message_id=int(placeholder), parse_mode="HTML"
+                text,
+                chat_id=job.origin.chat_id,
+                message_id=int(placeholder),
+                parse_mode="HTML",
+                reply_markup=cancel_markup(job.id),
+            )
+
+    async def show_cancelled(self, job: Job, text: str) -> None:
+        """A job was cancelled: stop its chat action; the placeholder says so (no button)."""
+        self.actions.done(job.id)
+        placeholder = job.progress_message_id or self._placeholders.pop(job.id, None)
+        if placeholder is None:
+            return
+        with contextlib.suppress(TelegramError):  # gone or unchanged: the reply says it anyway
+            await self.app.bot.edit_message_text(
+                text, chat_id=job.origin.chat_id, message_id=int(placeholder)
             )
 
     # -- delivery ---------------------------------------------------------------------------
@@ -349,13 +374,16 @@ class TelegramAdapter:
             kwargs["message_thread_id"] = int(origin.thread_id)
         return kwargs
 
-    async def send_text(self, job: Job, html_text: str) -> str:
+    async def send_text(
+        self, job: Job, html_text: str, *, markup: InlineKeyboardMarkup | None = None
+    ) -> str:
         """Send an HTML message to the job's chat as a reply to its origin; return its id."""
         message = await self.app.bot.send_message(
             job.origin.chat_id,
             html_text,
             parse_mode=ParseMode.HTML,
             link_preview_options=LinkPreviewOptions(is_disabled=True),
+            reply_markup=markup,
             **self._reply_kwargs(job),
         )
         return str(message.message_id)

@@ -12,6 +12,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
+from adapters.telegram.cancel import TelegramCancel
 from adapters.telegram.convert import (
     GROUP_ANONYMOUS_BOT,
     PLATFORM,
@@ -48,6 +49,8 @@ demand.
 /settings — this chat's settings; change with <code>/settings NAME VALUE</code> or \
 <code>/language CODE</code>, <code>/diarize on|off</code>, <code>/voice NAME</code>, \
 <code>/autotranscribe on|off</code> (in groups: admins only)
+/cancel — stop your queued or running job (or tap ✖ under it); <code>/cancel ID</code> — \
+one job (admins: any job in the group)
 /forget — delete your stored jobs (transcripts, audio) in this chat
 /usage — spend per user and chat (the bot's admins only)
 
@@ -114,6 +117,7 @@ class TelegramHandlers:
         app.add_handler(
             MessageHandler(only_new & media & ~filters.COMMAND, self.guarded(self.media))
         )
+        TelegramCancel(self.adapter).register(app)
         app.add_error_handler(self.on_error)
 
     def guarded(self, callback: Callback) -> Callback:
