@@ -14,6 +14,7 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from adapters.discord.cancel import DiscordCancel
 from adapters.discord.convert import (
     MESSAGE_LIMIT,
     PLATFORM,
@@ -79,6 +80,7 @@ class DiscordAdapter:
         self.outbox = Outbox(self.client)
         self.handlers = Handlers(self.core, self.client, self.tree)
         self.handlers.install()
+        DiscordCancel(self.core.service, self.show_cancelled).install(self.client, self.tree)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -312,7 +314,21 @@ class DiscordAdapter:
         placeholder = placeholder_id(job)
         if placeholder is not None:
             with contextlib.suppress(discord.NotFound):
-                await self.outbox.edit(int(job.origin.chat_id), placeholder, text)
+                await self.outbox.edit(
+                    int(job.origin.chat_id), placeholder, text, keep_buttons=True
+                )
+
+    async def show_cancelled(self, job: Job, text: str) -> None:
+        """After /cancel: the placeholder (or the command's response) says so, best effort."""
+        try:
+            ref = self._live_ref(job)
+            placeholder = placeholder_id(job)
+            if placeholder is not None:
+                await self.outbox.edit(int(job.origin.chat_id), placeholder, escape(text))
+            elif ref is not None:
+                await self.outbox.edit_original(ref, escape(text))
+        except discord.HTTPException as exc:
+            _LOGGER.info("job %s: could not show the cancel: %s", job.id, exc)
 
 
 def _log_gateway_end(task: asyncio.Task[None]) -> None:
