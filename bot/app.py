@@ -14,11 +14,13 @@ import aiohttp
 
 from bot.audio import AudioPool
 from bot.config import Config
+from bot.health import HealthServer
 from bot.jobs.models import Job
 from bot.jobs.poller import Poller
 from bot.jobs.schedule import PredictiveSchedule
 from bot.jobs.store import SqliteJobStore
 from bot.jobs.worker import JobWorker
+from bot.metrics import Metrics
 from bot.models import VoiceClip
 from bot.providers.base import SpeechToText, TextToSpeech
 from bot.providers.cantonese import CantoneseSpeechToText
@@ -145,6 +147,7 @@ class Core:
         self.stt, self.tts = build_providers(config, session)
         self.schedule = PredictiveSchedule(store, clock, cap=config.jobs.max_poll_interval)
         self.audio = AudioPool()
+        self.metrics = Metrics()
         self.worker = JobWorker(
             store,
             stt=self.stt,
@@ -152,6 +155,7 @@ class Core:
             clock=clock,
             schedule=self.schedule,
             audio_pool=self.audio,
+            metrics=self.metrics,
         )
         self.poller = Poller(
             store,
@@ -250,6 +254,7 @@ async def run_bot(
     core = await Core.open(config)
     supervisors: list[AdapterSupervisor] = []
     tasks: list[asyncio.Task[None]] = []
+    health: HealthServer | None = None
     try:
         adapters = list(make_adapters(core))
         for adapter in adapters:
@@ -268,13 +273,38 @@ async def run_bot(
             tasks.append(asyncio.create_task(sup.run(), name=f"{adapter.platform}-supervisor"))
         core.poller.start()
         tasks.append(asyncio.create_task(core.purge_forever(), name="purge"))
+        tasks.append(asyncio.create_task(core.metrics.watch_loop(), name="loop-lag"))
+        health = await _start_health(core, supervisors)
         await stop.wait()
         _LOGGER.info("shutting down")
     finally:
+        if health is not None:
+            await health.stop()
         await _shutdown(core, supervisors, tasks)
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+
+
+async def _start_health(
+    core: Core, supervisors: Sequence[AdapterSupervisor]
+) -> HealthServer | None:
+    cfg = core.config.health
+    if not cfg.enabled:
+        return None
+    health = HealthServer(core, supervisors)
+    try:
+        await health.start(cfg.host, cfg.port)
+    except OSError as exc:  # the bot is more important than its probe
+        _LOGGER.error(
+            "health: cannot listen on %s:%d (%s); set health.port or health.enabled: false",
+            cfg.host,
+            cfg.port,
+            exc.strerror or exc,
+        )
+        await health.stop()
+        return None
+    return health
 
 
 def _router(core: Core, adapter: ChatAdapter, up: bool) -> Callable[[], None]:

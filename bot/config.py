@@ -76,6 +76,15 @@ class JobsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthConfig:
+    """The /healthz and /metrics endpoint of ``voicebot run`` (loopback by default)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 9464
+
+
+@dataclass(frozen=True, slots=True)
 class TelegramConfig:
     """Telegram Bot API settings; no token means the adapter is not started."""
 
@@ -139,6 +148,7 @@ class Config:
     log_level: str = "INFO"
     limits: LimitsConfig = LimitsConfig()
     access: AccessConfig = AccessConfig()
+    health: HealthConfig = HealthConfig()
 
 
 def expand_env(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
@@ -388,6 +398,19 @@ def _read_access(root: _Section) -> AccessConfig:
     return AccessConfig(**lists)
 
 
+def _read_health(root: _Section) -> HealthConfig:
+    sec = root.section("health")
+    health = HealthConfig(
+        enabled=bool(sec.get("enabled", bool, True)),
+        host=sec.get("host", str, "127.0.0.1") or "127.0.0.1",
+        port=int(sec.get("port", int, 9464) or 0),
+    )
+    if not 0 <= health.port <= 65535:
+        sec.problems.append(f"{sec._key('port')}: expected 0-65535 (0: any free port)")
+    sec.finish()
+    return health
+
+
 def parse_config(
     data: Any,
     env: Mapping[str, str] | None = None,
@@ -433,13 +456,16 @@ def parse_config(
     j.finish()
     telegram, discord = _read_telegram(root), _read_discord(root)
     limits, access = _read_limits(root), _read_access(root)
+    health = _read_health(root)
     log = root.section("logging")
     level = _read_choice(log, "level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
     log.finish()
     root.finish()
     if problems:
         raise ConfigError(sorted(dict.fromkeys(problems)))
-    return Config(storage, providers, stt, tts, jobs, telegram, discord, level, limits, access)
+    return Config(
+        storage, providers, stt, tts, jobs, telegram, discord, level, limits, access, health
+    )
 
 
 def load_config(

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.fakes.audio import make_tone
@@ -18,6 +19,7 @@ from tests.support import write_config
 from tests.test_discord_blackbox import BotProcess, config_for
 
 pytestmark = pytest.mark.timeout(90)
+TG_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1"
 
 
 def dead_port() -> int:
@@ -139,3 +141,66 @@ async def test_run_discord_command_sync_failure_is_logged_and_bot_runs_on(
         assert code == 0, bot.log
         assert "command sync failed (the bot runs on)" in bot.log
         assert "Traceback" not in bot.log
+
+
+async def health_port(bot: BotProcess) -> int:
+    await log_shows(bot, "health: serving http://127.0.0.1:")
+    line = next(x for x in bot.log.splitlines() if "health: serving" in x)
+    return int(line.split("http://127.0.0.1:")[1].split("/")[0])
+
+
+async def test_run_healthz_and_metrics_report_a_platform_that_is_down(
+    tmp_path: Path, nano: FakeNanoGpt
+) -> None:
+    port = dead_port()
+    async with FakeDiscord() as dc, FakeCantonese() as canto, aiohttp.ClientSession() as http:
+        discord: dict[str, Any] = {
+            "token": dc.token,
+            "api_base": dc.api_base,
+            "gateway_url": dc.gateway_url,
+            "message_content": True,
+            "ready_timeout": 20,
+        }
+        telegram = {"token": TG_TOKEN, "api_base": f"http://127.0.0.1:{port}"}
+        config = write_config(
+            tmp_path,
+            nano_url=nano.url,
+            canto_url=canto.url,
+            discord=discord,
+            telegram=telegram,
+            stt={"model": "Elevenlabs-STT"},
+            jobs={"deadline_seconds": 600, "max_poll_interval": 1},
+        )
+        bot = BotProcess(config, tmp_path / "bot.log")
+        await bot.start()
+        try:
+            base = f"http://127.0.0.1:{await health_port(bot)}"
+            await log_shows(bot, "discord adapter started")
+            async with http.get(f"{base}/healthz") as resp:
+                assert resp.status == 503
+                body = await resp.json()
+            assert body["adapters"]["discord"]["connected"] is True
+            assert body["adapters"]["telegram"]["state"] == "down"
+            assert f"127.0.0.1:{port}" in body["adapters"]["telegram"]["error"]
+            assert body["database"] == "ok" and body["poller"] == "alive"
+            await dc.send_voice_message(None, None, make_tone(1.5), 1.5)
+            await dc.wait_for(
+                lambda: [m for m in dc.bot_messages() if "how are you" in m["content"]],
+                timeout=30,
+            )
+            async with http.get(f"{base}/metrics") as resp:
+                assert resp.status == 200
+                assert resp.headers["Content-Type"].startswith("text/plain")
+                text = await resp.text()
+        finally:
+            code = await bot.end(signal.SIGTERM)
+        assert code == 0, bot.log
+    assert 'voicebot_jobs{kind="stt",provider="nanogpt",state="completed"} 1.0' in text
+    assert 'voicebot_adapter_connected{platform="telegram"} 0.0' in text
+    assert 'voicebot_adapter_connected{platform="discord"} 1.0' in text
+    submit = 'voicebot_provider_request_seconds_count{call="submit",kind="stt",provider="nanogpt"}'
+    assert f"{submit} 1.0" in text
+    assert 'voicebot_polls_per_job_count{kind="stt",provider="nanogpt"} 1.0' in text
+    assert "voicebot_event_loop_lag_seconds_count" in text
+    assert "voicebot_queue_depth 0.0" in text
+    assert "voicebot_delivery_failures_total" in text

@@ -192,6 +192,11 @@ class Poller:
             moved,
         )
 
+    @property
+    def running(self) -> bool:
+        """Whether the background loop is alive (for /healthz)."""
+        return self._loop is not None and not self._loop.done()
+
     def start(self) -> None:
         """Run :meth:`run_forever` in a background task until :meth:`stop`."""
         if self._loop is None or self._loop.done():

@@ -322,6 +322,13 @@ class SqliteJobStore:
         """Newest jobs overall first."""
         return await self._select("1", (max(0, limit),), "ORDER BY created_at DESC LIMIT ?")
 
+    async def job_counts(self) -> list[tuple[str, str, str, int]]:
+        """``(state, kind, provider, count)`` over every stored job (for /metrics)."""
+        rows = await self._fetch(
+            "SELECT state, kind, provider, COUNT(*) FROM jobs GROUP BY state, kind, provider"
+        )
+        return [(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
+
     async def find_reusable(self, dedup_key: str) -> Job | None:
         """The newest completed job with this dedup key, whose result can be reused for free."""
         jobs = await self._select(

@@ -20,6 +20,7 @@ from bot.errors import (
 from bot.jobs.models import Job, JobKind, JobState
 from bot.jobs.schedule import BackoffSchedule, PollSchedule
 from bot.jobs.store import Blob, SqliteJobStore
+from bot.metrics import Metrics
 from bot.models import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions, VoiceClip
 from bot.providers.base import PollResult, PollStatus, SpeechToText, TextToSpeech, Ticket
 
@@ -70,8 +71,10 @@ class JobWorker:
         clock: Callable[[], float],
         schedule: PollSchedule | None = None,
         audio_pool: audio.AudioPool | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
         self._audio = audio_pool or audio.AudioPool()
         self._stt = stt
         self._tts = tts
@@ -140,10 +143,11 @@ class JobWorker:
         if not await self.store.begin_submit(job.id, now):
             return  # someone else moved it; the guard keeps us honest
         try:
-            if job.kind is JobKind.STT:
-                answer: Transcript | Ticket | VoiceClip = await self._submit_stt(job)
-            else:
-                answer = await self._submit_tts(job)
+            with self.metrics.provider_call(job, "submit"):
+                if job.kind is JobKind.STT:
+                    answer: Transcript | Ticket | VoiceClip = await self._submit_stt(job)
+                else:
+                    answer = await self._submit_tts(job)
         except ProviderError as exc:
             await self._submit_failed(job, exc)
             return
@@ -272,7 +276,8 @@ class JobWorker:
         )
         ticket = Ticket(provider=job.provider, data=job.ticket or {})
         try:
-            result = await provider.poll(ticket)
+            with self.metrics.provider_call(job, "poll"):
+                result = await provider.poll(ticket)
         except ProviderError as exc:
             await self._poll_failed(job, exc)
             return
@@ -296,6 +301,7 @@ class JobWorker:
         now = self._clock()
         if result.status is PollStatus.COMPLETED:
             await self.schedule.observe(job, now)
+            self.metrics.job_completed(job)
             if result.transcript is not None:
                 t = result.transcript
                 await self.store.complete(
@@ -363,6 +369,7 @@ class JobWorker:
         self, job: Job, exc: Exception, permanent: bool, retry_after: float | None
     ) -> None:
         now = self._clock()
+        self.metrics.delivery_failed(job.origin.platform, permanent=permanent)
         if permanent or job.delivery_attempts + 1 >= MAX_DELIVERY_ATTEMPTS:
             _LOGGER.warning("job %s: giving up delivery: %s", job.id, exc)
             await self.store.mark_undeliverable(job.id, str(exc)[:500], now)
