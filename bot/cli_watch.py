@@ -61,7 +61,9 @@ class CliDeliverer:
         waited = self._clock() - job.created_at
         detail = str(retry.get("detail", ""))
         attempt = int(retry.get("attempt", 0))
-        if waited + float(retry.get("retry_in", 0.0)) > self._give_up:
+        # Only a job the provider never got is given up: one it has may already be charged,
+        # and its deadline ends it (Ctrl-C still cancels it at once).
+        if not retry.get("sent") and waited + float(retry.get("retry_in", 0.0)) > self._give_up:
             fut.set_exception(
                 BotError(f"gave up after {attempt} attempt(s) in {format_age(waited)}: {detail}")
             )

@@ -128,7 +128,7 @@ def progress_text(job: Job) -> str:
         line = f"❌ Failed: job {job.id}: {job.error or 'unknown error'}"
     if job.queue_position is not None and not job.state.terminal:
         line += f" (queue position {job.queue_position})"
-    if state == "queued" and job.error:
+    if not job.state.terminal and job.error:
         line += f"\n{job.error}"  # a retry note (see JobWorker._notify); never stored on the row
     return line
 

@@ -124,7 +124,7 @@ class JobWorker:
         deliverer = self.deliverers.get(job.origin.platform) if job else None
         if job is None or deliverer is None:
             return
-        if retry is not None and job.state is JobState.QUEUED:
+        if retry is not None and not job.state.terminal:
             # Shown, not stored: the next attempt's outcome replaces it.
             note = replies.retrying_text(str(retry["user_message"]))
             job = dataclasses.replace(job, error=note, extra={**job.extra, "retry": dict(retry)})
@@ -245,19 +245,7 @@ class JobWorker:
                 "job %s: provider did not take it (%s); retry in %.1fs", job.id, exc, delay
             )
             if await self.store.requeue(job.id, now + delay, now):
-                short = (
-                    f"{exc.provider}: {exc.host}: {exc.reason}"
-                    if isinstance(exc, ProviderUnreachable)
-                    else str(exc)
-                )
-                retry = {
-                    "attempt": job.attempts + 1,
-                    "retry_in": delay,
-                    "detail": str(exc),
-                    "short": short,
-                    "user_message": exc.user_message,
-                }
-                await self._notify(job.id, retry)
+                await self._notify(job.id, _retry_note(exc, job.attempts + 1, delay, sent=False))
             return
         _log_provider_failure(job, exc)
         await self.store.fail(job.id, exc.user_message, now=now, error_code=type(exc).__name__)
@@ -288,9 +276,12 @@ class JobWorker:
         if exc.retryable:
             delay = self.schedule.next_poll(job, self._min_interval(job), exc.retry_after)
             _LOGGER.info("job %s: poll failed (%s); next poll in %.1fs", job.id, exc, delay)
-            await self.store.reschedule(
+            moved = await self.store.reschedule(
                 job.id, next_poll_at=now + delay, now=now, queue_position=job.queue_position
             )
+            if moved and isinstance(exc, ProviderUnreachable):
+                note = _retry_note(exc, job.poll_count + 1, delay, sent=True)
+                await self._notify(job.id, note)
             return
         _log_provider_failure(job, exc)
         await self.store.fail(
@@ -385,6 +376,23 @@ def _deadline_message(job: Job) -> str:
 
 def _stuck_message(job: Job) -> str:
     return replies.STUCK
+
+
+def _retry_note(exc: ProviderError, attempt: int, delay: float, *, sent: bool) -> dict[str, object]:
+    """What a deliverer is told when a provider call will be retried (see ``_notify``)."""
+    short = (
+        f"{exc.provider}: {exc.host}: {exc.reason}"
+        if isinstance(exc, ProviderUnreachable)
+        else str(exc)
+    )
+    return {
+        "attempt": attempt,
+        "retry_in": delay,
+        "detail": str(exc),
+        "short": short,
+        "user_message": exc.user_message,
+        "sent": sent,
+    }
 
 
 def _log_provider_failure(job: Job, exc: ProviderError) -> None:
