@@ -14,6 +14,7 @@ from telegram import (
     LinkPreviewOptions,
     Message,
     ReplyParameters,
+    Update,
 )
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import (
@@ -72,6 +73,7 @@ _CHAT_GONE = (
     "user is deactivated",
     "group chat was deactivated",
 )
+_ALLOWED_UPDATES = ["message", "callback_query"]
 _SETUP_WAIT = 15.0  # seconds deliver() waits for a placeholder that is being sent right now
 
 
@@ -155,10 +157,13 @@ class TelegramAdapter:
         while True:
             try:
                 updates = await self.app.bot.get_updates(
-                    offset=offset,
-                    timeout=self._poll_timeout,
-                    allowed_updates=["message", "callback_query"],
+                    offset=offset, timeout=self._poll_timeout, allowed_updates=_ALLOWED_UPDATES
                 )
+            except (KeyError, TypeError, ValueError) as exc:
+                # An update the library cannot parse would come back on every poll and stall
+                # the bot for everyone: take the batch raw and skip just the unreadable ones.
+                offset = await self._skip_unreadable(offset, exc)
+                continue
             except InvalidToken:
                 _LOGGER.error("telegram: the token was revoked; polling stopped")
                 return
@@ -175,6 +180,34 @@ class TelegramAdapter:
                 continue
             await asyncio.gather(*(self.app.process_update(u) for u in updates))
             offset = updates[-1].update_id + 1
+
+    async def _skip_unreadable(self, offset: int | None, exc: Exception) -> int | None:
+        raw = await self.app.bot.do_api_request(
+            "getUpdates",
+            api_kwargs={"offset": offset, "timeout": 0, "allowed_updates": _ALLOWED_UPDATES},
+        )
+        items = [i for i in raw if isinstance(i, dict)] if isinstance(raw, list) else []
+        readable: list[Update] = []
+        for item in items:
+            try:
+                update = Update.de_json(item, self.app.bot)
+            except Exception as parse_exc:
+                _LOGGER.error(
+                    "telegram: skipping update %s that the library cannot read (%s: %s)",
+                    item.get("update_id"),
+                    type(parse_exc).__name__,
+                    parse_exc,
+                )
+                continue
+            if update is not None:
+                readable.append(update)
+        await asyncio.gather(*(self.app.process_update(u) for u in readable))
+        ids = [int(i["update_id"]) for i in items if "update_id" in i]
+        if not ids:
+            _LOGGER.error("telegram: getUpdates answer unreadable (%s); retrying", exc)
+            await asyncio.sleep(5.0)
+            return offset
+        return max(ids) + 1
 
     async def stop(self) -> None:
         """Stop polling, then the application, in the reverse order of :meth:`start`."""
