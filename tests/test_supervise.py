@@ -204,3 +204,31 @@ async def test_run_healthz_and_metrics_report_a_platform_that_is_down(
     assert "voicebot_event_loop_lag_seconds_count" in text
     assert "voicebot_queue_depth 0.0" in text
     assert "voicebot_delivery_failures_total" in text
+
+
+async def test_run_sigterm_while_a_platform_hangs_in_start_exits_within_10s(
+    tmp_path: Path, nano: FakeNanoGpt
+) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accept, then never answer the websocket handshake
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    hang = server.sockets[0].getsockname()[1]
+    try:
+        async with FakeDiscord() as dc, FakeCantonese() as canto:
+            config = config_for(tmp_path, dc, nano, canto)
+            text = config.read_text().replace(dc.gateway_url, f"ws://127.0.0.1:{hang}")
+            config.write_text(text)
+            bot = BotProcess(config, tmp_path / "bot.log")
+            await bot.start()
+            try:
+                await log_shows(bot, "logging in using static token")
+                await asyncio.sleep(1.0)  # now inside the gateway handshake that never ends
+            finally:
+                began = time.monotonic()
+                code = await bot.end(signal.SIGTERM, timeout=15)
+                took = time.monotonic() - began
+            assert code == 0, bot.log
+            assert took < 10
+    finally:
+        server.close()
