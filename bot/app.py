@@ -261,9 +261,9 @@ async def run_bot(
             core.worker.register(adapter.platform, adapter)
         await core.worker.recover(core.clock())
         for adapter in adapters:
-            # Routed only while connected: a platform that is down keeps its jobs waiting
-            # instead of burning their delivery attempts.
-            core.worker.unregister(adapter.platform)
+            # Replies go out only while connected: a platform that is down keeps them waiting
+            # instead of burning their delivery attempts (its jobs still run meanwhile).
+            core.worker.set_online(adapter.platform, False)
             sup = AdapterSupervisor(
                 adapter,
                 on_connected=_router(core, adapter, True),
@@ -309,11 +309,9 @@ async def _start_health(
 
 def _router(core: Core, adapter: ChatAdapter, up: bool) -> Callable[[], None]:
     def route() -> None:
+        core.worker.set_online(adapter.platform, up)
         if up:
-            core.worker.register(adapter.platform, adapter)
             core.poller.wake()
-        else:
-            core.worker.unregister(adapter.platform)
 
     return route
 

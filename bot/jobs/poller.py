@@ -105,17 +105,18 @@ class Poller:
         free = self._concurrency - len(self._in_flight)
         if free <= 0:
             return [], None
-        busy, platforms = list(self._in_flight), self._worker.deliverers
+        busy, platforms = list(self._in_flight), list(self._worker.deliverers)
+        online = [p for p in platforms if p not in self._worker.offline]
         jobs: list[Job] = []
         next_at: float | None = None
-        for query, when in (
-            (self._store.undelivered, _reply_at),
-            (self._store.due, _step_at),
+        for query, when, where in (
+            (self._store.undelivered, _reply_at, online),  # replies wait for a connection
+            (self._store.due, _step_at, platforms),
         ):
             want = free - len(jobs)
             if want <= 0:
                 break
-            for job in await query(None, platforms, want + 1, busy):
+            for job in await query(None, where, want + 1, busy):
                 at = when(job)
                 if at <= now and len(jobs) < free:
                     jobs.append(job)

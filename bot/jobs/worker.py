@@ -81,14 +81,19 @@ class JobWorker:
         self._clock = clock
         self.schedule: PollSchedule = schedule or BackoffSchedule()
         self.deliverers: dict[str, Deliverer] = {}
+        self.offline: set[str] = set()
 
     def register(self, platform: str, deliverer: Deliverer) -> None:
         """Route finished jobs of ``platform`` to ``deliverer``."""
         self.deliverers[platform] = deliverer
 
-    def unregister(self, platform: str) -> None:
-        """Stop routing ``platform`` (its connection is down): its jobs wait until it is back."""
-        self.deliverers.pop(platform, None)
+    def set_online(self, platform: str, online: bool) -> None:
+        """While a platform's connection is down its jobs are still sent and polled, but their
+        replies wait (the poller skips them) instead of using up delivery attempts."""
+        if online:
+            self.offline.discard(platform)
+        else:
+            self.offline.add(platform)
 
     async def recover(self, now: float) -> list[str]:
         """At start, after registering deliverers: settle the jobs of their platforms that a
@@ -122,7 +127,7 @@ class JobWorker:
     async def _notify(self, job_id: str, retry: Mapping[str, object] | None = None) -> None:
         job = await self.store.get(job_id)
         deliverer = self.deliverers.get(job.origin.platform) if job else None
-        if job is None or deliverer is None:
+        if job is None or deliverer is None or job.origin.platform in self.offline:
             return
         if retry is not None and not job.state.terminal:
             # Shown, not stored: the next attempt's outcome replaces it.
