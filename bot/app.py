@@ -22,9 +22,7 @@ from bot.jobs.store import SqliteJobStore
 from bot.jobs.worker import JobWorker
 from bot.metrics import Metrics
 from bot.models import VoiceClip
-from bot.providers.base import SpeechToText, TextToSpeech
-from bot.providers.cantonese import CantoneseSpeechToText
-from bot.providers.nanogpt import NanoGptSpeechToText, NanoGptTextToSpeech
+from bot.providers.registry import build_providers
 from bot.service import VoiceService
 from bot.supervise import AdapterSupervisor
 
@@ -106,28 +104,6 @@ def setup_logging(config: Config | None, level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def build_providers(
-    config: Config, session: aiohttp.ClientSession
-) -> tuple[dict[str, SpeechToText], dict[str, TextToSpeech]]:
-    """Instantiate each provider that has an API key; the rest stay absent (clear error if used)."""
-    stt: dict[str, SpeechToText] = {}
-    tts: dict[str, TextToSpeech] = {}
-    nano = config.providers["nanogpt"]
-    if nano.api_key:
-        stt["nanogpt"] = NanoGptSpeechToText(
-            session, api_key=nano.api_key, base_url=nano.base_url, timeout=nano.timeout
-        )
-        tts["nanogpt"] = NanoGptTextToSpeech(
-            session, api_key=nano.api_key, base_url=nano.base_url, timeout=nano.timeout
-        )
-    canto = config.providers["cantonese"]
-    if canto.api_key:
-        stt["cantonese"] = CantoneseSpeechToText(
-            session, api_key=canto.api_key, base_url=canto.base_url, timeout=canto.timeout
-        )
-    return stt, tts
-
-
 class Core:
     """Owns the process-wide resources; created by :meth:`open`, released by :meth:`close`."""
 
@@ -144,7 +120,7 @@ class Core:
         self.session = session
         self.store = store
         self.clock = clock
-        self.stt, self.tts = build_providers(config, session)
+        self.stt, self.tts = build_providers(config.providers, session)
         self.schedule = PredictiveSchedule(store, clock, cap=config.jobs.max_poll_interval)
         self.audio = AudioPool()
         self.metrics = Metrics()

@@ -35,7 +35,10 @@ EXIT_CODES = """exit codes:
   130  interrupted (Ctrl-C or SIGTERM); the job was cancelled"""
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(providers: Sequence[str] = ()) -> argparse.ArgumentParser:
+    names = ", ".join(providers) if providers else "see voicebot check-config"
+    provider_help = f"a provider instance from the config's providers: ({names})"
+
     # --config is accepted before or after the command: each level has its own copy (parents
     # share action objects), the command-level default is SUPPRESS so it never overwrites a value
     # given before the command.
@@ -78,11 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     command("run", "start the configured chat adapters and the job poller")
     t = command("transcribe", "transcribe an audio file and print the transcript")
     t.add_argument("file", type=Path, help="audio file (any format FFmpeg reads)")
-    t.add_argument(
-        "--provider",
-        choices=("nanogpt", "cantonese"),
-        help="speech-to-text provider (default: stt.provider)",
-    )
+    t.add_argument("--provider", metavar="NAME", help=provider_help)
     t.add_argument("--model", help="model name (default: stt.model)")
     t.add_argument("--language", help="language code such as en or yue (default: stt.language)")
     t.add_argument("--diarize", action="store_true", default=None, help="label speakers")
@@ -96,9 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     s = command("speak", "synthesize speech into an OGG/Opus voice file")
     s.add_argument("text", help="the text to speak")
     s.add_argument("-o", "--output", type=Path, required=True, help="where to write the .ogg file")
-    s.add_argument(
-        "--provider", choices=("nanogpt",), help="text-to-speech provider (default: tts.provider)"
-    )
+    s.add_argument("--provider", metavar="NAME", help=provider_help)
     s.add_argument("--model", help="model name (default: tts.model)")
     s.add_argument("--voice", help="voice name (default: tts.voice)")
     _wait_options(s)
@@ -195,7 +192,7 @@ async def _transcribe(core: Core, args: argparse.Namespace) -> int:
         if text is None:
             raise BotError(
                 f"{job.model} returned no timings, so there is no {args.format.upper()}; "
-                "use --format text, or a model with timestamps (e.g. Elevenlabs-STT)"
+                "use --format text, or a model that returns timings"
             )
         print(text)
         return 0
@@ -246,6 +243,24 @@ async def _status(core: Core, args: argparse.Namespace) -> int:
     return 0
 
 
+def _configured_providers(argv: Sequence[str] | None) -> list[str]:
+    """Instance names for ``--provider``'s help, when the config can be read (else none)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", type=Path, default=None)
+    known, _ = pre.parse_known_args(argv)
+    try:
+        return sorted(load_config(_config_path(known.config)).providers)
+    except BotError:
+        return []
+
+
+def _check_provider(config: Config, args: argparse.Namespace) -> None:
+    name = getattr(args, "provider", None)
+    if name is not None and name not in config.providers:
+        configured = ", ".join(sorted(config.providers))
+        raise BotError(f"--provider {name}: no such provider instance (configured: {configured})")
+
+
 async def _with_core(config: Config, args: argparse.Namespace) -> int:
     handlers = {"transcribe": _transcribe, "speak": _speak, "jobs": _jobs, "status": _status}
     core = await Core.open(config)
@@ -257,7 +272,8 @@ async def _with_core(config: Config, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``voicebot`` console script; returns the exit code (see EXIT_CODES)."""
-    args = _parser().parse_args(argv)
+    wants_help = any(a in ("-h", "--help") for a in (sys.argv[1:] if argv is None else argv))
+    args = _parser(_configured_providers(argv) if wants_help else ()).parse_args(argv)
     setup_logging(None, "WARNING")
     try:
         # Reading the local database needs no provider key.
@@ -268,6 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
         if args.command == "check-config":
             return check_config(config)
+        _check_provider(config, args)
         if args.command == "run":
             return _run(config)
         return asyncio.run(_with_core(config, args))

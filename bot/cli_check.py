@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 import re
 import sys
 from collections.abc import Iterable
 
 from bot.config import Config
-from bot.providers import nanogpt
+from bot.providers.registry import describe
 
 # Telegram: "<bot id>:<35-character secret>" (BotFather's format); Discord: three base64url
 # parts joined by dots (user id, timestamp, HMAC). Shapes only: a real check needs the network.
@@ -48,13 +49,30 @@ def token_problems(config: Config) -> list[str]:
     return problems
 
 
+def _known_models(config: Config, instance: str, listing: str) -> tuple[str, ...]:
+    """The model names a provider type's module lists (``STT_MODELS``/``TTS_MODELS``), if any.
+
+    By convention each type lives in ``bot/providers/<type>.py``; a type that lists no models
+    (a generic OpenAI-compatible server can serve anything) is not checked.
+    """
+    pc = config.providers.get(instance)
+    if pc is None:
+        return ()
+    try:
+        module = importlib.import_module(f"bot.providers.{pc.type}")
+    except ImportError:  # an optional extra that is not installed: nothing to compare against
+        return ()
+    return tuple(getattr(module, listing, ()))
+
+
 def config_problems(config: Config) -> list[str]:
     """Everything ``check-config`` refuses beyond what loading the file already checked."""
     problems = token_problems(config)
-    if config.stt.provider == "nanogpt":
-        problems.append(model_problem("stt.model", config.stt.model, nanogpt.STT_MODELS) or "")
-    if config.tts.provider == "nanogpt":
-        problems.append(model_problem("tts.model", config.tts.model, nanogpt.TTS_MODELS) or "")
+    for key, instance, model, listing in (
+        ("stt.model", config.stt.provider, config.stt.model, "STT_MODELS"),
+        ("tts.model", config.tts.provider, config.tts.model, "TTS_MODELS"),
+    ):
+        problems.append(model_problem(key, model, _known_models(config, instance, listing)) or "")
     if not (config.telegram.token or config.discord.token):
         problems.append(
             "no chat platform: set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN to use "
@@ -74,6 +92,10 @@ def check_config(config: Config) -> int:
         return 2
     print("configuration OK")
     print(f"  database: {config.storage.path}")
+    print("  providers:")
+    routes = {"stt": config.stt.provider, "tts": config.tts.provider}
+    for line in describe(config.providers, routes):
+        print(f"    {line}")
     print(f"  speech-to-text: {config.stt.provider} / {config.stt.model}")
     print(f"  text-to-speech: {config.tts.provider} / {config.tts.model} ({config.tts.voice})")
     print(f"  telegram: {'on' if config.telegram.token else 'off (set TELEGRAM_BOT_TOKEN)'}")

@@ -12,6 +12,16 @@ from typing import Any, TypeVar
 import yaml
 
 from bot.errors import ConfigError
+from bot.providers.registry import (
+    DEFAULT_PROVIDER,
+    ROLE_NAMES,
+    STT,
+    TTS,
+    TYPES,
+    Option,
+    ProviderConfig,
+    ProviderType,
+)
 
 T = TypeVar("T")
 
@@ -19,7 +29,7 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _MISSING = object()
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
-PROVIDERS = ("nanogpt", "cantonese")
+_INSTANCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,26 +41,10 @@ class StorageConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class ProviderConfig:
-    """One speech provider's endpoint and key; ``key_hint`` names the env var to set."""
-
-    name: str
-    api_key: str | None
-    base_url: str
-    timeout: float = 120.0
-    key_hint: str | None = None
-
-    def missing_key_message(self) -> str:
-        """The sentence shown when this provider is needed but has no key."""
-        hint = f" (set {self.key_hint})" if self.key_hint else ""
-        return f"providers.{self.name}.api_key: missing{hint}"
-
-
-@dataclass(frozen=True, slots=True)
 class SttConfig:
     """Default speech-to-text choice; chats may override language and diarization."""
 
-    provider: str = "nanogpt"
+    provider: str = DEFAULT_PROVIDER
     model: str = "Whisper-Large-V3"
     language: str = "auto"
     diarize: bool = False
@@ -60,7 +54,7 @@ class SttConfig:
 class TtsConfig:
     """Default text-to-speech choice; chats may override the voice."""
 
-    provider: str = "nanogpt"
+    provider: str = DEFAULT_PROVIDER
     model: str = "Kokoro-82m"
     voice: str = "af_bella"
     speed: float = 1.0
@@ -271,22 +265,101 @@ def _positive(section: _Section, key: str, value: float | None) -> None:
         section.problems.append(f"{section._key(key)}: must be greater than 0")
 
 
-def _read_provider(root: _Section, name: str, default_url: str, key_var: str) -> ProviderConfig:
+def _read_provider(root: _Section, name: str) -> ProviderConfig | None:
+    """Read one instance with its type's schema (``type`` defaults to the instance's name)."""
     sec = root.section(name)
-    api_key = sec.get("api_key", str, None)
-    timeout = sec.get("timeout", float, 120.0) or 120.0
-    _positive(sec, "timeout", timeout)
-    base_url = (sec.get("base_url", str, default_url) or default_url).rstrip("/")
-    if not base_url.startswith(("http://", "https://")):
-        sec.problems.append(f"{sec._key('base_url')}: must start with http:// or https://")
+    kind = sec.get("type", str, None) or name
+    spec = TYPES.get(kind)
+    if not _INSTANCE_NAME.match(name):
+        sec.problems.append(f"{sec.path}: a name is letters, digits, '_', '-' or '.'")
+    if spec is None:
+        known = ", ".join(sorted(TYPES))
+        if "type" in sec.data:
+            sec.problems.append(f"{sec._key('type')}: unknown type {kind!r} (known: {known})")
+        else:
+            sec.problems.append(f"{sec.path}: unknown provider; add `type:` (one of {known})")
+        return None
+    settings = {opt.name: _read_option(sec, opt) for opt in spec.options}
+    if (problem := spec.missing_extra()) is not None:
+        sec.problems.append(f"{sec.path}: {problem}")
     sec.finish()
+    key_env = next((o.env for o in spec.options if o.name == "api_key"), None)
     return ProviderConfig(
         name=name,
-        api_key=api_key,
-        base_url=base_url,
-        timeout=timeout,
-        key_hint=sec.hints.get("api_key", key_var),
+        type=kind,
+        settings=settings,
+        key_hint=sec.hints.get("api_key", key_env),
+        key_unset="api_key" in sec.hints,
+        declared=name in root.data,
     )
+
+
+def _read_option(sec: _Section, opt: Option) -> Any:
+    if opt.kind is list:
+        raw = sec.raw(opt.name)
+        if raw is _MISSING or raw is None:
+            return tuple(opt.default or ())
+        if not isinstance(raw, list) or not all(isinstance(i, str | int | float) for i in raw):
+            sec.problems.append(f"{sec._key(opt.name)}: expected a list of names, got {raw!r}")
+            return tuple(opt.default or ())
+        return tuple(str(i) for i in raw)
+    value = sec.get(opt.name, opt.kind, opt.default)
+    if opt.positive:
+        _positive(sec, opt.name, value)
+    if opt.choices and value not in opt.choices:
+        sec.problems.append(
+            f"{sec._key(opt.name)}: must be one of {', '.join(opt.choices)}, got {value!r}"
+        )
+    if opt.url and isinstance(value, str):
+        value = value.rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            sec.problems.append(f"{sec._key(opt.name)}: must start with http:// or https://")
+    return value
+
+
+def _read_providers(root: _Section) -> dict[str, ProviderConfig]:
+    """Every configured instance, plus the built-in types older configs use without a section."""
+    prov = root.section("providers")
+    providers: dict[str, ProviderConfig] = {}
+    for name in prov.data:
+        pc = _read_provider(prov, str(name))
+        if pc is not None:
+            providers[pc.name] = pc
+    for kind, spec in TYPES.items():
+        if spec.implicit and kind not in providers:
+            implicit = _read_provider(_Section({}, "providers", [], root.env), kind)
+            if implicit is not None:
+                providers[kind] = implicit
+    prov.finish()
+    return providers
+
+
+def _read_route(
+    root: _Section, role: str, providers: Mapping[str, ProviderConfig], require_keys: bool = True
+) -> tuple[_Section, str, ProviderType | None]:
+    """The ``stt``/``tts`` section, the instance it names and that instance's type."""
+    sec = root.section(role)
+    name = sec.get("provider", str, DEFAULT_PROVIDER) or DEFAULT_PROVIDER
+    pc = providers.get(name)
+    if pc is None:
+        configured = ", ".join(sorted(providers)) or "none"
+        sec.problems.append(
+            f"{sec._key('provider')}: {name!r} is not an instance in providers: "
+            f"(configured: {configured})"
+        )
+        return sec, name, None
+    spec = TYPES[pc.type]
+    if role not in spec.roles:
+        offers = [n for n, p in providers.items() if role in TYPES[p.type].roles]
+        sec.problems.append(
+            f"{sec._key('provider')}: {name!r} (type {pc.type}) offers no {ROLE_NAMES[role]}; "
+            f"instances that do: {', '.join(sorted(offers)) or 'none'}"
+        )
+    elif require_keys and (missing := pc.missing()) is not None:
+        sec.problems.append(f"{missing}, needed by {sec._key('provider')}")
+    elif (extra := spec.missing_role_extra(role)) is not None:
+        sec.problems.append(f"providers.{name}: {extra}, needed by {sec._key('provider')}")
+    return sec, name, spec
 
 
 def _read_choice(sec: _Section, key: str, default: str, choices: tuple[str, ...]) -> str:
@@ -296,20 +369,25 @@ def _read_choice(sec: _Section, key: str, default: str, choices: tuple[str, ...]
     return value
 
 
-def _read_stt_tts(root: _Section) -> tuple[SttConfig, TtsConfig]:
-    s = root.section("stt")
+def _read_stt_tts(
+    root: _Section, providers: Mapping[str, ProviderConfig], *, require_keys: bool = True
+) -> tuple[SttConfig, TtsConfig]:
+    s, name, spec = _read_route(root, STT, providers, require_keys)
+    model = (spec.default_models.get(STT) if spec else None) or SttConfig().model
     stt = SttConfig(
-        provider=_read_choice(s, "provider", "nanogpt", PROVIDERS),
-        model=s.get("model", str, "Whisper-Large-V3") or "Whisper-Large-V3",
+        provider=name,
+        model=s.get("model", str, model) or model,
         language=s.get("language", str, "auto") or "auto",
         diarize=bool(s.get("diarize", bool, False)),
     )
     s.finish()
-    t = root.section("tts")
+    t, name, spec = _read_route(root, TTS, providers, require_keys)
+    model = (spec.default_models.get(TTS) if spec else None) or TtsConfig().model
+    voice = (spec.default_voice if spec else None) or TtsConfig().voice
     tts = TtsConfig(
-        provider=_read_choice(t, "provider", "nanogpt", ("nanogpt",)),
-        model=t.get("model", str, "Kokoro-82m") or "Kokoro-82m",
-        voice=t.get("voice", str, "af_bella") or "af_bella",
+        provider=name,
+        model=t.get("model", str, model) or model,
+        voice=t.get("voice", str, voice) or voice,
         speed=t.get("speed", float, 1.0) or 1.0,
     )
     _positive(t, "speed", tts.speed)
@@ -434,17 +512,8 @@ def parse_config(
     storage = StorageConfig(path=db_path, retention_days=st.get("retention_days", int, 30) or 30)
     _positive(st, "retention_days", storage.retention_days)
     st.finish()
-    prov = root.section("providers")
-    providers = {
-        "nanogpt": _read_provider(prov, "nanogpt", "https://nano-gpt.com/api", "NANOGPT_API_KEY"),
-        "cantonese": _read_provider(prov, "cantonese", "https://cantonese.ai", "CANTONESE_API_KEY"),
-    }
-    prov.finish()
-    stt, tts = _read_stt_tts(root)
-    for role, chosen in (("stt", stt.provider), ("tts", tts.provider)):
-        pc = providers.get(chosen)
-        if pc is not None and not pc.api_key and require_keys:
-            problems.append(f"{pc.missing_key_message()}, needed by {role}.provider")
+    providers = _read_providers(root)
+    stt, tts = _read_stt_tts(root, providers, require_keys=require_keys)
     j = root.section("jobs")
     jobs = JobsConfig(
         deadline_seconds=j.get("deadline_seconds", float, 1800.0) or 1800.0,

@@ -45,7 +45,7 @@ class ProviderError(BotError):
     """A speech provider refused or failed a request.
 
     Attributes:
-        provider: provider name (``nanogpt``, ``cantonese``).
+        provider: the provider instance's name (a key of the config's ``providers:``).
         status: HTTP status when there was one.
         retry_after: seconds the provider asked us to wait, when it said so.
         retryable: whether repeating the same request later can succeed.
@@ -134,6 +134,37 @@ class ProviderUnreachable(ProviderUnavailable):
         self.reason = reason
 
 
+class ProviderTimeout(ProviderUnavailable):
+    """No complete answer within the instance's ``timeout`` (a hanging or overloaded server)."""
+
+    default_message = "The speech service did not answer in time; please try again later."
+
+
+class MalformedAnswer(ProviderUnavailable):
+    """A 2xx answer that is not the documented shape (an HTML page, garbage JSON...)."""
+
+    default_message = (
+        "The speech service answered with something that is not a valid reply; "
+        "the operator has been told."
+    )
+
+
+class UnknownModel(ProviderBadRequest):
+    """404 from a model route: the provider does not know the configured model."""
+
+    default_message = (
+        "The speech service does not know the configured model; the operator has been told."
+    )
+
+
+class EndpointNotFound(ProviderBadRequest):
+    """404 without an API error body: nothing answers at that URL (``base_url`` is wrong)."""
+
+    default_message = (
+        "The speech service address is wrong (nothing answers there); the operator has been told."
+    )
+
+
 class ContentPolicyViolation(ProviderError):
     """The provider refused the text under its content policy (final)."""
 
@@ -141,9 +172,15 @@ class ContentPolicyViolation(ProviderError):
 
 
 class UnknownJob(ProviderError):
-    """The provider does not know the ticket (404, or cantonese.ai ``success: false``)."""
+    """The provider does not know the ticket (404 from a status route, or ``success: false``)."""
 
     default_message = "The speech service lost track of this job."
+
+
+class AudioExpired(UnknownJob):
+    """404/410 on a generated audio URL: the file is gone (or was never published)."""
+
+    default_message = "The speech service no longer has the generated audio; please try again."
 
 
 class ProviderJobFailed(ProviderError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -115,6 +116,33 @@ def join_text(pieces: Iterable[str]) -> str:
         out.append(piece)
         last = piece[-1]
     return "".join(out)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|(?<=[。！？])")
+
+
+def split_sentences(text: str, limit: int) -> list[str]:
+    """Split ``text`` for speech: whole sentences packed into parts of at most ``limit``
+    characters (so every part ends where a voice would pause); a sentence longer than ``limit``
+    is split like :func:`split_message`.
+    """
+    parts: list[str] = []
+    current = ""
+    for sentence in (s.strip() for s in _SENTENCE_END.split(text.strip())):
+        if not sentence:
+            continue
+        joined = f"{current} {sentence}" if current else sentence
+        if len(joined) <= limit:
+            current = joined
+            continue
+        if current:
+            parts.append(current)
+        pieces = split_message(sentence, limit)
+        parts.extend(pieces[:-1])
+        current = pieces[-1] if pieces else ""
+    if current:
+        parts.append(current)
+    return parts
 
 
 def split_message(text: str, limit: int, *, utf16: bool = False) -> list[str]:

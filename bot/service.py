@@ -85,7 +85,11 @@ class VoiceService:
 
     def _not_configured(self, name: str) -> ProviderNotConfigured:
         pc = self.config.providers.get(name)
-        detail = pc.missing_key_message() if pc else f"unknown provider {name!r}"
+        if pc is None:
+            configured = ", ".join(sorted(self.config.providers))
+            detail = f"unknown provider {name!r} (configured: {configured})"
+        else:
+            detail = pc.missing() or f"provider {name!r} (type {pc.type}) does not offer this"
         return ProviderNotConfigured(detail, provider=name)
 
     def stt_capabilities(
@@ -229,8 +233,11 @@ class VoiceService:
                 f"That text is {len(text):,} characters; the limit is {limit:,}. "
                 "Please send a shorter text."
             )
-        parts = render.split_message(text, caps.max_chars)
+        parts = render.split_sentences(text, caps.max_chars)
         chosen_voice = voice or (settings.voice if settings else None) or cfg.voice
+        if caps.voices and chosen_voice not in caps.voices:
+            voices = ", ".join(sorted(caps.voices))
+            raise InputError(f"There is no voice {chosen_voice!r} here. Voices: {voices}.")
         now = self._clock()
         job = await self.store.create(
             NewJob(

@@ -69,7 +69,10 @@ def test_every_problem_reported_at_once_with_key_paths(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(data, env={})
     problems = "\n".join(info.value.problems)
-    assert "stt.provider: must be one of nanogpt, cantonese, got 'whisperx'" in problems
+    assert (
+        "stt.provider: 'whisperx' is not an instance in providers: (configured: cantonese, nanogpt)"
+        in problems
+    )
     assert "stt.diarize: expected bool, got 'maybe'" in problems
     assert "jobs.concurrency: expected int, got 'many'" in problems
     assert "jobs.deadline_seconds: must be greater than 0" in problems

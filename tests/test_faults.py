@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from bot.app import Core, config_secrets, setup_logging
+from bot.errors import MalformedAnswer, ProviderTimeout
 from bot.jobs.models import Job, JobState
 from tests.fakes.audio import make_tone
 from tests.fakes.providers import FakeNanoGpt
@@ -27,6 +28,12 @@ from tests.test_telegram_adapter import USER, placeholder_job_id, running
 pytestmark = pytest.mark.usefixtures("ptb_timedelta")
 
 UNAVAILABLE = "The speech service is unavailable right now."
+SUBMIT_FAULTS = {
+    "500": UNAVAILABLE,
+    "malformed-json": MalformedAnswer.default_message,
+    "timeout": ProviderTimeout.default_message,
+    "connection-reset": UNAVAILABLE,
+}
 
 
 class ResetProxy:
@@ -223,7 +230,7 @@ async def test_fault_ambiguous_submit_fails_clearly_and_is_never_resent(
             await b.drive()
             done = await b.only_result()
             # The request may have been charged: never resent, the user is told to retry.
-            assert done.state is JobState.FAILED and done.error == UNAVAILABLE
+            assert done.state is JobState.FAILED and done.error == SUBMIT_FAULTS[fault]
             reached = len(nano.requests_to("transcribe")) + proxy.reset_done
             assert reached == 1
             assert len(_operator_lines(caplog, job)) == 1

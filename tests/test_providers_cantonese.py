@@ -11,6 +11,7 @@ import pytest
 
 from bot.errors import (
     InsufficientBalance,
+    MalformedAnswer,
     ProviderAuthError,
     ProviderBadRequest,
     ProviderError,
@@ -21,6 +22,7 @@ from bot.errors import (
 from bot.models import AudioInput, Segment, SttOptions
 from bot.providers.base import PollStatus, Ticket
 from bot.providers.cantonese import CantoneseSpeechToText
+from bot.providers.http import HttpTransport
 from tests.fakes.audio import make_tone
 from tests.fakes.providers import FakeCantonese, UploadedFile
 
@@ -45,7 +47,7 @@ def voice() -> AudioInput:
 
 
 def client(session: aiohttp.ClientSession, url: str, key: str = KEY) -> CantoneseSpeechToText:
-    return CantoneseSpeechToText(session, api_key=key, base_url=url, timeout=5.0)
+    return CantoneseSpeechToText(HttpTransport(session), api_key=key, base_url=url, timeout=5.0)
 
 
 async def test_cantonese_capabilities(session: aiohttp.ClientSession) -> None:
@@ -164,7 +166,7 @@ async def test_cantonese_success_false_is_unknown_job(
         (402, {"success": False, "error": "Not enough credits"}, None, InsufficientBalance),
         (429, {"success": False, "error": "Too many"}, {"Retry-After": "12"}, RateLimited),
         (502, "Bad gateway", None, ProviderUnavailable),
-        (200, "<!doctype html>", None, ProviderUnavailable),
+        (200, "<!doctype html>", None, MalformedAnswer),
         (200, {"success": False, "error": "quota exceeded"}, None, ProviderBadRequest),
     ],
 )

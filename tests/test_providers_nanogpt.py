@@ -13,6 +13,7 @@ import pytest
 from bot.errors import (
     ContentPolicyViolation,
     InsufficientBalance,
+    MalformedAnswer,
     PayloadTooLarge,
     ProviderAuthError,
     ProviderBadRequest,
@@ -23,6 +24,7 @@ from bot.errors import (
 )
 from bot.models import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions
 from bot.providers.base import PollStatus, Ticket
+from bot.providers.http import HttpTransport
 from bot.providers.nanogpt import NanoGptSpeechToText, NanoGptTextToSpeech
 from tests.fakes.audio import decode_info, make_tone
 from tests.fakes.providers import FakeNanoGpt, UploadedFile
@@ -48,11 +50,11 @@ def voice() -> AudioInput:
 
 
 def stt(session: aiohttp.ClientSession, url: str, key: str = KEY) -> NanoGptSpeechToText:
-    return NanoGptSpeechToText(session, api_key=key, base_url=url, timeout=5.0)
+    return NanoGptSpeechToText(HttpTransport(session), api_key=key, base_url=url, timeout=5.0)
 
 
 def tts(session: aiohttp.ClientSession, url: str, key: str = KEY) -> NanoGptTextToSpeech:
-    return NanoGptTextToSpeech(session, api_key=key, base_url=url, timeout=5.0)
+    return NanoGptTextToSpeech(HttpTransport(session), api_key=key, base_url=url, timeout=5.0)
 
 
 def closed_port_url() -> str:
@@ -193,8 +195,8 @@ async def test_nanogpt_stt_unknown_run_is_unknown_job(
         (429, {"error": "Slow down"}, {"Retry-After": "7"}, RateLimited, 7.0),
         (500, "<html>Internal error</html>", None, ProviderUnavailable, None),
         (503, {"error": "maintenance"}, {"Retry-After": "30"}, ProviderUnavailable, 30.0),
-        (200, "{not json", None, ProviderUnavailable, None),
-        (200, {"unexpected": True}, None, ProviderUnavailable, None),
+        (200, "{not json", None, MalformedAnswer, None),
+        (200, {"unexpected": True}, None, MalformedAnswer, None),
     ],
 )
 async def test_nanogpt_stt_http_failures_are_typed(
@@ -256,7 +258,9 @@ async def test_nanogpt_timeout_is_unavailable_and_maybe_sent(
     session: aiohttp.ClientSession, fake: FakeNanoGpt, voice: AudioInput
 ) -> None:
     fake.push("transcribe", 200, {"transcription": "late"}, delay=1.0)
-    client = NanoGptSpeechToText(session, api_key=KEY, base_url=fake.url, timeout=0.2)
+    client = NanoGptSpeechToText(
+        HttpTransport(session), api_key=KEY, base_url=fake.url, timeout=0.2
+    )
     with pytest.raises(ProviderUnavailable) as info:
         await client.submit(voice, SttOptions(model="Wizper"))
     assert info.value.request_sent is True

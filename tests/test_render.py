@@ -16,6 +16,7 @@ from bot.render import (
     render_transcript,
     speaker_labels,
     split_message,
+    split_sentences,
     subtitle_cues,
     to_srt,
     to_vtt,
@@ -283,3 +284,22 @@ def test_split_telegram_sized_transcript() -> None:
     assert len(chunks) > 1
     assert all(len(c) <= 4096 for c in chunks)
     assert all(c.startswith("Speaker") for c in chunks)  # cut at paragraph breaks
+
+
+# --- split_sentences ---------------------------------------------------------------------------
+
+
+def test_split_sentences_packs_whole_sentences_under_the_limit() -> None:
+    text = "First one here. Second is a bit longer! Third? Fourth ends it."
+    parts = split_sentences(text, 40)
+    assert parts == ["First one here. Second is a bit longer!", "Third? Fourth ends it."]
+    assert all(len(p) <= 40 for p in parts)
+    assert " ".join(parts) == text
+
+
+def test_split_sentences_cuts_an_overlong_sentence_at_words() -> None:
+    text = "Short. " + "word " * 30 + "end. Tail."
+    parts = split_sentences(text, 50)
+    assert parts[0] == "Short." and all(len(p) <= 50 for p in parts)
+    assert " ".join(parts).split() == text.split()
+    assert split_sentences("你好。今天天氣好！", 6) == ["你好。", "今天天氣好！"]

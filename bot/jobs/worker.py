@@ -197,15 +197,17 @@ class JobWorker:
             speed=float(job.options.get("speed", 1.0)),
         )
         parts = [str(p) for p in job.options.get("parts", ())]
-        audios: list[SpeechAudio] = []
-        for part in parts:
-            answer = await provider.submit(part, options)
-            if isinstance(answer, Ticket):
-                if len(parts) == 1:
-                    return answer
-                raise RuntimeError("asynchronous TTS cannot join several parts")
-            audios.append(answer)
-        return await self._audio.run(audio.to_voice_clip, [a.data for a in audios])
+        answers = [await provider.submit(part, options) for part in parts]
+        audios = [a for a in answers if isinstance(a, SpeechAudio)]
+        if len(audios) == len(answers):
+            return await self._audio.run(audio.to_voice_clip, [a.data for a in audios])
+        if len(answers) == 1 and isinstance(answers[0], Ticket):
+            return answers[0]
+        # Some parts' audio is still to fetch: one ticket keeps every part, the fetched ones as
+        # bytes, so polling retries only what is missing and no part is synthesized twice.
+        entries = [_part_entry(a) for a in answers]
+        cost = sum(a.cost or 0.0 for a in answers if isinstance(a, Ticket)) or None
+        return Ticket(provider=job.provider, data={"kind": "tts", "parts": entries}, cost=cost)
 
     async def _record_answer(self, job: Job, answer: Transcript | Ticket | VoiceClip) -> None:
         now = self._clock()
@@ -270,7 +272,10 @@ class JobWorker:
         ticket = Ticket(provider=job.provider, data=job.ticket or {})
         try:
             with self.metrics.provider_call(job, "poll"):
-                result = await provider.poll(ticket)
+                if isinstance(ticket.data.get("parts"), list):
+                    result = await _poll_parts(provider, ticket)
+                else:
+                    result = await provider.poll(ticket)
         except ProviderError as exc:
             await self._poll_failed(job, exc)
             return
@@ -303,9 +308,12 @@ class JobWorker:
                 await self.store.complete(
                     job.id, t.to_dict(), now=now, cost=t.cost, currency=t.currency, polled=True
                 )
-            elif result.audio is not None:
+            elif result.audio is not None or result.audio_parts:
+                parts = result.audio_parts or (result.audio,)
                 try:
-                    clip = await self._audio.run(audio.to_voice_clip, [result.audio.data])
+                    clip = await self._audio.run(
+                        audio.to_voice_clip, [a.data for a in parts if a is not None]
+                    )
                 except AudioError as exc:
                     await self.store.fail(job.id, exc.user_message, now=now, error_code="audio")
                     return
@@ -373,6 +381,27 @@ class JobWorker:
         delay = retry_after if retry_after is not None else min(300.0, 2.0**job.delivery_attempts)
         _LOGGER.info("job %s: delivery failed (%s); retry in %.1fs", job.id, exc, delay)
         await self.store.defer_delivery(job.id, now + delay, now)
+
+
+def _part_entry(answer: SpeechAudio | Ticket) -> dict[str, object]:
+    """One part of a multi-part TTS ticket: fetched audio (base64) or the part's own ticket."""
+    if isinstance(answer, SpeechAudio):
+        return {"audio": base64.b64encode(answer.data).decode(), "contentType": answer.content_type}
+    return {"ticket": dict(answer.data)}
+
+
+async def _poll_parts(provider: SpeechToText | TextToSpeech, ticket: Ticket) -> PollResult:
+    """Poll each unfinished part of a multi-part TTS ticket; COMPLETED once all have audio."""
+    audios: list[SpeechAudio] = []
+    for entry in ticket.data["parts"]:
+        if "audio" in entry:
+            audios.append(SpeechAudio(base64.b64decode(entry["audio"]), entry["contentType"]))
+            continue
+        result = await provider.poll(Ticket(provider=ticket.provider, data=entry["ticket"]))
+        if result.status is not PollStatus.COMPLETED or result.audio is None:
+            return result
+        audios.append(result.audio)
+    return PollResult(PollStatus.COMPLETED, audio_parts=tuple(audios))
 
 
 def _deadline_message(job: Job) -> str:

@@ -1,1 +1,1 @@
-"""Speech providers: NanoGPT and cantonese.ai behind the SpeechToText / TextToSpeech roles."""
+"""Speech providers behind the SpeechToText / TextToSpeech roles; registry.py builds them."""

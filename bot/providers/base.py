@@ -49,6 +49,8 @@ class PollResult:
     error_code: str | None = None
     queue_position: int | None = None
     cost: float | None = None
+    audio_parts: tuple[SpeechAudio, ...] = ()
+    """COMPLETED speech in several parts (joined in this order); ``audio`` is then None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +128,8 @@ class TextToSpeech(Protocol):
 
         Returns:
             The audio for synchronous models (downloaded if the API answered with a URL), or a
-            ticket to poll.
+            ticket to poll: asynchronous runs, and synthesized audio whose download failed
+            (polling that ticket retries the download, never the paid synthesis).
 
         Raises:
             ProviderError: a typed subclass for every HTTP failure.

@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from bot.errors import PayloadTooLarge, ProviderBadRequest, ProviderJobFailed, UnknownJob
 from bot.models import AudioInput, Segment, SttOptions, Transcript
 from bot.providers.base import PollResult, PollStatus, SttCapabilities, Ticket
-from bot.providers.http import HttpAnswer, malformed, send, vendor_text
+from bot.providers.http import HttpAnswer, HttpEndpoint, HttpTransport, malformed, vendor_text
+
+if TYPE_CHECKING:
+    from bot.providers.registry import BuildContext, Built, ProviderConfig
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -33,23 +36,37 @@ _CAPABILITIES = SttCapabilities(
 _SPEAKER_LINE = re.compile(r"^\s*(SPEAKER_\d+)\s*[:：]\s*(.*)$")
 
 
+def build(config: ProviderConfig, context: BuildContext) -> Built:
+    """Registry factory: speech-to-text only."""
+    from bot.providers.registry import Built
+
+    return Built(
+        stt=CantoneseSpeechToText(
+            context.http,
+            api_key=config.api_key or "",
+            base_url=config.base_url or "",
+            timeout=config.timeout,
+            name=config.name,
+        )
+    )
+
+
 class CantoneseSpeechToText:
     """cantonese.ai ``/api/stt``; every job is asynchronous and failures are never retried."""
 
-    name = NAME
-
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        http: HttpTransport,
         *,
         api_key: str,
         base_url: str,
         timeout: float = 120.0,
+        name: str = NAME,
     ) -> None:
-        self._session = session
+        self.name = name
         self._api_key = api_key
-        self._base_url = base_url.rstrip("/")
-        self._timeout = timeout
+        # Uploads authenticate with a form field, polls with a header: no default headers.
+        self._http = HttpEndpoint(http, name, base_url.rstrip("/"), timeout, secrets=(api_key,))
 
     def capabilities(self, model: str) -> SttCapabilities:
         """Return the capabilities; cantonese.ai has a single STT model, so ``model`` is ignored."""
@@ -68,8 +85,8 @@ class CantoneseSpeechToText:
         """
         if len(audio.data) > MAX_UPLOAD:
             raise PayloadTooLarge(
-                f"{NAME}: {len(audio.data)} bytes exceeds the {MAX_UPLOAD}-byte upload cap",
-                provider=NAME,
+                f"{self.name}: {len(audio.data)} bytes exceeds the {MAX_UPLOAD}-byte upload cap",
+                provider=self.name,
                 request_sent=False,
             )
         form = aiohttp.FormData()
@@ -85,13 +102,15 @@ class CantoneseSpeechToText:
         body = answer.json_object()
         if body.get("success") is not True:
             raise ProviderBadRequest(
-                f"{NAME}: upload refused: {vendor_text(answer.body)}", provider=NAME, status=200
+                f"{self.name}: upload refused: {vendor_text(answer.body)}",
+                provider=self.name,
+                status=200,
             )
         data = body.get("data")
         request_id = data.get("request_id") if isinstance(data, Mapping) else None
         if not isinstance(request_id, str | int) or request_id == "":
             raise malformed(answer, "no data.request_id")
-        return Ticket(provider=NAME, data={"request_id": str(request_id)})
+        return Ticket(provider=self.name, data={"request_id": str(request_id)})
 
     async def poll(self, ticket: Ticket) -> PollResult:
         """Ask get-result where the job is.
@@ -110,8 +129,8 @@ class CantoneseSpeechToText:
         body = answer.json_object()
         if body.get("success") is not True:
             raise UnknownJob(
-                f"{NAME}: get-result does not know {request_id}: {vendor_text(answer.body)}",
-                provider=NAME,
+                f"{self.name}: get-result does not know {request_id}: {vendor_text(answer.body)}",
+                provider=self.name,
                 status=answer.status,
             )
         result = body.get("transcription")
@@ -132,15 +151,7 @@ class CantoneseSpeechToText:
         raise malformed(answer, f"unknown status {status!r}")
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> HttpAnswer:
-        return await send(
-            self._session,
-            method,
-            f"{self._base_url}/{path}",
-            provider=NAME,
-            timeout=self._timeout,
-            secrets=(self._api_key,),
-            **kwargs,
-        )
+        return await self._http.call(method, path, **kwargs)
 
 
 def _flag(value: bool) -> str:

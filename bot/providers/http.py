@@ -1,24 +1,29 @@
-"""The one place where an HTTP exchange with a speech provider becomes bytes or a typed error."""
+"""The one HTTP transport of every HTTP speech provider: bytes in, bytes or a typed error out."""
 
 from __future__ import annotations
 
 import email.utils
 import json
 import logging
+import re
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
 from bot.errors import (
+    AudioExpired,
+    EndpointNotFound,
     InsufficientBalance,
+    MalformedAnswer,
     PayloadTooLarge,
     ProviderAuthError,
     ProviderBadRequest,
     ProviderError,
+    ProviderTimeout,
     ProviderUnavailable,
     ProviderUnreachable,
     RateLimited,
@@ -61,7 +66,7 @@ class HttpAnswer:
         try:
             return json.loads(self.body)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ProviderUnavailable(
+            raise MalformedAnswer(
                 f"{self.provider}: {self.what} answered {self.status} with malformed JSON: "
                 f"{_snippet(self.body)!r}",
                 provider=self.provider,
@@ -72,7 +77,7 @@ class HttpAnswer:
         """Decode the body as a JSON object (dict); anything else is a malformed answer."""
         data = self.json()
         if not isinstance(data, dict):
-            raise ProviderUnavailable(
+            raise MalformedAnswer(
                 f"{self.provider}: {self.what} answered {self.status} with JSON that is not an "
                 f"object: {_snippet(self.body)!r}",
                 provider=self.provider,
@@ -81,9 +86,9 @@ class HttpAnswer:
         return data
 
 
-def malformed(answer: HttpAnswer, detail: str) -> ProviderUnavailable:
+def malformed(answer: HttpAnswer, detail: str) -> MalformedAnswer:
     """Build the error for a 2xx answer whose JSON does not have the documented shape."""
-    return ProviderUnavailable(
+    return MalformedAnswer(
         f"{answer.provider}: {answer.what} answered {answer.status} with an unexpected shape "
         f"({detail}): {_snippet(answer.body)!r}",
         provider=answer.provider,
@@ -91,65 +96,142 @@ def malformed(answer: HttpAnswer, detail: str) -> ProviderUnavailable:
     )
 
 
-async def send(
-    session: aiohttp.ClientSession,
-    method: str,
-    url: str,
-    *,
-    provider: str,
-    timeout: float,
-    secrets: Iterable[str] = (),
-    **kwargs: Any,
-) -> HttpAnswer:
-    """Send one request and return its 2xx answer, or raise the typed error for anything else.
+class HttpTransport:
+    """The one HTTP transport every HTTP provider shares: one ``aiohttp.ClientSession`` (owned by
+    the composition root), and the one place where an HTTP status becomes a typed error."""
 
-    Redirects are not followed unless the caller passes ``allow_redirects=True``: requests that
-    carry an API key must not be replayed to whatever host a redirect names.
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
 
-    Args:
-        session: the application's shared session.
-        method: HTTP method.
-        url: full URL.
-        provider: provider name stored on errors.
-        timeout: total seconds for connect, send and reading the whole body.
-        secrets: strings (API keys) scrubbed from any message, in case a vendor echoes them.
-        **kwargs: passed to ``session.request`` (``json``, ``data``, ``headers``, ``params``...).
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        provider: str,
+        timeout: float,
+        secrets: Iterable[str] = (),
+        statuses: Mapping[int, type[ProviderError]] | None = None,
+        api: bool = True,
+        **kwargs: Any,
+    ) -> HttpAnswer:
+        """Send one request and return its 2xx answer, or raise the typed error for anything else.
 
-    Returns:
-        The answer; its body has been read completely.
+        Redirects are not followed unless the caller passes ``allow_redirects=True``: requests
+        that carry an API key must not be replayed to whatever host a redirect names.
 
-    Raises:
-        ProviderError: a subclass chosen by status (see ``_STATUS_ERRORS``; 5xx and transport
-            failures are ``ProviderUnavailable``, with ``request_sent=False`` only when the
-            connection was never established).
+        Args:
+            method: HTTP method.
+            url: full URL.
+            provider: provider instance name stored on errors and logged.
+            timeout: total seconds for connect, send and reading the whole body.
+            secrets: strings (API keys) scrubbed from any message, in case a vendor echoes them.
+            statuses: per-vendor overrides of the status → error table (e.g. 404 means "unknown
+                model" on OpenAI-compatible APIs but "unknown run" on NanoGPT's status routes).
+            api: False for plain file downloads; True means an HTML/empty 404 says that no API
+                lives at the URL (``EndpointNotFound``: a wrong ``base_url``).
+            **kwargs: passed to ``session.request`` (``json``, ``data``, ``headers``...).
+
+        Returns:
+            The answer; its body has been read completely.
+
+        Raises:
+            ProviderError: a subclass chosen by status (see ``_STATUS_ERRORS``; 5xx and transport
+                failures are ``ProviderUnavailable``, with ``request_sent=False`` only when the
+                connection was never established).
+        """
+        what = f"{method} {urlsplit(url).path}"
+        kwargs.setdefault("allow_redirects", False)
+        try:
+            async with self.session.request(
+                method, url, timeout=aiohttp.ClientTimeout(total=timeout), **kwargs
+            ) as response:
+                body = await response.read()
+                status = response.status
+                content_type = response.content_type
+                retry_after = _retry_after(response.headers)
+        except aiohttp.ClientConnectorError as exc:
+            # Refused / DNS / TLS handshake: nothing reached the provider, so resubmitting is free.
+            raise unreachable(provider, what, exc) from exc
+        except TimeoutError as exc:  # asyncio.TimeoutError is this alias on 3.11
+            raise ProviderTimeout(
+                f"{provider}: {what}: no complete answer within {timeout:g} s",
+                provider=provider,
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise ProviderUnavailable(
+                _scrub(f"{provider}: {what}: {type(exc).__name__}: {exc}", secrets)[:300],
+                provider=provider,
+            ) from exc
+        if 200 <= status < 300:
+            _LOGGER.debug("%s %s -> %s (%d bytes)", provider, what, status, len(body))
+            return HttpAnswer(status, content_type, body, provider, what)
+        table = {**_STATUS_ERRORS, **(statuses or {})}
+        if api and status == 404 and not _is_json(body):
+            # APIs answer 404 with a JSON error; an HTML or empty 404 means nothing is there.
+            table[404] = EndpointNotFound
+        raise _status_error(table, provider, what, status, body, retry_after, secrets)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpEndpoint:
+    """One provider instance's view of the transport: base URL, auth headers, secrets, timeout.
+
+    Vendor modules hold one of these and only build requests and parse answers.
     """
-    what = f"{method} {urlsplit(url).path}"
-    kwargs.setdefault("allow_redirects", False)
-    try:
-        async with session.request(
-            method, url, timeout=aiohttp.ClientTimeout(total=timeout), **kwargs
-        ) as response:
-            body = await response.read()
-            status = response.status
-            content_type = response.content_type
-            retry_after = _retry_after(response.headers.get("Retry-After"))
-    except aiohttp.ClientConnectorError as exc:
-        # Refused / DNS / TLS handshake: nothing reached the provider, so resubmitting is free.
-        raise unreachable(provider, what, exc) from exc
-    except TimeoutError as exc:  # asyncio.TimeoutError is this alias on 3.11
-        raise ProviderUnavailable(
-            f"{provider}: {what}: no complete answer within {timeout:g} s",
-            provider=provider,
-        ) from exc
-    except aiohttp.ClientError as exc:
-        raise ProviderUnavailable(
-            _scrub(f"{provider}: {what}: {type(exc).__name__}: {exc}", secrets)[:300],
-            provider=provider,
-        ) from exc
-    if 200 <= status < 300:
-        _LOGGER.debug("%s %s -> %s (%d bytes)", provider, what, status, len(body))
-        return HttpAnswer(status, content_type, body, provider, what)
-    raise _status_error(provider, what, status, body, retry_after, secrets)
+
+    transport: HttpTransport
+    provider: str
+    """The instance name (``groq``, ``nanogpt``...): stored on errors and named in the log."""
+    base_url: str
+    timeout: float = 120.0
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Sent with every call to ``base_url`` (authentication); never to another origin."""
+    secrets: tuple[str, ...] = ()
+    statuses: Mapping[int, type[ProviderError]] = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        """``base_url`` joined with a relative ``path``."""
+        return f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
+
+    async def call(
+        self, method: str, path: str, *, headers: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> HttpAnswer:
+        """Send ``method`` to ``base_url/path`` with the instance's headers (see ``send``)."""
+        return await self.transport.send(
+            method,
+            self.url(path),
+            provider=self.provider,
+            timeout=self.timeout,
+            secrets=self.secrets,
+            statuses=self.statuses,
+            headers={**self.headers, **(headers or {})},
+            **kwargs,
+        )
+
+    async def download(self, url: str) -> HttpAnswer:
+        """GET generated audio; the auth headers only go along when the URL is on the API's origin.
+
+        Raises:
+            ProviderError: as ``send``; an empty body is a malformed answer.
+        """
+        url = urljoin(self.base_url.rstrip("/") + "/", url)
+        own = same_origin(url, self.base_url)
+        answer = await self.transport.send(
+            "GET",
+            url,
+            provider=self.provider,
+            timeout=self.timeout,
+            secrets=self.secrets,
+            headers=dict(self.headers) if own else {},
+            statuses={404: AudioExpired, 410: AudioExpired},
+            api=False,
+            # Audio usually lives on a CDN that may redirect; without the key that is harmless.
+            allow_redirects=not own,
+        )
+        if not answer.body:
+            raise malformed(answer, "empty audio download")
+        return answer
 
 
 def unreachable(provider: str, what: str, exc: aiohttp.ClientConnectorError) -> ProviderUnreachable:
@@ -192,6 +274,7 @@ def _port(scheme: str, port: int | None) -> int | None:
 
 
 def _status_error(
+    table: Mapping[int, type[ProviderError]],
     provider: str,
     what: str,
     status: int,
@@ -199,8 +282,11 @@ def _status_error(
     retry_after: float | None,
     secrets: Iterable[str],
 ) -> ProviderError:
-    if status in _STATUS_ERRORS:
-        cls = _STATUS_ERRORS[status]
+    if status == 429 and _vendor_code(body) == "insufficient_quota":
+        # OpenAI's "You exceeded your current quota": out of credit, waiting will not help.
+        cls: type[ProviderError] = InsufficientBalance
+    elif status in table:
+        cls = table[status]
     elif status >= 500:
         cls = ProviderUnavailable
     else:
@@ -214,6 +300,25 @@ def _status_error(
         status=status,
         retry_after=retry_after if keep_retry else None,
     )
+
+
+def _vendor_code(body: bytes) -> str | None:
+    """The ``error.code`` of an OpenAI-style error body, if there is one."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def _is_json(body: bytes) -> bool:
+    try:
+        json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return True
 
 
 def vendor_text(body: bytes) -> str:
@@ -244,7 +349,39 @@ def _scrub(message: str, secrets: Iterable[str]) -> str:
     return message
 
 
-def _retry_after(value: str | None) -> float | None:
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """How long the provider asked us to wait: ``Retry-After``, else the OpenAI-style
+    ``x-ratelimit-reset-requests`` / ``-tokens`` of whichever budget is used up."""
+    explicit = _retry_after_header(headers.get("Retry-After"))
+    if explicit is not None:
+        return explicit
+    waits = []
+    for budget in ("requests", "tokens"):
+        reset = _duration(headers.get(f"x-ratelimit-reset-{budget}"))
+        if reset is not None and headers.get(f"x-ratelimit-remaining-{budget}", "0") == "0":
+            waits.append(reset)
+    return max(waits) if waits else None
+
+
+def _duration(value: str | None) -> float | None:
+    """Parse a Go-style duration as OpenAI and Groq send it: ``12ms``, ``1s``, ``6m0s``."""
+    if not value:
+        return None
+    value = value.strip()
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        try:
+            return max(0.0, float(value))  # a bare number of seconds
+        except ValueError:
+            return None
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+def _retry_after_header(value: str | None) -> float | None:
     """Parse ``Retry-After``: delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
     if not value:
         return None

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
-from urllib.parse import urljoin
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from bot.errors import ContentPolicyViolation, PayloadTooLarge, ProviderJobFailed
+from bot.errors import ContentPolicyViolation, PayloadTooLarge, ProviderError, ProviderJobFailed
 from bot.models import AudioInput, Segment, SpeechAudio, SttOptions, Transcript, TtsOptions, Word
 from bot.providers.base import PollResult, PollStatus, SttCapabilities, Ticket, TtsCapabilities
-from bot.providers.http import HttpAnswer, malformed, same_origin, send
+from bot.providers.http import HttpAnswer, HttpEndpoint, HttpTransport, malformed
+from bot.providers.values import float_or_none, int_or_none, str_or_none
+
+if TYPE_CHECKING:
+    from bot.providers.registry import BuildContext, Built, ProviderConfig
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -69,54 +72,50 @@ def _minutes(seconds: float) -> str:
     return text or "0"
 
 
-class _NanoGptClient:
-    """What both NanoGPT roles share: the session, key, base URL and one way to call."""
+def build(config: ProviderConfig, context: BuildContext) -> Built:
+    """Registry factory: both roles over the shared transport."""
+    from bot.providers.registry import Built
 
-    name = NAME
+    kwargs: dict[str, Any] = {
+        "api_key": config.api_key or "",
+        "base_url": config.base_url or "",
+        "timeout": config.timeout,
+        "name": config.name,
+    }
+    return Built(
+        stt=NanoGptSpeechToText(context.http, **kwargs),
+        tts=NanoGptTextToSpeech(context.http, **kwargs),
+    )
+
+
+class _NanoGptClient:
+    """What both NanoGPT roles share: one endpoint (key header, base URL, timeout)."""
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        http: HttpTransport,
         *,
         api_key: str,
         base_url: str,
         timeout: float = 120.0,
+        name: str = NAME,
     ) -> None:
-        self._session = session
-        self._api_key = api_key
-        self._base_url = base_url.rstrip("/")
-        self._timeout = timeout
+        self.name = name
+        self._http = HttpEndpoint(
+            http,
+            name,
+            base_url.rstrip("/"),
+            timeout,
+            headers={"x-api-key": api_key},
+            secrets=(api_key,),
+        )
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> HttpAnswer:
-        headers = {"x-api-key": self._api_key, "Accept": "application/json"}
-        return await send(
-            self._session,
-            method,
-            f"{self._base_url}/{path}",
-            provider=NAME,
-            timeout=self._timeout,
-            secrets=(self._api_key,),
-            headers=headers,
-            **kwargs,
-        )
+        return await self._http.call(method, path, headers={"Accept": "application/json"}, **kwargs)
 
     async def _download(self, url: str, content_type: str | None) -> SpeechAudio:
         """Fetch generated audio; the key only goes along when the URL is on the API's origin."""
-        url = urljoin(self._base_url + "/", url)
-        headers = {"x-api-key": self._api_key} if same_origin(url, self._base_url) else {}
-        answer = await send(
-            self._session,
-            "GET",
-            url,
-            provider=NAME,
-            timeout=self._timeout,
-            secrets=(self._api_key,),
-            headers=headers,
-            # Audio usually lives on a CDN that may redirect; without the key that is harmless.
-            allow_redirects=not headers,
-        )
-        if not answer.body:
-            raise malformed(answer, "empty audio download")
+        answer = await self._http.download(url)
         return SpeechAudio(answer.body, content_type or answer.content_type)
 
 
@@ -139,8 +138,8 @@ class NanoGptSpeechToText(_NanoGptClient):
         """
         if len(audio.data) > MAX_DIRECT_UPLOAD:
             raise PayloadTooLarge(
-                f"{NAME}: {len(audio.data)} bytes > {MAX_DIRECT_UPLOAD}-byte direct upload limit",
-                provider=NAME,
+                f"{self.name}: {len(audio.data)} bytes > {MAX_DIRECT_UPLOAD}-byte upload limit",
+                provider=self.name,
                 request_sent=False,
             )
         caps = self.capabilities(options.model)
@@ -156,7 +155,7 @@ class NanoGptSpeechToText(_NanoGptClient):
         answer = await self._call("POST", "transcribe", data=form)
         body = answer.json_object()
         if "runId" in body and "transcription" not in body:
-            return _stt_ticket(body, audio, options)
+            return _stt_ticket(self.name, body, audio, options)
         return _parse_transcript(answer, body)
 
     async def poll(self, ticket: Ticket) -> PollResult:
@@ -192,7 +191,7 @@ class NanoGptSpeechToText(_NanoGptClient):
             return PollResult(
                 PollStatus.FAILED,
                 error=ProviderJobFailed.default_message,
-                error_code=_str_or_none(body.get("code")) or "failed",
+                error_code=str_or_none(body.get("code")) or "failed",
             )
         raise malformed(answer, f"unknown status {status!r}")
 
@@ -235,19 +234,34 @@ class NanoGptTextToSpeech(_NanoGptClient):
             return SpeechAudio(answer.body, answer.content_type)
         body = answer.json_object()
         if "runId" in body and "audioUrl" not in body:
-            return _tts_ticket(body, options)
+            return _tts_ticket(self.name, body, options)
         url = body.get("audioUrl")
         if not isinstance(url, str) or not url:
             raise malformed(answer, "neither audio, audioUrl nor runId")
-        return await self._download(url, _str_or_none(body.get("contentType")))
+        content_type = str_or_none(body.get("contentType"))
+        try:
+            return await self._download(url, content_type)
+        except ProviderError as exc:
+            # The synthesis is done and paid for: keep the URL and retry the download (durably,
+            # through the poller), never the synthesis.
+            _LOGGER.warning("%s: audio download failed, will retry it: %s", self.name, exc)
+            return _download_ticket(self.name, url, content_type, body, options)
 
     async def poll(self, ticket: Ticket) -> PollResult:
-        """Ask ``/tts/status`` about a run; COMPLETED carries the downloaded audio.
+        """Ask ``/tts/status`` about a run, or retry a pending download; COMPLETED carries the
+        downloaded audio.
 
         Raises:
-            ProviderError: any HTTP failure, typed by status.
+            ProviderError: any HTTP failure, typed by status (a failed download included).
         """
         data = ticket.data
+        if data.get("download"):
+            audio = await self._download(
+                str(data["audioUrl"]), str_or_none(data.get("contentType"))
+            )
+            return PollResult(
+                PollStatus.COMPLETED, audio=audio, cost=float_or_none(data.get("cost"))
+            )
         params = {
             key: str(data[key])
             for key in ("runId", "model", "cost", "paymentSource")
@@ -259,7 +273,7 @@ class NanoGptTextToSpeech(_NanoGptClient):
         status = body.get("status")
         if status == "pending":
             return PollResult(
-                PollStatus.PENDING, queue_position=_int_or_none(body.get("queuePosition"))
+                PollStatus.PENDING, queue_position=int_or_none(body.get("queuePosition"))
             )
         if status == "processing":
             return PollResult(PollStatus.RUNNING)
@@ -267,9 +281,9 @@ class NanoGptTextToSpeech(_NanoGptClient):
             url = body.get("audioUrl")
             if not isinstance(url, str) or not url:
                 raise malformed(answer, "completed without audioUrl")
-            audio = await self._download(url, _str_or_none(body.get("contentType")))
+            audio = await self._download(url, str_or_none(body.get("contentType")))
             return PollResult(
-                PollStatus.COMPLETED, audio=audio, cost=_float_or_none(data.get("cost"))
+                PollStatus.COMPLETED, audio=audio, cost=float_or_none(data.get("cost"))
             )
         if status in ("error", "failed"):
             return _tts_failure(data, body)
@@ -277,7 +291,7 @@ class NanoGptTextToSpeech(_NanoGptClient):
 
 
 def _tts_failure(data: Mapping[str, Any], body: Mapping[str, Any]) -> PollResult:
-    code = _str_or_none(body.get("code"))
+    code = str_or_none(body.get("code"))
     _LOGGER.warning(
         "nanogpt tts run %s failed (%s): %s", data.get("runId"), code, body.get("error")
     )
@@ -292,9 +306,30 @@ def _tts_failure(data: Mapping[str, Any], body: Mapping[str, Any]) -> PollResult
     )
 
 
-def _stt_ticket(body: Mapping[str, Any], audio: AudioInput, options: SttOptions) -> Ticket:
+def _download_ticket(
+    name: str,
+    url: str,
+    content_type: str | None,
+    body: Mapping[str, Any],
+    options: TtsOptions,
+) -> Ticket:
+    """A synchronous answer whose audio is not fetched yet: polling it retries the download."""
+    data = {
+        "kind": "tts",
+        "download": True,
+        "audioUrl": url,
+        "contentType": content_type,
+        "model": body.get("model", options.model),
+        "cost": body.get("cost"),
+    }
+    return Ticket(provider=name, data=data, cost=float_or_none(body.get("cost")))
+
+
+def _stt_ticket(
+    name: str, body: Mapping[str, Any], audio: AudioInput, options: SttOptions
+) -> Ticket:
     """Keep every field the status call echoes; fall back to what we sent when the 202 omits one."""
-    cost = _float_or_none(body.get("cost"))
+    cost = float_or_none(body.get("cost"))
     data = {
         "kind": "stt",
         "runId": str(body["runId"]),
@@ -306,10 +341,10 @@ def _stt_ticket(body: Mapping[str, Any], audio: AudioInput, options: SttOptions)
         "chargedDuration": body.get("chargedDuration", float(_minutes(audio.duration))),
         "diarize": bool(body.get("diarize", options.diarize)),
     }
-    return Ticket(provider=NAME, data=data, cost=cost)
+    return Ticket(provider=name, data=data, cost=cost)
 
 
-def _tts_ticket(body: Mapping[str, Any], options: TtsOptions) -> Ticket:
+def _tts_ticket(name: str, body: Mapping[str, Any], options: TtsOptions) -> Ticket:
     data = {
         "kind": "tts",
         "runId": str(body["runId"]),
@@ -318,10 +353,10 @@ def _tts_ticket(body: Mapping[str, Any], options: TtsOptions) -> Ticket:
         "paymentSource": body.get("paymentSource"),
     }
     return Ticket(
-        provider=NAME,
+        provider=name,
         data=data,
-        cost=_float_or_none(body.get("cost")),
-        queue_position=_int_or_none(body.get("queuePosition")),
+        cost=float_or_none(body.get("cost")),
+        queue_position=int_or_none(body.get("queuePosition")),
     )
 
 
@@ -333,16 +368,16 @@ def _parse_transcript(answer: HttpAnswer, body: Mapping[str, Any]) -> Transcript
     meta = meta if isinstance(meta, Mapping) else {}
     words = _parse_words(body.get("words"))
     segments = _parse_segments(body.get("diarization")) or _segments_from_words(words)
-    minutes = _float_or_none(meta.get("actualDuration"))
+    minutes = float_or_none(meta.get("actualDuration"))
     return Transcript(
         text=text.strip(),
         segments=segments,
         words=words,
-        language=_str_or_none(meta.get("language")),
+        language=str_or_none(meta.get("language")),
         # metadata.actualDuration is in minutes, like the form field we send; Transcript wants s.
         duration=minutes * 60 if minutes is not None else None,
-        cost=_float_or_none(meta.get("cost")),
-        currency=_str_or_none(meta.get("currency")),
+        cost=float_or_none(meta.get("cost")),
+        currency=str_or_none(meta.get("currency")),
         diarized=any(s.speaker for s in segments) or any(w.speaker for w in words),
     )
 
@@ -361,10 +396,10 @@ def _parse_words(raw: Any) -> tuple[Word, ...]:
         words.append(
             Word(
                 text=text,
-                start=_float_or_none(item.get("start")),
-                end=_float_or_none(item.get("end")),
-                speaker=_str_or_none(item.get("speaker_id")),
-                type=_str_or_none(item.get("type")) or "word",
+                start=float_or_none(item.get("start")),
+                end=float_or_none(item.get("end")),
+                speaker=str_or_none(item.get("speaker_id")),
+                type=str_or_none(item.get("type")) or "word",
             )
         )
     return tuple(words)
@@ -377,9 +412,9 @@ def _parse_segments(raw: Any) -> tuple[Segment, ...]:
     return tuple(
         Segment(
             text=str(item.get("text", "")).strip(),
-            start=_float_or_none(item.get("start")),
-            end=_float_or_none(item.get("end")),
-            speaker=_str_or_none(item.get("speaker")),
+            start=float_or_none(item.get("start")),
+            end=float_or_none(item.get("end")),
+            speaker=str_or_none(item.get("speaker")),
         )
         for item in segments
         if isinstance(item, Mapping)
@@ -399,21 +434,3 @@ def _segments_from_words(words: tuple[Word, ...]) -> tuple[Segment, ...]:
     return tuple(
         Segment(" ".join(w.text for w in g), g[0].start, g[-1].end, g[0].speaker) for g in groups
     )
-
-
-def _float_or_none(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _int_or_none(value: Any) -> int | None:
-    number = _float_or_none(value)
-    return int(number) if number is not None else None
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None

@@ -73,6 +73,8 @@ class RecordedRequest:
     form: dict[str, str] = field(default_factory=dict)
     files: dict[str, UploadedFile] = field(default_factory=dict)
     raw: bytes = b""
+    form_lists: dict[str, list[str]] = field(default_factory=dict)
+    """Every value of each form field, for repeated fields (``timestamp_granularities[]``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +176,7 @@ class _FakeServer:
         raw = b""
         body: Any = None
         form: dict[str, str] = {}
+        form_lists: dict[str, list[str]] = {}
         files: dict[str, UploadedFile] = {}
         if request.content_type.startswith("multipart/"):
             # post() consumes the stream, so multipart requests keep parsed parts, not raw bytes.
@@ -184,6 +187,7 @@ class _FakeServer:
                     )
                 else:
                     form[name] = str(value)
+                    form_lists.setdefault(name, []).append(str(value))
         else:
             raw = await request.read()
             if request.content_type == "application/json":
@@ -201,6 +205,7 @@ class _FakeServer:
             form=form,
             files=files,
             raw=raw,
+            form_lists=form_lists,
         )
         self.requests.append(recorded)
         self._hits[route] += 1
