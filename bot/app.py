@@ -168,8 +168,18 @@ class Core:
             headers={"User-Agent": "voicebot/0.1 (+self-hosted)"},
             # aiohttp leaves trust_env off: no proxy variable can silently reroute the API keys.
         )
-        core = cls(config, session, store, clock=clock, steady=steady)
+        try:
+            core = cls(config, session, store, clock=clock, steady=steady)
+        except BaseException:
+            # e.g. a provider's settings refused at build: release what was opened, or the
+            # database thread keeps the process alive after the error is printed.
+            await session.close()
+            await store.close()
+            raise
         await core.schedule.load()
+        for note in (config.stt.note, config.tts.note):
+            if note:  # a route runs on its fallback: say which, and how to get the configured one
+                _LOGGER.log(logging.WARNING if "unavailable" in note else logging.INFO, "%s", note)
         return core
 
     async def purge_expired(self) -> int:
@@ -195,6 +205,10 @@ class Core:
         """Save what was learned; release the session, the audio threads and the database."""
         await self.schedule.flush()
         await self.session.close()
+        for provider in {*self.stt.values(), *self.tts.values()}:
+            close = getattr(provider, "close", None)  # engines on this machine own threads
+            if callable(close):
+                close()
         self.audio.close()
         await self.store.close()
 

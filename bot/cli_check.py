@@ -98,6 +98,9 @@ def check_config(config: Config) -> int:
         print(f"    {line}")
     print(f"  speech-to-text: {config.stt.provider} / {config.stt.model}")
     print(f"  text-to-speech: {config.tts.provider} / {config.tts.model} ({config.tts.voice})")
+    for note in (config.stt.note, config.tts.note):
+        if note:
+            print(f"  note: {note}")
     print(f"  telegram: {'on' if config.telegram.token else 'off (set TELEGRAM_BOT_TOKEN)'}")
     print(f"  discord: {'on' if config.discord.token else 'off (set DISCORD_BOT_TOKEN)'}")
     for problem in problems:

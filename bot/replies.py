@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bot import render
 from bot.jobs.models import Job, JobKind, JobState
-from bot.status import user_state
+from bot.status import progress_percent, user_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +119,9 @@ def progress_text(job: Job) -> str:
     if state == "queued":
         line = f"{icon} Queued… job {job.id}"
     elif state in ("transcribing", "synthesizing"):
-        line = f"{icon} {verb}… job {job.id}"
+        percent = progress_percent(job)
+        shown = f" {percent} %" if percent is not None else ""
+        line = f"{icon} {verb}…{shown} job {job.id}"
     elif state == "done":
         line = f"✅ Done: job {job.id}"
     elif state == "cancelled":

@@ -11,12 +11,13 @@ from dataclasses import dataclass, replace
 
 from bot import audio, render, replies
 from bot.config import Config
-from bot.errors import InputError, ProviderNotConfigured
+from bot.errors import InputError, ProviderError, ProviderNotConfigured
 from bot.jobs.models import Job, JobKind, JobState
 from bot.jobs.store import Blob, NewJob, SqliteJobStore
 from bot.limits import AccessDenied, Guard, day_start
 from bot.models import Origin
 from bot.providers.base import SpeechToText, SttCapabilities, TextToSpeech, TtsCapabilities
+from bot.providers.registry import STT, TTS, TYPES
 from bot.settings import ChatSettings, apply_setting, describe_settings
 from bot.status import render_job, render_job_list
 
@@ -76,21 +77,34 @@ class VoiceService:
     def _stt_provider(self, name: str) -> SpeechToText:
         if name in self._stt:
             return self._stt[name]
-        raise self._not_configured(name)
+        raise self._not_configured(name, STT)
 
     def _tts_provider(self, name: str) -> TextToSpeech:
         if name in self._tts:
             return self._tts[name]
-        raise self._not_configured(name)
+        raise self._not_configured(name, TTS)
 
-    def _not_configured(self, name: str) -> ProviderNotConfigured:
+    def _not_configured(self, name: str, role: str) -> ProviderNotConfigured:
         pc = self.config.providers.get(name)
         if pc is None:
             configured = ", ".join(sorted(self.config.providers))
             detail = f"unknown provider {name!r} (configured: {configured})"
         else:
-            detail = pc.missing() or f"provider {name!r} (type {pc.type}) does not offer this"
+            spec = TYPES.get(pc.type)
+            extra = spec.missing_role_extra(role) if spec is not None else None
+            detail = (
+                pc.missing() or extra or f"provider {name!r} (type {pc.type}) does not offer this"
+            )
         return ProviderNotConfigured(detail, provider=name)
+
+    def _default_model(self, role: str, name: str, route: str, route_model: str) -> str:
+        """The route's model for its own provider; another instance's type default otherwise
+        (``--provider local`` must not be asked for NanoGPT's model)."""
+        if name == route:
+            return route_model
+        pc = self.config.providers.get(name)
+        spec = TYPES.get(pc.type) if pc is not None else None
+        return (spec.default_models.get(role) if spec else None) or route_model
 
     def stt_capabilities(
         self, provider: str | None = None, model: str | None = None
@@ -135,7 +149,7 @@ class VoiceService:
         cfg = self.config.stt
         settings = settings or ChatSettings()
         name = provider or cfg.provider
-        model = model or cfg.model
+        model = model or self._default_model(STT, name, cfg.provider, cfg.model)
         caps = self._stt_provider(name).capabilities(model)
         lang = language or settings.language or cfg.language
         want_diarize = diarize if diarize is not None else settings.diarize
@@ -220,7 +234,7 @@ class VoiceService:
         """
         cfg = self.config.tts
         name = provider or cfg.provider
-        model = model or cfg.model
+        model = model or self._default_model(TTS, name, cfg.provider, cfg.model)
         caps = self._tts_provider(name).capabilities(model)
         text = clean_text(text)
         if not text:
@@ -321,13 +335,21 @@ class VoiceService:
         return updated
 
     def describe(self, settings: ChatSettings) -> str:
-        """Plain-text summary of a chat's settings against the bot's defaults."""
-        return describe_settings(
+        """Plain-text summary of a chat's settings against the bot's defaults, with the voices
+        to choose from when the provider lists them (e.g. the Piper voices found)."""
+        text = describe_settings(
             settings,
             language=self.config.stt.language,
             diarize=self.config.stt.diarize,
             voice=self.config.tts.voice,
         )
+        try:
+            voices = self.tts_capabilities().voices
+        except ProviderError:
+            voices = frozenset()
+        if voices:
+            text += "\nvoices: " + ", ".join(sorted(voices))
+        return text
 
     # -- access, usage, privacy ---------------------------------------------------------------
 

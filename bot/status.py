@@ -40,6 +40,21 @@ def format_cost(job: Job) -> str | None:
     return f"{job.cost:.4f} {job.currency}" if job.currency else f"{job.cost:.4f}"
 
 
+def progress_percent(job: Job) -> int | None:
+    """Whole percent of the work a running job's provider reports done (None when unmeasured)."""
+    if job.state is not JobState.SUBMITTED or job.progress is None:
+        return None
+    return max(0, min(99, int(job.progress * 100)))
+
+
+def progress_eta(job: Job, now: float) -> float | None:
+    """When a running job should finish, extrapolated from its reported progress."""
+    if job.progress is None or job.progress < 0.05 or job.submitted_at is None:
+        return None
+    elapsed = max(0.0, now - job.submitted_at)
+    return now + elapsed * (1 - job.progress) / job.progress
+
+
 def render_job(job: Job, now: float, *, eta: float | None = None) -> str:
     """Several lines describing one job."""
     kind = "transcription" if job.kind is JobKind.STT else "speech"
@@ -50,8 +65,15 @@ def render_job(job: Job, now: float, *, eta: float | None = None) -> str:
         lines.append(f"audio: {format_age(job.input_duration)}")
     if job.queue_position is not None and not job.state.terminal:
         lines.append(f"queue position: {job.queue_position}")
+    percent = progress_percent(job)
+    if percent is not None:
+        lines.append(f"progress: {percent} %")
+        eta = progress_eta(job, now) or eta
     if eta is not None and not job.state.terminal:
         lines.append(f"expected in: about {format_age(max(eta - now, 1))}")
+    transcript = job.transcript
+    if transcript is not None and transcript.language and job.options.get("language") == "auto":
+        lines.append(f"language: {transcript.language} (detected)")
     cost = format_cost(job)
     if cost:
         lines.append(f"cost: {cost}")
@@ -72,6 +94,9 @@ def render_job_list(jobs: Sequence[Job], now: float) -> str:
         line = f"{job.id} {kind} {user_state(job)}, {format_age(now - job.created_at)} ago"
         if job.queue_position is not None and not job.state.terminal:
             line += f", queue #{job.queue_position}"
+        percent = progress_percent(job)
+        if percent is not None:
+            line += f", {percent} %"
         lines.append(line)
     lines.append("Use /status <id> for details.")
     return "\n".join(lines)

@@ -23,6 +23,10 @@ from tests.fakes.providers import FakeCantonese, FakeNanoGpt  # noqa: E402
 # httpx (PTB) honours proxy variables; a proxy must never sit between a client and a fake.
 os.environ["NO_PROXY"] = "127.0.0.1,localhost"
 os.environ["no_proxy"] = "127.0.0.1,localhost"
+# Nothing may download a model at test time: the hub clients fail at once instead of trying (the
+# socket guard would refuse them anyway). Subprocesses inherit this.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
     os.environ.pop(_proxy, None)
 

@@ -116,10 +116,10 @@ async def test_cli_config_problems_and_check_config(tmp_path: Path) -> None:
     example = ROOT / "config.example.yaml"
     env = subprocess_env()
     env.pop("NANOGPT_API_KEY", None)
-    code, _, err = await voicebot("--config", str(example), "check-config", env=env)
-    assert code == 2
-    assert "providers.nanogpt.api_key: missing (set NANOGPT_API_KEY)" in err
-    assert "Traceback" not in err
+    code, out, err = await voicebot("--config", str(example), "check-config", env=env)
+    # No key: the example's routes fall back to the offline engine and say how to get NanoGPT.
+    assert code == 0 and "Traceback" not in err
+    assert "set NANOGPT_API_KEY to use nanogpt" in out
     env = subprocess_env(NANOGPT_API_KEY="k", VOICEBOT_DB=str(tmp_path / "x.sqlite3"))
     code, out, err = await voicebot("--config", str(example), "check-config", env=env)
     assert code == 0, err

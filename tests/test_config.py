@@ -42,13 +42,25 @@ def test_example_config_loads_with_env_and_documents_every_key() -> None:
     assert undocumented == []
 
 
-def test_missing_key_names_the_variable_to_set() -> None:
+def test_missing_key_names_the_variable_to_set(tmp_path: Path) -> None:
+    data = config_dict(tmp_path)
+    data["providers"]["nanogpt"]["api_key"] = "${NANOGPT_API_KEY}"
     with pytest.raises(ConfigError) as info:
-        load_config(EXAMPLE, {})
+        parse_config(data, env={})
     assert any(
         p.startswith("providers.nanogpt.api_key: missing (set NANOGPT_API_KEY)")
         for p in info.value.problems
     )
+
+
+def test_example_config_without_keys_falls_back_to_the_local_engine() -> None:
+    pytest.importorskip("faster_whisper", reason="the local extra is not installed")
+    config = load_config(EXAMPLE, {})
+    assert (config.stt.provider, config.stt.model) == ("local", "base")
+    assert config.stt.note is not None
+    assert config.stt.note.startswith("stt: local `base` (offline on this machine")
+    assert config.stt.note.endswith("set NANOGPT_API_KEY to use nanogpt")
+    assert config.tts.provider == "local" and config.tts.voice == "en_US-joe-medium"
 
 
 def test_unused_provider_without_key_is_fine(tmp_path: Path) -> None:

@@ -73,6 +73,8 @@ class Job:
     input_bytes: int | None = None
     dedup_key: str | None = None
     progress_message_id: str | None = None
+    progress: float | None = None
+    """Share of the work done (0-1) as the provider last reported it while running."""
     submitted_at: float | None = None
     completed_at: float | None = None
     delivered_at: float | None = None

@@ -129,3 +129,21 @@ MIGRATIONS += (
     ALTER TABLE speed_stats ADD COLUMN places INTEGER NOT NULL DEFAULT 0;
     """,
 )
+
+MIGRATIONS += (
+    # v7: local engines. ``progress`` is the share of the work a provider reports while it runs
+    # (0-1, NULL when it does not measure). ``keep_input`` is set when the job's provider reruns a
+    # lost job for free (capability ``rerun_when_lost``): its input audio is kept while SUBMITTED
+    # so a run lost to a restart can start again, and dropped once the job ends.
+    """
+    ALTER TABLE jobs ADD COLUMN progress REAL;
+    ALTER TABLE jobs ADD COLUMN keep_input INTEGER NOT NULL DEFAULT 0;
+    DROP TRIGGER jobs_drop_input;
+    CREATE TRIGGER jobs_drop_input AFTER UPDATE OF state ON jobs
+    WHEN NEW.state NOT IN ('queued', 'submitting')
+        AND NOT (NEW.state = 'submitted' AND NEW.keep_input)
+    BEGIN
+        DELETE FROM job_blobs WHERE job_id = NEW.id AND role = 'input';
+    END;
+    """,
+)

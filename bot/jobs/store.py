@@ -8,7 +8,7 @@ import logging
 import os
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +28,7 @@ _COLUMNS = (
     "options, state, ticket, attempts, poll_count, next_poll_at, deadline_at, queue_position, "
     "result, error, error_code, cost, currency, input_duration, input_bytes, dedup_key, "
     "progress_message_id, created_at, updated_at, submitted_at, completed_at, delivered_at, "
-    "delivery_message_id, delivery_error, delivery_attempts, deliver_after, extra"
+    "delivery_message_id, delivery_error, delivery_attempts, deliver_after, extra, progress"
 )
 # Jobs the poller still has work for: a step to run, or a reply to deliver.
 _UNFINISHED = "state IN ('queued', 'submitting', 'submitted')"
@@ -128,6 +128,7 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         input_bytes=row["input_bytes"],
         dedup_key=row["dedup_key"],
         progress_message_id=row["progress_message_id"],
+        progress=row["progress"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         submitted_at=row["submitted_at"],
@@ -448,23 +449,52 @@ class SqliteJobStore:
         now: float,
         cost: float | None = None,
         queue_position: int | None = None,
+        keep_input: bool = False,
     ) -> bool:
-        """SUBMITTING → SUBMITTED with the ticket; the input audio is dropped in the same step."""
+        """SUBMITTING → SUBMITTED with the ticket; the input audio is dropped in the same step
+        unless ``keep_input`` (a provider that reruns lost jobs for free needs it until the end)."""
         return await self._update(
             "UPDATE jobs SET state = 'submitted', ticket = ?, next_poll_at = ?, cost = ?, "
-            "queue_position = ?, submitted_at = ?, updated_at = ? "
-            "WHERE id = ? AND state = 'submitting'",
-            (_dumps(dict(ticket)), next_poll_at, cost, queue_position, now, now, job_id),
+            "queue_position = ?, submitted_at = ?, updated_at = ?, keep_input = ?, "
+            "progress = NULL WHERE id = ? AND state = 'submitting'",
+            (
+                _dumps(dict(ticket)),
+                next_poll_at,
+                cost,
+                queue_position,
+                now,
+                now,
+                int(keep_input),
+                job_id,
+            ),
+        )
+
+    async def requeue_lost(self, job_id: str, now: float) -> bool:
+        """SUBMITTED → QUEUED: the provider lost the run and reruns cost nothing; the kept input
+        goes to the provider again."""
+        return await self._update(
+            "UPDATE jobs SET state = 'queued', ticket = NULL, next_poll_at = ?, "
+            "queue_position = NULL, progress = NULL, updated_at = ? "
+            "WHERE id = ? AND state = 'submitted' AND keep_input",
+            (now, now, job_id),
         )
 
     async def reschedule(
-        self, job_id: str, *, next_poll_at: float, now: float, queue_position: int | None = None
+        self,
+        job_id: str,
+        *,
+        next_poll_at: float,
+        now: float,
+        queue_position: int | None = None,
+        progress: float | None = None,
     ) -> bool:
-        """Record one more poll of a SUBMITTED job and when to ask next."""
+        """Record one more poll of a SUBMITTED job, its progress (kept when not reported) and
+        when to ask next."""
         return await self._update(
             "UPDATE jobs SET next_poll_at = ?, queue_position = ?, poll_count = poll_count + 1, "
-            "updated_at = ? WHERE id = ? AND state = 'submitted'",
-            (next_poll_at, queue_position, now, job_id),
+            "progress = COALESCE(?, progress), updated_at = ? "
+            "WHERE id = ? AND state = 'submitted'",
+            (next_poll_at, queue_position, progress, now, job_id),
         )
 
     async def complete(
@@ -538,27 +568,43 @@ class SqliteJobStore:
         return _row_to_job(rows[0])
 
     async def recover_interrupted(
-        self, now: float, message: str, platforms: Iterable[str]
+        self,
+        now: float,
+        message: str,
+        platforms: Iterable[str],
+        rerun: Callable[[Job], bool] = lambda job: False,
     ) -> list[str]:
-        """Fail every job of these platforms left SUBMITTING by a crash: resubmitting could pay
-        twice. Only the process serving a platform may call this (another may be mid-submit)."""
+        """Settle every job of these platforms left SUBMITTING by a crash: back to QUEUED when
+        ``rerun(job)`` (its provider reruns for free), else FAILED with ``message`` (resubmitting
+        could pay twice). Returns the failed ids. Only the process serving a platform may call
+        this (another may be mid-submit)."""
         names = list(platforms)
         if not names:
             return []
         marks = ",".join("?" * len(names))
+        failed: list[str] = []
         async with self._tx() as db:
             async with db.execute(
-                f"SELECT id FROM jobs WHERE state = 'submitting' AND platform IN ({marks})", names
+                f"SELECT {_COLUMNS} FROM jobs WHERE state = 'submitting' AND platform IN ({marks})",
+                names,
             ) as cur:
-                ids = [row[0] for row in await cur.fetchall()]
-            for job_id in ids:
+                jobs = [_row_to_job(row) for row in await cur.fetchall()]
+            for job in jobs:
+                if rerun(job):
+                    await db.execute(
+                        "UPDATE jobs SET state = 'queued', next_poll_at = ?, updated_at = ? "
+                        "WHERE id = ? AND state = 'submitting'",
+                        (now, now, job.id),
+                    )
+                    continue
+                failed.append(job.id)
                 await db.execute(
                     "UPDATE jobs SET state = 'failed', error = ?, error_code = 'interrupted', "
                     "completed_at = ?, updated_at = ?, deliver_after = ? "
                     "WHERE id = ? AND state = 'submitting'",
-                    (message, now, now, now, job_id),
+                    (message, now, now, now, job.id),
                 )
-        return ids
+        return failed
 
     async def shift_clock(
         self, seconds: float, platforms: Iterable[str], exclude: Sequence[str] = ()

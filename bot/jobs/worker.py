@@ -16,13 +16,22 @@ from bot.errors import (
     ProviderUnavailable,
     ProviderUnreachable,
     RateLimited,
+    UnknownJob,
 )
 from bot.jobs.models import Job, JobKind, JobState
 from bot.jobs.schedule import BackoffSchedule, PollSchedule
 from bot.jobs.store import Blob, SqliteJobStore
 from bot.metrics import Metrics
 from bot.models import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions, VoiceClip
-from bot.providers.base import PollResult, PollStatus, SpeechToText, TextToSpeech, Ticket
+from bot.providers.base import (
+    PollResult,
+    PollStatus,
+    SpeechToText,
+    SttCapabilities,
+    TextToSpeech,
+    Ticket,
+    TtsCapabilities,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -98,7 +107,9 @@ class JobWorker:
     async def recover(self, now: float) -> list[str]:
         """At start, after registering deliverers: settle the jobs of their platforms that a
         crash left ambiguous (see README, crash safety)."""
-        ids = await self.store.recover_interrupted(now, INTERRUPTED_MESSAGE, self.deliverers)
+        ids = await self.store.recover_interrupted(
+            now, INTERRUPTED_MESSAGE, self.deliverers, rerun=self._reruns_free
+        )
         if ids:
             _LOGGER.warning("%d job(s) were interrupted mid-submit: %s", len(ids), ", ".join(ids))
         return ids
@@ -119,10 +130,20 @@ class JobWorker:
                     job.id, next_poll_at=self._clock() + 5.0, now=self._clock()
                 )
 
-    def _min_interval(self, job: Job) -> float:
+    def _capabilities(self, job: Job) -> SttCapabilities | TtsCapabilities:
         if job.kind is JobKind.STT:
-            return self._stt[job.provider].capabilities(job.model).min_poll_interval
-        return self._tts[job.provider].capabilities(job.model).min_poll_interval
+            return self._stt[job.provider].capabilities(job.model)
+        return self._tts[job.provider].capabilities(job.model)
+
+    def _min_interval(self, job: Job) -> float:
+        return self._capabilities(job).min_poll_interval
+
+    def _reruns_free(self, job: Job) -> bool:
+        """Whether ``job``'s provider declares that running it again costs nothing."""
+        try:
+            return self._capabilities(job).rerun_when_lost
+        except (KeyError, ProviderError):  # provider gone from the config: treat as paid
+            return False
 
     async def _notify(self, job_id: str, retry: Mapping[str, object] | None = None) -> None:
         job = await self.store.get(job_id)
@@ -231,6 +252,7 @@ class JobWorker:
                 now=now,
                 cost=answer.cost,
                 queue_position=answer.queue_position,
+                keep_input=self._reruns_free(job),
             )
             await self._notify(job.id)
 
@@ -283,6 +305,14 @@ class JobWorker:
 
     async def _poll_failed(self, job: Job, exc: ProviderError) -> None:
         now = self._clock()
+        # A run lost to a restart (a local engine): running it again costs nothing.
+        lost = isinstance(exc, UnknownJob) and self._reruns_free(job)
+        if lost and await self.store.requeue_lost(job.id, now):
+            _LOGGER.info(
+                "job %s: %s lost the run (%s); running it again", job.id, job.provider, exc
+            )
+            await self._notify(job.id)
+            return
         if exc.retryable:
             delay = self.schedule.next_poll(job, self._min_interval(job), exc.retry_after)
             _LOGGER.info("job %s: poll failed (%s); next poll in %.1fs", job.id, exc, delay)
@@ -336,9 +366,13 @@ class JobWorker:
         answered = dataclasses.replace(job, queue_position=result.queue_position, updated_at=now)
         delay = self.schedule.next_poll(answered, self._min_interval(job), None)
         await self.store.reschedule(
-            job.id, next_poll_at=now + delay, now=now, queue_position=result.queue_position
+            job.id,
+            next_poll_at=now + delay,
+            now=now,
+            queue_position=result.queue_position,
+            progress=result.progress,
         )
-        if result.queue_position != job.queue_position:
+        if result.queue_position != job.queue_position or _progress_step(job, result):
             await self._notify(job.id)
 
     def _stuck(self, job: Job, now: float) -> bool:
@@ -381,6 +415,15 @@ class JobWorker:
         delay = retry_after if retry_after is not None else min(300.0, 2.0**job.delivery_attempts)
         _LOGGER.info("job %s: delivery failed (%s); retry in %.1fs", job.id, exc, delay)
         await self.store.defer_delivery(job.id, now + delay, now)
+
+
+def _progress_step(job: Job, result: PollResult) -> bool:
+    """Whether the progress crossed a 10 % step: the placeholder is edited that often, no more
+    (each edit is a chat API call)."""
+    if result.progress is None:
+        return False
+    before = -1 if job.progress is None else int(job.progress * 10)
+    return int(result.progress * 10) != before
 
 
 def _part_entry(answer: SpeechAudio | Ticket) -> dict[str, object]:

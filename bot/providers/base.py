@@ -49,6 +49,8 @@ class PollResult:
     error_code: str | None = None
     queue_position: int | None = None
     cost: float | None = None
+    progress: float | None = None
+    """Share of the work done (0-1) while RUNNING, when the provider measures it."""
     audio_parts: tuple[SpeechAudio, ...] = ()
     """COMPLETED speech in several parts (joined in this order); ``audio`` is then None."""
 
@@ -68,6 +70,9 @@ class SttCapabilities:
     max_processing_seconds: float = 1800.0
     """A job processing longer than this is considered stuck."""
     max_duration_seconds: float | None = None
+    rerun_when_lost: bool = False
+    """Running a job again costs nothing (a local engine): a run lost to a crash or restart is
+    simply started again from the kept input instead of failing as "may have been charged"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,8 @@ class TtsCapabilities:
     min_poll_interval: float = 0.0
     voices: frozenset[str] = field(default_factory=frozenset)
     """Known voice names; empty means "not enumerated, pass through"."""
+    rerun_when_lost: bool = False
+    """As :attr:`SttCapabilities.rerun_when_lost`."""
 
 
 class SpeechToText(Protocol):

@@ -38,6 +38,7 @@ import aiohttp
 
 from bot.providers.base import SpeechToText, TextToSpeech
 from bot.providers.http import HttpTransport
+from bot.providers.local.settings import COMPUTE_TYPES, DEVICES, TASKS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -160,6 +161,21 @@ class ProviderType:
     implicit: bool = False
     """Present with defaults even when the config does not list it (configs from before the
     registry named these without a section)."""
+    check: str | None = None
+    """``module:function(role, model, voice, settings) -> list[str]``: a route's problems (a
+    model path that is not there), found when the config is read; imported only then."""
+
+    def route_problems(
+        self, role: str, model: str, voice: str | None, settings: Mapping[str, Any]
+    ) -> list[str]:
+        """What is wrong with using this type for ``role`` with ``model``/``voice``."""
+        if (missing := self.missing_role_extra(role)) is not None:
+            return [missing]
+        if self.check is None:
+            return []
+        module, _, attr = self.check.partition(":")
+        check = getattr(importlib.import_module(module), attr)
+        return cast(list[str], check(role, model, voice, settings))
 
     def missing_extra(self) -> str | None:
         """The config problem when this type's optional dependencies are not installed."""
@@ -215,6 +231,31 @@ TYPES: dict[str, ProviderType] = {
         default_models={STT: "cantonese"},
         key_required=True,
         implicit=True,
+    ),
+    "local": ProviderType(
+        name="local",
+        factory="bot.providers.local.factory:build",
+        roles=frozenset({STT, TTS}),
+        options=(
+            Option("device", str, "cpu", choices=DEVICES),
+            Option("compute_type", str, None, choices=COMPUTE_TYPES),
+            Option("cpu_threads", int, None, positive=True),
+            Option("workers", int, None, positive=True),
+            Option("vad_filter", bool, True),
+            Option("beam_size", int, 5, positive=True),
+            Option("task", str, "transcribe", choices=TASKS),
+            Option("word_timestamps", bool, False),
+            Option("download_dir", str, None),
+            Option("offline", bool, False),
+            Option("voices_dir", str, None),
+            Option("tts_workers", int, 1, positive=True),
+            Option("max_chars", int, 1000, positive=True),
+        ),
+        summary="offline on this machine: faster-whisper speech-to-text, Piper voices",
+        default_models={STT: "base", TTS: "piper"},
+        extra="local",
+        role_extras={STT: ("local", ("faster_whisper",)), TTS: ("local-tts", ("piper",))},
+        check="bot.providers.local.factory:route_problems",
     ),
     "openai": ProviderType(
         name="openai",

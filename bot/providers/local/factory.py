@@ -1,0 +1,53 @@
+"""Builds a ``type: local`` instance's engines from its config section (no engine is imported)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bot.errors import ConfigError
+from bot.providers.local.piper import PiperTextToSpeech
+from bot.providers.local.settings import (
+    read_piper,
+    read_whisper,
+    voice_problem,
+    whisper_model_problem,
+)
+from bot.providers.local.whisper import WhisperSpeechToText
+from bot.providers.registry import STT, BuildContext, Built, ProviderConfig
+
+
+def build_engines(
+    name: str, raw: Mapping[str, Any]
+) -> tuple[WhisperSpeechToText, PiperTextToSpeech]:
+    """Both role objects of one local instance; the engines load on first use.
+
+    Raises:
+        ConfigError: a setting is out of range or names a directory that is not there.
+    """
+    where = f"providers.{name}"
+    whisper, problems = read_whisper(raw, where)
+    piper, more = read_piper(raw, where)
+    if problems or more:
+        raise ConfigError([*problems, *more])
+    return WhisperSpeechToText(name, whisper), PiperTextToSpeech(name, piper)
+
+
+def build(config: ProviderConfig, context: BuildContext) -> Built:
+    """The registry's factory: both roles (each engine is imported on first use, not here)."""
+    stt, tts = build_engines(config.name, config.settings)
+    return Built(stt=stt, tts=tts)
+
+
+def route_problems(
+    role: str, model: str, voice: str | None, settings: Mapping[str, Any]
+) -> list[str]:
+    """Problems of a route using a local instance, found when the config is read: a model
+    directory or a voice that is not there (the instance's own settings are checked when it is
+    built, at start)."""
+    if role == STT:
+        problem = whisper_model_problem(model)
+        return [] if problem is None else [f"stt.model: {problem}"]
+    piper, _ = read_piper(settings, "")
+    problem = voice_problem(voice or "", piper.voices_dir)
+    return [] if problem is None else [f"tts.voice: {problem}"]

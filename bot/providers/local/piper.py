@@ -1,0 +1,136 @@
+"""Local text-to-speech on Piper (GPL-3.0, its own extra): WAV per request, sentence by sentence."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import threading
+import wave
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bot.errors import ProviderBadRequest, ProviderJobFailed, ProviderNotConfigured
+from bot.models import SpeechAudio, TtsOptions
+from bot.providers.base import PollResult, Ticket, TtsCapabilities
+from bot.providers.local.settings import (
+    TTS_EXTRA,
+    PiperSettings,
+    engine_missing,
+    find_voices,
+    voice_problem,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+VOICE_FAILED = "The local voice could not be loaded; the bot's operator has been told."
+
+
+class PiperTextToSpeech:
+    """``type: local`` text-to-speech: Piper voices (ONNX) on this machine, off the event loop.
+
+    Synchronous from the worker's side: ``submit`` returns the WAV. Piper splits the text into
+    sentences and synthesizes them one after another; the service already cut long text into
+    parts of at most ``max_chars``.
+    """
+
+    def __init__(self, name: str, settings: PiperSettings) -> None:
+        self.name = name
+        self.settings = settings
+        self._executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="voicebot-piper")
+        self._voices: dict[Path, Any] = {}
+        self._load_lock = threading.Lock()
+
+    def capabilities(self, model: str) -> TtsCapabilities:
+        """Piper's limits and the voices found in ``voices_dir``.
+
+        Raises:
+            ProviderNotConfigured: the ``local-tts`` extra is not installed.
+        """
+        missing = engine_missing("piper", TTS_EXTRA)
+        if missing:
+            raise ProviderNotConfigured(f"providers.{self.name}: {missing}", provider=self.name)
+        return TtsCapabilities(
+            asynchronous=False,
+            max_chars=self.settings.max_chars,
+            voices=frozenset(find_voices(self.settings.voices_dir)),
+            rerun_when_lost=True,
+        )
+
+    def voice_path(self, voice: str) -> Path:
+        """The ``.onnx`` file of a voice name (in ``voices_dir``) or path.
+
+        Raises:
+            ProviderBadRequest: no such voice (the message lists the known ones).
+        """
+        problem = voice_problem(voice, self.settings.voices_dir)
+        if problem:
+            raise ProviderBadRequest(
+                f"providers.{self.name}: {problem}",
+                provider=self.name,
+                user_message=_unknown_voice(voice, self.settings.voices_dir),
+            )
+        found = find_voices(self.settings.voices_dir)
+        return found[voice] if voice in found else Path(voice).expanduser()
+
+    async def submit(self, text: str, options: TtsOptions) -> SpeechAudio:
+        """Synthesize ``text`` on a Piper thread; the answer is a mono 16-bit WAV."""
+        path = self.voice_path(options.voice)
+        loop = asyncio.get_running_loop()
+        wav = await loop.run_in_executor(
+            self._executor, self._synthesize, path, text, options.speed
+        )
+        return SpeechAudio(wav, "audio/wav")
+
+    async def poll(self, ticket: Ticket) -> PollResult:
+        """Never called: Piper answers ``submit`` directly."""
+        raise ProviderBadRequest("local text-to-speech has no tickets", provider=self.name)
+
+    def close(self) -> None:
+        """Stop the threads once the synthesis under way is done."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _synthesize(self, path: Path, text: str, speed: float) -> bytes:
+        from piper import SynthesisConfig
+
+        voice = self._voice(path)
+        config = SynthesisConfig(length_scale=voice.config.length_scale / max(speed, 0.1))
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(voice.config.sample_rate)
+            for chunk in voice.synthesize(text, syn_config=config):  # one chunk per sentence
+                out.writeframes(chunk.audio_int16_bytes)
+        return buf.getvalue()
+
+    def _voice(self, path: Path) -> Any:
+        with self._load_lock:
+            if path not in self._voices:
+                self._voices[path] = self._load(path)
+            return self._voices[path]
+
+    def _load(self, path: Path) -> Any:
+        from piper import PiperVoice  # the optional (GPL) extra: imported on first use
+
+        try:
+            voice = PiperVoice.load(path)
+        except Exception as exc:  # onnxruntime raises its own types for damaged models
+            _LOGGER.error("%s: cannot load Piper voice %s: %s", self.name, path, exc)
+            raise ProviderJobFailed(
+                f"cannot load Piper voice {path}: {exc}",
+                provider=self.name,
+                user_message=VOICE_FAILED,
+            ) from exc
+        _LOGGER.info(
+            "%s: Piper voice %s loaded (%d Hz)", self.name, path.stem, voice.config.sample_rate
+        )
+        return voice
+
+
+def _unknown_voice(voice: str, voices_dir: Path | None) -> str:
+    known = ", ".join(find_voices(voices_dir))
+    if known:
+        return f"There is no voice {voice!r} here. Voices: {known}."
+    return f"There is no voice {voice!r} here."
