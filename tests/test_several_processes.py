@@ -7,7 +7,9 @@ import asyncio
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.conftest import start_voicebot_run
@@ -56,6 +58,19 @@ async def _wait_line(log: Path, text: str, timeout: float) -> float:
     return loop.time() - start
 
 
+async def _health(log: Path) -> tuple[int, dict[str, Any]]:
+    """GET /healthz of the process writing ``log`` (its port is logged: the configs use 0)."""
+    await _wait_line(log, "health: serving http://127.0.0.1:", timeout=30)
+    text = await asyncio.to_thread(log.read_text)
+    line = next(x for x in text.splitlines() if "health: serving" in x)
+    port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{port}/healthz") as resp,
+    ):
+        return resp.status, await resp.json()
+
+
 async def test_several_processes_telegram_standby_takes_over_without_loss_or_repeat(
     tmp_path: Path, fakes: tuple[FakeTelegram, FakeNanoGpt], pg_url: str
 ) -> None:
@@ -70,6 +85,10 @@ async def test_several_processes_telegram_standby_takes_over_without_loss_or_rep
         polling = [i for i, log in enumerate(logs) if "polling as" in log.read_text()]
         assert len(polling) == 1, "exactly one process receives"
         leader, standby = polling[0], 1 - polling[0]
+        # A standby is healthy, and says it stands by (it delivers, another one receives).
+        states = [(await _health(log))[1]["adapters"]["telegram"]["state"] for log in logs]
+        assert states[leader] == "connected" and states[standby] == "standby"
+        assert (await _health(logs[standby]))[0] == 200
         _send(tg, tally, 3)
         await _wait_all_answered(tg, tally, timeout=30)
         nano.processing_time = lambda kind, model, info: 0.5
@@ -81,6 +100,8 @@ async def test_several_processes_telegram_standby_takes_over_without_loss_or_rep
         assert takeover <= 10.0
         _send(tg, tally, 3)
         await _wait_all_answered(tg, tally, timeout=40)
+        status, body = await _health(logs[standby])
+        assert status == 200 and body["adapters"]["telegram"]["state"] == "connected"
         procs[standby].send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(procs[standby].wait(), 15) == 0
     finally:
@@ -129,12 +150,19 @@ async def test_several_processes_discord_one_gateway_and_a_standby_takes_over(
         try:
             await _wait_line(logs[1], "standing by", timeout=30)
             assert len(dc.identify_payloads) == 1  # one gateway session for these shards
+            status, body = await _health(logs[1])
+            assert status == 200 and body["adapters"]["discord"]["state"] == "standby"
+            await asyncio.sleep(3.0)  # a standby stays one: not taken for a lost connection
+            assert "connection lost" not in logs[1].read_text()
+            assert logs[1].read_text().count("another process has these shards") == 1
             procs[0].kill()
             assert await asyncio.wait_for(procs[0].wait(), 10) == -signal.SIGKILL
             takeover = await _wait_line(logs[1], "taking over the gateway", timeout=15)
             print(f"discord standby took over the gateway after {takeover:.1f} s")
             assert takeover <= 10.0
             await _wait_line(logs[1], "discord: connected as", timeout=30)
+            status, body = await _health(logs[1])
+            assert status == 200 and body["adapters"]["discord"]["state"] == "connected"
             sent = await dc.send_voice_message(None, None, make_tone(1.0), 1.0)
             replies = await dc.wait_for(
                 lambda: [

@@ -106,10 +106,13 @@ class Poller:
         if free <= 0:
             return [], None
         platforms = list(self._worker.deliverers)
-        jobs = await self._store.claim(now, platforms, free, self._lease)
+        # Replies wait for their platform's connection (no delivery attempt is used up while it
+        # is down); submits and polls of its jobs go on meanwhile.
+        online = [p for p in platforms if p not in self._worker.offline]
+        jobs = await self._store.claim(now, platforms, free, self._lease, deliver_to=online)
         if len(jobs) >= free:
             return jobs, None
-        return jobs, await self._store.next_wakeup(platforms)
+        return jobs, await self._store.next_wakeup(platforms, deliver_to=online)
 
     def _start(self, job: Job, now: float) -> None:
         task = asyncio.create_task(self._worker.advance(job, now), name=f"job-{job.id}")
@@ -197,6 +200,11 @@ class Poller:
             jump,
             moved,
         )
+
+    @property
+    def running(self) -> bool:
+        """Whether the background loop is alive (for /healthz)."""
+        return self._loop is not None and not self._loop.done()
 
     def start(self) -> None:
         """Run :meth:`run_forever` (and the lease keeper) in background tasks until :meth:`stop`."""
