@@ -239,5 +239,6 @@ class Poller:
             _LOGGER.warning("poller: %d step(s) cancelled at shutdown", len(pending))
             await asyncio.gather(*pending, return_exceptions=True)
             cancelled = [job_id for job_id, task in tasks.items() if task in pending]
-            with contextlib.suppress(Exception):
-                await self._store.release(cancelled)
+            with contextlib.suppress(Exception):  # a database that is down must not hold us
+                async with asyncio.timeout(2.0):
+                    await self._store.release(cancelled)
