@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
 from tests.conftest import start_voicebot_run
@@ -182,3 +183,52 @@ async def test_several_processes_discord_one_gateway_and_a_standby_takes_over(
                     proc.kill()
                     await proc.wait()
         assert nano.submits["transcribe"] == 1
+
+
+async def test_several_processes_discord_holder_that_loses_its_shard_lock_reconnects(
+    tmp_path: Path, pg_url: str
+) -> None:
+    async with FakeDiscord() as dc, FakeNanoGpt() as nano, FakeCantonese() as canto:
+        config = discord_config(tmp_path, dc, nano, canto)
+        text = config.read_text().replace("storage:\n", f"storage:\n  url: {pg_url}\n", 1)
+        config.write_text(text)
+        log = tmp_path / "bot.log"
+        proc = await start_voicebot_run(config, log)
+        try:
+            await _wait_line(log, "discord: connected as", timeout=30)
+            # The server ends the lock's connection (a network cut, a failover): the lock is
+            # free for another process, so this one must stop receiving, then come back.
+            conn = await asyncpg.connect(pg_url)
+            try:
+                held = await conn.fetch(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                )
+                assert len(held) == 1
+                await conn.execute("SELECT pg_terminate_backend($1)", held[0]["pid"])
+            finally:
+                await conn.close()
+            await _wait_line(log, "lost the lock on these shards", timeout=20)
+            for _ in range(300):  # reconnected through the supervisor, not restarted
+                if log.read_text().count("discord adapter started") >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert len(dc.identify_payloads) == 2, log.read_text()
+            assert proc.returncode is None
+            status, body = await _health(log)
+            assert status == 200 and body["adapters"]["discord"]["state"] == "connected"
+            sent = await dc.send_voice_message(None, None, make_tone(1.0), 1.0)
+            await dc.wait_for(
+                lambda: [
+                    m
+                    for m in dc.bot_messages()
+                    if (m.get("message_reference") or {}).get("message_id") == sent["id"]
+                    and "…" not in m["content"]
+                ],
+                timeout=30,
+            )
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 15) == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
