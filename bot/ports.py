@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from bot.jobs.models import Activity, Admission, Blob, Job, JobState, NewJob
+from bot.jobs.models import Activity, Admission, Blob, Job, JobState, NewJob, NewPart, Part
 
 
 class SpeedStore(Protocol):
@@ -144,6 +144,62 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
 
     def leader(self, name: str) -> Leader:
         """The lock named ``name``, shared by every process on this database."""
+        ...
+
+    # -- parts of a long recording (changed only under the job's lease) -----------------------
+
+    async def store_parts(
+        self, job_id: str, parts: Sequence[NewPart], *, next_poll_at: float, now: float
+    ) -> bool:
+        """SUBMITTING → SUBMITTED for a long recording just split: its parts are stored (queued,
+        with their audio) and its whole input dropped in the same transaction."""
+        ...
+
+    async def parts(self, job_id: str) -> list[Part]:
+        """The parts of a job in recording order (empty when it was not split)."""
+        ...
+
+    async def load_part_input(self, job_id: str, index: int) -> Blob | None:
+        """A part's audio while kept (until the provider has it)."""
+        ...
+
+    async def begin_part(self, job_id: str, index: int, now: float) -> bool:
+        """Part QUEUED → SUBMITTING, recorded before its request leaves."""
+        ...
+
+    async def requeue_part(self, job_id: str, index: int, now: float) -> bool:
+        """Part SUBMITTING (provably not taken), or SUBMITTED with its audio kept (a free rerun
+        of a lost run) → QUEUED."""
+        ...
+
+    async def part_submitted(
+        self,
+        job_id: str,
+        index: int,
+        ticket: Mapping[str, Any],
+        *,
+        now: float,
+        cost: float | None = None,
+        keep_input: bool = False,
+    ) -> bool:
+        """Part SUBMITTING → SUBMITTED with its ticket (audio dropped unless ``keep_input``)."""
+        ...
+
+    async def complete_part(
+        self,
+        job_id: str,
+        index: int,
+        result: Mapping[str, Any],
+        *,
+        now: float,
+        cost: float | None = None,
+        currency: str | None = None,
+    ) -> bool:
+        """Part → COMPLETED with its transcript; the job's cost becomes its parts' sum."""
+        ...
+
+    async def fail_part(self, job_id: str, index: int, error: str, *, now: float) -> bool:
+        """Part (unfinished) → FAILED with the sentence the stitched transcript shows."""
         ...
 
     # -- claims (leases) ----------------------------------------------------------------------

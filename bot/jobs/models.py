@@ -76,6 +76,41 @@ class NewJob:
 
 
 @dataclass(frozen=True, slots=True)
+class NewPart:
+    """One piece of a long recording, cut at a silence, to store with its parent job."""
+
+    start: float
+    """Where the part begins in the recording (seconds)."""
+    duration: float
+    blob: Blob
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One row of ``job_parts``: a durable sub-job of a long recording's job. Its state moves
+    like a job's (queued, submitting, submitted, completed, failed), under the parent's lease."""
+
+    job_id: str
+    index: int
+    start: float
+    duration: float
+    state: JobState
+    ticket: Mapping[str, Any] | None = None
+    result: Mapping[str, Any] | None = None
+    error: str | None = None
+    cost: float | None = None
+    currency: str | None = None
+    attempts: int = 0
+    keep_input: bool = False
+    updated_at: float = 0.0
+
+    @property
+    def transcript(self) -> Transcript | None:
+        """The part's transcript once completed (timings relative to the part's start)."""
+        return Transcript.from_dict(self.result) if self.result is not None else None
+
+
+@dataclass(frozen=True, slots=True)
 class Admission:
     """Limits a new job must pass, checked in the transaction that creates it: the store reads
     the :class:`Activity` over this window and calls ``check``, which raises to refuse."""

@@ -41,6 +41,7 @@ from bot.storage.database import (
     marks,
     state_in,
 )
+from bot.storage.parts import PartsMixin
 from bot.storage.queries import UsageMixin
 
 _LOGGER = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def _same(job: Job, new: NewJob, now: float) -> bool:
     )
 
 
-class SqlJobStore(ClaimsMixin, UsageMixin):
+class SqlJobStore(ClaimsMixin, PartsMixin, UsageMixin):
     """The :class:`bot.ports.JobStore` of every SQL backend (they differ in :class:`Database`)."""
 
     def __init__(self, db: Database, owner: str | None = None) -> None:

@@ -212,3 +212,32 @@ MIGRATIONS += (
     END;
     """,
 )
+
+MIGRATIONS += (
+    # v10: long recordings. A recording longer or larger than its model accepts is split at
+    # silences into parts, each a durable sub-job of its parent (the ``jobs`` row, which alone
+    # counts for limits, usage and replies). A part keeps its audio until the provider has it;
+    # its own state, ticket, result and cost make a restart resume without paying a finished
+    # part again. ``audio_start``: where the part begins in the recording (seconds).
+    """
+    CREATE TABLE job_parts (
+        job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        audio_start REAL NOT NULL,
+        audio_seconds REAL NOT NULL,
+        state TEXT NOT NULL,
+        ticket TEXT,
+        result TEXT,
+        error TEXT,
+        cost REAL,
+        currency TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        keep_input INTEGER NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL,
+        data BLOB,
+        filename TEXT,
+        content_type TEXT,
+        PRIMARY KEY (job_id, idx)
+    );
+    """,
+)
