@@ -126,6 +126,7 @@ class Core:
             clock=clock,
             schedule=self.schedule,
             audio_pool=self.audio,
+            part_concurrency=config.jobs.part_concurrency,
         )
         self.poller = Poller(
             store,

@@ -416,6 +416,11 @@ def _minutes_fitting(max_bytes: int) -> float:
     return seconds / 60
 
 
+def too_long(limit_minutes: float) -> AudioTooLong:
+    """The error for audio over ``limit_minutes``, saying the limit."""
+    return _too_long(limit_minutes)
+
+
 def _too_long(limit_minutes: float) -> AudioTooLong:
     shown = f"{limit_minutes:.0f}" if limit_minutes >= 10 else f"{limit_minutes:.1f}".rstrip("0")
     shown = shown.rstrip(".")

@@ -78,6 +78,7 @@ class JobsConfig:
     deadline_seconds: float = 1800.0
     concurrency: int = 32
     max_poll_interval: float = 30.0
+    part_concurrency: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -593,8 +594,9 @@ def parse_config(
         deadline_seconds=j.get("deadline_seconds", float, 1800.0) or 1800.0,
         concurrency=j.get("concurrency", int, 32) or 32,
         max_poll_interval=j.get("max_poll_interval", float, 30.0) or 30.0,
+        part_concurrency=j.get("part_concurrency", int, 2) or 2,
     )
-    for key in ("deadline_seconds", "concurrency", "max_poll_interval"):
+    for key in ("deadline_seconds", "concurrency", "max_poll_interval", "part_concurrency"):
         _positive(j, key, getattr(jobs, key))
     j.finish()
     telegram, discord = _read_telegram(root), _read_discord(root)

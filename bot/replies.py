@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bot import render
 from bot.jobs.models import Job, JobKind, JobState
-from bot.status import progress_percent, user_state
+from bot.status import part_progress, progress_percent, user_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,8 @@ def progress_text(job: Job) -> str:
     elif state in ("transcribing", "synthesizing"):
         percent = progress_percent(job)
         shown = f" {percent} %" if percent is not None else ""
+        part = part_progress(job)
+        shown = f" {part}," if part else shown
         line = f"{icon} {verb}…{shown} job {job.id}"
     elif state == "done":
         line = f"✅ Done: job {job.id}"
@@ -75,6 +77,30 @@ def progress_text(job: Job) -> str:
     if job.queue_position is not None and not job.state.terminal:
         line += f" (queue position {job.queue_position})"
     return line
+
+
+def _clock_time(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def missing_part_text(
+    index: int, total: int, start: float, duration: float, error: str | None
+) -> str:
+    """The marked gap a stitched transcript shows where a part could not be transcribed."""
+    span = f"{_clock_time(start)}–{_clock_time(start + duration)}"
+    return f"[part {index + 1} of {total} ({span}) is missing: {error or 'it failed'}]"
+
+
+INTERRUPTED_PART = (
+    "a restart interrupted it while it was being sent, so it may have been charged and was "
+    "not sent again"
+)
+SPLIT_SPEAKERS_NOTE = (
+    "Note: this recording was transcribed in {parts} parts; speaker numbers restart in each "
+    "part, so one person may appear under several numbers."
+)
 
 
 def failure_text(job: Job) -> str:
@@ -105,6 +131,9 @@ def transcript_reply(
     transcript = job.transcript
     diarize = bool(job.options.get("diarize"))
     text = render.render_transcript(transcript, diarize=diarize).strip()
+    split = int((job.ticket or {}).get("split", 0))
+    if text and diarize and transcript.diarized and split > 1:
+        text = SPLIT_SPEAKERS_NOTE.format(parts=split) + "\n\n" + text
     if not text:
         return TranscriptReply((escape("🔇 No speech detected in this audio."),))
     parts = fit_chunks(text, limit, escape=escape, utf16=utf16)

@@ -45,6 +45,15 @@ def progress_percent(job: Job) -> int | None:
     return max(0, min(99, int(job.progress * 100)))
 
 
+def part_progress(job: Job) -> str | None:
+    """ "part 3 of 7" while a long recording's parts run (None for a job that was not split)."""
+    total = int((job.ticket or {}).get("split", 0))
+    if total < 2 or job.state is not JobState.SUBMITTED:
+        return None
+    done = round((job.progress or 0.0) * total)
+    return f"part {min(total, done + 1)} of {total}"
+
+
 def progress_eta(job: Job, now: float) -> float | None:
     """When a running job should finish, extrapolated from its reported progress."""
     if job.progress is None or job.progress < 0.05 or job.submitted_at is None:
@@ -64,7 +73,10 @@ def render_job(job: Job, now: float, *, eta: float | None = None) -> str:
     if job.queue_position is not None and not job.state.terminal:
         lines.append(f"queue position: {job.queue_position}")
     percent = progress_percent(job)
-    if percent is not None:
+    part = part_progress(job)
+    if part is not None:
+        lines.append(f"progress: {part}")
+    elif percent is not None:
         lines.append(f"progress: {percent} %")
         eta = progress_eta(job, now) or eta
     if eta is not None and not job.state.terminal:
@@ -93,7 +105,10 @@ def render_job_list(jobs: Sequence[Job], now: float) -> str:
         if job.queue_position is not None and not job.state.terminal:
             line += f", queue #{job.queue_position}"
         percent = progress_percent(job)
-        if percent is not None:
+        part = part_progress(job)
+        if part is not None:
+            line += f", {part}"
+        elif percent is not None:
             line += f", {percent} %"
         lines.append(line)
     lines.append("Use /status <id> for details.")

@@ -19,6 +19,7 @@ from bot.errors import (
 )
 from bot.jobs.models import REPLY_STATES, Blob, Job, JobKind, JobState
 from bot.jobs.schedule import BackoffSchedule, PollSchedule
+from bot.jobs.split import SplitRunner, is_split
 from bot.models import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions, VoiceClip
 from bot.ports import JobStore
 from bot.providers.base import (
@@ -78,9 +79,18 @@ class JobWorker:
         clock: Callable[[], float],
         schedule: PollSchedule | None = None,
         audio_pool: audio.AudioPool | None = None,
+        part_concurrency: int = 2,
     ) -> None:
         self.store = store
         self._audio = audio_pool or audio.AudioPool()
+        self._split = SplitRunner(
+            store,
+            stt,
+            clock=clock,
+            audio_pool=self._audio,
+            notify=self._notify,
+            concurrency=part_concurrency,
+        )
         self._stt = stt
         self._tts = tts
         self._clock = clock
@@ -128,7 +138,10 @@ class JobWorker:
         return self._capabilities(job).min_poll_interval
 
     def _reruns_free(self, job: Job) -> bool:
-        """Whether ``job``'s provider declares that running it again costs nothing."""
+        """Whether ``job``'s provider declares that running it again costs nothing (splitting a
+        long recording pays nothing: its parts are paid, and settled, one by one)."""
+        if is_split(job):
+            return True
         try:
             return self._capabilities(job).rerun_when_lost
         except (KeyError, ProviderError):  # provider gone from the config: treat as paid
@@ -150,6 +163,9 @@ class JobWorker:
         """QUEUED → SUBMITTING → SUBMITTED / COMPLETED / FAILED (or back to QUEUED if unsent)."""
         if now >= job.deadline_at:
             await self.store.fail(job.id, _deadline_message(job), now=now, error_code="deadline")
+            return
+        if is_split(job):
+            await self._split.split(job, now)
             return
         if not await self.store.begin_submit(job.id, now):
             return  # someone else moved it; the guard keeps us honest
@@ -270,6 +286,9 @@ class JobWorker:
             await self.store.fail(
                 job.id, _deadline_message(job), now=now, error_code="deadline", polled=False
             )
+            return
+        if is_split(job):
+            await self._split.step(job, now)
             return
         provider: SpeechToText | TextToSpeech = (
             self._stt[job.provider] if job.kind is JobKind.STT else self._tts[job.provider]

@@ -79,7 +79,7 @@ class PartsMixin:
             "lease_owner = NULL, lease_until = NULL "
             f"WHERE id = ? AND {state_in([JobState.SUBMITTING])} AND {MINE}"
         )
-        ticket = dumps({"parts": len(parts)})
+        ticket = dumps({"split": len(parts)})
         wake = self.db.notify()
 
         async def body(tx: Executor) -> bool:
