@@ -21,7 +21,7 @@ from bot.jobs.schedule import PredictiveSchedule
 from bot.jobs.worker import JobWorker
 from bot.models import VoiceClip
 from bot.ports import JobStore
-from bot.providers.registry import build_providers
+from bot.providers.registry import build_providers, build_text_generator
 from bot.service import VoiceService
 from bot.storage import open_store
 
@@ -117,6 +117,7 @@ class Core:
         self.store = store
         self.clock = clock
         self.stt, self.tts = build_providers(config.providers, session)
+        self.llm = build_text_generator(config.providers, config.llm.provider, session)
         self.schedule = PredictiveSchedule(store, clock, cap=config.jobs.max_poll_interval)
         self.audio = AudioPool()
         self.worker = JobWorker(

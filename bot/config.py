@@ -14,6 +14,7 @@ import yaml
 from bot.errors import ConfigError
 from bot.providers.registry import (
     DEFAULT_PROVIDER,
+    LLM_TYPES,
     ROLE_NAMES,
     STT,
     TTS,
@@ -79,6 +80,17 @@ class JobsConfig:
     concurrency: int = 32
     max_poll_interval: float = 30.0
     part_concurrency: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class LlmConfig:
+    """The chat model for summaries and translations; no provider means none are offered."""
+
+    provider: str | None = None
+    model: str = ""
+    max_input_tokens: int = 8000
+    """The model's context for one request's input: longer transcripts are summarized in
+    pieces first (map), then the pieces' summaries together (reduce)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +160,7 @@ class Config:
     log_level: str = "INFO"
     limits: LimitsConfig = LimitsConfig()
     access: AccessConfig = AccessConfig()
+    llm: LlmConfig = LlmConfig()
 
 
 def expand_env(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
@@ -601,13 +614,34 @@ def parse_config(
     j.finish()
     telegram, discord = _read_telegram(root), _read_discord(root)
     limits, access = _read_limits(root), _read_access(root)
+    llm = _read_llm(root, providers)
     log = root.section("logging")
     level = _read_choice(log, "level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
     log.finish()
     root.finish()
     if problems:
         raise ConfigError(sorted(dict.fromkeys(problems)))
-    return Config(storage, providers, stt, tts, jobs, telegram, discord, level, limits, access)
+    return Config(storage, providers, stt, tts, jobs, telegram, discord, level, limits, access, llm)
+
+
+def _read_llm(root: _Section, providers: Mapping[str, ProviderConfig]) -> LlmConfig:
+    """The optional ``llm:`` route: an instance of a chat-capable type, a model, its context."""
+    s = root.section("llm")
+    name = s.get("provider", str, None)
+    model = s.get("model", str, "", required=name is not None) or ""
+    tokens = s.get("max_input_tokens", int, 8000) or 8000
+    _positive(s, "max_input_tokens", tokens)
+    s.finish()
+    if name is None:
+        return LlmConfig()
+    pc = providers.get(name)
+    if pc is None:
+        known = ", ".join(sorted(providers))
+        s.problems.append(f"llm.provider: unknown provider {name!r} (configured: {known})")
+    elif pc.type not in LLM_TYPES:
+        kinds = " or ".join(LLM_TYPES)
+        s.problems.append(f"llm.provider: {name!r} is type {pc.type}; chat needs type {kinds}")
+    return LlmConfig(provider=name, model=model, max_input_tokens=tokens)
 
 
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
