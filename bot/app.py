@@ -128,6 +128,8 @@ class Core:
             schedule=self.schedule,
             audio_pool=self.audio,
             part_concurrency=config.jobs.part_concurrency,
+            llm=self.llm,
+            max_input_tokens=config.llm.max_input_tokens,
         )
         self.poller = Poller(
             store,

@@ -107,7 +107,8 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
         output_blob: Blob | None = None,
         admit: Admission | None = None,
     ) -> Job:
-        """Insert a job (QUEUED with its input, or already COMPLETED for a reused result).
+        """Insert a job (QUEUED with its input, or already COMPLETED for a reused result); with
+        ``new.unique_key`` held by a live job, that job instead (nothing is inserted).
 
         Raises:
             Exception: whatever ``admit.check`` raises (e.g. LimitExceeded): nothing is stored.
@@ -132,6 +133,10 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
 
     async def find_reusable(self, dedup_key: str) -> Job | None:
         """The newest completed job with this dedup key (its result can be reused for free)."""
+        ...
+
+    async def find_unique(self, unique_key: str) -> Job | None:
+        """The live (not failed or cancelled) job holding ``unique_key``, if any."""
         ...
 
     async def find_by_source(self, platform: str, chat_id: str, source: str) -> Job | None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bot import render
 from bot.jobs.models import Job, JobKind, JobState
-from bot.status import part_progress, progress_percent, user_state
+from bot.status import kind_name, part_progress, progress_percent, user_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,16 +55,21 @@ def fit_chunks(
     return [c for c in out if c]
 
 
+_DOING = {
+    "transcription": ("🎙", "Transcribing"),
+    "speech": ("🔊", "Synthesizing"),
+    "summary": ("📝", "Summarizing"),
+    "translation": ("🌐", "Translating"),
+}
+
+
 def progress_text(job: Job) -> str:
     """One line for the placeholder message while a job runs (plain text)."""
     state = user_state(job)
-    if job.kind is JobKind.STT:
-        icon, verb = "🎙", "Transcribing"
-    else:
-        icon, verb = "🔊", "Synthesizing"
+    icon, verb = _DOING[kind_name(job)]
     if state == "queued":
         line = f"{icon} Queued… job {job.id}"
-    elif state in ("transcribing", "synthesizing"):
+    elif state in ("transcribing", "synthesizing", "writing"):
         percent = progress_percent(job)
         shown = f" {percent} %" if percent is not None else ""
         part = part_progress(job)
@@ -103,9 +108,35 @@ SPLIT_SPEAKERS_NOTE = (
 )
 
 
+TEXT_UNAVAILABLE = "Summaries and translations are not set up on this bot."
+NO_TRANSCRIPT = "There is no finished transcript {job} in this chat."
+SUMMARIZE_BUTTON = "📝 Summarize"
+TRANSLATE_BUTTON = "🌐 Translate"
+_LANGUAGES = {
+    "en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian",
+    "pt": "Portuguese", "nl": "Dutch", "pl": "Polish", "ru": "Russian", "uk": "Ukrainian",
+    "tr": "Turkish", "ar": "Arabic", "he": "Hebrew", "fa": "Persian", "hi": "Hindi",
+    "ja": "Japanese", "ko": "Korean", "zh": "Chinese", "yue": "Cantonese", "id": "Indonesian",
+    "vi": "Vietnamese", "th": "Thai", "sv": "Swedish", "da": "Danish", "no": "Norwegian",
+    "fi": "Finnish", "cs": "Czech", "el": "Greek", "ro": "Romanian", "hu": "Hungarian",
+}  # fmt: skip
+
+
+def language_name(code: str | None) -> str:
+    """The name a chat model understands for a platform language code (``en-US``, ``pt-br``,
+    ``de``) or a name given as is; English when unknown."""
+    if not code:
+        return "English"
+    base = code.strip().lower().replace("_", "-").split("-")[0]
+    if base in _LANGUAGES:
+        return _LANGUAGES[base]
+    named = code.strip()
+    return named.capitalize() if named.isalpha() and len(named) > 3 else "English"
+
+
 def failure_text(job: Job) -> str:
     """The final message of a failed job (plain text)."""
-    what = "Transcription" if job.kind is JobKind.STT else "Speech"
+    what = kind_name(job).capitalize()
     return f"❌ {what} failed (job {job.id}): {job.error or 'unknown error'}"
 
 
@@ -139,10 +170,11 @@ def transcript_reply(
     parts = fit_chunks(text, limit, escape=escape, utf16=utf16)
     if len(parts) <= max_messages:
         return TranscriptReply(tuple(parts))
-    files = [FileReply(f"transcript-{job.id}.txt", text.encode() + b"\n", "text/plain")]
+    name = "transcript" if job.kind is JobKind.STT else kind_name(job)
+    files = [FileReply(f"{name}-{job.id}.txt", text.encode() + b"\n", "text/plain")]
     srt = render.to_srt(transcript, diarize=diarize)
     if srt:
         files.append(FileReply(f"transcript-{job.id}.srt", srt.encode(), "application/x-subrip"))
     words = len(text.split())
-    note = f"📄 The transcript is long ({words:,} words), so it is attached as a file."
+    note = f"📄 The {name} is long ({words:,} words), so it is attached as a file."
     return TranscriptReply((escape(note),), tuple(files))

@@ -15,11 +15,13 @@ from bot.audio import AudioInfo
 from bot.config import Config
 from bot.errors import InputError, ProviderError, ProviderNotConfigured
 from bot.jobs.models import Blob, Job, JobKind, JobState, NewJob
+from bot.jobs.text import ACTIONS
 from bot.limits import AccessDenied, Guard, day_start
 from bot.models import Origin
 from bot.ports import JobStore
 from bot.providers.base import SpeechToText, SttCapabilities, TextToSpeech, TtsCapabilities
 from bot.providers.registry import STT, TTS, TYPES
+from bot.replies import NO_TRANSCRIPT, TEXT_UNAVAILABLE, language_name
 from bot.settings import ChatSettings, apply_setting, describe_settings
 from bot.status import render_job, render_job_list
 
@@ -303,6 +305,54 @@ class VoiceService:
             ),
             now=now,
             admit=self.guard.admission(origin, chars=len(text)),
+        )
+        self._wake()
+        return job
+
+    def offers_text(self) -> bool:
+        """Whether summaries and translations are offered (an ``llm:`` route that can run)."""
+        name = self.config.llm.provider
+        pc = self.config.providers.get(name) if name else None
+        return pc is not None and pc.missing() is None
+
+    async def text_job(
+        self, origin: Origin, source_id: str, action: str, language: str | None = None
+    ) -> Job:
+        """A summary or translation of a finished transcript of this chat, as a durable job.
+        Asked again (a second press, another user, a replayed update) while one is live or done,
+        that job is returned instead: the same transcript + action + language is paid once.
+
+        Raises:
+            InputError: no chat model configured, unknown action, or no such transcript here.
+        """
+        if not self.guard.allowed(origin):
+            raise AccessDenied()
+        if not self.offers_text() or action not in ACTIONS:
+            raise InputError(TEXT_UNAVAILABLE)
+        source = await self.job(origin.platform, origin.chat_id, source_id)
+        if source is None or source.kind is not JobKind.STT or source.transcript is None:
+            raise InputError(NO_TRANSCRIPT.format(job=source_id))
+        lang = language_name(language)
+        llm = self.config.llm
+        raw = f"{source.id}|{action}|{lang}|{llm.provider}|{llm.model}"
+        key = hashlib.sha256(raw.encode()).hexdigest()
+        existing = await self.store.find_unique(key)
+        if existing is not None:
+            return existing
+        await self.guard.check_start(origin)
+        now = self._clock()
+        job = await self.store.create(
+            NewJob(
+                kind=JobKind.TEXT,
+                origin=origin,
+                provider=str(llm.provider),
+                model=llm.model,
+                options={"action": action, "language": lang, "source": source.id},
+                deadline_at=now + self.config.jobs.deadline_seconds,
+                unique_key=key,
+            ),
+            now=now,
+            admit=self.guard.admission(origin),
         )
         self._wake()
         return job

@@ -12,10 +12,20 @@ def user_state(job: Job) -> str:
     if job.state in (JobState.QUEUED, JobState.SUBMITTING):
         return "queued"
     if job.state is JobState.SUBMITTED:
-        return "transcribing" if job.kind is JobKind.STT else "synthesizing"
+        return _RUNNING[job.kind]
     if job.state is JobState.COMPLETED:
         return "done"
     return "failed"
+
+
+_RUNNING = {JobKind.STT: "transcribing", JobKind.TTS: "synthesizing", JobKind.TEXT: "writing"}
+
+
+def kind_name(job: Job) -> str:
+    """What a job makes, in a word: transcription, speech, summary, translation."""
+    if job.kind is JobKind.TEXT:
+        return "summary" if job.options.get("action") == "summary" else "translation"
+    return "transcription" if job.kind is JobKind.STT else "speech"
 
 
 def format_age(seconds: float) -> str:
@@ -64,8 +74,7 @@ def progress_eta(job: Job, now: float) -> float | None:
 
 def render_job(job: Job, now: float, *, eta: float | None = None) -> str:
     """Several lines describing one job."""
-    kind = "transcription" if job.kind is JobKind.STT else "speech"
-    lines = [f"Job {job.id} ({kind}): {user_state(job)}"]
+    lines = [f"Job {job.id} ({kind_name(job)}): {user_state(job)}"]
     lines.append(f"age: {format_age(now - job.created_at)}")
     lines.append(f"provider: {job.provider} / {job.model}")
     if job.input_duration:
@@ -100,7 +109,7 @@ def render_job_list(jobs: Sequence[Job], now: float) -> str:
         return "No jobs in this chat yet. Send a voice message or use /speak."
     lines = ["Recent jobs:"]
     for job in jobs:
-        kind = "STT" if job.kind is JobKind.STT else "TTS"
+        kind = job.kind.value.upper()
         line = f"{job.id} {kind} {user_state(job)}, {format_age(now - job.created_at)} ago"
         if job.queue_position is not None and not job.state.terminal:
             line += f", queue #{job.queue_position}"

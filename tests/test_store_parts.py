@@ -121,3 +121,17 @@ async def test_store_parts_deleted_with_their_job(opener: Opener) -> None:
     await store.fail(job_id, "stopped", now=30.0)
     assert await store.forget("telegram", "42", "7") == 1
     assert await store.parts(job_id) == []
+
+
+async def test_store_unique_key_one_live_job_and_a_failed_one_gives_it_up(opener: Opener) -> None:
+    store, other = await opener(), await opener()
+    new = NewJob(JobKind.TEXT, ORIGIN, "brain", "m", {"action": "summary"}, 1e9, unique_key="k1")
+    first = await store.create(new, now=1.0)
+    again = await other.create(new, now=2.0)  # another process, the same button pressed
+    assert again.id == first.id
+    assert (await other.find_unique("k1")) == first
+    assert await store.fail(first.id, "refused", now=3.0)
+    assert await store.find_unique("k1") is None
+    retry = await other.create(new, now=4.0)
+    assert retry.id != first.id and retry.state is JobState.QUEUED
+    assert (await store.get(first.id)) is not None  # the failed one is kept, without the key

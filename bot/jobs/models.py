@@ -18,6 +18,8 @@ class JobKind(StrEnum):
     """Speech to text: audio in, transcript out."""
     TTS = "tts"
     """Text to speech: text in, a voice clip out."""
+    TEXT = "text"
+    """A chat model's text from a finished transcript: a summary or a translation."""
 
 
 class JobState(StrEnum):
@@ -73,6 +75,8 @@ class NewJob:
     deadline_at: float
     input_duration: float | None = None
     dedup_key: str | None = None
+    unique_key: str | None = None
+    """At most one live job per key (see :meth:`bot.ports.JobStore.create`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,11 +177,13 @@ class Job:
     extra: Mapping[str, Any] = field(default_factory=dict)
     lease_owner: str | None = None
     lease_until: float | None = None
+    unique_key: str | None = None
 
     @property
     def transcript(self) -> Transcript | None:
-        """The transcript of a completed speech-to-text job."""
-        if self.kind is JobKind.STT and self.result is not None:
+        """The transcript of a completed speech-to-text job (the text of a summary or
+        translation, which is delivered the same way)."""
+        if self.kind in (JobKind.STT, JobKind.TEXT) and self.result is not None:
             return Transcript.from_dict(self.result)
         return None
 

@@ -20,6 +20,7 @@ from bot.errors import (
 from bot.jobs.models import REPLY_STATES, Blob, Job, JobKind, JobState
 from bot.jobs.schedule import BackoffSchedule, PollSchedule
 from bot.jobs.split import SplitRunner, is_split
+from bot.jobs.text import TextRunner
 from bot.models import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions, VoiceClip
 from bot.ports import JobStore
 from bot.providers.base import (
@@ -31,6 +32,7 @@ from bot.providers.base import (
     Ticket,
     TtsCapabilities,
 )
+from bot.providers.chat import TextGenerator
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -80,6 +82,8 @@ class JobWorker:
         schedule: PollSchedule | None = None,
         audio_pool: audio.AudioPool | None = None,
         part_concurrency: int = 2,
+        llm: TextGenerator | None = None,
+        max_input_tokens: int = 8000,
     ) -> None:
         self.store = store
         self._audio = audio_pool or audio.AudioPool()
@@ -90,6 +94,9 @@ class JobWorker:
             audio_pool=self._audio,
             notify=self._notify,
             concurrency=part_concurrency,
+        )
+        self._text = TextRunner(
+            store, llm, clock=clock, max_input_tokens=max_input_tokens, concurrency=part_concurrency
         )
         self._stt = stt
         self._tts = tts
@@ -142,6 +149,8 @@ class JobWorker:
         long recording pays nothing: its parts are paid, and settled, one by one)."""
         if is_split(job):
             return True
+        if job.kind is JobKind.TEXT:  # a chat request may have been charged
+            return False
         try:
             return self._capabilities(job).rerun_when_lost
         except (KeyError, ProviderError):  # provider gone from the config: treat as paid
@@ -166,6 +175,9 @@ class JobWorker:
             return
         if is_split(job):
             await self._split.split(job, now)
+            return
+        if job.kind is JobKind.TEXT:
+            await self._text.submit(job, now)
             return
         if not await self.store.begin_submit(job.id, now):
             return  # someone else moved it; the guard keeps us honest
@@ -289,6 +301,9 @@ class JobWorker:
             return
         if is_split(job):
             await self._split.step(job, now)
+            return
+        if job.kind is JobKind.TEXT:
+            await self._text.step(job, now)
             return
         provider: SpeechToText | TextToSpeech = (
             self._stt[job.provider] if job.kind is JobKind.STT else self._tts[job.provider]

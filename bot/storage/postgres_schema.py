@@ -189,3 +189,11 @@ MIGRATIONS += (
     );
     """,
 )
+
+MIGRATIONS += (
+    # v5: summaries and translations (SQLite v11): at most one live job per ``unique_key``.
+    """
+    ALTER TABLE jobs ADD COLUMN unique_key TEXT;
+    CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key) WHERE unique_key IS NOT NULL;
+    """,
+)

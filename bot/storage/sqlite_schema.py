@@ -241,3 +241,14 @@ MIGRATIONS += (
     );
     """,
 )
+
+MIGRATIONS += (
+    # v11: summaries and translations. ``unique_key`` names what a job produces (transcript +
+    # action + language + model): at most one live job per key, so a button pressed twice (or
+    # by two people, or replayed after a crash) never pays twice. A failed or cancelled job gives
+    # its key up when the same thing is asked again.
+    """
+    ALTER TABLE jobs ADD COLUMN unique_key TEXT;
+    CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key) WHERE unique_key IS NOT NULL;
+    """,
+)
