@@ -8,12 +8,13 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from bot import audio
+from bot import audio, replies
 from bot.errors import (
     AudioError,
     DeliveryError,
     ProviderError,
     ProviderUnavailable,
+    ProviderUnreachable,
     RateLimited,
     UnknownJob,
 )
@@ -21,6 +22,7 @@ from bot.jobs.models import REPLY_STATES, Blob, Job, JobKind, JobState
 from bot.jobs.schedule import BackoffSchedule, PollSchedule
 from bot.jobs.split import SplitRunner, is_split
 from bot.jobs.text import TextRunner
+from bot.metrics import Metrics
 from bot.models import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions, VoiceClip
 from bot.ports import JobStore
 from bot.providers.base import (
@@ -84,8 +86,10 @@ class JobWorker:
         part_concurrency: int = 2,
         llm: TextGenerator | None = None,
         max_input_tokens: int = 8000,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
         self._audio = audio_pool or audio.AudioPool()
         self._split = SplitRunner(
             store,
@@ -103,10 +107,19 @@ class JobWorker:
         self._clock = clock
         self.schedule: PollSchedule = schedule or BackoffSchedule()
         self.deliverers: dict[str, Deliverer] = {}
+        self.offline: set[str] = set()
 
     def register(self, platform: str, deliverer: Deliverer) -> None:
         """Route finished jobs of ``platform`` to ``deliverer``."""
         self.deliverers[platform] = deliverer
+
+    def set_online(self, platform: str, online: bool) -> None:
+        """While a platform's connection is down its jobs are still sent and polled, but their
+        replies wait (the poller skips them) instead of using up delivery attempts."""
+        if online:
+            self.offline.discard(platform)
+        else:
+            self.offline.add(platform)
 
     async def recover(self, now: float) -> list[str]:
         """Settle the jobs of the registered platforms that a crashed process left ambiguous
@@ -156,11 +169,15 @@ class JobWorker:
         except (KeyError, ProviderError):  # provider gone from the config: treat as paid
             return False
 
-    async def _notify(self, job_id: str) -> None:
+    async def _notify(self, job_id: str, retry: Mapping[str, object] | None = None) -> None:
         job = await self.store.get(job_id)
         deliverer = self.deliverers.get(job.origin.platform) if job else None
-        if job is None or deliverer is None:
+        if job is None or deliverer is None or job.origin.platform in self.offline:
             return
+        if retry is not None and not job.state.terminal:
+            # Shown, not stored: the next attempt's outcome replaces it.
+            note = replies.retrying_text(str(retry["user_message"]))
+            job = dataclasses.replace(job, error=note, extra={**job.extra, "retry": dict(retry)})
         try:
             await deliverer.progress(job)
         except Exception as exc:  # progress is cosmetic: never let it break the job
@@ -182,10 +199,11 @@ class JobWorker:
         if not await self.store.begin_submit(job.id, now):
             return  # someone else moved it; the guard keeps us honest
         try:
-            if job.kind is JobKind.STT:
-                answer: Transcript | Ticket | VoiceClip = await self._submit_stt(job)
-            else:
-                answer = await self._submit_tts(job)
+            with self.metrics.provider_call(job, "submit"):
+                if job.kind is JobKind.STT:
+                    answer: Transcript | Ticket | VoiceClip = await self._submit_stt(job)
+                else:
+                    answer = await self._submit_tts(job)
         except ProviderError as exc:
             await self._submit_failed(job, exc)
             return
@@ -280,12 +298,13 @@ class JobWorker:
 
     async def _submit_failed(self, job: Job, exc: ProviderError) -> None:
         now = self._clock()
-        if _retry_submit(exc) and now < job.deadline_at:
-            delay = self.schedule.next_poll(job, 0.0, exc.retry_after)
+        delay = self.schedule.next_poll(job, 0.0, exc.retry_after)
+        if _retry_submit(exc) and now + delay < job.deadline_at:
             _LOGGER.info(
                 "job %s: provider did not take it (%s); retry in %.1fs", job.id, exc, delay
             )
-            await self.store.requeue(job.id, now + delay, now)
+            if await self.store.requeue(job.id, now + delay, now):
+                await self._notify(job.id, _retry_note(exc, job.attempts + 1, delay, sent=False))
             return
         _log_provider_failure(job, exc)
         await self.store.fail(job.id, exc.user_message, now=now, error_code=type(exc).__name__)
@@ -310,10 +329,11 @@ class JobWorker:
         )
         ticket = Ticket(provider=job.provider, data=job.ticket or {})
         try:
-            if isinstance(ticket.data.get("parts"), list):
-                result = await _poll_parts(provider, ticket)
-            else:
-                result = await provider.poll(ticket)
+            with self.metrics.provider_call(job, "poll"):
+                if isinstance(ticket.data.get("parts"), list):
+                    result = await _poll_parts(provider, ticket)
+                else:
+                    result = await provider.poll(ticket)
         except ProviderError as exc:
             await self._poll_failed(job, exc)
             return
@@ -332,9 +352,12 @@ class JobWorker:
         if exc.retryable:
             delay = self.schedule.next_poll(job, self._min_interval(job), exc.retry_after)
             _LOGGER.info("job %s: poll failed (%s); next poll in %.1fs", job.id, exc, delay)
-            await self.store.reschedule(
+            moved = await self.store.reschedule(
                 job.id, next_poll_at=now + delay, now=now, queue_position=job.queue_position
             )
+            if moved and isinstance(exc, ProviderUnreachable):
+                note = _retry_note(exc, job.poll_count + 1, delay, sent=True)
+                await self._notify(job.id, note)
             return
         _log_provider_failure(job, exc)
         await self.store.fail(
@@ -345,6 +368,7 @@ class JobWorker:
         now = self._clock()
         if result.status is PollStatus.COMPLETED:
             await self.schedule.observe(job, now)
+            self.metrics.job_completed(job)
             if result.transcript is not None:
                 t = result.transcript
                 await self.store.complete(
@@ -419,6 +443,7 @@ class JobWorker:
         self, job: Job, exc: Exception, permanent: bool, retry_after: float | None
     ) -> None:
         now = self._clock()
+        self.metrics.delivery_failed(job.origin.platform, permanent=permanent)
         if permanent or job.delivery_attempts + 1 >= MAX_DELIVERY_ATTEMPTS:
             _LOGGER.warning("job %s: giving up delivery: %s", job.id, exc)
             await self.store.mark_undeliverable(job.id, str(exc)[:500], now)
@@ -459,13 +484,28 @@ async def _poll_parts(provider: SpeechToText | TextToSpeech, ticket: Ticket) -> 
 
 
 def _deadline_message(job: Job) -> str:
-    minutes = max(1, round((job.deadline_at - job.created_at) / 60))
-    unit = "minute" if minutes == 1 else "minutes"
-    return f"The speech service did not finish within {minutes} {unit}, so the job was stopped."
+    return replies.deadline_text(job.deadline_at - job.created_at)
 
 
 def _stuck_message(job: Job) -> str:
-    return "The speech service has been processing this for too long; the job was stopped."
+    return replies.STUCK
+
+
+def _retry_note(exc: ProviderError, attempt: int, delay: float, *, sent: bool) -> dict[str, object]:
+    """What a deliverer is told when a provider call will be retried (see ``_notify``)."""
+    short = (
+        f"{exc.provider}: {exc.host}: {exc.reason}"
+        if isinstance(exc, ProviderUnreachable)
+        else str(exc)
+    )
+    return {
+        "attempt": attempt,
+        "retry_in": delay,
+        "detail": str(exc),
+        "short": short,
+        "user_message": exc.user_message,
+        "sent": sent,
+    }
 
 
 def _log_provider_failure(job: Job, exc: ProviderError) -> None:
