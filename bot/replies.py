@@ -178,6 +178,16 @@ _LANGUAGES = {
 }  # fmt: skip
 
 
+def text_job_toast(job: Job, *, fresh: bool) -> str:
+    """The short answer to a Summarize/Translate press."""
+    what = kind_name(job)
+    if fresh:
+        return f"Working on the {what} (job {job.id})."
+    if job.state.terminal:
+        return f"The {what} was already made: job {job.id}, above."
+    return f"The {what} is already on its way: job {job.id}."
+
+
 def language_name(code: str | None) -> str:
     """The name a chat model understands for a platform language code (``en-US``, ``pt-br``,
     ``de``) or a name given as is; English when unknown."""

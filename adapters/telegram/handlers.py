@@ -12,6 +12,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
+from adapters.telegram.buttons import TelegramButtons
 from adapters.telegram.cancel import TelegramCancel
 from adapters.telegram.convert import (
     GROUP_ANONYMOUS_BOT,
@@ -117,7 +118,9 @@ class TelegramHandlers:
         app.add_handler(
             MessageHandler(only_new & media & ~filters.COMMAND, self.guarded(self.media))
         )
-        TelegramCancel(self.adapter).register(app)
+        cancel = TelegramCancel(self.adapter)
+        cancel.register(app)
+        TelegramButtons(self.adapter, cancel).register(app)
         app.add_error_handler(self.on_error)
 
     def guarded(self, callback: Callback) -> Callback:
