@@ -166,6 +166,10 @@ SPLIT_SPEAKERS_NOTE = (
 
 TEXT_UNAVAILABLE = "Summaries and translations are not set up on this bot."
 NO_TRANSCRIPT = "There is no finished transcript {job} in this chat."
+TEXT_USAGE = (
+    "Reply to a transcript with /{command} [language], or give its job id: "
+    "/{command} ab12cd [language]."
+)
 SUMMARIZE_BUTTON = "📝 Summarize"
 TRANSLATE_BUTTON = "🌐 Translate"
 _LANGUAGES = {

@@ -366,6 +366,16 @@ class VoiceService:
         self._wake()
         return job
 
+    async def transcript_for_message(
+        self, platform: str, chat_id: str, message_id: str
+    ) -> Job | None:
+        """The finished transcription shown in a chat message (its reply or placeholder)."""
+        for job in await self.store.recent_for_chat(platform, chat_id, limit=50):
+            shown = message_id in (job.delivery_message_id, job.progress_message_id)
+            if shown and job.kind is JobKind.STT and job.state is JobState.COMPLETED:
+                return job
+        return None
+
     # -- questions about jobs ---------------------------------------------------------------
 
     async def already_created(self, origin: Origin) -> bool:

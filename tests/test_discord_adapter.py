@@ -102,7 +102,18 @@ async def running_bot(
 pytestmark = pytest.mark.timeout(30)
 
 NONE_PARSED = {"parse": []}
-COMMANDS = {"speak", "status", "cancel", "settings", "forget", "usage", "help", "Transcribe"}
+COMMANDS = {
+    "speak",
+    "status",
+    "cancel",
+    "settings",
+    "forget",
+    "usage",
+    "help",
+    "Transcribe",
+    "summarize",
+    "translate",
+}
 
 
 @pytest.fixture

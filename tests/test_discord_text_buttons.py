@@ -79,3 +79,23 @@ async def test_discord_summarize_button_answers_once(
     assert chat.submits["chat"] == 1
     [sent] = chat.requests_to("chat")
     assert "in English" in sent.json["messages"][0]["content"]  # the presser's locale, en-US
+
+
+async def test_discord_translate_command_in_a_picked_language(
+    tmp_path: Path, dc: FakeDiscord, nano: FakeNanoGpt, canto: FakeCantonese, chat: FakeChat
+) -> None:
+    extra = {
+        "providers": {"brain": {"type": "openai", "base_url": chat.url, "api_key": KEY}},
+        "llm": {"provider": "brain", "model": "gpt-4o-mini"},
+    }
+    async with running_bot(tmp_path, dc, nano, canto, extra=extra) as r:
+        voice = await dc.send_voice_message(None, dc.ids.admin, make_tone(1.0), 1.0)
+        _, job = await transcript_message(r, voice)
+        payload = await dc.send_slash("translate", {"job": job.id, "language": "ja"})
+        record = dc.interaction(payload)
+        await dc.wait_for(lambda: record.original and "Summary of" in record.original["content"])
+        missing = dc.interaction(await dc.send_slash("translate", {"job": "zzzzzz"}))
+        await dc.wait_for(lambda: missing.followups)
+        assert "no finished transcript zzzzzz" in missing.followups[0]["content"]
+    [sent] = chat.requests_to("chat")
+    assert "Translate this transcript into Japanese" in sent.json["messages"][0]["content"]

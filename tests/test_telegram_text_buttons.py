@@ -70,3 +70,26 @@ async def test_telegram_no_llm_route_no_buttons(tmp_path: Path) -> None:
         assert placeholder.message is not None
         transcript = await w.edit_of(placeholder.message["message_id"])
         assert "reply_markup" not in transcript.params
+
+
+async def test_telegram_translate_command_replying_to_a_transcript(
+    tmp_path: Path, chat: FakeChat
+) -> None:
+    brain = {"brain": {"type": "openai", "base_url": chat.url, "api_key": KEY}}
+    llm = {"provider": "brain", "model": "gpt-4o-mini"}
+    async with running(tmp_path, providers=brain, llm=llm) as w:
+        voice = w.tg.send_voice(USER, USER, make_tone(1.0), duration=1)
+        placeholder = await w.reply_to(voice)
+        assert placeholder.message is not None
+        mid = placeholder.message["message_id"]
+        await w.delivered(placeholder_job_id(placeholder))
+        command = w.tg.send_text(USER, USER, "/translate Japanese", reply_to=mid)
+        working = await w.reply_to(command)
+        assert (working.text or "").startswith("🌐 Translating… job")
+        assert working.message is not None
+        answer = await w.edit_of(working.message["message_id"])
+        assert (answer.text or "").startswith("Summary of ")  # the fake's reply
+        usage = await w.reply_to(w.tg.send_text(USER, USER, "/summarize"))
+        assert "Reply to a transcript with /summarize" in (usage.text or "")
+    [sent] = chat.requests_to("chat")
+    assert "Translate this transcript into Japanese" in sent.json["messages"][0]["content"]

@@ -94,7 +94,9 @@ class DiscordAdapter:
         self.handlers.install()
         cancel = DiscordCancel(self.core.service, self.show_cancelled)
         cancel.install(self.client, self.tree)
-        DiscordButtons(self.core.service, cancel).install(self.client)
+        buttons = DiscordButtons(self.core.service, cancel)
+        buttons.install(self.client)
+        buttons.install_commands(self.tree)
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import discord
+from discord import app_commands
 
 from adapters.discord.cancel import CUSTOM_ID as CANCEL_ID
 from adapters.discord.cancel import DiscordCancel
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 Interaction = discord.Interaction[discord.Client]
 # custom_id (at most 100 characters) → the service's action; the job id follows the prefix.
+_JOB_HELP = "The transcript's job id, e.g. ab12cd"
+_LANGUAGE_HELP = "A language, e.g. German or de (default: yours)"
+Opt = str | None
 TEXT_ACTIONS = {"voicebot:sum:": "summary", "voicebot:tr:": "translate"}
 
 
@@ -63,17 +67,28 @@ class DiscordButtons:
                 return
 
     async def text_action(self, interaction: Interaction, action: str, job_id: str) -> None:
-        """A durable job answering in the interaction's (public) response, replying to the
-        transcript; pressed again (by anyone), the presser is told which job made it."""
+        """A button under a transcript: the job replies to that message."""
         message = interaction.message
-        origin = interaction_origin(interaction, reply_to=message.id if message else None)
+        await self.start(interaction, action, job_id, None, message.id if message else None)
+
+    async def start(
+        self,
+        interaction: Interaction,
+        action: str,
+        job_id: str,
+        language: str | None,
+        reply_to: int | None,
+    ) -> None:
+        """A durable job answering in the interaction's (public) response; asked again (by
+        anyone), the asker is told privately which job made it."""
+        origin = interaction_origin(interaction, reply_to=reply_to)
         origin = replace(origin, extra={**origin.extra, "source": f"ci:{interaction.id}"})
         if not self.service.allowed(origin):
             return
         # Deferred at once (Discord wants an answer within 3 s); the public "thinking…"
         # response is the new job's placeholder, which its delivery edits.
         await interaction.response.defer(thinking=True)
-        language = str(interaction.locale.value) if interaction.locale else None
+        language = language or (str(interaction.locale.value) if interaction.locale else None)
         try:
             job = await self.service.text_job(origin, job_id, action, language)
         except BotError as exc:
@@ -82,4 +97,28 @@ class DiscordButtons:
         if job.origin.extra.get("source") != origin.extra["source"]:  # made before: say which
             await answer(interaction, text_job_toast(job, fresh=False))
             return
-        _LOGGER.info("discord: job %s (%s of %s) by button", job.id, action, job_id)
+        _LOGGER.info("discord: job %s (%s of %s)", job.id, action, job_id)
+
+    def install_commands(self, tree: app_commands.CommandTree[discord.Client]) -> None:
+        """/summarize and /translate for a transcript named by its job id."""
+        buttons = self
+
+        @tree.command(name="summarize", description="Summarize a transcript (its job id)")
+        @app_commands.describe(
+            job="The transcript's job id, e.g. ab12cd", language="Default: yours"
+        )
+        async def summarize(
+            interaction: Interaction, job: str, language: str | None = None
+        ) -> None:
+            await buttons.start(interaction, "summary", job.strip(), language, None)
+
+        @tree.command(name="translate", description="Translate a transcript (its job id)")
+        @app_commands.describe(
+            job="The transcript's job id, e.g. ab12cd", language="Default: yours"
+        )
+        async def translate(
+            interaction: Interaction, job: str, language: str | None = None
+        ) -> None:
+            await buttons.start(interaction, "translate", job.strip(), language, None)
+
+        del summarize, translate

@@ -58,6 +58,8 @@ COMMANDS = (
     ("speak", "Read text aloud as a voice message"),
     ("status", "Recent jobs of this chat, or one: /status ID"),
     ("cancel", "Stop your running job, or one: /cancel ID"),
+    ("summarize", "Summarize the transcript you reply to"),
+    ("translate", "Translate the transcript you reply to: /translate [language]"),
     ("settings", "Show or change this chat's settings"),
     ("language", "Transcription language: /language en (or auto)"),
     ("diarize", "Label speakers: /diarize on|off"),

@@ -9,10 +9,10 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import Application, CallbackQueryHandler
 
 from adapters.telegram.cancel import CANCEL_PREFIX, TelegramCancel
-from adapters.telegram.convert import PLATFORM
-from bot.errors import BotError
+from adapters.telegram.convert import PLATFORM, command_args, escape, origin_for
+from bot.errors import BotError, InputError
 from bot.models import Origin
-from bot.replies import SUMMARIZE_BUTTON, TRANSLATE_BUTTON, text_job_toast
+from bot.replies import SUMMARIZE_BUTTON, TEXT_USAGE, TRANSLATE_BUTTON, text_job_toast
 
 if TYPE_CHECKING:
     from typing import Any
@@ -98,3 +98,36 @@ class TelegramButtons:
         await query.answer(text_job_toast(job, fresh=fresh))
         if fresh:
             await self.adapter.announce(job)
+
+    async def summarize(self, update: Update, context: Context) -> None:
+        """/summarize [ID] [language], or as a reply to a transcript."""
+        await self._command(update, "summary", "summarize")
+
+    async def translate(self, update: Update, context: Context) -> None:
+        """/translate [ID] [language] (default: the sender's), or as a reply to a transcript."""
+        await self._command(update, "translate", "translate")
+
+    async def _command(self, update: Update, action: str, command: str) -> None:
+        message = update.message
+        assert message is not None
+        words = command_args(message).split()
+        chat = str(message.chat_id)
+        quoted = message.reply_to_message
+        found = None
+        if quoted is not None:
+            found = await self.service.transcript_for_message(
+                PLATFORM, chat, str(quoted.message_id)
+            )
+        job_id = found.id if found is not None else (words.pop(0) if words else None)
+        if job_id is None:
+            raise InputError(TEXT_USAGE.format(command=command))
+        user = message.from_user
+        language = " ".join(words) or (user.language_code if user is not None else None)
+        origin = origin_for(message, update_id=update.update_id)
+        if await self.service.already_created(origin):
+            return  # a replayed update: its job exists and will be delivered
+        job = await self.service.text_job(origin, job_id, action, language)
+        if job.origin.extra.get("source") != origin.extra.get("source"):
+            await message.reply_html(escape(text_job_toast(job, fresh=False)))
+            return
+        await self.adapter.announce(job)

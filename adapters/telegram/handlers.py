@@ -52,6 +52,8 @@ demand.
 <code>/autotranscribe on|off</code> (in groups: admins only)
 /cancel — stop your queued or running job (or tap ✖ under it); <code>/cancel ID</code> — \
 one job (admins: any job in the group)
+/summarize, /translate [language] — as a reply to a transcript (or with its job id), or \
+tap the buttons under it (when the bot has a chat model)
 /forget — delete your stored jobs (transcripts, audio) in this chat
 /usage — spend per user and chat (the bot's admins only)
 
@@ -120,7 +122,10 @@ class TelegramHandlers:
         )
         cancel = TelegramCancel(self.adapter)
         cancel.register(app)
-        TelegramButtons(self.adapter, cancel).register(app)
+        buttons = TelegramButtons(self.adapter, cancel)
+        buttons.register(app)
+        for name, callback in (("summarize", buttons.summarize), ("translate", buttons.translate)):
+            app.add_handler(CommandHandler(name, self.guarded(callback), filters=only_new))
         app.add_error_handler(self.on_error)
 
     def guarded(self, callback: Callback) -> Callback:
