@@ -164,6 +164,10 @@ SPLIT_SPEAKERS_NOTE = (
 )
 
 
+TEXT_INTERRUPTED = (
+    "a restart interrupted it while it was with the chat model, so it may have been charged and "
+    "was not sent again; press the button again to retry."
+)
 TEXT_UNAVAILABLE = "Summaries and translations are not set up on this bot."
 NO_TRANSCRIPT = "There is no finished transcript {job} in this chat."
 TEXT_USAGE = (
@@ -207,7 +211,10 @@ def language_name(code: str | None) -> str:
 def failure_text(job: Job) -> str:
     """The final message of a failed job (plain text)."""
     what = kind_name(job).capitalize()
-    return f"❌ {what} failed (job {job.id}): {job.error or 'unknown error'}"
+    error = job.error or "unknown error"
+    if job.kind is JobKind.TEXT and job.error_code == "interrupted":
+        error = TEXT_INTERRUPTED  # the generic sentence speaks of audio and the speech service
+    return f"❌ {what} failed (job {job.id}): {error}"
 
 
 def transcript_reply(

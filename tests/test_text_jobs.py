@@ -185,3 +185,26 @@ async def test_text_failed_job_gives_its_key_up_and_no_llm_means_no_offer(
             await core.service.text_job(ORIGIN, "abcdef", "summary")
     finally:
         await plain.close()
+
+
+def test_text_interrupted_failure_speaks_of_the_chat_model() -> None:
+    from bot.jobs.models import Job
+    from bot.replies import failure_text
+
+    job = Job(
+        id="abc123",
+        kind=JobKind.TEXT,
+        origin=ORIGIN,
+        provider="brain",
+        model="m",
+        options={"action": "summary"},
+        state=JobState.FAILED,
+        created_at=1.0,
+        updated_at=2.0,
+        deadline_at=3.0,
+        error="This job was interrupted while it was being sent to the speech service",
+        error_code="interrupted",
+    )
+    text = failure_text(job)
+    assert text.startswith("❌ Summary failed (job abc123): a restart interrupted it")
+    assert "speech service" not in text
