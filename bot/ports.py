@@ -147,6 +147,11 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
         """The live (not failed or cancelled) job holding ``unique_key``, if any."""
         ...
 
+    async def find_released(self, unique_key: str) -> Job | None:
+        """The newest failed or cancelled job that held ``unique_key`` (not yet given up to a
+        new job): its finished parts may be reused."""
+        ...
+
     async def find_by_source(self, platform: str, chat_id: str, source: str) -> Job | None:
         """The job created from one platform event (``origin.extra["source"]``), if any."""
         ...

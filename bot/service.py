@@ -348,6 +348,7 @@ class VoiceService:
         existing = await self.store.find_unique(key)
         if existing is not None:
             return existing
+        before = await self.store.find_released(key)  # its finished pieces are not paid again
         await self.guard.check_start(origin)
         now = self._clock()
         job = await self.store.create(
@@ -356,7 +357,13 @@ class VoiceService:
                 origin=origin,
                 provider=str(llm.provider),
                 model=llm.model,
-                options={"action": action, "language": lang, "source": source.id},
+                options={
+                    "action": action,
+                    "language": lang,
+                    "source": source.id,
+                    "max_input_tokens": llm.max_input_tokens,
+                    **({"after": before.id} if before is not None else {}),
+                },
                 deadline_at=now + self.config.jobs.deadline_seconds,
                 unique_key=key,
             ),

@@ -208,3 +208,36 @@ def test_text_interrupted_failure_speaks_of_the_chat_model() -> None:
     text = failure_text(job)
     assert text.startswith("❌ Summary failed (job abc123): a restart interrupted it")
     assert "speech service" not in text
+
+
+async def test_text_retry_after_a_failure_reuses_the_finished_pieces(
+    tmp_path: Path, chat: FakeChat
+) -> None:
+    h = Harness(tmp_path, chat, max_input_tokens=1000)
+    core = await h.open()
+    try:
+        source = await h.transcript(LONG)
+        first = await core.service.text_job(ORIGIN, source, "summary", "en")
+        answer = chat.reply
+
+        def refuse_the_fourth(messages: list[dict[str, Any]]) -> str:
+            if chat.submits["chat"] == 3:  # the next request is refused (the model is gone)
+                chat.push("chat", 400, {"error": {"message": "busy", "type": "x", "code": None}})
+            return answer(messages)
+
+        chat.reply = refuse_the_fourth
+        await h.drive()
+        chat.reply = answer
+        failed = await core.store.get(first.id)
+        assert failed is not None and failed.state is JobState.FAILED
+        paid_before = chat.submits["chat"]
+        retry = await core.service.text_job(ORIGIN, source, "summary", "en")  # pressed again
+
+        await h.drive()
+        done = await core.store.get(retry.id)
+        parts = await core.store.parts(retry.id)
+    finally:
+        await h.close()
+    assert retry.id != first.id and done is not None and done.state is JobState.COMPLETED
+    assert paid_before >= 3
+    assert chat.submits["chat"] == len(parts)  # every piece and the reduce paid exactly once

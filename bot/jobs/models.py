@@ -88,6 +88,8 @@ class NewPart:
     """Where the part begins in the recording (seconds)."""
     duration: float
     blob: Blob
+    result: Mapping[str, Any] | None = None
+    """Already done (reused from an earlier, failed run of the same job): stored COMPLETED."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from bot import render
 from bot.errors import ProviderError, RateLimited
@@ -79,7 +80,8 @@ class TextRunner:
         source = await self._source_text(job)
         if source is None:
             return
-        chunks = pieces(source, self._max_input)
+        budget = int(job.options.get("max_input_tokens") or self._max_input)
+        chunks = pieces(source, budget)
         if len(chunks) == 1:
             try:
                 text = await self._ask(job, _SINGLE if _summary(job) else _TRANSLATE, chunks[0])
@@ -88,14 +90,32 @@ class TextRunner:
                 return
             await self._complete(job, text, cost=None)
             return
+        done = await self._reusable(job, len(chunks))
         parts = [
-            NewPart(float(i), 0.0, Blob(c.encode(), None, "text/plain"))
+            NewPart(float(i), 0.0, Blob(c.encode(), None, "text/plain"), done.get(i))
             for i, c in enumerate(chunks)
         ]
         if _summary(job):
             parts.append(NewPart(float(len(chunks)), 0.0, Blob(b"", None, "text/plain")))
         now = self._clock()
         await self._store.store_parts(job.id, parts, next_poll_at=now, now=now)
+
+    async def _reusable(self, job: Job, count: int) -> dict[int, Mapping[str, Any]]:
+        """The finished pieces of the failed job this one retries: the same transcript cut with
+        the same budget gives the same pieces, so their answers are reused, not paid again."""
+        before = await self._store.get(str(job.options.get("after", "")))
+        if before is None or before.options.get("max_input_tokens") != job.options.get(
+            "max_input_tokens"
+        ):
+            return {}
+        parts = await self._store.parts(before.id)
+        if len(parts) - (1 if _summary(before) else 0) != count:
+            return {}
+        return {
+            p.index: p.result
+            for p in parts[:count]
+            if p.state is JobState.COMPLETED and p.result is not None
+        }
 
     async def step(self, job: Job, now: float) -> None:
         """Run the pieces still to do (bounded), then the reduce; finish when all are done."""

@@ -200,6 +200,14 @@ class SqlJobStore(ClaimsMixin, PartsMixin, UsageMixin):
         dead = state_in([JobState.FAILED, JobState.CANCELLED])
         return await self._one(f"unique_key = ? AND NOT {dead}", (unique_key,), "LIMIT 1")
 
+    async def find_released(self, unique_key: str) -> Job | None:
+        """The newest failed or cancelled job that held ``unique_key`` (its finished parts may
+        be reused by the next job for the same thing)."""
+        dead = state_in([JobState.FAILED, JobState.CANCELLED])
+        return await self._one(
+            f"unique_key = ? AND {dead}", (unique_key,), "ORDER BY created_at DESC LIMIT 1"
+        )
+
     async def find_by_source(self, platform: str, chat_id: str, source: str) -> Job | None:
         """The job created from one platform event (``origin.extra["source"]``), if any."""
         source_sql = self.db.dialect.json_text("origin_extra", "source")

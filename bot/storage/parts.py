@@ -25,7 +25,7 @@ PART_ALL_COLUMNS = (
 )
 _INSERT = (
     "INSERT INTO job_parts (job_id, idx, audio_start, audio_seconds, state, updated_at, data, "
-    f"filename, content_type) VALUES ({marks(9)})"
+    f"filename, content_type, result) VALUES ({marks(10)})"
 )
 # A part changes only under its job's lease held by this process (or no lease at all): the
 # step that claimed the job is the one working on its parts.
@@ -87,9 +87,11 @@ class PartsMixin:
             if await tx.execute(submitted, params) == 0:
                 return False
             for index, p in enumerate(parts):
-                b = p.blob
-                row = (job_id, index, p.start, p.duration, JobState.QUEUED.value, now, b.data)
-                await tx.execute(_INSERT, (*row, b.filename, b.content_type))
+                b, done = p.blob, p.result is not None
+                state = JobState.COMPLETED if done else JobState.QUEUED
+                row = (job_id, index, p.start, p.duration, state.value, now)
+                data = None if done else b.data
+                await tx.execute(_INSERT, (*row, data, b.filename, b.content_type, dumps(p.result)))
             if wake:
                 await tx.execute(wake)
             return True
