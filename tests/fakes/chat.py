@@ -16,6 +16,7 @@ counts answered, i.e. charged, requests).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Callable
@@ -49,6 +50,8 @@ class FakeChat(_FakeServer):
         self.reply: Callable[[list[dict[str, Any]]], str] = _default_reply
         self._ids = itertools.count(1)
         self.nano_url = ""
+        self.delay = 0.0
+        """Seconds each answered request takes (after it is counted as charged)."""
 
     async def start(self) -> None:
         """``url`` ends in ``/v1`` (OpenAI's base); ``nano_url`` in ``/api`` (NanoGPT's)."""
@@ -93,6 +96,7 @@ class FakeChat(_FakeServer):
                 code="context_length_exceeded",
             )
         self.submits["chat"] += 1
+        await asyncio.sleep(self.delay)
         text = self.reply(messages)
         return web.json_response(
             {
