@@ -239,7 +239,7 @@ class VoiceService(TextJobsMixin):
         self, origin: Origin, key: str, options: Mapping[str, object], now: float
     ) -> Job | None:
         previous = await self.store.find_reusable(key)
-        if previous is None or previous.result is None:
+        if previous is None or previous.result is None or previous.result.get("missing_parts"):
             return None
         _LOGGER.info("reusing transcript of job %s (same file and options)", previous.id)
         job = await self.store.create(

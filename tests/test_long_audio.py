@@ -148,3 +148,32 @@ async def test_long_audio_limits_count_the_whole_recording_before_paying(
     finally:
         await h.close()
     assert whisper.submits["transcriptions"] == 0
+
+
+async def test_long_audio_transcript_with_a_gap_is_not_reused_for_a_resend(
+    tmp_path: Path, whisper: FakeOpenAi
+) -> None:
+    from dataclasses import replace
+
+    from bot.jobs.models import NewJob
+    from tests.fakes.audio import make_tone
+
+    h = Harness(long_config(tmp_path, whisper))
+    core = await h.open()
+    try:
+        note = make_tone(1.0)
+        first = await core.service.transcribe(ORIGIN, note, "a.ogg", dedup_key="file-1")
+        await h.drive()
+        assert first.dedup_key is not None
+        gapped = {"text": "x [part 2 of 3 (…) is missing: …]", "missing_parts": 1}
+        new = NewJob(first.kind, ORIGIN, first.provider, first.model, {}, 1e12)
+        await core.store.create(
+            replace(new, dedup_key=first.dedup_key),
+            now=h.clock.advance(1),
+            state=JobState.COMPLETED,
+            result=gapped,
+        )
+        again = await core.service.transcribe(ORIGIN, note, "a.ogg", dedup_key="file-1")
+    finally:
+        await h.close()
+    assert again.state is JobState.QUEUED  # sent again, not the gapped transcript reused

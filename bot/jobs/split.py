@@ -122,8 +122,12 @@ class SplitRunner:
             return
         t = stitch(parts)
         cost = sum(p.cost or 0.0 for p in parts) or None
+        # A transcript with a gap is never reused for the same file sent again (the resend is
+        # how the user gets the missing minutes).
+        missing = sum(1 for p in parts if p.state is not JobState.COMPLETED)
+        result = {**t.to_dict(), "missing_parts": missing} if missing else t.to_dict()
         await self._store.complete(
-            job.id, t.to_dict(), now=now, cost=cost, currency=t.currency, polled=True
+            job.id, result, now=now, cost=cost, currency=t.currency, polled=True
         )
         _LOGGER.info("job %s: %d parts stitched", job.id, len(parts))
 
