@@ -44,6 +44,7 @@ async def run(minutes: float, max_upload: int, folder: Path) -> dict[str, Any]:
     figures: dict[str, Any] = {"minutes": minutes, "synth_s": time.perf_counter() - t0}
     async with FakeOpenAi("k") as whisper, FakeChat("k") as chat:
         whisper.listen = True
+        chat.context_tokens = 8000 + 2000  # the route's input budget, and room for the answer
         data = config_dict(folder, limits={"max_audio_minutes": minutes + 1})
         data["providers"]["w"] = {
             "type": "openai", "base_url": whisper.url, "api_key": "k",
