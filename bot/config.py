@@ -15,6 +15,7 @@ from bot.config_routes import read_route, route_checks
 from bot.errors import ConfigError
 from bot.providers.registry import (
     DEFAULT_PROVIDER,
+    LLM_TYPES,
     STT,
     TTS,
     TYPES,
@@ -77,6 +78,18 @@ class JobsConfig:
     deadline_seconds: float = 1800.0
     concurrency: int = 32
     max_poll_interval: float = 30.0
+    part_concurrency: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class LlmConfig:
+    """The chat model for summaries and translations; no provider means none are offered."""
+
+    provider: str | None = None
+    model: str = ""
+    max_input_tokens: int = 8000
+    """The model's context for one request's input: longer transcripts are summarized in
+    pieces first (map), then the pieces' summaries together (reduce)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +169,7 @@ class Config:
     limits: LimitsConfig = LimitsConfig()
     access: AccessConfig = AccessConfig()
     health: HealthConfig = HealthConfig()
+    llm: LlmConfig = LlmConfig()
 
 
 def expand_env(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
@@ -540,12 +554,14 @@ def parse_config(
         deadline_seconds=j.get("deadline_seconds", float, 1800.0) or 1800.0,
         concurrency=j.get("concurrency", int, 32) or 32,
         max_poll_interval=j.get("max_poll_interval", float, 30.0) or 30.0,
+        part_concurrency=j.get("part_concurrency", int, 2) or 2,
     )
-    for key in ("deadline_seconds", "concurrency", "max_poll_interval"):
+    for key in ("deadline_seconds", "concurrency", "max_poll_interval", "part_concurrency"):
         _positive(j, key, getattr(jobs, key))
     j.finish()
     telegram, discord = _read_telegram(root), _read_discord(root)
     limits, access = _read_limits(root), _read_access(root)
+    llm = _read_llm(root, providers)
     health = _read_health(root)
     log = root.section("logging")
     level = _read_choice(log, "level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -554,8 +570,28 @@ def parse_config(
     if problems:
         raise ConfigError(sorted(dict.fromkeys(problems)))
     return Config(
-        storage, providers, stt, tts, jobs, telegram, discord, level, limits, access, health
+        storage, providers, stt, tts, jobs, telegram, discord, level, limits, access, health, llm
     )
+
+
+def _read_llm(root: _Section, providers: Mapping[str, ProviderConfig]) -> LlmConfig:
+    """The optional ``llm:`` route: an instance of a chat-capable type, a model, its context."""
+    s = root.section("llm")
+    name = s.get("provider", str, None)
+    model = s.get("model", str, "", required=name is not None) or ""
+    tokens = s.get("max_input_tokens", int, 8000) or 8000
+    _positive(s, "max_input_tokens", tokens)
+    s.finish()
+    if name is None:
+        return LlmConfig()
+    pc = providers.get(name)
+    if pc is None:
+        known = ", ".join(sorted(providers))
+        s.problems.append(f"llm.provider: unknown provider {name!r} (configured: {known})")
+    elif pc.type not in LLM_TYPES:
+        kinds = " or ".join(LLM_TYPES)
+        s.problems.append(f"llm.provider: {name!r} is type {pc.type}; chat needs type {kinds}")
+    return LlmConfig(provider=name, model=model, max_input_tokens=tokens)
 
 
 def load_config(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bot import render
 from bot.jobs.models import Job, JobKind, JobState
-from bot.status import progress_percent, user_state
+from bot.status import kind_name, part_progress, progress_percent, user_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,12 @@ def fit_chunks(
     return [c for c in out if c]
 
 
+_DOING = {
+    "transcription": ("🎙", "Transcribing"),
+    "speech": ("🔊", "Synthesizing"),
+    "summary": ("📝", "Summarizing"),
+    "translation": ("🌐", "Translating"),
+}
 FILE_UNAVAILABLE = (
     "I couldn't fetch this file from Telegram (it may have expired or be too big). "
     "Please send it again."
@@ -112,15 +118,14 @@ def cancelled_text(job: Job, *, sent: bool) -> str:
 def progress_text(job: Job) -> str:
     """One line for the placeholder message while a job runs (plain text)."""
     state = user_state(job)
-    if job.kind is JobKind.STT:
-        icon, verb = "🎙", "Transcribing"
-    else:
-        icon, verb = "🔊", "Synthesizing"
+    icon, verb = _DOING[kind_name(job)]
     if state == "queued":
         line = f"{icon} Queued… job {job.id}"
-    elif state in ("transcribing", "synthesizing"):
+    elif state in ("transcribing", "synthesizing", "writing"):
         percent = progress_percent(job)
         shown = f" {percent} %" if percent is not None else ""
+        part = part_progress(job)
+        shown = f" {part}," if part else shown
         line = f"{icon} {verb}…{shown} job {job.id}"
     elif state == "done":
         line = f"✅ Done: job {job.id}"
@@ -135,10 +140,81 @@ def progress_text(job: Job) -> str:
     return line
 
 
+def _clock_time(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def missing_part_text(
+    index: int, total: int, start: float, duration: float, error: str | None
+) -> str:
+    """The marked gap a stitched transcript shows where a part could not be transcribed."""
+    span = f"{_clock_time(start)}–{_clock_time(start + duration)}"
+    return f"[part {index + 1} of {total} ({span}) is missing: {error or 'it failed'}]"
+
+
+INTERRUPTED_PART = (
+    "a restart interrupted it while it was being sent, so it may have been charged and was "
+    "not sent again"
+)
+SPLIT_SPEAKERS_NOTE = (
+    "Note: this recording was transcribed in {parts} parts; speaker numbers restart in each "
+    "part, so one person may appear under several numbers."
+)
+
+
+TEXT_INTERRUPTED = (
+    "a restart interrupted it while it was with the chat model, so it may have been charged and "
+    "was not sent again; press the button again to retry."
+)
+TEXT_UNAVAILABLE = "Summaries and translations are not set up on this bot."
+NO_TRANSCRIPT = "There is no finished transcript {job} in this chat."
+TEXT_USAGE = (
+    "Reply to a transcript with /{command} [language], or give its job id: "
+    "/{command} ab12cd [language]."
+)
+SUMMARIZE_BUTTON = "📝 Summarize"
+TRANSLATE_BUTTON = "🌐 Translate"
+_LANGUAGES = {
+    "en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian",
+    "pt": "Portuguese", "nl": "Dutch", "pl": "Polish", "ru": "Russian", "uk": "Ukrainian",
+    "tr": "Turkish", "ar": "Arabic", "he": "Hebrew", "fa": "Persian", "hi": "Hindi",
+    "ja": "Japanese", "ko": "Korean", "zh": "Chinese", "yue": "Cantonese", "id": "Indonesian",
+    "vi": "Vietnamese", "th": "Thai", "sv": "Swedish", "da": "Danish", "no": "Norwegian",
+    "fi": "Finnish", "cs": "Czech", "el": "Greek", "ro": "Romanian", "hu": "Hungarian",
+}  # fmt: skip
+
+
+def text_job_toast(job: Job, *, fresh: bool) -> str:
+    """The short answer to a Summarize/Translate press."""
+    what = kind_name(job)
+    if fresh:
+        return f"Working on the {what} (job {job.id})."
+    if job.state.terminal:
+        return f"The {what} was already made: job {job.id}, above."
+    return f"The {what} is already on its way: job {job.id}."
+
+
+def language_name(code: str | None) -> str:
+    """The name a chat model understands for a platform language code (``en-US``, ``pt-br``,
+    ``de``) or a name given as is; English when unknown."""
+    if not code:
+        return "English"
+    base = code.strip().lower().replace("_", "-").split("-")[0]
+    if base in _LANGUAGES:
+        return _LANGUAGES[base]
+    named = code.strip()
+    return named.capitalize() if named.isalpha() and len(named) > 3 else "English"
+
+
 def failure_text(job: Job) -> str:
     """The final message of a failed job (plain text)."""
-    what = "Transcription" if job.kind is JobKind.STT else "Speech"
-    return f"❌ {what} failed (job {job.id}): {job.error or 'unknown error'}"
+    what = kind_name(job).capitalize()
+    error = job.error or "unknown error"
+    if job.kind is JobKind.TEXT and job.error_code == "interrupted":
+        error = TEXT_INTERRUPTED  # the generic sentence speaks of audio and the speech service
+    return f"❌ {what} failed (job {job.id}): {error}"
 
 
 def transcript_reply(
@@ -163,15 +239,19 @@ def transcript_reply(
     transcript = job.transcript
     diarize = bool(job.options.get("diarize"))
     text = render.render_transcript(transcript, diarize=diarize).strip()
+    split = int((job.ticket or {}).get("split", 0))
+    if text and diarize and transcript.diarized and split > 1:
+        text = SPLIT_SPEAKERS_NOTE.format(parts=split) + "\n\n" + text
     if not text:
         return TranscriptReply((escape("🔇 No speech detected in this audio."),))
     parts = fit_chunks(text, limit, escape=escape, utf16=utf16)
     if len(parts) <= max_messages:
         return TranscriptReply(tuple(parts))
-    files = [FileReply(f"transcript-{job.id}.txt", text.encode() + b"\n", "text/plain")]
+    name = "transcript" if job.kind is JobKind.STT else kind_name(job)
+    files = [FileReply(f"{name}-{job.id}.txt", text.encode() + b"\n", "text/plain")]
     srt = render.to_srt(transcript, diarize=diarize)
     if srt:
         files.append(FileReply(f"transcript-{job.id}.srt", srt.encode(), "application/x-subrip"))
     words = len(text.split())
-    note = f"📄 The transcript is long ({words:,} words), so it is attached as a file."
+    note = f"📄 The {name} is long ({words:,} words), so it is attached as a file."
     return TranscriptReply((escape(note),), tuple(files))

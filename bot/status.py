@@ -12,12 +12,22 @@ def user_state(job: Job) -> str:
     if job.state in (JobState.QUEUED, JobState.SUBMITTING):
         return "queued"
     if job.state is JobState.SUBMITTED:
-        return "transcribing" if job.kind is JobKind.STT else "synthesizing"
+        return _RUNNING[job.kind]
     if job.state is JobState.COMPLETED:
         return "done"
     if job.state is JobState.CANCELLED:
         return "cancelled"
     return "failed"
+
+
+_RUNNING = {JobKind.STT: "transcribing", JobKind.TTS: "synthesizing", JobKind.TEXT: "writing"}
+
+
+def kind_name(job: Job) -> str:
+    """What a job makes, in a word: transcription, speech, summary, translation."""
+    if job.kind is JobKind.TEXT:
+        return "summary" if job.options.get("action") == "summary" else "translation"
+    return "transcription" if job.kind is JobKind.STT else "speech"
 
 
 def format_age(seconds: float) -> str:
@@ -47,6 +57,15 @@ def progress_percent(job: Job) -> int | None:
     return max(0, min(99, int(job.progress * 100)))
 
 
+def part_progress(job: Job) -> str | None:
+    """ "part 3 of 7" while a long recording's parts run (None for a job that was not split)."""
+    total = int((job.ticket or {}).get("split", 0))
+    if total < 2 or job.state is not JobState.SUBMITTED:
+        return None
+    done = round((job.progress or 0.0) * total)
+    return f"part {min(total, done + 1)} of {total}"
+
+
 def progress_eta(job: Job, now: float) -> float | None:
     """When a running job should finish, extrapolated from its reported progress."""
     if job.progress is None or job.progress < 0.05 or job.submitted_at is None:
@@ -57,8 +76,7 @@ def progress_eta(job: Job, now: float) -> float | None:
 
 def render_job(job: Job, now: float, *, eta: float | None = None) -> str:
     """Several lines describing one job."""
-    kind = "transcription" if job.kind is JobKind.STT else "speech"
-    lines = [f"Job {job.id} ({kind}): {user_state(job)}"]
+    lines = [f"Job {job.id} ({kind_name(job)}): {user_state(job)}"]
     lines.append(f"age: {format_age(now - job.created_at)}")
     lines.append(f"provider: {job.provider} / {job.model}")
     if job.input_duration:
@@ -66,7 +84,10 @@ def render_job(job: Job, now: float, *, eta: float | None = None) -> str:
     if job.queue_position is not None and not job.state.terminal:
         lines.append(f"queue position: {job.queue_position}")
     percent = progress_percent(job)
-    if percent is not None:
+    part = part_progress(job)
+    if part is not None:
+        lines.append(f"progress: {part}")
+    elif percent is not None:
         lines.append(f"progress: {percent} %")
         eta = progress_eta(job, now) or eta
     if eta is not None and not job.state.terminal:
@@ -90,12 +111,15 @@ def render_job_list(jobs: Sequence[Job], now: float) -> str:
         return "No jobs in this chat yet. Send a voice message or use /speak."
     lines = ["Recent jobs:"]
     for job in jobs:
-        kind = "STT" if job.kind is JobKind.STT else "TTS"
+        kind = job.kind.value.upper()
         line = f"{job.id} {kind} {user_state(job)}, {format_age(now - job.created_at)} ago"
         if job.queue_position is not None and not job.state.terminal:
             line += f", queue #{job.queue_position}"
         percent = progress_percent(job)
-        if percent is not None:
+        part = part_progress(job)
+        if part is not None:
+            line += f", {part}"
+        elif percent is not None:
             line += f", {percent} %"
         lines.append(line)
     lines.append("Use /status <id> for details.")

@@ -41,6 +41,8 @@ HELP_TEXT = (
     "(anyone's, with Manage Messages).\n"
     "• /settings [name value]: show or change language, diarize, voice, autotranscribe "
     "(server-wide; changing needs Manage Server).\n"
+    "• 📝 Summarize / 🌐 Translate under a transcript, or /summarize and /translate with its "
+    "job id (when the bot has a chat model).\n"
     "• /forget: delete your jobs (transcripts, audio) in this channel. "
     "/usage: spend per user and chat (bot admins)."
 )

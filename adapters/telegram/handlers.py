@@ -12,6 +12,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
+from adapters.telegram.buttons import TelegramButtons
 from adapters.telegram.cancel import TelegramCancel
 from adapters.telegram.convert import (
     GROUP_ANONYMOUS_BOT,
@@ -51,6 +52,8 @@ demand.
 <code>/autotranscribe on|off</code> (in groups: admins only)
 /cancel — stop your queued or running job (or tap ✖ under it); <code>/cancel ID</code> — \
 one job (admins: any job in the group)
+/summarize, /translate [language] — as a reply to a transcript (or with its job id), or \
+tap the buttons under it (when the bot has a chat model)
 /forget — delete your stored jobs (transcripts, audio) in this chat
 /usage — spend per user and chat (the bot's admins only)
 
@@ -117,7 +120,12 @@ class TelegramHandlers:
         app.add_handler(
             MessageHandler(only_new & media & ~filters.COMMAND, self.guarded(self.media))
         )
-        TelegramCancel(self.adapter).register(app)
+        cancel = TelegramCancel(self.adapter)
+        cancel.register(app)
+        buttons = TelegramButtons(self.adapter, cancel)
+        buttons.register(app)
+        for name, callback in (("summarize", buttons.summarize), ("translate", buttons.translate)):
+            app.add_handler(CommandHandler(name, self.guarded(callback), filters=only_new))
         app.add_error_handler(self.on_error)
 
     def guarded(self, callback: Callback) -> Callback:

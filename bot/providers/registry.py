@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from bot.providers.base import SpeechToText, TextToSpeech
+from bot.providers.chat import TextGenerator
 from bot.providers.http import HttpTransport
 from bot.providers.local.settings import COMPUTE_TYPES, DEVICES, TASKS
 from bot.providers.local.voices import VOICE_SOURCE
@@ -135,6 +136,8 @@ class Built:
 
     stt: SpeechToText | None = None
     tts: TextToSpeech | None = None
+    llm: TextGenerator | None = None
+    """Chat completions on the same key (``type: openai`` and ``nanogpt``)."""
 
 
 Factory = Callable[[ProviderConfig, BuildContext], Built]
@@ -306,6 +309,21 @@ def build_providers(
             tts[name] = built.tts
         _LOGGER.debug("provider %s (%s) built", name, pc.type)
     return stt, tts
+
+
+LLM_TYPES = ("openai", "nanogpt")
+"""Provider types whose instances serve the ``llm`` route (OpenAI-compatible chat)."""
+
+
+def build_text_generator(
+    providers: Mapping[str, ProviderConfig], name: str | None, session: aiohttp.ClientSession
+) -> TextGenerator | None:
+    """The ``llm`` route's chat model (None: no route, or the instance is unusable, e.g. no
+    key; summaries and translations are then not offered)."""
+    pc = providers.get(name) if name else None
+    if pc is None or pc.type not in LLM_TYPES or pc.missing() is not None:
+        return None
+    return TYPES[pc.type].load()(pc, BuildContext(http=HttpTransport(session))).llm
 
 
 def describe(providers: Mapping[str, ProviderConfig], routes: Mapping[str, str]) -> list[str]:
