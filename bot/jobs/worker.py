@@ -134,15 +134,15 @@ class JobWorker:
         except (KeyError, ProviderError):  # provider gone from the config: treat as paid
             return False
 
-    async def _notify(self, job_id: str) -> None:
-        job = await self.store.get(job_id)
+    async def _notify(self, job: Job | None) -> None:
+        """Show ``job`` as the step just stored it (the store returns it: nothing re-read)."""
         deliverer = self.deliverers.get(job.origin.platform) if job else None
         if job is None or deliverer is None:
             return
         try:
             await deliverer.progress(job)
         except Exception as exc:  # progress is cosmetic: never let it break the job
-            _LOGGER.warning("job %s: progress update failed: %s", job_id, exc)
+            _LOGGER.warning("job %s: progress update failed: %s", job.id, exc)
 
     # -- submit -----------------------------------------------------------------------------
 
@@ -151,11 +151,12 @@ class JobWorker:
         if now >= job.deadline_at:
             await self.store.fail(job.id, _deadline_message(job), now=now, error_code="deadline")
             return
-        if not await self.store.begin_submit(job.id, now):
+        started = await self.store.begin_submit(job.id, now)
+        if started is None:
             return  # someone else moved it; the guard keeps us honest
         try:
             if job.kind is JobKind.STT:
-                answer: Transcript | Ticket | VoiceClip = await self._submit_stt(job)
+                answer: Transcript | Ticket | VoiceClip = await self._submit_stt(job, started.input)
             else:
                 answer = await self._submit_tts(job)
         except ProviderError as exc:
@@ -175,8 +176,7 @@ class JobWorker:
             return
         await self._record_answer(job, answer)
 
-    async def _submit_stt(self, job: Job) -> Transcript | Ticket:
-        blob = await self.store.load_blob(job.id, "input")
+    async def _submit_stt(self, job: Job, blob: Blob | None) -> Transcript | Ticket:
         if blob is None:
             raise AudioError(user_message="The audio for this job is gone; please send it again.")
         provider = self._stt[job.provider]
@@ -229,7 +229,7 @@ class JobWorker:
                 job, submitted_at=now, updated_at=now, queue_position=answer.queue_position
             )
             delay = self.schedule.first_poll(submitted, self._min_interval(job))
-            await self.store.mark_submitted(
+            stored = await self.store.mark_submitted(
                 job.id,
                 dict(answer.data),
                 next_poll_at=now + delay,
@@ -238,7 +238,7 @@ class JobWorker:
                 queue_position=answer.queue_position,
                 keep_input=self._reruns_free(job),
             )
-            await self._notify(job.id)
+            await self._notify(stored)
 
     async def _complete_clip(self, job: Job, clip: VoiceClip, now: float, *, polled: bool) -> None:
         result = {"duration": clip.duration, "waveform": base64.b64encode(clip.waveform).decode()}
@@ -289,11 +289,12 @@ class JobWorker:
         now = self._clock()
         # A run lost to a restart (a local engine): running it again costs nothing.
         lost = isinstance(exc, UnknownJob) and self._reruns_free(job)
-        if lost and await self.store.requeue_lost(job.id, now):
+        requeued = await self.store.requeue_lost(job.id, now) if lost else None
+        if requeued is not None:
             _LOGGER.info(
                 "job %s: %s lost the run (%s); running it again", job.id, job.provider, exc
             )
-            await self._notify(job.id)
+            await self._notify(requeued)
             return
         if exc.retryable:
             delay = self.schedule.next_poll(job, self._min_interval(job), exc.retry_after)
@@ -343,7 +344,7 @@ class JobWorker:
         # Scheduled from what this answer said (queue position as of now), not the last one.
         answered = dataclasses.replace(job, queue_position=result.queue_position, updated_at=now)
         delay = self.schedule.next_poll(answered, self._min_interval(job), None)
-        await self.store.reschedule(
+        stored = await self.store.reschedule(
             job.id,
             next_poll_at=now + delay,
             now=now,
@@ -351,7 +352,7 @@ class JobWorker:
             progress=result.progress,
         )
         if result.queue_position != job.queue_position or _progress_step(job, result):
-            await self._notify(job.id)
+            await self._notify(stored)
 
     def _stuck(self, job: Job, now: float) -> bool:
         if job.kind is not JobKind.STT or job.submitted_at is None:

@@ -16,6 +16,7 @@ from bot.jobs.models import (
     Job,
     JobState,
     NewJob,
+    Started,
 )
 from bot.models import Origin
 from bot.storage.claims import ClaimsMixin
@@ -93,6 +94,11 @@ class SqlJobStore(ClaimsMixin, UsageMixin):
     async def _update(self, sql: str, params: Sequence[Any]) -> bool:
         return await self.db.execute(sql, params) > 0
 
+    async def _returning(self, sql: str, params: Sequence[Any]) -> Job | None:
+        """The job as one guarded UPDATE left it (one round trip, no re-read), or None."""
+        rows = await self.db.fetch(f"{sql} RETURNING {JOB_COLUMNS}", params)
+        return job_from_row(rows[0]) if rows else None
+
     # -- creation and lookups -------------------------------------------------------------
 
     async def create(
@@ -119,18 +125,20 @@ class SqlJobStore(ClaimsMixin, UsageMixin):
             job_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(6))
             row = new_job_row(job_id, new, now=now, state=state, input_bytes=size, result=result)
 
-            async def body(tx: Executor, job_id: str = job_id, row: Any = row) -> None:
+            async def body(tx: Executor, job_id: str = job_id, row: Any = row) -> Job:
                 if admit is not None:
                     await self._admit(tx, new.origin, admit)
-                await tx.execute(insert_job, row)
+                # RETURNING: the stored row comes back with the insert (no second read).
+                rows = await tx.fetch(f"{insert_job} RETURNING {JOB_COLUMNS}", row)
                 for role, blob in (("input", input_blob), ("output", output_blob)):
                     if blob is not None:
                         await tx.execute(insert_blob, blob_row(job_id, role, blob))
                 if wake:
                     await tx.execute(wake)
+                return job_from_row(rows[0])
 
             try:
-                await self.db.transact(body)
+                return await self.db.transact(body)
             except DuplicateKey:
                 # Our own insert, if its commit landed and only the answer was lost (the
                 # backend ran it again); else another job has this id: draw another.
@@ -138,9 +146,6 @@ class SqlJobStore(ClaimsMixin, UsageMixin):
                 if mine is not None and _same(mine, new, now):
                     return mine
                 continue
-            job = await self.get(job_id)
-            assert job is not None
-            return job
         raise RuntimeError("could not allocate a unique job id")
 
     async def _admit(self, tx: Executor, origin: Origin, admit: Admission) -> None:
@@ -200,19 +205,28 @@ class SqlJobStore(ClaimsMixin, UsageMixin):
 
     # -- transitions (each one statement, guarded in its WHERE clause) ----------------------
 
-    async def begin_submit(self, job_id: str, now: float) -> bool:
-        """QUEUED → SUBMITTING, recorded *before* the request leaves (see README: crash safety).
-        The lease is kept: the submit is still running. Run again after a lost answer (the
-        backend retries), it finds its own SUBMITTING under this owner's lease (only the step
-        running now can hold that) and says yes without counting a second attempt."""
+    async def begin_submit(self, job_id: str, now: float) -> Started | None:
+        """QUEUED → SUBMITTING, recorded *before* the request leaves (see README: crash safety),
+        returning the job and its input audio from the same statement. The lease is kept: the
+        submit is still running. Run again after a lost answer (the backend retries), it finds
+        its own SUBMITTING under this owner's lease (only the step running now can hold that)
+        and says yes without counting a second attempt."""
         queued = state_in([JobState.QUEUED])
-        return await self._update(
+        blob = "(SELECT {} FROM job_blobs WHERE job_id = jobs.id AND role = 'input') AS in_{}"
+        rows = await self.db.fetch(
             f"UPDATE jobs SET state = '{JobState.SUBMITTING.value}', "
             f"attempts = attempts + CASE WHEN {queued} THEN 1 ELSE 0 END, updated_at = ? "
             f"WHERE id = ? AND ({queued} AND {MINE} OR "
-            f"{state_in([JobState.SUBMITTING])} AND lease_owner = ?)",
+            f"{state_in([JobState.SUBMITTING])} AND lease_owner = ?) RETURNING {JOB_COLUMNS}, "
+            + ", ".join(blob.format(c, c) for c in ("data", "filename", "content_type")),
             (now, job_id, self.owner, self.owner),
         )
+        if not rows:
+            return None
+        row = rows[0]
+        data = row["in_data"]
+        kept = Blob(bytes(data), row["in_filename"], row["in_content_type"]) if data else None
+        return Started(job_from_row(row), kept)
 
     async def requeue(self, job_id: str, next_at: float, now: float) -> bool:
         """SUBMITTING → QUEUED: only when the provider provably did not take the job."""
@@ -233,10 +247,10 @@ class SqlJobStore(ClaimsMixin, UsageMixin):
         cost: float | None = None,
         queue_position: int | None = None,
         keep_input: bool = False,
-    ) -> bool:
+    ) -> Job | None:
         """SUBMITTING → SUBMITTED with the ticket; the input audio is dropped in the same step
         unless ``keep_input`` (a provider that reruns lost jobs for free needs it until the end)."""
-        return await self._update(
+        return await self._returning(
             f"UPDATE jobs SET state = '{JobState.SUBMITTED.value}', ticket = ?, "
             "next_poll_at = ?, cost = ?, queue_position = ?, submitted_at = ?, updated_at = ?, "
             # The run stays with this process when it lives here (see database.KEEP_HOME).
@@ -265,10 +279,10 @@ class SqlJobStore(ClaimsMixin, UsageMixin):
         now: float,
         queue_position: int | None = None,
         progress: float | None = None,
-    ) -> bool:
+    ) -> Job | None:
         """Record one more poll of a SUBMITTED job, its progress (kept when not reported) and
         when to ask next."""
-        return await self._update(
+        return await self._returning(
             "UPDATE jobs SET next_poll_at = ?, queue_position = ?, poll_count = poll_count + 1, "
             f"progress = COALESCE(?, progress), updated_at = ?, {KEEP_HOME} "
             f"WHERE id = ? AND {state_in([JobState.SUBMITTED])} AND {MINE}",
