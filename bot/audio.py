@@ -19,6 +19,7 @@ from av.audio.frame import AudioFrame
 from av.audio.stream import AudioStream
 from av.container import InputContainer
 
+from bot.audio_headers import read_header
 from bot.errors import AudioError, AudioTooLong
 from bot.models import AudioInput, VoiceClip
 
@@ -113,15 +114,28 @@ def mime_for(container: str) -> str:
 def probe(data: bytes, filename: str | None = None) -> AudioInfo:
     """Identify ``data`` and measure its audio duration.
 
-    The duration comes from packet timestamps (demuxing only, no decoding), because header
-    durations are wrong for truncated MP3/FLAC and absent from Telegram's OGG voice notes; the
-    first packets are decoded to prove the audio is readable.
+    Ogg/Opus (every Telegram and Discord voice note) and PCM WAV are read from their headers,
+    exactly and without demuxing: the last Ogg page's granule position less the Opus pre-skip,
+    the WAV data chunk's size (see :mod:`bot.audio_headers`). Anything else, or anything odd in
+    those, is demuxed: the duration comes from packet timestamps (no decoding), because header
+    durations are wrong for truncated MP3/FLAC; the first packets are decoded to prove the audio
+    is readable.
 
     Raises:
         AudioError: empty, unreadable, soundless or zero-length input.
     """
     if not data:
         raise AudioError("empty audio file", user_message="The file is empty.")
+    header = read_header(data)
+    if header is not None and header.duration > 0:
+        return AudioInfo(
+            container=header.container,
+            codec=header.codec,
+            duration=header.duration,
+            sample_rate=header.sample_rate,
+            channels=header.channels,
+            size=len(data),
+        )
     with _open(data) as container:
         stream = _audio_stream(container)
         has_video = bool(container.streams.video)
