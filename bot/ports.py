@@ -243,8 +243,17 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
         currency: str | None = None,
         output_blob: Blob | None = None,
         polled: bool = False,
-    ) -> bool:
-        """SUBMITTING/SUBMITTED → COMPLETED with the result (and the output clip, together)."""
+        hold: bool = False,
+    ) -> Job | None:
+        """SUBMITTING/SUBMITTED → COMPLETED with the result (and the output clip, together).
+
+        Args:
+            hold: keep this step's lease, to deliver the reply at once in the same step (else
+                the lease ends and the delivery is claimed like any other step).
+
+        Returns:
+            The job as stored, or None when the guard refused (nothing changed).
+        """
         ...
 
     async def fail(
@@ -255,8 +264,10 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
         now: float,
         error_code: str | None = None,
         polled: bool = False,
-    ) -> bool:
-        """Any unfinished state → FAILED with the user-facing sentence."""
+        hold: bool = False,
+    ) -> Job | None:
+        """Any unfinished state → FAILED with the user-facing sentence (``hold``: as in
+        :meth:`complete`); the job as stored, or None when the guard refused."""
         ...
 
     async def cancel(self, job_id: str, now: float) -> Job | None:

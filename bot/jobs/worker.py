@@ -217,9 +217,15 @@ class JobWorker:
     async def _record_answer(self, job: Job, answer: Transcript | Ticket | VoiceClip) -> None:
         now = self._clock()
         if isinstance(answer, Transcript):
-            await self.store.complete(
-                job.id, answer.to_dict(), now=now, cost=answer.cost, currency=answer.currency
+            stored = await self.store.complete(
+                job.id,
+                answer.to_dict(),
+                now=now,
+                cost=answer.cost,
+                currency=answer.currency,
+                hold=self._delivers(job),
             )
+            await self._reply(stored)
         elif isinstance(answer, VoiceClip):
             await self._complete_clip(job, answer, now, polled=False)
         else:
@@ -242,13 +248,26 @@ class JobWorker:
 
     async def _complete_clip(self, job: Job, clip: VoiceClip, now: float, *, polled: bool) -> None:
         result = {"duration": clip.duration, "waveform": base64.b64encode(clip.waveform).decode()}
-        await self.store.complete(
+        stored = await self.store.complete(
             job.id,
             result,
             now=now,
             output_blob=Blob(clip.ogg, "voice.ogg", "audio/ogg"),
             polled=polled,
+            hold=self._delivers(job),
         )
+        await self._reply(stored, clip)
+
+    def _delivers(self, job: Job) -> bool:
+        """Whether a step finishing ``job`` keeps its lease to reply at once (see _reply)."""
+        return job.origin.platform in self.deliverers
+
+    async def _reply(self, stored: Job | None, clip: VoiceClip | None = None) -> None:
+        """Deliver a job this step has just finished, under the lease it kept: the reply
+        leaves without waiting for the poller's next claim, and nothing is read back (the
+        store returned the row, the clip is still in memory)."""
+        if stored is not None and stored.state in REPLY_STATES and self._delivers(stored):
+            await self.deliver(stored, self._clock(), clip)
 
     async def _submit_failed(self, job: Job, exc: ProviderError) -> None:
         now = self._clock()
@@ -314,9 +333,16 @@ class JobWorker:
             await self.schedule.observe(job, now)
             if result.transcript is not None:
                 t = result.transcript
-                await self.store.complete(
-                    job.id, t.to_dict(), now=now, cost=t.cost, currency=t.currency, polled=True
+                stored = await self.store.complete(
+                    job.id,
+                    t.to_dict(),
+                    now=now,
+                    cost=t.cost,
+                    currency=t.currency,
+                    polled=True,
+                    hold=self._delivers(job),
                 )
+                await self._reply(stored)
             elif result.audio is not None or result.audio_parts:
                 parts = result.audio_parts or (result.audio,)
                 try:
@@ -362,13 +388,13 @@ class JobWorker:
 
     # -- deliver ----------------------------------------------------------------------------
 
-    async def deliver(self, job: Job, now: float) -> None:
-        """Hand a finished job to its platform; mark delivered only once the platform accepted."""
+    async def deliver(self, job: Job, now: float, clip: VoiceClip | None = None) -> None:
+        """Hand a finished job to its platform; mark delivered only once the platform accepted
+        (``clip``: the voice clip when the caller still has it, else it is loaded)."""
         deliverer = self.deliverers.get(job.origin.platform)
         if deliverer is None:
             return
-        clip = None
-        if job.kind is JobKind.TTS and job.state is JobState.COMPLETED:
+        if clip is None and job.kind is JobKind.TTS and job.state is JobState.COMPLETED:
             blob = await self.store.load_blob(job.id, "output")
             if blob is not None:
                 clip = VoiceClip(blob.data, job.clip_duration or 0.0, job.waveform or b"")

@@ -299,14 +299,18 @@ class SqlJobStore(ClaimsMixin, UsageMixin):
         currency: str | None = None,
         output_blob: Blob | None = None,
         polled: bool = False,
-    ) -> bool:
-        """SUBMITTING/SUBMITTED → COMPLETED with the result; input audio dropped."""
+        hold: bool = False,
+    ) -> Job | None:
+        """SUBMITTING/SUBMITTED → COMPLETED with the result; input audio dropped. With ``hold``
+        the step keeps its lease to deliver at once (nobody else can claim the reply)."""
+        lease = "" if hold else f", {RELEASE}"
         sql = (
             f"UPDATE jobs SET state = '{JobState.COMPLETED.value}', result = ?, "
             "cost = COALESCE(?, cost), currency = COALESCE(?, currency), completed_at = ?, "
             "updated_at = ?, deliver_after = ?, next_poll_at = NULL, "
-            f"poll_count = poll_count + ?, {RELEASE} WHERE id = ? "
-            f"AND {state_in([JobState.SUBMITTING, JobState.SUBMITTED])} AND {MINE}"
+            f"poll_count = poll_count + ?{lease} WHERE id = ? "
+            f"AND {state_in([JobState.SUBMITTING, JobState.SUBMITTED])} AND {MINE} "
+            f"RETURNING {JOB_COLUMNS}"
         )
         params = (
             dumps(dict(result)),
@@ -320,10 +324,14 @@ class SqlJobStore(ClaimsMixin, UsageMixin):
             self.owner,
         )
         wake = self.db.notify()
+        if output_blob is None and not wake:  # one statement: no transaction needed
+            rows = await self.db.fetch(sql, params)
+            return job_from_row(rows[0]) if rows else None
 
-        async def body(tx: Executor) -> bool:
-            if await tx.execute(sql, params) == 0:
-                return False
+        async def body(tx: Executor) -> Job | None:
+            rows = await tx.fetch(sql, params)
+            if not rows:
+                return None
             if output_blob is not None:  # the clip and the state change land together
                 await tx.execute(
                     f"INSERT INTO job_blobs ({', '.join(BLOB_COLUMNS)}) VALUES ({marks(5)}) "
@@ -333,7 +341,7 @@ class SqlJobStore(ClaimsMixin, UsageMixin):
                 )
             if wake:
                 await tx.execute(wake)
-            return True
+            return job_from_row(rows[0])
 
         return await self.db.transact(body)
 
@@ -345,12 +353,15 @@ class SqlJobStore(ClaimsMixin, UsageMixin):
         now: float,
         error_code: str | None = None,
         polled: bool = False,
-    ) -> bool:
-        """Any unfinished state → FAILED with the user-facing sentence; input audio dropped."""
-        return await self._update(
+        hold: bool = False,
+    ) -> Job | None:
+        """Any unfinished state → FAILED with the user-facing sentence; input audio dropped
+        (``hold``: as in :meth:`complete`)."""
+        lease = "" if hold else f", {RELEASE}"
+        return await self._returning(
             f"UPDATE jobs SET state = '{JobState.FAILED.value}', error = ?, error_code = ?, "
             "completed_at = ?, updated_at = ?, deliver_after = ?, next_poll_at = NULL, "
-            f"poll_count = poll_count + ?, {RELEASE} WHERE id = ? AND {UNFINISHED} AND {MINE}",
+            f"poll_count = poll_count + ?{lease} WHERE id = ? AND {UNFINISHED} AND {MINE}",
             (error, error_code, now, now, now, int(polled), job_id, self.owner),
         )
 
