@@ -11,8 +11,18 @@ from typing import Any
 
 from bench.fakes import tone
 from bench.mix import PLATFORM
-from bot.audio import to_voice_clip
+from bot.audio import probe, to_voice_clip
 from bot.storage.sqlite import SqliteJobStore
+
+
+def probe_note(seconds: float = 2.0, repeats: int = 2000) -> dict[str, float]:
+    """CPU of ``probe()`` on one Ogg/Opus voice note (as Telegram sends), mean over N."""
+    note = tone(seconds, "ogg", rate=48000)
+    probe(note)
+    cpu = time.thread_time()
+    for _ in range(repeats):
+        probe(note)
+    return {"audio_seconds": seconds, "cpu_ms": 1000 * (time.thread_time() - cpu) / repeats}
 
 
 def transcode(seconds: float, repeats: int = 5) -> dict[str, float]:
