@@ -55,6 +55,60 @@ def fit_chunks(
     return [c for c in out if c]
 
 
+FILE_UNAVAILABLE = (
+    "I couldn't fetch this file from Telegram (it may have expired or be too big). "
+    "Please send it again."
+)
+STUCK = "The speech service has been processing this for too long; the job was stopped."
+
+
+def duration_text(seconds: float) -> str:
+    """``45 seconds``, ``1 minute``, ``2 minutes 30 seconds``, ``1 hour 5 minutes``."""
+    total = max(1, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = (
+        [(hours, "hour"), (minutes, "minute")] if hours else [(minutes, "minute"), (secs, "second")]
+    )
+    words = [f"{n} {unit}{'' if n == 1 else 's'}" for n, unit in parts if n]
+    return " ".join(words)
+
+
+def deadline_text(seconds: float) -> str:
+    """Why a job that ran out of time was stopped, with the deadline it had."""
+    span = duration_text(seconds)
+    return f"The speech service did not finish within {span}, so the job was stopped."
+
+
+def retrying_text(reason: str) -> str:
+    """A queued job whose provider could not take it: the reason, and that it is retried."""
+    return f"{reason} It will be retried automatically."
+
+
+CANCEL_BUTTON = "✖ Cancel"
+CANCEL_DONE_TOAST = "Cancelled."
+CANCEL_NOTHING = "You have no queued or running job in this chat."
+CANCEL_NOT_YOURS = "Only the person who started a job, or a chat admin, can cancel it."
+
+
+def cancel_unknown(job_id: str) -> str:
+    """/cancel with an id this chat does not have."""
+    return f"No job {job_id} in this chat. Use /status to list this chat's jobs."
+
+
+def cancel_too_late(job_id: str) -> str:
+    """/cancel of a job that already finished (or was cancelled)."""
+    return f"Job {job_id} has already finished, so there is nothing to cancel."
+
+
+def cancelled_text(job: Job, *, sent: bool) -> str:
+    """The reply to a successful cancel; a job already sent may still be charged."""
+    text = f"✖ Cancelled job {job.id}."
+    if sent:
+        text += " It had already been sent to the speech service, so it may still be charged."
+    return text
+
+
 def progress_text(job: Job) -> str:
     """One line for the placeholder message while a job runs (plain text)."""
     state = user_state(job)
@@ -70,10 +124,14 @@ def progress_text(job: Job) -> str:
         line = f"{icon} {verb}…{shown} job {job.id}"
     elif state == "done":
         line = f"✅ Done: job {job.id}"
+    elif state == "cancelled":
+        line = f"✖ Cancelled: job {job.id}"
     else:
         line = f"❌ Failed: job {job.id}: {job.error or 'unknown error'}"
     if job.queue_position is not None and not job.state.terminal:
         line += f" (queue position {job.queue_position})"
+    if not job.state.terminal and job.error:
+        line += f"\n{job.error}"  # a retry note (see JobWorker._notify); never stored on the row
     return line
 
 

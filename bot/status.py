@@ -15,6 +15,8 @@ def user_state(job: Job) -> str:
         return "transcribing" if job.kind is JobKind.STT else "synthesizing"
     if job.state is JobState.COMPLETED:
         return "done"
+    if job.state is JobState.CANCELLED:
+        return "cancelled"
     return "failed"
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
+from adapters.discord.cancel import cancel_view
 from adapters.discord.convert import (
     PLATFORM,
     escape,
@@ -36,6 +37,8 @@ HELP_TEXT = (
     "• Right-click a message → Apps → Transcribe: transcribe any voice message.\n"
     "• /speak text [voice]: I post the text as a voice message.\n"
     "• /status [job]: this channel's recent jobs, or one job in detail.\n"
+    "• /cancel [job], or ✖ under the placeholder: stop your queued or running job "
+    "(anyone's, with Manage Messages).\n"
     "• /settings [name value]: show or change language, diarize, voice, autotranscribe "
     "(server-wide; changing needs Manage Server).\n"
     "• /forget: delete your jobs (transcripts, audio) in this channel. "
@@ -176,6 +179,7 @@ class Handlers:
                 "🎙 Transcribing…",
                 reference=message.to_reference(fail_if_not_exists=False),
                 allowed_mentions=NO_MENTIONS,
+                view=cancel_view(),
             )
         except discord.HTTPException as exc:
             _LOGGER.warning("discord: cannot reply in channel %s: %s", message.channel.id, exc)
@@ -187,7 +191,9 @@ class Handlers:
             if not isinstance(exc, BotError):
                 _LOGGER.exception("discord: voice message %s failed", message.id)
             try:
-                await placeholder.edit(content=escape(f"❌ {text}"), allowed_mentions=NO_MENTIONS)
+                await placeholder.edit(
+                    content=escape(f"❌ {text}"), allowed_mentions=NO_MENTIONS, view=None
+                )
             except discord.HTTPException as edit_exc:
                 _LOGGER.warning("discord: could not show an error: %s", edit_exc)
 

@@ -12,6 +12,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
+from adapters.telegram.cancel import TelegramCancel
 from adapters.telegram.convert import (
     GROUP_ANONYMOUS_BOT,
     PLATFORM,
@@ -24,6 +25,7 @@ from adapters.telegram.convert import (
     origin_for,
 )
 from bot.errors import BotError, InputError
+from bot.replies import FILE_UNAVAILABLE
 from bot.settings import ChatSettings
 
 if TYPE_CHECKING:
@@ -47,6 +49,8 @@ demand.
 /settings — this chat's settings; change with <code>/settings NAME VALUE</code> or \
 <code>/language CODE</code>, <code>/diarize on|off</code>, <code>/voice NAME</code>, \
 <code>/autotranscribe on|off</code> (in groups: admins only)
+/cancel — stop your queued or running job (or tap ✖ under it); <code>/cancel ID</code> — \
+one job (admins: any job in the group)
 /forget — delete your stored jobs (transcripts, audio) in this chat
 /usage — spend per user and chat (the bot's admins only)
 
@@ -113,6 +117,7 @@ class TelegramHandlers:
         app.add_handler(
             MessageHandler(only_new & media & ~filters.COMMAND, self.guarded(self.media))
         )
+        TelegramCancel(self.adapter).register(app)
         app.add_error_handler(self.on_error)
 
     def guarded(self, callback: Callback) -> Callback:
@@ -294,7 +299,10 @@ class TelegramHandlers:
         except BadRequest as exc:
             if "too big" in exc.message.lower():
                 raise InputError(too_big_text(attachment.file_size, limit)) from exc
-            raise
+            # Expired file_id, file gone, wrong bot...: the user can act on this, not on "oops".
+            raise InputError(
+                f"getFile refused: {exc.message}", user_message=FILE_UNAVAILABLE
+            ) from exc
         if file.file_size is not None and file.file_size > limit:
             raise InputError(too_big_text(file.file_size, limit))
         # The file URL embeds the bot token: only PTB ever sees it; providers get the bytes.

@@ -8,17 +8,19 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from bot import audio
+from bot import audio, replies
 from bot.errors import (
     AudioError,
     DeliveryError,
     ProviderError,
     ProviderUnavailable,
+    ProviderUnreachable,
     RateLimited,
     UnknownJob,
 )
 from bot.jobs.models import REPLY_STATES, Blob, Job, JobKind, JobState
 from bot.jobs.schedule import BackoffSchedule, PollSchedule
+from bot.metrics import Metrics
 from bot.models import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions, VoiceClip
 from bot.ports import JobStore
 from bot.providers.base import (
@@ -78,18 +80,29 @@ class JobWorker:
         clock: Callable[[], float],
         schedule: PollSchedule | None = None,
         audio_pool: audio.AudioPool | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
         self._audio = audio_pool or audio.AudioPool()
         self._stt = stt
         self._tts = tts
         self._clock = clock
         self.schedule: PollSchedule = schedule or BackoffSchedule()
         self.deliverers: dict[str, Deliverer] = {}
+        self.offline: set[str] = set()
 
     def register(self, platform: str, deliverer: Deliverer) -> None:
         """Route finished jobs of ``platform`` to ``deliverer``."""
         self.deliverers[platform] = deliverer
+
+    def set_online(self, platform: str, online: bool) -> None:
+        """While a platform's connection is down its jobs are still sent and polled, but their
+        replies wait (the poller skips them) instead of using up delivery attempts."""
+        if online:
+            self.offline.discard(platform)
+        else:
+            self.offline.add(platform)
 
     async def recover(self, now: float) -> list[str]:
         """Settle the jobs of the registered platforms that a crashed process left ambiguous
@@ -134,11 +147,15 @@ class JobWorker:
         except (KeyError, ProviderError):  # provider gone from the config: treat as paid
             return False
 
-    async def _notify(self, job: Job | None) -> None:
+    async def _notify(self, job: Job | None, retry: Mapping[str, object] | None = None) -> None:
         """Show ``job`` as the step just stored it (the store returns it: nothing re-read)."""
         deliverer = self.deliverers.get(job.origin.platform) if job else None
-        if job is None or deliverer is None:
+        if job is None or deliverer is None or job.origin.platform in self.offline:
             return
+        if retry is not None and not job.state.terminal:
+            # Shown, not stored: the next attempt's outcome replaces it.
+            note = replies.retrying_text(str(retry["user_message"]))
+            job = dataclasses.replace(job, error=note, extra={**job.extra, "retry": dict(retry)})
         try:
             await deliverer.progress(job)
         except Exception as exc:  # progress is cosmetic: never let it break the job
@@ -155,10 +172,12 @@ class JobWorker:
         if started is None:
             return  # someone else moved it; the guard keeps us honest
         try:
-            if job.kind is JobKind.STT:
-                answer: Transcript | Ticket | VoiceClip = await self._submit_stt(job, started.input)
-            else:
-                answer = await self._submit_tts(job)
+            with self.metrics.provider_call(job, "submit"):
+                if job.kind is JobKind.STT:
+                    stt = await self._submit_stt(job, started.input)
+                    answer: Transcript | Ticket | VoiceClip = stt
+                else:
+                    answer = await self._submit_tts(job)
         except ProviderError as exc:
             await self._submit_failed(job, exc)
             return
@@ -259,8 +278,10 @@ class JobWorker:
         await self._reply(stored, clip)
 
     def _delivers(self, job: Job) -> bool:
-        """Whether a step finishing ``job`` keeps its lease to reply at once (see _reply)."""
-        return job.origin.platform in self.deliverers
+        """Whether a step finishing ``job`` keeps its lease to reply at once (see _reply): not
+        while its platform is offline (the reply then waits for the claim, which skips it)."""
+        platform = job.origin.platform
+        return platform in self.deliverers and platform not in self.offline
 
     async def _reply(self, stored: Job | None, clip: VoiceClip | None = None) -> None:
         """Deliver a job this step has just finished, under the lease it kept: the reply
@@ -271,12 +292,14 @@ class JobWorker:
 
     async def _submit_failed(self, job: Job, exc: ProviderError) -> None:
         now = self._clock()
-        if _retry_submit(exc) and now < job.deadline_at:
-            delay = self.schedule.next_poll(job, 0.0, exc.retry_after)
+        delay = self.schedule.next_poll(job, 0.0, exc.retry_after)
+        if _retry_submit(exc) and now + delay < job.deadline_at:
             _LOGGER.info(
                 "job %s: provider did not take it (%s); retry in %.1fs", job.id, exc, delay
             )
-            await self.store.requeue(job.id, now + delay, now)
+            requeued = await self.store.requeue(job.id, now + delay, now)
+            if requeued is not None:
+                await self._notify(requeued, _retry_note(exc, job.attempts + 1, delay, sent=False))
             return
         _log_provider_failure(job, exc)
         await self.store.fail(job.id, exc.user_message, now=now, error_code=type(exc).__name__)
@@ -295,10 +318,11 @@ class JobWorker:
         )
         ticket = Ticket(provider=job.provider, data=job.ticket or {})
         try:
-            if isinstance(ticket.data.get("parts"), list):
-                result = await _poll_parts(provider, ticket)
-            else:
-                result = await provider.poll(ticket)
+            with self.metrics.provider_call(job, "poll"):
+                if isinstance(ticket.data.get("parts"), list):
+                    result = await _poll_parts(provider, ticket)
+                else:
+                    result = await provider.poll(ticket)
         except ProviderError as exc:
             await self._poll_failed(job, exc)
             return
@@ -318,9 +342,12 @@ class JobWorker:
         if exc.retryable:
             delay = self.schedule.next_poll(job, self._min_interval(job), exc.retry_after)
             _LOGGER.info("job %s: poll failed (%s); next poll in %.1fs", job.id, exc, delay)
-            await self.store.reschedule(
+            moved = await self.store.reschedule(
                 job.id, next_poll_at=now + delay, now=now, queue_position=job.queue_position
             )
+            if moved is not None and isinstance(exc, ProviderUnreachable):
+                note = _retry_note(exc, job.poll_count + 1, delay, sent=True)
+                await self._notify(moved, note)
             return
         _log_provider_failure(job, exc)
         await self.store.fail(
@@ -331,6 +358,7 @@ class JobWorker:
         now = self._clock()
         if result.status is PollStatus.COMPLETED:
             await self.schedule.observe(job, now)
+            self.metrics.job_completed(job)
             if result.transcript is not None:
                 t = result.transcript
                 stored = await self.store.complete(
@@ -412,6 +440,7 @@ class JobWorker:
         self, job: Job, exc: Exception, permanent: bool, retry_after: float | None
     ) -> None:
         now = self._clock()
+        self.metrics.delivery_failed(job.origin.platform, permanent=permanent)
         if permanent or job.delivery_attempts + 1 >= MAX_DELIVERY_ATTEMPTS:
             _LOGGER.warning("job %s: giving up delivery: %s", job.id, exc)
             await self.store.mark_undeliverable(job.id, str(exc)[:500], now)
@@ -452,13 +481,28 @@ async def _poll_parts(provider: SpeechToText | TextToSpeech, ticket: Ticket) -> 
 
 
 def _deadline_message(job: Job) -> str:
-    minutes = max(1, round((job.deadline_at - job.created_at) / 60))
-    unit = "minute" if minutes == 1 else "minutes"
-    return f"The speech service did not finish within {minutes} {unit}, so the job was stopped."
+    return replies.deadline_text(job.deadline_at - job.created_at)
 
 
 def _stuck_message(job: Job) -> str:
-    return "The speech service has been processing this for too long; the job was stopped."
+    return replies.STUCK
+
+
+def _retry_note(exc: ProviderError, attempt: int, delay: float, *, sent: bool) -> dict[str, object]:
+    """What a deliverer is told when a provider call will be retried (see ``_notify``)."""
+    short = (
+        f"{exc.provider}: {exc.host}: {exc.reason}"
+        if isinstance(exc, ProviderUnreachable)
+        else str(exc)
+    )
+    return {
+        "attempt": attempt,
+        "retry_in": delay,
+        "detail": str(exc),
+        "short": short,
+        "user_message": exc.user_message,
+        "sent": sent,
+    }
 
 
 def _log_provider_failure(job: Job, exc: ProviderError) -> None:
