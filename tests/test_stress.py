@@ -100,6 +100,23 @@ def _is_final_text(text: str | None) -> bool:
     return bool(text) and "…" not in (text or "") and not (text or "").startswith("✅ Done")
 
 
+def _adapter_starts(log: Path) -> int:
+    return log.read_text(errors="replace").count("telegram adapter started")
+
+
+async def _started(log: Path, times: int, timeout: float = 60.0) -> None:
+    """Wait until the process writing ``log`` is up (its ``times``-th adapter start is logged,
+    after run_bot installed its SIGTERM handler). Every job can be answered before the last
+    restarted process has even imported voicebot; a SIGTERM then would meet Python's default
+    handler, which is not what these tests are about."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while _adapter_starts(log) < times:
+        if loop.time() > deadline:
+            raise TimeoutError(f"{log.name}: start {times} not logged within {timeout:g} s")
+        await asyncio.sleep(0.1)
+
+
 def _finals(tg: FakeTelegram) -> dict[tuple[int, int], set[tuple[int, int, str]]]:
     """(chat, trigger id) → distinct (chat, bot message id, what) that carried a final reply."""
     reply_of: dict[tuple[int, int], tuple[int, int]] = {}  # bot message → trigger it replied to
@@ -166,6 +183,7 @@ async def test_stress_sigkill_at_random_moments_every_job_answered_once(
             proc = await start_voicebot_run(_config(tmp_path, tg, nano, round_no), log)
         await feeder
         await _wait_all_answered(tg, tally, timeout=30 + JOBS * 0.3)
+        await _started(log, KILLS + 1)
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 10) == 0, "SIGTERM must exit 0"
     finally:
@@ -266,6 +284,7 @@ async def test_stress_three_processes_on_postgres_sigkill_every_job_answered_onc
     config = _config(tmp_path, tg, nano, 0, url=pg_url)
     procs = [await start_voicebot_run(config, log) for log in logs]
     kills, legit, kill_marks = 0, set[str](), list[int]()
+    starts = dict.fromkeys(logs, 1)
     try:
         await tg.wait_held(timeout=30)
         for _ in range(PG_KILLS):
@@ -278,9 +297,11 @@ async def test_stress_three_processes_on_postgres_sigkill_every_job_answered_onc
             legit |= await _submitting_of(pg_url, procs[victim].pid)
             await asyncio.sleep(rng.uniform(0.0, 0.5))
             procs[victim] = await start_voicebot_run(config, logs[victim])
+            starts[logs[victim]] += 1
         await feeder
         await _wait_all_answered(tg, tally, timeout=60 + PG_JOBS * 0.3)
-        for proc in procs:
+        for log, proc in zip(logs, procs, strict=True):
+            await _started(log, starts[log])
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
             assert await asyncio.wait_for(proc.wait(), 15) == 0, "SIGTERM must exit 0"
