@@ -144,10 +144,11 @@ def fake_table(specs: list[JobSpec]) -> dict[str, tuple[float, float]]:
     return {s.key: (s.queued, s.processing - s.queued) for s in specs}
 
 
-def bench_config(db: Path, nano_url: str, canto_url: str) -> Config:
-    """A config with both providers on the fakes and every jobs knob left at its default."""
+def bench_config(db: Path, nano_url: str, canto_url: str, url: str | None = None) -> Config:
+    """A config with both providers on the fakes and every jobs knob left at its default (the
+    store: SQLite at ``db``, or the PostgreSQL database at ``url``)."""
     data: dict[str, Any] = {
-        "storage": {"path": str(db)},
+        "storage": {"url": url} if url else {"path": str(db)},
         "providers": {
             "nanogpt": {"api_key": API_KEY_NANO, "base_url": nano_url, "timeout": 30},
             "cantonese": {"api_key": API_KEY_CANTO, "base_url": canto_url, "timeout": 30},

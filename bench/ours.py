@@ -38,6 +38,7 @@ class BenchDeliverer:
     deliveries: dict[str, Delivery] = field(default_factory=dict)
     progress_calls: int = 0
     _event: asyncio.Event = field(default_factory=asyncio.Event)
+    _waiters: dict[str, asyncio.Future[None]] = field(default_factory=dict)
 
     async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
         ticket = job.ticket or {}
@@ -46,7 +47,17 @@ class BenchDeliverer:
             job.id, None if run is None else str(run), time.monotonic(), job.state, job.poll_count
         )
         self._event.set()
+        waiter = self._waiters.pop(job.id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         return f"m{len(self.deliveries)}"
+
+    async def delivered(self, job_id: str) -> Delivery:
+        """Wait for the reply to one job."""
+        if job_id not in self.deliveries:
+            waiter = self._waiters.setdefault(job_id, asyncio.get_running_loop().create_future())
+            await waiter
+        return self.deliveries[job_id]
 
     async def progress(self, job: Job) -> None:
         self.progress_calls += 1

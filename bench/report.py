@@ -54,30 +54,79 @@ def _verdict(name: str, value: float, target: float, *, upper: bool, unit: str) 
     }
 
 
+def _ratio_of(ours: float, base: float) -> float:
+    return ours / base if base and not math.isnan(base) else math.nan
+
+
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets, each with the measured value and whether it is met."""
-    ours = result["latency"]["ours"]
-    thr = result["throughput"]["ours"]
-    return [
-        _verdict("polls per job (median)", ours["polls_per_job"]["median"], 2, upper=True, unit=""),
-        _verdict("added latency p50", ours["added_latency_s"]["p50"], 1, upper=True, unit="s"),
-        _verdict("added latency p95", ours["added_latency_s"]["p95"], 3, upper=True, unit="s"),
-        _verdict("throughput", thr["jobs_per_s"], 100, upper=False, unit="jobs/s"),
-        _verdict("bot CPU per job", thr["cpu_ms_per_job"], 5, upper=True, unit="ms"),
-        _verdict("transcode speed", result["transcode"]["x_realtime"], 200, upper=False, unit="×"),
+    """The issue's goals, each with the measured value and whether it is met. The ratios are to
+    the reference loop in the same run (the bot on SQLite, the default)."""
+    ours, base = result["latency"]["ours"], result["latency"]["baseline"]
+    cap = result["capacity"]["capacity"]
+    top = result["capacity"]["levels"][-1]  # the most clients: both contenders busy
+    rows = [
+        _verdict(
+            "CPU per job, ratio (most clients)",
+            _ratio_of(top["sqlite"]["cpu_ms_per_job"], top["reference"]["cpu_ms_per_job"]),
+            1.0,
+            upper=True,
+            unit="×",
+        ),
+        _verdict(
+            "capacity, ratio (best level each)",
+            _ratio_of(cap["sqlite"]["jobs_per_s"], cap["reference"]["jobs_per_s"]),
+            1.3,
+            upper=False,
+            unit="×",
+        ),
+        _verdict(
+            "polls per job (mean), ratio",
+            _ratio_of(ours["polls_per_job"]["mean"], base["polls_per_job"]["mean"]),
+            0.8,
+            upper=True,
+            unit="×",
+        ),
+    ]
+    for q, goal in (("p50", 0.5), ("p95", 0.7)):
+        value = _ratio_of(ours["added_latency_s"][q], base["added_latency_s"][q])
+        rows.append(_verdict(f"added latency {q}, ratio", value, goal, upper=True, unit="×"))
+    rows += [
+        _verdict(
+            "transcode 60 s MP3, one core",
+            result["transcode"]["x_realtime"],
+            300,
+            upper=False,
+            unit="× realtime",
+        ),
+        _verdict(
+            "probe a 2 s voice note", result["probe"]["cpu_ms"], 0.2, upper=True, unit="ms CPU"
+        ),
+        _verdict(
+            f"resume {result['resume']['jobs']:,} in-flight jobs",
+            result["resume"]["all_delivered_seconds"],
+            1,
+            upper=True,
+            unit="s",
+        ),
+    ]
+    if "resume_large" in result:
+        rows.append(
+            _verdict(
+                "resume 10,000 in-flight jobs",
+                result["resume_large"]["all_delivered_seconds"],
+                10,
+                upper=True,
+                unit="s",
+            )
+        )
+    rows += [
         _verdict(
             "/status lookup p50", result["store"]["lookup_ms"]["p50"], 2, upper=True, unit="ms"
         ),
         _verdict("due query p50", result["store"]["due_ms"]["p50"], 5, upper=True, unit="ms"),
-        _verdict(
-            "resume in-flight jobs",
-            result["resume"]["all_delivered_seconds"],
-            2,
-            upper=True,
-            unit="s",
-        ),
         _verdict("peak RSS", result["inflight"]["peak_rss_mb"], 150, upper=True, unit="MB"),
     ]
+    return rows
 
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -92,37 +141,67 @@ def _ratio(ours: float, base: float) -> str:
     return f"{ours / base:.2f}×"
 
 
-def markdown(result: dict[str, Any]) -> str:
-    """The README table: ours vs the reference loop, ratios, then the absolute targets."""
-    ours, base = result["latency"]["ours"], result["latency"]["baseline"]
-    to, tb = result["throughput"]["ours"], result["throughput"]["baseline"]
-    rows = [
-        (
-            "Polls per job (median)",
-            ours["polls_per_job"]["median"],
-            base["polls_per_job"]["median"],
-            1,
-        ),
-        ("Polls per job (mean)", ours["polls_per_job"]["mean"], base["polls_per_job"]["mean"], 2),
-    ]
-    for q in ("p50", "p95", "p99"):
-        rows.append(
-            (f"Added latency {q} (s)", ours["added_latency_s"][q], base["added_latency_s"][q], 2)
+def _latency_rows(result: dict[str, Any]) -> list[str]:
+    base = result["latency"]["baseline"]
+    contenders = [("SQLite", result["latency"]["ours"])]
+    if "latency_postgres" in result:
+        contenders.append(("PostgreSQL", result["latency_postgres"]["ours"]))
+    head = " | ".join(f"voicebot {n} | ratio" for n, _ in contenders)
+    lines = [f"| Metric | reference | {head} |", "|---|---:|" + "---:|---:|" * len(contenders)]
+    metrics = [("Polls per job (mean)", "polls_per_job", "mean")]
+    metrics += [(f"Added latency {q} (s)", "added_latency_s", q) for q in ("p50", "p95", "p99")]
+    for name, group, key in metrics:
+        b = base[group][key]
+        cells = " | ".join(
+            f"{_fmt(o[group][key])} | {_ratio(o[group][key], b)}" for _, o in contenders
         )
-    rows += [
-        ("Throughput, zero-latency fakes (jobs/s)", to["jobs_per_s"], tb["jobs_per_s"], 1),
-        ("Bot CPU per job (ms)", to["cpu_ms_per_job"], tb["cpu_ms_per_job"], 2),
+        lines.append(f"| {name} | {_fmt(b)} | {cells} |")
+    return lines
+
+
+def _capacity_rows(result: dict[str, Any]) -> list[str]:
+    sweep = result["capacity"]
+    names = [n for n in ("sqlite", "postgres") if n in sweep["levels"][0]]
+    head = " | ".join(f"{n} jobs/s (ratio) | {n} CPU ms/job (ratio)" for n in names)
+    lines = [
+        f"| Clients | reference jobs/s | reference CPU ms/job | {head} |",
+        "|---:|---:|---:|" + "---:|---:|" * len(names),
     ]
+    for row in sweep["levels"]:
+        ref = row["reference"]
+        cells = " | ".join(
+            f"{_fmt(row[n]['jobs_per_s'], 1)} ({_ratio(row[n]['jobs_per_s'], ref['jobs_per_s'])})"
+            f" | {_fmt(row[n]['cpu_ms_per_job'])} "
+            f"({_ratio(row[n]['cpu_ms_per_job'], ref['cpu_ms_per_job'])})"
+            for n in names
+        )
+        lines.append(
+            f"| {row['clients']} | {_fmt(ref['jobs_per_s'], 1)} | "
+            f"{_fmt(ref['cpu_ms_per_job'])} | {cells} |"
+        )
+    cap = sweep["capacity"]
+    best = ", ".join(
+        f"{n} {_fmt(cap[n]['jobs_per_s'], 1)} jobs/s at {cap[n]['clients']} clients"
+        for n in ("reference", *names)
+    )
+    return [*lines, "", f"Capacity (best level each): {best}."]
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The README tables: latency mix and capacity sweep, ours / reference / ratio, then goals."""
     meta = result["meta"]
     lines = [
-        f"Job mix: {meta['jobs']} jobs ({meta['mix']}), schedule `{meta['schedule']}`, "
-        f"{meta['mode']} run on {meta['cpus']} CPUs.",
+        f"Run {meta['when']} ({meta['mode']}, {meta['cpus']} CPUs, schedule `{meta['schedule']}`).",
         "",
-        "| Metric | voicebot | Reference loop | Ratio |",
-        "|---|---:|---:|---:|",
+        f"**Latency mix** ({meta['jobs']} jobs: {meta['mix']}; bounded by provider floors):",
+        "",
+        *_latency_rows(result),
+        "",
+        f"**Capacity** (zero-latency fakes, {capacity_mix()}; closed loops, "
+        f"{_fmt(result['capacity']['window_s'], 0)} s per level):",
+        "",
+        *_capacity_rows(result),
     ]
-    for name, a, b, digits in rows:
-        lines.append(f"| {name} | {_fmt(a, digits)} | {_fmt(b, digits)} | {_ratio(a, b)} |")
     by_route = result["latency"].get("by_route", {})
     if by_route:
         lines += [
@@ -137,12 +216,68 @@ def markdown(result: dict[str, Any]) -> str:
                 f"| {_fmt(o['latency_p95'])} / {_fmt(b['latency_p95'])} "
                 f"| {_fmt(o['polls_mean'])} / {_fmt(b['polls_mean'])} |"
             )
-    lines += ["", "| Target | Measured | Goal | Met |", "|---|---:|---|:---:|"]
+    lines += ["", "| Goal | Measured | Target | Met |", "|---|---:|---|:---:|"]
     for t in result["targets"]:
         lines.append(
             f"| {t['name']} | {_fmt(t['value'])} | {t['target']} | {'yes' if t['met'] else 'no'} |"
         )
     return "\n".join(lines)
+
+
+def capacity_mix() -> str:
+    """The capacity sweep's job mix, in words."""
+    return "¾ NanoGPT Elevenlabs-STT, ¼ NanoGPT Elevenlabs TTS"
+
+
+def plot_capacity(path: Path, sweep: dict[str, Any]) -> bool:
+    """Throughput against concurrent clients (log scale) per contender, as a PNG; False
+    without Pillow."""
+    try:
+        from PIL import Image, ImageDraw
+    except ImportError:
+        return False
+    width, height, left, bottom, top, right = 800, 500, 70, 60, 40, 30
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    levels = sweep["levels"]
+    names = [n for n in ("reference", "sqlite", "postgres") if n in levels[0]]
+    y_max = max(r[n]["jobs_per_s"] for r in levels for n in names) * 1.1 or 1.0
+    x_lo, x_hi = math.log10(levels[0]["clients"]), math.log10(levels[-1]["clients"])
+    span = (x_hi - x_lo) or 1.0
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def xy(clients: float, y: float) -> tuple[float, float]:
+        return left + plot_w * (math.log10(clients) - x_lo) / span, top + plot_h * (1 - y / y_max)
+
+    draw.rectangle((left, top, width - right, height - bottom), outline="black")
+    for row in levels:
+        x, _ = xy(row["clients"], 0)
+        draw.line((x, height - bottom, x, height - bottom + 5), fill="black")
+        draw.text((x - 8, height - bottom + 8), str(row["clients"]), fill="black")
+    for i in range(6):
+        _, y = xy(levels[0]["clients"], y_max * i / 5)
+        draw.line((left - 5, y, left, y), fill="black")
+        draw.line((left, y, width - right, y), fill=(225, 225, 225))
+        draw.text((left - 45, y - 6), f"{y_max * i / 5:.0f}", fill="black")
+    draw.text((width // 2 - 110, height - 25), "concurrent clients (log scale)", fill="black")
+    draw.text((left, 12), "Throughput (jobs/s), zero-latency fakes", fill="black")
+    colours = {"reference": (214, 39, 40), "sqlite": (31, 119, 180), "postgres": (44, 160, 44)}
+    for n, name in enumerate(names):
+        points = [xy(r["clients"], r[name]["jobs_per_s"]) for r in levels]
+        if len(points) > 1:
+            draw.line(points, fill=colours[name], width=2)
+        for px, py in points:
+            draw.ellipse((px - 3, py - 3, px + 3, py + 3), fill=colours[name])
+        label = "reference loop" if name == "reference" else f"voicebot ({name})"
+        draw.line(
+            (left + 20, top + 20 + 18 * n, left + 50, top + 20 + 18 * n),
+            fill=colours[name],
+            width=3,
+        )
+        draw.text((left + 55, top + 14 + 18 * n), label, fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, "PNG")
+    return True
 
 
 def plot_cdf(path: Path, series: dict[str, Sequence[float]]) -> bool:

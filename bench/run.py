@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import baseline, inflight, micro, ours
+from bench import baseline, capacity, inflight, micro, ours
 from bench.fakes import FakeProviders
 from bench.mix import JobSpec, SpeedModel, bench_config, fake_table, make_mix
-from bench.report import markdown, plot_cdf, summary, targets
+from bench.report import markdown, plot_capacity, plot_cdf, summary, targets
 from bot.jobs.poller import ClockWatch
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -46,14 +46,40 @@ class Profile:
     transcode_seconds: float
     cantonese: bool = True  # its 5 s minimum poll interval dominates a tiny run
     slack: float = 120.0  # how long a phase may wait past its expected end before giving up
+    clients: tuple[int, ...] = (16, 128, 512, 1024)  # capacity sweep: closed loops at once
+    window: float = 20.0  # seconds each level of the sweep runs (the reference sleeps 3-5 s)
+    resume_large: int = 0  # a second restart with this many jobs in flight (0: none)
 
 
 PROFILES = {
     "full": Profile(
-        "full", 60, 16, 60.0, (5.0, 60.0), (80, 800), SpeedModel(), 1000, 1000, 100_000, 60.0
+        "full",
+        60,
+        16,
+        60.0,
+        (5.0, 60.0),
+        (80, 800),
+        SpeedModel(),
+        1000,
+        1000,
+        100_000,
+        60.0,
+        resume_large=10_000,
     ),
     "quick": Profile(
-        "quick", 12, 8, 8.0, (4.0, 24.0), (60, 300), SpeedModel(), 200, 300, 100_000, 30.0
+        "quick",
+        12,
+        8,
+        8.0,
+        (4.0, 24.0),
+        (60, 300),
+        SpeedModel(),
+        200,
+        300,
+        100_000,
+        30.0,
+        clients=(16, 256),
+        window=10.0,
     ),
     "smoke": Profile(
         "smoke",
@@ -69,12 +95,17 @@ PROFILES = {
         2.0,
         cantonese=False,
         slack=30.0,
+        clients=(4,),
+        window=6.0,
     ),
 }
 
 
-async def latency(fakes: FakeProviders, prof: Profile, work: Path, seed: int) -> dict[str, Any]:
-    """The same job mix through the bot and through the reference loop, side by side."""
+async def latency(
+    fakes: FakeProviders, prof: Profile, work: Path, seed: int, url: str | None = None
+) -> dict[str, Any]:
+    """The same job mix through the bot and through the reference loop, side by side (the bot
+    on SQLite, or on the PostgreSQL database at ``url``)."""
     used: set[str] = set()
     warm = make_mix(
         prof.warmup,
@@ -97,7 +128,7 @@ async def latency(fakes: FakeProviders, prof: Profile, work: Path, seed: int) ->
     fakes.reset()
     fakes.configure(fake_table(warm + specs), 0.0)
     timeout = prof.spread + max(s.processing for s in specs) + prof.slack
-    config = bench_config(work / "latency.sqlite3", fakes.nano_url, fakes.canto_url)
+    config = bench_config(work / "latency.sqlite3", fakes.nano_url, fakes.canto_url, url)
     async with ours.running_core(config) as (core, deliverer):
         schedule = type(core.worker.schedule).__name__
         if warm:
@@ -174,40 +205,20 @@ def _burst_specs(count: int, cantonese: bool = True) -> list[JobSpec]:
     ]
 
 
-async def throughput(fakes: FakeProviders, prof: Profile, work: Path) -> dict[str, Any]:
-    """Zero-latency fakes: a burst of jobs through the bot, then through the reference loop."""
-    specs = _burst_specs(prof.burst, prof.cantonese)
-    fakes.reset()
-    fakes.configure({}, 0.0)
-    config = bench_config(work / "throughput.sqlite3", fakes.nano_url, fakes.canto_url)
-    mine = await ours.throughput(config, specs, timeout=60 + prof.slack)
-    fakes.reset()
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    results = await baseline.run_jobs(fakes.nano_url, fakes.canto_url, specs)
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    done = sum(1 for r in results if r.done_at is not None)
-    theirs = {
-        "jobs": len(specs),
-        "delivered": done,
-        "seconds": wall,
-        "jobs_per_s": done / wall,
-        "cpu_ms_per_job": 1000 * cpu / max(1, done),
-        "note": "all reference loops run concurrently; one at a time it is ≤ 1 job per 3-5 s",
-    }
-    return {"ours": mine, "baseline": theirs}
-
-
-def restart(fakes: FakeProviders, prof: Profile, work: Path) -> tuple[dict[str, Any], ...]:
+def restart(
+    fakes: FakeProviders, prof: Profile, work: Path, count: int
+) -> tuple[dict[str, Any], ...]:
     """Peak RSS with N jobs in flight (child 1), then a fresh process resuming them (child 2)."""
-    db = work / "inflight.sqlite3"
+    db = work / f"inflight-{count}.sqlite3"
     urls = (fakes.nano_url, fakes.canto_url)
-    specs = _burst_specs(prof.in_flight, prof.cantonese)
+    specs = _burst_specs(count, prof.cantonese)
     fakes.reset()
     fakes.configure({}, HOLD)
-    load = inflight.in_child("load", db, urls, specs, wait=prof.slack)
+    wait = prof.slack + count / 100  # creating 10,000 jobs alone takes a while
+    load = inflight.in_child("load", db, urls, specs, wait=wait)
     fakes.finish_runs()
     overdue = inflight.simulate_downtime(db)
-    resumed = inflight.in_child("resume", db, urls, len(specs), wait=prof.slack)
+    resumed = inflight.in_child("resume", db, urls, len(specs), wait=wait)
     if "started_at" in resumed:
         resumed["since_spawn_seconds"] = (
             resumed["started_at"] + resumed["all_delivered_seconds"] - resumed["spawned_at"]
@@ -229,18 +240,30 @@ async def measure(prof: Profile, work: Path, seed: int) -> dict[str, Any]:
 
     result["transcode"] = await asyncio.to_thread(micro.transcode, prof.transcode_seconds)
     lap("transcode")
+    result["probe"] = micro.probe_note()
+    lap("probe")
     result["store"] = await micro.store_queries(work / "store.sqlite3", prof.store_rows)
     lap("store")
     fakes = FakeProviders()
     fakes.start()
     try:
-        lap("start_fakes")
-        result["latency"] = await latency(fakes, prof, work, seed)
-        lap("latency")
-        result["throughput"] = await throughput(fakes, prof, work)
-        lap("throughput")
-        result["inflight"], result["resume"] = restart(fakes, prof, work)
+        with capacity.postgres() as cluster:
+            lap("start_fakes")
+            result["latency"] = await latency(fakes, prof, work, seed)
+            lap("latency")
+            if cluster is not None:
+                url = cluster.create_database()
+                result["latency_postgres"] = await latency(fakes, prof, work, seed, url)
+                lap("latency_postgres")
+            result["capacity"] = await capacity.sweep(
+                fakes, prof.clients, prof.window, work, cluster
+            )
+            lap("capacity")
+        result["inflight"], result["resume"] = restart(fakes, prof, work, prof.in_flight)
         lap("restart")
+        if prof.resume_large:
+            _, result["resume_large"] = restart(fakes, prof, work, prof.resume_large)
+            lap("restart_large")
     finally:
         fakes.stop()
     result["meta"] = {
@@ -315,7 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         "voicebot": result["latency"]["ours"]["samples"],
         "reference loop (5 s / 3 s)": result["latency"]["baseline"]["samples"],
     }
-    if not plot_cdf(args.out / "latency_cdf.png", series):
+    if not plot_cdf(args.out / "latency_cdf.png", series) or not plot_capacity(
+        args.out / "capacity.png", result["capacity"]
+    ):
         print("(no PNG: install the bench extra, pip install -e '.[bench]')", file=sys.stderr)
     print(markdown(result))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from bot.jobs.models import Activity, Admission, Blob, Job, JobState, NewJob, NewPart, Part
+from bot.jobs.models import Activity, Admission, Blob, Job, JobState, NewJob, NewPart, Part, Started
 
 
 class SpeedStore(Protocol):
@@ -272,12 +272,18 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
 
     # -- transitions ---------------------------------------------------------------------------
 
-    async def begin_submit(self, job_id: str, now: float) -> bool:
-        """QUEUED → SUBMITTING, recorded *before* the request leaves (README: crash safety)."""
+    async def begin_submit(self, job_id: str, now: float) -> Started | None:
+        """QUEUED → SUBMITTING, recorded *before* the request leaves (README: crash safety).
+
+        Returns:
+            The job as it now is and its input audio (read in the same round trip), or None
+            when the job was not this step's to submit (nothing changed).
+        """
         ...
 
-    async def requeue(self, job_id: str, next_at: float, now: float) -> bool:
-        """SUBMITTING → QUEUED: only when the provider provably did not take the job."""
+    async def requeue(self, job_id: str, next_at: float, now: float) -> Job | None:
+        """SUBMITTING → QUEUED: only when the provider provably did not take the job; the job
+        as stored, or None when the guard refused."""
         ...
 
     async def mark_submitted(
@@ -290,16 +296,20 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
         cost: float | None = None,
         queue_position: int | None = None,
         keep_input: bool = False,
-    ) -> bool:
+    ) -> Job | None:
         """SUBMITTING → SUBMITTED with the ticket; the input audio is dropped in the same step
-        unless ``keep_input`` (the provider reruns a lost job for free and needs it again)."""
+        unless ``keep_input`` (the provider reruns a lost job for free and needs it again).
+
+        Returns:
+            The job as stored (no re-read needed), or None when the guard refused.
+        """
         ...
 
-    async def requeue_lost(self, job_id: str, now: float) -> bool:
+    async def requeue_lost(self, job_id: str, now: float) -> Job | None:
         """SUBMITTED → QUEUED for a job whose input was kept: the provider lost the run.
 
         Returns:
-            False when the job was not SUBMITTED with its input kept (nothing changed).
+            The requeued job, or None when it was not SUBMITTED with its input kept.
         """
         ...
 
@@ -311,9 +321,9 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
         now: float,
         queue_position: int | None = None,
         progress: float | None = None,
-    ) -> bool:
+    ) -> Job | None:
         """Record one more poll of a SUBMITTED job, its progress (0-1; None keeps the last one)
-        and when to ask next."""
+        and when to ask next; the job as stored, or None when the guard refused."""
         ...
 
     async def complete(
@@ -326,8 +336,18 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
         currency: str | None = None,
         output_blob: Blob | None = None,
         polled: bool = False,
-    ) -> bool:
-        """SUBMITTING/SUBMITTED → COMPLETED with the result (and the output clip, together)."""
+        hold_until: float | None = None,
+    ) -> Job | None:
+        """SUBMITTING/SUBMITTED → COMPLETED with the result (and the output clip, together).
+
+        Args:
+            hold_until: keep this step's lease, renewed to this time (a full lease, not what
+                is left of the claim's), to deliver the reply at once in the same step (None:
+                the lease ends and the delivery is claimed like any other step).
+
+        Returns:
+            The job as stored, or None when the guard refused (nothing changed).
+        """
         ...
 
     async def fail(
@@ -338,8 +358,10 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
         now: float,
         error_code: str | None = None,
         polled: bool = False,
-    ) -> bool:
-        """Any unfinished state → FAILED with the user-facing sentence."""
+        hold_until: float | None = None,
+    ) -> Job | None:
+        """Any unfinished state → FAILED with the user-facing sentence (``hold_until``: as in
+        :meth:`complete`); the job as stored, or None when the guard refused."""
         ...
 
     async def cancel(self, job_id: str, now: float) -> Job | None:

@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import ROOT, subprocess_env
 
-# About 16 s here. The harness's own watchdog fires first and prints every thread's stack, so a
-# stall on a slow or odd machine says where it was instead of only "timed out".
+# About 40 s here (PostgreSQL included). The harness's own watchdog fires first and prints every
+# thread's stack, so a stall on a slow or odd machine says where it was instead of only "timed out".
 WATCHDOG = 150
 TIMEOUT = WATCHDOG + 30
 
@@ -38,7 +38,8 @@ def test_bench_smoke_writes_report(tmp_path: Path) -> None:
     assert set(result) >= {
         "meta",
         "latency",
-        "throughput",
+        "capacity",
+        "probe",
         "inflight",
         "resume",
         "transcode",
@@ -50,11 +51,20 @@ def test_bench_smoke_writes_report(tmp_path: Path) -> None:
         assert latency["completed"] == latency["jobs"] == 3
         assert set(latency["added_latency_s"]) >= {"p50", "p95", "p99"}
         assert latency["polls_per_job"]["median"] >= 1
-        assert result["throughput"][side]["jobs_per_s"] > 0
+    (level,) = result["capacity"]["levels"]
+    for side in ("reference", "sqlite", "postgres"):
+        assert level[side]["clients"] == 4
+        assert level[side]["jobs_per_s"] > 0 and level[side]["cpu_ms_per_job"] > 0
+    assert result["latency_postgres"]["ours"]["completed"] == 3
+    assert result["probe"]["cpu_ms"] > 0
     # The reference loop sleeps 5 s / 3 s before its first check: it cannot beat that.
     assert result["latency"]["baseline"]["added_latency_s"]["p50"] > 0
     assert result["resume"]["delivered"] == result["resume"]["jobs"]
     assert result["inflight"]["peak_rss_mb"] > 0
     assert result["store"]["rows"] == 2000
-    assert {t["name"] for t in result["targets"]} >= {"throughput", "peak RSS"}
-    assert "| Metric | voicebot | Reference loop | Ratio |" in proc.stdout
+    names = {t["name"] for t in result["targets"]}
+    assert names >= {"capacity, ratio (best level each)", "CPU per job, ratio (most clients)"}
+    assert "| Metric | reference | voicebot SQLite | ratio | voicebot PostgreSQL | ratio |" in (
+        proc.stdout
+    )
+    assert (tmp_path / "capacity.png").stat().st_size > 0

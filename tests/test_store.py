@@ -146,6 +146,27 @@ async def test_store_claim_is_exclusive_across_owners_until_the_lease_ends(
     assert await claimed(a, 61.0) == [job.id]
 
 
+async def test_store_complete_hold_gives_a_fresh_full_lease(opener: Opener) -> None:
+    a, b = await opener(), await opener()
+    job = await a.create(new_job(), now=1.0, input_blob=Blob(b"x", None, None))
+    assert await claimed(a, 2.0) == [job.id]  # leased until 32
+    assert await a.begin_submit(job.id, 3.0)
+    # The step finishes at 30 (2 s of its claim's lease left) and keeps the job to reply:
+    # the lease runs a full 30 s from now, so the reply cannot be claimed again mid-send.
+    done = await a.complete(job.id, {"text": "hi"}, now=30.0, hold_until=60.0)
+    assert done is not None and done.state is JobState.COMPLETED
+    assert (done.lease_owner, done.lease_until) == (a.owner, 60.0)
+    assert await claimed(b, 40.0) == []
+    assert await b.next_wakeup(TG) == 60.0
+    assert await a.mark_delivered(job.id, "m1", 41.0)
+    assert await claimed(b, 61.0) == []  # delivered: nothing left to claim
+    other = await a.create(new_job(), now=1.0)
+    assert await claimed(a, 2.0) == [other.id]
+    failed = await a.fail(other.id, "no", now=3.0)  # no hold: the lease ends with the step
+    assert failed is not None and (failed.lease_owner, failed.lease_until) == (None, None)
+    assert await claimed(b, 4.0) == [other.id]  # its reply is anyone's to send
+
+
 async def test_store_concurrent_claims_never_overlap(opener: Opener) -> None:
     owners = [await opener() for _ in range(3)]
     ids = {(await owners[0].create(new_job(), now=float(i))).id for i in range(60)}

@@ -100,6 +100,23 @@ def _is_final_text(text: str | None) -> bool:
     return bool(text) and "…" not in (text or "") and not (text or "").startswith("✅ Done")
 
 
+def _adapter_starts(log: Path) -> int:
+    return log.read_text(errors="replace").count("telegram adapter started")
+
+
+async def _started(log: Path, times: int, timeout: float = 60.0) -> None:
+    """Wait until the process writing ``log`` is up (its ``times``-th adapter start is logged,
+    after run_bot installed its SIGTERM handler; a process killed early never logs one). Every
+    job can be answered before the last restarted process has even imported voicebot; a SIGTERM
+    then would meet Python's default handler, which is not what these tests are about."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while _adapter_starts(log) < times:
+        if loop.time() > deadline:
+            raise TimeoutError(f"{log.name}: start {times} not logged within {timeout:g} s")
+        await asyncio.sleep(0.1)
+
+
 def _finals(tg: FakeTelegram) -> dict[tuple[int, int], set[tuple[int, int, str]]]:
     """(chat, trigger id) → distinct (chat, bot message id, what) that carried a final reply."""
     reply_of: dict[tuple[int, int], tuple[int, int]] = {}  # bot message → trigger it replied to
@@ -154,7 +171,7 @@ async def test_stress_sigkill_at_random_moments_every_job_answered_once(
     tally = Tally()
     feeder = asyncio.create_task(_feed(tg, tally, rng, span=KILLS * 3.5))
     proc = await start_voicebot_run(_config(tmp_path, tg, nano, 0), log)
-    kills = 0
+    kills, before = 0, 0
     try:
         for round_no in range(1, KILLS + 1):
             await tg.wait_held(timeout=30)
@@ -163,9 +180,11 @@ async def test_stress_sigkill_at_random_moments_every_job_answered_once(
             assert await asyncio.wait_for(proc.wait(), 10) == -signal.SIGKILL
             kills += 1
             await asyncio.sleep(rng.uniform(0.0, 0.5))  # messages keep arriving while down
+            before = _adapter_starts(log)  # the killed process may never have got that far
             proc = await start_voicebot_run(_config(tmp_path, tg, nano, round_no), log)
         await feeder
         await _wait_all_answered(tg, tally, timeout=30 + JOBS * 0.3)
+        await _started(log, before + 1)
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 10) == 0, "SIGTERM must exit 0"
     finally:
@@ -266,6 +285,7 @@ async def test_stress_three_processes_on_postgres_sigkill_every_job_answered_onc
     config = _config(tmp_path, tg, nano, 0, url=pg_url)
     procs = [await start_voicebot_run(config, log) for log in logs]
     kills, legit, kill_marks = 0, set[str](), list[int]()
+    starts = dict.fromkeys(logs, 1)  # per log: the adapter starts that mean its process is up
     try:
         await tg.wait_held(timeout=30)
         for _ in range(PG_KILLS):
@@ -277,10 +297,12 @@ async def test_stress_three_processes_on_postgres_sigkill_every_job_answered_onc
             kill_marks.append(len(tg.calls))
             legit |= await _submitting_of(pg_url, procs[victim].pid)
             await asyncio.sleep(rng.uniform(0.0, 0.5))
+            starts[logs[victim]] = _adapter_starts(logs[victim]) + 1
             procs[victim] = await start_voicebot_run(config, logs[victim])
         await feeder
         await _wait_all_answered(tg, tally, timeout=60 + PG_JOBS * 0.3)
-        for proc in procs:
+        for log, proc in zip(logs, procs, strict=True):
+            await _started(log, starts[log])
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
             assert await asyncio.wait_for(proc.wait(), 15) == 0, "SIGTERM must exit 0"

@@ -4,6 +4,7 @@ within ``max_input_tokens``, resumed after a restart without paying a finished p
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -219,13 +220,16 @@ async def test_text_retry_after_a_failure_reuses_the_finished_pieces(
         source = await h.transcript(LONG)
         first = await core.service.text_job(ORIGIN, source, "summary", "en")
         answer = chat.reply
+        answered = itertools.count(1)
 
-        def refuse_the_fourth(messages: list[dict[str, Any]]) -> str:
-            if chat.submits["chat"] == 3:  # the next request is refused (the model is gone)
+        def refuse_a_later_one(messages: list[dict[str, Any]]) -> str:
+            # Counted by answers, not arrivals: two pieces run at once, so the fourth request
+            # may already be in flight; the next one to arrive is refused (the model is gone).
+            if next(answered) == 3:
                 chat.push("chat", 400, {"error": {"message": "busy", "type": "x", "code": None}})
             return answer(messages)
 
-        chat.reply = refuse_the_fourth
+        chat.reply = refuse_a_later_one
         await h.drive()
         chat.reply = answer
         failed = await core.store.get(first.id)

@@ -65,6 +65,14 @@ class Blob:
 
 
 @dataclass(frozen=True, slots=True)
+class Started:
+    """A job just moved to SUBMITTING, with its input audio read in the same statement."""
+
+    job: Job
+    input: Blob | None
+
+
+@dataclass(frozen=True, slots=True)
 class NewJob:
     """What a caller supplies to create a job; the store adds id, state and timestamps."""
 

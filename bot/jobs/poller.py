@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 from bot.jobs.models import Job
-from bot.jobs.worker import JobWorker
+from bot.jobs.worker import DEFAULT_LEASE, JobWorker
 from bot.ports import JobStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class Poller:
         concurrency: int = 32,
         max_idle: float = 30.0,
         coalesce: float = 0.005,
-        lease: float = 15.0,
+        lease: float = DEFAULT_LEASE,
     ) -> None:
         self._store = store
         self._worker = worker
@@ -89,6 +89,7 @@ class Poller:
         self._max_idle = max_idle
         self._coalesce = coalesce
         self._lease = lease
+        worker.lease = lease  # its inline replies hold a lease as long as a claim's
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._event = asyncio.Event()
         self._stopping = False

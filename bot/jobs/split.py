@@ -40,7 +40,7 @@ class SplitRunner:
         *,
         clock: Callable[[], float],
         audio_pool: audio.AudioPool,
-        notify: Callable[[str], Awaitable[None]],
+        notify: Callable[[Job | None], Awaitable[None]],
         concurrency: int = 2,
     ) -> None:
         self._store = store
@@ -53,9 +53,10 @@ class SplitRunner:
     async def split(self, job: Job, now: float) -> None:
         """QUEUED → SUBMITTING → SUBMITTED with its parts stored (or FAILED: unusable audio).
         Nothing is paid here, so an interrupted split is simply done again."""
-        if not await self._store.begin_submit(job.id, now):
+        started = await self._store.begin_submit(job.id, now)
+        if started is None:
             return
-        blob = await self._store.load_blob(job.id, "input")
+        blob = started.input  # read with the state change: no second round trip
         if blob is None:
             await self._fail(job, "The audio for this job is gone; please send it again.")
             return
@@ -74,7 +75,7 @@ class SplitRunner:
         now = self._clock()
         if await self._store.store_parts(job.id, parts, next_poll_at=now, now=now):
             _LOGGER.info("job %s: split into %d parts of up to %.0f s", job.id, len(parts), seconds)
-            await self._notify(job.id)
+            await self._notify(await self._store.get(job.id))
 
     async def step(self, job: Job, now: float) -> None:
         """Settle parts a dead process left mid-submit, poll the running ones, start queued
@@ -111,9 +112,11 @@ class SplitRunner:
         running = any(p.state is JobState.SUBMITTED for p in parts)
         delay = min(waits) if waits else (MIN_PART_POLL if running or not queued else 0.0)
         done = sum(1 for p in parts if p.state.terminal) / len(parts)
-        await self._store.reschedule(job.id, next_poll_at=now + delay, now=now, progress=done)
+        stored = await self._store.reschedule(
+            job.id, next_poll_at=now + delay, now=now, progress=done
+        )
         if round(done * len(parts)) != round((job.progress or 0.0) * len(parts)):
-            await self._notify(job.id)
+            await self._notify(stored)
 
     async def _finish(self, job: Job, parts: list[Part], now: float) -> None:
         if not any(p.state is JobState.COMPLETED for p in parts):

@@ -75,7 +75,7 @@ class TextRunner:
 
     async def submit(self, job: Job, now: float) -> None:
         """QUEUED → COMPLETED for a transcript that fits one request; else split into parts."""
-        if not await self._store.begin_submit(job.id, now):
+        if await self._store.begin_submit(job.id, now) is None:
             return
         source = await self._source_text(job)
         if source is None:

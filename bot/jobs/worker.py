@@ -71,6 +71,9 @@ def _retry_submit(exc: ProviderError) -> bool:
     return isinstance(exc, ProviderUnavailable) and (exc.status == 503 or not exc.request_sent)
 
 
+DEFAULT_LEASE = 15.0  # seconds a claimed step is leased for (Poller's default)
+
+
 class JobWorker:
     """Advances jobs through their states with the providers and hands results to deliverers."""
 
@@ -108,6 +111,8 @@ class JobWorker:
         self.schedule: PollSchedule = schedule or BackoffSchedule()
         self.deliverers: dict[str, Deliverer] = {}
         self.offline: set[str] = set()
+        # Seconds a lease lasts; the Poller running this worker sets its own (see _hold).
+        self.lease = DEFAULT_LEASE
 
     def register(self, platform: str, deliverer: Deliverer) -> None:
         """Route finished jobs of ``platform`` to ``deliverer``."""
@@ -169,8 +174,8 @@ class JobWorker:
         except (KeyError, ProviderError):  # provider gone from the config: treat as paid
             return False
 
-    async def _notify(self, job_id: str, retry: Mapping[str, object] | None = None) -> None:
-        job = await self.store.get(job_id)
+    async def _notify(self, job: Job | None, retry: Mapping[str, object] | None = None) -> None:
+        """Show ``job`` as the step just stored it (the store returns it: nothing re-read)."""
         deliverer = self.deliverers.get(job.origin.platform) if job else None
         if job is None or deliverer is None or job.origin.platform in self.offline:
             return
@@ -181,7 +186,7 @@ class JobWorker:
         try:
             await deliverer.progress(job)
         except Exception as exc:  # progress is cosmetic: never let it break the job
-            _LOGGER.warning("job %s: progress update failed: %s", job_id, exc)
+            _LOGGER.warning("job %s: progress update failed: %s", job.id, exc)
 
     # -- submit -----------------------------------------------------------------------------
 
@@ -196,12 +201,14 @@ class JobWorker:
         if job.kind is JobKind.TEXT:
             await self._text.submit(job, now)
             return
-        if not await self.store.begin_submit(job.id, now):
+        started = await self.store.begin_submit(job.id, now)
+        if started is None:
             return  # someone else moved it; the guard keeps us honest
         try:
             with self.metrics.provider_call(job, "submit"):
                 if job.kind is JobKind.STT:
-                    answer: Transcript | Ticket | VoiceClip = await self._submit_stt(job)
+                    stt = await self._submit_stt(job, started.input)
+                    answer: Transcript | Ticket | VoiceClip = stt
                 else:
                     answer = await self._submit_tts(job)
         except ProviderError as exc:
@@ -221,8 +228,7 @@ class JobWorker:
             return
         await self._record_answer(job, answer)
 
-    async def _submit_stt(self, job: Job) -> Transcript | Ticket:
-        blob = await self.store.load_blob(job.id, "input")
+    async def _submit_stt(self, job: Job, blob: Blob | None) -> Transcript | Ticket:
         if blob is None:
             raise AudioError(user_message="The audio for this job is gone; please send it again.")
         provider = self._stt[job.provider]
@@ -263,9 +269,15 @@ class JobWorker:
     async def _record_answer(self, job: Job, answer: Transcript | Ticket | VoiceClip) -> None:
         now = self._clock()
         if isinstance(answer, Transcript):
-            await self.store.complete(
-                job.id, answer.to_dict(), now=now, cost=answer.cost, currency=answer.currency
+            stored = await self.store.complete(
+                job.id,
+                answer.to_dict(),
+                now=now,
+                cost=answer.cost,
+                currency=answer.currency,
+                hold_until=self._hold(job),
             )
+            await self._reply(stored)
         elif isinstance(answer, VoiceClip):
             await self._complete_clip(job, answer, now, polled=False)
         else:
@@ -275,7 +287,7 @@ class JobWorker:
                 job, submitted_at=now, updated_at=now, queue_position=answer.queue_position
             )
             delay = self.schedule.first_poll(submitted, self._min_interval(job))
-            await self.store.mark_submitted(
+            stored = await self.store.mark_submitted(
                 job.id,
                 dict(answer.data),
                 next_poll_at=now + delay,
@@ -284,17 +296,37 @@ class JobWorker:
                 queue_position=answer.queue_position,
                 keep_input=self._reruns_free(job),
             )
-            await self._notify(job.id)
+            await self._notify(stored)
 
     async def _complete_clip(self, job: Job, clip: VoiceClip, now: float, *, polled: bool) -> None:
         result = {"duration": clip.duration, "waveform": base64.b64encode(clip.waveform).decode()}
-        await self.store.complete(
+        stored = await self.store.complete(
             job.id,
             result,
             now=now,
             output_blob=Blob(clip.ogg, "voice.ogg", "audio/ogg"),
             polled=polled,
+            hold_until=self._hold(job),
         )
+        await self._reply(stored, clip)
+
+    def _hold(self, job: Job) -> float | None:
+        """Until when a step finishing ``job`` keeps its lease to reply inline: a full lease
+        from now (what was left of the claim's may run out mid-send under load), or None."""
+        return self._clock() + self.lease if self._delivers(job) else None
+
+    def _delivers(self, job: Job) -> bool:
+        """Whether a step finishing ``job`` keeps its lease to reply at once (see _reply): not
+        while its platform is offline (the reply then waits for the claim, which skips it)."""
+        platform = job.origin.platform
+        return platform in self.deliverers and platform not in self.offline
+
+    async def _reply(self, stored: Job | None, clip: VoiceClip | None = None) -> None:
+        """Deliver a job this step has just finished, under the lease it kept: the reply
+        leaves without waiting for the poller's next claim, and nothing is read back (the
+        store returned the row, the clip is still in memory)."""
+        if stored is not None and stored.state in REPLY_STATES and self._delivers(stored):
+            await self.deliver(stored, self._clock(), clip)
 
     async def _submit_failed(self, job: Job, exc: ProviderError) -> None:
         now = self._clock()
@@ -303,8 +335,9 @@ class JobWorker:
             _LOGGER.info(
                 "job %s: provider did not take it (%s); retry in %.1fs", job.id, exc, delay
             )
-            if await self.store.requeue(job.id, now + delay, now):
-                await self._notify(job.id, _retry_note(exc, job.attempts + 1, delay, sent=False))
+            requeued = await self.store.requeue(job.id, now + delay, now)
+            if requeued is not None:
+                await self._notify(requeued, _retry_note(exc, job.attempts + 1, delay, sent=False))
             return
         _log_provider_failure(job, exc)
         await self.store.fail(job.id, exc.user_message, now=now, error_code=type(exc).__name__)
@@ -343,11 +376,12 @@ class JobWorker:
         now = self._clock()
         # A run lost to a restart (a local engine): running it again costs nothing.
         lost = isinstance(exc, UnknownJob) and self._reruns_free(job)
-        if lost and await self.store.requeue_lost(job.id, now):
+        requeued = await self.store.requeue_lost(job.id, now) if lost else None
+        if requeued is not None:
             _LOGGER.info(
                 "job %s: %s lost the run (%s); running it again", job.id, job.provider, exc
             )
-            await self._notify(job.id)
+            await self._notify(requeued)
             return
         if exc.retryable:
             delay = self.schedule.next_poll(job, self._min_interval(job), exc.retry_after)
@@ -355,9 +389,9 @@ class JobWorker:
             moved = await self.store.reschedule(
                 job.id, next_poll_at=now + delay, now=now, queue_position=job.queue_position
             )
-            if moved and isinstance(exc, ProviderUnreachable):
+            if moved is not None and isinstance(exc, ProviderUnreachable):
                 note = _retry_note(exc, job.poll_count + 1, delay, sent=True)
-                await self._notify(job.id, note)
+                await self._notify(moved, note)
             return
         _log_provider_failure(job, exc)
         await self.store.fail(
@@ -371,9 +405,16 @@ class JobWorker:
             self.metrics.job_completed(job)
             if result.transcript is not None:
                 t = result.transcript
-                await self.store.complete(
-                    job.id, t.to_dict(), now=now, cost=t.cost, currency=t.currency, polled=True
+                stored = await self.store.complete(
+                    job.id,
+                    t.to_dict(),
+                    now=now,
+                    cost=t.cost,
+                    currency=t.currency,
+                    polled=True,
+                    hold_until=self._hold(job),
                 )
+                await self._reply(stored)
             elif result.audio is not None or result.audio_parts:
                 parts = result.audio_parts or (result.audio,)
                 try:
@@ -401,7 +442,7 @@ class JobWorker:
         # Scheduled from what this answer said (queue position as of now), not the last one.
         answered = dataclasses.replace(job, queue_position=result.queue_position, updated_at=now)
         delay = self.schedule.next_poll(answered, self._min_interval(job), None)
-        await self.store.reschedule(
+        stored = await self.store.reschedule(
             job.id,
             next_poll_at=now + delay,
             now=now,
@@ -409,7 +450,7 @@ class JobWorker:
             progress=result.progress,
         )
         if result.queue_position != job.queue_position or _progress_step(job, result):
-            await self._notify(job.id)
+            await self._notify(stored)
 
     def _stuck(self, job: Job, now: float) -> bool:
         if job.kind is not JobKind.STT or job.submitted_at is None:
@@ -419,13 +460,13 @@ class JobWorker:
 
     # -- deliver ----------------------------------------------------------------------------
 
-    async def deliver(self, job: Job, now: float) -> None:
-        """Hand a finished job to its platform; mark delivered only once the platform accepted."""
+    async def deliver(self, job: Job, now: float, clip: VoiceClip | None = None) -> None:
+        """Hand a finished job to its platform; mark delivered only once the platform accepted
+        (``clip``: the voice clip when the caller still has it, else it is loaded)."""
         deliverer = self.deliverers.get(job.origin.platform)
         if deliverer is None:
             return
-        clip = None
-        if job.kind is JobKind.TTS and job.state is JobState.COMPLETED:
+        if clip is None and job.kind is JobKind.TTS and job.state is JobState.COMPLETED:
             blob = await self.store.load_blob(job.id, "output")
             if blob is not None:
                 clip = VoiceClip(blob.data, job.clip_duration or 0.0, job.waveform or b"")

@@ -135,16 +135,17 @@ class ClaimsMixin:
 
     # -- recovery ---------------------------------------------------------------------------
 
-    async def requeue_lost(self, job_id: str, now: float) -> bool:
+    async def requeue_lost(self, job_id: str, now: float) -> Job | None:
         """SUBMITTED → QUEUED: the provider lost the run and reruns cost nothing (``keep_input``
         was set at submit); the kept input goes to the provider again."""
-        moved = await self.db.execute(
+        rows = await self.db.fetch(
             f"UPDATE jobs SET state = '{JobState.QUEUED.value}', ticket = NULL, "
             f"next_poll_at = ?, queue_position = NULL, progress = NULL, updated_at = ?, {RELEASE} "
-            f"WHERE id = ? AND {state_in([JobState.SUBMITTED])} AND keep_input <> 0 AND {MINE}",
+            f"WHERE id = ? AND {state_in([JobState.SUBMITTED])} AND keep_input <> 0 AND {MINE} "
+            f"RETURNING {JOB_COLUMNS}",
             (now, now, job_id, self.owner),
         )
-        return moved > 0
+        return job_from_row(rows[0]) if rows else None
 
     async def recover_interrupted(
         self,

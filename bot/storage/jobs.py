@@ -16,6 +16,7 @@ from bot.jobs.models import (
     Job,
     JobState,
     NewJob,
+    Started,
 )
 from bot.models import Origin
 from bot.storage.claims import ClaimsMixin
@@ -67,6 +68,15 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+def _hold(until: float | None, owner: str) -> tuple[str, tuple[object, ...]]:
+    """The lease columns of a finishing step: released, or kept by this owner until ``until``
+    (a full lease from now, not what is left of the claim's: an inline reply may take a while
+    under load, and a lease expiring mid-send would let another step send it again)."""
+    if until is None:
+        return RELEASE, ()
+    return "lease_owner = ?, lease_until = ?", (owner, until)
+
+
 def _same(job: Job, new: NewJob, now: float) -> bool:
     return (job.origin, job.created_at, job.kind, dict(job.options)) == (
         new.origin,
@@ -98,6 +108,11 @@ class SqlJobStore(ClaimsMixin, PartsMixin, UsageMixin):
     async def _update(self, sql: str, params: Sequence[Any]) -> bool:
         return await self.db.execute(sql, params) > 0
 
+    async def _returning(self, sql: str, params: Sequence[Any]) -> Job | None:
+        """The job as one guarded UPDATE left it (one round trip, no re-read), or None."""
+        rows = await self.db.fetch(f"{sql} RETURNING {JOB_COLUMNS}", params)
+        return job_from_row(rows[0]) if rows else None
+
     # -- creation and lookups -------------------------------------------------------------
 
     async def create(
@@ -126,20 +141,22 @@ class SqlJobStore(ClaimsMixin, PartsMixin, UsageMixin):
             job_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(6))
             row = new_job_row(job_id, new, now=now, state=state, input_bytes=size, result=result)
 
-            async def body(tx: Executor, job_id: str = job_id, row: Any = row) -> None:
+            async def body(tx: Executor, job_id: str = job_id, row: Any = row) -> Job:
                 if new.unique_key is not None:  # a failed or cancelled job gives its key up
                     await tx.execute(_RELEASE_KEY, (new.unique_key,))
                 if admit is not None:
                     await self._admit(tx, new.origin, admit)
-                await tx.execute(insert_job, row)
+                # RETURNING: the stored row comes back with the insert (no second read).
+                rows = await tx.fetch(f"{insert_job} RETURNING {JOB_COLUMNS}", row)
                 for role, blob in (("input", input_blob), ("output", output_blob)):
                     if blob is not None:
                         await tx.execute(insert_blob, blob_row(job_id, role, blob))
                 if wake:
                     await tx.execute(wake)
+                return job_from_row(rows[0])
 
             try:
-                await self.db.transact(body)
+                return await self.db.transact(body)
             except DuplicateKey:
                 # Our own insert, if its commit landed and only the answer was lost (the
                 # backend ran it again); the live job that has this unique key; else another
@@ -152,9 +169,6 @@ class SqlJobStore(ClaimsMixin, PartsMixin, UsageMixin):
                     if holder is not None:
                         return holder
                 continue
-            job = await self.get(job_id)
-            assert job is not None
-            return job
         raise RuntimeError("could not allocate a unique job id")
 
     async def _admit(self, tx: Executor, origin: Origin, admit: Admission) -> None:
@@ -227,23 +241,32 @@ class SqlJobStore(ClaimsMixin, PartsMixin, UsageMixin):
 
     # -- transitions (each one statement, guarded in its WHERE clause) ----------------------
 
-    async def begin_submit(self, job_id: str, now: float) -> bool:
-        """QUEUED → SUBMITTING, recorded *before* the request leaves (see README: crash safety).
-        The lease is kept: the submit is still running. Run again after a lost answer (the
-        backend retries), it finds its own SUBMITTING under this owner's lease (only the step
-        running now can hold that) and says yes without counting a second attempt."""
+    async def begin_submit(self, job_id: str, now: float) -> Started | None:
+        """QUEUED → SUBMITTING, recorded *before* the request leaves (see README: crash safety),
+        returning the job and its input audio from the same statement. The lease is kept: the
+        submit is still running. Run again after a lost answer (the backend retries), it finds
+        its own SUBMITTING under this owner's lease (only the step running now can hold that)
+        and says yes without counting a second attempt."""
         queued = state_in([JobState.QUEUED])
-        return await self._update(
+        blob = "(SELECT {} FROM job_blobs WHERE job_id = jobs.id AND role = 'input') AS in_{}"
+        rows = await self.db.fetch(
             f"UPDATE jobs SET state = '{JobState.SUBMITTING.value}', "
             f"attempts = attempts + CASE WHEN {queued} THEN 1 ELSE 0 END, updated_at = ? "
             f"WHERE id = ? AND ({queued} AND {MINE} OR "
-            f"{state_in([JobState.SUBMITTING])} AND lease_owner = ?)",
+            f"{state_in([JobState.SUBMITTING])} AND lease_owner = ?) RETURNING {JOB_COLUMNS}, "
+            + ", ".join(blob.format(c, c) for c in ("data", "filename", "content_type")),
             (now, job_id, self.owner, self.owner),
         )
+        if not rows:
+            return None
+        row = rows[0]
+        data = row["in_data"]
+        kept = Blob(bytes(data), row["in_filename"], row["in_content_type"]) if data else None
+        return Started(job_from_row(row), kept)
 
-    async def requeue(self, job_id: str, next_at: float, now: float) -> bool:
+    async def requeue(self, job_id: str, next_at: float, now: float) -> Job | None:
         """SUBMITTING → QUEUED: only when the provider provably did not take the job."""
-        return await self._update(
+        return await self._returning(
             f"UPDATE jobs SET state = '{JobState.QUEUED.value}', next_poll_at = ?, "
             f"updated_at = ?, {RELEASE} "
             f"WHERE id = ? AND {state_in([JobState.SUBMITTING])} AND {MINE}",
@@ -260,10 +283,10 @@ class SqlJobStore(ClaimsMixin, PartsMixin, UsageMixin):
         cost: float | None = None,
         queue_position: int | None = None,
         keep_input: bool = False,
-    ) -> bool:
+    ) -> Job | None:
         """SUBMITTING → SUBMITTED with the ticket; the input audio is dropped in the same step
         unless ``keep_input`` (a provider that reruns lost jobs for free needs it until the end)."""
-        return await self._update(
+        return await self._returning(
             f"UPDATE jobs SET state = '{JobState.SUBMITTED.value}', ticket = ?, "
             "next_poll_at = ?, cost = ?, queue_position = ?, submitted_at = ?, updated_at = ?, "
             # The run stays with this process when it lives here (see database.KEEP_HOME).
@@ -292,10 +315,10 @@ class SqlJobStore(ClaimsMixin, PartsMixin, UsageMixin):
         now: float,
         queue_position: int | None = None,
         progress: float | None = None,
-    ) -> bool:
+    ) -> Job | None:
         """Record one more poll of a SUBMITTED job, its progress (kept when not reported) and
         when to ask next."""
-        return await self._update(
+        return await self._returning(
             "UPDATE jobs SET next_poll_at = ?, queue_position = ?, poll_count = poll_count + 1, "
             f"progress = COALESCE(?, progress), updated_at = ?, {KEEP_HOME} "
             f"WHERE id = ? AND {state_in([JobState.SUBMITTED])} AND {MINE}",
@@ -312,14 +335,19 @@ class SqlJobStore(ClaimsMixin, PartsMixin, UsageMixin):
         currency: str | None = None,
         output_blob: Blob | None = None,
         polled: bool = False,
-    ) -> bool:
-        """SUBMITTING/SUBMITTED → COMPLETED with the result; input audio dropped."""
+        hold_until: float | None = None,
+    ) -> Job | None:
+        """SUBMITTING/SUBMITTED → COMPLETED with the result; input audio dropped. With
+        ``hold_until`` the step keeps its lease, renewed to that time, to deliver at once
+        (nobody else can claim the reply meanwhile)."""
+        lease, held = _hold(hold_until, self.owner)
         sql = (
             f"UPDATE jobs SET state = '{JobState.COMPLETED.value}', result = ?, "
             "cost = COALESCE(?, cost), currency = COALESCE(?, currency), completed_at = ?, "
             "updated_at = ?, deliver_after = ?, next_poll_at = NULL, "
-            f"poll_count = poll_count + ?, {RELEASE} WHERE id = ? "
-            f"AND {state_in([JobState.SUBMITTING, JobState.SUBMITTED])} AND {MINE}"
+            f"poll_count = poll_count + ?, {lease} WHERE id = ? "
+            f"AND {state_in([JobState.SUBMITTING, JobState.SUBMITTED])} AND {MINE} "
+            f"RETURNING {JOB_COLUMNS}"
         )
         params = (
             dumps(dict(result)),
@@ -329,14 +357,19 @@ class SqlJobStore(ClaimsMixin, PartsMixin, UsageMixin):
             now,
             now,
             int(polled),
+            *held,
             job_id,
             self.owner,
         )
         wake = self.db.notify()
+        if output_blob is None and not wake:  # one statement: no transaction needed
+            rows = await self.db.fetch(sql, params)
+            return job_from_row(rows[0]) if rows else None
 
-        async def body(tx: Executor) -> bool:
-            if await tx.execute(sql, params) == 0:
-                return False
+        async def body(tx: Executor) -> Job | None:
+            rows = await tx.fetch(sql, params)
+            if not rows:
+                return None
             if output_blob is not None:  # the clip and the state change land together
                 await tx.execute(
                     f"INSERT INTO job_blobs ({', '.join(BLOB_COLUMNS)}) VALUES ({marks(5)}) "
@@ -346,7 +379,7 @@ class SqlJobStore(ClaimsMixin, PartsMixin, UsageMixin):
                 )
             if wake:
                 await tx.execute(wake)
-            return True
+            return job_from_row(rows[0])
 
         return await self.db.transact(body)
 
@@ -358,13 +391,16 @@ class SqlJobStore(ClaimsMixin, PartsMixin, UsageMixin):
         now: float,
         error_code: str | None = None,
         polled: bool = False,
-    ) -> bool:
-        """Any unfinished state → FAILED with the user-facing sentence; input audio dropped."""
-        return await self._update(
+        hold_until: float | None = None,
+    ) -> Job | None:
+        """Any unfinished state → FAILED with the user-facing sentence; input audio dropped
+        (``hold_until``: as in :meth:`complete`)."""
+        lease, held = _hold(hold_until, self.owner)
+        return await self._returning(
             f"UPDATE jobs SET state = '{JobState.FAILED.value}', error = ?, error_code = ?, "
             "completed_at = ?, updated_at = ?, deliver_after = ?, next_poll_at = NULL, "
-            f"poll_count = poll_count + ?, {RELEASE} WHERE id = ? AND {UNFINISHED} AND {MINE}",
-            (error, error_code, now, now, now, int(polled), job_id, self.owner),
+            f"poll_count = poll_count + ?, {lease} WHERE id = ? AND {UNFINISHED} AND {MINE}",
+            (error, error_code, now, now, now, int(polled), *held, job_id, self.owner),
         )
 
     async def cancel(self, job_id: str, now: float) -> Job | None:

@@ -81,7 +81,10 @@ class _Conn:
         self._conn = conn
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return list(await self._conn.fetch(to_dollar(sql), *params))
+        try:  # an INSERT … RETURNING comes through here too
+            return list(await self._conn.fetch(to_dollar(sql), *params))
+        except pgerr.UniqueViolationError as exc:
+            raise DuplicateKey(str(exc)) from exc
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         try:

@@ -1,4 +1,4 @@
-"""SQLite backend: one aiosqlite connection (WAL) owned by SqliteDatabase; SqliteJobStore on it."""
+"""SQLite backend: one sqlite3 connection (WAL) on the event loop; SqliteJobStore on it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
-
-import aiosqlite
 
 from bot.errors import BotError
 from bot.ports import Leader
@@ -35,34 +33,44 @@ SQLITE = Dialect(
 class _Conn:
     """Statements on the connection, the caller holding the lock."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return list(await self._conn.execute_fetchall(sql, params))
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.IntegrityError as exc:
+            raise _duplicate(exc) from exc
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         try:
-            cur = await self._conn.execute(sql, params)
+            return self._conn.execute(sql, params).rowcount
         except sqlite3.IntegrityError as exc:
-            if "UNIQUE" in str(exc):
-                raise DuplicateKey(str(exc)) from exc
-            raise
-        return cur.rowcount
+            raise _duplicate(exc) from exc
+
+
+def _duplicate(exc: sqlite3.IntegrityError) -> Exception:
+    return DuplicateKey(str(exc)) if "UNIQUE" in str(exc) else exc
 
 
 class SqliteDatabase:
-    """One SQLite file over a single aiosqlite connection in autocommit mode.
+    """One SQLite file over a single sqlite3 connection in autocommit mode, called on the loop.
 
     Every single statement is atomic by itself; :meth:`transact` wraps several in
     ``BEGIN IMMEDIATE``. One lock serialises everything on the shared connection, so no read runs
-    inside another coroutine's open transaction. Each call is one hop to aiosqlite's thread (the
-    hop, not SQLite, is the cost per step).
+    inside another coroutine's open transaction.
+
+    Why on the loop and not on a thread (aiosqlite): a job step's statements take tens of
+    microseconds in WAL mode with ``synchronous=NORMAL`` (a commit appends to the WAL without an
+    fsync; only checkpoints sync), while each hop to a database thread (self-pipe wake-up, future,
+    queue) cost more than the statement itself: measured in the benchmark, the hop was the cost
+    per step. One ``voicebot run`` owns the file (:meth:`lock_runner`), so no other writer makes
+    the loop wait on ``busy_timeout`` in normal operation (a CLI writer at most briefly).
     """
 
     dialect = SQLITE
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self._raw = _Conn(conn)
         self.path = path
@@ -79,21 +87,22 @@ class SqliteDatabase:
             # Create it private before SQLite does: transcripts and chat ids are personal data.
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             os.close(fd)
-        conn = await aiosqlite.connect(path, isolation_level=None)
+        # The loop's thread only, but tests and tools may open it in one thread and use it in
+        # another (asyncio.run in a worker thread): the lock below keeps calls serial.
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a process crash (SIGKILL); only power loss may drop the
         # newest commits, and every transition is safe to replay from an older state.
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
         db = cls(conn, path)
-        await db._migrate()
+        db._migrate()
         return db
 
-    async def _migrate(self) -> None:
-        async with self._conn.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
+    def _migrate(self) -> None:
+        row = self._conn.execute("PRAGMA user_version").fetchone()
         version = int(row[0]) if row else 0
         if version > len(MIGRATIONS):
             raise RuntimeError(
@@ -102,7 +111,7 @@ class SqliteDatabase:
             )
         for target, script in enumerate(MIGRATIONS[version:], start=version + 1):
             _LOGGER.info("migrating %s to schema v%d", self.path, target)
-            await self._conn.executescript(
+            self._conn.executescript(
                 f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={target};\nCOMMIT;"
             )
 
@@ -119,13 +128,13 @@ class SqliteDatabase:
     async def transact(self, body: Callable[[Executor], Awaitable[T]]) -> T:
         """Run ``body`` inside ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back if it raises)."""
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("BEGIN IMMEDIATE")
             try:
                 result = await body(self._raw)
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                self._conn.execute("ROLLBACK")
                 raise
-            await self._conn.execute("COMMIT")
+            self._conn.execute("COMMIT")
             return result
 
     async def listen(self, wake: Callable[[], None]) -> None:
@@ -169,7 +178,7 @@ class SqliteDatabase:
     async def close(self) -> None:
         """Close the connection (and drop the run lock)."""
         async with self._lock:
-            await self._conn.close()
+            self._conn.close()
         if self._run_lock is not None:
             os.close(self._run_lock)
             self._run_lock = None

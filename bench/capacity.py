@@ -1,0 +1,166 @@
+"""Capacity: jobs/s and CPU per job, the bot (SQLite, PostgreSQL) against the reference loop.
+
+Zero-latency fakes and the NanoGPT-only mix (¾ Elevenlabs-STT, ¼ Elevenlabs TTS), so provider
+floors (cantonese.ai's 5 s interval) bound nothing: what is left is the bot's own cost. Each level
+of the sweep runs ``clients`` closed loops for a fixed window: a client submits a job, waits for
+its reply and submits the next; jobs finished inside the window count. The reference loop sleeps
+its documented 5 s / 3 s before each status check, so it needs hundreds of clients to be busy;
+the bot's capacity is where its curve flattens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench import ours
+from bench.baseline import ReferenceClient
+from bench.fakes import FakeProviders
+from bench.mix import JobSpec, SpeedModel, bench_config, make_mix
+from tests.pgcluster import PgCluster, bindir
+
+
+def nano_specs() -> list[JobSpec]:
+    """The four job shapes the clients cycle through (three STT, one TTS)."""
+    return make_mix(
+        4,
+        seed=99,
+        spread=0.0,
+        durations=(2.0, 2.5),
+        chars=(100, 120),
+        model=SpeedModel(),
+        used=set(),
+        cantonese=False,
+    )
+
+
+def _spec(shapes: list[JobSpec], index: int) -> JobSpec:
+    m = shapes[index % len(shapes)]
+    return JobSpec(index, m.kind, m.provider, m.size, 0.0, 0.0, m.audio, m.text)
+
+
+async def closed_loop(
+    run_one: Callable[[int], Awaitable[bool]], clients: int, window: float
+) -> dict[str, float]:
+    """``clients`` loops running jobs back to back for ``window`` seconds; throughput and CPU.
+
+    CPU is this process's (the fakes run in their own), over the window, per job finished in it.
+    """
+    finished = 0
+    started = 0
+    end = time.monotonic() + window
+
+    async def client() -> None:
+        nonlocal finished, started
+        while time.monotonic() < end:
+            started += 1
+            ok = await run_one(started)
+            if ok and time.monotonic() <= end:
+                finished += 1
+
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    tasks = [asyncio.create_task(client()) for _ in range(clients)]
+    await asyncio.sleep(window)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return {
+        "clients": clients,
+        "jobs": finished,
+        "seconds": wall,
+        "jobs_per_s": finished / wall,
+        "cpu_ms_per_job": 1000 * cpu / max(1, finished),
+    }
+
+
+async def _ours(config_for: Callable[[int], Any], clients: int, window: float) -> dict[str, float]:
+    shapes = nano_specs()
+    async with ours.running_core(config_for(clients)) as (core, deliverer):
+
+        async def one(index: int) -> bool:
+            job = await ours.create(core, _spec(shapes, index))
+            return (await deliverer.delivered(job.id)).state == "completed"
+
+        return await closed_loop(one, clients, window)
+
+
+async def _reference(fakes: FakeProviders, clients: int, window: float) -> dict[str, float]:
+    shapes = nano_specs()
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        client = ReferenceClient(session, fakes.nano_url, fakes.canto_url)
+
+        async def one(index: int) -> bool:
+            return (await client.run(_spec(shapes, index))).done_at is not None
+
+        return await closed_loop(one, clients, window)
+
+
+@contextlib.contextmanager
+def postgres() -> Iterator[PgCluster | None]:
+    """A throwaway PostgreSQL cluster (as in the tests), or None without its binaries."""
+    folder = bindir()
+    if folder is None:
+        yield None
+        return
+    cluster = PgCluster(folder)
+    cluster.init()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+async def sweep(
+    fakes: FakeProviders,
+    levels: tuple[int, ...],
+    window: float,
+    work: Path,
+    cluster: PgCluster | None,
+) -> dict[str, Any]:
+    """Every level for the reference loop, the bot on SQLite and (with ``cluster``) the bot on
+    PostgreSQL, one after the other."""
+    fakes.reset()
+    fakes.configure({}, 0.0)
+    rows: list[dict[str, Any]] = []
+    for clients in levels:
+        row: dict[str, Any] = {"clients": clients}
+        row["reference"] = await _reference(fakes, clients, window)
+        row["sqlite"] = await _ours(
+            lambda n: bench_config(work / f"capacity-{n}.sqlite3", fakes.nano_url, fakes.canto_url),
+            clients,
+            window,
+        )
+        if cluster is not None:
+            row["postgres"] = await _ours(
+                lambda n: bench_config(
+                    work / "unused", fakes.nano_url, fakes.canto_url, cluster.create_database()
+                ),
+                clients,
+                window,
+            )
+        rows.append(row)
+    return {"window_s": window, "levels": rows, "capacity": _capacity(rows)}
+
+
+def _capacity(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each contender's best jobs/s over the sweep, and its CPU per job at that level."""
+    best: dict[str, Any] = {}
+    for name in ("reference", "sqlite", "postgres"):
+        runs = [r[name] for r in rows if name in r]
+        if runs:
+            top = max(runs, key=lambda r: r["jobs_per_s"])
+            best[name] = {
+                "jobs_per_s": top["jobs_per_s"],
+                "clients": top["clients"],
+                "cpu_ms_per_job": top["cpu_ms_per_job"],
+            }
+    return best
