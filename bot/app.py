@@ -111,7 +111,7 @@ def setup_logging(config: Config | None, level: str = "INFO") -> None:
     handler.addFilter(RedactingFilter(config_secrets(config) if config else []))
     root.addHandler(handler)
     root.setLevel(config.log_level if config else level)
-    for noisy in ("httpx", "httpcore", "discord.gateway", "aiosqlite"):
+    for noisy in ("httpx", "httpcore", "discord.gateway"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
