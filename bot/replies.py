@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from babel.core import get_global
+
 from bot import render
 from bot.jobs.models import Job, JobKind, JobState
 from bot.status import progress_percent, user_state
+from bot.text import ENGLISH, Text
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,32 +58,67 @@ def fit_chunks(
     return [c for c in out if c]
 
 
-def progress_text(job: Job) -> str:
+def progress_text(job: Job, tr: Text = ENGLISH) -> str:
     """One line for the placeholder message while a job runs (plain text)."""
     state = user_state(job)
-    if job.kind is JobKind.STT:
-        icon, verb = "🎙", "Transcribing"
-    else:
-        icon, verb = "🔊", "Synthesizing"
+    icon = "🎙" if job.kind is JobKind.STT else "🔊"
     if state == "queued":
-        line = f"{icon} Queued… job {job.id}"
+        line = tr.gettext("{icon} Queued… job {id}", icon=icon, id=job.id)
     elif state in ("transcribing", "synthesizing"):
         percent = progress_percent(job)
-        shown = f" {percent} %" if percent is not None else ""
-        line = f"{icon} {verb}…{shown} job {job.id}"
+        shown = f" {tr.number(percent)} %" if percent is not None else ""
+        if job.kind is JobKind.STT:
+            line = tr.gettext(
+                "{icon} Transcribing…{percent} job {id}", icon=icon, percent=shown, id=job.id
+            )
+        else:
+            line = tr.gettext(
+                "{icon} Synthesizing…{percent} job {id}", icon=icon, percent=shown, id=job.id
+            )
     elif state == "done":
-        line = f"✅ Done: job {job.id}"
+        line = tr.gettext("✅ Done: job {id}", id=job.id)
     else:
-        line = f"❌ Failed: job {job.id}: {job.error or 'unknown error'}"
+        line = tr.gettext("❌ Failed: job {id}: {reason}", id=job.id, reason=_reason(job, tr))
     if job.queue_position is not None and not job.state.terminal:
-        line += f" (queue position {job.queue_position})"
+        line += tr.gettext(" (queue position {position})", position=job.queue_position)
     return line
 
 
-def failure_text(job: Job) -> str:
+def _reason(job: Job, tr: Text) -> str:
+    return tr.render(job.error) if job.error else tr.gettext("unknown error")
+
+
+def failure_text(job: Job, tr: Text = ENGLISH) -> str:
     """The final message of a failed job (plain text)."""
-    what = "Transcription" if job.kind is JobKind.STT else "Speech"
-    return f"❌ {what} failed (job {job.id}): {job.error or 'unknown error'}"
+    if job.kind is JobKind.STT:
+        return tr.gettext(
+            "❌ Transcription failed (job {id}): {reason}", id=job.id, reason=_reason(job, tr)
+        )
+    return tr.gettext("❌ Speech failed (job {id}): {reason}", id=job.id, reason=_reason(job, tr))
+
+
+def detected_language(job: Job, tr: Text = ENGLISH) -> str | None:
+    """``🇩🇪 German, detected``: when the language was left to the provider, it said which, and
+    it is not the reader's own (an English reader is not told that English audio is English)."""
+    transcript = job.transcript
+    if transcript is None or not transcript.language or job.options.get("language") != "auto":
+        return None
+    code = transcript.language
+    if code.split("-")[0].lower() == tr.locale.language:
+        return None
+    return tr.gettext(
+        "{flag} {language}, detected", flag=flag(code), language=tr.language_name(code)
+    ).strip()
+
+
+def flag(language: str) -> str:
+    """The flag of the country most associated with ``language`` (CLDR likely subtags)."""
+    try:
+        likely = get_global("likely_subtags").get(language.split("-")[0].lower(), "")
+    except (KeyError, ValueError):
+        return ""
+    territory = next((p for p in str(likely).split("_") if len(p) == 2 and p.isupper()), "")
+    return "".join(chr(0x1F1E6 + ord(c) - ord("A")) for c in territory)
 
 
 def transcript_reply(
@@ -90,6 +128,7 @@ def transcript_reply(
     max_messages: int,
     escape: Callable[[str], str] = _identity,
     utf16: bool = False,
+    tr: Text = ENGLISH,
 ) -> TranscriptReply:
     """Messages for a finished transcription job: split text, or files past ``max_messages``.
 
@@ -99,14 +138,18 @@ def transcript_reply(
         max_messages: more parts than this are sent as a ``.txt`` (+ ``.srt`` with timings).
         escape: the platform's escaping for the parse mode it uses.
         utf16: measure length in UTF-16 code units (Telegram).
+        tr: the requester's language (:attr:`bot.models.Origin.locale`).
     """
     if job.state is JobState.FAILED or job.transcript is None:
-        return TranscriptReply((escape(failure_text(job)),))
+        return TranscriptReply((escape(failure_text(job, tr)),))
     transcript = job.transcript
     diarize = bool(job.options.get("diarize"))
     text = render.render_transcript(transcript, diarize=diarize).strip()
     if not text:
-        return TranscriptReply((escape("🔇 No speech detected in this audio."),))
+        return TranscriptReply((escape(tr.gettext("🔇 No speech detected in this audio.")),))
+    header = detected_language(job, tr)
+    if header:
+        text = f"{header}\n\n{text}"
     parts = fit_chunks(text, limit, escape=escape, utf16=utf16)
     if len(parts) <= max_messages:
         return TranscriptReply(tuple(parts))
@@ -115,5 +158,9 @@ def transcript_reply(
     if srt:
         files.append(FileReply(f"transcript-{job.id}.srt", srt.encode(), "application/x-subrip"))
     words = len(text.split())
-    note = f"📄 The transcript is long ({words:,} words), so it is attached as a file."
+    note = tr.ngettext(
+        "📄 The transcript is long ({n} word), so it is attached as a file.",
+        "📄 The transcript is long ({n} words), so it is attached as a file.",
+        words,
+    )
     return TranscriptReply((escape(note),), tuple(files))

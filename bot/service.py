@@ -13,18 +13,26 @@ from bot import audio, render
 from bot.config import Config
 from bot.errors import InputError, ProviderError, ProviderNotConfigured
 from bot.jobs.models import Blob, Job, JobKind, JobState, NewJob
-from bot.limits import AccessDenied, Guard, day_start
+from bot.limits import AccessDenied, Guard, day_start, text_too_long
 from bot.models import Origin
 from bot.ports import JobStore
 from bot.providers.base import SpeechToText, SttCapabilities, TextToSpeech, TtsCapabilities
 from bot.providers.registry import STT, TTS, TYPES
-from bot.settings import ChatSettings, apply_setting, describe_settings
+from bot.settings import (
+    ChatSettings,
+    UserSettings,
+    apply_setting,
+    apply_user_setting,
+    unknown_voice,
+)
 from bot.status import render_job, render_job_list
+from bot.text import ENGLISH, Text, msg, negotiate, text_for
+from bot.text.views import Defaults, describe_settings, voices_text
 
 _LOGGER = logging.getLogger(__name__)
 
 MAX_TTS_PARTS = 10
-SPEAK_USAGE = "Nothing to say: give me some text, e.g. /speak Hello there."
+SPEAK_USAGE = msg("Nothing to say: give me some text, e.g. /speak Hello there.")
 
 
 def clean_text(text: str) -> str:
@@ -139,13 +147,20 @@ class VoiceService:
             raise AccessDenied()
         cfg = self.config.stt
         settings = settings or ChatSettings()
+        user = await self.user_settings(origin.platform, origin.user_id)
+        origin = self.stamp_locale(origin, settings, user)
         name = provider or cfg.provider
         model = model or self._default_model(STT, name, cfg.provider, cfg.model)
         caps = self._stt_provider(name).capabilities(model)
-        lang = language or settings.language or cfg.language
+        lang = language or user.language or settings.language or cfg.language
         want_diarize = diarize if diarize is not None else settings.diarize
         do_diarize = (cfg.diarize if want_diarize is None else want_diarize) and caps.diarization
-        options = {"language": lang, "diarize": do_diarize, "filename": filename}
+        options = {
+            "language": lang,
+            "diarize": do_diarize,
+            "filename": filename,
+            "output": settings.output or "messages",
+        }
         now = self._clock()
         key = None
         if dedup_key:
@@ -225,6 +240,9 @@ class VoiceService:
             ProviderNotConfigured: the chosen provider has no API key.
         """
         cfg = self.config.tts
+        settings = settings or ChatSettings()
+        user = await self.user_settings(origin.platform, origin.user_id)
+        origin = self.stamp_locale(origin, settings, user)
         name = provider or cfg.provider
         model = model or self._default_model(TTS, name, cfg.provider, cfg.model)
         caps = self._tts_provider(name).capabilities(model)
@@ -235,15 +253,11 @@ class VoiceService:
         await self.guard.check_chars(origin, len(text), activity)
         limit = caps.max_chars if caps.asynchronous else caps.max_chars * MAX_TTS_PARTS
         if len(text) > limit:
-            raise InputError(
-                f"That text is {len(text):,} characters; the limit is {limit:,}. "
-                "Please send a shorter text."
-            )
+            raise InputError(text_too_long(len(text), limit))
         parts = render.split_sentences(text, caps.max_chars)
-        chosen_voice = voice or (settings.voice if settings else None) or cfg.voice
+        chosen_voice = voice or user.voice or settings.voice or cfg.voice
         if caps.voices and chosen_voice not in caps.voices:
-            voices = ", ".join(sorted(caps.voices))
-            raise InputError(f"There is no voice {chosen_voice!r} here. Voices: {voices}.")
+            raise InputError(unknown_voice(chosen_voice, caps.voices))
         now = self._clock()
         job = await self.store.create(
             NewJob(
@@ -285,18 +299,25 @@ class VoiceService:
         """This chat's newest jobs."""
         return await self.store.recent_for_chat(platform, chat_id, limit)
 
-    async def status_text(self, platform: str, chat_id: str, job_id: str | None = None) -> str:
+    async def status_text(
+        self, platform: str, chat_id: str, job_id: str | None = None, tr: Text = ENGLISH
+    ) -> str:
         """What /status answers: one job in detail, or this chat's recent jobs."""
         now = self._clock()
         if not job_id or not job_id.strip():
-            return render_job_list(await self.recent_jobs(platform, chat_id), now)
+            return render_job_list(await self.recent_jobs(platform, chat_id), now, tr)
         wanted = job_id.strip().lstrip("#`").rstrip("`")
         if not wanted.isalnum() or len(wanted) > 32:
-            return f"{job_id.strip()[:40]!r} is not a job id. Job ids look like ab12cd."
+            return tr.gettext(
+                "{value} is not a job id. Job ids look like ab12cd.",
+                value=repr(job_id.strip()[:40]),
+            )
         job = await self.job(platform, chat_id, wanted)
         if job is None:
-            return f"No job {wanted} in this chat. Use /status to list this chat's jobs."
-        return render_job(job, now, eta=self._eta(job))
+            return tr.gettext(
+                "No job {id} in this chat. Use /status to list this chat's jobs.", id=wanted
+            )
+        return render_job(job, now, eta=self._eta(job), tr=tr)
 
     async def set_progress_message(self, job_id: str, message_id: str) -> None:
         """Remember the placeholder message that shows a job's progress."""
@@ -317,32 +338,87 @@ class VoiceService:
     async def change_setting(
         self, platform: str, chat_id: str, name: str, value: str
     ) -> ChatSettings:
-        """Change one setting from user text and store it.
+        """Change one chat setting from user text and store it.
 
         Raises:
             InputError: unknown setting or bad value (the message says which and why).
         """
         current = await self.settings(platform, chat_id)
-        updated = apply_setting(current, name, value)
+        languages, voices = self._choices()
+        updated = apply_setting(current, name, value, languages=languages, voices=voices)
         await self.store.put_settings(platform, chat_id, updated.to_dict(), self._clock())
         return updated
 
-    def describe(self, settings: ChatSettings) -> str:
-        """Plain-text summary of a chat's settings against the bot's defaults, with the voices
-        to choose from when the provider lists them (e.g. the Piper voices found)."""
-        text = describe_settings(
-            settings,
-            language=self.config.stt.language,
-            diarize=self.config.stt.diarize,
-            voice=self.config.tts.voice,
-        )
+    async def user_settings(self, platform: str, user_id: str) -> UserSettings:
+        """One person's own settings (defaults when never changed)."""
+        return UserSettings.from_dict(await self.store.get_user_settings(platform, user_id))
+
+    async def change_user_setting(
+        self, platform: str, user_id: str, name: str, value: str
+    ) -> UserSettings:
+        """Change one of a person's own settings (language, voice, ui_language).
+
+        Raises:
+            InputError: not a per-user setting, or a bad value.
+        """
+        current = await self.user_settings(platform, user_id)
+        languages, voices = self._choices()
+        updated = apply_user_setting(current, name, value, languages=languages, voices=voices)
+        await self.store.put_user_settings(platform, user_id, updated.to_dict(), self._clock())
+        return updated
+
+    def _choices(self) -> tuple[frozenset[str], frozenset[str]]:
+        """Languages the default transcription model and voices the default TTS model take."""
+        try:
+            languages = self.stt_capabilities().languages
+        except ProviderError:
+            languages = frozenset()
         try:
             voices = self.tts_capabilities().voices
         except ProviderError:
             voices = frozenset()
-        if voices:
-            text += "\nvoices: " + ", ".join(sorted(voices))
-        return text
+        return languages, voices
+
+    # -- the reader's language ----------------------------------------------------------------
+
+    @staticmethod
+    def ui_locale(origin: Origin, chat: ChatSettings, user: UserSettings) -> str:
+        """The interface language: the user's choice, else the chat's, else the client's."""
+        return negotiate(user.ui_language or chat.ui_language or origin.locale)
+
+    def stamp_locale(self, origin: Origin, chat: ChatSettings, user: UserSettings) -> Origin:
+        """``origin`` with the resolved interface language, stored with the job it starts."""
+        return replace(origin, extra={**origin.extra, "locale": self.ui_locale(origin, chat, user)})
+
+    async def text_for(self, origin: Origin, chat: ChatSettings | None = None) -> Text:
+        """The :class:`Text` to answer ``origin`` with (``chat``: its settings, when known)."""
+        user = await self.user_settings(origin.platform, origin.user_id)
+        return text_for(self.ui_locale(origin, chat or ChatSettings(), user))
+
+    def describe(
+        self,
+        settings: ChatSettings,
+        user: UserSettings | None = None,
+        *,
+        tr: Text = ENGLISH,
+        ui_locale: str = "en",
+    ) -> str:
+        """Every setting with its value and where it comes from (user > chat > config)."""
+        defaults = Defaults(
+            language=self.config.stt.language,
+            diarize=self.config.stt.diarize,
+            voice=self.config.tts.voice,
+        )
+        return describe_settings(tr, settings, user or UserSettings(), defaults, ui_locale)
+
+    def voices(self, tr: Text, chat: ChatSettings, user: UserSettings) -> str:
+        """What /voices answers: the current TTS model's voices, the one in use marked."""
+        _, voices = self._choices()
+        return voices_text(tr, voices, user.voice or chat.voice or self.config.tts.voice)
+
+    def voice_names(self) -> list[str]:
+        """The current TTS model's voice names (for autocompletion)."""
+        return sorted(self._choices()[1])
 
     # -- access, usage, privacy ---------------------------------------------------------------
 
@@ -362,7 +438,9 @@ class VoiceService:
             AccessDenied: the caller is not a bot admin.
         """
         if not self.is_admin(origin):
-            raise AccessDenied("Only the bot's admins can see usage (access.admins in the config).")
+            raise AccessDenied(
+                msg("Only the bot's admins can see usage (access.admins in the config).")
+            )
         now = self._clock()
         lines: list[str] = []
         for title, since in (("Today (UTC)", day_start(now)), ("Last 30 days", now - 30 * 86400)):
@@ -380,9 +458,13 @@ class VoiceService:
             lines.append(f"  total cost: {total:.4f}")
         return "\n".join(lines)
 
-    async def forget(self, origin: Origin) -> str:
+    async def forget(self, origin: Origin, tr: Text = ENGLISH) -> str:
         """Delete the caller's jobs in this chat (transcripts, audio, text) and say how many."""
         count = await self.store.forget(origin.platform, origin.chat_id, origin.user_id)
         if count == 0:
-            return "You have no stored jobs in this chat."
-        return f"Deleted {count} of your jobs in this chat, with their transcripts and audio."
+            return tr.gettext("You have no stored jobs in this chat.")
+        return tr.ngettext(
+            "Deleted {n} of your jobs in this chat, with its transcript and audio.",
+            "Deleted {n} of your jobs in this chat, with their transcripts and audio.",
+            count,
+        )

@@ -47,7 +47,7 @@ async def test_limits_concurrency_per_user_and_chat(tmp_path: Path, nano: FakeNa
     )
     try:
         await core.service.speak(ALICE, "first")
-        with pytest.raises(LimitExceeded, match="You already have 1 unfinished jobs"):
+        with pytest.raises(LimitExceeded, match="You already have 1 unfinished job "):
             await core.service.speak(ALICE, "second")
         await core.service.speak(BOB, "bob")
         carol = Origin("telegram", "100", "3")

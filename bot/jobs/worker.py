@@ -30,6 +30,7 @@ from bot.providers.base import (
     Ticket,
     TtsCapabilities,
 )
+from bot.text import Duration, encode, msg
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -162,13 +163,13 @@ class JobWorker:
             await self._submit_failed(job, exc)
             return
         except AudioError as exc:
-            await self.store.fail(job.id, exc.user_message, now=self._clock(), error_code="audio")
+            await self.store.fail(job.id, encode(exc.text), now=self._clock(), error_code="audio")
             return
         except Exception:
             _LOGGER.exception("job %s: submit crashed", job.id)
             await self.store.fail(
                 job.id,
-                "The speech service gave an answer I could not understand.",
+                encode(msg("The speech service gave an answer I could not understand.")),
                 now=self._clock(),
                 error_code="internal",
             )
@@ -178,7 +179,9 @@ class JobWorker:
     async def _submit_stt(self, job: Job) -> Transcript | Ticket:
         blob = await self.store.load_blob(job.id, "input")
         if blob is None:
-            raise AudioError(user_message="The audio for this job is gone; please send it again.")
+            raise AudioError(
+                user_message=msg("The audio for this job is gone; please send it again.")
+            )
         provider = self._stt[job.provider]
         audio_in = AudioInput(
             data=blob.data,
@@ -260,7 +263,7 @@ class JobWorker:
             await self.store.requeue(job.id, now + delay, now)
             return
         _log_provider_failure(job, exc)
-        await self.store.fail(job.id, exc.user_message, now=now, error_code=type(exc).__name__)
+        await self.store.fail(job.id, encode(exc.text), now=now, error_code=type(exc).__name__)
 
     # -- poll -------------------------------------------------------------------------------
 
@@ -304,7 +307,7 @@ class JobWorker:
             return
         _log_provider_failure(job, exc)
         await self.store.fail(
-            job.id, exc.user_message, now=now, error_code=type(exc).__name__, polled=True
+            job.id, encode(exc.text), now=now, error_code=type(exc).__name__, polled=True
         )
 
     async def _record_poll(self, job: Job, result: PollResult) -> None:
@@ -323,14 +326,14 @@ class JobWorker:
                         audio.to_voice_clip, [a.data for a in parts if a is not None]
                     )
                 except AudioError as exc:
-                    await self.store.fail(job.id, exc.user_message, now=now, error_code="audio")
+                    await self.store.fail(job.id, encode(exc.text), now=now, error_code="audio")
                     return
                 await self._complete_clip(job, clip, now, polled=True)
             return
         if result.status is PollStatus.FAILED:
             await self.store.fail(
                 job.id,
-                result.error or "The speech service could not process this job.",
+                result.error or encode(msg("The speech service could not process this job.")),
                 now=now,
                 error_code=result.error_code or "provider_failed",
                 polled=True,
@@ -425,13 +428,19 @@ async def _poll_parts(provider: SpeechToText | TextToSpeech, ticket: Ticket) -> 
 
 
 def _deadline_message(job: Job) -> str:
-    minutes = max(1, round((job.deadline_at - job.created_at) / 60))
-    unit = "minute" if minutes == 1 else "minutes"
-    return f"The speech service did not finish within {minutes} {unit}, so the job was stopped."
+    seconds = max(60, round((job.deadline_at - job.created_at) / 60) * 60)
+    return encode(
+        msg(
+            "The speech service did not finish within {duration}, so the job was stopped.",
+            duration=Duration(seconds),
+        )
+    )
 
 
 def _stuck_message(job: Job) -> str:
-    return "The speech service has been processing this for too long; the job was stopped."
+    return encode(
+        msg("The speech service has been processing this for too long; the job was stopped.")
+    )
 
 
 def _log_provider_failure(job: Job, exc: ProviderError) -> None:

@@ -15,6 +15,7 @@ from bot.models import AudioInput, Segment, SpeechAudio, SttOptions, Transcript,
 from bot.providers.base import PollResult, SttCapabilities, Ticket, TtsCapabilities
 from bot.providers.http import HttpAnswer, HttpEndpoint, malformed
 from bot.providers.values import float_or_none, str_or_none
+from bot.text import msg
 
 if TYPE_CHECKING:
     from bot.providers.registry import BuildContext, Built, ProviderConfig
@@ -230,8 +231,9 @@ def _named(exc: UnknownModel, model: str) -> UnknownModel:
         str(exc),
         provider=exc.provider,
         status=exc.status,
-        user_message=(
-            f"The speech service does not know the model {model!r}; the operator has been told."
+        user_message=msg(
+            "The speech service does not know the model {model}; the operator has been told.",
+            model=repr(model),
         ),
     )
 

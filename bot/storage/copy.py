@@ -20,6 +20,7 @@ TABLES: tuple[tuple[str, Sequence[str], tuple[str, ...]], ...] = (
     ("jobs", [c.strip() for c in JOB_COLUMNS.split(",")], ("id",)),
     ("job_blobs", BLOB_COLUMNS, ("job_id", "role")),
     ("chat_settings", ("platform", "chat_id", "data", "updated_at"), ("platform", "chat_id")),
+    ("user_settings", ("platform", "user_id", "data", "updated_at"), ("platform", "user_id")),
     (
         "speed_stats",
         ("provider", "model", "kind", *SPEED_COLUMNS, "updated_at"),

@@ -163,3 +163,16 @@ MIGRATIONS += (
         EXECUTE FUNCTION voicebot_drop_input();
     """,
 )
+
+MIGRATIONS += (
+    # v4: a person's own settings (SQLite v10), which win over the chat's (user > chat > config).
+    """
+    CREATE TABLE user_settings (
+        platform TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (platform, user_id)
+    );
+    """,
+)

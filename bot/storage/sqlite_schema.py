@@ -212,3 +212,17 @@ MIGRATIONS += (
     END;
     """,
 )
+
+MIGRATIONS += (
+    # v10: a person's own settings (transcription language, voice, interface language), which win
+    # over the chat's in every chat they use (user > chat > config).
+    """
+    CREATE TABLE user_settings (
+        platform TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (platform, user_id)
+    );
+    """,
+)
