@@ -144,23 +144,35 @@ def transcript_reply(
         return TranscriptReply((escape(failure_text(job, tr)),))
     transcript = job.transcript
     diarize = bool(job.options.get("diarize"))
-    text = render.render_transcript(transcript, diarize=diarize).strip()
+    label = tr.gettext("Speaker {n}")
+    text = render.render_transcript(transcript, diarize=diarize, label=label).strip()
     if not text:
         return TranscriptReply((escape(tr.gettext("🔇 No speech detected in this audio.")),))
     header = detected_language(job, tr)
-    if header:
-        text = f"{header}\n\n{text}"
-    parts = fit_chunks(text, limit, escape=escape, utf16=utf16)
-    if len(parts) <= max_messages:
+    shown = f"{header}\n\n{text}" if header else text
+    parts = fit_chunks(shown, limit, escape=escape, utf16=utf16)
+    output = str(job.options.get("output") or "messages")
+    if len(parts) <= max_messages and output == "messages":
         return TranscriptReply(tuple(parts))
     files = [FileReply(f"transcript-{job.id}.txt", text.encode() + b"\n", "text/plain")]
-    srt = render.to_srt(transcript, diarize=diarize)
+    srt = render.to_srt(transcript, diarize=diarize, label=label)
     if srt:
         files.append(FileReply(f"transcript-{job.id}.srt", srt.encode(), "application/x-subrip"))
+    if len(parts) <= max_messages and output == "both":
+        return TranscriptReply(tuple(parts), tuple(files))
     words = len(text.split())
-    note = tr.ngettext(
-        "📄 The transcript is long ({n} word), so it is attached as a file.",
-        "📄 The transcript is long ({n} words), so it is attached as a file.",
-        words,
-    )
+    if output == "messages":
+        note = tr.ngettext(
+            "📄 The transcript is long ({n} word), so it is attached as a file.",
+            "📄 The transcript is long ({n} words), so it is attached as a file.",
+            words,
+        )
+    else:
+        note = tr.ngettext(
+            "📄 The transcript ({n} word) is attached as a file.",
+            "📄 The transcript ({n} words) is attached as a file.",
+            words,
+        )
+    if header:
+        note = f"{header}\n{note}"
     return TranscriptReply((escape(note),), tuple(files))

@@ -367,6 +367,12 @@ class VoiceService:
         await self.store.put_user_settings(platform, user_id, updated.to_dict(), self._clock())
         return updated
 
+    async def remember_client_locale(self, platform: str, user_id: str, locale: str) -> None:
+        """Keep the language a person's app reported (see :attr:`UserSettings.client_locale`)."""
+        current = await self.user_settings(platform, user_id)
+        updated = replace(current, client_locale=locale)
+        await self.store.put_user_settings(platform, user_id, updated.to_dict(), self._clock())
+
     def _choices(self) -> tuple[frozenset[str], frozenset[str]]:
         """Languages the default transcription model and voices the default TTS model take."""
         try:
@@ -384,7 +390,9 @@ class VoiceService:
     @staticmethod
     def ui_locale(origin: Origin, chat: ChatSettings, user: UserSettings) -> str:
         """The interface language: the user's choice, else the chat's, else the client's."""
-        return negotiate(user.ui_language or chat.ui_language or origin.locale)
+        return negotiate(
+            user.ui_language or chat.ui_language or origin.locale or user.client_locale
+        )
 
     def stamp_locale(self, origin: Origin, chat: ChatSettings, user: UserSettings) -> Origin:
         """``origin`` with the resolved interface language, stored with the job it starts."""
@@ -430,7 +438,7 @@ class VoiceService:
         """Whether this user is a configured bot admin."""
         return self.guard.is_admin(origin)
 
-    async def usage_text(self, origin: Origin) -> str:
+    async def usage_text(self, origin: Origin, tr: Text = ENGLISH) -> str:
         """What /usage shows a bot admin: jobs, audio minutes, characters and cost per user and
         chat, today and over 30 days.
 
@@ -443,19 +451,33 @@ class VoiceService:
             )
         now = self._clock()
         lines: list[str] = []
-        for title, since in (("Today (UTC)", day_start(now)), ("Last 30 days", now - 30 * 86400)):
+        periods = (
+            (tr.gettext("Today (UTC):"), day_start(now)),
+            (tr.gettext("Last 30 days:"), now - 30 * 86400),
+        )
+        for title, since in periods:
             rows = await self.store.usage(since)
-            lines.append(f"{title}:")
+            lines.append(title)
             if not rows:
-                lines.append("  no jobs")
+                lines.append("  " + tr.gettext("no jobs"))
             for r in rows[:15]:
-                cost = f"{r['cost']:.4f} {r['currency'] or ''}".rstrip()
-                lines.append(
-                    f"  {r['platform']} chat {r['chat_id']} user {r['user_id']}: {r['jobs']} jobs, "
-                    f"{r['audio_seconds'] / 60:.1f} audio min, {r['chars']:,} chars, cost {cost}"
+                cost = f"{tr.decimal(r['cost'], 4)} {r['currency'] or ''}".rstrip()
+                line = tr.ngettext(
+                    "{platform} chat {chat} user {user}: {n} job, {minutes} audio min, "
+                    "{chars} chars, cost {cost}",
+                    "{platform} chat {chat} user {user}: {n} jobs, {minutes} audio min, "
+                    "{chars} chars, cost {cost}",
+                    r["jobs"],
+                    platform=r["platform"],
+                    chat=r["chat_id"],
+                    user=r["user_id"],
+                    minutes=tr.decimal(r["audio_seconds"] / 60, 1),
+                    chars=r["chars"],
+                    cost=cost,
                 )
-            total = sum(r["cost"] for r in rows)
-            lines.append(f"  total cost: {total:.4f}")
+                lines.append("  " + line)
+            total = tr.decimal(sum(r["cost"] for r in rows), 4)
+            lines.append("  " + tr.gettext("total cost: {cost}", cost=total))
         return "\n".join(lines)
 
     async def forget(self, origin: Origin, tr: Text = ENGLISH) -> str:

@@ -72,6 +72,9 @@ class UserSettings:
     language: str | None = None
     voice: str | None = None
     ui_language: str | None = None
+    client_locale: str | None = None
+    """Not chosen but seen: the language of the person's app on their last interaction (Discord
+    messages carry none, so a voice message is answered in it)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form for the store."""

@@ -29,11 +29,13 @@ from adapters.discord.convert import (
 )
 from adapters.discord.handlers import Handlers
 from adapters.discord.outbox import Outbox, audio_file
+from adapters.discord.translator import CatalogTranslator
 from bot.errors import BotError, DeliveryError
 from bot.jobs.models import Job, JobKind, JobState
 from bot.models import VoiceClip
 from bot.ports import Leader
 from bot.replies import FileReply, failure_text, progress_text, transcript_reply
+from bot.text import text_for
 
 if TYPE_CHECKING:
     from bot.app import Core
@@ -175,6 +177,7 @@ class DiscordAdapter:
 
     async def _sync_commands(self) -> None:
         try:
+            await self.tree.set_translator(CatalogTranslator())
             if self.config.guild_ids:
                 for guild_id in self.config.guild_ids:
                     guild = discord.Object(guild_id)
@@ -218,12 +221,14 @@ class DiscordAdapter:
             if job.kind is JobKind.TTS and job.state is JobState.COMPLETED and clip is not None:
                 return await self._deliver_voice(job, clip)
             if job.kind is JobKind.TTS:
-                return await self._deliver_text(job, (escape(failure_text(job)),), ())
+                tr = text_for(job.origin.locale)
+                return await self._deliver_text(job, (escape(failure_text(job, tr)),), ())
             reply = transcript_reply(
                 job,
                 limit=MESSAGE_LIMIT,
                 max_messages=self.config.max_messages,
                 escape=escape,
+                tr=text_for(job.origin.locale),
             )
             files = files_within(reply.files, upload_limit(job.origin))
             return await self._deliver_text(job, reply.messages, files)
@@ -300,7 +305,11 @@ class DiscordAdapter:
         if posted and ref is not None:
             guild = job.origin.extra.get("guild_id") or "@me"
             link = f"https://discord.com/channels/{guild}/{job.origin.chat_id}/{message_id}"
-            text = f"🔊 Voice message posted ({clip.duration:.1f} s): {link}"
+            tr = text_for(job.origin.locale)
+            length = tr.duration(max(1.0, clip.duration))
+            text = tr.gettext(
+                "🔊 Voice message posted ({length}): {link}", length=length, link=link
+            )
             try:
                 await self.outbox.edit_original(ref, text)
             except discord.HTTPException as exc:
@@ -330,7 +339,7 @@ class DiscordAdapter:
         """Edit the placeholder (or the deferred interaction response) to the job's state."""
         if job.state.terminal or self.client.is_closed():
             return
-        text = escape(progress_text(job))
+        text = escape(progress_text(job, text_for(job.origin.locale)))
         ref = self._live_ref(job)
         if ref is not None:
             try:

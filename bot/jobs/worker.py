@@ -35,10 +35,10 @@ from bot.text import Duration, encode, msg
 _LOGGER = logging.getLogger(__name__)
 
 MAX_DELIVERY_ATTEMPTS = 12
-INTERRUPTED_MESSAGE = (
+INTERRUPTED_MESSAGE = msg(
     "This job was interrupted while it was being sent to the speech service, so it may or may not "
     "have been charged. It was not resent automatically; please send it again to retry."
-)
+).id
 
 
 class Deliverer(Protocol):

@@ -39,7 +39,7 @@ def shipped_locales() -> tuple[str, ...]:
 def translations(locale: str) -> gettext.NullTranslations:
     """The compiled catalog of ``locale``; the source strings when there is none."""
     path = po_path(locale)
-    if locale == SOURCE_LOCALE or not path.is_file():
+    if not path.is_file():
         return gettext.NullTranslations()
     with path.open("rb") as fp:
         catalog = read_po(fp, locale=locale, domain=DOMAIN)

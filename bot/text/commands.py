@@ -1,0 +1,79 @@
+"""Command menus and /help texts of both platforms, in every shipped language."""
+
+from __future__ import annotations
+
+from bot.text.translator import Msg, Text, msg
+
+# Telegram's command menu (setMyCommands, once per language).
+TELEGRAM_COMMANDS: tuple[tuple[str, Msg], ...] = (
+    ("transcribe", msg("Transcribe the voice note you reply to")),
+    ("speak", msg("Read text aloud as a voice message")),
+    ("status", msg("Recent jobs of this chat, or one: /status ID")),
+    ("settings", msg("Show or change settings (this chat's, or yours: /settings me)")),
+    ("language", msg("Transcription language: /language German (or auto)")),
+    ("voices", msg("The voices /speak can use")),
+    ("diarize", msg("Label speakers: /diarize on|off")),
+    ("voice", msg("Voice for /speak: /voice NAME (or default)")),
+    ("autotranscribe", msg("Transcribe every voice note here: on|off")),
+    ("forget", msg("Delete your stored jobs in this chat")),
+    ("help", msg("What this bot does and how")),
+)
+
+# Discord slash commands: descriptions and parameter descriptions (the translator localizes them).
+DISCORD_TEXTS: dict[str, Msg] = {
+    "speak": msg("Say a text as a voice message in this channel"),
+    "speak.text": msg("What to say"),
+    "speak.voice": msg("Voice name (default: yours or this server's)"),
+    "status": msg("This channel's recent jobs, or one job"),
+    "status.job": msg("A job id, e.g. ab12cd"),
+    "settings": msg("Show or change settings"),
+    "settings.name": msg("Setting to change"),
+    "settings.value": msg("New value (e.g. German, on, af_bella)"),
+    "settings.scope": msg("Whose setting: this server's or channel's (default), or only yours"),
+    "voices": msg("The voices /speak can use"),
+    "forget": msg("Delete your jobs in this channel"),
+    "usage": msg("Spend per user and chat (bot admins only)"),
+    "help": msg("What this bot does and how to use it"),
+    "Transcribe": msg("Transcribe"),
+    "scope.chat": msg("this server or channel"),
+    "scope.me": msg("only me"),
+}
+
+
+def telegram_help(tr: Text, limit: str) -> str:
+    """/help and /start on Telegram (HTML)."""
+    return tr.gettext(
+        "🎙 <b>Voice → text</b>: send me a voice note, audio file or video note and I reply with "
+        "its transcript. In groups I transcribe voice notes automatically unless an admin turned "
+        "that off (/autotranscribe off); reply <code>/transcribe</code> to a voice note to "
+        "transcribe it on demand.\n"
+        "🔊 <b>Text → voice</b>: <code>/speak TEXT</code>, or reply <code>/speak</code> to a "
+        "message; /voices lists the voices.\n\n"
+        "/status — this chat's recent jobs; <code>/status ID</code> — one job\n"
+        "/settings — settings and where each comes from; change this chat's with "
+        "<code>/settings NAME VALUE</code> (in groups: admins only) or "
+        "<code>/language German</code>, <code>/diarize on|off</code>, <code>/voice NAME</code>, "
+        "<code>/autotranscribe on|off</code>; your own, for every chat: "
+        "<code>/settings me language de</code>\n"
+        "/forget — delete your stored jobs (transcripts, audio) in this chat\n"
+        "/usage — spend per user and chat (the bot's admins only)\n\n"
+        "Files up to {limit}.",
+        limit=limit,
+    )
+
+
+def discord_help(tr: Text) -> str:
+    """/help on Discord (plain text, escaped by the adapter)."""
+    return tr.gettext(
+        "I turn voice messages into text and text into voice messages.\n"
+        "• Send a voice message or an audio file: I reply with the transcript "
+        "(in servers this needs the Message Content intent; otherwise use the menu).\n"
+        "• Right-click a message → Apps → Transcribe: transcribe any voice message.\n"
+        "• /speak text [voice]: I post the text as a voice message; /voices lists the voices.\n"
+        "• /status [job]: this channel's recent jobs, or one job in detail.\n"
+        "• /settings [name value]: show or change language, diarize, voice, autotranscribe, "
+        "output, ui_language (server-wide; changing needs Manage Server); with scope "
+        "“only me”: your own language, voice and ui_language, everywhere.\n"
+        "• /forget: delete your jobs (transcripts, audio) in this channel. "
+        "/usage: spend per user and chat (bot admins)."
+    )
