@@ -11,6 +11,7 @@ from bot import render
 from bot.jobs.models import Job, JobKind, JobState
 from bot.status import progress_percent, user_state
 from bot.text import ENGLISH, Text
+from bot.text.translator import standard_code
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +104,7 @@ def detected_language(job: Job, tr: Text = ENGLISH) -> str | None:
     transcript = job.transcript
     if transcript is None or not transcript.language or job.options.get("language") != "auto":
         return None
-    code = transcript.language
+    code = standard_code(transcript.language) or transcript.language  # "english" from OpenAI
     if code.split("-")[0].lower() == tr.locale.language:
         return None
     return tr.gettext(

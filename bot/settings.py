@@ -12,8 +12,8 @@ import langcodes
 
 from bot.errors import InputError
 from bot.text import Language, Msg, msg, negotiate, shipped_locales
+from bot.text.translator import standard_code
 
-_NAME = re.compile(r"[^\W\d_]+(?:[ '][^\W\d_]+)*(?: \([^\W\d_ ]+(?: [^\W\d_]+)*\))?")
 _VOICE = re.compile(r"^[\w.\-]{1,64}$")
 _ON = {"on", "true", "yes", "1", "enable", "enabled"}
 _OFF = {"off", "false", "no", "0", "disable", "disabled"}
@@ -145,18 +145,7 @@ def parse_language(value: str, supported: Collection[str] = ()) -> str:
 
 
 def _language_code(text: str) -> str | None:
-    if not text or len(text) > 40:
-        return None
-    try:
-        if re.fullmatch(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*", text):
-            tag = langcodes.standardize_tag(text.replace("_", "-"))
-            if langcodes.tag_is_valid(tag) and langcodes.Language.get(tag).is_valid():
-                return tag
-        if not _NAME.fullmatch(text):
-            return None  # names are words (``Brazilian Portuguese``, ``Deutsch``), nothing else
-        return str(langcodes.find(text).simplify_script())
-    except (LookupError, ValueError):
-        return None
+    return standard_code(text)
 
 
 def _not_a_language(text: str, supported: Collection[str]) -> Msg:

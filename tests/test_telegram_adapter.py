@@ -384,7 +384,7 @@ async def test_telegram_access_lists_usage_and_forget(tmp_path: Path) -> None:
         assert w.tg.downloads == 1 and w.tg.sent(OTHER) == []
         usage = await w.reply_to(w.tg.send_text(USER, USER, "/usage"))
         assert usage.text is not None and usage.text.startswith("<pre>Today (UTC):")
-        assert f"chat {USER} user {USER}: 1 jobs" in usage.text
+        assert f"chat {USER} user {USER}: 1 job," in usage.text
         w.tg.add_chat(GROUP)
         refused = await w.reply_to(w.tg.send_text(GROUP, MEMBER, "/usage"))
         assert refused.text is not None and "Only the bot's admins" in refused.text

@@ -1,4 +1,4 @@
-"""``python -m bot.text check``: every shipped catalog complete, no fuzzy entry, same placeholders."""
+"""``python -m bot.text``: every shipped catalog complete, no fuzzy entry, same placeholders."""
 
 from __future__ import annotations
 

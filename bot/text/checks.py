@@ -25,7 +25,7 @@ def source_messages() -> set[str]:
         for _file, _line, message, _comments, _context in extract_from_dir(
             ROOT / folder,
             method_map=[("**.py", "python")],
-            keywords={k: v for k, v in KEYWORDS.items()},  # type: ignore[misc]
+            keywords=KEYWORDS,
         ):
             found.add(message[0] if isinstance(message, tuple) else message)
     return found
@@ -66,7 +66,8 @@ def _locale_problems(locale: str, wanted: set[str]) -> Iterator[str]:
         seen.add(key)
         if m.fuzzy:
             yield f"{locale}: fuzzy {key!r}"
-        strings = list(m.string) if isinstance(m.string, tuple) else [m.string]
+        raw = m.string if isinstance(m.string, tuple) else (m.string,)
+        strings = [str(t or "") for t in raw]
         if isinstance(m.id, tuple) and len(strings) != expected:
             yield f"{locale}: {key!r} has {len(strings)} plural forms, not {expected}"
         if not all(strings):

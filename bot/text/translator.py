@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
+import langcodes
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_timedelta
 from babel.numbers import format_decimal
@@ -206,16 +208,40 @@ class Text:
         return self.gettext("on") if value else self.gettext("off")
 
     def language_name(self, code: str) -> str:
-        """A language's name in the reader's language (``Deutsch``/``German``/``德文``)."""
+        """A language's name in the reader's language (``Deutsch``/``German``/``德文``); what a
+        provider reported (a code, or a name like ``english``) is shown as is when unknown."""
+        tag = standard_code(code)
+        if tag is None:
+            return code
         try:
-            name = Locale.parse(code.replace("-", "_")).get_display_name(self.locale)
+            name = Locale.parse(tag.replace("-", "_")).get_display_name(self.locale)
         except (UnknownLocaleError, ValueError, TypeError):
             name = None
         if not name:
-            import langcodes  # imported late: only unusual codes need it
-
-            name = langcodes.Language.get(code).display_name(self.code.replace("_", "-"))
+            name = langcodes.Language.get(tag).display_name(self.code.replace("_", "-"))
         return name[:1].upper() + name[1:]
+
+
+_NAME = re.compile(r"[^\W\d_]+(?:[ '][^\W\d_]+)*(?: \([^\W\d_ ]+(?: [^\W\d_]+)*\))?")
+
+
+def standard_code(text: str) -> str | None:
+    """A BCP 47 tag for a code or a language name (``de-de`` → ``de-DE``, ``iw`` → ``he``,
+    ``German``/``Deutsch`` → ``de``, ``cantonese`` → ``yue``); None when it is neither. Offline:
+    names come from the ``language_data`` package."""
+    text = text.strip()
+    if not text or len(text) > 40:
+        return None
+    try:
+        if re.fullmatch(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*", text):
+            tag = langcodes.standardize_tag(text.replace("_", "-"))
+            if langcodes.tag_is_valid(tag) and langcodes.Language.get(tag).is_valid():
+                return tag
+        if not _NAME.fullmatch(text):
+            return None  # names are words (``Brazilian Portuguese``, ``Deutsch``), nothing else
+        return str(langcodes.find(text).simplify_script())
+    except (LookupError, ValueError):
+        return None
 
 
 @functools.cache
