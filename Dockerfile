@@ -26,6 +26,12 @@ USER voicebot
 ENV VOICEBOT_CONFIG=/data/config.yaml VOICEBOT_DB=/data/voicebot.sqlite3 \
     VOICEBOT_MODELS=/models VOICEBOT_VOICES=/models/voices HF_HOME=/models/huggingface
 
+# /healthz answers 200 when every chat platform is connected, the database answers and the
+# poller runs (health.port, default 9464, on loopback inside the container). The slim image has
+# no curl, so the probe is a Python one-liner.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request as u; sys.exit(0 if u.urlopen('http://127.0.0.1:9464/healthz', timeout=4).status == 200 else 1)"]
+
 # `docker stop` sends SIGTERM: voicebot stops intake, finishes in-flight writes and exits 0.
 ENTRYPOINT ["voicebot"]
 CMD ["run"]

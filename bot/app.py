@@ -15,15 +15,18 @@ import aiohttp
 
 from bot.audio import AudioPool
 from bot.config import Config
+from bot.health import HealthServer
 from bot.jobs.models import Job
 from bot.jobs.poller import Poller
 from bot.jobs.schedule import PredictiveSchedule
 from bot.jobs.worker import JobWorker
+from bot.metrics import Metrics
 from bot.models import VoiceClip
 from bot.ports import JobStore
 from bot.providers.registry import build_providers
 from bot.service import VoiceService
 from bot.storage import open_store
+from bot.supervise import AdapterSupervisor
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,6 +42,18 @@ class ChatAdapter(Protocol):
 
     async def stop(self) -> None:
         """Stop taking messages and disconnect."""
+        ...
+
+    async def wait_disconnected(self) -> None:
+        """Return, or raise the cause, once the platform connection has ended (see
+        :class:`bot.supervise.AdapterSupervisor`, which then reconnects)."""
+        ...
+
+    @property
+    def standby(self) -> bool:
+        """True while another process on the same database takes this platform's messages
+        (it holds the platform's lock); this one stays connected to deliver and takes over
+        when that process dies."""
         ...
 
     async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
@@ -119,6 +134,7 @@ class Core:
         self.stt, self.tts = build_providers(config.providers, session)
         self.schedule = PredictiveSchedule(store, clock, cap=config.jobs.max_poll_interval)
         self.audio = AudioPool()
+        self.metrics = Metrics()
         self.worker = JobWorker(
             store,
             stt=self.stt,
@@ -126,6 +142,7 @@ class Core:
             clock=clock,
             schedule=self.schedule,
             audio_pool=self.audio,
+            metrics=self.metrics,
         )
         self.poller = Poller(
             store,
@@ -214,45 +231,111 @@ AdapterFactory = Callable[[Core], Sequence[ChatAdapter]]
 
 
 async def run_bot(
-    config: Config, make_adapters: AdapterFactory, *, stop: asyncio.Event | None = None
+    config: Config,
+    make_adapters: AdapterFactory,
+    *,
+    stop: asyncio.Event | None = None,
+    on_signal: Callable[[], None] = lambda: None,
 ) -> None:
     """Run adapters and the poller in this event loop until SIGTERM/SIGINT (or ``stop``).
 
-    Shutdown order: adapters stop taking messages, the poller lets in-flight steps finish, then the
-    HTTP session and the database close.
+    Each adapter runs under an :class:`AdapterSupervisor`: one platform failing to start, or
+    losing its connection, is retried in the background and never stops the other. Shutdown
+    is bounded (about 9 s in all): adapters stop taking messages, the poller lets in-flight
+    steps finish, then the HTTP session and the database close. ``on_signal`` runs when a
+    signal arrives (the CLI arms a hard-exit watchdog there).
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def signalled() -> None:
+        on_signal()
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, signalled)
     core = await Core.open(config)
-    started: list[ChatAdapter] = []
+    supervisors: list[AdapterSupervisor] = []
+    tasks: list[asyncio.Task[None]] = []
+    health: HealthServer | None = None
     try:
         adapters = list(make_adapters(core))
+        # SQLite: refuse a second runner on this file (named), and take over the leases the
+        # previous one left at once; PostgreSQL: several runners share the work.
         await core.store.lock_runner(a.platform for a in adapters)
-        if not adapters:
-            _LOGGER.warning("no chat platform configured (telegram.token, discord.token)")
         for adapter in adapters:
             core.worker.register(adapter.platform, adapter)
         await core.worker.recover(core.clock())
         for adapter in adapters:
-            await adapter.start()
-            started.append(adapter)
-            _LOGGER.info("%s adapter started", adapter.platform)
+            # Replies go out only while connected: a platform that is down keeps them waiting
+            # instead of burning their delivery attempts (its jobs still run meanwhile).
+            core.worker.set_online(adapter.platform, False)
+            sup = AdapterSupervisor(
+                adapter,
+                on_connected=_router(core, adapter, True),
+                on_lost=_router(core, adapter, False),
+            )
+            supervisors.append(sup)
+            tasks.append(asyncio.create_task(sup.run(), name=f"{adapter.platform}-supervisor"))
         core.poller.start()
-        purge_task = asyncio.create_task(core.purge_forever(), name="purge")
+        tasks.append(asyncio.create_task(core.purge_forever(), name="purge"))
+        tasks.append(asyncio.create_task(core.metrics.watch_loop(), name="loop-lag"))
+        health = await _start_health(core, supervisors)
         await stop.wait()
-        purge_task.cancel()
         _LOGGER.info("shutting down")
     finally:
-        for adapter in reversed(started):
-            try:
-                await adapter.stop()
-            except Exception:
-                _LOGGER.exception("%s adapter failed to stop cleanly", adapter.platform)
-        await core.poller.stop(timeout=5.0)
-        await core.close()
+        if health is not None:
+            await health.stop()
+        await _shutdown(core, supervisors, tasks)
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+
+
+async def _start_health(
+    core: Core, supervisors: Sequence[AdapterSupervisor]
+) -> HealthServer | None:
+    cfg = core.config.health
+    if not cfg.enabled:
+        return None
+    health = HealthServer(core, supervisors)
+    try:
+        await health.start(cfg.host, cfg.port)
+    except OSError as exc:  # the bot is more important than its probe
+        _LOGGER.error(
+            "health: cannot listen on %s:%d (%s); set health.port or health.enabled: false",
+            cfg.host,
+            cfg.port,
+            exc.strerror or exc,
+        )
+        await health.stop()
+        return None
+    return health
+
+
+def _router(core: Core, adapter: ChatAdapter, up: bool) -> Callable[[], None]:
+    def route() -> None:
+        core.worker.set_online(adapter.platform, up)
+        if up:
+            core.poller.wake()
+
+    return route
+
+
+async def _shutdown(
+    core: Core, supervisors: Sequence[AdapterSupervisor], tasks: Sequence[asyncio.Task[None]]
+) -> None:
+    """Each step has its own time budget, so no adapter state can hold the process."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=1.0)
+    if supervisors:
+        await asyncio.gather(*(s.stop(timeout=4.0) for s in supervisors))
+    await core.poller.stop(timeout=3.0)
+    try:
+        async with asyncio.timeout(2.0):
+            await core.close()
+    except TimeoutError:
+        _LOGGER.warning("closing the database and HTTP session took too long")

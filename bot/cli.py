@@ -5,20 +5,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import importlib.metadata
 import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from bot import render
 from bot.app import Core, run_bot, setup_logging
+from bot.cli_check import check_config
+from bot.cli_watch import EXIT_INTERRUPTED, CliDeliverer, Interrupted, ProgressLine, wait_for_job
 from bot.config import Config, load_config
-from bot.errors import BotError, ConfigError
+from bot.errors import BotError, ConfigError, InputError
 from bot.jobs.models import Job, JobState
 from bot.models import Origin, VoiceClip
-from bot.providers.registry import describe
 from bot.status import render_job, user_state
 from bot.text import ENGLISH
 
@@ -26,68 +29,119 @@ _LOGGER = logging.getLogger(__name__)
 CLI = "cli"
 
 
-class CliDeliverer:
-    """Delivers CLI jobs to the waiting command; other CLI jobs (from an earlier, interrupted
-    command) are marked delivered, their results stay readable with ``voicebot status``."""
-
-    def __init__(self) -> None:
-        self._waiting: dict[str, asyncio.Future[tuple[Job, VoiceClip | None]]] = {}
-
-    def expect(self, job_id: str) -> asyncio.Future[tuple[Job, VoiceClip | None]]:
-        """A future resolved with the finished job."""
-        fut = self._waiting.setdefault(job_id, asyncio.get_running_loop().create_future())
-        return fut
-
-    async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
-        fut = self._waiting.get(job.id)
-        if fut is not None and not fut.done():
-            fut.set_result((job, clip))
-        return None
-
-    async def progress(self, job: Job) -> None:
-        _LOGGER.info("job %s: %s", job.id, user_state(job))
+EXIT_CODES = """exit codes:
+  0    success
+  1    the job failed, or a file could not be read or written
+  2    invalid command line or configuration (nothing was sent)
+  130  interrupted (Ctrl-C or SIGTERM); the job was cancelled"""
 
 
 def _parser(providers: Sequence[str] = ()) -> argparse.ArgumentParser:
     names = ", ".join(providers) if providers else "see voicebot check-config"
     provider_help = f"a provider instance from the config's providers: ({names})"
+
+    # --config is accepted before or after the command: each level has its own copy (parents
+    # share action objects), the command-level default is SUPPRESS so it never overwrites a value
+    # given before the command.
+    def common(default: object) -> argparse.ArgumentParser:
+        parent = argparse.ArgumentParser(add_help=False)
+        parent.add_argument(
+            "--config",
+            type=Path,
+            default=default,
+            metavar="PATH",
+            help="YAML config file (default: $VOICEBOT_CONFIG or ./config.yaml)",
+        )
+        return parent
+
     p = argparse.ArgumentParser(
         prog="voicebot",
         description="Self-hosted voice bot for Telegram and Discord.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common(None)],
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = p.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="what to do (COMMAND --help for more)",
+    )
+
+    def command(
+        name: str, text: str, group: argparse._SubParsersAction[argparse.ArgumentParser] = sub
+    ) -> argparse.ArgumentParser:
+        return group.add_parser(
+            name,
+            help=text,
+            description=text,
+            parents=[common(argparse.SUPPRESS)],
+            epilog=EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    command("run", "start the configured chat adapters and the job poller")
+    t = command("transcribe", "transcribe an audio file and print the transcript")
+    t.add_argument("file", type=Path, help="audio file (any format FFmpeg reads)")
+    t.add_argument("--provider", metavar="NAME", help=provider_help)
+    t.add_argument("--model", help="model name (default: stt.model)")
+    t.add_argument("--language", help="language code such as en or yue (default: stt.language)")
+    t.add_argument("--diarize", action="store_true", default=None, help="label speakers")
+    t.add_argument(
+        "--format",
+        choices=("text", "srt", "vtt", "json"),
+        default="text",
+        help="output format (default: text)",
+    )
+    _wait_options(t)
+    s = command("speak", "synthesize speech into an OGG/Opus voice file")
+    s.add_argument("text", help="the text to speak")
+    s.add_argument("-o", "--output", type=Path, required=True, help="where to write the .ogg file")
+    s.add_argument("--provider", metavar="NAME", help=provider_help)
+    s.add_argument("--model", help="model name (default: tts.model)")
+    s.add_argument("--voice", help="voice name (default: tts.voice)")
+    _wait_options(s)
+    j = command("jobs", "list recent jobs (no provider key needed)")
+    j.add_argument("-n", "--limit", type=int, default=20, help="how many (default: 20)")
+    st = command("status", "show one job (no provider key needed)")
+    st.add_argument("job_id", help="job id as shown by 'voicebot jobs' or in chat")
+    command("check-config", "validate the configuration, token shapes and model names, then exit")
+    db = command("db", "database maintenance (no config or provider key needed)")
+    tools = db.add_subparsers(
+        dest="db_command", required=True, metavar="ACTION", help="what to do (ACTION --help)"
+    )
+    cp = command(
+        "copy",
+        "copy every job, audio, chat setting and learned speed to an empty database "
+        "(e.g. SQLite to PostgreSQL); stop 'voicebot run' first",
+        tools,
+    )
+    cp.add_argument("source", help="SQLite path or sqlite:/// URL, or postgresql:// URL")
+    cp.add_argument("target", help="an empty database, given the same way as SOURCE")
+    return p
+
+
+def _wait_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--give-up",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="stop retrying a provider that cannot be reached after this long (default: 60)",
     )
     p.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        help="YAML config file (default: $VOICEBOT_CONFIG or ./config.yaml)",
+        "--no-progress",
+        action="store_true",
+        help="no live progress line on stderr (it is only shown on a terminal anyway)",
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("run", help="start the configured chat adapters and the job poller")
-    t = sub.add_parser("transcribe", help="transcribe an audio file and print the transcript")
-    t.add_argument("file", type=Path)
-    t.add_argument("--provider", metavar="NAME", help=provider_help)
-    t.add_argument("--model")
-    t.add_argument("--language")
-    t.add_argument("--diarize", action="store_true", default=None, help="label speakers")
-    t.add_argument("--format", choices=("text", "srt", "vtt", "json"), default="text")
-    s = sub.add_parser("speak", help="synthesize speech into an OGG/Opus voice file")
-    s.add_argument("text")
-    s.add_argument("-o", "--output", type=Path, required=True)
-    s.add_argument("--provider", metavar="NAME", help=provider_help)
-    s.add_argument("--model")
-    s.add_argument("--voice")
-    j = sub.add_parser("jobs", help="list recent jobs")
-    j.add_argument("-n", "--limit", type=int, default=20)
-    st = sub.add_parser("status", help="show one job")
-    st.add_argument("job_id")
-    sub.add_parser("check-config", help="validate the configuration and exit")
-    db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db", required=True)
-    cp = db.add_parser(
-        "copy", help="copy everything to an empty database (e.g. SQLite → PostgreSQL)"
-    )
-    cp.add_argument("source", help="SQLite path or URL, or postgresql://… URL")
-    cp.add_argument("target", help="an empty database: SQLite path or URL, or postgresql://…")
-    return p
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("voicebot")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _config_path(arg: Path | None) -> Path:
@@ -97,18 +151,21 @@ def _config_path(arg: Path | None) -> Path:
 
 
 async def _through_pipeline(
-    core: Core, create: Callable[[], Awaitable[Job]]
+    core: Core, args: argparse.Namespace, create: Callable[[], Awaitable[Job]]
 ) -> tuple[Job, VoiceClip | None]:
-    """Create a job and run the same store + poller pipeline a chat job uses, until delivered."""
-    deliverer = CliDeliverer()
+    """Create a job and run the same store + poller pipeline a chat job uses, until delivered
+    (or cancelled by Ctrl-C, or given up on an unreachable provider)."""
+    deliverer = CliDeliverer(clock=core.clock, give_up=args.give_up)
     core.worker.register(CLI, deliverer)
     await core.worker.recover(core.clock())
     job = await create()
     _LOGGER.info("job %s created", job.id)
     finished = deliverer.expect(job.id)
+    if sys.stderr.isatty() and not args.no_progress:
+        deliverer.line = ProgressLine(core.store, core.schedule.eta, core.clock, sys.stderr)
     core.poller.start()
     try:
-        return await finished
+        return await wait_for_job(core.store, job, finished, deliverer.line, core.clock)
     finally:
         await core.poller.stop(timeout=5.0)
 
@@ -128,6 +185,7 @@ async def _transcribe(core: Core, args: argparse.Namespace) -> int:
         raise BotError(f"cannot read {args.file}: {exc.strerror}") from exc
     job, _ = await _through_pipeline(
         core,
+        args,
         lambda: core.service.transcribe(
             _origin(),
             data,
@@ -161,6 +219,7 @@ async def _transcribe(core: Core, args: argparse.Namespace) -> int:
 async def _speak(core: Core, args: argparse.Namespace) -> int:
     job, clip = await _through_pipeline(
         core,
+        args,
         lambda: core.service.speak(
             _origin(), args.text, voice=args.voice, provider=args.provider, model=args.model
         ),
@@ -217,23 +276,6 @@ def _check_provider(config: Config, args: argparse.Namespace) -> None:
         raise BotError(f"--provider {name}: no such provider instance (configured: {configured})")
 
 
-def _check(config: Config) -> int:
-    print("configuration OK")
-    print(f"  database: {config.storage.path}")
-    print("  providers:")
-    routes = {"stt": config.stt.provider, "tts": config.tts.provider}
-    for line in describe(config.providers, routes):
-        print(f"    {line}")
-    print(f"  speech-to-text: {config.stt.provider} / {config.stt.model}")
-    print(f"  text-to-speech: {config.tts.provider} / {config.tts.model} ({config.tts.voice})")
-    for note in (config.stt.note, config.tts.note):
-        if note:
-            print(f"  note: {note}")
-    print(f"  telegram: {'on' if config.telegram.token else 'off (no token)'}")
-    print(f"  discord: {'on' if config.discord.token else 'off (no token)'}")
-    return 0
-
-
 async def _with_core(config: Config, args: argparse.Namespace) -> int:
     handlers = {"transcribe": _transcribe, "speak": _speak, "jobs": _jobs, "status": _status}
     core = await Core.open(config)
@@ -252,33 +294,68 @@ def _db_copy(source: str, target: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``voicebot`` console script; returns the exit code."""
+    """Entry point of the ``voicebot`` console script; returns the exit code (see EXIT_CODES)."""
     wants_help = any(a in ("-h", "--help") for a in (sys.argv[1:] if argv is None else argv))
     args = _parser(_configured_providers(argv) if wants_help else ()).parse_args(argv)
     setup_logging(None, "WARNING")
     try:
         if args.command == "db":
+            # Copies between the two databases named: no config, so no provider key needed.
             return _db_copy(args.source, args.target)
-        config = load_config(_config_path(args.config))
+        # Reading the local database needs no provider key.
+        keys = args.command not in ("jobs", "status")
+        config = load_config(_config_path(args.config), require_keys=keys)
         setup_logging(config)
         if args.command in ("transcribe", "speak", "jobs", "status"):
             logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
         if args.command == "check-config":
-            return _check(config)
+            return check_config(config)
         _check_provider(config, args)
         if args.command == "run":
-            from adapters import configured_adapters
-
-            asyncio.run(run_bot(config, configured_adapters))
-            return 0
+            return _run(config)
         return asyncio.run(_with_core(config, args))
     except ConfigError as exc:
         print("voicebot: invalid configuration:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"voicebot: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except InputError as exc:
+        # The same sentence a chat user gets (the operator detail is in str(exc)).
+        print(f"voicebot: {args.command}: {exc.user_message}", file=sys.stderr)
+        return 1
     except BotError as exc:
         print(f"voicebot: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        return 130
+        print("voicebot: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(config: Config) -> int:
+    from adapters import configured_adapters
+
+    if not (config.telegram.token or config.discord.token):
+        print(
+            "voicebot: no chat platform configured: set TELEGRAM_BOT_TOKEN and/or "
+            "DISCORD_BOT_TOKEN (telegram.token / discord.token in the config)",
+            file=sys.stderr,
+        )
+        return 2
+    asyncio.run(run_bot(config, configured_adapters, on_signal=_arm_exit_watchdog))
+    return 0
+
+
+def _arm_exit_watchdog(after: float = 9.5) -> None:
+    """SIGTERM always ends the process within 10 s: run_bot's shutdown is bounded step by step,
+    and should anything still hold the event loop, this thread ends the process regardless."""
+
+    def hard_exit() -> None:
+        print("voicebot: shutdown took too long; exiting", file=sys.stderr, flush=True)
+        os._exit(EXIT_INTERRUPTED)
+
+    timer = threading.Timer(after, hard_exit)
+    timer.daemon = True
+    timer.start()

@@ -81,6 +81,15 @@ class JobsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthConfig:
+    """The /healthz and /metrics endpoint of ``voicebot run`` (loopback by default)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 9464
+
+
+@dataclass(frozen=True, slots=True)
 class TelegramConfig:
     """Telegram Bot API settings; no token means the adapter is not started."""
 
@@ -147,6 +156,7 @@ class Config:
     log_level: str = "INFO"
     limits: LimitsConfig = LimitsConfig()
     access: AccessConfig = AccessConfig()
+    health: HealthConfig = HealthConfig()
 
 
 def expand_env(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
@@ -339,7 +349,7 @@ def _read_providers(root: _Section) -> dict[str, ProviderConfig]:
 
 
 def _read_route(
-    root: _Section, role: str, providers: Mapping[str, ProviderConfig]
+    root: _Section, role: str, providers: Mapping[str, ProviderConfig], require_keys: bool = True
 ) -> tuple[_Section, str, ProviderType | None, dict[str, str] | None, str | None]:
     """The ``stt``/``tts`` section, the instance it uses and that instance's type; when the
     configured instance has no key and a ``fallback`` is set, the fallback (its model/voice keys)
@@ -362,7 +372,7 @@ def _read_route(
             f"{sec._key('provider')}: {name!r} (type {pc.type}) offers no {ROLE_NAMES[role]}; "
             f"instances that do: {', '.join(sorted(offers)) or 'none'}"
         )
-    elif (missing := pc.missing()) is not None:
+    elif require_keys and (missing := pc.missing()) is not None:
         backup = providers.get(fallback.get("provider", "")) if fallback else None
         if fallback is None or backup is None or role not in TYPES[backup.type].roles:
             sec.problems.append(f"{missing}, needed by {sec._key('provider')}")
@@ -427,9 +437,9 @@ def _read_choice(sec: _Section, key: str, default: str, choices: tuple[str, ...]
 
 
 def _read_stt_tts(
-    root: _Section, providers: Mapping[str, ProviderConfig]
+    root: _Section, providers: Mapping[str, ProviderConfig], *, require_keys: bool = True
 ) -> tuple[SttConfig, TtsConfig]:
-    s, name, spec, fb, note = _read_route(root, STT, providers)
+    s, name, spec, fb, note = _read_route(root, STT, providers, require_keys)
     model = (spec.default_models.get(STT) if spec else None) or SttConfig().model
     model = s.get("model", str, model) or model
     if fb is not None and spec is not None:
@@ -442,7 +452,7 @@ def _read_stt_tts(
         note=_route_checks(s, STT, providers.get(name), spec, (model, None), note),
     )
     s.finish()
-    t, name, spec, fb, note = _read_route(root, TTS, providers)
+    t, name, spec, fb, note = _read_route(root, TTS, providers, require_keys)
     model = (spec.default_models.get(TTS) if spec else None) or TtsConfig().model
     voice = (spec.default_voice if spec else None) or TtsConfig().voice
     model = t.get("model", str, model) or model
@@ -559,10 +569,29 @@ def _read_access(root: _Section) -> AccessConfig:
     return AccessConfig(**lists)
 
 
+def _read_health(root: _Section) -> HealthConfig:
+    sec = root.section("health")
+    health = HealthConfig(
+        enabled=bool(sec.get("enabled", bool, True)),
+        host=sec.get("host", str, "127.0.0.1") or "127.0.0.1",
+        port=int(sec.get("port", int, 9464) or 0),
+    )
+    if not 0 <= health.port <= 65535:
+        sec.problems.append(f"{sec._key('port')}: expected 0-65535 (0: any free port)")
+    sec.finish()
+    return health
+
+
 def parse_config(
-    data: Any, env: Mapping[str, str] | None = None, base_dir: Path | None = None
+    data: Any,
+    env: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+    *,
+    require_keys: bool = True,
 ) -> Config:
     """Validate a parsed YAML document into a :class:`Config`.
+
+    ``require_keys=False`` accepts a missing provider key (commands that only read the database).
 
     Raises:
         ConfigError: listing every problem with its key path.
@@ -587,7 +616,7 @@ def parse_config(
     _positive(st, "retention_days", storage.retention_days)
     st.finish()
     providers = _read_providers(root)
-    stt, tts = _read_stt_tts(root, providers)
+    stt, tts = _read_stt_tts(root, providers, require_keys=require_keys)
     j = root.section("jobs")
     jobs = JobsConfig(
         deadline_seconds=j.get("deadline_seconds", float, 1800.0) or 1800.0,
@@ -599,16 +628,21 @@ def parse_config(
     j.finish()
     telegram, discord = _read_telegram(root), _read_discord(root)
     limits, access = _read_limits(root), _read_access(root)
+    health = _read_health(root)
     log = root.section("logging")
     level = _read_choice(log, "level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
     log.finish()
     root.finish()
     if problems:
         raise ConfigError(sorted(dict.fromkeys(problems)))
-    return Config(storage, providers, stt, tts, jobs, telegram, discord, level, limits, access)
+    return Config(
+        storage, providers, stt, tts, jobs, telegram, discord, level, limits, access, health
+    )
 
 
-def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: Path, env: Mapping[str, str] | None = None, *, require_keys: bool = True
+) -> Config:
     """Read and validate the YAML file at ``path``.
 
     Raises:
@@ -628,4 +662,4 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError([f"{path}: not valid YAML{where}"]) from exc
-    return parse_config(data, env, base_dir=path.resolve().parent)
+    return parse_config(data, env, base_dir=path.resolve().parent, require_keys=require_keys)

@@ -130,6 +130,21 @@ class ProviderUnavailable(ProviderError):
     default_message = msg("The speech service is unavailable right now.")
 
 
+class ProviderUnreachable(ProviderUnavailable):
+    """No connection at all (refused, DNS, TLS): the request provably never left.
+
+    ``host`` is ``name:port`` and ``reason`` a few words (``connection refused``); the operator
+    message says what to check.
+    """
+
+    default_message = msg("The speech service can't be reached right now.")
+
+    def __init__(self, message: str, *, provider: str, host: str, reason: str) -> None:
+        super().__init__(message, provider=provider, request_sent=False)
+        self.host = host
+        self.reason = reason
+
+
 class ProviderTimeout(ProviderUnavailable):
     """No complete answer within the instance's ``timeout`` (a hanging or overloaded server)."""
 

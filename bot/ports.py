@@ -63,6 +63,14 @@ class UsageQueries(Protocol):
         """
         ...
 
+    async def job_counts(self) -> list[tuple[str, str, str, int]]:
+        """How many jobs are stored, by state, kind and provider (for /metrics).
+
+        Returns:
+            ``(state, kind, provider, count)`` rows, one per combination present.
+        """
+        ...
+
 
 class Leader(Protocol):
     """A named lock that one process at a time holds (e.g. the one Telegram ``getUpdates``
@@ -159,12 +167,27 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
     # -- claims (leases) ----------------------------------------------------------------------
 
     async def claim(
-        self, now: float, platforms: Iterable[str], limit: int, lease: float
+        self,
+        now: float,
+        platforms: Iterable[str],
+        limit: int,
+        lease: float,
+        *,
+        deliver_to: Iterable[str] | None = None,
     ) -> list[Job]:
         """Lease up to ``limit`` steps due at ``now`` for this owner, replies first, each queue
         soonest first, in the transaction that picks them. A job leased by anyone (this process
         included) until after ``now`` is never returned, nor a poll of a run living in another
         process (``keep_input``: a local engine) until it is overdue by a grace period.
+
+        Args:
+            now: The current time.
+            platforms: Only jobs of these platforms.
+            limit: At most this many steps.
+            lease: Seconds the claimed steps are leased for.
+            deliver_to: Only replies of these platforms (those connected now; default: all of
+                ``platforms``): a reply to a platform that is down waits, its submits and polls
+                do not.
 
         Returns:
             The claimed jobs as they are now (a current snapshot), leased until ``now + lease``.
@@ -179,8 +202,11 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
         """Give up this owner's leases on ``job_ids`` (steps that will not finish)."""
         ...
 
-    async def next_wakeup(self, platforms: Iterable[str]) -> float | None:
-        """The earliest time a step (submit, poll, delivery) may become claimable."""
+    async def next_wakeup(
+        self, platforms: Iterable[str], *, deliver_to: Iterable[str] | None = None
+    ) -> float | None:
+        """The earliest time a step (submit, poll, delivery) may become claimable; deliveries
+        only of ``deliver_to`` (as in :meth:`claim`)."""
         ...
 
     async def watch(self, wake: Callable[[], None]) -> None:

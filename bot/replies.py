@@ -10,7 +10,7 @@ from babel.core import get_global
 from bot import render
 from bot.jobs.models import Job, JobKind, JobState
 from bot.status import progress_percent, user_state
-from bot.text import ENGLISH, Text
+from bot.text import ENGLISH, Duration, Msg, Text, decode, encode, msg
 from bot.text.translator import standard_code
 
 
@@ -59,6 +59,67 @@ def fit_chunks(
     return [c for c in out if c]
 
 
+FILE_UNAVAILABLE = msg(
+    "I couldn't fetch this file from Telegram (it may have expired or be too big). "
+    "Please send it again."
+)
+STUCK = msg("The speech service has been processing this for too long; the job was stopped.")
+
+
+def duration_text(seconds: float) -> str:
+    """``45 seconds``, ``1 minute``, ``2 minutes 30 seconds``, ``1 hour 5 minutes`` (English)."""
+    return ENGLISH.duration(seconds, short=False)
+
+
+def deadline_text(seconds: float) -> str:
+    """Why a job that ran out of time was stopped, with the deadline it had (encoded for the
+    job row: each reader sees it in their language)."""
+    return encode(
+        msg(
+            "The speech service did not finish within {duration}, so the job was stopped.",
+            duration=Duration(max(1, round(seconds))),
+        )
+    )
+
+
+def retrying_text(reason: Msg | str) -> str:
+    """A queued job whose provider could not take it: the reason, and that it is retried
+    (encoded: the placeholder shows it in the requester's language)."""
+    return encode(msg("{reason} It will be retried automatically.", reason=decode_reason(reason)))
+
+
+def decode_reason(reason: Msg | str) -> Msg:
+    """A reason given as a message or as its stored form."""
+    return reason if isinstance(reason, Msg) else decode(reason)
+
+
+CANCEL_BUTTON = msg("✖ Cancel")
+CANCEL_DONE_TOAST = msg("Cancelled.")
+CANCEL_NOTHING = msg("You have no queued or running job in this chat.")
+CANCEL_NOT_YOURS = msg("Only the person who started a job, or a chat admin, can cancel it.")
+
+
+def cancel_unknown(job_id: str) -> Msg:
+    """/cancel with an id this chat does not have."""
+    return msg("No job {id} in this chat. Use /status to list this chat's jobs.", id=job_id)
+
+
+def cancel_too_late(job_id: str) -> Msg:
+    """/cancel of a job that already finished (or was cancelled)."""
+    return msg("Job {id} has already finished, so there is nothing to cancel.", id=job_id)
+
+
+def cancelled_text(job: Job, *, sent: bool) -> Msg:
+    """The reply to a successful cancel; a job already sent may still be charged."""
+    if sent:
+        return msg(
+            "✖ Cancelled job {id}. It had already been sent to the speech service, so it may "
+            "still be charged.",
+            id=job.id,
+        )
+    return msg("✖ Cancelled job {id}.", id=job.id)
+
+
 def progress_text(job: Job, tr: Text = ENGLISH) -> str:
     """One line for the placeholder message while a job runs (plain text)."""
     state = user_state(job)
@@ -78,10 +139,14 @@ def progress_text(job: Job, tr: Text = ENGLISH) -> str:
             )
     elif state == "done":
         line = tr.gettext("✅ Done: job {id}", id=job.id)
+    elif state == "cancelled":
+        line = tr.gettext("✖ Cancelled: job {id}", id=job.id)
     else:
         line = tr.gettext("❌ Failed: job {id}: {reason}", id=job.id, reason=_reason(job, tr))
     if job.queue_position is not None and not job.state.terminal:
         line += tr.gettext(" (queue position {position})", position=job.queue_position)
+    if not job.state.terminal and job.error:
+        line += f"\n{tr.render(job.error)}"  # a retry note (JobWorker._notify), never stored
     return line
 
 

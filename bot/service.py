@@ -7,9 +7,9 @@ import logging
 import time
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from bot import audio, render
+from bot import audio, render, replies
 from bot.config import Config
 from bot.errors import InputError, ProviderError, ProviderNotConfigured
 from bot.jobs.models import Blob, Job, JobKind, JobState, NewJob
@@ -26,7 +26,7 @@ from bot.settings import (
     unknown_voice,
 )
 from bot.status import render_job, render_job_list
-from bot.text import ENGLISH, Text, msg, negotiate, text_for
+from bot.text import ENGLISH, Msg, Text, msg, negotiate, text_for
 from bot.text.views import Defaults, describe_settings, voices_text
 
 _LOGGER = logging.getLogger(__name__)
@@ -43,6 +43,15 @@ def clean_text(text: str) -> str:
         if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf") or ch == "\u200d"
     ]
     return "".join(kept).strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """A successful cancel: the job as stored now, whether it had been sent, the reply."""
+
+    job: Job
+    sent: bool
+    text: Msg
 
 
 class VoiceService:
@@ -490,3 +499,35 @@ class VoiceService:
             "Deleted {n} of your jobs in this chat, with their transcripts and audio.",
             count,
         )
+
+    async def cancel(self, origin: Origin, job_id: str | None, *, admin: bool) -> Cancelled:
+        """Cancel a queued or running job of this chat: ``job_id``, or the caller's newest one.
+
+        Only its user may cancel a job, or a chat admin (``admin``). Before it was sent it is
+        never sent; after, polling stops and the reply says it may still be charged.
+
+        Raises:
+            InputError: no such job here, not the caller's, or already finished (says which).
+        """
+        wanted = (job_id or "").strip().lstrip("#`").rstrip("`").lower()
+        if wanted:
+            job = await self.store.find_for_chat(origin.platform, origin.chat_id, wanted)
+            if job is None:
+                raise InputError(replies.cancel_unknown(wanted))
+        else:
+            mine = [
+                j
+                for j in await self.store.recent_for_chat(origin.platform, origin.chat_id, 50)
+                if j.origin.user_id == origin.user_id and not j.state.terminal
+            ]
+            if not mine:
+                raise InputError(replies.CANCEL_NOTHING)
+            job = mine[0]
+        if job.origin.user_id != origin.user_id and not admin:
+            raise InputError(replies.CANCEL_NOT_YOURS)
+        sent = job.state is not JobState.QUEUED
+        cancelled = await self.store.cancel(job.id, self._clock())
+        if cancelled is None:
+            raise InputError(replies.cancel_too_late(job.id))
+        _LOGGER.info("job %s cancelled by %s (was %s)", job.id, origin.user_id, job.state)
+        return Cancelled(cancelled, sent, replies.cancelled_text(cancelled, sent=sent))

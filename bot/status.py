@@ -9,13 +9,15 @@ from bot.text import ENGLISH, Text
 
 
 def user_state(job: Job) -> str:
-    """The state a user sees, as a stable key: queued, transcribing, synthesizing, done, failed."""
+    """The state a user sees, as a stable key (queued, transcribing, synthesizing, done...)."""
     if job.state in (JobState.QUEUED, JobState.SUBMITTING):
         return "queued"
     if job.state is JobState.SUBMITTED:
         return "transcribing" if job.kind is JobKind.STT else "synthesizing"
     if job.state is JobState.COMPLETED:
         return "done"
+    if job.state is JobState.CANCELLED:
+        return "cancelled"
     return "failed"
 
 
@@ -26,6 +28,7 @@ def state_words(job: Job, tr: Text = ENGLISH) -> str:
         "transcribing": tr.gettext("transcribing"),
         "synthesizing": tr.gettext("synthesizing"),
         "done": tr.gettext("done"),
+        "cancelled": tr.gettext("cancelled"),
         "failed": tr.gettext("failed"),
     }
     return words[user_state(job)]

@@ -34,6 +34,7 @@ def config_dict(
         "stt": {"provider": "nanogpt", "model": "Whisper-Large-V3"},
         "tts": {"provider": "nanogpt", "model": "Kokoro-82m", "voice": "af_bella"},
         "jobs": {"deadline_seconds": 600, "max_poll_interval": 2},
+        "health": {"port": 0},  # any free port: bots in tests never fight over 9464
         # Usage limits are off unless a test sets them (tests/test_limits.py does).
         "limits": {
             "jobs_per_minute": 0,

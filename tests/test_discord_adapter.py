@@ -100,7 +100,17 @@ async def running_bot(
 pytestmark = pytest.mark.timeout(30)
 
 NONE_PARSED = {"parse": []}
-COMMANDS = {"speak", "status", "settings", "voices", "forget", "usage", "help", "Transcribe"}
+COMMANDS = {
+    "speak",
+    "status",
+    "cancel",
+    "settings",
+    "voices",
+    "forget",
+    "usage",
+    "help",
+    "Transcribe",
+}
 
 
 @pytest.fixture

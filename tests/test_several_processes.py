@@ -7,7 +7,10 @@ import asyncio
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
+import asyncpg
 import pytest
 
 from tests.conftest import start_voicebot_run
@@ -56,6 +59,19 @@ async def _wait_line(log: Path, text: str, timeout: float) -> float:
     return loop.time() - start
 
 
+async def _health(log: Path) -> tuple[int, dict[str, Any]]:
+    """GET /healthz of the process writing ``log`` (its port is logged: the configs use 0)."""
+    await _wait_line(log, "health: serving http://127.0.0.1:", timeout=30)
+    text = await asyncio.to_thread(log.read_text)
+    line = next(x for x in text.splitlines() if "health: serving" in x)
+    port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{port}/healthz") as resp,
+    ):
+        return resp.status, await resp.json()
+
+
 async def test_several_processes_telegram_standby_takes_over_without_loss_or_repeat(
     tmp_path: Path, fakes: tuple[FakeTelegram, FakeNanoGpt], pg_url: str
 ) -> None:
@@ -70,6 +86,10 @@ async def test_several_processes_telegram_standby_takes_over_without_loss_or_rep
         polling = [i for i, log in enumerate(logs) if "polling as" in log.read_text()]
         assert len(polling) == 1, "exactly one process receives"
         leader, standby = polling[0], 1 - polling[0]
+        # A standby is healthy, and says it stands by (it delivers, another one receives).
+        states = [(await _health(log))[1]["adapters"]["telegram"]["state"] for log in logs]
+        assert states[leader] == "connected" and states[standby] == "standby"
+        assert (await _health(logs[standby]))[0] == 200
         _send(tg, tally, 3)
         await _wait_all_answered(tg, tally, timeout=30)
         nano.processing_time = lambda kind, model, info: 0.5
@@ -81,6 +101,8 @@ async def test_several_processes_telegram_standby_takes_over_without_loss_or_rep
         assert takeover <= 10.0
         _send(tg, tally, 3)
         await _wait_all_answered(tg, tally, timeout=40)
+        status, body = await _health(logs[standby])
+        assert status == 200 and body["adapters"]["telegram"]["state"] == "connected"
         procs[standby].send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(procs[standby].wait(), 15) == 0
     finally:
@@ -129,12 +151,19 @@ async def test_several_processes_discord_one_gateway_and_a_standby_takes_over(
         try:
             await _wait_line(logs[1], "standing by", timeout=30)
             assert len(dc.identify_payloads) == 1  # one gateway session for these shards
+            status, body = await _health(logs[1])
+            assert status == 200 and body["adapters"]["discord"]["state"] == "standby"
+            await asyncio.sleep(3.0)  # a standby stays one: not taken for a lost connection
+            assert "connection lost" not in logs[1].read_text()
+            assert logs[1].read_text().count("another process has these shards") == 1
             procs[0].kill()
             assert await asyncio.wait_for(procs[0].wait(), 10) == -signal.SIGKILL
             takeover = await _wait_line(logs[1], "taking over the gateway", timeout=15)
             print(f"discord standby took over the gateway after {takeover:.1f} s")
             assert takeover <= 10.0
             await _wait_line(logs[1], "discord: connected as", timeout=30)
+            status, body = await _health(logs[1])
+            assert status == 200 and body["adapters"]["discord"]["state"] == "connected"
             sent = await dc.send_voice_message(None, None, make_tone(1.0), 1.0)
             replies = await dc.wait_for(
                 lambda: [
@@ -154,3 +183,52 @@ async def test_several_processes_discord_one_gateway_and_a_standby_takes_over(
                     proc.kill()
                     await proc.wait()
         assert nano.submits["transcribe"] == 1
+
+
+async def test_several_processes_discord_holder_that_loses_its_shard_lock_reconnects(
+    tmp_path: Path, pg_url: str
+) -> None:
+    async with FakeDiscord() as dc, FakeNanoGpt() as nano, FakeCantonese() as canto:
+        config = discord_config(tmp_path, dc, nano, canto)
+        text = config.read_text().replace("storage:\n", f"storage:\n  url: {pg_url}\n", 1)
+        config.write_text(text)
+        log = tmp_path / "bot.log"
+        proc = await start_voicebot_run(config, log)
+        try:
+            await _wait_line(log, "discord: connected as", timeout=30)
+            # The server ends the lock's connection (a network cut, a failover): the lock is
+            # free for another process, so this one must stop receiving, then come back.
+            conn = await asyncpg.connect(pg_url)
+            try:
+                held = await conn.fetch(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                )
+                assert len(held) == 1
+                await conn.execute("SELECT pg_terminate_backend($1)", held[0]["pid"])
+            finally:
+                await conn.close()
+            await _wait_line(log, "lost the lock on these shards", timeout=20)
+            for _ in range(300):  # reconnected through the supervisor, not restarted
+                if log.read_text().count("discord adapter started") >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert len(dc.identify_payloads) == 2, log.read_text()
+            assert proc.returncode is None
+            status, body = await _health(log)
+            assert status == 200 and body["adapters"]["discord"]["state"] == "connected"
+            sent = await dc.send_voice_message(None, None, make_tone(1.0), 1.0)
+            await dc.wait_for(
+                lambda: [
+                    m
+                    for m in dc.bot_messages()
+                    if (m.get("message_reference") or {}).get("message_id") == sent["id"]
+                    and "…" not in m["content"]
+                ],
+                timeout=30,
+            )
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 15) == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()

@@ -81,6 +81,10 @@ async def test_db_copy_moves_everything_and_refuses_a_non_empty_target(
     assert after[1:] == before[1:]
     assert await asyncio_main(["db", "copy", str(source), target]) == 1
     assert "not empty" in capsys.readouterr().err
+    missing = tmp_path / "typo.sqlite3"
+    assert await asyncio_main(["db", "copy", str(missing), target]) == 1
+    assert "no such SQLite database file" in capsys.readouterr().err
+    assert not missing.exists()  # not created empty on the way
 
 
 async def asyncio_main(argv: list[str]) -> int:

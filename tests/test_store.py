@@ -233,6 +233,13 @@ async def test_store_cancel_wins_over_the_step_in_flight(opener: Opener, state: 
     assert not await store.complete(job.id, {"text": "late"}, now=7.0)
     assert not await store.reschedule(job.id, next_poll_at=9.0, now=7.0)
     assert not await store.fail(job.id, "late", now=7.0)
+    assert not await store.begin_submit(job.id, 7.0)
+    assert not await store.requeue(job.id, 9.0, 7.0)
+    assert not await store.requeue_lost(job.id, 7.0)
+    # Nor is a cancelled job ever delivered: its answer was the cancel itself.
+    assert not await store.mark_delivered(job.id, "m", 7.0)
+    assert not await store.defer_delivery(job.id, 9.0, 7.0)
+    assert not await store.mark_undeliverable(job.id, "gone", 7.0)
     assert await store.cancel(job.id, 8.0) is None  # once
     await store.close()
     reopened = await opener()
@@ -241,6 +248,44 @@ async def test_store_cancel_wins_over_the_step_in_flight(opener: Opener, state: 
     assert await reopened.recover_interrupted(1000.0, "x", TG) == []
     got = await reopened.get(job.id)
     assert got is not None and got.state is JobState.CANCELLED and got.state.terminal
+    assert (got.next_poll_at, got.deliver_after, got.lease_owner) == (None, None, None)
+    assert await reopened.load_blob(job.id, "input") is None
+
+
+async def test_store_claim_leaves_replies_of_offline_platforms_waiting(
+    store: SqlJobStore,
+) -> None:
+    both = ["telegram", "discord"]
+    reply = await store.create(new_job(), now=1.0)
+    await store.begin_submit(reply.id, 1.0)
+    await store.complete(reply.id, {"text": "x"}, now=2.0)
+    assert await store.next_wakeup(TG) == 2.0
+    assert await store.next_wakeup(TG, deliver_to=[]) is None  # nothing to wake up for
+    queued = await store.create(new_job(), now=3.0)
+    other = await store.create(new_job(origin=Origin("discord", "1", "2")), now=3.0)
+    await store.begin_submit(other.id, 3.0)
+    await store.complete(other.id, {"text": "y"}, now=3.0)
+    # Telegram is down: its reply waits (no attempt used), its submit and Discord's reply go.
+    jobs = await store.claim(10.0, both, 10, 30.0, deliver_to=["discord"])
+    assert sorted(j.id for j in jobs) == sorted([queued.id, other.id])
+    waiting = await store.get(reply.id)
+    assert waiting is not None and waiting.lease_owner is None
+    assert waiting.delivery_attempts == 0
+    assert [j.id for j in await store.claim(11.0, both, 10, 30.0, deliver_to=both)] == [reply.id]
+
+
+async def test_store_job_counts_by_state_kind_and_provider(store: SqlJobStore) -> None:
+    assert await store.job_counts() == []
+    await store.create(new_job(), now=1.0)
+    cancelled = await store.create(new_job(), now=1.0)
+    await store.cancel(cancelled.id, 2.0)
+    for _ in range(2):
+        await store.create(new_job(kind=JobKind.TTS, provider="cantonese"), now=1.0)
+    assert sorted(await store.job_counts()) == [
+        ("cancelled", "stt", "nanogpt", 1),
+        ("queued", "stt", "nanogpt", 1),
+        ("queued", "tts", "cantonese", 2),
+    ]
 
 
 async def test_store_cancel_refuses_finished_jobs(store: SqlJobStore) -> None:

@@ -391,3 +391,26 @@ async def test_telegram_access_lists_usage_and_forget(tmp_path: Path) -> None:
         forgot = await w.reply_to(w.tg.send_text(USER, USER, "/forget"))
         assert forgot.text is not None and forgot.text.startswith("Deleted 1 of your jobs")
         assert await w.core.service.recent_jobs("telegram", str(USER)) == []
+
+
+async def test_telegram_get_file_refused_says_the_file_cannot_be_fetched(tmp_path: Path) -> None:
+    async with running(tmp_path) as w:
+        w.tg.fail("getFile", 400, "Bad Request: invalid file_id")
+        voice = w.tg.send_voice(USER, USER, make_tone(1.0), duration=1)
+        answer = await w.reply_to(voice)
+        assert answer.text is not None
+        assert "couldn't fetch this file from Telegram" in answer.text
+        assert "went wrong" not in answer.text
+        assert w.nano.submits["transcribe"] == 0
+
+
+async def test_telegram_unreadable_update_is_skipped_and_the_bot_answers_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running(tmp_path) as w:
+        # A message without "date": python-telegram-bot cannot build it (KeyError).
+        w.tg._push_update({"message": {"message_id": 999, "chat": {"id": USER, "type": "private"}}})
+        voice = w.tg.send_voice(USER, USER, make_tone(1.0), duration=1)
+        placeholder = await w.reply_to(voice)
+        assert placeholder.text is not None and "Transcribing" in placeholder.text
+        assert "skipping update" in caplog.text

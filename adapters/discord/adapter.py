@@ -14,6 +14,7 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from adapters.discord.cancel import DiscordCancel
 from adapters.discord.convert import (
     MESSAGE_LIMIT,
     PLATFORM,
@@ -35,7 +36,8 @@ from bot.jobs.models import Job, JobKind, JobState
 from bot.models import VoiceClip
 from bot.ports import Leader
 from bot.replies import FileReply, failure_text, progress_text, transcript_reply
-from bot.text import text_for
+from bot.supervise import describe
+from bot.text import Msg, text_for
 
 if TYPE_CHECKING:
     from bot.app import Core
@@ -64,10 +66,20 @@ class DiscordAdapter:
         # The bot never joins voice channels: the "PyNaCl/davey not installed" warnings are noise.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False
+        self._guild_ready_timeout = guild_ready_timeout
+        self._build()
+        self._connect: asyncio.Task[None] | None = None
+        self._gateway_lock: Leader | None = None
+        self._standby: asyncio.Task[None] | None = None
+        self._saved: tuple[str, yarl.URL] | None = None
+
+    def _build(self) -> None:
+        # A closed discord.Client cannot log in again cleanly (its loop and connector stay
+        # unset), so a reconnect builds a fresh client with its tree, outbox and handlers.
         options: dict[str, Any] = {
             "intents": build_intents(self.config.message_content),
             "allowed_mentions": discord.AllowedMentions.none(),
-            "guild_ready_timeout": guild_ready_timeout,
+            "guild_ready_timeout": self._guild_ready_timeout,
         }
         if self.config.shard_count is None:
             self.client = discord.Client(**options)
@@ -79,12 +91,9 @@ class DiscordAdapter:
             )
         self.tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(self.client)
         self.outbox = Outbox(self.client)
-        self.handlers = Handlers(core, self.client, self.tree)
+        self.handlers = Handlers(self.core, self.client, self.tree)
         self.handlers.install()
-        self._connect: asyncio.Task[None] | None = None
-        self._gateway_lock: Leader | None = None
-        self._standby: asyncio.Task[None] | None = None
-        self._saved: tuple[str, yarl.URL] | None = None
+        DiscordCancel(self.core.service, self.show_cancelled).install(self.client, self.tree)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -109,6 +118,8 @@ class DiscordAdapter:
                 did not become ready in time.
         """
         self._point_at_endpoints()
+        if self.client.is_closed():
+            self._build()  # a reconnect after a lost gateway
         try:
             try:
                 await self.client.login(self.config.token or "")
@@ -132,14 +143,19 @@ class DiscordAdapter:
         shards = "all" if count is None else f"{count}:{','.join(map(str, ids or range(count)))}"
         return f"discord:{user}:shards:{shards}"
 
+    @property
+    def standby(self) -> bool:
+        """True while another process holds these shards' gateway: this one only delivers
+        (over REST) and takes the gateway over when that process dies."""
+        return self._standby is not None and not self._standby.done()
+
     async def _take_over(self) -> None:
+        # A failure to connect ends this task with its error: wait_disconnected raises it and
+        # the supervisor reconnects (releasing the lock in between).
         assert self._gateway_lock is not None
         await self._gateway_lock.acquire()
         _LOGGER.info("discord: taking over the gateway")
-        try:
-            await self._connect_gateway()
-        except BotError as exc:
-            _LOGGER.error("%s", exc)
+        await self._connect_gateway()
 
     async def _connect_gateway(self) -> None:
         self._connect = asyncio.create_task(self.client.connect(), name="discord-gateway")
@@ -187,9 +203,30 @@ class DiscordAdapter:
             else:
                 await self.tree.sync()
                 _LOGGER.info("discord: commands synced globally (may take a while to show)")
-        except discord.HTTPException as exc:
+        except Exception as exc:
             # Commands from an earlier sync keep working; voice messages do not need them.
-            _LOGGER.error("discord: command sync failed: %s", exc)
+            _LOGGER.error("discord: command sync failed (the bot runs on): %s", describe(exc))
+
+    async def wait_disconnected(self) -> None:
+        """Return when the gateway task ended, raise what ended it (even a parse error). A
+        standby first waits to take the gateway over; the holder also watches its shard lock
+        (a lost database connection frees it for another process: this one must let go)."""
+        if self._standby is not None:
+            await asyncio.shield(self._standby)
+        if self._connect is None:
+            return
+        if self._gateway_lock is None:
+            await asyncio.shield(self._connect)
+            return
+        lost = asyncio.create_task(self._gateway_lock.wait_lost(), name="discord-shard-lock")
+        try:
+            await asyncio.wait({self._connect, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+        if self._connect.done():
+            await self._connect  # its end, or what ended it
+            return
+        raise BotError("discord: lost the lock on these shards (database connection dropped)")
 
     async def stop(self) -> None:
         """Close the gateway and HTTP client; restore discord.py's endpoints."""
@@ -351,7 +388,23 @@ class DiscordAdapter:
         placeholder = placeholder_id(job)
         if placeholder is not None:
             with contextlib.suppress(discord.NotFound):
-                await self.outbox.edit(int(job.origin.chat_id), placeholder, text)
+                await self.outbox.edit(
+                    int(job.origin.chat_id), placeholder, text, keep_buttons=True
+                )
+
+    async def show_cancelled(self, job: Job, message: Msg) -> None:
+        """After /cancel: the placeholder (or the command's response) says so, best effort, in
+        the language of the job's requester."""
+        text = text_for(job.origin.locale).render(message)
+        try:
+            ref = self._live_ref(job)
+            placeholder = placeholder_id(job)
+            if placeholder is not None:
+                await self.outbox.edit(int(job.origin.chat_id), placeholder, escape(text))
+            elif ref is not None:
+                await self.outbox.edit_original(ref, escape(text))
+        except discord.HTTPException as exc:
+            _LOGGER.info("job %s: could not show the cancel: %s", job.id, exc)
 
 
 def _log_gateway_end(task: asyncio.Task[None]) -> None:

@@ -10,6 +10,7 @@ import discord
 from discord import app_commands
 from discord.app_commands import locale_str
 
+from adapters.discord.cancel import cancel_view
 from adapters.discord.convert import (
     PLATFORM,
     escape,
@@ -237,6 +238,7 @@ class Handlers:
                 tr.gettext("🎙 Transcribing…"),
                 reference=message.to_reference(fail_if_not_exists=False),
                 allowed_mentions=NO_MENTIONS,
+                view=cancel_view(tr),
             )
         except discord.HTTPException as exc:
             _LOGGER.warning("discord: cannot reply in channel %s: %s", message.channel.id, exc)
@@ -248,7 +250,9 @@ class Handlers:
             if not isinstance(exc, BotError):
                 _LOGGER.exception("discord: voice message %s failed", message.id)
             try:
-                await placeholder.edit(content=escape(f"❌ {text}"), allowed_mentions=NO_MENTIONS)
+                await placeholder.edit(
+                    content=escape(f"❌ {text}"), allowed_mentions=NO_MENTIONS, view=None
+                )
             except discord.HTTPException as edit_exc:
                 _LOGGER.warning("discord: could not show an error: %s", edit_exc)
 

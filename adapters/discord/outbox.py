@@ -60,16 +60,27 @@ class Outbox:
         return message.id
 
     async def edit(
-        self, channel_id: int, message_id: int, content: str, files: Sequence[FileReply] = ()
+        self,
+        channel_id: int,
+        message_id: int,
+        content: str,
+        files: Sequence[FileReply] = (),
+        *,
+        keep_buttons: bool = False,
     ) -> int:
-        """Replace a bot message's text (and attachments when files are given)."""
+        """Replace a bot message's text (and attachments when files are given); its buttons
+        (the placeholder's ✖) go unless ``keep_buttons``."""
         partial = self._channel(channel_id).get_partial_message(message_id)
+        extra: dict[str, Any] = {} if keep_buttons else {"view": None}
         if files:
             await partial.edit(
-                content=content, attachments=to_files(files), allowed_mentions=NO_MENTIONS
+                content=content,
+                attachments=to_files(files),
+                allowed_mentions=NO_MENTIONS,
+                **extra,
             )
         else:
-            await partial.edit(content=content, allowed_mentions=NO_MENTIONS)
+            await partial.edit(content=content, allowed_mentions=NO_MENTIONS, **extra)
         return message_id
 
     async def voice_message(

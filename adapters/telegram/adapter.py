@@ -5,10 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import warnings
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from telegram import BotCommand, LinkPreviewOptions, Message, ReplyParameters
+from telegram import (
+    BotCommand,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    ReplyParameters,
+    Update,
+)
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import (
     BadRequest,
@@ -19,8 +27,10 @@ from telegram.error import (
     TelegramError,
 )
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.warnings import PTBUserWarning
 
 from adapters.telegram.actions import ChatActions
+from adapters.telegram.cancel import cancel_markup
 from adapters.telegram.convert import (
     MESSAGE_LIMIT,
     PLATFORM,
@@ -34,7 +44,7 @@ from bot.errors import ConfigError, DeliveryError
 from bot.jobs.models import Job, JobKind, JobState
 from bot.models import VoiceClip
 from bot.replies import failure_text, progress_text, transcript_reply
-from bot.text import shipped_locales, text_for
+from bot.text import Msg, shipped_locales, text_for
 from bot.text.commands import TELEGRAM_COMMANDS
 
 if TYPE_CHECKING:
@@ -54,6 +64,7 @@ _CHAT_GONE = (
     "user is deactivated",
     "group chat was deactivated",
 )
+_ALLOWED_UPDATES = ["message", "callback_query"]
 _SETUP_WAIT = 15.0  # seconds deliver() waits for a placeholder that is being sent right now
 
 
@@ -75,6 +86,7 @@ class TelegramAdapter:
         self.actions = ChatActions(self.app.bot, max_age=core.config.jobs.deadline_seconds)
         self._placeholders: dict[str, str] = {}
         self._polling: asyncio.Task[None] | None = None
+        self._leading = False
         self._setting_up: dict[str, asyncio.Event] = {}
         TelegramHandlers(self).register(self.app)
 
@@ -127,7 +139,9 @@ class TelegramAdapter:
         leader = self.core.store.leader(f"telegram:{self.app.bot.id}")
         try:
             while True:
+                self._leading = False
                 await leader.acquire()
+                self._leading = True
                 _LOGGER.info("telegram: polling as @%s", self.app.bot.username)
                 poll = asyncio.create_task(self._poll(), name="telegram-getupdates")
                 lost = asyncio.create_task(leader.wait_lost(), name="telegram-leader")
@@ -139,7 +153,19 @@ class TelegramAdapter:
                 if poll.done() and not poll.cancelled():
                     return  # polling ended by itself (token revoked)
         finally:
+            self._leading = False
             await leader.release()
+
+    @property
+    def standby(self) -> bool:
+        """True while another process holds the token's ``getUpdates`` lock: this one only
+        delivers, and takes over polling when that process dies."""
+        return self._polling is not None and not self._polling.done() and not self._leading
+
+    async def wait_disconnected(self) -> None:
+        """Return when polling stopped (token revoked), raise what crashed it otherwise."""
+        if self._polling is not None:
+            await asyncio.shield(self._polling)
 
     async def _poll(self) -> None:
         """Long-poll getUpdates; confirm a batch (next offset) only after its handlers ran.
@@ -152,8 +178,13 @@ class TelegramAdapter:
         while True:
             try:
                 updates = await self.app.bot.get_updates(
-                    offset=offset, timeout=self._poll_timeout, allowed_updates=["message"]
+                    offset=offset, timeout=self._poll_timeout, allowed_updates=_ALLOWED_UPDATES
                 )
+            except (KeyError, TypeError, ValueError) as exc:
+                # An update the library cannot parse would come back on every poll and stall
+                # the bot for everyone: take the batch raw and skip just the unreadable ones.
+                offset = await self._skip_unreadable(offset, exc)
+                continue
             except InvalidToken:
                 _LOGGER.error("telegram: the token was revoked; polling stopped")
                 return
@@ -184,6 +215,37 @@ class TelegramAdapter:
                 _LOGGER.warning(
                     "could not register the Telegram command menu (%s): %s", locale, exc
                 )
+
+    async def _skip_unreadable(self, offset: int | None, exc: Exception) -> int | None:
+        with warnings.catch_warnings():
+            # PTB suggests get_updates, but that parses the batch: the raw answer is the point.
+            warnings.simplefilter("ignore", PTBUserWarning)
+            raw = await self.app.bot.do_api_request(
+                "getUpdates",
+                api_kwargs={"offset": offset, "timeout": 0, "allowed_updates": _ALLOWED_UPDATES},
+            )
+        items = [i for i in raw if isinstance(i, dict)] if isinstance(raw, list) else []
+        readable: list[Update] = []
+        for item in items:
+            try:
+                update = Update.de_json(item, self.app.bot)
+            except Exception as parse_exc:
+                _LOGGER.error(
+                    "telegram: skipping update %s that the library cannot read (%s: %s)",
+                    item.get("update_id"),
+                    type(parse_exc).__name__,
+                    parse_exc,
+                )
+                continue
+            if update is not None:
+                readable.append(update)
+        await asyncio.gather(*(self.app.process_update(u) for u in readable))
+        ids = [int(i["update_id"]) for i in items if "update_id" in i]
+        if not ids:
+            _LOGGER.error("telegram: getUpdates answer unreadable (%s); retrying", exc)
+            await asyncio.sleep(5.0)
+            return offset
+        return max(ids) + 1
 
     async def stop(self) -> None:
         """Stop polling, then the application, in the reverse order of :meth:`start`."""
@@ -216,7 +278,7 @@ class TelegramAdapter:
             tr = text_for(job.origin.locale)
             text = code_job_id(progress_text(replace(job, state=JobState.SUBMITTED), tr), job.id)
             try:
-                sent = await self.send_text(job, text)
+                sent = await self.send_text(job, text, markup=cancel_markup(job.id, tr))
             except TelegramError as exc:
                 _LOGGER.warning("job %s: placeholder not sent: %s", job.id, exc)
                 return
@@ -245,7 +307,23 @@ class TelegramAdapter:
         text = code_job_id(progress_text(job, text_for(job.origin.locale)), job.id)
         with contextlib.suppress(BadRequest):  # "not modified" or gone: nothing to show
             await self.app.bot.edit_message_text(
-                text, chat_id=job.origin.chat_id, message_id=int(placeholder), parse_mode="HTML"
+                text,
+                chat_id=job.origin.chat_id,
+                message_id=int(placeholder),
+                parse_mode="HTML",
+                reply_markup=cancel_markup(job.id, text_for(job.origin.locale)),
+            )
+
+    async def show_cancelled(self, job: Job, message: Msg) -> None:
+        """A job was cancelled: stop its chat action; the placeholder says so (no button)."""
+        text = text_for(job.origin.locale).render(message)
+        self.actions.done(job.id)
+        placeholder = job.progress_message_id or self._placeholders.pop(job.id, None)
+        if placeholder is None:
+            return
+        with contextlib.suppress(TelegramError):  # gone or unchanged: the reply says it anyway
+            await self.app.bot.edit_message_text(
+                text, chat_id=job.origin.chat_id, message_id=int(placeholder)
             )
 
     # -- delivery ---------------------------------------------------------------------------
@@ -373,13 +451,16 @@ class TelegramAdapter:
             kwargs["message_thread_id"] = int(origin.thread_id)
         return kwargs
 
-    async def send_text(self, job: Job, html_text: str) -> str:
+    async def send_text(
+        self, job: Job, html_text: str, *, markup: InlineKeyboardMarkup | None = None
+    ) -> str:
         """Send an HTML message to the job's chat as a reply to its origin; return its id."""
         message = await self.app.bot.send_message(
             job.origin.chat_id,
             html_text,
             parse_mode=ParseMode.HTML,
             link_preview_options=LinkPreviewOptions(is_disabled=True),
+            reply_markup=markup,
             **self._reply_kwargs(job),
         )
         return str(message.message_id)

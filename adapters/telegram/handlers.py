@@ -12,6 +12,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
+from adapters.telegram.cancel import TelegramCancel
 from adapters.telegram.convert import (
     GROUP_ANONYMOUS_BOT,
     PLATFORM,
@@ -24,6 +25,7 @@ from adapters.telegram.convert import (
     origin_for,
 )
 from bot.errors import BotError, InputError
+from bot.replies import FILE_UNAVAILABLE
 from bot.settings import SETTINGS_USAGE, ChatSettings
 from bot.text import Msg, Size, Text, msg
 from bot.text.commands import telegram_help
@@ -111,6 +113,7 @@ class TelegramHandlers:
         app.add_handler(
             MessageHandler(only_new & media & ~filters.COMMAND, self.guarded(self.media))
         )
+        TelegramCancel(self.adapter).register(app)
         app.add_error_handler(self.on_error)
 
     def guarded(self, callback: Callback) -> Callback:
@@ -330,7 +333,10 @@ class TelegramHandlers:
         except BadRequest as exc:
             if "too big" in exc.message.lower():
                 raise InputError(too_big_text(attachment.file_size, limit)) from exc
-            raise
+            # Expired file_id, file gone, wrong bot...: the user can act on this, not on "oops".
+            raise InputError(
+                f"getFile refused: {exc.message}", user_message=FILE_UNAVAILABLE
+            ) from exc
         if file.file_size is not None and file.file_size > limit:
             raise InputError(too_big_text(file.file_size, limit))
         # The file URL embeds the bot token: only PTB ever sees it; providers get the bytes.

@@ -34,7 +34,8 @@ class JobState(StrEnum):
     FAILED = "failed"
     """Ended without a result; ``error`` holds the sentence shown to the user."""
     CANCELLED = "cancelled"
-    """Stopped by the user before it finished; final, never polled or delivered again."""
+    """Stopped by its user (or a chat admin) before it finished; final, never polled or
+    delivered again."""
 
     @property
     def terminal(self) -> bool:

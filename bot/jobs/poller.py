@@ -106,10 +106,13 @@ class Poller:
         if free <= 0:
             return [], None
         platforms = list(self._worker.deliverers)
-        jobs = await self._store.claim(now, platforms, free, self._lease)
+        # Replies wait for their platform's connection (no delivery attempt is used up while it
+        # is down); submits and polls of its jobs go on meanwhile.
+        online = [p for p in platforms if p not in self._worker.offline]
+        jobs = await self._store.claim(now, platforms, free, self._lease, deliver_to=online)
         if len(jobs) >= free:
             return jobs, None
-        return jobs, await self._store.next_wakeup(platforms)
+        return jobs, await self._store.next_wakeup(platforms, deliver_to=online)
 
     def _start(self, job: Job, now: float) -> None:
         task = asyncio.create_task(self._worker.advance(job, now), name=f"job-{job.id}")
@@ -198,6 +201,11 @@ class Poller:
             moved,
         )
 
+    @property
+    def running(self) -> bool:
+        """Whether the background loop is alive (for /healthz)."""
+        return self._loop is not None and not self._loop.done()
+
     def start(self) -> None:
         """Run :meth:`run_forever` (and the lease keeper) in background tasks until :meth:`stop`."""
         if self._loop is None or self._loop.done():
@@ -231,5 +239,6 @@ class Poller:
             _LOGGER.warning("poller: %d step(s) cancelled at shutdown", len(pending))
             await asyncio.gather(*pending, return_exceptions=True)
             cancelled = [job_id for job_id, task in tasks.items() if task in pending]
-            with contextlib.suppress(Exception):
-                await self._store.release(cancelled)
+            with contextlib.suppress(Exception):  # a database that is down must not hold us
+                async with asyncio.timeout(2.0):
+                    await self._store.release(cancelled)

@@ -8,17 +8,19 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from bot import audio
+from bot import audio, replies
 from bot.errors import (
     AudioError,
     DeliveryError,
     ProviderError,
     ProviderUnavailable,
+    ProviderUnreachable,
     RateLimited,
     UnknownJob,
 )
 from bot.jobs.models import REPLY_STATES, Blob, Job, JobKind, JobState
 from bot.jobs.schedule import BackoffSchedule, PollSchedule
+from bot.metrics import Metrics
 from bot.models import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions, VoiceClip
 from bot.ports import JobStore
 from bot.providers.base import (
@@ -30,7 +32,7 @@ from bot.providers.base import (
     Ticket,
     TtsCapabilities,
 )
-from bot.text import Duration, encode, msg
+from bot.text import encode, msg
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -79,18 +81,29 @@ class JobWorker:
         clock: Callable[[], float],
         schedule: PollSchedule | None = None,
         audio_pool: audio.AudioPool | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
         self._audio = audio_pool or audio.AudioPool()
         self._stt = stt
         self._tts = tts
         self._clock = clock
         self.schedule: PollSchedule = schedule or BackoffSchedule()
         self.deliverers: dict[str, Deliverer] = {}
+        self.offline: set[str] = set()
 
     def register(self, platform: str, deliverer: Deliverer) -> None:
         """Route finished jobs of ``platform`` to ``deliverer``."""
         self.deliverers[platform] = deliverer
+
+    def set_online(self, platform: str, online: bool) -> None:
+        """While a platform's connection is down its jobs are still sent and polled, but their
+        replies wait (the poller skips them) instead of using up delivery attempts."""
+        if online:
+            self.offline.discard(platform)
+        else:
+            self.offline.add(platform)
 
     async def recover(self, now: float) -> list[str]:
         """Settle the jobs of the registered platforms that a crashed process left ambiguous
@@ -135,11 +148,15 @@ class JobWorker:
         except (KeyError, ProviderError):  # provider gone from the config: treat as paid
             return False
 
-    async def _notify(self, job_id: str) -> None:
+    async def _notify(self, job_id: str, retry: Mapping[str, object] | None = None) -> None:
         job = await self.store.get(job_id)
         deliverer = self.deliverers.get(job.origin.platform) if job else None
-        if job is None or deliverer is None:
+        if job is None or deliverer is None or job.origin.platform in self.offline:
             return
+        if retry is not None and not job.state.terminal:
+            # Shown, not stored: the next attempt's outcome replaces it.
+            note = replies.retrying_text(str(retry["user_message"]))
+            job = dataclasses.replace(job, error=note, extra={**job.extra, "retry": dict(retry)})
         try:
             await deliverer.progress(job)
         except Exception as exc:  # progress is cosmetic: never let it break the job
@@ -155,10 +172,11 @@ class JobWorker:
         if not await self.store.begin_submit(job.id, now):
             return  # someone else moved it; the guard keeps us honest
         try:
-            if job.kind is JobKind.STT:
-                answer: Transcript | Ticket | VoiceClip = await self._submit_stt(job)
-            else:
-                answer = await self._submit_tts(job)
+            with self.metrics.provider_call(job, "submit"):
+                if job.kind is JobKind.STT:
+                    answer: Transcript | Ticket | VoiceClip = await self._submit_stt(job)
+                else:
+                    answer = await self._submit_tts(job)
         except ProviderError as exc:
             await self._submit_failed(job, exc)
             return
@@ -255,12 +273,13 @@ class JobWorker:
 
     async def _submit_failed(self, job: Job, exc: ProviderError) -> None:
         now = self._clock()
-        if _retry_submit(exc) and now < job.deadline_at:
-            delay = self.schedule.next_poll(job, 0.0, exc.retry_after)
+        delay = self.schedule.next_poll(job, 0.0, exc.retry_after)
+        if _retry_submit(exc) and now + delay < job.deadline_at:
             _LOGGER.info(
                 "job %s: provider did not take it (%s); retry in %.1fs", job.id, exc, delay
             )
-            await self.store.requeue(job.id, now + delay, now)
+            if await self.store.requeue(job.id, now + delay, now):
+                await self._notify(job.id, _retry_note(exc, job.attempts + 1, delay, sent=False))
             return
         _log_provider_failure(job, exc)
         await self.store.fail(job.id, encode(exc.text), now=now, error_code=type(exc).__name__)
@@ -279,10 +298,11 @@ class JobWorker:
         )
         ticket = Ticket(provider=job.provider, data=job.ticket or {})
         try:
-            if isinstance(ticket.data.get("parts"), list):
-                result = await _poll_parts(provider, ticket)
-            else:
-                result = await provider.poll(ticket)
+            with self.metrics.provider_call(job, "poll"):
+                if isinstance(ticket.data.get("parts"), list):
+                    result = await _poll_parts(provider, ticket)
+                else:
+                    result = await provider.poll(ticket)
         except ProviderError as exc:
             await self._poll_failed(job, exc)
             return
@@ -301,9 +321,12 @@ class JobWorker:
         if exc.retryable:
             delay = self.schedule.next_poll(job, self._min_interval(job), exc.retry_after)
             _LOGGER.info("job %s: poll failed (%s); next poll in %.1fs", job.id, exc, delay)
-            await self.store.reschedule(
+            moved = await self.store.reschedule(
                 job.id, next_poll_at=now + delay, now=now, queue_position=job.queue_position
             )
+            if moved and isinstance(exc, ProviderUnreachable):
+                note = _retry_note(exc, job.poll_count + 1, delay, sent=True)
+                await self._notify(job.id, note)
             return
         _log_provider_failure(job, exc)
         await self.store.fail(
@@ -314,6 +337,7 @@ class JobWorker:
         now = self._clock()
         if result.status is PollStatus.COMPLETED:
             await self.schedule.observe(job, now)
+            self.metrics.job_completed(job)
             if result.transcript is not None:
                 t = result.transcript
                 await self.store.complete(
@@ -388,6 +412,7 @@ class JobWorker:
         self, job: Job, exc: Exception, permanent: bool, retry_after: float | None
     ) -> None:
         now = self._clock()
+        self.metrics.delivery_failed(job.origin.platform, permanent=permanent)
         if permanent or job.delivery_attempts + 1 >= MAX_DELIVERY_ATTEMPTS:
             _LOGGER.warning("job %s: giving up delivery: %s", job.id, exc)
             await self.store.mark_undeliverable(job.id, str(exc)[:500], now)
@@ -428,19 +453,28 @@ async def _poll_parts(provider: SpeechToText | TextToSpeech, ticket: Ticket) -> 
 
 
 def _deadline_message(job: Job) -> str:
-    seconds = max(60, round((job.deadline_at - job.created_at) / 60) * 60)
-    return encode(
-        msg(
-            "The speech service did not finish within {duration}, so the job was stopped.",
-            duration=Duration(seconds),
-        )
-    )
+    return replies.deadline_text(job.deadline_at - job.created_at)
 
 
 def _stuck_message(job: Job) -> str:
-    return encode(
-        msg("The speech service has been processing this for too long; the job was stopped.")
+    return encode(replies.STUCK)
+
+
+def _retry_note(exc: ProviderError, attempt: int, delay: float, *, sent: bool) -> dict[str, object]:
+    """What a deliverer is told when a provider call will be retried (see ``_notify``)."""
+    short = (
+        f"{exc.provider}: {exc.host}: {exc.reason}"
+        if isinstance(exc, ProviderUnreachable)
+        else str(exc)
     )
+    return {
+        "attempt": attempt,
+        "retry_in": delay,
+        "detail": str(exc),
+        "short": short,
+        "user_message": encode(exc.text),
+        "sent": sent,
+    }
 
 
 def _log_provider_failure(job: Job, exc: ProviderError) -> None:

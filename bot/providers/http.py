@@ -25,6 +25,7 @@ from bot.errors import (
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
+    ProviderUnreachable,
     RateLimited,
     UnknownJob,
 )
@@ -151,11 +152,7 @@ class HttpTransport:
                 retry_after = _retry_after(response.headers)
         except aiohttp.ClientConnectorError as exc:
             # Refused / DNS / TLS handshake: nothing reached the provider, so resubmitting is free.
-            raise ProviderUnavailable(
-                _scrub(f"{provider}: {what}: cannot connect ({type(exc).__name__})", secrets),
-                provider=provider,
-                request_sent=False,
-            ) from exc
+            raise unreachable(provider, what, exc) from exc
         except TimeoutError as exc:  # asyncio.TimeoutError is this alias on 3.11
             raise ProviderTimeout(
                 f"{provider}: {what}: no complete answer within {timeout:g} s",
@@ -235,6 +232,29 @@ class HttpEndpoint:
         if not answer.body:
             raise malformed(answer, "empty audio download")
         return answer
+
+
+def unreachable(provider: str, what: str, exc: aiohttp.ClientConnectorError) -> ProviderUnreachable:
+    """Name the host, the reason and what to check for a connection that never came up."""
+    host = f"{exc.host}:{exc.port}"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        reason, check = "DNS lookup failed", "the host name and this machine's DNS"
+    elif isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        reason, check = "TLS certificate not trusted", "the URL and the system CA certificates"
+    elif isinstance(exc, aiohttp.ClientConnectorSSLError):
+        reason, check = "TLS handshake failed", "that the URL should be https and the port"
+    elif isinstance(exc.os_error, ConnectionRefusedError):
+        reason, check = "connection refused", "that the service runs and the port is right"
+    else:
+        reason = (exc.os_error.strerror or type(exc.os_error).__name__).lower()
+        check = "the network and any firewall"
+    return ProviderUnreachable(
+        f"{provider}: cannot connect to {host} ({reason}) for {what}; check "
+        f"providers.{provider}.base_url and {check}",
+        provider=provider,
+        host=host,
+        reason=reason,
+    )
 
 
 def same_origin(url: str, base_url: str) -> bool:

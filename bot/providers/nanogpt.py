@@ -59,6 +59,10 @@ _TTS_MAX_CHARS: dict[str, int] = {
     "Elevenlabs-V3": 5000,
 }
 _DEFAULT_TTS_MAX_CHARS = 4096
+STT_MODELS = tuple(_STT_MODELS)
+"""Speech-to-text model names voicebot knows (exact spelling; check-config suggests them)."""
+TTS_MODELS = tuple(_TTS_MAX_CHARS)
+"""Text-to-speech model names voicebot knows."""
 _CONTENT_POLICY = "CONTENT_POLICY_VIOLATION"
 
 

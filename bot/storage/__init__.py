@@ -29,7 +29,14 @@ async def open_store(target: str | Path, *, pool_size: int = 10) -> SqlJobStore:
     ``sqlite:///`` URL or a file path. ``pool_size`` bounds PostgreSQL connections."""
     text = str(target)
     if is_postgres(text):
-        from bot.storage.postgres import PostgresJobStore
+        try:
+            from bot.storage.postgres import PostgresJobStore
+        except ModuleNotFoundError as exc:
+            if exc.name != "asyncpg":
+                raise
+            raise BotError(
+                "PostgreSQL storage needs asyncpg: pip install 'voicebot[postgres]'"
+            ) from exc
 
         return await PostgresJobStore.open(text, pool_size=pool_size)
     from bot.storage.sqlite import SqliteJobStore

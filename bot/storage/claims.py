@@ -60,28 +60,35 @@ class ClaimsMixin:
     # -- claims -----------------------------------------------------------------------------
 
     async def claim(
-        self, now: float, platforms: Iterable[str], limit: int, lease: float
+        self,
+        now: float,
+        platforms: Iterable[str],
+        limit: int,
+        lease: float,
+        *,
+        deliver_to: Iterable[str] | None = None,
     ) -> list[Job]:
-        """Lease up to ``limit`` due steps for this owner: replies first, then submits and
-        polls, each soonest first (see :class:`bot.ports.JobStore`)."""
+        """Lease up to ``limit`` due steps for this owner: replies (of ``deliver_to`` only)
+        first, then submits and polls, each soonest first (see :class:`bot.ports.JobStore`)."""
         names = list(platforms)
+        online = names if deliver_to is None else [p for p in deliver_to if p in names]
         jobs: list[Job] = []
         home = (self.owner, now - HOME_GRACE)
-        for where, order, extra in (
-            (UNDELIVERED, "deliver_after", ()),
-            (f"{DUE} AND ({HOME})", "next_poll_at", home),
+        for where, order, extra, of in (
+            (UNDELIVERED, "deliver_after", (), online),
+            (f"{DUE} AND ({HOME})", "next_poll_at", home, names),
         ):
             want = limit - len(jobs)
-            if not names or want <= 0:
-                break
+            if not of or want <= 0:
+                continue
             picked = (
                 f"SELECT id FROM jobs WHERE {where} AND {order} <= ? AND {FREE_AT} "
-                f"AND {self._pl(names)} ORDER BY {order} LIMIT ?{self.db.dialect.skip_locked}"
+                f"AND {self._pl(of)} ORDER BY {order} LIMIT ?{self.db.dialect.skip_locked}"
             )
             rows = await self.db.fetch(
                 f"UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id IN ({picked}) "
                 f"RETURNING {JOB_COLUMNS}",
-                (self.owner, now + lease, *extra, now, now, *names, want),
+                (self.owner, now + lease, *extra, now, now, *of, want),
             )
             claimed = [job_from_row(r) for r in rows]
             claimed.sort(key=lambda j: (getattr(j, order) or 0.0, j.created_at))
@@ -107,9 +114,13 @@ class ClaimsMixin:
             (self.owner, *job_ids),
         )
 
-    async def next_wakeup(self, platforms: Iterable[str]) -> float | None:
-        """The earliest time a poll, a submit or a delivery may become claimable."""
+    async def next_wakeup(
+        self, platforms: Iterable[str], *, deliver_to: Iterable[str] | None = None
+    ) -> float | None:
+        """The earliest time a poll, a submit or a delivery (of ``deliver_to``, default all of
+        ``platforms``) may become claimable."""
         names = list(platforms)
+        online = names if deliver_to is None else [p for p in deliver_to if p in names]
         at = "MIN(CASE WHEN lease_until > {0} THEN lease_until ELSE {0} END)"
         # Another process's local run: ours to poll only once it is overdue (HOME_GRACE).
         due = f"(CASE WHEN {AWAY} THEN next_poll_at + {HOME_GRACE} ELSE next_poll_at END)"
@@ -117,9 +128,9 @@ class ClaimsMixin:
             f"SELECT MIN(t) FROM (SELECT {at.format(due)} AS t FROM jobs "
             f"WHERE {DUE} AND {self._pl(names)} "
             f"UNION ALL SELECT {at.format('deliver_after')} FROM jobs WHERE {UNDELIVERED} "
-            f"AND {self._pl(names)}) AS w"
+            f"AND {self._pl(online)}) AS w"
         )
-        rows = await self.db.fetch(sql, [self.owner, self.owner, *names, *names])
+        rows = await self.db.fetch(sql, [self.owner, self.owner, *names, *online])
         return None if not rows or rows[0][0] is None else float(rows[0][0])
 
     # -- recovery ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.errors import BotError
-from bot.storage import open_store
+from bot.storage import is_postgres, open_store, sqlite_path
 from bot.storage.codec import BLOB_COLUMNS, JOB_COLUMNS, SPEED_COLUMNS
 from bot.storage.database import Executor, marks
 from bot.storage.jobs import SqlJobStore
@@ -39,8 +39,12 @@ async def copy_database(source: str | Path, target: str | Path) -> dict[str, int
         Rows copied per table.
 
     Raises:
-        BotError: the target already holds data (nothing is overwritten).
+        BotError: the source file does not exist, or the target already holds data (nothing is
+            overwritten).
     """
+    if not is_postgres(str(source)) and not sqlite_path(source).is_file():
+        # Opening would create an empty database: a mistyped path would "copy" nothing.
+        raise BotError(f"{source}: no such SQLite database file")
     src = await open_store(source)
     try:
         dst = await open_store(target)

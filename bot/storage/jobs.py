@@ -345,7 +345,7 @@ class SqlJobStore(ClaimsMixin, UsageMixin):
         later finds the state moved and writes nothing. Never delivered afterwards."""
         rows = await self.db.fetch(
             f"UPDATE jobs SET state = '{JobState.CANCELLED.value}', error_code = ?, "
-            "completed_at = ?, updated_at = ?, next_poll_at = NULL, "
+            "completed_at = ?, updated_at = ?, next_poll_at = NULL, deliver_after = NULL, "
             f"{RELEASE} WHERE id = ? AND {UNFINISHED} RETURNING {JOB_COLUMNS}",
             ("cancelled", now, now, job_id),
         )
@@ -380,7 +380,8 @@ class SqlJobStore(ClaimsMixin, UsageMixin):
         """Try delivering again later (platform rate limit or outage)."""
         return await self._update(
             "UPDATE jobs SET deliver_after = ?, delivery_attempts = delivery_attempts + 1, "
-            f"updated_at = ?, {RELEASE} WHERE id = ? AND delivered_at IS NULL AND {MINE}",
+            f"updated_at = ?, {RELEASE} WHERE id = ? AND delivered_at IS NULL "
+            f"AND {state_in(REPLY_STATES)} AND {MINE}",
             (deliver_after, now, job_id, self.owner),
         )
 
@@ -388,7 +389,8 @@ class SqlJobStore(ClaimsMixin, UsageMixin):
         """Give up delivering (bot blocked, chat gone): never retried again."""
         return await self._update(
             f"UPDATE jobs SET delivery_error = ?, updated_at = ?, {RELEASE} "
-            f"WHERE id = ? AND delivered_at IS NULL AND delivery_error IS NULL AND {MINE}",
+            "WHERE id = ? AND delivered_at IS NULL AND delivery_error IS NULL "
+            f"AND {state_in(REPLY_STATES)} AND {MINE}",
             (reason, now, job_id, self.owner),
         )
 

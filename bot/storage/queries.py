@@ -161,3 +161,10 @@ class UsageMixin:
             "ORDER BY SUM(cost) DESC, SUM(jobs) DESC"
         )
         return [usage_from_row(tuple(r)) for r in await self.db.fetch(sql, params)]
+
+    async def job_counts(self) -> list[tuple[str, str, str, int]]:
+        """``(state, kind, provider, count)`` over every stored job (for /metrics)."""
+        rows = await self.db.fetch(
+            "SELECT state, kind, provider, COUNT(*) FROM jobs GROUP BY state, kind, provider"
+        )
+        return [(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]

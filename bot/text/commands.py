@@ -9,6 +9,7 @@ TELEGRAM_COMMANDS: tuple[tuple[str, Msg], ...] = (
     ("transcribe", msg("Transcribe the voice note you reply to")),
     ("speak", msg("Read text aloud as a voice message")),
     ("status", msg("Recent jobs of this chat, or one: /status ID")),
+    ("cancel", msg("Stop your running job, or one: /cancel ID")),
     ("settings", msg("Show or change settings (this chat's, or yours: /settings me)")),
     ("language", msg("Transcription language: /language German (or auto)")),
     ("voices", msg("The voices /speak can use")),
@@ -31,6 +32,8 @@ DISCORD_TEXTS: dict[str, Msg] = {
     "settings.value": msg("New value (e.g. German, on, af_bella)"),
     "settings.scope": msg("Whose setting: this server's or channel's (default), or only yours"),
     "voices": msg("The voices /speak can use"),
+    "cancel": msg("Stop your queued or running job, or one job"),
+    "cancel.job": msg("A job id, e.g. ab12cd (default: your newest running job)"),
     "forget": msg("Delete your jobs in this channel"),
     "usage": msg("Spend per user and chat (bot admins only)"),
     "help": msg("What this bot does and how to use it"),
@@ -55,6 +58,8 @@ def telegram_help(tr: Text, limit: str) -> str:
         "<code>/language German</code>, <code>/diarize on|off</code>, <code>/voice NAME</code>, "
         "<code>/autotranscribe on|off</code>; your own, for every chat: "
         "<code>/settings me language de</code>\n"
+        "/cancel — stop your queued or running job (or tap ✖ under it); <code>/cancel ID</code> "
+        "— one job (admins: any job in the group)\n"
         "/forget — delete your stored jobs (transcripts, audio) in this chat\n"
         "/usage — spend per user and chat (the bot's admins only)\n\n"
         "Files up to {limit}.",
@@ -71,6 +76,8 @@ def discord_help(tr: Text) -> str:
         "• Right-click a message → Apps → Transcribe: transcribe any voice message.\n"
         "• /speak text [voice]: I post the text as a voice message; /voices lists the voices.\n"
         "• /status [job]: this channel's recent jobs, or one job in detail.\n"
+        "• /cancel [job], or ✖ under the placeholder: stop your queued or running job "
+        "(anyone's, with Manage Messages).\n"
         "• /settings [name value]: show or change language, diarize, voice, autotranscribe, "
         "output, ui_language (server-wide; changing needs Manage Server); with scope "
         "“only me”: your own language, voice and ui_language, everywhere.\n"

@@ -102,6 +102,8 @@ def _encode_arg(value: Any) -> Any:
         return {"$size": value.nbytes}
     if isinstance(value, Language):
         return {"$language": value.code}
+    if isinstance(value, Msg):
+        return {"$msg": encode(value)}
     return value
 
 
@@ -113,6 +115,8 @@ def _decode_arg(value: Any) -> Any:
             return Size(int(value["$size"]))
         if "$language" in value:
             return Language(str(value["$language"]))
+        if "$msg" in value:
+            return decode(str(value["$msg"]))
     return value
 
 
@@ -166,6 +170,8 @@ class Text:
             return self.size(value.nbytes)
         if isinstance(value, Language):
             return self.language_name(value.code)
+        if isinstance(value, Msg):
+            return self.render(value)
         return str(value)
 
     def number(self, value: float, *, digits: int = 0) -> str:
@@ -179,8 +185,8 @@ class Text:
         return format_decimal(value, format=pattern, locale=self.locale)
 
     def duration(self, seconds: float, *, short: bool = True) -> str:
-        """``42 sec``, ``5 min``, ``3 hr 10 min``, ``2 days`` (``short=False``: ``5 minutes``)
-        in the reader's words."""
+        """``42 sec``, ``2 min 30 sec``, ``3 hr 10 min``, ``2 days`` (``short=False``:
+        ``2 minutes 30 seconds``) in the reader's words."""
         seconds = max(0, int(seconds))
         style: Literal["short", "long"] = "short" if short else "long"
 
@@ -192,7 +198,8 @@ class Text:
         if seconds < 60:
             return unit(seconds, "seconds")
         if seconds < 3600:
-            return unit(seconds // 60, "minutes")
+            minutes, rest = divmod(seconds, 60)
+            return unit(minutes, "minutes") + (f" {unit(rest, 'seconds')}" if rest else "")
         if seconds < 86400:
             hours, minutes = divmod(seconds // 60, 60)
             return unit(hours, "hours") + (f" {unit(minutes, 'minutes')}" if minutes else "")

@@ -437,6 +437,18 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", record.payload)
         return record.payload
 
+    async def press_button(
+        self, message: int | JSON, custom_id: str, user_id: int | None = None
+    ) -> JSON:
+        """Dispatch a MESSAGE_COMPONENT interaction: ``user_id`` clicks the button
+        ``custom_id`` on a stored message; returns the interaction payload."""
+        mid = int(message["id"]) if isinstance(message, Mapping) else message
+        record = self._interactions.create_component(
+            self.world.messages[mid], custom_id, user_id or self.ids.member
+        )
+        await self.dispatch("INTERACTION_CREATE", record.payload)
+        return record.payload
+
     def interaction(self, interaction: int | JSON) -> InteractionRecord:
         """The record (callbacks, original response, follow-ups) of an interaction."""
         iid = int(interaction["id"]) if isinstance(interaction, Mapping) else interaction

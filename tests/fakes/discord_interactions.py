@@ -152,19 +152,72 @@ class Interactions:
         self.records[record.id] = record
         return record
 
+    def create_component(
+        self, message: JSON, custom_id: str, user_id: int, component_type: int = 2
+    ) -> InteractionRecord:
+        """Build, remember and return a MESSAGE_COMPONENT interaction (type 3): a click on a
+        component of ``message``. Per the docs ``data`` holds ``custom_id``/``component_type``
+        and ``message`` the message the component is attached to."""
+        host, world = self._host, self._host.world
+        channel_id = int(message["channel_id"])
+        in_guild = world.is_guild_channel(channel_id)
+        channel = dict(world.channels[channel_id], permissions=str(world.permissions_of(user_id)))
+        payload: JSON = {
+            "id": str(world.snowflake()),
+            "application_id": str(host.ids.application),
+            "type": 3,
+            "data": {"custom_id": custom_id, "component_type": component_type},
+            "message": world.gateway_message(message),
+            "token": "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48),
+            "version": 1,
+            "channel": channel,
+            "channel_id": str(channel_id),
+            "locale": "en-US",
+            "app_permissions": str(host.bot_permissions),
+            "entitlements": [],
+            "entitlement_sku_ids": [],
+            "attachment_size_limit": host.upload_limit,
+            "context": 0 if in_guild else 1,
+            "authorizing_integration_owners": {"0": str(host.ids.guild) if in_guild else "0"},
+        }
+        if in_guild:
+            payload["guild_id"] = str(host.ids.guild)
+            payload["guild"] = {"id": str(host.ids.guild), "locale": "en-US", "features": []}
+            payload["guild_locale"] = "en-US"
+            payload["member"] = world.member_payload(user_id, perms=True)
+        else:
+            payload["user"] = world.users[user_id]
+        record = InteractionRecord(payload)
+        self.records[record.id] = record
+        return record
+
     def _response_message(self, record: InteractionRecord, composed: Composed) -> JSON:
         host, payload = self._host, record.payload
         user = payload.get("member", {}).get("user") or payload["user"]
         data = payload["data"]
-        mtype = MESSAGE_CHAT_INPUT_COMMAND if data["type"] == 1 else MESSAGE_CONTEXT_MENU_COMMAND
-        metadata = {
+        metadata: JSON = {
             "id": payload["id"],
             "type": payload["type"],
             "user": user,
             "authorizing_integration_owners": payload["authorizing_integration_owners"],
-            "name": data["name"],
-            "command_type": data["type"],
         }
+        if payload["type"] == 3:
+            # A reply to a component click: a default message whose metadata names the message
+            # that carried the component (message component interaction metadata).
+            metadata["interacted_message_id"] = payload["message"]["id"]
+            return host.world.new_message(
+                int(payload["channel_id"]),
+                host.ids.bot,
+                content=composed.content,
+                attachments=composed.attachments,
+                flags=composed.flags,
+                webhook_id=str(host.ids.application),
+                application_id=str(host.ids.application),
+                interaction_metadata=metadata,
+                **composed.extra,
+            )
+        mtype = MESSAGE_CHAT_INPUT_COMMAND if data["type"] == 1 else MESSAGE_CONTEXT_MENU_COMMAND
+        metadata.update(name=data["name"], command_type=data["type"])
         return host.world.new_message(
             int(payload["channel_id"]),
             host.ids.bot,

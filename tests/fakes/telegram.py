@@ -254,6 +254,7 @@ class FakeTelegram:
         self._messages: dict[int, dict[int, JsonDict]] = {}
         self._next_message_id: dict[int, itertools.count[int]] = {}
         self._updates: list[JsonDict] = []
+        self._allowed_updates: set[str] | None = None
         self._update_ids = itertools.count(1)
         self._last_fetched = 0
         self._files: dict[str, StoredFile] = {}
@@ -660,6 +661,12 @@ class FakeTelegram:
         return update
 
     async def _get_updates(self, params: JsonDict) -> list[JsonDict]:
+        allowed = params.get("allowed_updates")
+        if isinstance(allowed, str):  # form-encoded: a JSON-serialized list
+            allowed = json.loads(allowed)
+        if isinstance(allowed, list):
+            # Bot API: the list is remembered; update types not in it are never delivered.
+            self._allowed_updates = set(allowed) or None
         offset = int(params.get("offset") or 0)
         limit = min(max(int(params.get("limit") or 100), 1), 100)
         timeout = max(float(params.get("timeout") or 0), 0.0)
@@ -669,7 +676,9 @@ class FakeTelegram:
             self._updates = self._updates[offset:]
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            batch = [u for u in self._updates if u["update_id"] >= offset][:limit]
+            batch = [u for u in self._updates if u["update_id"] >= offset and self._wanted(u)][
+                :limit
+            ]
             remaining = deadline - asyncio.get_running_loop().time()
             if batch or self._closing or remaining <= 0:
                 break
@@ -682,6 +691,12 @@ class FakeTelegram:
         if batch:
             self._last_fetched = max(self._last_fetched, batch[-1]["update_id"])
         return batch
+
+    def _wanted(self, update: JsonDict) -> bool:
+        if self._allowed_updates is None:
+            return True
+        kind = next(k for k in update if k != "update_id")
+        return kind in self._allowed_updates
 
     # ------------------------------------------------------------------ Bot API methods
 

@@ -1,0 +1,109 @@
+"""/cancel and the ✖ button under a job's placeholder (an inline keyboard callback query)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from telegram import Chat, ChatMember, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
+
+from adapters.telegram.convert import GROUP_ANONYMOUS_BOT, PLATFORM, escape, is_private, origin_for
+from bot.errors import BotError
+from bot.models import Origin
+from bot.replies import CANCEL_BUTTON, CANCEL_DONE_TOAST
+from bot.text import ENGLISH, Text
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from telegram.ext import ContextTypes
+
+    from adapters.telegram.adapter import TelegramAdapter
+
+    Context = ContextTypes.DEFAULT_TYPE
+
+_LOGGER = logging.getLogger(__name__)
+_PREFIX = "cancel:"
+
+
+def cancel_markup(job_id: str, tr: Text = ENGLISH) -> InlineKeyboardMarkup:
+    """The ✖ button under a placeholder; its callback data names the job (well under 64 bytes)."""
+    label = tr.render(CANCEL_BUTTON)
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=_PREFIX + job_id)]])
+
+
+class TelegramCancel:
+    """Cancels the caller's job (any job of the chat for its admins) by command or button."""
+
+    def __init__(self, adapter: TelegramAdapter) -> None:
+        self.adapter = adapter
+        self.service = adapter.service
+
+    def register(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        """Add the /cancel command and the button's callback query handler."""
+        app.add_handler(CommandHandler("cancel", self.command, filters=filters.UpdateType.MESSAGE))
+        app.add_handler(CallbackQueryHandler(self.button, pattern=f"^{_PREFIX}"))
+
+    async def _is_admin(self, chat: Chat, user_id: int, context: Context) -> bool:
+        if is_private(chat):
+            return True
+        if user_id == GROUP_ANONYMOUS_BOT:
+            return False
+        try:
+            member = await context.bot.get_chat_member(chat.id, user_id)
+        except TelegramError as exc:
+            _LOGGER.info("telegram: cannot check admin status in %s: %s", chat.id, exc)
+            return False
+        return member.status in (ChatMember.OWNER, ChatMember.ADMINISTRATOR)
+
+    async def command(self, update: Update, context: Context) -> None:
+        """/cancel [job]: the caller's newest queued or running job, or the one named."""
+        message = update.message
+        if message is None:
+            return
+        origin = origin_for(message)
+        if not self.service.allowed(origin):
+            return
+        sender = message.sender_chat
+        admin = sender is not None and sender.id == message.chat_id  # anonymous group admin
+        if not admin and message.from_user is not None:
+            admin = await self._is_admin(message.chat, message.from_user.id, context)
+        job_id = context.args[0] if context.args else None
+        chat = await self.service.settings(PLATFORM, str(message.chat_id))
+        tr = await self.service.text_for(origin, chat)
+        try:
+            done = await self.service.cancel(origin, job_id, admin=admin)
+        except BotError as exc:
+            text = tr.render(exc.text)
+        else:
+            await self.adapter.show_cancelled(done.job, done.text)
+            text = tr.render(done.text)
+        await message.reply_html(
+            escape(text), do_quote=message.build_reply_arguments(allow_sending_without_reply=True)
+        )
+
+    async def button(self, update: Update, context: Context) -> None:
+        """The ✖ button: answered with a toast; the placeholder itself says what happened."""
+        query = update.callback_query
+        if query is None or query.message is None or not query.data:
+            return
+        chat = query.message.chat
+        user = query.from_user
+        extra = {"locale": user.language_code} if user.language_code else {}
+        origin = Origin(PLATFORM, chat_id=str(chat.id), user_id=str(user.id), extra=extra)
+        tr = await self.service.text_for(
+            origin, await self.service.settings(PLATFORM, str(chat.id))
+        )
+        if not self.service.allowed(origin):
+            await query.answer()
+            return
+        admin = await self._is_admin(chat, query.from_user.id, context)
+        try:
+            done = await self.service.cancel(origin, query.data.removeprefix(_PREFIX), admin=admin)
+        except BotError as exc:
+            await query.answer(tr.render(exc.text), show_alert=True)
+            return
+        await query.answer(tr.render(CANCEL_DONE_TOAST))
+        await self.adapter.show_cancelled(done.job, done.text)
