@@ -150,3 +150,23 @@ async def test_i18n_own_settings_win_over_the_chat_and_are_shown_with_their_sour
         assert job.options["language"] == "he" and job.origin.locale == "en"
         bad = await w.reply_to(w.tg.send_text(USER, USER, "/settings me diarize on"))
         assert bad.text is not None and "is set per chat" in bad.text
+
+
+async def test_i18n_discord_autocompletes_setting_values(
+    tmp_path: Path, dc: FakeDiscord, nano: FakeNanoGpt, canto: FakeCantonese
+) -> None:
+    async with running_bot(tmp_path, dc, nano, canto):
+        output = dc.interaction(
+            await dc.send_autocomplete("settings", {"name": "output", "value": "f"}, "value")
+        )
+        ui = dc.interaction(
+            await dc.send_autocomplete("settings", {"name": "ui_language", "value": "pt"}, "value")
+        )
+        voice = dc.interaction(
+            await dc.send_autocomplete("speak", {"text": "hi", "voice": "a"}, "voice")
+        )
+        await dc.wait_for(lambda: output.callbacks and ui.callbacks and voice.callbacks)
+    assert output.callbacks[0]["type"] == 8
+    assert [c["value"] for c in output.callbacks[0]["data"]["choices"]] == ["file"]
+    assert [c["value"] for c in ui.callbacks[0]["data"]["choices"]] == ["pt-BR"]
+    assert voice.callbacks[0]["data"]["choices"] == []  # NanoGPT does not list its voices

@@ -113,7 +113,7 @@ async def test_usage_for_admins_only(tmp_path: Path, nano: FakeNanoGpt) -> None:
         await core.service.transcribe(ALICE, make_tone(1.0), "a.ogg")
         await core.poller.run_once()
         text = await core.service.usage_text(ALICE)
-        assert "Today (UTC):" in text and "user 1: 1 jobs" in text and "cost" in text
+        assert "Today (UTC):" in text and "user 1: 1 job," in text and "cost" in text
         with pytest.raises(AccessDenied, match="Only the bot's admins"):
             await core.service.usage_text(BOB)
     finally:

@@ -29,6 +29,7 @@ def po_path(locale: str) -> Path:
     return LOCALES_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
+@functools.cache
 def shipped_locales() -> tuple[str, ...]:
     """Every locale with a catalog, the source language first."""
     found = sorted(p.parent.parent.name for p in LOCALES_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))

@@ -258,6 +258,7 @@ def text_for(code: str | None) -> Text:
     return Text(negotiate(code))
 
 
+@functools.lru_cache(maxsize=512)
 def negotiate(code: str | None) -> str:
     """Map a client tag (``de-DE``, ``pt-br``, ``zh-TW``, ``es-419``) to a shipped locale."""
     if not code:
