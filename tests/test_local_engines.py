@@ -65,7 +65,9 @@ def test_word_error_rate_counts_edits_on_words() -> None:
 
 async def test_local_round_trip_piper_to_tiny_en_through_the_pipeline(tmp_path: Path) -> None:
     async with running_core(local_config(tmp_path)) as (core, out):
-        listed = core.service.voices(ENGLISH, ChatSettings(), UserSettings())  # what /voices lists
+        listed = core.service.preferences.voices(
+            ENGLISH, ChatSettings(), UserSettings()
+        )  # what /voices lists
         assert f"• {VOICE} ✓" in listed
         ogg = await _speak(core, out, SENTENCE)  # Piper → our OGG/Opus voice clip
         job = await core.service.transcribe(ORIGIN, ogg, "voice.ogg")

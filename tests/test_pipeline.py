@@ -351,7 +351,9 @@ async def test_pipeline_settings_change_and_validate(h: Harness) -> None:
         await svc.change_setting("test", "chat-1", "language", "klingon!!")
     with pytest.raises(InputError, match="no setting called"):
         await svc.change_setting("test", "chat-1", "colour", "blue")
-    assert "language: German (de) (this chat)" in svc.describe(await svc.settings("test", "chat-1"))
+    assert "language: German (de) (this chat)" in svc.preferences.describe(
+        await svc.settings("test", "chat-1")
+    )
 
 
 async def test_pipeline_replayed_platform_event_is_recognised(h: Harness) -> None:

@@ -70,7 +70,7 @@ class DiscordCancel:
         """/cancel [job]: answered privately; the job's placeholder says it too."""
         origin = interaction_origin(interaction)
         done = await self.service.cancel(origin, job_id, admin=_is_moderator(interaction))
-        tr = await self.service.text_for(origin)
+        tr = await self.service.preferences.text_for(origin)
         await interaction.response.send_message(escape(tr.render(done.text)), ephemeral=True)
         await self.show(done.job, done.text)
 
@@ -88,7 +88,7 @@ class DiscordCancel:
             user_id=str(interaction.user.id),
             extra={**guild, "locale": interaction.locale.value},
         )
-        tr = await self.service.text_for(origin)
+        tr = await self.service.preferences.text_for(origin)
         try:
             if not self.service.allowed(origin):
                 raise InputError(CANCEL_NOTHING)

@@ -142,7 +142,7 @@ class Handlers:
     def complete(self, setting: str, current: str) -> list[Choice[str]]:
         """Autocompletion for a setting's value: voices, output modes, interface languages."""
         if setting == "voice":
-            options = self.service.voice_names()
+            options = self.service.preferences.voice_names()
         elif setting == "output":
             options = list(OUTPUTS)
         elif setting == "ui_language":
@@ -162,7 +162,7 @@ class Handlers:
             chat = await self._settings_for(interaction.guild_id, interaction.channel_id or 0)
             origin = _origin(interaction)
             await self._remember_locale(origin.user_id, interaction.locale.value)
-            return await self.service.text_for(origin, chat)
+            return await self.service.preferences.text_for(origin, chat)
         except Exception:  # answering in the client's language beats not answering
             _LOGGER.warning("discord: reader's settings unreadable", exc_info=True)
             return text_for(interaction.locale.value)
@@ -170,9 +170,9 @@ class Handlers:
     async def _remember_locale(self, user_id: str, locale: str) -> None:
         """Keep the client language seen on interactions, for the voice messages that person
         sends later (messages carry no locale)."""
-        user = await self.service.user_settings(PLATFORM, user_id)
+        user = await self.service.preferences.user_settings(PLATFORM, user_id)
         if user.client_locale != locale:
-            await self.service.remember_client_locale(PLATFORM, user_id, locale)
+            await self.service.preferences.remember_client_locale(PLATFORM, user_id, locale)
 
     async def on_command_error(
         self, interaction: Interaction, error: app_commands.AppCommandError
@@ -231,9 +231,9 @@ class Handlers:
             settings = await self._settings_for(guild_id, message.channel.id)
             if not settings.auto_transcribe:
                 return
-            user = await self.service.user_settings(PLATFORM, str(message.author.id))
+            user = await self.service.preferences.user_settings(PLATFORM, str(message.author.id))
             origin = message_origin(message, locale=user.client_locale)
-            tr = text_for(self.service.ui_locale(origin, settings, user))
+            tr = text_for(self.service.preferences.ui_locale(origin, settings, user))
             placeholder = await message.channel.send(
                 tr.gettext("🎙 Transcribing…"),
                 reference=message.to_reference(fail_if_not_exists=False),
@@ -313,8 +313,8 @@ class Handlers:
         """/voices: the current TTS model's voices (ephemeral)."""
         tr = await self.text(interaction)
         chat = await self._settings_for(interaction.guild_id, interaction.channel_id or 0)
-        user = await self.service.user_settings(PLATFORM, str(interaction.user.id))
-        await answer(interaction, self.service.voices(tr, chat, user))
+        user = await self.service.preferences.user_settings(PLATFORM, str(interaction.user.id))
+        await answer(interaction, self.service.preferences.voices(tr, chat, user))
 
     async def settings(
         self, interaction: Interaction, name: str | None, value: str | None, scope: str = "chat"
@@ -329,7 +329,7 @@ class Handlers:
             raise InputError(SETTINGS_USAGE)
         user_id = str(interaction.user.id)
         if scope == "me":
-            await self.service.change_user_setting(PLATFORM, user_id, name, value or "")
+            await self.service.preferences.change_user_setting(PLATFORM, user_id, name, value or "")
         elif interaction.guild_id is not None and not interaction.permissions.manage_guild:
             await answer(interaction, tr.render(NEEDS_MANAGE_SERVER))
             return
@@ -343,9 +343,9 @@ class Handlers:
     async def _describe(self, interaction: Interaction, tr: Text) -> str:
         chat = await self._settings_for(interaction.guild_id, interaction.channel_id or 0)
         origin = _origin(interaction)
-        user = await self.service.user_settings(PLATFORM, origin.user_id)
-        locale = self.service.ui_locale(origin, chat, user)
-        return self.service.describe(chat, user, tr=tr, ui_locale=locale)
+        user = await self.service.preferences.user_settings(PLATFORM, origin.user_id)
+        locale = self.service.preferences.ui_locale(origin, chat, user)
+        return self.service.preferences.describe(chat, user, tr=tr, ui_locale=locale)
 
 
 def _origin(interaction: Interaction) -> Origin:

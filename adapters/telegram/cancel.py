@@ -72,7 +72,7 @@ class TelegramCancel:
             admin = await self._is_admin(message.chat, message.from_user.id, context)
         job_id = context.args[0] if context.args else None
         chat = await self.service.settings(PLATFORM, str(message.chat_id))
-        tr = await self.service.text_for(origin, chat)
+        tr = await self.service.preferences.text_for(origin, chat)
         try:
             done = await self.service.cancel(origin, job_id, admin=admin)
         except BotError as exc:
@@ -93,7 +93,7 @@ class TelegramCancel:
         user = query.from_user
         extra = {"locale": user.language_code} if user.language_code else {}
         origin = Origin(PLATFORM, chat_id=str(chat.id), user_id=str(user.id), extra=extra)
-        tr = await self.service.text_for(
+        tr = await self.service.preferences.text_for(
             origin, await self.service.settings(PLATFORM, str(chat.id))
         )
         if not self.service.allowed(origin):

@@ -148,10 +148,10 @@ class TelegramHandlers:
         """The reader's language: their own choice, the chat's, else their Telegram app's."""
         try:
             chat = await self.service.settings(PLATFORM, str(message.chat_id))
-            return await self.service.text_for(origin_for(message), chat)
+            return await self.service.preferences.text_for(origin_for(message), chat)
         except Exception:  # answering in English beats not answering
             _LOGGER.warning("telegram: reader's language unknown", exc_info=True)
-            return await self.service.text_for(origin_for(message), ChatSettings())
+            return await self.service.preferences.text_for(origin_for(message), ChatSettings())
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -177,9 +177,9 @@ class TelegramHandlers:
         assert message is not None
         chat = await self.service.settings(PLATFORM, str(message.chat_id))
         origin = origin_for(message)
-        user = await self.service.user_settings(PLATFORM, origin.user_id)
+        user = await self.service.preferences.user_settings(PLATFORM, origin.user_id)
         tr = await self.text(message)
-        await reply(message, escape(self.service.voices(tr, chat, user)))
+        await reply(message, escape(self.service.preferences.voices(tr, chat, user)))
 
     async def settings(self, update: Update, context: Context) -> None:
         """/settings shows; /settings NAME VALUE changes the chat's (admins only in groups);
@@ -192,7 +192,9 @@ class TelegramHandlers:
             if len(rest) < 2:
                 raise InputError(SETTINGS_USAGE)
             origin = origin_for(message)
-            await self.service.change_user_setting(PLATFORM, origin.user_id, rest[0], rest[1])
+            await self.service.preferences.change_user_setting(
+                PLATFORM, origin.user_id, rest[0], rest[1]
+            )
             await self._show_settings(message, saved=True)
             return
         if not args:
@@ -214,10 +216,10 @@ class TelegramHandlers:
     async def _show_settings(self, message: Message, *, saved: bool = False) -> None:
         chat = await self.service.settings(PLATFORM, str(message.chat_id))
         origin = origin_for(message)
-        user = await self.service.user_settings(PLATFORM, origin.user_id)
+        user = await self.service.preferences.user_settings(PLATFORM, origin.user_id)
         tr = await self.text(message)
-        locale = self.service.ui_locale(origin, chat, user)
-        text = self.service.describe(chat, user, tr=tr, ui_locale=locale)
+        locale = self.service.preferences.ui_locale(origin, chat, user)
+        text = self.service.preferences.describe(chat, user, tr=tr, ui_locale=locale)
         if saved:
             text = tr.gettext("✅ Saved.") + "\n" + text
             if chat.diarize and not self.service.stt_capabilities().diarization:
