@@ -226,7 +226,7 @@ def transcript_reply(
         files.append(FileReply(f"transcript-{job.id}.srt", srt.encode(), "application/x-subrip"))
     if len(parts) <= max_messages and output == "both":
         return TranscriptReply(tuple(parts), tuple(files))
-    words = len(text.split())
+    words = len(render.render_plain(transcript).split())  # speaker labels are not words
     if output == "messages":
         note = tr.ngettext(
             "📄 The transcript is long ({n} word), so it is attached as a file.",

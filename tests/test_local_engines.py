@@ -20,7 +20,7 @@ from bot.providers.local.whisper import DECODE_FAILED, LOAD_FAILED, WhisperSpeec
 from bot.replies import transcript_reply
 from bot.settings import ChatSettings, UserSettings
 from bot.status import render_job
-from bot.text import ENGLISH
+from bot.text import ENGLISH, text_for
 from tests.fakes.audio import make_tone
 from tests.local_engines import (
     SENTENCE,
@@ -81,6 +81,11 @@ async def test_local_round_trip_piper_to_tiny_en_through_the_pipeline(tmp_path: 
     assert transcript.segments and transcript.segments[-1].end is not None
     assert done.cost is None  # nothing was paid, and nothing claims it was
     assert "language: English (detected)" in render_job(done, done.updated_at)
+    # The reply names the language faster-whisper detected, in the reader's language.
+    german = transcript_reply(done, limit=4096, max_messages=3, tr=text_for("de"))
+    assert german.messages[0].startswith("🇺🇸 Englisch, erkannt\n\n")
+    english = transcript_reply(done, limit=4096, max_messages=3)
+    assert not english.messages[0].startswith("🇺🇸")  # an English reader is not told
 
 
 async def test_local_stt_reports_real_progress_and_status_shows_it(tmp_path: Path) -> None:

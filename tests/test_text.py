@@ -11,7 +11,10 @@ from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po, write_po
 
 from bot.errors import AudioTooLong, BotError, InputError, ProviderTimeout
+from bot.jobs.models import Job, JobKind, JobState
 from bot.jobs.worker import _deadline_message
+from bot.models import Origin, Segment, Transcript
+from bot.replies import transcript_reply
 from bot.settings import parse_language, parse_ui_language, parse_voice
 from bot.text import ENGLISH, Duration, Msg, Size, decode, encode, msg, msgn, text_for
 from bot.text.catalog import po_path, shipped_locales, translations
@@ -160,9 +163,6 @@ def test_text_messages_survive_storage_and_render_per_reader() -> None:
 
 
 def _deadline_message_for(seconds: float) -> str:
-    from bot.jobs.models import Job, JobKind, JobState
-    from bot.models import Origin
-
     job = Job(
         id="ab12cd",
         kind=JobKind.STT,
@@ -247,3 +247,47 @@ def test_text_voices_and_ui_languages_people_type() -> None:
 def test_text_catalogs_compile_without_downloads_or_mo_files() -> None:
     assert not list(po_path("de").parent.glob("*.mo"))  # compiled in memory, never shipped
     assert translations("de").gettext("Settings:") == "Einstellungen:"
+
+
+def _finished(options: dict[str, object]) -> Job:
+    transcript = Transcript(
+        text="",
+        segments=(
+            Segment("Hallo zusammen.", 0.0, 1.0, "spk_a"),
+            Segment("Guten Morgen.", 1.0, 2.0, "spk_b"),
+        ),
+        language="de",
+        diarized=True,
+    )
+    return Job(
+        id="ab12cd",
+        kind=JobKind.STT,
+        origin=Origin("telegram", "1", "2"),
+        provider="p",
+        model="m",
+        options={"language": "auto", "diarize": True, **options},
+        state=JobState.COMPLETED,
+        created_at=0.0,
+        updated_at=0.0,
+        deadline_at=60.0,
+        result=transcript.to_dict(),
+    )
+
+
+def test_text_transcript_reply_output_modes_and_translated_speaker_labels() -> None:
+    spanish = text_for("es")
+    messages = transcript_reply(_finished({}), limit=4096, max_messages=3, tr=spanish)
+    assert messages.files == ()
+    assert messages.messages[0].startswith("🇩🇪 Alemán, detectado\n\nHablante 1: Hallo zusammen.")
+    as_file = transcript_reply(
+        _finished({"output": "file"}), limit=4096, max_messages=3, tr=spanish
+    )
+    assert as_file.messages == (
+        "🇩🇪 Alemán, detectado\n📄 La transcripción (4 palabras) va adjunta como archivo.",
+    )
+    assert [f.filename for f in as_file.files] == ["transcript-ab12cd.txt", "transcript-ab12cd.srt"]
+    assert b"Hablante 2: Guten Morgen." in as_file.files[1].data
+    both = transcript_reply(_finished({"output": "both"}), limit=4096, max_messages=3, tr=spanish)
+    assert len(both.messages) == 1 and len(both.files) == 2
+    german = transcript_reply(_finished({}), limit=4096, max_messages=3, tr=text_for("de"))
+    assert german.messages[0].startswith("Sprecher 1: Hallo zusammen.")  # German is no news
