@@ -23,7 +23,7 @@ from bot.jobs.worker import JobWorker
 from bot.metrics import Metrics
 from bot.models import VoiceClip
 from bot.ports import JobStore
-from bot.providers.registry import build_providers
+from bot.providers.registry import build_providers, build_text_generator
 from bot.service import VoiceService
 from bot.storage import open_store
 from bot.supervise import AdapterSupervisor
@@ -131,7 +131,9 @@ class Core:
         self.session = session
         self.store = store
         self.clock = clock
-        self.stt, self.tts = build_providers(config.providers, session)
+        voices = {config.tts.provider: config.tts.voice}  # a local engine fetches this one
+        self.stt, self.tts = build_providers(config.providers, session, voices)
+        self.llm = build_text_generator(config.providers, config.llm.provider, session)
         self.schedule = PredictiveSchedule(store, clock, cap=config.jobs.max_poll_interval)
         self.audio = AudioPool()
         self.metrics = Metrics()
@@ -142,6 +144,9 @@ class Core:
             clock=clock,
             schedule=self.schedule,
             audio_pool=self.audio,
+            part_concurrency=config.jobs.part_concurrency,
+            llm=self.llm,
+            max_input_tokens=config.llm.max_input_tokens,
             metrics=self.metrics,
         )
         self.poller = Poller(

@@ -324,6 +324,30 @@ def _decodes(packet: av.Packet[AudioStream] | None, stream: AudioStream) -> bool
     return any(frame.samples for frame in frames)
 
 
+def pcm_frames(data: bytes, rate: int) -> Iterator[AudioFrame]:
+    """Decode the first audio stream to mono s16 frames at ``rate`` (see :func:`_pcm_frames`)."""
+    return _pcm_frames(data, rate)
+
+
+def encode_upload(
+    frames: Iterable[AudioFrame], *, rate: int, bit_rate: int, extra: dict[str, str] | None = None
+) -> bytes:
+    """Encode mono s16 frames at ``rate`` to OGG/Opus with the upload settings (plus ``extra``
+    encoder options)."""
+    options = {**_UPLOAD_OPUS_OPTIONS, **(extra or {})}
+    return _encode(frames, rate=rate, bit_rate=bit_rate, options=options)
+
+
+def estimate_bytes(duration: float, bit_rate: int) -> float:
+    """About how large ``duration`` seconds of upload Opus at ``bit_rate`` will be."""
+    return _estimate_bytes(duration, bit_rate)
+
+
+def seconds_fitting(max_bytes: int, bit_rate: int) -> float:
+    """How many seconds of upload Opus at ``bit_rate`` fit in ``max_bytes``."""
+    return max(0, max_bytes - _OGG_HEADER_BYTES) * 8 / (bit_rate + _OGG_OVERHEAD_BPS)
+
+
 def _decoded_seconds(data: bytes) -> float:
     rate = 8000  # only counting; a low rate keeps the resampler cheap
     return sum(frame.samples for frame in _pcm_frames(data, rate)) / rate
@@ -396,6 +420,11 @@ def _estimate_bytes(duration: float, bit_rate: int) -> float:
 def _minutes_fitting(max_bytes: int) -> float:
     seconds = max(0, max_bytes - _OGG_HEADER_BYTES) * 8 / (_UPLOAD_BITRATES[-1] + _OGG_OVERHEAD_BPS)
     return seconds / 60
+
+
+def too_long(limit_minutes: float) -> AudioTooLong:
+    """The error for audio over ``limit_minutes``, saying the limit."""
+    return _too_long(limit_minutes)
 
 
 def _too_long(limit_minutes: float) -> AudioTooLong:

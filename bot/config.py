@@ -11,16 +11,16 @@ from typing import Any, TypeVar
 
 import yaml
 
+from bot.config_routes import read_route, route_checks
 from bot.errors import ConfigError
 from bot.providers.registry import (
     DEFAULT_PROVIDER,
-    ROLE_NAMES,
+    LLM_TYPES,
     STT,
     TTS,
     TYPES,
     Option,
     ProviderConfig,
-    ProviderType,
 )
 
 T = TypeVar("T")
@@ -78,6 +78,18 @@ class JobsConfig:
     deadline_seconds: float = 1800.0
     concurrency: int = 32
     max_poll_interval: float = 30.0
+    part_concurrency: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class LlmConfig:
+    """The chat model for summaries and translations; no provider means none are offered."""
+
+    provider: str | None = None
+    model: str = ""
+    max_input_tokens: int = 8000
+    """The model's context for one request's input: longer transcripts are summarized in
+    pieces first (map), then the pieces' summaries together (reduce)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +169,7 @@ class Config:
     limits: LimitsConfig = LimitsConfig()
     access: AccessConfig = AccessConfig()
     health: HealthConfig = HealthConfig()
+    llm: LlmConfig = LlmConfig()
 
 
 def expand_env(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
@@ -348,87 +361,6 @@ def _read_providers(root: _Section) -> dict[str, ProviderConfig]:
     return providers
 
 
-def _read_route(
-    root: _Section, role: str, providers: Mapping[str, ProviderConfig], require_keys: bool = True
-) -> tuple[_Section, str, ProviderType | None, dict[str, str] | None, str | None]:
-    """The ``stt``/``tts`` section, the instance it uses and that instance's type; when the
-    configured instance has no key and a ``fallback`` is set, the fallback (its model/voice keys)
-    and the note saying so."""
-    sec = root.section(role)
-    name = sec.get("provider", str, DEFAULT_PROVIDER) or DEFAULT_PROVIDER
-    fallback = _read_fallback(sec)
-    pc = providers.get(name)
-    if pc is None:
-        configured = ", ".join(sorted(providers)) or "none"
-        sec.problems.append(
-            f"{sec._key('provider')}: {name!r} is not an instance in providers: "
-            f"(configured: {configured})"
-        )
-        return sec, name, None, None, None
-    spec = TYPES[pc.type]
-    if role not in spec.roles:
-        offers = [n for n, p in providers.items() if role in TYPES[p.type].roles]
-        sec.problems.append(
-            f"{sec._key('provider')}: {name!r} (type {pc.type}) offers no {ROLE_NAMES[role]}; "
-            f"instances that do: {', '.join(sorted(offers)) or 'none'}"
-        )
-    elif require_keys and (missing := pc.missing()) is not None:
-        backup = providers.get(fallback.get("provider", "")) if fallback else None
-        if fallback is None or backup is None or role not in TYPES[backup.type].roles:
-            sec.problems.append(f"{missing}, needed by {sec._key('provider')}")
-            if fallback is not None:
-                sec.problems.append(
-                    f"{sec._key('fallback.provider')}: not an instance offering {ROLE_NAMES[role]}"
-                )
-            return sec, name, spec, None, None
-        hint = f"set {pc.key_hint} to use {name}" if pc.key_hint else f"give {name} an api_key"
-        return sec, backup.name, TYPES[backup.type], fallback, hint
-    return sec, name, spec, None, None
-
-
-def _read_fallback(sec: _Section) -> dict[str, str] | None:
-    """``fallback: {provider, model, voice}``: the route to use while the provider has no key."""
-    if sec.data.get("fallback") is None:
-        sec.used.add("fallback")
-        return None
-    fb = sec.section("fallback")
-    found = {k: fb.get(k, str, None) for k in ("provider", "model", "voice")}
-    fb.finish()
-    if not found["provider"]:
-        sec.problems.append(f"{sec._key('fallback.provider')}: missing")
-        return None
-    return {k: v for k, v in found.items() if v}
-
-
-def _route_checks(
-    sec: _Section,
-    role: str,
-    pc: ProviderConfig | None,
-    spec: ProviderType | None,
-    used: tuple[str, str | None],
-    note: str | None,
-) -> str | None:
-    """Problems of the chosen model/voice (the type's own check); returns the start-up note.
-
-    A fallback that cannot work (extra not installed, no such voice) is no error: the other
-    route may work and the hosted provider may get a key; the note says what is missing.
-    """
-    if pc is None or spec is None or role not in spec.roles:
-        return note
-    missing = spec.missing_role_extra(role)
-    problems = [missing] if missing else spec.route_problems(role, used[0], used[1], pc.settings)
-    if note is None:
-        sec.problems.extend(
-            f"providers.{pc.name}: {p}, needed by {sec._key('provider')}" if p == missing else p
-            for p in problems
-        )
-        return None
-    if problems:
-        return f"{role}: unavailable: {'; '.join(problems)}; or {note}"
-    what = f"`{used[1]}`" if role == TTS else f"`{used[0]}`"
-    return f"{role}: {pc.name} {what} ({spec.summary}); {note}"
-
-
 def _read_choice(sec: _Section, key: str, default: str, choices: tuple[str, ...]) -> str:
     value = sec.get(key, str, default) or default
     if value not in choices:
@@ -439,7 +371,7 @@ def _read_choice(sec: _Section, key: str, default: str, choices: tuple[str, ...]
 def _read_stt_tts(
     root: _Section, providers: Mapping[str, ProviderConfig], *, require_keys: bool = True
 ) -> tuple[SttConfig, TtsConfig]:
-    s, name, spec, fb, note = _read_route(root, STT, providers, require_keys)
+    s, name, spec, fb, note = read_route(root, STT, providers, require_keys)
     model = (spec.default_models.get(STT) if spec else None) or SttConfig().model
     model = s.get("model", str, model) or model
     if fb is not None and spec is not None:
@@ -449,10 +381,10 @@ def _read_stt_tts(
         model=model,
         language=s.get("language", str, "auto") or "auto",
         diarize=bool(s.get("diarize", bool, False)),
-        note=_route_checks(s, STT, providers.get(name), spec, (model, None), note),
+        note=route_checks(s, STT, providers.get(name), spec, (model, None), note),
     )
     s.finish()
-    t, name, spec, fb, note = _read_route(root, TTS, providers, require_keys)
+    t, name, spec, fb, note = read_route(root, TTS, providers, require_keys)
     model = (spec.default_models.get(TTS) if spec else None) or TtsConfig().model
     voice = (spec.default_voice if spec else None) or TtsConfig().voice
     model = t.get("model", str, model) or model
@@ -465,7 +397,7 @@ def _read_stt_tts(
         model=model,
         voice=voice,
         speed=t.get("speed", float, 1.0) or 1.0,
-        note=_route_checks(t, TTS, providers.get(name), spec, (model, voice), note),
+        note=route_checks(t, TTS, providers.get(name), spec, (model, voice), note),
     )
     _positive(t, "speed", tts.speed)
     t.finish()
@@ -622,12 +554,14 @@ def parse_config(
         deadline_seconds=j.get("deadline_seconds", float, 1800.0) or 1800.0,
         concurrency=j.get("concurrency", int, 32) or 32,
         max_poll_interval=j.get("max_poll_interval", float, 30.0) or 30.0,
+        part_concurrency=j.get("part_concurrency", int, 2) or 2,
     )
-    for key in ("deadline_seconds", "concurrency", "max_poll_interval"):
+    for key in ("deadline_seconds", "concurrency", "max_poll_interval", "part_concurrency"):
         _positive(j, key, getattr(jobs, key))
     j.finish()
     telegram, discord = _read_telegram(root), _read_discord(root)
     limits, access = _read_limits(root), _read_access(root)
+    llm = _read_llm(root, providers)
     health = _read_health(root)
     log = root.section("logging")
     level = _read_choice(log, "level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -636,8 +570,28 @@ def parse_config(
     if problems:
         raise ConfigError(sorted(dict.fromkeys(problems)))
     return Config(
-        storage, providers, stt, tts, jobs, telegram, discord, level, limits, access, health
+        storage, providers, stt, tts, jobs, telegram, discord, level, limits, access, health, llm
     )
+
+
+def _read_llm(root: _Section, providers: Mapping[str, ProviderConfig]) -> LlmConfig:
+    """The optional ``llm:`` route: an instance of a chat-capable type, a model, its context."""
+    s = root.section("llm")
+    name = s.get("provider", str, None)
+    model = s.get("model", str, "", required=name is not None) or ""
+    tokens = s.get("max_input_tokens", int, 8000) or 8000
+    _positive(s, "max_input_tokens", tokens)
+    s.finish()
+    if name is None:
+        return LlmConfig()
+    pc = providers.get(name)
+    if pc is None:
+        known = ", ".join(sorted(providers))
+        s.problems.append(f"llm.provider: unknown provider {name!r} (configured: {known})")
+    elif pc.type not in LLM_TYPES:
+        kinds = " or ".join(LLM_TYPES)
+        s.problems.append(f"llm.provider: {name!r} is type {pc.type}; chat needs type {kinds}")
+    return LlmConfig(provider=name, model=model, max_input_tokens=tokens)
 
 
 def load_config(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from bot.jobs.models import Activity, Admission, Blob, Job, JobState, NewJob
+from bot.jobs.models import Activity, Admission, Blob, Job, JobState, NewJob, NewPart, Part
 
 
 class SpeedStore(Protocol):
@@ -125,7 +125,8 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
         output_blob: Blob | None = None,
         admit: Admission | None = None,
     ) -> Job:
-        """Insert a job (QUEUED with its input, or already COMPLETED for a reused result).
+        """Insert a job (QUEUED with its input, or already COMPLETED for a reused result); with
+        ``new.unique_key`` held by a live job, that job instead (nothing is inserted).
 
         Raises:
             Exception: whatever ``admit.check`` raises (e.g. LimitExceeded): nothing is stored.
@@ -152,6 +153,15 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
         """The newest completed job with this dedup key (its result can be reused for free)."""
         ...
 
+    async def find_unique(self, unique_key: str) -> Job | None:
+        """The live (not failed or cancelled) job holding ``unique_key``, if any."""
+        ...
+
+    async def find_released(self, unique_key: str) -> Job | None:
+        """The newest failed or cancelled job that held ``unique_key`` (not yet given up to a
+        new job): its finished parts may be reused."""
+        ...
+
     async def find_by_source(self, platform: str, chat_id: str, source: str) -> Job | None:
         """The job created from one platform event (``origin.extra["source"]``), if any."""
         ...
@@ -162,6 +172,62 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
 
     def leader(self, name: str) -> Leader:
         """The lock named ``name``, shared by every process on this database."""
+        ...
+
+    # -- parts of a long recording (changed only under the job's lease) -----------------------
+
+    async def store_parts(
+        self, job_id: str, parts: Sequence[NewPart], *, next_poll_at: float, now: float
+    ) -> bool:
+        """SUBMITTING → SUBMITTED for a long recording just split: its parts are stored (queued,
+        with their audio) and its whole input dropped in the same transaction."""
+        ...
+
+    async def parts(self, job_id: str) -> list[Part]:
+        """The parts of a job in recording order (empty when it was not split)."""
+        ...
+
+    async def load_part_input(self, job_id: str, index: int) -> Blob | None:
+        """A part's audio while kept (until the provider has it)."""
+        ...
+
+    async def begin_part(self, job_id: str, index: int, now: float) -> bool:
+        """Part QUEUED → SUBMITTING, recorded before its request leaves."""
+        ...
+
+    async def requeue_part(self, job_id: str, index: int, now: float) -> bool:
+        """Part SUBMITTING (provably not taken), or SUBMITTED with its audio kept (a free rerun
+        of a lost run) → QUEUED."""
+        ...
+
+    async def part_submitted(
+        self,
+        job_id: str,
+        index: int,
+        ticket: Mapping[str, Any],
+        *,
+        now: float,
+        cost: float | None = None,
+        keep_input: bool = False,
+    ) -> bool:
+        """Part SUBMITTING → SUBMITTED with its ticket (audio dropped unless ``keep_input``)."""
+        ...
+
+    async def complete_part(
+        self,
+        job_id: str,
+        index: int,
+        result: Mapping[str, Any],
+        *,
+        now: float,
+        cost: float | None = None,
+        currency: str | None = None,
+    ) -> bool:
+        """Part → COMPLETED with its transcript; the job's cost becomes its parts' sum."""
+        ...
+
+    async def fail_part(self, job_id: str, index: int, error: str, *, now: float) -> bool:
+        """Part (unfinished) → FAILED with the sentence the stitched transcript shows."""
         ...
 
     # -- claims (leases) ----------------------------------------------------------------------

@@ -9,7 +9,7 @@ from babel.core import get_global
 
 from bot import render
 from bot.jobs.models import Job, JobKind, JobState
-from bot.status import progress_percent, user_state
+from bot.status import kind_name, part_progress, progress_percent, user_state
 from bot.text import ENGLISH, Duration, Msg, Text, decode, encode, msg
 from bot.text.translator import standard_code
 
@@ -123,20 +123,16 @@ def cancelled_text(job: Job, *, sent: bool) -> Msg:
 def progress_text(job: Job, tr: Text = ENGLISH) -> str:
     """One line for the placeholder message while a job runs (plain text)."""
     state = user_state(job)
-    icon = "🎙" if job.kind is JobKind.STT else "🔊"
+    kind = kind_name(job)
+    icon = {"transcription": "🎙", "speech": "🔊", "summary": "📝", "translation": "🌐"}[kind]
     if state == "queued":
         line = tr.gettext("{icon} Queued… job {id}", icon=icon, id=job.id)
-    elif state in ("transcribing", "synthesizing"):
+    elif state in ("transcribing", "synthesizing", "writing"):
         percent = progress_percent(job)
         shown = f" {tr.number(percent)} %" if percent is not None else ""
-        if job.kind is JobKind.STT:
-            line = tr.gettext(
-                "{icon} Transcribing…{percent} job {id}", icon=icon, percent=shown, id=job.id
-            )
-        else:
-            line = tr.gettext(
-                "{icon} Synthesizing…{percent} job {id}", icon=icon, percent=shown, id=job.id
-            )
+        part = part_progress(job, tr)
+        shown = f" {part}," if part else shown
+        line = _doing(kind, tr).format(icon=icon, percent=shown, id=job.id)
     elif state == "done":
         line = tr.gettext("✅ Done: job {id}", id=job.id)
     elif state == "cancelled":
@@ -150,17 +146,36 @@ def progress_text(job: Job, tr: Text = ENGLISH) -> str:
     return line
 
 
+def _doing(kind: str, tr: Text) -> str:
+    """The running line's template for a kind (``{icon}``, ``{percent}``, ``{id}`` left open:
+    the percent is already in locale form)."""
+    keep = {"icon": "{icon}", "percent": "{percent}", "id": "{id}"}
+    if kind == "transcription":
+        return tr.gettext("{icon} Transcribing…{percent} job {id}", **keep)
+    if kind == "speech":
+        return tr.gettext("{icon} Synthesizing…{percent} job {id}", **keep)
+    if kind == "summary":
+        return tr.gettext("{icon} Summarizing…{percent} job {id}", **keep)
+    return tr.gettext("{icon} Translating…{percent} job {id}", **keep)
+
+
 def _reason(job: Job, tr: Text) -> str:
+    if job.kind is JobKind.TEXT and job.error_code == "interrupted":
+        return tr.render(TEXT_INTERRUPTED)  # the generic sentence speaks of audio and speech
     return tr.render(job.error) if job.error else tr.gettext("unknown error")
 
 
 def failure_text(job: Job, tr: Text = ENGLISH) -> str:
     """The final message of a failed job (plain text)."""
-    if job.kind is JobKind.STT:
-        return tr.gettext(
-            "❌ Transcription failed (job {id}): {reason}", id=job.id, reason=_reason(job, tr)
-        )
-    return tr.gettext("❌ Speech failed (job {id}): {reason}", id=job.id, reason=_reason(job, tr))
+    reason = _reason(job, tr)
+    kind = kind_name(job)
+    if kind == "transcription":
+        return tr.gettext("❌ Transcription failed (job {id}): {reason}", id=job.id, reason=reason)
+    if kind == "speech":
+        return tr.gettext("❌ Speech failed (job {id}): {reason}", id=job.id, reason=reason)
+    if kind == "summary":
+        return tr.gettext("❌ Summary failed (job {id}): {reason}", id=job.id, reason=reason)
+    return tr.gettext("❌ Translation failed (job {id}): {reason}", id=job.id, reason=reason)
 
 
 def detected_language(job: Job, tr: Text = ENGLISH) -> str | None:
@@ -185,6 +200,107 @@ def flag(language: str) -> str:
         return ""
     territory = next((p for p in str(likely).split("_") if len(p) == 2 and p.isupper()), "")
     return "".join(chr(0x1F1E6 + ord(c) - ord("A")) for c in territory)
+
+
+def _clock_time(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def missing_part_text(
+    index: int, total: int, start: float, duration: float, error: str | None, tr: Text = ENGLISH
+) -> str:
+    """The marked gap a stitched transcript shows where a part could not be transcribed."""
+    span = f"{_clock_time(start)}–{_clock_time(start + duration)}"
+    reason = tr.render(error) if error else tr.gettext("it failed")
+    return tr.gettext(
+        "[part {n} of {total} ({span}) is missing: {reason}]",
+        n=index + 1,
+        total=total,
+        span=span,
+        reason=reason,
+    )
+
+
+# Stored on the part row (encoded; without arguments the stored form is the English sentence).
+INTERRUPTED_PART = encode(
+    msg(
+        "a restart interrupted it while it was being sent, so it may have been charged and was "
+        "not sent again"
+    )
+)
+
+
+def split_speakers_note(parts: int, tr: Text = ENGLISH) -> str:
+    """Above a diarized transcript stitched from parts: speaker numbers restart per part."""
+    return tr.gettext(
+        "Note: this recording was transcribed in {parts} parts; speaker numbers restart in each "
+        "part, so one person may appear under several numbers.",
+        parts=parts,
+    )
+
+
+TEXT_INTERRUPTED = msg(
+    "a restart interrupted it while it was with the chat model, so it may have been charged and "
+    "was not sent again; press the button again to retry."
+)
+TEXT_UNAVAILABLE = msg("Summaries and translations are not set up on this bot.")
+
+
+def no_transcript(job_id: str) -> Msg:
+    """/summarize or /translate naming a job that is not a finished transcript here."""
+    return msg("There is no finished transcript {job} in this chat.", job=job_id)
+
+
+def text_usage(command: str) -> Msg:
+    """How /summarize and /translate are used."""
+    return msg(
+        "Reply to a transcript with /{command} [language], or give its job id: "
+        "/{command} ab12cd [language].",
+        command=command,
+    )
+
+
+SUMMARIZE_BUTTON = msg("📝 Summarize")
+TRANSLATE_BUTTON = msg("🌐 Translate")
+_LANGUAGES = {
+    "en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian",
+    "pt": "Portuguese", "nl": "Dutch", "pl": "Polish", "ru": "Russian", "uk": "Ukrainian",
+    "tr": "Turkish", "ar": "Arabic", "he": "Hebrew", "fa": "Persian", "hi": "Hindi",
+    "ja": "Japanese", "ko": "Korean", "zh": "Chinese", "yue": "Cantonese", "id": "Indonesian",
+    "vi": "Vietnamese", "th": "Thai", "sv": "Swedish", "da": "Danish", "no": "Norwegian",
+    "fi": "Finnish", "cs": "Czech", "el": "Greek", "ro": "Romanian", "hu": "Hungarian",
+}  # fmt: skip
+
+
+def text_job_toast(job: Job, *, fresh: bool, tr: Text = ENGLISH) -> str:
+    """The short answer to a Summarize/Translate press."""
+    summary = kind_name(job) == "summary"
+    if fresh:
+        if summary:
+            return tr.gettext("Working on the summary (job {id}).", id=job.id)
+        return tr.gettext("Working on the translation (job {id}).", id=job.id)
+    if job.state.terminal:
+        if summary:
+            return tr.gettext("The summary was already made: job {id}, above.", id=job.id)
+        return tr.gettext("The translation was already made: job {id}, above.", id=job.id)
+    if summary:
+        return tr.gettext("The summary is already on its way: job {id}.", id=job.id)
+    return tr.gettext("The translation is already on its way: job {id}.", id=job.id)
+
+
+def language_name(code: str | None) -> str:
+    """The name a chat model understands (English, for its prompt, not for a reader) for a
+    platform language code (``en-US``, ``pt-br``, ``de``) or a name given as is; English when
+    unknown."""
+    if not code:
+        return "English"
+    base = code.strip().lower().replace("_", "-").split("-")[0]
+    if base in _LANGUAGES:
+        return _LANGUAGES[base]
+    named = code.strip()
+    return named.capitalize() if named.isalpha() and len(named) > 3 else "English"
 
 
 def transcript_reply(
@@ -212,6 +328,9 @@ def transcript_reply(
     diarize = bool(job.options.get("diarize"))
     label = tr.gettext("Speaker {n}")
     text = render.render_transcript(transcript, diarize=diarize, label=label).strip()
+    split = int((job.ticket or {}).get("split", 0))
+    if text and diarize and transcript.diarized and split > 1:
+        text = split_speakers_note(split, tr) + "\n\n" + text
     if not text:
         return TranscriptReply((escape(tr.gettext("🔇 No speech detected in this audio.")),))
     header = detected_language(job, tr)
@@ -220,25 +339,42 @@ def transcript_reply(
     output = str(job.options.get("output") or "messages")
     if len(parts) <= max_messages and output == "messages":
         return TranscriptReply(tuple(parts))
-    files = [FileReply(f"transcript-{job.id}.txt", text.encode() + b"\n", "text/plain")]
+    name = "transcript" if job.kind is JobKind.STT else kind_name(job)
+    files = [FileReply(f"{name}-{job.id}.txt", text.encode() + b"\n", "text/plain")]
     srt = render.to_srt(transcript, diarize=diarize, label=label)
     if srt:
         files.append(FileReply(f"transcript-{job.id}.srt", srt.encode(), "application/x-subrip"))
     if len(parts) <= max_messages and output == "both":
         return TranscriptReply(tuple(parts), tuple(files))
-    words = len(render.render_plain(transcript).split())  # speaker labels are not words
+    note = _file_note(job, len(render.render_plain(transcript).split()), output, tr)
+    if header:
+        note = f"{header}\n{note}"
+    return TranscriptReply((escape(note),), tuple(files))
+
+
+def _file_note(job: Job, words: int, output: str, tr: Text) -> str:
+    """The line sent with a reply attached as a file (speaker labels are not words)."""
+    kind = kind_name(job)
+    if kind == "summary":
+        return tr.ngettext(
+            "📄 The summary is long ({n} word), so it is attached as a file.",
+            "📄 The summary is long ({n} words), so it is attached as a file.",
+            words,
+        )
+    if kind == "translation":
+        return tr.ngettext(
+            "📄 The translation is long ({n} word), so it is attached as a file.",
+            "📄 The translation is long ({n} words), so it is attached as a file.",
+            words,
+        )
     if output == "messages":
-        note = tr.ngettext(
+        return tr.ngettext(
             "📄 The transcript is long ({n} word), so it is attached as a file.",
             "📄 The transcript is long ({n} words), so it is attached as a file.",
             words,
         )
-    else:
-        note = tr.ngettext(
-            "📄 The transcript ({n} word) is attached as a file.",
-            "📄 The transcript ({n} words) is attached as a file.",
-            words,
-        )
-    if header:
-        note = f"{header}\n{note}"
-    return TranscriptReply((escape(note),), tuple(files))
+    return tr.ngettext(
+        "📄 The transcript ({n} word) is attached as a file.",
+        "📄 The transcript ({n} words) is attached as a file.",
+        words,
+    )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-from bot import audio, render, replies
+from bot import audio, render, replies, splitting
+from bot.audio import AudioInfo
 from bot.config import Config
 from bot.errors import InputError, ProviderError, ProviderNotConfigured
 from bot.jobs.models import Blob, Job, JobKind, JobState, NewJob
@@ -26,6 +28,7 @@ from bot.settings import (
 )
 from bot.status import render_job, render_job_list
 from bot.text import ENGLISH, Msg, Text, msg
+from bot.textjobs import TextJobsMixin
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ class Cancelled:
     text: Msg
 
 
-class VoiceService:
+class VoiceService(TextJobsMixin):
     """Creates jobs (after checking the input against the provider's capabilities) and answers
     questions about them. Adapters never touch the store or providers directly."""
 
@@ -178,7 +181,24 @@ class VoiceService:
             if reused is not None:
                 return reused
         activity = await self.guard.check_start(origin)
-        limits = [x for x in (caps.max_duration_seconds, self.guard.max_audio_seconds()) if x]
+        info = await self._audio.run(audio.probe, data, filename)
+        whole = self.guard.max_audio_seconds()
+        if whole is not None and info.duration > whole:
+            raise audio.too_long(whole / 60)
+        new = NewJob(
+            kind=JobKind.STT,
+            origin=origin,
+            provider=name,
+            model=model,
+            options=options,
+            deadline_at=now + self.config.jobs.deadline_seconds,
+            input_duration=info.duration,
+            dedup_key=key,
+        )
+        if splitting.needs_split(info, caps.max_duration_seconds, caps.max_upload_bytes):
+            await self.guard.check_audio(origin, info.duration, activity)
+            return await self._create_split(new, caps, data, filename, info, now)
+        limits = [x for x in (caps.max_duration_seconds, whole) if x]
         prepared = await self._audio.run(
             audio.prepare_for_upload,
             data,
@@ -189,19 +209,42 @@ class VoiceService:
         )
         await self.guard.check_audio(origin, prepared.duration, activity)
         job = await self.store.create(
-            NewJob(
-                kind=JobKind.STT,
-                origin=origin,
-                provider=name,
-                model=model,
-                options=options,
-                deadline_at=now + self.config.jobs.deadline_seconds,
-                input_duration=prepared.duration,
-                dedup_key=key,
-            ),
+            replace(new, input_duration=prepared.duration),
             now=now,
             input_blob=Blob(prepared.data, prepared.filename, prepared.content_type),
             admit=self.guard.admission(origin, seconds=prepared.duration),
+        )
+        self._wake()
+        return job
+
+    async def _create_split(
+        self,
+        new: NewJob,
+        caps: SttCapabilities,
+        data: bytes,
+        filename: str,
+        info: AudioInfo,
+        now: float,
+    ) -> Job:
+        """Store a recording longer or larger than the model takes as one job to split at
+        silences (by the worker: the user is answered at once). Limits and daily caps count the
+        whole recording, here, before any part is paid; the deadline grows with the rounds of
+        parts to run."""
+        seconds = splitting.part_seconds(caps.max_duration_seconds, caps.max_upload_bytes)
+        parts = math.ceil(info.duration / (seconds * 0.9))
+        rounds = math.ceil(parts / self.config.jobs.part_concurrency)
+        job = await self.store.create(
+            replace(
+                new,
+                options={**new.options, "part_seconds": seconds},
+                deadline_at=now + self.config.jobs.deadline_seconds * max(1, rounds),
+            ),
+            now=now,
+            input_blob=Blob(data, filename, audio.mime_for(info.container)),
+            admit=self.guard.admission(new.origin, seconds=info.duration),
+        )
+        _LOGGER.info(
+            "job %s: %.0f s of audio, to split into about %d parts", job.id, info.duration, parts
         )
         self._wake()
         return job
@@ -210,7 +253,7 @@ class VoiceService:
         self, origin: Origin, key: str, options: Mapping[str, object], now: float
     ) -> Job | None:
         previous = await self.store.find_reusable(key)
-        if previous is None or previous.result is None:
+        if previous is None or previous.result is None or previous.result.get("missing_parts"):
             return None
         _LOGGER.info("reusing transcript of job %s (same file and options)", previous.id)
         job = await self.store.create(

@@ -13,12 +13,15 @@ def user_state(job: Job) -> str:
     if job.state in (JobState.QUEUED, JobState.SUBMITTING):
         return "queued"
     if job.state is JobState.SUBMITTED:
-        return "transcribing" if job.kind is JobKind.STT else "synthesizing"
+        return _RUNNING[job.kind]
     if job.state is JobState.COMPLETED:
         return "done"
     if job.state is JobState.CANCELLED:
         return "cancelled"
     return "failed"
+
+
+_RUNNING = {JobKind.STT: "transcribing", JobKind.TTS: "synthesizing", JobKind.TEXT: "writing"}
 
 
 def state_words(job: Job, tr: Text = ENGLISH) -> str:
@@ -27,11 +30,30 @@ def state_words(job: Job, tr: Text = ENGLISH) -> str:
         "queued": tr.gettext("queued"),
         "transcribing": tr.gettext("transcribing"),
         "synthesizing": tr.gettext("synthesizing"),
+        "writing": tr.gettext("writing"),
         "done": tr.gettext("done"),
         "cancelled": tr.gettext("cancelled"),
         "failed": tr.gettext("failed"),
     }
     return words[user_state(job)]
+
+
+def kind_name(job: Job) -> str:
+    """What a job makes, as a stable key: transcription, speech, summary, translation."""
+    if job.kind is JobKind.TEXT:
+        return "summary" if job.options.get("action") == "summary" else "translation"
+    return "transcription" if job.kind is JobKind.STT else "speech"
+
+
+def kind_words(job: Job, tr: Text = ENGLISH) -> str:
+    """:func:`kind_name` in the reader's language."""
+    words = {
+        "transcription": tr.gettext("transcription"),
+        "speech": tr.gettext("speech"),
+        "summary": tr.gettext("summary"),
+        "translation": tr.gettext("translation"),
+    }
+    return words[kind_name(job)]
 
 
 def format_age(seconds: float, tr: Text = ENGLISH) -> str:
@@ -54,6 +76,15 @@ def progress_percent(job: Job) -> int | None:
     return max(0, min(99, int(job.progress * 100)))
 
 
+def part_progress(job: Job, tr: Text = ENGLISH) -> str | None:
+    """ "part 3 of 7" while a long recording's parts run (None for a job that was not split)."""
+    total = int((job.ticket or {}).get("split", 0))
+    if total < 2 or job.state is not JobState.SUBMITTED:
+        return None
+    done = round((job.progress or 0.0) * total)
+    return tr.gettext("part {n} of {total}", n=min(total, done + 1), total=total)
+
+
 def progress_eta(job: Job, now: float) -> float | None:
     """When a running job should finish, extrapolated from its reported progress."""
     if job.progress is None or job.progress < 0.05 or job.submitted_at is None:
@@ -64,9 +95,13 @@ def progress_eta(job: Job, now: float) -> float | None:
 
 def render_job(job: Job, now: float, *, eta: float | None = None, tr: Text = ENGLISH) -> str:
     """Several lines describing one job."""
-    kind = tr.gettext("transcription") if job.kind is JobKind.STT else tr.gettext("speech")
     lines = [
-        tr.gettext("Job {id} ({kind}): {state}", id=job.id, kind=kind, state=state_words(job, tr))
+        tr.gettext(
+            "Job {id} ({kind}): {state}",
+            id=job.id,
+            kind=kind_words(job, tr),
+            state=state_words(job, tr),
+        )
     ]
     lines.append(tr.gettext("age: {age}", age=format_age(now - job.created_at, tr)))
     lines.append(
@@ -77,7 +112,10 @@ def render_job(job: Job, now: float, *, eta: float | None = None, tr: Text = ENG
     if job.queue_position is not None and not job.state.terminal:
         lines.append(tr.gettext("queue position: {position}", position=job.queue_position))
     percent = progress_percent(job)
-    if percent is not None:
+    part = part_progress(job, tr)
+    if part is not None:
+        lines.append(tr.gettext("progress: {part}", part=part))
+    elif percent is not None:
         lines.append(tr.gettext("progress: {percent} %", percent=percent))
         eta = progress_eta(job, now) or eta
     if eta is not None and not job.state.terminal:
@@ -103,7 +141,11 @@ def render_job_list(jobs: Sequence[Job], now: float, tr: Text = ENGLISH) -> str:
         return tr.gettext("No jobs in this chat yet. Send a voice message or use /speak.")
     lines = [tr.gettext("Recent jobs:")]
     for job in jobs:
-        kind = tr.gettext("STT") if job.kind is JobKind.STT else tr.gettext("TTS")
+        kind = {
+            JobKind.STT: tr.gettext("STT"),
+            JobKind.TTS: tr.gettext("TTS"),
+            JobKind.TEXT: tr.gettext("TEXT"),
+        }[job.kind]
         age = format_age(now - job.created_at, tr)
         line = tr.gettext(
             "{id} {kind} {state}, {age} ago",
@@ -115,7 +157,10 @@ def render_job_list(jobs: Sequence[Job], now: float, tr: Text = ENGLISH) -> str:
         if job.queue_position is not None and not job.state.terminal:
             line += tr.gettext(", queue #{position}", position=job.queue_position)
         percent = progress_percent(job)
-        if percent is not None:
+        part = part_progress(job, tr)
+        if part is not None:
+            line += f", {part}"
+        elif percent is not None:
             line += f", {tr.number(percent)} %"
         lines.append(line)
     lines.append(tr.gettext("Use /status <id> for details."))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,9 @@ def test_example_config_without_keys_falls_back_to_the_local_engine() -> None:
     assert config.stt.note.startswith("stt: local `base` (offline on this machine")
     assert config.stt.note.endswith("set NANOGPT_API_KEY to use nanogpt")
     assert config.tts.provider == "local" and config.tts.voice == "en_US-joe-medium"
+    if importlib.util.find_spec("piper") is not None:  # the voice is fetched on first use
+        assert config.tts.note is not None
+        assert config.tts.note.startswith("tts: local `en_US-joe-medium` (offline"), config.tts.note
 
 
 def test_unused_provider_without_key_is_fine(tmp_path: Path) -> None:

@@ -71,6 +71,7 @@ async def running_bot(
     discord: dict[str, Any] | None = None,
     stt: dict[str, Any] | None = None,
     access: dict[str, Any] | None = None,
+    extra: dict[str, dict[str, Any]] | None = None,
 ) -> AsyncIterator[Running]:
     """Core.open + DiscordAdapter.start + poller.start; everything undone on exit."""
     before = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
@@ -82,6 +83,7 @@ async def running_bot(
         sections["stt"] = stt
     if access:
         sections["access"] = access
+    sections.update(extra or {})
     config = make_config(tmp_path, nano_url=nano.url, canto_url=canto.url, **sections)
     core = await Core.open(config)
     adapter = DiscordAdapter(core, guild_ready_timeout=0.05)
@@ -110,6 +112,8 @@ COMMANDS = {
     "usage",
     "help",
     "Transcribe",
+    "summarize",
+    "translate",
 }
 
 

@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from bot import audio
@@ -18,6 +19,7 @@ from bot.providers.local.piper import PiperTextToSpeech
 from bot.providers.local.settings import PiperSettings
 from tests.conftest import start_voicebot_run
 from tests.fakes.telegram import Call, FakeTelegram
+from tests.fakes.voices import FakeVoiceHost
 from tests.local_engines import (
     SENTENCE,
     VOICE,
@@ -32,17 +34,21 @@ from tests.test_cli import voicebot
 USER = 4242
 
 
-def keyless_config(tmp_path: Path, tg: FakeTelegram) -> Path:
-    """The example's shape: hosted routes without a key, falling back to ``local``."""
+def keyless_config(tmp_path: Path, tg: FakeTelegram, voice_source: str | None = None) -> Path:
+    """The example's shape: hosted routes without a key, falling back to ``local``. With a
+    ``voice_source``, voices_dir starts empty (a fresh install) and the voice is fetched."""
     data = config_dict(tmp_path)
+    local: dict[str, Any] = {
+        "type": "local",
+        "download_dir": str(tmp_path / "models"),
+        "offline": True,
+        "voices_dir": str(joe_voice_path().parent),
+    }
+    if voice_source is not None:
+        local.update(offline=False, voices_dir=str(tmp_path / "voices"), voice_source=voice_source)
     data["providers"] = {
         "nanogpt": {"api_key": "${NANOGPT_API_KEY}", "base_url": "http://127.0.0.1:9/api"},
-        "local": {
-            "type": "local",
-            "download_dir": str(tmp_path / "models"),
-            "offline": True,
-            "voices_dir": str(joe_voice_path().parent),
-        },
+        "local": local,
     }
     data["stt"] = {
         "provider": "nanogpt",
@@ -76,12 +82,16 @@ def _final_reply_to(message: dict[str, Any]) -> Any:
     return match
 
 
+@pytest.mark.parametrize("fresh", [False, True], ids=["voice_present", "voice_fetched"])
 async def test_local_blackbox_telegram_voice_note_and_speak_without_any_key(
-    tmp_path: Path,
+    tmp_path: Path, fresh: bool
 ) -> None:
     note = await _voice_note(SENTENCE)
-    async with FakeTelegram() as tg:
-        config, log = keyless_config(tmp_path, tg), tmp_path / "bot.log"
+    onnx = joe_voice_path()
+    files = (onnx.read_bytes(), onnx.with_name(onnx.name + ".json").read_bytes())
+    async with FakeTelegram() as tg, FakeVoiceHost({VOICE: files}) as host:
+        config = keyless_config(tmp_path, tg, host.url if fresh else None)
+        log = tmp_path / "bot.log"
         proc = await start_voicebot_run(config, log)  # the subprocess env has no *_API_KEY
         try:
             await tg.wait_held(timeout=60)
@@ -101,6 +111,9 @@ async def test_local_blackbox_telegram_voice_note_and_speak_without_any_key(
     assert word_error_rate(SENTENCE, answer.text) <= 0.25, answer.text
     upload = spoken.upload
     assert upload is not None and upload.data.startswith(b"OggS")
+    assert len(host.requests) == (2 if fresh else 0)  # .onnx.json and .onnx, once
+    if fresh:
+        assert "downloading Piper voice en_US-joe-medium (63.2 MB)" in text
 
 
 async def test_local_blackbox_cli_transcribe_and_speak_without_any_key(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""Black box, several ``voicebot run`` processes: Telegram leader failover on PostgreSQL, and a
-second process on one SQLite file refused with a clear message."""
+"""Black box, several ``voicebot run`` processes: Telegram leader and Discord shard failover on
+PostgreSQL (a holder lets go when its lock's connection drops), and a second process on one
+SQLite file refused with a clear message."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tests.fakes.audio import make_tone
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.providers import FakeCantonese, FakeNanoGpt
 from tests.fakes.telegram import FakeTelegram
+from tests.pgcluster import PgCluster
 from tests.support import write_config
 from tests.test_discord_blackbox import config_for as discord_config
 from tests.test_stress import Tally, Trigger, _finals, _wait_all_answered
@@ -232,3 +234,69 @@ async def test_several_processes_discord_holder_that_loses_its_shard_lock_reconn
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+
+
+async def test_several_processes_discord_holder_steps_down_when_the_database_restarts(
+    tmp_path: Path, pg_cluster: PgCluster, pg_url: str
+) -> None:
+    """A PostgreSQL restart drops the shard lock's connection: the holder disconnects its
+    gateway before the standby can take the lock, so no two gateways receive these shards."""
+    async with FakeDiscord() as dc, FakeNanoGpt() as nano, FakeCantonese() as canto:
+        config = discord_config(tmp_path, dc, nano, canto)
+        text = config.read_text().replace("storage:\n", f"storage:\n  url: {pg_url}\n", 1)
+        config.write_text(text)
+        logs = [tmp_path / "a.log", tmp_path / "b.log"]
+        procs = [await start_voicebot_run(config, logs[0])]
+        await _wait_line(logs[0], "discord: connected as", timeout=30)
+        procs.append(await start_voicebot_run(config, logs[1]))
+        most = 0
+        watching = True
+
+        async def watch() -> None:  # live gateway sessions, sampled every 5 ms
+            nonlocal most
+            while watching:
+                most = max(most, len(dc.gateway.live_sessions))
+                await asyncio.sleep(0.005)
+
+        try:
+            await _wait_line(logs[1], "standing by", timeout=30)
+            watcher = asyncio.create_task(watch())
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            await asyncio.to_thread(pg_cluster.restart)
+            restarted = loop.time() - began
+            await dc.wait_for(lambda: len(dc.identify_payloads) == 2, timeout=30)
+            taken = loop.time() - began
+            await asyncio.sleep(1.0)  # the loser of the lock stays off the gateway
+            watching = False
+            await watcher
+            assert most == 1, f"{most} gateway sessions were live at once"
+            assert len(dc.gateway.live_sessions) == 1 and len(dc.identify_payloads) == 2
+            await _wait_line(logs[0], "lost the lock on these shards", timeout=5)
+            print(
+                f"PostgreSQL restart took {restarted:.2f} s; the shards were connected again "
+                f"{taken:.2f} s after it began, never by two processes at once"
+            )
+            sent = await dc.send_voice_message(None, None, make_tone(1.0), 1.0)
+            replies = await dc.wait_for(
+                lambda: [
+                    m
+                    for m in dc.bot_messages()
+                    if (m.get("message_reference") or {}).get("message_id") == sent["id"]
+                    and "…" not in m["content"]
+                ],
+                timeout=30,
+            )
+            assert len(replies) == 1
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                assert await asyncio.wait_for(proc.wait(), 15) == 0
+        finally:
+            watching = False
+            for proc in procs:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+        await asyncio.sleep(0.5)  # a late duplicate reply would land here
+        assert nano.submits["transcribe"] == 1

@@ -14,6 +14,7 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from adapters.discord.buttons import DiscordButtons, text_view
 from adapters.discord.cancel import DiscordCancel
 from adapters.discord.convert import (
     MESSAGE_LIMIT,
@@ -93,7 +94,11 @@ class DiscordAdapter:
         self.outbox = Outbox(self.client)
         self.handlers = Handlers(self.core, self.client, self.tree)
         self.handlers.install()
-        DiscordCancel(self.core.service, self.show_cancelled).install(self.client, self.tree)
+        cancel = DiscordCancel(self.core.service, self.show_cancelled)
+        cancel.install(self.client, self.tree)
+        buttons = DiscordButtons(self.core.service, cancel)
+        buttons.install(self.client)
+        buttons.install_commands(self.tree)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -289,18 +294,33 @@ class DiscordAdapter:
         first: str | None = sent.get("first")
         for index in range(int(sent.get("count", 0)), len(parts)):
             attach = files if index == 0 else ()
-            message_id = await self._send_part(job, index, parts[index], attach)
+            # Summarize / Translate go under the last part of a transcript.
+            view = self._text_buttons(job) if index == len(parts) - 1 else None
+            message_id = await self._send_part(job, index, parts[index], attach, view)
             first = first or str(message_id)
             job = await self.core.service.update_job_extra(
                 job, discord_sent={"count": index + 1, "first": first}
             )
         return first
 
-    async def _send_part(self, job: Job, index: int, text: str, files: Sequence[FileReply]) -> int:
+    def _text_buttons(self, job: Job) -> discord.ui.View | None:
+        t = job.transcript if job.kind is JobKind.STT else None
+        if t is None or not t.text.strip() or not self.core.service.offers_text():
+            return None
+        return text_view(job.id, text_for(job.origin.locale))
+
+    async def _send_part(
+        self,
+        job: Job,
+        index: int,
+        text: str,
+        files: Sequence[FileReply],
+        view: discord.ui.View | None = None,
+    ) -> int:
         ref = self._live_ref(job)
         if ref is not None:
             try:
-                return await self._send_interaction_part(ref, index, text, files)
+                return await self._send_interaction_part(ref, index, text, files, view)
             except discord.HTTPException as exc:
                 if not token_dead(exc):
                     raise
@@ -312,23 +332,28 @@ class DiscordAdapter:
             placeholder = placeholder_id(job)
             if placeholder is not None:
                 try:
-                    return await self.outbox.edit(channel, placeholder, text, files)
+                    return await self.outbox.edit(channel, placeholder, text, files, view=view)
                 except discord.NotFound:
                     pass  # the placeholder was deleted: post a fresh reply instead
             reply_to = int(job.origin.reply_to) if job.origin.reply_to else None
-            return await self.outbox.send(channel, text, files, reply_to=reply_to)
-        return await self.outbox.send(channel, text, files)
+            return await self.outbox.send(channel, text, files, reply_to=reply_to, view=view)
+        return await self.outbox.send(channel, text, files, view=view)
 
     async def _send_interaction_part(
-        self, ref: InteractionRef, index: int, text: str, files: Sequence[FileReply]
+        self,
+        ref: InteractionRef,
+        index: int,
+        text: str,
+        files: Sequence[FileReply],
+        view: discord.ui.View | None = None,
     ) -> int:
         if index == 0:
             try:
-                return await self.outbox.edit_original(ref, text, files)
+                return await self.outbox.edit_original(ref, text, files, view=view)
             except discord.NotFound as exc:
                 if exc.code != UNKNOWN_MESSAGE:
                     raise  # unknown webhook: the token is dead, the caller falls back
-        return await self.outbox.followup(ref, text, files)
+        return await self.outbox.followup(ref, text, files, view=view)
 
     async def _deliver_voice(self, job: Job, clip: VoiceClip) -> str:
         sent = job.extra.get("discord_sent") or {}

@@ -55,7 +55,8 @@ class DiscordCancel:
     def install(
         self, client: discord.Client, tree: app_commands.CommandTree[discord.Client]
     ) -> None:
-        """Add /cancel and the component listener (``on_interaction``)."""
+        """Add /cancel (the ✖ button comes through :class:`adapters.discord.buttons.DiscordButtons`,
+        the one component dispatcher)."""
         handler = self
 
         @tree.command(name="cancel", description=locale_str(DISCORD_TEXTS["cancel"].id))
@@ -64,7 +65,6 @@ class DiscordCancel:
             await handler.command(interaction, job)
 
         del cancel
-        client.event(self.on_interaction)
 
     async def command(self, interaction: Interaction, job_id: str | None) -> None:
         """/cancel [job]: answered privately; the job's placeholder says it too."""
@@ -74,12 +74,9 @@ class DiscordCancel:
         await interaction.response.send_message(escape(tr.render(done.text)), ephemeral=True)
         await self.show(done.job, done.text)
 
-    async def on_interaction(self, interaction: Interaction) -> None:
+    async def button(self, interaction: Interaction) -> None:
         """The ✖ button: the placeholder becomes the cancel notice, or the presser is told no."""
-        if interaction.type is not discord.InteractionType.component:
-            return
-        data: dict[str, object] = dict(interaction.data or {})
-        if data.get("custom_id") != CUSTOM_ID or interaction.message is None:
+        if interaction.message is None:
             return
         guild = {"guild_id": str(interaction.guild_id)} if interaction.guild_id else {}
         origin = Origin(

@@ -47,9 +47,12 @@ class Outbox:
         files: Sequence[FileReply] = (),
         *,
         reply_to: int | None = None,
+        view: discord.ui.View | None = None,
     ) -> int:
         """Post a message (optionally a reply that survives the original being deleted)."""
         kwargs: dict[str, Any] = {"allowed_mentions": NO_MENTIONS}
+        if view is not None:
+            kwargs["view"] = view
         if files:
             kwargs["files"] = to_files(files)
         if reply_to is not None:
@@ -67,11 +70,12 @@ class Outbox:
         files: Sequence[FileReply] = (),
         *,
         keep_buttons: bool = False,
+        view: discord.ui.View | None = None,
     ) -> int:
         """Replace a bot message's text (and attachments when files are given); its buttons
-        (the placeholder's ✖) go unless ``keep_buttons``."""
+        (the placeholder's ✖) go unless ``keep_buttons``, or become ``view``'s."""
         partial = self._channel(channel_id).get_partial_message(message_id)
-        extra: dict[str, Any] = {} if keep_buttons else {"view": None}
+        extra: dict[str, Any] = {} if keep_buttons else {"view": view}
         if files:
             await partial.edit(
                 content=content,
@@ -109,6 +113,7 @@ class Outbox:
         files: Sequence[FileReply] = (),
         edit: bool = False,
         ephemeral: bool = False,
+        view: discord.ui.View | None = None,
     ) -> int:
         route = Route(
             method,
@@ -124,6 +129,7 @@ class Outbox:
             files=MISSING if edit else attached,
             allowed_mentions=NO_MENTIONS,
             flags=flags,
+            view=view if view is not None else MISSING,
         ) as params:
             kwargs: dict[str, Any] = {} if edit else {"params": {"wait": "true"}}
             if params.files:
@@ -135,11 +141,16 @@ class Outbox:
         return int(data["id"])
 
     async def edit_original(
-        self, ref: InteractionRef, content: str, files: Sequence[FileReply] = ()
+        self,
+        ref: InteractionRef,
+        content: str,
+        files: Sequence[FileReply] = (),
+        *,
+        view: discord.ui.View | None = None,
     ) -> int:
         """Replace the interaction's original (e.g. deferred "thinking…") response."""
         return await self._webhook(
-            "PATCH", "/messages/@original", ref, content=content, files=files, edit=True
+            "PATCH", "/messages/@original", ref, content=content, files=files, edit=True, view=view
         )
 
     async def followup(
@@ -149,8 +160,9 @@ class Outbox:
         files: Sequence[FileReply] = (),
         *,
         ephemeral: bool = False,
+        view: discord.ui.View | None = None,
     ) -> int:
         """Send a follow-up message to the interaction."""
         return await self._webhook(
-            "POST", "", ref, content=content, files=files, ephemeral=ephemeral
+            "POST", "", ref, content=content, files=files, ephemeral=ephemeral, view=view
         )

@@ -30,6 +30,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.warnings import PTBUserWarning
 
 from adapters.telegram.actions import ChatActions
+from adapters.telegram.buttons import text_markup
 from adapters.telegram.cancel import cancel_markup
 from adapters.telegram.convert import (
     MESSAGE_LIMIT,
@@ -272,7 +273,7 @@ class TelegramAdapter:
         try:
             if job.state.terminal:
                 return  # a reused transcript: the result itself follows at once
-            action = ChatAction.TYPING if job.kind is JobKind.STT else ChatAction.RECORD_VOICE
+            action = ChatAction.RECORD_VOICE if job.kind is JobKind.TTS else ChatAction.TYPING
             self.actions.track(job, action)
             # A new job is picked up immediately, so say what is about to happen, not "queued".
             tr = text_for(job.origin.locale)
@@ -300,7 +301,7 @@ class TelegramAdapter:
         placeholder = await self._placeholder(job)
         if job.state.terminal:
             return
-        action = ChatAction.TYPING if job.kind is JobKind.STT else ChatAction.RECORD_VOICE
+        action = ChatAction.RECORD_VOICE if job.kind is JobKind.TTS else ChatAction.TYPING
         self.actions.track(job, action)  # also resumes the action after a restart
         if placeholder is None:
             return
@@ -332,7 +333,7 @@ class TelegramAdapter:
         """Send a finished job's reply; map Telegram's refusals to :class:`DeliveryError`."""
         placeholder = await self._placeholder(job)
         try:
-            if job.kind is JobKind.STT:
+            if job.kind in (JobKind.STT, JobKind.TEXT):
                 first = await self._deliver_transcript(job, placeholder)
             else:
                 first = await self._deliver_speech(job, clip, placeholder)
@@ -364,18 +365,21 @@ class TelegramAdapter:
         first: str | None = job.extra.get("telegram_first")
         steps = len(reply.messages) + len(reply.files)
         for index in range(done, steps):
+            # Summarize / Translate go under the last piece of a transcript (never a failure).
+            markup = self._text_buttons(job) if index == steps - 1 else None
             if index < len(reply.messages):
                 text = reply.messages[index]
                 if index == 0 and placeholder is not None:
-                    sent = await self._edit_or_send(job, placeholder, text)
+                    sent = await self._edit_or_send(job, placeholder, text, markup)
                 else:
-                    sent = await self.send_text(job, text)
+                    sent = await self.send_text(job, text, markup=markup)
             else:
                 file = reply.files[index - len(reply.messages)]
                 message = await self.app.bot.send_document(
                     job.origin.chat_id,
                     file.data,
                     filename=file.filename,
+                    reply_markup=markup,
                     **self._reply_kwargs(job),
                 )
                 sent = str(message.message_id)
@@ -424,17 +428,29 @@ class TelegramAdapter:
                     )
         return sent
 
-    async def _edit_or_send(self, job: Job, placeholder: str, text: str) -> str:
+    def _text_buttons(self, job: Job) -> InlineKeyboardMarkup | None:
+        t = job.transcript if job.kind is JobKind.STT else None
+        if t is None or not t.text.strip() or not self.service.offers_text():
+            return None
+        return text_markup(job.id, text_for(job.origin.locale))
+
+    async def _edit_or_send(
+        self, job: Job, placeholder: str, text: str, markup: InlineKeyboardMarkup | None = None
+    ) -> str:
         try:
             await self.app.bot.edit_message_text(
-                text, chat_id=job.origin.chat_id, message_id=int(placeholder), parse_mode="HTML"
+                text,
+                chat_id=job.origin.chat_id,
+                message_id=int(placeholder),
+                parse_mode="HTML",
+                reply_markup=markup,
             )
         except BadRequest as exc:
             if "not modified" in exc.message.lower():
                 return placeholder  # an earlier attempt already put exactly this text there
             # Placeholder deleted (or otherwise not editable): never lose the result.
             _LOGGER.info("job %s: placeholder not editable (%s); replying anew", job.id, exc)
-            return await self.send_text(job, text)
+            return await self.send_text(job, text, markup=markup)
         return placeholder
 
     # -- sending ----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from telegram import Chat, ChatMember, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
+from telegram.ext import Application, CommandHandler, filters
 
 from adapters.telegram.convert import GROUP_ANONYMOUS_BOT, PLATFORM, escape, is_private, origin_for
 from bot.errors import BotError
@@ -25,13 +25,15 @@ if TYPE_CHECKING:
     Context = ContextTypes.DEFAULT_TYPE
 
 _LOGGER = logging.getLogger(__name__)
-_PREFIX = "cancel:"
+CANCEL_PREFIX = "cancel:"
 
 
 def cancel_markup(job_id: str, tr: Text = ENGLISH) -> InlineKeyboardMarkup:
     """The ✖ button under a placeholder; its callback data names the job (well under 64 bytes)."""
     label = tr.render(CANCEL_BUTTON)
-    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=_PREFIX + job_id)]])
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(label, callback_data=CANCEL_PREFIX + job_id)]]
+    )
 
 
 class TelegramCancel:
@@ -42,9 +44,9 @@ class TelegramCancel:
         self.service = adapter.service
 
     def register(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-        """Add the /cancel command and the button's callback query handler."""
+        """Add the /cancel command (the ✖ button comes through :mod:`adapters.telegram.buttons`,
+        the one callback-query dispatcher)."""
         app.add_handler(CommandHandler("cancel", self.command, filters=filters.UpdateType.MESSAGE))
-        app.add_handler(CallbackQueryHandler(self.button, pattern=f"^{_PREFIX}"))
 
     async def _is_admin(self, chat: Chat, user_id: int, context: Context) -> bool:
         if is_private(chat):
@@ -101,7 +103,9 @@ class TelegramCancel:
             return
         admin = await self._is_admin(chat, query.from_user.id, context)
         try:
-            done = await self.service.cancel(origin, query.data.removeprefix(_PREFIX), admin=admin)
+            done = await self.service.cancel(
+                origin, query.data.removeprefix(CANCEL_PREFIX), admin=admin
+            )
         except BotError as exc:
             await query.answer(tr.render(exc.text), show_alert=True)
             return

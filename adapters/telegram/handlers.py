@@ -12,6 +12,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
+from adapters.telegram.buttons import TelegramButtons
 from adapters.telegram.cancel import TelegramCancel
 from adapters.telegram.convert import (
     GROUP_ANONYMOUS_BOT,
@@ -113,7 +114,12 @@ class TelegramHandlers:
         app.add_handler(
             MessageHandler(only_new & media & ~filters.COMMAND, self.guarded(self.media))
         )
-        TelegramCancel(self.adapter).register(app)
+        cancel = TelegramCancel(self.adapter)
+        cancel.register(app)
+        buttons = TelegramButtons(self.adapter, cancel)
+        buttons.register(app)
+        for name, callback in (("summarize", buttons.summarize), ("translate", buttons.translate)):
+            app.add_handler(CommandHandler(name, self.guarded(callback), filters=only_new))
         app.add_error_handler(self.on_error)
 
     def guarded(self, callback: Callback) -> Callback:

@@ -18,6 +18,8 @@ class JobKind(StrEnum):
     """Speech to text: audio in, transcript out."""
     TTS = "tts"
     """Text to speech: text in, a voice clip out."""
+    TEXT = "text"
+    """A chat model's text from a finished transcript: a summary or a translation."""
 
 
 class JobState(StrEnum):
@@ -74,6 +76,45 @@ class NewJob:
     deadline_at: float
     input_duration: float | None = None
     dedup_key: str | None = None
+    unique_key: str | None = None
+    """At most one live job per key (see :meth:`bot.ports.JobStore.create`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewPart:
+    """One piece of a long recording, cut at a silence, to store with its parent job."""
+
+    start: float
+    """Where the part begins in the recording (seconds)."""
+    duration: float
+    blob: Blob
+    result: Mapping[str, Any] | None = None
+    """Already done (reused from an earlier, failed run of the same job): stored COMPLETED."""
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One row of ``job_parts``: a durable sub-job of a long recording's job. Its state moves
+    like a job's (queued, submitting, submitted, completed, failed), under the parent's lease."""
+
+    job_id: str
+    index: int
+    start: float
+    duration: float
+    state: JobState
+    ticket: Mapping[str, Any] | None = None
+    result: Mapping[str, Any] | None = None
+    error: str | None = None
+    cost: float | None = None
+    currency: str | None = None
+    attempts: int = 0
+    keep_input: bool = False
+    updated_at: float = 0.0
+
+    @property
+    def transcript(self) -> Transcript | None:
+        """The part's transcript once completed (timings relative to the part's start)."""
+        return Transcript.from_dict(self.result) if self.result is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +180,13 @@ class Job:
     extra: Mapping[str, Any] = field(default_factory=dict)
     lease_owner: str | None = None
     lease_until: float | None = None
+    unique_key: str | None = None
 
     @property
     def transcript(self) -> Transcript | None:
-        """The transcript of a completed speech-to-text job."""
-        if self.kind is JobKind.STT and self.result is not None:
+        """The transcript of a completed speech-to-text job (the text of a summary or
+        translation, which is delivered the same way)."""
+        if self.kind in (JobKind.STT, JobKind.TEXT) and self.result is not None:
             return Transcript.from_dict(self.result)
         return None
 

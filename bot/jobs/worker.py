@@ -20,6 +20,8 @@ from bot.errors import (
 )
 from bot.jobs.models import REPLY_STATES, Blob, Job, JobKind, JobState
 from bot.jobs.schedule import BackoffSchedule, PollSchedule
+from bot.jobs.split import SplitRunner, is_split
+from bot.jobs.text import TextRunner
 from bot.metrics import Metrics
 from bot.models import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions, VoiceClip
 from bot.ports import JobStore
@@ -32,6 +34,7 @@ from bot.providers.base import (
     Ticket,
     TtsCapabilities,
 )
+from bot.providers.chat import TextGenerator
 from bot.text import encode, msg
 
 _LOGGER = logging.getLogger(__name__)
@@ -81,11 +84,25 @@ class JobWorker:
         clock: Callable[[], float],
         schedule: PollSchedule | None = None,
         audio_pool: audio.AudioPool | None = None,
+        part_concurrency: int = 2,
+        llm: TextGenerator | None = None,
+        max_input_tokens: int = 8000,
         metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.metrics = metrics or Metrics()
         self._audio = audio_pool or audio.AudioPool()
+        self._split = SplitRunner(
+            store,
+            stt,
+            clock=clock,
+            audio_pool=self._audio,
+            notify=self._notify,
+            concurrency=part_concurrency,
+        )
+        self._text = TextRunner(
+            store, llm, clock=clock, max_input_tokens=max_input_tokens, concurrency=part_concurrency
+        )
         self._stt = stt
         self._tts = tts
         self._clock = clock
@@ -142,7 +159,12 @@ class JobWorker:
         return self._capabilities(job).min_poll_interval
 
     def _reruns_free(self, job: Job) -> bool:
-        """Whether ``job``'s provider declares that running it again costs nothing."""
+        """Whether ``job``'s provider declares that running it again costs nothing (splitting a
+        long recording pays nothing: its parts are paid, and settled, one by one)."""
+        if is_split(job):
+            return True
+        if job.kind is JobKind.TEXT:  # a chat request may have been charged
+            return False
         try:
             return self._capabilities(job).rerun_when_lost
         except (KeyError, ProviderError):  # provider gone from the config: treat as paid
@@ -168,6 +190,12 @@ class JobWorker:
         """QUEUED → SUBMITTING → SUBMITTED / COMPLETED / FAILED (or back to QUEUED if unsent)."""
         if now >= job.deadline_at:
             await self.store.fail(job.id, _deadline_message(job), now=now, error_code="deadline")
+            return
+        if is_split(job):
+            await self._split.split(job, now)
+            return
+        if job.kind is JobKind.TEXT:
+            await self._text.submit(job, now)
             return
         if not await self.store.begin_submit(job.id, now):
             return  # someone else moved it; the guard keeps us honest
@@ -292,6 +320,12 @@ class JobWorker:
             await self.store.fail(
                 job.id, _deadline_message(job), now=now, error_code="deadline", polled=False
             )
+            return
+        if is_split(job):
+            await self._split.step(job, now)
+            return
+        if job.kind is JobKind.TEXT:
+            await self._text.step(job, now)
             return
         provider: SpeechToText | TextToSpeech = (
             self._stt[job.provider] if job.kind is JobKind.STT else self._tts[job.provider]

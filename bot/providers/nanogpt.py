@@ -11,6 +11,7 @@ import aiohttp
 from bot.errors import ContentPolicyViolation, PayloadTooLarge, ProviderError, ProviderJobFailed
 from bot.models import AudioInput, Segment, SpeechAudio, SttOptions, Transcript, TtsOptions, Word
 from bot.providers.base import PollResult, PollStatus, SttCapabilities, Ticket, TtsCapabilities
+from bot.providers.chat import chat_endpoint
 from bot.providers.http import HttpAnswer, HttpEndpoint, HttpTransport, malformed
 from bot.providers.values import float_or_none, int_or_none, str_or_none
 
@@ -82,9 +83,13 @@ def build(config: ProviderConfig, context: BuildContext) -> Built:
         "timeout": config.timeout,
         "name": config.name,
     }
+    # Chat completions live under the OpenAI-compatible ``/api/v1`` with a bearer key (NanoGPT's
+    # text-generation docs), beside the speech routes under ``/api``.
+    chat_url = f"{(config.base_url or '').rstrip('/')}/v1"
     return Built(
         stt=NanoGptSpeechToText(context.http, **kwargs),
         tts=NanoGptTextToSpeech(context.http, **kwargs),
+        llm=chat_endpoint(context.http, config.name, chat_url, config.api_key, config.timeout),
     )
 
 

@@ -13,6 +13,7 @@ import aiohttp
 from bot.errors import PayloadTooLarge, ProviderBadRequest, UnknownJob, UnknownModel
 from bot.models import AudioInput, Segment, SpeechAudio, SttOptions, Transcript, TtsOptions, Word
 from bot.providers.base import PollResult, SttCapabilities, Ticket, TtsCapabilities
+from bot.providers.chat import chat_endpoint
 from bot.providers.http import HttpAnswer, HttpEndpoint, malformed
 from bot.providers.values import float_or_none, str_or_none
 from bot.text import msg
@@ -78,8 +79,11 @@ def build(config: ProviderConfig, context: BuildContext) -> Built:
         timestamps=bool(s.get("timestamps", True)),
         diarize_models=frozenset(s.get("diarize_models") or ()),
     )
+    chat = chat_endpoint(context.http, config.name, config.base_url or "", key, config.timeout)
     return Built(
-        stt=OpenAiSpeechToText(endpoint, settings), tts=OpenAiTextToSpeech(endpoint, settings)
+        stt=OpenAiSpeechToText(endpoint, settings),
+        tts=OpenAiTextToSpeech(endpoint, settings),
+        llm=chat,
     )
 
 

@@ -37,8 +37,10 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from bot.providers.base import SpeechToText, TextToSpeech
+from bot.providers.chat import TextGenerator
 from bot.providers.http import HttpTransport
 from bot.providers.local.settings import COMPUTE_TYPES, DEVICES, TASKS
+from bot.providers.local.voices import VOICE_SOURCE
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -123,6 +125,9 @@ class BuildContext:
 
     http: HttpTransport
     """The one shared HTTP transport (one ``aiohttp.ClientSession``)."""
+    voices: Mapping[str, str] = field(default_factory=dict)
+    """Instance name → the default voice of the text-to-speech route using it (a local engine
+    fetches that one voice when it is missing, never a voice a chat names)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +136,8 @@ class Built:
 
     stt: SpeechToText | None = None
     tts: TextToSpeech | None = None
+    llm: TextGenerator | None = None
+    """Chat completions on the same key (``type: openai`` and ``nanogpt``)."""
 
 
 Factory = Callable[[ProviderConfig, BuildContext], Built]
@@ -250,6 +257,7 @@ TYPES: dict[str, ProviderType] = {
             Option("voices_dir", str, None),
             Option("tts_workers", int, 1, positive=True),
             Option("max_chars", int, 1000, positive=True),
+            Option("voice_source", str, VOICE_SOURCE, url=True),
         ),
         summary="offline on this machine: faster-whisper speech-to-text, Piper voices",
         default_models={STT: "base", TTS: "piper"},
@@ -281,11 +289,13 @@ DEFAULT_PROVIDER = "nanogpt"
 
 
 def build_providers(
-    providers: Mapping[str, ProviderConfig], session: aiohttp.ClientSession
+    providers: Mapping[str, ProviderConfig],
+    session: aiohttp.ClientSession,
+    voices: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, SpeechToText], dict[str, TextToSpeech]]:
     """Instantiate every usable instance over one shared transport; the rest stay absent (the
-    service then says why, e.g. the missing key)."""
-    context = BuildContext(http=HttpTransport(session))
+    service then says why, e.g. the missing key). ``voices``: see :attr:`BuildContext.voices`."""
+    context = BuildContext(http=HttpTransport(session), voices=dict(voices or {}))
     stt: dict[str, SpeechToText] = {}
     tts: dict[str, TextToSpeech] = {}
     for name, pc in providers.items():
@@ -299,6 +309,21 @@ def build_providers(
             tts[name] = built.tts
         _LOGGER.debug("provider %s (%s) built", name, pc.type)
     return stt, tts
+
+
+LLM_TYPES = ("openai", "nanogpt")
+"""Provider types whose instances serve the ``llm`` route (OpenAI-compatible chat)."""
+
+
+def build_text_generator(
+    providers: Mapping[str, ProviderConfig], name: str | None, session: aiohttp.ClientSession
+) -> TextGenerator | None:
+    """The ``llm`` route's chat model (None: no route, or the instance is unusable, e.g. no
+    key; summaries and translations are then not offered)."""
+    pc = providers.get(name) if name else None
+    if pc is None or pc.type not in LLM_TYPES or pc.missing() is not None:
+        return None
+    return TYPES[pc.type].load()(pc, BuildContext(http=HttpTransport(session))).llm
 
 
 def describe(providers: Mapping[str, ProviderConfig], routes: Mapping[str, str]) -> list[str]:

@@ -15,7 +15,7 @@ JOB_COLUMNS = (
     "result, error, error_code, cost, currency, input_duration, input_bytes, dedup_key, "
     "progress_message_id, created_at, updated_at, submitted_at, completed_at, delivered_at, "
     "delivery_message_id, delivery_error, delivery_attempts, deliver_after, extra, "
-    "lease_owner, lease_until, progress, keep_input"
+    "lease_owner, lease_until, progress, keep_input, unique_key"
 )
 NEW_JOB_COLUMNS = (
     "id",
@@ -40,6 +40,7 @@ NEW_JOB_COLUMNS = (
     "updated_at",
     "completed_at",
     "deliver_after",
+    "unique_key",
 )
 BLOB_COLUMNS = ("job_id", "role", "data", "filename", "content_type")
 # What a saved speed fit consists of: the speed_stats columns besides its key.
@@ -107,6 +108,7 @@ def new_job_row(
         now,
         now if state.terminal else None,
         now,
+        new.unique_key,
     )
 
 
@@ -155,6 +157,7 @@ def job_from_row(row: Row) -> Job:
         lease_owner=row["lease_owner"],
         lease_until=row["lease_until"],
         progress=row["progress"],
+        unique_key=row["unique_key"],
     )
 
 

@@ -11,6 +11,7 @@ from bot.storage import is_postgres, open_store, sqlite_path
 from bot.storage.codec import BLOB_COLUMNS, JOB_COLUMNS, SPEED_COLUMNS
 from bot.storage.database import Executor, marks
 from bot.storage.jobs import SqlJobStore
+from bot.storage.parts import PART_ALL_COLUMNS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -19,6 +20,7 @@ _LOGGER = logging.getLogger(__name__)
 TABLES: tuple[tuple[str, Sequence[str], tuple[str, ...]], ...] = (
     ("jobs", [c.strip() for c in JOB_COLUMNS.split(",")], ("id",)),
     ("job_blobs", BLOB_COLUMNS, ("job_id", "role")),
+    ("job_parts", PART_ALL_COLUMNS, ("job_id", "idx")),
     ("chat_settings", ("platform", "chat_id", "data", "updated_at"), ("platform", "chat_id")),
     ("user_settings", ("platform", "user_id", "data", "updated_at"), ("platform", "user_id")),
     (

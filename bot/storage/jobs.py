@@ -41,6 +41,7 @@ from bot.storage.database import (
     marks,
     state_in,
 )
+from bot.storage.parts import PartsMixin
 from bot.storage.queries import UsageMixin
 
 _LOGGER = logging.getLogger(__name__)
@@ -53,6 +54,10 @@ _CLOCK_COLUMNS = (
     "next_poll_at",
     "deliver_after",
     "deadline_at",
+)
+_RELEASE_KEY = (
+    "UPDATE jobs SET unique_key = NULL WHERE unique_key = ? "
+    f"AND {state_in([JobState.FAILED, JobState.CANCELLED])}"
 )
 _ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o/1/l/i: ids are typed by hand in /status
 
@@ -71,7 +76,7 @@ def _same(job: Job, new: NewJob, now: float) -> bool:
     )
 
 
-class SqlJobStore(ClaimsMixin, UsageMixin):
+class SqlJobStore(ClaimsMixin, PartsMixin, UsageMixin):
     """The :class:`bot.ports.JobStore` of every SQL backend (they differ in :class:`Database`)."""
 
     def __init__(self, db: Database, owner: str | None = None) -> None:
@@ -107,6 +112,8 @@ class SqlJobStore(ClaimsMixin, UsageMixin):
         admit: Admission | None = None,
     ) -> Job:
         """Insert a job (QUEUED with its input, or already COMPLETED for a reused result).
+        With ``new.unique_key`` held by a live job, nothing is inserted and that job is
+        returned (a failed or cancelled holder gives the key up first, in the same transaction).
         With ``admit``, its limits are checked in the same transaction, serialised per user and
         chat (SQLite: one writer; PostgreSQL: advisory transaction locks), so two creations
         never both pass on the same remaining allowance."""
@@ -120,6 +127,8 @@ class SqlJobStore(ClaimsMixin, UsageMixin):
             row = new_job_row(job_id, new, now=now, state=state, input_bytes=size, result=result)
 
             async def body(tx: Executor, job_id: str = job_id, row: Any = row) -> None:
+                if new.unique_key is not None:  # a failed or cancelled job gives its key up
+                    await tx.execute(_RELEASE_KEY, (new.unique_key,))
                 if admit is not None:
                     await self._admit(tx, new.origin, admit)
                 await tx.execute(insert_job, row)
@@ -133,10 +142,15 @@ class SqlJobStore(ClaimsMixin, UsageMixin):
                 await self.db.transact(body)
             except DuplicateKey:
                 # Our own insert, if its commit landed and only the answer was lost (the
-                # backend ran it again); else another job has this id: draw another.
+                # backend ran it again); the live job that has this unique key; else another
+                # job has this id: draw another.
                 mine = await self.get(job_id)
                 if mine is not None and _same(mine, new, now):
                     return mine
+                if new.unique_key is not None:
+                    holder = await self.find_unique(new.unique_key)
+                    if holder is not None:
+                        return holder
                 continue
             job = await self.get(job_id)
             assert job is not None
@@ -179,6 +193,19 @@ class SqlJobStore(ClaimsMixin, UsageMixin):
             f"dedup_key = ? AND {state_in([JobState.COMPLETED])}",
             (dedup_key,),
             "ORDER BY created_at DESC LIMIT 1",
+        )
+
+    async def find_unique(self, unique_key: str) -> Job | None:
+        """The live (not failed or cancelled) job holding ``unique_key``, if any."""
+        dead = state_in([JobState.FAILED, JobState.CANCELLED])
+        return await self._one(f"unique_key = ? AND NOT {dead}", (unique_key,), "LIMIT 1")
+
+    async def find_released(self, unique_key: str) -> Job | None:
+        """The newest failed or cancelled job that held ``unique_key`` (its finished parts may
+        be reused by the next job for the same thing)."""
+        dead = state_in([JobState.FAILED, JobState.CANCELLED])
+        return await self._one(
+            f"unique_key = ? AND {dead}", (unique_key,), "ORDER BY created_at DESC LIMIT 1"
         )
 
     async def find_by_source(self, platform: str, chat_id: str, source: str) -> Job | None:

@@ -224,11 +224,17 @@ class PostgresDatabase:
         await self._pool.close()
 
 
+_LOST: tuple[type[BaseException], ...] = (TimeoutError, *TRANSIENT)
+"""What a check of a held lock's connection may raise when the connection is gone."""
+
+
 class PgLeader:
     """One holder at a time across processes: ``pg_try_advisory_lock`` on a dedicated
     connection. The server drops the lock with the connection, so a holder that dies (or loses
-    its connection) frees it at once; standbys try every ``every`` seconds, and the holder checks
-    its connection as often, so it stops acting as leader when it can no longer be sure."""
+    its connection) frees it at once; standbys try every ``every`` seconds. The holder hears of
+    its connection closing at once (a server restart closes it before the server can grant the
+    lock again) and also checks it every ``every`` seconds (a connection that died silently), so
+    it stops acting as leader before a standby can start."""
 
     def __init__(self, url: str, name: str, every: float = 2.0) -> None:
         self._url = url
@@ -236,12 +242,15 @@ class PgLeader:
         self._name = name
         self._every = every
         self._conn: asyncpg.Connection[asyncpg.Record] | None = None
+        self._closed = asyncio.Event()
 
     async def try_acquire(self) -> bool:
         """One attempt (False also when the database cannot be reached)."""
         try:
             if self._conn is None or self._conn.is_closed():
                 self._conn = await asyncpg.connect(self._url)
+                self._closed = closed = asyncio.Event()
+                self._conn.add_termination_listener(lambda _conn: closed.set())
             if await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self._key):
                 _LOGGER.info("leader lock %r: held by this process", self._name)
                 return True
@@ -260,15 +269,21 @@ class PgLeader:
             await asyncio.sleep(self._every)
 
     async def wait_lost(self) -> None:
-        """Return once the lock's connection is gone (the server released the lock)."""
+        """Return once the lock's connection is gone (the server released the lock): as soon
+        as it closes, or when a check finds it dead or unanswering."""
         while True:
-            await asyncio.sleep(self._every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), self._every)
             if self._conn is None:
+                return
+            if self._closed.is_set() or self._conn.is_closed():
+                _LOGGER.warning("leader lock %r: lost (its connection closed)", self._name)
+                await self._drop()
                 return
             try:
                 await asyncio.wait_for(self._conn.fetchval("SELECT 1"), self._every * 2)
-            except TRANSIENT as exc:
-                _LOGGER.warning("leader lock %r: lost (%s)", self._name, exc)
+            except _LOST as exc:
+                _LOGGER.warning("leader lock %r: lost (%s)", self._name, exc or "no answer")
                 await self._drop()
                 return
 

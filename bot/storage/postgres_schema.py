@@ -165,7 +165,41 @@ MIGRATIONS += (
 )
 
 MIGRATIONS += (
-    # v4: a person's own settings (SQLite v10), which win over the chat's (user > chat > config).
+    # v4: long recordings (SQLite v10): the parts a long recording is split into, each a durable
+    # sub-job of its ``jobs`` row (see the SQLite migration for the columns).
+    """
+    CREATE TABLE job_parts (
+        job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        audio_start DOUBLE PRECISION NOT NULL,
+        audio_seconds DOUBLE PRECISION NOT NULL,
+        state TEXT NOT NULL,
+        ticket TEXT,
+        result TEXT,
+        error TEXT,
+        cost DOUBLE PRECISION,
+        currency TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        keep_input INTEGER NOT NULL DEFAULT 0,
+        updated_at DOUBLE PRECISION NOT NULL,
+        data BYTEA,
+        filename TEXT,
+        content_type TEXT,
+        PRIMARY KEY (job_id, idx)
+    );
+    """,
+)
+
+MIGRATIONS += (
+    # v5: summaries and translations (SQLite v11): at most one live job per ``unique_key``.
+    """
+    ALTER TABLE jobs ADD COLUMN unique_key TEXT;
+    CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key) WHERE unique_key IS NOT NULL;
+    """,
+)
+
+MIGRATIONS += (
+    # v6: a person's own settings (SQLite v12), which win over the chat's (user > chat > config).
     """
     CREATE TABLE user_settings (
         platform TEXT NOT NULL,

@@ -214,7 +214,47 @@ MIGRATIONS += (
 )
 
 MIGRATIONS += (
-    # v10: a person's own settings (transcription language, voice, interface language), which win
+    # v10: long recordings. A recording longer or larger than its model accepts is split at
+    # silences into parts, each a durable sub-job of its parent (the ``jobs`` row, which alone
+    # counts for limits, usage and replies). A part keeps its audio until the provider has it;
+    # its own state, ticket, result and cost make a restart resume without paying a finished
+    # part again. ``audio_start``: where the part begins in the recording (seconds).
+    """
+    CREATE TABLE job_parts (
+        job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        audio_start REAL NOT NULL,
+        audio_seconds REAL NOT NULL,
+        state TEXT NOT NULL,
+        ticket TEXT,
+        result TEXT,
+        error TEXT,
+        cost REAL,
+        currency TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        keep_input INTEGER NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL,
+        data BLOB,
+        filename TEXT,
+        content_type TEXT,
+        PRIMARY KEY (job_id, idx)
+    );
+    """,
+)
+
+MIGRATIONS += (
+    # v11: summaries and translations. ``unique_key`` names what a job produces (transcript +
+    # action + language + model): at most one live job per key, so a button pressed twice (or
+    # by two people, or replayed after a crash) never pays twice. A failed or cancelled job gives
+    # its key up when the same thing is asked again.
+    """
+    ALTER TABLE jobs ADD COLUMN unique_key TEXT;
+    CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key) WHERE unique_key IS NOT NULL;
+    """,
+)
+
+MIGRATIONS += (
+    # v12: a person's own settings (transcription language, voice, interface language), which win
     # over the chat's in every chat they use (user > chat > config).
     """
     CREATE TABLE user_settings (

@@ -10,6 +10,8 @@ TELEGRAM_COMMANDS: tuple[tuple[str, Msg], ...] = (
     ("speak", msg("Read text aloud as a voice message")),
     ("status", msg("Recent jobs of this chat, or one: /status ID")),
     ("cancel", msg("Stop your running job, or one: /cancel ID")),
+    ("summarize", msg("Summarize the transcript you reply to")),
+    ("translate", msg("Translate the transcript you reply to: /translate [language]")),
     ("settings", msg("Show or change settings (this chat's, or yours: /settings me)")),
     ("language", msg("Transcription language: /language German (or auto)")),
     ("voices", msg("The voices /speak can use")),
@@ -35,6 +37,10 @@ DISCORD_TEXTS: dict[str, Msg] = {
     "cancel": msg("Stop your queued or running job, or one job"),
     "cancel.job": msg("A job id, e.g. ab12cd (default: your newest running job)"),
     "forget": msg("Delete your jobs in this channel"),
+    "summarize": msg("Summarize a transcript (its job id)"),
+    "translate": msg("Translate a transcript (its job id)"),
+    "text.job": msg("The transcript's job id, e.g. ab12cd"),
+    "text.language": msg("A language, e.g. German or de (default: yours)"),
     "usage": msg("Spend per user and chat (bot admins only)"),
     "help": msg("What this bot does and how to use it"),
     "Transcribe": msg("Transcribe"),
@@ -44,7 +50,18 @@ DISCORD_TEXTS: dict[str, Msg] = {
 
 
 def telegram_help(tr: Text, limit: str) -> str:
-    """/help and /start on Telegram (HTML)."""
+    """/help and /start on Telegram (HTML): the summary/translation line goes with the other
+    commands, before the closing "Files up to …" paragraph."""
+    text = _telegram_help(tr, limit)
+    extra = tr.gettext(
+        "/summarize, /translate [language] — as a reply to a transcript (or with its job "
+        "id), or tap the buttons under it (when the bot has a chat model)"
+    )
+    head, gap, tail = text.rpartition("\n\n")
+    return f"{head}\n{extra}{gap}{tail}" if gap else f"{text}\n{extra}"
+
+
+def _telegram_help(tr: Text, limit: str) -> str:
     return tr.gettext(
         "🎙 <b>Voice → text</b>: send me a voice note, audio file or video note and I reply with "
         "its transcript. In groups I transcribe voice notes automatically unless an admin turned "
@@ -69,6 +86,17 @@ def telegram_help(tr: Text, limit: str) -> str:
 
 def discord_help(tr: Text) -> str:
     """/help on Discord (plain text, escaped by the adapter)."""
+    return (
+        _discord_help(tr)
+        + "\n"
+        + tr.gettext(
+            "• 📝 Summarize / 🌐 Translate under a transcript, or /summarize and /translate "
+            "with its job id (when the bot has a chat model)."
+        )
+    )
+
+
+def _discord_help(tr: Text) -> str:
     return tr.gettext(
         "I turn voice messages into text and text into voice messages.\n"
         "• Send a voice message or an audio file: I reply with the transcript "

@@ -77,3 +77,30 @@ def decode_info(data: bytes) -> tuple[str, str, float, int, int]:
             rate,
             stream.codec_context.channels,
         )
+
+
+def sound_spans(data: bytes, *, threshold: int = 1500) -> list[tuple[float, float]]:
+    """Where there is sound (start, end seconds, 10 ms resolution): what the fake recognisers
+    "hear" as words in the synthesized recordings of ``tests/synth.py``."""
+    rate, window = 16000, 160
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+    pcm = bytearray()
+    with av.open(io.BytesIO(data)) as container:
+        for frame in container.decode(audio=0):
+            for out in resampler.resample(frame):
+                pcm += bytes(out.planes[0])[: out.samples * 2]
+    samples = memoryview(bytes(pcm)).cast("h")
+    spans: list[tuple[float, float]] = []
+    start = None
+    count = len(samples) // window
+    for i in range(count + 1):
+        loud = i < count and sum(map(abs, samples[i * window : (i + 1) * window : 2])) > (
+            threshold * window // 2
+        )
+        if loud and start is None:
+            start = i
+        elif not loud and start is not None:
+            if i - start >= 5:  # 50 ms: a click is not a word
+                spans.append((start * window / rate, i * window / rate))
+            start = None
+    return spans

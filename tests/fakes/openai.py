@@ -21,12 +21,13 @@ do servers that do not implement it); ``stt_models``/``tts_models`` are the know
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.audio import decode_info, make_tone
+from tests.fakes.audio import decode_info, make_tone, sound_spans
 from tests.fakes.providers import RecordedRequest, _FakeServer
 
 MAX_UPLOAD = 25 * 1024 * 1024
@@ -69,6 +70,13 @@ class FakeOpenAi(_FakeServer):
         self.rate_limited = 0
         """Answer this many next requests with 429 + x-ratelimit reset headers (no Retry-After)."""
         self.text = "Hello there. Hi, how are you?"
+        self.listen = False
+        """Recognise what is in the upload: one ``verbose_json`` segment (and word) per stretch
+        of sound, at its real time (``tests/fakes/audio.sound_spans``), text ``word<N>``."""
+        self.delay = 0.0
+        """Seconds each transcription takes (``max_in_flight`` counts them side by side)."""
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     async def start(self) -> None:
         """Listen on 127.0.0.1; ``url`` ends in ``/v1`` like OpenAI's base URL."""
@@ -137,6 +145,14 @@ class FakeOpenAi(_FakeServer):
             return invalid
         self.submits["transcriptions"] += 1
         duration = decode_info(rec.files["file"].data)[2]
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
+        if self.listen and fmt == "verbose_json":
+            return self._limits(web.json_response(_heard(rec.files["file"].data, duration)))
         return self._limits(web.json_response(self._transcript(rec, model, fmt, duration)))
 
     def _check_upload(self, rec: RecordedRequest) -> web.Response | None:
@@ -281,6 +297,23 @@ class FakeOpenAi(_FakeServer):
         seconds = min(5.0, 0.3 + len(text) / 60)
         audio = make_tone(seconds, container, rate=24000)
         return self._limits(web.Response(body=audio, content_type=content_type))
+
+
+def _heard(data: bytes, duration: float) -> dict[str, Any]:
+    """A ``verbose_json`` answer with one segment and one word per stretch of sound."""
+    spans = sound_spans(data)
+    texts = [f"word{i + 1}" for i in range(len(spans))]
+    return {
+        "task": "transcribe",
+        "language": "english",
+        "duration": duration,
+        "text": " ".join(texts),
+        "usage": {"type": "duration", "seconds": math.ceil(duration)},
+        "segments": [
+            _verbose_segment(i, round(a, 3), round(b, 3), t)
+            for i, ((a, b), t) in enumerate(zip(spans, texts, strict=True))
+        ],
+    }
 
 
 def _verbose_segment(index: int, start: float, end: float, text: str) -> dict[str, Any]:

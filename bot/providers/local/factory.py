@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
+
 from bot.errors import ConfigError
 from bot.providers.local.piper import PiperTextToSpeech
 from bot.providers.local.settings import (
@@ -13,14 +15,19 @@ from bot.providers.local.settings import (
     voice_problem,
     whisper_model_problem,
 )
+from bot.providers.local.voices import fetchable_name
 from bot.providers.local.whisper import WhisperSpeechToText
 from bot.providers.registry import STT, BuildContext, Built, ProviderConfig
 
 
 def build_engines(
-    name: str, raw: Mapping[str, Any]
+    name: str,
+    raw: Mapping[str, Any],
+    session: aiohttp.ClientSession | None = None,
+    fetch: str | None = None,
 ) -> tuple[WhisperSpeechToText, PiperTextToSpeech]:
-    """Both role objects of one local instance; the engines load on first use.
+    """Both role objects of one local instance; the engines load on first use. ``fetch`` is
+    the voice Piper downloads over ``session`` when it is missing (the route's default).
 
     Raises:
         ConfigError: a setting is out of range or names a directory that is not there.
@@ -30,12 +37,14 @@ def build_engines(
     piper, more = read_piper(raw, where)
     if problems or more:
         raise ConfigError([*problems, *more])
-    return WhisperSpeechToText(name, whisper), PiperTextToSpeech(name, piper)
+    tts = PiperTextToSpeech(name, piper, session=session, fetch=fetch)
+    return WhisperSpeechToText(name, whisper), tts
 
 
 def build(config: ProviderConfig, context: BuildContext) -> Built:
     """The registry's factory: both roles (each engine is imported on first use, not here)."""
-    stt, tts = build_engines(config.name, config.settings)
+    fetch = context.voices.get(config.name)
+    stt, tts = build_engines(config.name, config.settings, context.http.session, fetch)
     return Built(stt=stt, tts=tts)
 
 
@@ -50,4 +59,8 @@ def route_problems(
         return [] if problem is None else [f"stt.model: {problem}"]
     piper, _ = read_piper(settings, "")
     problem = voice_problem(voice or "", piper.voices_dir)
-    return [] if problem is None else [f"tts.voice: {problem}"]
+    if problem is None or piper.can_fetch(voice or ""):
+        return []  # a missing voice named like Piper's is fetched on first use
+    if piper.offline and piper.voices_dir is not None and fetchable_name(voice or ""):
+        problem += "; offline: true, so it is not downloaded"
+    return [f"tts.voice: {problem}"]

@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from bot.errors import ProviderBadRequest, ProviderJobFailed, ProviderNotConfigured
 from bot.models import SpeechAudio, TtsOptions
 from bot.providers.base import PollResult, Ticket, TtsCapabilities
@@ -21,11 +23,18 @@ from bot.providers.local.settings import (
     find_voices,
     voice_problem,
 )
+from bot.providers.local.voices import VoiceFetchError, fetch_voice
 from bot.text import Msg, msg
 
 _LOGGER = logging.getLogger(__name__)
 
 VOICE_FAILED = msg("The local voice could not be loaded; the bot's operator has been told.")
+VOICE_FETCH_FAILED = msg(
+    "The local voice is not downloaded yet and fetching it failed; the bot's operator has been "
+    "told. Please try again later."
+)
+# After a failed fetch, /speak fails at once for this long instead of hitting the source again.
+_FETCH_BACKOFF = 60.0
 
 
 class PiperTextToSpeech:
@@ -36,12 +45,25 @@ class PiperTextToSpeech:
     parts of at most ``max_chars``.
     """
 
-    def __init__(self, name: str, settings: PiperSettings) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: PiperSettings,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        fetch: str | None = None,
+    ) -> None:
         self.name = name
         self.settings = settings
         self._executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="voicebot-piper")
         self._voices: dict[Path, Any] = {}
         self._load_lock = threading.Lock()
+        # The one voice fetched when missing (the configured default), never one a chat names.
+        can = session is not None and fetch is not None and settings.can_fetch(fetch)
+        self._fetch = fetch if can else None
+        self._session = session
+        self._fetch_lock = asyncio.Lock()
+        self._fetch_failed_at = float("-inf")
 
     def capabilities(self, model: str) -> TtsCapabilities:
         """Piper's limits and the voices found in ``voices_dir``.
@@ -52,10 +74,13 @@ class PiperTextToSpeech:
         missing = engine_missing("piper", TTS_EXTRA)
         if missing:
             raise ProviderNotConfigured(f"providers.{self.name}: {missing}", provider=self.name)
+        voices = set(find_voices(self.settings.voices_dir))
+        if self._fetch is not None:
+            voices.add(self._fetch)  # listed before it is downloaded: chats may pick it
         return TtsCapabilities(
             asynchronous=False,
             max_chars=self.settings.max_chars,
-            voices=frozenset(find_voices(self.settings.voices_dir)),
+            voices=frozenset(voices),
             rerun_when_lost=True,
         )
 
@@ -76,7 +101,12 @@ class PiperTextToSpeech:
         return found[voice] if voice in found else Path(voice).expanduser()
 
     async def submit(self, text: str, options: TtsOptions) -> SpeechAudio:
-        """Synthesize ``text`` on a Piper thread; the answer is a mono 16-bit WAV."""
+        """Synthesize ``text`` on a Piper thread; the answer is a mono 16-bit WAV.
+
+        The default voice is fetched first when it is missing (once; see :mod:`.voices`).
+        """
+        if options.voice == self._fetch:
+            await self._ensure_fetched(options.voice)
         path = self.voice_path(options.voice)
         loop = asyncio.get_running_loop()
         wav = await loop.run_in_executor(
@@ -87,6 +117,32 @@ class PiperTextToSpeech:
     async def poll(self, ticket: Ticket) -> PollResult:
         """Never called: Piper answers ``submit`` directly."""
         raise ProviderBadRequest("local text-to-speech has no tickets", provider=self.name)
+
+    async def _ensure_fetched(self, voice: str) -> None:
+        """Download ``voice`` unless it is there; concurrent requests wait for one download."""
+        async with self._fetch_lock:
+            if voice in find_voices(self.settings.voices_dir):
+                return
+            assert self._session is not None and self.settings.voices_dir is not None
+            loop = asyncio.get_running_loop()
+            if loop.time() - self._fetch_failed_at < _FETCH_BACKOFF:
+                raise self._fetch_failed(voice, "the last attempt failed moments ago")
+            try:
+                await fetch_voice(
+                    self._session, self.settings.voice_source, voice, self.settings.voices_dir
+                )
+            except VoiceFetchError as exc:
+                self._fetch_failed_at = loop.time()
+                _LOGGER.error("%s: cannot fetch Piper voice %s: %s", self.name, voice, exc)
+                raise self._fetch_failed(voice, str(exc)) from exc
+            _LOGGER.info("%s: Piper voice %s is in %s", self.name, voice, self.settings.voices_dir)
+
+    def _fetch_failed(self, voice: str, why: str) -> ProviderJobFailed:
+        return ProviderJobFailed(
+            f"cannot fetch Piper voice {voice}: {why}",
+            provider=self.name,
+            user_message=VOICE_FETCH_FAILED,
+        )
 
     def close(self) -> None:
         """Stop the threads once the synthesis under way is done."""

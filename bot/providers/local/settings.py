@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.providers.local.voices import VOICE_SOURCE, fetchable_name
+
 # faster-whisper's names (faster_whisper.utils._MODELS), kept here so reading the config never
 # imports the engine. Sizes are the int8/float16 CTranslate2 downloads, for the one log line.
 WHISPER_SIZES_MB: Mapping[str, int] = {
@@ -84,6 +86,15 @@ class PiperSettings:
     workers: int = 1
     max_chars: int = 1000
     """Characters per synthesis part (long text is also cut into sentences by Piper)."""
+    voice_source: str = VOICE_SOURCE
+    """Where a missing default voice is fetched from (``<source>/en/en_US/joe/medium/...``)."""
+    offline: bool = False
+    """Never download: the voice must already be in voices_dir (or be given as a path)."""
+
+    def can_fetch(self, voice: str) -> bool:
+        """Whether a missing ``voice`` may be fetched: a Piper voice name, a voices_dir to put
+        it in, and downloads allowed."""
+        return self.voices_dir is not None and not self.offline and fetchable_name(voice)
 
 
 def default_workers(cpus: int | None = None) -> tuple[int, int]:
@@ -160,6 +171,8 @@ def read_piper(raw: Mapping[str, Any], where: str) -> tuple[PiperSettings, list[
         voices_dir=_path(raw.get("voices_dir")),
         workers=int(raw.get("tts_workers") or 1),
         max_chars=int(raw.get("max_chars") or 1000),
+        voice_source=str(raw.get("voice_source") or VOICE_SOURCE),
+        offline=bool(raw.get("offline", False)),
     )
     if settings.workers < 1:
         problems.append(f"{where}.tts_workers: must be 1 or more")

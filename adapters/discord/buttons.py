@@ -1,0 +1,120 @@
+"""Message buttons: one component-interaction dispatcher for ✖ Cancel, Summarize and Translate."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+
+from adapters.discord.cancel import CUSTOM_ID as CANCEL_ID
+from adapters.discord.cancel import DiscordCancel
+from adapters.discord.convert import interaction_origin
+from adapters.discord.handlers import _t, answer
+from bot.errors import BotError
+from bot.replies import SUMMARIZE_BUTTON, TRANSLATE_BUTTON, text_job_toast
+from bot.text import ENGLISH, Text
+
+if TYPE_CHECKING:
+    from bot.service import VoiceService
+
+_LOGGER = logging.getLogger(__name__)
+Interaction = discord.Interaction[discord.Client]
+# custom_id (at most 100 characters) → the service's action; the job id follows the prefix.
+Opt = str | None
+TEXT_ACTIONS = {"voicebot:sum:": "summary", "voicebot:tr:": "translate"}
+
+
+def text_view(job_id: str, tr: Text = ENGLISH) -> discord.ui.View:
+    """Summarize / Translate under a finished transcript; answered by the dispatcher (the ids
+    name the job, so the buttons work after a restart, with no view state in memory)."""
+    view = discord.ui.View(timeout=None)
+    labels = (tr.render(SUMMARIZE_BUTTON), tr.render(TRANSLATE_BUTTON))
+    for (prefix, _), label in zip(TEXT_ACTIONS.items(), labels, strict=True):
+        view.add_item(
+            discord.ui.Button(
+                label=label, style=discord.ButtonStyle.secondary, custom_id=prefix + job_id
+            )
+        )
+    return view
+
+
+class DiscordButtons:
+    """The one ``on_interaction`` listener for components: routes by ``custom_id``."""
+
+    def __init__(self, service: VoiceService, cancel: DiscordCancel) -> None:
+        self.service = service
+        self.cancel = cancel
+
+    def install(self, client: discord.Client) -> None:
+        """Listen to interactions (slash commands stay with the command tree)."""
+        client.event(self.on_interaction)
+
+    async def on_interaction(self, interaction: Interaction) -> None:
+        """A button press: cancel, or a summary/translation of the transcript it sits under."""
+        if interaction.type is not discord.InteractionType.component:
+            return
+        custom_id = str(dict(interaction.data or {}).get("custom_id", ""))
+        if custom_id == CANCEL_ID:
+            await self.cancel.button(interaction)
+            return
+        for prefix, action in TEXT_ACTIONS.items():
+            if custom_id.startswith(prefix):
+                await self.text_action(interaction, action, custom_id.removeprefix(prefix))
+                return
+
+    async def text_action(self, interaction: Interaction, action: str, job_id: str) -> None:
+        """A button under a transcript: the job replies to that message."""
+        message = interaction.message
+        await self.start(interaction, action, job_id, None, message.id if message else None)
+
+    async def start(
+        self,
+        interaction: Interaction,
+        action: str,
+        job_id: str,
+        language: str | None,
+        reply_to: int | None,
+    ) -> None:
+        """A durable job answering in the interaction's (public) response; asked again (by
+        anyone), the asker is told privately which job made it."""
+        origin = interaction_origin(interaction, reply_to=reply_to)
+        origin = replace(origin, extra={**origin.extra, "source": f"ci:{interaction.id}"})
+        if not self.service.allowed(origin):
+            return
+        # Deferred at once (Discord wants an answer within 3 s); the public "thinking…"
+        # response is the new job's placeholder, which its delivery edits.
+        await interaction.response.defer(thinking=True)
+        tr = await self.service.preferences.text_for(origin)
+        language = language or (str(interaction.locale.value) if interaction.locale else None)
+        try:
+            job = await self.service.text_job(origin, job_id, action, language)
+        except BotError as exc:
+            await answer(interaction, tr.render(exc.text))
+            return
+        if job.origin.extra.get("source") != origin.extra["source"]:  # made before: say which
+            await answer(interaction, text_job_toast(job, fresh=False, tr=tr))
+            return
+        _LOGGER.info("discord: job %s (%s of %s)", job.id, action, job_id)
+
+    def install_commands(self, tree: app_commands.CommandTree[discord.Client]) -> None:
+        """/summarize and /translate for a transcript named by its job id."""
+        buttons = self
+
+        @tree.command(name="summarize", description=_t("summarize"))
+        @app_commands.describe(job=_t("text.job"), language=_t("text.language"))
+        async def summarize(
+            interaction: Interaction, job: str, language: str | None = None
+        ) -> None:
+            await buttons.start(interaction, "summary", job.strip(), language, None)
+
+        @tree.command(name="translate", description=_t("translate"))
+        @app_commands.describe(job=_t("text.job"), language=_t("text.language"))
+        async def translate(
+            interaction: Interaction, job: str, language: str | None = None
+        ) -> None:
+            await buttons.start(interaction, "translate", job.strip(), language, None)
+
+        del summarize, translate

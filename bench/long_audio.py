@@ -1,0 +1,109 @@
+"""Long recordings end to end, in-process: a synthesized N-minute recording (default 120) through
+split → parts (fake OpenAI-compatible server that hears the real sound spans) → stitched
+transcript → a summary (fake chat completions), with the time of each stage.
+
+Run: ``.venv/bin/python -m bench.long_audio [--minutes 120] [--max-upload 3145728]``.
+Prints one JSON object; the figures are for comparison on the same machine only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bot import render, replies
+from bot.app import Core
+from bot.config import parse_config
+from bot.jobs.models import JobKind, JobState
+from bot.models import Origin
+from tests.fakes.chat import FakeChat
+from tests.fakes.openai import FakeOpenAi
+from tests.support import FakeClock, RecordingDeliverer, config_dict
+from tests.synth import speechlike
+
+ORIGIN = Origin(platform="bench", chat_id="c", user_id="u", reply_to="m")
+
+
+async def _drive(core: Core, clock: FakeClock, done: RecordingDeliverer, count: int) -> None:
+    while len(done.delivered) < count:
+        await core.poller.run_once()
+        next_at = await core.store.next_wakeup(["bench"])
+        if next_at is None and len(done.delivered) < count:
+            raise RuntimeError("nothing left to do, yet not delivered")
+        clock.now = max(clock.now + 0.5, next_at or clock.now)
+
+
+async def run(minutes: float, max_upload: int, folder: Path) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    rec = speechlike(minutes * 60)
+    figures: dict[str, Any] = {"minutes": minutes, "synth_s": time.perf_counter() - t0}
+    async with FakeOpenAi("k") as whisper, FakeChat("k") as chat:
+        whisper.listen = True
+        chat.context_tokens = 8000 + 2000  # the route's input budget, and room for the answer
+        data = config_dict(folder, limits={"max_audio_minutes": minutes + 1})
+        data["providers"]["w"] = {
+            "type": "openai", "base_url": whisper.url, "api_key": "k",
+            "max_upload_bytes": max_upload,
+        }  # fmt: skip
+        data["providers"]["brain"] = {"type": "openai", "base_url": chat.url, "api_key": "k"}
+        data["stt"] = {"provider": "w", "model": "whisper-1"}
+        data["llm"] = {"provider": "brain", "model": "gpt-4o-mini", "max_input_tokens": 8000}
+        clock, out = FakeClock(), RecordingDeliverer()
+        core = await Core.open(parse_config(data, env={}), clock=clock)
+        core.worker.register("bench", out)
+        try:
+            t = time.perf_counter()
+            job = await core.service.transcribe(ORIGIN, rec.data, "meeting.ogg")
+            figures["accept_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            await _drive(core, clock, out, 1)
+            figures["transcribe_s"] = time.perf_counter() - t
+            done = out.delivered[0][0]
+            parts = await core.store.parts(job.id)
+            t = time.perf_counter()
+            summary = await core.service.text_job(ORIGIN, job.id, "summary", "en")
+            await _drive(core, clock, out, 2)
+            figures["summary_s"] = time.perf_counter() - t
+            text_job = out.delivered[1][0]
+        finally:
+            await core.close()
+    t_ = done.transcript
+    assert t_ is not None and done.state is JobState.COMPLETED
+    reply = replies.transcript_reply(done, limit=4096, max_messages=3)
+    figures.update(
+        parts=len(parts),
+        part_seconds=[round(p.duration, 1) for p in parts],
+        uploads=whisper.submits["transcriptions"],
+        words=len(rec.words),
+        words_heard=len(t_.segments),
+        max_timing_error_s=max(
+            max(abs(s.start - a), abs(s.end - b))
+            for s, (a, b) in zip(t_.segments, rec.words, strict=False)
+            if s.start is not None and s.end is not None
+        ),
+        srt_cues=len(render.subtitle_cues(t_)),
+        files=[f.filename.rsplit(".", 1)[1] for f in reply.files],
+        summary_state=text_job.state.value,
+        summary_kind=text_job.kind is JobKind.TEXT and summary.id == text_job.id,
+        chat_requests=chat.submits["chat"],
+    )
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--minutes", type=float, default=120.0)
+    parser.add_argument("--max-upload", type=int, default=3 * 1024 * 1024)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = asyncio.run(run(args.minutes, args.max_upload, Path(tmp)))
+    print(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""SplitRunner: a long recording's job: split it at silences, run its parts, stitch the result."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+from bot import audio, splitting
+from bot.errors import AudioError, ProviderError, ProviderUnavailable, RateLimited, UnknownJob
+from bot.jobs.models import Blob, Job, JobState, NewPart, Part
+from bot.jobs.stitch import stitch
+from bot.models import AudioInput, SttOptions, Transcript
+from bot.ports import JobStore
+from bot.providers.base import PollStatus, SpeechToText, Ticket
+from bot.replies import INTERRUPTED_PART
+from bot.text import Msg, decode, encode, msg, text_for
+
+_LOGGER = logging.getLogger(__name__)
+
+MIN_PART_POLL = 2.0  # seconds between two looks at running parts (the provider may ask more)
+_PART_FAILED = encode(msg("the speech service could not process it"))
+
+
+def is_split(job: Job) -> bool:
+    """Whether ``job`` is a long recording handled in parts (``part_seconds`` set at creation)."""
+    return bool(job.options.get("part_seconds"))
+
+
+class SplitRunner:
+    """Moves a long recording's job: QUEUED → split into parts (one transaction) → SUBMITTED,
+    stepped like a poll while its parts run, ``concurrency`` at a time → COMPLETED with the
+    stitched transcript. Every part is a durable sub-job (``job_parts``): it is recorded
+    SUBMITTING before its request leaves and its result is kept, so a restart resumes with the
+    parts still to do and never pays for a finished part again."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        stt: Mapping[str, SpeechToText],
+        *,
+        clock: Callable[[], float],
+        audio_pool: audio.AudioPool,
+        notify: Callable[[str], Awaitable[None]],
+        concurrency: int = 2,
+    ) -> None:
+        self._store = store
+        self._stt = stt
+        self._clock = clock
+        self._audio = audio_pool
+        self._notify = notify
+        self._concurrency = max(1, concurrency)
+
+    async def split(self, job: Job, now: float) -> None:
+        """QUEUED → SUBMITTING → SUBMITTED with its parts stored (or FAILED: unusable audio).
+        Nothing is paid here, so an interrupted split is simply done again."""
+        if not await self._store.begin_submit(job.id, now):
+            return
+        blob = await self._store.load_blob(job.id, "input")
+        if blob is None:
+            await self._fail(job, msg("The audio for this job is gone; please send it again."))
+            return
+        seconds = float(job.options["part_seconds"])
+        try:
+            pieces = await self._audio.run(
+                splitting.split_at_silences, blob.data, job.input_duration or 0.0, seconds
+            )
+        except AudioError as exc:
+            await self._fail(job, exc.text, "audio")
+            return
+        parts = [
+            NewPart(p.start, p.duration, Blob(p.data, f"part-{i + 1}.ogg", "audio/ogg"))
+            for i, p in enumerate(pieces)
+        ]
+        now = self._clock()
+        if await self._store.store_parts(job.id, parts, next_poll_at=now, now=now):
+            _LOGGER.info("job %s: split into %d parts of up to %.0f s", job.id, len(parts), seconds)
+            await self._notify(job.id)
+
+    async def step(self, job: Job, now: float) -> None:
+        """Settle parts a dead process left mid-submit, poll the running ones, start queued
+        ones up to the concurrency bound; finish the job once every part has ended."""
+        parts = await self._store.parts(job.id)
+        for part in parts:
+            if part.state is JobState.SUBMITTING:
+                await self._interrupted(job, part)
+        parts = await self._store.parts(job.id)
+        running = [p for p in parts if p.state is JobState.SUBMITTED]
+        free = max(0, self._concurrency - len(running))
+        starting = [p for p in parts if p.state is JobState.QUEUED][:free]
+        outcomes = await asyncio.gather(
+            *(self._poll(job, p) for p in running),
+            *(self._submit(job, p) for p in starting),
+            return_exceptions=True,
+        )
+        refused = [o for o in outcomes if isinstance(o, ProviderError)]
+        for other in outcomes:
+            if isinstance(other, BaseException) and not isinstance(other, ProviderError):
+                _LOGGER.error("job %s: a part step crashed", job.id, exc_info=other)
+        if refused:  # auth, balance, bad request: every other part would be refused too
+            await self._fail(job, refused[0].text, type(refused[0]).__name__)
+            return
+        await self._settle(job, await self._store.parts(job.id), outcomes)
+
+    async def _settle(self, job: Job, parts: list[Part], outcomes: Sequence[object]) -> None:
+        now = self._clock()
+        if all(p.state.terminal for p in parts):
+            await self._finish(job, parts, now)
+            return
+        waits = [o for o in outcomes if isinstance(o, float)]
+        queued = any(p.state is JobState.QUEUED for p in parts)
+        running = any(p.state is JobState.SUBMITTED for p in parts)
+        delay = min(waits) if waits else (MIN_PART_POLL if running or not queued else 0.0)
+        done = sum(1 for p in parts if p.state.terminal) / len(parts)
+        await self._store.reschedule(job.id, next_poll_at=now + delay, now=now, progress=done)
+        if round(done * len(parts)) != round((job.progress or 0.0) * len(parts)):
+            await self._notify(job.id)
+
+    async def _finish(self, job: Job, parts: list[Part], now: float) -> None:
+        if not any(p.state is JobState.COMPLETED for p in parts):
+            error = next((p.error for p in parts if p.error), None) or _PART_FAILED
+            reason = decode(error)
+            await self._fail(
+                job, msg("No part of the recording could be transcribed: {reason}.", reason=reason)
+            )
+            return
+        t = stitch(parts, text_for(job.origin.locale))
+        cost = sum(p.cost or 0.0 for p in parts) or None
+        # A transcript with a gap is never reused for the same file sent again (the resend is
+        # how the user gets the missing minutes).
+        missing = sum(1 for p in parts if p.state is not JobState.COMPLETED)
+        result = {**t.to_dict(), "missing_parts": missing} if missing else t.to_dict()
+        await self._store.complete(
+            job.id, result, now=now, cost=cost, currency=t.currency, polled=True
+        )
+        _LOGGER.info("job %s: %d parts stitched", job.id, len(parts))
+
+    async def _fail(self, job: Job, message: Msg, code: str = "split") -> None:
+        stored = encode(message)  # each reader sees it in their language
+        await self._store.fail(job.id, stored, now=self._clock(), error_code=code, polled=True)
+
+    def _reruns_free(self, job: Job) -> bool:
+        try:
+            return self._stt[job.provider].capabilities(job.model).rerun_when_lost
+        except (KeyError, ProviderError):
+            return False
+
+    async def _interrupted(self, job: Job, part: Part) -> None:
+        """A part left SUBMITTING: the process sending it died (this step holds the lease now).
+        Sent again only when its provider reruns for free; else a marked gap (never paid twice)."""
+        now = self._clock()
+        if self._reruns_free(job) and await self._store.requeue_part(job.id, part.index, now):
+            return
+        _LOGGER.warning("job %s: part %d was interrupted mid-submit", job.id, part.index + 1)
+        await self._store.fail_part(job.id, part.index, INTERRUPTED_PART, now=now)
+
+    async def _submit(self, job: Job, part: Part) -> float | None:
+        """Send one part; returns a retry delay when the provider did not take it."""
+        if not await self._store.begin_part(job.id, part.index, self._clock()):
+            return None
+        blob = await self._store.load_part_input(job.id, part.index)
+        if blob is None:
+            gone = encode(msg("its audio is gone"))
+            await self._store.fail_part(job.id, part.index, gone, now=self._clock())
+            return None
+        options = SttOptions(
+            model=job.model,
+            language=str(job.options.get("language", "auto")),
+            diarize=bool(job.options.get("diarize", False)),
+        )
+        audio_in = AudioInput(blob.data, blob.filename or "part.ogg", "audio/ogg", part.duration)
+        try:
+            answer = await self._stt[job.provider].submit(audio_in, options)
+        except ProviderError as exc:
+            if _not_taken(exc):
+                await self._store.requeue_part(job.id, part.index, self._clock())
+                return exc.retry_after or MIN_PART_POLL
+            await self._store.fail_part(job.id, part.index, encode(exc.text), now=self._clock())
+            raise
+        if isinstance(answer, Transcript):
+            await self._complete(job, part, answer)
+        else:
+            await self._store.part_submitted(
+                job.id,
+                part.index,
+                answer.data,
+                now=self._clock(),
+                cost=answer.cost,
+                keep_input=self._reruns_free(job),
+            )
+        return None
+
+    async def _poll(self, job: Job, part: Part) -> float | None:
+        """Ask about one running part; returns a delay when the provider asked to wait."""
+        ticket = Ticket(provider=job.provider, data=part.ticket or {})
+        try:
+            result = await self._stt[job.provider].poll(ticket)
+        except UnknownJob:
+            if self._reruns_free(job):  # a local run lost to a restart: run it again
+                await self._store.requeue_part(job.id, part.index, self._clock())
+                return 0.0
+            raise
+        except ProviderError as exc:
+            if exc.retryable:
+                return exc.retry_after or MIN_PART_POLL
+            raise
+        if result.status is PollStatus.COMPLETED and result.transcript is not None:
+            await self._complete(job, part, result.transcript)
+        elif result.status is PollStatus.FAILED:
+            error = result.error or _PART_FAILED
+            await self._store.fail_part(job.id, part.index, error, now=self._clock())
+        return None
+
+    async def _complete(self, job: Job, part: Part, t: Transcript) -> None:
+        await self._store.complete_part(
+            job.id, part.index, t.to_dict(), now=self._clock(), cost=t.cost, currency=t.currency
+        )
+
+
+def _not_taken(exc: ProviderError) -> bool:
+    """As the worker's rule: resend only what the provider provably did not take."""
+    if isinstance(exc, RateLimited):
+        return True
+    return isinstance(exc, ProviderUnavailable) and (exc.status == 503 or not exc.request_sent)

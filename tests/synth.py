@@ -1,0 +1,85 @@
+"""Synthesized speech-like recordings for the long-audio tests: tone "words" and known pauses."""
+
+from __future__ import annotations
+
+import io
+import math
+import random
+from array import array
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import cache
+
+import av
+from av.audio.frame import AudioFrame
+
+RATE = 16000
+_FREQS = (150, 190, 230, 270, 320, 380)
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """OGG/Opus bytes and where its words are (seconds), in order."""
+
+    data: bytes
+    duration: float
+    words: tuple[tuple[float, float], ...]
+
+
+def speechlike(seconds: float, seed: int = 1) -> Recording:
+    """``seconds`` of "sentences": 3-12 tone-burst words (0.15-0.5 s, 0.08-0.15 s apart: too
+    short a gap to cut at) separated by 0.5-1.5 s of faint noise (a quiet room)."""
+    rng = random.Random(seed)
+    pcm = array("h")
+    words: list[tuple[float, float]] = []
+    while len(pcm) < seconds * RATE:
+        for _ in range(rng.randint(3, 12)):
+            start = len(pcm) / RATE
+            pcm += _tone(rng.randint(15, 50), rng.choice(_FREQS))
+            words.append((start, len(pcm) / RATE))
+            pcm += _noise(rng.randint(8, 15), rng.randrange(50))
+        pcm += _noise(rng.randint(50, 150), rng.randrange(50))
+    del pcm[int(seconds * RATE) :]
+    kept = tuple((a, min(b, seconds)) for a, b in words if a < seconds - 0.1)
+    return Recording(_encode(pcm), seconds, kept)
+
+
+@cache
+def _tone(centis: int, freq: int) -> array[int]:
+    """``centis`` hundredths of a second of a sine with 25 ms fades (a "word")."""
+    n = centis * RATE // 100
+    step = 2 * math.pi * freq / RATE
+    return array(
+        "h", (int(9000 * min(1.0, i / 400, (n - i) / 400) * math.sin(i * step)) for i in range(n))
+    )
+
+
+@cache
+def _noise_bank() -> array[int]:
+    rng = random.Random(7)
+    return array("h", (rng.randint(-40, 40) for _ in range(2 * RATE)))
+
+
+def _noise(centis: int, offset: int) -> array[int]:
+    start = offset * RATE // 100
+    return _noise_bank()[start : start + centis * RATE // 100]
+
+
+def _encode(pcm: array[int]) -> bytes:
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="ogg") as out:
+        stream = out.add_stream("libopus", rate=RATE, options={"compression_level": "0"})
+        stream.layout = "mono"
+        stream.bit_rate = 32000
+        raw = pcm.tobytes()
+        step = 960 * 2
+        for i in range(0, len(raw), step):
+            piece = raw[i : i + step]
+            frame = AudioFrame(format="s16", layout="mono", samples=len(piece) // 2)
+            frame.planes[0].update(piece)
+            frame.sample_rate = RATE
+            frame.pts = i // 2
+            frame.time_base = Fraction(1, RATE)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return buf.getvalue()
