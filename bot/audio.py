@@ -22,6 +22,7 @@ from av.container import InputContainer
 from bot.audio_headers import read_header
 from bot.errors import AudioError, AudioTooLong
 from bot.models import AudioInput, VoiceClip
+from bot.text import Duration, msg
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def probe(data: bytes, filename: str | None = None) -> AudioInfo:
         AudioError: empty, unreadable, soundless or zero-length input.
     """
     if not data:
-        raise AudioError("empty audio file", user_message="The file is empty.")
+        raise AudioError("empty audio file", user_message=msg("The file is empty."))
     header = read_header(data)
     if header is not None and header.duration > 0:
         return AudioInfo(
@@ -155,7 +156,9 @@ def probe(data: bytes, filename: str | None = None) -> AudioInfo:
             has_video=has_video,
         )
     if info.duration <= 0:
-        raise AudioError("audio stream has no samples", user_message="The audio is empty (0 s).")
+        raise AudioError(
+            "audio stream has no samples", user_message=msg("The audio is empty (0 s).")
+        )
     return info
 
 
@@ -206,14 +209,16 @@ def to_voice_clip(parts: Sequence[bytes]) -> VoiceClip:
         AudioError: no parts, or a part is empty or not decodable audio.
     """
     if not parts:
-        raise AudioError("no audio parts to join", user_message="The speech audio was empty.")
+        raise AudioError("no audio parts to join", user_message=msg("The speech audio was empty."))
     tap = _WaveformTap()
     frames = tap.frames(
         frame for part in parts for frame in _pcm_frames(part, _VOICE_RATE, _VOICE_FRAME)
     )
     ogg = _encode(frames, rate=_VOICE_RATE, bit_rate=_VOICE_BITRATE, options=_VOICE_OPUS_OPTIONS)
     if tap.samples == 0:
-        raise AudioError("speech decoded to nothing", user_message="The speech audio was empty.")
+        raise AudioError(
+            "speech decoded to nothing", user_message=msg("The speech audio was empty.")
+        )
     duration = tap.samples / _VOICE_RATE
     return VoiceClip(ogg=ogg, duration=duration, waveform=tap.waveform(duration))
 
@@ -249,12 +254,11 @@ def _open(data: bytes) -> InputContainer:
         return av.open(io.BytesIO(data), mode="r")
     except _AV_ERRORS as exc:
         if _looks_like_text(data):
-            reason = "it looks like text"
+            message = msg("This file isn't audio I can read (it looks like text).")
         elif isinstance(exc, EOFError):
-            reason = "it is cut off before any sound"
+            message = msg("This file isn't audio I can read (it is cut off before any sound).")
         else:
-            reason = "unknown or damaged format"
-        message = f"This file isn't audio I can read ({reason})."
+            message = msg("This file isn't audio I can read (unknown or damaged format).")
         raise AudioError(f"cannot open audio: {exc}", user_message=message) from exc
 
 
@@ -271,8 +275,10 @@ def _audio_stream(container: InputContainer) -> AudioStream:
     if container.streams.audio:
         return container.streams.audio[0]
     if container.streams.video:
-        raise AudioError("video without an audio track", user_message="This video has no sound.")
-    raise AudioError("no audio stream", user_message="This file has no audio track.")
+        raise AudioError(
+            "video without an audio track", user_message=msg("This video has no sound.")
+        )
+    raise AudioError("no audio stream", user_message=msg("This file has no audio track."))
 
 
 def _container_name(fmt: str, stream: AudioStream, has_video: bool, filename: str | None) -> str:
@@ -319,7 +325,7 @@ def _measure(container: InputContainer, stream: AudioStream) -> float | None:
     if not decoded:
         raise AudioError(
             "no audio packet decodes",
-            user_message="This file isn't audio I can read (the sound data is damaged).",
+            user_message=msg("This file isn't audio I can read (the sound data is damaged)."),
         )
     if not timed or first is None:
         return None
@@ -371,7 +377,7 @@ def _pcm_frames(data: bytes, rate: int, frame_size: int | None = None) -> Iterat
     more before encoding: measured 5-9 % of a voice clip's CPU).
     """
     if not data:
-        raise AudioError("empty audio part", user_message="The speech audio was empty.")
+        raise AudioError("empty audio part", user_message=msg("The speech audio was empty."))
     resampler = av.AudioResampler(format="s16", layout="mono", rate=rate, frame_size=frame_size)
     with _open(data) as container:
         stream = _audio_stream(container)
@@ -443,11 +449,10 @@ def too_long(limit_minutes: float) -> AudioTooLong:
 
 
 def _too_long(limit_minutes: float) -> AudioTooLong:
-    shown = f"{limit_minutes:.0f}" if limit_minutes >= 10 else f"{limit_minutes:.1f}".rstrip("0")
-    shown = shown.rstrip(".")
-    unit = "minute" if shown == "1" else "minutes"
+    seconds = round(limit_minutes) * 60 if limit_minutes >= 10 else round(limit_minutes * 60)
     return AudioTooLong(
-        f"Audio is too long: the limit is about {shown} {unit}.", limit_minutes=limit_minutes
+        msg("Audio is too long: the limit is about {duration}.", duration=Duration(seconds)),
+        limit_minutes=limit_minutes,
     )
 
 

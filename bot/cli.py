@@ -23,6 +23,7 @@ from bot.errors import BotError, ConfigError, InputError
 from bot.jobs.models import Job, JobState
 from bot.models import Origin, VoiceClip
 from bot.status import render_job, user_state
+from bot.text import ENGLISH
 
 _LOGGER = logging.getLogger(__name__)
 CLI = "cli"
@@ -196,7 +197,7 @@ async def _transcribe(core: Core, args: argparse.Namespace) -> int:
         ),
     )
     if job.state is JobState.FAILED or job.transcript is None:
-        raise BotError(f"job {job.id} failed: {job.error}")
+        raise BotError(f"job {job.id} failed: {ENGLISH.render(job.error or '')}")
     transcript = job.transcript
     if args.format == "json":
         print(json.dumps({"job": job.id, **transcript.to_dict()}, ensure_ascii=False, indent=2))
@@ -224,7 +225,7 @@ async def _speak(core: Core, args: argparse.Namespace) -> int:
         ),
     )
     if job.state is JobState.FAILED or clip is None:
-        raise BotError(f"job {job.id} failed: {job.error}")
+        raise BotError(f"job {job.id} failed: {ENGLISH.render(job.error or '')}")
     try:
         args.output.write_bytes(clip.ogg)
     except OSError as exc:

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+from bot.text import Msg, msg
+
 
 class BotError(Exception):
     """Root of every error voicebot raises on purpose.
 
-    ``user_message`` is what a chat or CLI user sees: one short sentence, no secrets, no stack.
+    ``text`` is what a chat user sees, translated for each reader (:class:`bot.text.Msg`): one
+    short sentence, no secrets, no stack; ``user_message`` is its English form (the CLI).
     The operator's log gets ``str(exc)`` and the chained cause.
     """
 
-    default_message = "Something went wrong."
+    default_message: Msg = msg("Something went wrong.")
 
-    def __init__(self, message: str | None = None, *, user_message: str | None = None) -> None:
-        super().__init__(message or user_message or self.default_message)
-        self.user_message = user_message or message or self.default_message
+    def __init__(
+        self, message: str | Msg | None = None, *, user_message: str | Msg | None = None
+    ) -> None:
+        shown = user_message or message or self.default_message
+        super().__init__(str(message or shown))
+        self.text = shown if isinstance(shown, Msg) else Msg(shown)
+
+    @property
+    def user_message(self) -> str:
+        """The user's sentence in English."""
+        return str(self.text)
 
 
 class ConfigError(BotError):
@@ -36,7 +47,7 @@ class AudioError(InputError):
 class AudioTooLong(InputError):
     """The audio exceeds a size or duration limit even after re-encoding."""
 
-    def __init__(self, message: str, *, limit_minutes: float) -> None:
+    def __init__(self, message: str | Msg, *, limit_minutes: float) -> None:
         super().__init__(message)
         self.limit_minutes = limit_minutes
 
@@ -54,7 +65,7 @@ class ProviderError(BotError):
     """
 
     retryable = False
-    default_message = "The speech service failed."
+    default_message = msg("The speech service failed.")
 
     def __init__(
         self,
@@ -63,7 +74,7 @@ class ProviderError(BotError):
         provider: str = "",
         status: int | None = None,
         retry_after: float | None = None,
-        user_message: str | None = None,
+        user_message: str | Msg | None = None,
         request_sent: bool = True,
     ) -> None:
         super().__init__(message, user_message=user_message or self.default_message)
@@ -76,25 +87,25 @@ class ProviderError(BotError):
 class ProviderNotConfigured(ProviderError):
     """The provider is needed but has no API key (or is unknown)."""
 
-    default_message = "That speech provider is not configured on this bot."
+    default_message = msg("That speech provider is not configured on this bot.")
 
 
 class ProviderBadRequest(ProviderError):
     """400: the provider rejected the request as malformed or unsupported."""
 
-    default_message = "The speech service rejected this request."
+    default_message = msg("The speech service rejected this request.")
 
 
 class ProviderAuthError(ProviderError):
     """401/403: the API key is wrong or revoked (an operator problem)."""
 
-    default_message = "The bot's speech service key was rejected; the operator has been told."
+    default_message = msg("The bot's speech service key was rejected; the operator has been told.")
 
 
 class InsufficientBalance(ProviderError):
     """402: the operator's provider account has no funds."""
 
-    default_message = (
+    default_message = msg(
         "The bot's speech service account is out of credit; the operator has been told."
     )
 
@@ -102,21 +113,21 @@ class InsufficientBalance(ProviderError):
 class PayloadTooLarge(ProviderError):
     """413: the upload is too large for the provider."""
 
-    default_message = "This audio is too large for the speech service."
+    default_message = msg("This audio is too large for the speech service.")
 
 
 class RateLimited(ProviderError):
     """429: too many requests; ``retry_after`` holds the provider's hint."""
 
     retryable = True
-    default_message = "The speech service is busy; the job will be retried."
+    default_message = msg("The speech service is busy; the job will be retried.")
 
 
 class ProviderUnavailable(ProviderError):
     """5xx, timeouts, connection failures, malformed answers: transient from our point of view."""
 
     retryable = True
-    default_message = "The speech service is unavailable right now."
+    default_message = msg("The speech service is unavailable right now.")
 
 
 class ProviderUnreachable(ProviderUnavailable):
@@ -126,7 +137,7 @@ class ProviderUnreachable(ProviderUnavailable):
     message says what to check.
     """
 
-    default_message = "The speech service can't be reached right now."
+    default_message = msg("The speech service can't be reached right now.")
 
     def __init__(self, message: str, *, provider: str, host: str, reason: str) -> None:
         super().__init__(message, provider=provider, request_sent=False)
@@ -137,13 +148,13 @@ class ProviderUnreachable(ProviderUnavailable):
 class ProviderTimeout(ProviderUnavailable):
     """No complete answer within the instance's ``timeout`` (a hanging or overloaded server)."""
 
-    default_message = "The speech service did not answer in time; please try again later."
+    default_message = msg("The speech service did not answer in time; please try again later.")
 
 
 class MalformedAnswer(ProviderUnavailable):
     """A 2xx answer that is not the documented shape (an HTML page, garbage JSON...)."""
 
-    default_message = (
+    default_message = msg(
         "The speech service answered with something that is not a valid reply; "
         "the operator has been told."
     )
@@ -152,7 +163,7 @@ class MalformedAnswer(ProviderUnavailable):
 class UnknownModel(ProviderBadRequest):
     """404 from a model route: the provider does not know the configured model."""
 
-    default_message = (
+    default_message = msg(
         "The speech service does not know the configured model; the operator has been told."
     )
 
@@ -160,7 +171,7 @@ class UnknownModel(ProviderBadRequest):
 class EndpointNotFound(ProviderBadRequest):
     """404 without an API error body: nothing answers at that URL (``base_url`` is wrong)."""
 
-    default_message = (
+    default_message = msg(
         "The speech service address is wrong (nothing answers there); the operator has been told."
     )
 
@@ -168,25 +179,25 @@ class EndpointNotFound(ProviderBadRequest):
 class ContentPolicyViolation(ProviderError):
     """The provider refused the text under its content policy (final)."""
 
-    default_message = "The speech service refused this text under its content policy."
+    default_message = msg("The speech service refused this text under its content policy.")
 
 
 class UnknownJob(ProviderError):
     """The provider does not know the ticket (404 from a status route, or ``success: false``)."""
 
-    default_message = "The speech service lost track of this job."
+    default_message = msg("The speech service lost track of this job.")
 
 
 class AudioExpired(UnknownJob):
     """404/410 on a generated audio URL: the file is gone (or was never published)."""
 
-    default_message = "The speech service no longer has the generated audio; please try again."
+    default_message = msg("The speech service no longer has the generated audio; please try again.")
 
 
 class ProviderJobFailed(ProviderError):
     """The provider reported that the job itself failed."""
 
-    default_message = "The speech service could not process this audio."
+    default_message = msg("The speech service could not process this audio.")
 
 
 class DeliveryError(BotError):

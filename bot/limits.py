@@ -11,7 +11,7 @@ from bot.errors import InputError
 from bot.jobs.models import Activity, Admission
 from bot.models import Origin
 from bot.ports import UsageQueries
-from bot.status import format_age
+from bot.text import Duration, Msg, msg, msgn
 
 OPERATOR_PLATFORM = "cli"  # the operator's own command line: no lists, no limits
 
@@ -23,7 +23,7 @@ class LimitExceeded(InputError):
 class AccessDenied(InputError):
     """The user, chat or guild may not use this bot."""
 
-    default_message = "This bot is not available here."
+    default_message = msg("This bot is not available here.")
 
 
 def identities(origin: Origin) -> set[str]:
@@ -42,9 +42,9 @@ def day_start(now: float) -> float:
     return day.timestamp()
 
 
-def _resets(now: float) -> str:
+def _until_reset(now: float) -> Duration:
     tomorrow = day_start(now) + timedelta(days=1).total_seconds()
-    return f"The limit resets at 00:00 UTC (in {format_age(tomorrow - now)})."
+    return Duration(tomorrow - now, short=True)
 
 
 class Guard:
@@ -131,18 +131,36 @@ class Guard:
         lim = self._limits
         if 0 < lim.jobs_per_minute <= act.started:
             raise LimitExceeded(
-                f"You started {act.started} jobs in the last minute (limit "
-                f"{lim.jobs_per_minute}). Please wait a minute and try again."
+                msgn(
+                    "You started {n} job in the last minute (limit {limit}). "
+                    "Please wait a minute and try again.",
+                    "You started {n} jobs in the last minute (limit {limit}). "
+                    "Please wait a minute and try again.",
+                    act.started,
+                    limit=lim.jobs_per_minute,
+                )
             )
         if 0 < lim.concurrent_per_user <= act.user_active:
             raise LimitExceeded(
-                f"You already have {act.user_active} unfinished jobs (limit "
-                f"{lim.concurrent_per_user}). Wait for one to finish; /status shows them."
+                msgn(
+                    "You already have {n} unfinished job (limit {limit}). "
+                    "Wait for one to finish; /status shows them.",
+                    "You already have {n} unfinished jobs (limit {limit}). "
+                    "Wait for one to finish; /status shows them.",
+                    act.user_active,
+                    limit=lim.concurrent_per_user,
+                )
             )
         if 0 < lim.concurrent_per_chat <= act.chat_active:
             raise LimitExceeded(
-                f"This chat already has {act.chat_active} unfinished jobs (limit "
-                f"{lim.concurrent_per_chat}). Wait for one to finish; /status shows them."
+                msgn(
+                    "This chat already has {n} unfinished job (limit {limit}). "
+                    "Wait for one to finish; /status shows them.",
+                    "This chat already has {n} unfinished jobs (limit {limit}). "
+                    "Wait for one to finish; /status shows them.",
+                    act.chat_active,
+                    limit=lim.concurrent_per_chat,
+                )
             )
 
     def _limited(self) -> bool:
@@ -174,15 +192,19 @@ class Guard:
     def _check_seconds(self, act: Activity, seconds: float) -> None:
         lim = self._limits
         caps = (lim.daily_audio_minutes_per_user, lim.daily_audio_minutes_per_chat)
-        for scope, cap, used in (
-            ("your", caps[0], act.user_seconds),
-            ("this chat's", caps[1], act.chat_seconds),
+        for message, cap, used in (
+            (_AUDIO_USER, caps[0], act.user_seconds),
+            (_AUDIO_CHAT, caps[1], act.chat_seconds),
         ):
             if 0 < cap * 60 < used + seconds:
                 raise LimitExceeded(
-                    f"This audio ({math.ceil(seconds / 60)} min) would exceed {scope} daily "
-                    f"limit of {cap:g} audio minutes ({used / 60:.0f} used today). "
-                    + _resets(self._clock())
+                    _refusal(
+                        message,
+                        minutes=math.ceil(seconds / 60),
+                        limit=cap,
+                        used=round(used / 60),
+                        reset=_until_reset(self._clock()),
+                    )
                 )
 
     async def check_chars(
@@ -193,10 +215,7 @@ class Guard:
         if origin.platform == OPERATOR_PLATFORM:
             return
         if 0 < lim.max_speak_chars < chars:
-            raise LimitExceeded(
-                f"That text is {chars:,} characters; the limit is {lim.max_speak_chars:,}. "
-                "Please send a shorter text."
-            )
+            raise LimitExceeded(text_too_long(chars, lim.max_speak_chars))
         caps = (lim.daily_tts_chars_per_user, lim.daily_tts_chars_per_chat)
         if not any(c > 0 for c in caps):
             return
@@ -205,12 +224,49 @@ class Guard:
     def _check_daily_chars(self, act: Activity, chars: int) -> None:
         lim = self._limits
         caps = (lim.daily_tts_chars_per_user, lim.daily_tts_chars_per_chat)
-        for scope, cap, used in (
-            ("your", caps[0], act.user_chars),
-            ("this chat's", caps[1], act.chat_chars),
+        for message, cap, used in (
+            (_CHARS_USER, caps[0], act.user_chars),
+            (_CHARS_CHAT, caps[1], act.chat_chars),
         ):
             if 0 < cap < used + chars:
                 raise LimitExceeded(
-                    f"This text ({chars:,} characters) would exceed {scope} daily limit of "
-                    f"{cap:,} characters ({used:,} used today). " + _resets(self._clock())
+                    _refusal(
+                        message,
+                        chars=chars,
+                        limit=cap,
+                        used=used,
+                        reset=_until_reset(self._clock()),
+                    )
                 )
+
+
+def text_too_long(chars: int, limit: int) -> Msg:
+    """The refusal for a /speak text over the length limit."""
+    return msg(
+        "That text is {chars} characters; the limit is {limit}. Please send a shorter text.",
+        chars=chars,
+        limit=limit,
+    )
+
+
+def _refusal(message: Msg, **args: object) -> Msg:
+    return Msg(message.id, args=args)
+
+
+# Whole sentences per scope: word order and grammar differ between "your" and "this chat's".
+_AUDIO_USER = msg(
+    "This audio ({minutes} min) would exceed your daily limit of {limit} audio minutes "
+    "({used} used today). The limit resets at 00:00 UTC (in {reset})."
+)
+_AUDIO_CHAT = msg(
+    "This audio ({minutes} min) would exceed this chat's daily limit of {limit} audio minutes "
+    "({used} used today). The limit resets at 00:00 UTC (in {reset})."
+)
+_CHARS_USER = msg(
+    "This text ({chars} characters) would exceed your daily limit of {limit} characters "
+    "({used} used today). The limit resets at 00:00 UTC (in {reset})."
+)
+_CHARS_CHAT = msg(
+    "This text ({chars} characters) would exceed this chat's daily limit of {limit} characters "
+    "({used} used today). The limit resets at 00:00 UTC (in {reset})."
+)

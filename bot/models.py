@@ -142,3 +142,11 @@ class Origin:
     reply_to: str | None = None
     thread_id: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def locale(self) -> str | None:
+        """The requester's language tag: the client's (Telegram ``language_code``, Discord
+        ``locale``) until a job is created, then the resolved interface language, so a reply
+        delivered later or after a restart is in the language of the person who asked."""
+        value = self.extra.get("locale")
+        return str(value) if value else None

@@ -23,7 +23,7 @@ class SpeedStore(Protocol):
 
 
 class ChatSettingsStore(Protocol):
-    """Per-chat settings, as a JSON-able mapping."""
+    """Per-chat and per-user settings, as JSON-able mappings."""
 
     async def get_settings(self, platform: str, chat_id: str) -> dict[str, Any]:
         """The stored settings of a chat (empty when never changed)."""
@@ -33,6 +33,16 @@ class ChatSettingsStore(Protocol):
         self, platform: str, chat_id: str, data: Mapping[str, Any], now: float
     ) -> None:
         """Store a chat's settings, replacing the previous ones."""
+        ...
+
+    async def get_user_settings(self, platform: str, user_id: str) -> dict[str, Any]:
+        """A person's own settings, for every chat (empty when never changed)."""
+        ...
+
+    async def put_user_settings(
+        self, platform: str, user_id: str, data: Mapping[str, Any], now: float
+    ) -> None:
+        """Store a person's own settings, replacing the previous ones."""
         ...
 
 

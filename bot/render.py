@@ -38,12 +38,15 @@ class Cue:
     text: str
 
 
-def speaker_labels(speakers: Iterable[str | None]) -> dict[str, str]:
+SPEAKER = "Speaker {n}"  # the label template; bot.replies passes the reader's translation
+
+
+def speaker_labels(speakers: Iterable[str | None], label: str = SPEAKER) -> dict[str, str]:
     """Map raw speaker ids ("speaker_0", "SPEAKER_00") to "Speaker 1", "Speaker 2"... by order."""
     labels: dict[str, str] = {}
     for speaker in speakers:
         if speaker is not None and speaker not in labels:
-            labels[speaker] = f"Speaker {len(labels) + 1}"
+            labels[speaker] = label.replace("{n}", str(len(labels) + 1))
     return labels
 
 
@@ -56,35 +59,35 @@ def render_plain(t: Transcript) -> str:
     return _join_words(t.words, _has_spacing(t.words))
 
 
-def render_diarized(t: Transcript) -> str:
+def render_diarized(t: Transcript, label: str = SPEAKER) -> str:
     """Return ``Speaker N: ...`` paragraphs, one per turn; plain text when no speaker is known."""
-    turns = _turns(t)
+    turns = _turns(t, label)
     if not any(label for label, _ in turns):
         return render_plain(t)
     return "\n\n".join(f"{label}: {text}" if label else text for label, text in turns)
 
 
-def render_transcript(t: Transcript, *, diarize: bool) -> str:
+def render_transcript(t: Transcript, *, diarize: bool, label: str = SPEAKER) -> str:
     """Return the diarized rendering when asked for, else the plain one."""
-    return render_diarized(t) if diarize else render_plain(t)
+    return render_diarized(t, label) if diarize else render_plain(t)
 
 
-def subtitle_cues(t: Transcript, *, diarize: bool | None = None) -> list[Cue]:
+def subtitle_cues(t: Transcript, *, diarize: bool | None = None, label: str = SPEAKER) -> list[Cue]:
     """Return subtitle cues from timed segments, else from timed words ([] without timings).
 
     ``diarize`` (default: ``t.diarized``) prefixes each cue with its speaker label.
     """
     with_speakers = t.diarized if diarize is None else diarize
     if any(s.start is not None for s in t.segments):
-        return _segment_cues(t.segments, with_speakers)
+        return _segment_cues(t.segments, with_speakers, label)
     if any(w.start is not None for w in t.words):
-        return _word_cues(t.words, with_speakers)
+        return _word_cues(t.words, with_speakers, label)
     return []
 
 
-def to_srt(t: Transcript, *, diarize: bool | None = None) -> str | None:
+def to_srt(t: Transcript, *, diarize: bool | None = None, label: str = SPEAKER) -> str | None:
     """Return SubRip subtitles, or None when the transcript has no timings."""
-    cues = subtitle_cues(t, diarize=diarize)
+    cues = subtitle_cues(t, diarize=diarize, label=label)
     if not cues:
         return None
     blocks = (
@@ -170,15 +173,15 @@ def split_message(text: str, limit: int, *, utf16: bool = False) -> list[str]:
     return chunks
 
 
-def _turns(t: Transcript) -> list[tuple[str | None, str]]:
+def _turns(t: Transcript, label: str = SPEAKER) -> list[tuple[str | None, str]]:
     """Group consecutive pieces by speaker; a piece without a speaker stays in the current turn."""
     if any(s.speaker for s in t.segments):
-        labels = speaker_labels(s.speaker for s in t.segments)
+        labels = speaker_labels((s.speaker for s in t.segments), label)
         turns = _group(t.segments, _segment_speaker)
         return [(labels.get(k or ""), join_text(s.text for s in g)) for k, g in turns]
     if any(w.speaker for w in t.words):
         spacing = _has_spacing(t.words)
-        labels = speaker_labels(w.speaker for w in t.words if w.type != "spacing")
+        labels = speaker_labels((w.speaker for w in t.words if w.type != "spacing"), label)
         # Spacing tokens never start a turn: ElevenLabs gives them a speaker too.
         groups = _group(t.words, _word_speaker)
         return [(labels.get(k or ""), _join_words(g, spacing)) for k, g in groups]
@@ -228,8 +231,8 @@ def _is_cjk(ch: str) -> bool:
     return any(lo <= code <= hi for lo, hi in _CJK_RANGES)
 
 
-def _segment_cues(segments: Sequence[Segment], with_speakers: bool) -> list[Cue]:
-    labels = speaker_labels(s.speaker for s in segments)
+def _segment_cues(segments: Sequence[Segment], with_speakers: bool, label: str) -> list[Cue]:
+    labels = speaker_labels((s.speaker for s in segments), label)
     timed = [s for s in segments if s.start is not None and s.text.strip()]
     cues: list[Cue] = []
     for i, seg in enumerate(timed):
@@ -240,14 +243,14 @@ def _segment_cues(segments: Sequence[Segment], with_speakers: bool) -> list[Cue]
             end = start + _CUE_DEFAULT_SECONDS
             if following is not None and following > start:
                 end = min(end, following)
-        label = labels.get(seg.speaker or "") if with_speakers else None
-        cues.append(Cue(start, end, _cue_text(seg.text, label)))
+        shown = labels.get(seg.speaker or "") if with_speakers else None
+        cues.append(Cue(start, end, _cue_text(seg.text, shown)))
     return cues
 
 
-def _word_cues(words: Sequence[Word], with_speakers: bool) -> list[Cue]:
+def _word_cues(words: Sequence[Word], with_speakers: bool, label: str) -> list[Cue]:
     spacing = _has_spacing(words)
-    labels = speaker_labels(w.speaker for w in words if w.type != "spacing")
+    labels = speaker_labels((w.speaker for w in words if w.type != "spacing"), label)
     cues: list[Cue] = []
     for group in _cue_groups(words, with_speakers):
         timed = [w for w in group if w.start is not None and w.type != "spacing"]
@@ -256,8 +259,8 @@ def _word_cues(words: Sequence[Word], with_speakers: bool) -> list[Cue]:
             continue
         start = timed[0].start or 0.0
         end = max((w.end if w.end is not None else w.start) or 0.0 for w in timed)
-        label = labels.get(timed[0].speaker or "") if with_speakers else None
-        cues.append(Cue(start, max(end, start + 0.1), _cue_text(text, label)))
+        shown = labels.get(timed[0].speaker or "") if with_speakers else None
+        cues.append(Cue(start, max(end, start + 0.1), _cue_text(text, shown)))
     return cues
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from babel.core import get_global
+
 from bot import render
 from bot.jobs.models import Job, JobKind, JobState
 from bot.status import kind_name, part_progress, progress_percent, user_state
+from bot.text import ENGLISH, Duration, Msg, Text, decode, encode, msg
+from bot.text.translator import standard_code
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,89 +59,147 @@ def fit_chunks(
     return [c for c in out if c]
 
 
-_DOING = {
-    "transcription": ("🎙", "Transcribing"),
-    "speech": ("🔊", "Synthesizing"),
-    "summary": ("📝", "Summarizing"),
-    "translation": ("🌐", "Translating"),
-}
-FILE_UNAVAILABLE = (
+FILE_UNAVAILABLE = msg(
     "I couldn't fetch this file from Telegram (it may have expired or be too big). "
     "Please send it again."
 )
-STUCK = "The speech service has been processing this for too long; the job was stopped."
+STUCK = msg("The speech service has been processing this for too long; the job was stopped.")
 
 
 def duration_text(seconds: float) -> str:
-    """``45 seconds``, ``1 minute``, ``2 minutes 30 seconds``, ``1 hour 5 minutes``."""
-    total = max(1, round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = (
-        [(hours, "hour"), (minutes, "minute")] if hours else [(minutes, "minute"), (secs, "second")]
-    )
-    words = [f"{n} {unit}{'' if n == 1 else 's'}" for n, unit in parts if n]
-    return " ".join(words)
+    """``45 seconds``, ``1 minute``, ``2 minutes 30 seconds``, ``1 hour 5 minutes`` (English)."""
+    return ENGLISH.duration(seconds, short=False)
 
 
 def deadline_text(seconds: float) -> str:
-    """Why a job that ran out of time was stopped, with the deadline it had."""
-    span = duration_text(seconds)
-    return f"The speech service did not finish within {span}, so the job was stopped."
+    """Why a job that ran out of time was stopped, with the deadline it had (encoded for the
+    job row: each reader sees it in their language)."""
+    return encode(
+        msg(
+            "The speech service did not finish within {duration}, so the job was stopped.",
+            duration=Duration(max(1, round(seconds))),
+        )
+    )
 
 
-def retrying_text(reason: str) -> str:
-    """A queued job whose provider could not take it: the reason, and that it is retried."""
-    return f"{reason} It will be retried automatically."
+def retrying_text(reason: Msg | str) -> str:
+    """A queued job whose provider could not take it: the reason, and that it is retried
+    (encoded: the placeholder shows it in the requester's language)."""
+    return encode(msg("{reason} It will be retried automatically.", reason=decode_reason(reason)))
 
 
-CANCEL_BUTTON = "✖ Cancel"
-CANCEL_DONE_TOAST = "Cancelled."
-CANCEL_NOTHING = "You have no queued or running job in this chat."
-CANCEL_NOT_YOURS = "Only the person who started a job, or a chat admin, can cancel it."
+def decode_reason(reason: Msg | str) -> Msg:
+    """A reason given as a message or as its stored form."""
+    return reason if isinstance(reason, Msg) else decode(reason)
 
 
-def cancel_unknown(job_id: str) -> str:
+CANCEL_BUTTON = msg("✖ Cancel")
+CANCEL_DONE_TOAST = msg("Cancelled.")
+CANCEL_NOTHING = msg("You have no queued or running job in this chat.")
+CANCEL_NOT_YOURS = msg("Only the person who started a job, or a chat admin, can cancel it.")
+
+
+def cancel_unknown(job_id: str) -> Msg:
     """/cancel with an id this chat does not have."""
-    return f"No job {job_id} in this chat. Use /status to list this chat's jobs."
+    return msg("No job {id} in this chat. Use /status to list this chat's jobs.", id=job_id)
 
 
-def cancel_too_late(job_id: str) -> str:
+def cancel_too_late(job_id: str) -> Msg:
     """/cancel of a job that already finished (or was cancelled)."""
-    return f"Job {job_id} has already finished, so there is nothing to cancel."
+    return msg("Job {id} has already finished, so there is nothing to cancel.", id=job_id)
 
 
-def cancelled_text(job: Job, *, sent: bool) -> str:
+def cancelled_text(job: Job, *, sent: bool) -> Msg:
     """The reply to a successful cancel; a job already sent may still be charged."""
-    text = f"✖ Cancelled job {job.id}."
     if sent:
-        text += " It had already been sent to the speech service, so it may still be charged."
-    return text
+        return msg(
+            "✖ Cancelled job {id}. It had already been sent to the speech service, so it may "
+            "still be charged.",
+            id=job.id,
+        )
+    return msg("✖ Cancelled job {id}.", id=job.id)
 
 
-def progress_text(job: Job) -> str:
+def progress_text(job: Job, tr: Text = ENGLISH) -> str:
     """One line for the placeholder message while a job runs (plain text)."""
     state = user_state(job)
-    icon, verb = _DOING[kind_name(job)]
+    kind = kind_name(job)
+    icon = {"transcription": "🎙", "speech": "🔊", "summary": "📝", "translation": "🌐"}[kind]
     if state == "queued":
-        line = f"{icon} Queued… job {job.id}"
+        line = tr.gettext("{icon} Queued… job {id}", icon=icon, id=job.id)
     elif state in ("transcribing", "synthesizing", "writing"):
         percent = progress_percent(job)
-        shown = f" {percent} %" if percent is not None else ""
-        part = part_progress(job)
+        shown = f" {tr.number(percent)} %" if percent is not None else ""
+        part = part_progress(job, tr)
         shown = f" {part}," if part else shown
-        line = f"{icon} {verb}…{shown} job {job.id}"
+        line = _doing(kind, tr).format(icon=icon, percent=shown, id=job.id)
     elif state == "done":
-        line = f"✅ Done: job {job.id}"
+        line = tr.gettext("✅ Done: job {id}", id=job.id)
     elif state == "cancelled":
-        line = f"✖ Cancelled: job {job.id}"
+        line = tr.gettext("✖ Cancelled: job {id}", id=job.id)
     else:
-        line = f"❌ Failed: job {job.id}: {job.error or 'unknown error'}"
+        line = tr.gettext("❌ Failed: job {id}: {reason}", id=job.id, reason=_reason(job, tr))
     if job.queue_position is not None and not job.state.terminal:
-        line += f" (queue position {job.queue_position})"
+        line += tr.gettext(" (queue position {position})", position=job.queue_position)
     if not job.state.terminal and job.error:
-        line += f"\n{job.error}"  # a retry note (see JobWorker._notify); never stored on the row
+        line += f"\n{tr.render(job.error)}"  # a retry note (JobWorker._notify), never stored
     return line
+
+
+def _doing(kind: str, tr: Text) -> str:
+    """The running line's template for a kind (``{icon}``, ``{percent}``, ``{id}`` left open:
+    the percent is already in locale form)."""
+    keep = {"icon": "{icon}", "percent": "{percent}", "id": "{id}"}
+    if kind == "transcription":
+        return tr.gettext("{icon} Transcribing…{percent} job {id}", **keep)
+    if kind == "speech":
+        return tr.gettext("{icon} Synthesizing…{percent} job {id}", **keep)
+    if kind == "summary":
+        return tr.gettext("{icon} Summarizing…{percent} job {id}", **keep)
+    return tr.gettext("{icon} Translating…{percent} job {id}", **keep)
+
+
+def _reason(job: Job, tr: Text) -> str:
+    if job.kind is JobKind.TEXT and job.error_code == "interrupted":
+        return tr.render(TEXT_INTERRUPTED)  # the generic sentence speaks of audio and speech
+    return tr.render(job.error) if job.error else tr.gettext("unknown error")
+
+
+def failure_text(job: Job, tr: Text = ENGLISH) -> str:
+    """The final message of a failed job (plain text)."""
+    reason = _reason(job, tr)
+    kind = kind_name(job)
+    if kind == "transcription":
+        return tr.gettext("❌ Transcription failed (job {id}): {reason}", id=job.id, reason=reason)
+    if kind == "speech":
+        return tr.gettext("❌ Speech failed (job {id}): {reason}", id=job.id, reason=reason)
+    if kind == "summary":
+        return tr.gettext("❌ Summary failed (job {id}): {reason}", id=job.id, reason=reason)
+    return tr.gettext("❌ Translation failed (job {id}): {reason}", id=job.id, reason=reason)
+
+
+def detected_language(job: Job, tr: Text = ENGLISH) -> str | None:
+    """``🇩🇪 German, detected``: when the language was left to the provider, it said which, and
+    it is not the reader's own (an English reader is not told that English audio is English)."""
+    transcript = job.transcript
+    if transcript is None or not transcript.language or job.options.get("language") != "auto":
+        return None
+    code = standard_code(transcript.language) or transcript.language  # "english" from OpenAI
+    if code.split("-")[0].lower() == tr.locale.language:
+        return None
+    return tr.gettext(
+        "{flag} {language}, detected", flag=flag(code), language=tr.language_name(code)
+    ).strip()
+
+
+def flag(language: str) -> str:
+    """The flag of the country most associated with ``language`` (CLDR likely subtags)."""
+    try:
+        likely = get_global("likely_subtags").get(language.split("-")[0].lower(), "")
+    except (KeyError, ValueError):
+        return ""
+    territory = next((p for p in str(likely).split("_") if len(p) == 2 and p.isupper()), "")
+    return "".join(chr(0x1F1E6 + ord(c) - ord("A")) for c in territory)
 
 
 def _clock_time(seconds: float) -> str:
@@ -147,35 +209,61 @@ def _clock_time(seconds: float) -> str:
 
 
 def missing_part_text(
-    index: int, total: int, start: float, duration: float, error: str | None
+    index: int, total: int, start: float, duration: float, error: str | None, tr: Text = ENGLISH
 ) -> str:
     """The marked gap a stitched transcript shows where a part could not be transcribed."""
     span = f"{_clock_time(start)}–{_clock_time(start + duration)}"
-    return f"[part {index + 1} of {total} ({span}) is missing: {error or 'it failed'}]"
+    reason = tr.render(error) if error else tr.gettext("it failed")
+    return tr.gettext(
+        "[part {n} of {total} ({span}) is missing: {reason}]",
+        n=index + 1,
+        total=total,
+        span=span,
+        reason=reason,
+    )
 
 
-INTERRUPTED_PART = (
-    "a restart interrupted it while it was being sent, so it may have been charged and was "
-    "not sent again"
+# Stored on the part row (encoded; without arguments the stored form is the English sentence).
+INTERRUPTED_PART = encode(
+    msg(
+        "a restart interrupted it while it was being sent, so it may have been charged and was "
+        "not sent again"
+    )
 )
-SPLIT_SPEAKERS_NOTE = (
-    "Note: this recording was transcribed in {parts} parts; speaker numbers restart in each "
-    "part, so one person may appear under several numbers."
-)
 
 
-TEXT_INTERRUPTED = (
+def split_speakers_note(parts: int, tr: Text = ENGLISH) -> str:
+    """Above a diarized transcript stitched from parts: speaker numbers restart per part."""
+    return tr.gettext(
+        "Note: this recording was transcribed in {parts} parts; speaker numbers restart in each "
+        "part, so one person may appear under several numbers.",
+        parts=parts,
+    )
+
+
+TEXT_INTERRUPTED = msg(
     "a restart interrupted it while it was with the chat model, so it may have been charged and "
     "was not sent again; press the button again to retry."
 )
-TEXT_UNAVAILABLE = "Summaries and translations are not set up on this bot."
-NO_TRANSCRIPT = "There is no finished transcript {job} in this chat."
-TEXT_USAGE = (
-    "Reply to a transcript with /{command} [language], or give its job id: "
-    "/{command} ab12cd [language]."
-)
-SUMMARIZE_BUTTON = "📝 Summarize"
-TRANSLATE_BUTTON = "🌐 Translate"
+TEXT_UNAVAILABLE = msg("Summaries and translations are not set up on this bot.")
+
+
+def no_transcript(job_id: str) -> Msg:
+    """/summarize or /translate naming a job that is not a finished transcript here."""
+    return msg("There is no finished transcript {job} in this chat.", job=job_id)
+
+
+def text_usage(command: str) -> Msg:
+    """How /summarize and /translate are used."""
+    return msg(
+        "Reply to a transcript with /{command} [language], or give its job id: "
+        "/{command} ab12cd [language].",
+        command=command,
+    )
+
+
+SUMMARIZE_BUTTON = msg("📝 Summarize")
+TRANSLATE_BUTTON = msg("🌐 Translate")
 _LANGUAGES = {
     "en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian",
     "pt": "Portuguese", "nl": "Dutch", "pl": "Polish", "ru": "Russian", "uk": "Ukrainian",
@@ -186,19 +274,26 @@ _LANGUAGES = {
 }  # fmt: skip
 
 
-def text_job_toast(job: Job, *, fresh: bool) -> str:
+def text_job_toast(job: Job, *, fresh: bool, tr: Text = ENGLISH) -> str:
     """The short answer to a Summarize/Translate press."""
-    what = kind_name(job)
+    summary = kind_name(job) == "summary"
     if fresh:
-        return f"Working on the {what} (job {job.id})."
+        if summary:
+            return tr.gettext("Working on the summary (job {id}).", id=job.id)
+        return tr.gettext("Working on the translation (job {id}).", id=job.id)
     if job.state.terminal:
-        return f"The {what} was already made: job {job.id}, above."
-    return f"The {what} is already on its way: job {job.id}."
+        if summary:
+            return tr.gettext("The summary was already made: job {id}, above.", id=job.id)
+        return tr.gettext("The translation was already made: job {id}, above.", id=job.id)
+    if summary:
+        return tr.gettext("The summary is already on its way: job {id}.", id=job.id)
+    return tr.gettext("The translation is already on its way: job {id}.", id=job.id)
 
 
 def language_name(code: str | None) -> str:
-    """The name a chat model understands for a platform language code (``en-US``, ``pt-br``,
-    ``de``) or a name given as is; English when unknown."""
+    """The name a chat model understands (English, for its prompt, not for a reader) for a
+    platform language code (``en-US``, ``pt-br``, ``de``) or a name given as is; English when
+    unknown."""
     if not code:
         return "English"
     base = code.strip().lower().replace("_", "-").split("-")[0]
@@ -208,15 +303,6 @@ def language_name(code: str | None) -> str:
     return named.capitalize() if named.isalpha() and len(named) > 3 else "English"
 
 
-def failure_text(job: Job) -> str:
-    """The final message of a failed job (plain text)."""
-    what = kind_name(job).capitalize()
-    error = job.error or "unknown error"
-    if job.kind is JobKind.TEXT and job.error_code == "interrupted":
-        error = TEXT_INTERRUPTED  # the generic sentence speaks of audio and the speech service
-    return f"❌ {what} failed (job {job.id}): {error}"
-
-
 def transcript_reply(
     job: Job,
     *,
@@ -224,6 +310,7 @@ def transcript_reply(
     max_messages: int,
     escape: Callable[[str], str] = _identity,
     utf16: bool = False,
+    tr: Text = ENGLISH,
 ) -> TranscriptReply:
     """Messages for a finished transcription job: split text, or files past ``max_messages``.
 
@@ -233,25 +320,61 @@ def transcript_reply(
         max_messages: more parts than this are sent as a ``.txt`` (+ ``.srt`` with timings).
         escape: the platform's escaping for the parse mode it uses.
         utf16: measure length in UTF-16 code units (Telegram).
+        tr: the requester's language (:attr:`bot.models.Origin.locale`).
     """
     if job.state is JobState.FAILED or job.transcript is None:
-        return TranscriptReply((escape(failure_text(job)),))
+        return TranscriptReply((escape(failure_text(job, tr)),))
     transcript = job.transcript
     diarize = bool(job.options.get("diarize"))
-    text = render.render_transcript(transcript, diarize=diarize).strip()
+    label = tr.gettext("Speaker {n}")
+    text = render.render_transcript(transcript, diarize=diarize, label=label).strip()
     split = int((job.ticket or {}).get("split", 0))
     if text and diarize and transcript.diarized and split > 1:
-        text = SPLIT_SPEAKERS_NOTE.format(parts=split) + "\n\n" + text
+        text = split_speakers_note(split, tr) + "\n\n" + text
     if not text:
-        return TranscriptReply((escape("🔇 No speech detected in this audio."),))
-    parts = fit_chunks(text, limit, escape=escape, utf16=utf16)
-    if len(parts) <= max_messages:
+        return TranscriptReply((escape(tr.gettext("🔇 No speech detected in this audio.")),))
+    header = detected_language(job, tr)
+    shown = f"{header}\n\n{text}" if header else text
+    parts = fit_chunks(shown, limit, escape=escape, utf16=utf16)
+    output = str(job.options.get("output") or "messages")
+    if len(parts) <= max_messages and output == "messages":
         return TranscriptReply(tuple(parts))
     name = "transcript" if job.kind is JobKind.STT else kind_name(job)
     files = [FileReply(f"{name}-{job.id}.txt", text.encode() + b"\n", "text/plain")]
-    srt = render.to_srt(transcript, diarize=diarize)
+    srt = render.to_srt(transcript, diarize=diarize, label=label)
     if srt:
         files.append(FileReply(f"transcript-{job.id}.srt", srt.encode(), "application/x-subrip"))
-    words = len(text.split())
-    note = f"📄 The {name} is long ({words:,} words), so it is attached as a file."
+    if len(parts) <= max_messages and output == "both":
+        return TranscriptReply(tuple(parts), tuple(files))
+    note = _file_note(job, len(render.render_plain(transcript).split()), output, tr)
+    if header:
+        note = f"{header}\n{note}"
     return TranscriptReply((escape(note),), tuple(files))
+
+
+def _file_note(job: Job, words: int, output: str, tr: Text) -> str:
+    """The line sent with a reply attached as a file (speaker labels are not words)."""
+    kind = kind_name(job)
+    if kind == "summary":
+        return tr.ngettext(
+            "📄 The summary is long ({n} word), so it is attached as a file.",
+            "📄 The summary is long ({n} words), so it is attached as a file.",
+            words,
+        )
+    if kind == "translation":
+        return tr.ngettext(
+            "📄 The translation is long ({n} word), so it is attached as a file.",
+            "📄 The translation is long ({n} words), so it is attached as a file.",
+            words,
+        )
+    if output == "messages":
+        return tr.ngettext(
+            "📄 The transcript is long ({n} word), so it is attached as a file.",
+            "📄 The transcript is long ({n} words), so it is attached as a file.",
+            words,
+        )
+    return tr.ngettext(
+        "📄 The transcript ({n} word) is attached as a file.",
+        "📄 The transcript ({n} words) is attached as a file.",
+        words,
+    )

@@ -15,19 +15,25 @@ from bot.audio import AudioInfo
 from bot.config import Config
 from bot.errors import InputError, ProviderError, ProviderNotConfigured
 from bot.jobs.models import Blob, Job, JobKind, JobState, NewJob
-from bot.limits import AccessDenied, Guard, day_start
+from bot.limits import AccessDenied, Guard, day_start, text_too_long
 from bot.models import Origin
 from bot.ports import JobStore
+from bot.preferences import Preferences
 from bot.providers.base import SpeechToText, SttCapabilities, TextToSpeech, TtsCapabilities
 from bot.providers.registry import STT, TTS, TYPES
-from bot.settings import ChatSettings, apply_setting, describe_settings
+from bot.settings import (
+    ChatSettings,
+    apply_setting,
+    unknown_voice,
+)
 from bot.status import render_job, render_job_list
+from bot.text import ENGLISH, Msg, Text, msg
 from bot.textjobs import TextJobsMixin
 
 _LOGGER = logging.getLogger(__name__)
 
 MAX_TTS_PARTS = 10
-SPEAK_USAGE = "Nothing to say: give me some text, e.g. /speak Hello there."
+SPEAK_USAGE = msg("Nothing to say: give me some text, e.g. /speak Hello there.")
 
 
 def clean_text(text: str) -> str:
@@ -46,7 +52,7 @@ class Cancelled:
 
     job: Job
     sent: bool
-    text: str
+    text: Msg
 
 
 class VoiceService(TextJobsMixin):
@@ -74,6 +80,7 @@ class VoiceService(TextJobsMixin):
         self._tts = tts
         self._wake = wake
         self._clock = clock
+        self.preferences = Preferences(store, config, choices=self._choices, clock=clock)
 
     # -- providers --------------------------------------------------------------------------
 
@@ -151,13 +158,20 @@ class VoiceService(TextJobsMixin):
             raise AccessDenied()
         cfg = self.config.stt
         settings = settings or ChatSettings()
+        user = await self.preferences.user_settings(origin.platform, origin.user_id)
+        origin = self.preferences.stamp_locale(origin, settings, user)
         name = provider or cfg.provider
         model = model or self._default_model(STT, name, cfg.provider, cfg.model)
         caps = self._stt_provider(name).capabilities(model)
-        lang = language or settings.language or cfg.language
+        lang = language or user.language or settings.language or cfg.language
         want_diarize = diarize if diarize is not None else settings.diarize
         do_diarize = (cfg.diarize if want_diarize is None else want_diarize) and caps.diarization
-        options = {"language": lang, "diarize": do_diarize, "filename": filename}
+        options = {
+            "language": lang,
+            "diarize": do_diarize,
+            "filename": filename,
+            "output": settings.output or "messages",
+        }
         now = self._clock()
         key = None
         if dedup_key:
@@ -277,6 +291,9 @@ class VoiceService(TextJobsMixin):
             ProviderNotConfigured: the chosen provider has no API key.
         """
         cfg = self.config.tts
+        settings = settings or ChatSettings()
+        user = await self.preferences.user_settings(origin.platform, origin.user_id)
+        origin = self.preferences.stamp_locale(origin, settings, user)
         name = provider or cfg.provider
         model = model or self._default_model(TTS, name, cfg.provider, cfg.model)
         caps = self._tts_provider(name).capabilities(model)
@@ -287,15 +304,11 @@ class VoiceService(TextJobsMixin):
         await self.guard.check_chars(origin, len(text), activity)
         limit = caps.max_chars if caps.asynchronous else caps.max_chars * MAX_TTS_PARTS
         if len(text) > limit:
-            raise InputError(
-                f"That text is {len(text):,} characters; the limit is {limit:,}. "
-                "Please send a shorter text."
-            )
+            raise InputError(text_too_long(len(text), limit))
         parts = render.split_sentences(text, caps.max_chars)
-        chosen_voice = voice or (settings.voice if settings else None) or cfg.voice
+        chosen_voice = voice or user.voice or settings.voice or cfg.voice
         if caps.voices and chosen_voice not in caps.voices:
-            voices = ", ".join(sorted(caps.voices))
-            raise InputError(f"There is no voice {chosen_voice!r} here. Voices: {voices}.")
+            raise InputError(unknown_voice(chosen_voice, caps.voices))
         now = self._clock()
         job = await self.store.create(
             NewJob(
@@ -337,18 +350,25 @@ class VoiceService(TextJobsMixin):
         """This chat's newest jobs."""
         return await self.store.recent_for_chat(platform, chat_id, limit)
 
-    async def status_text(self, platform: str, chat_id: str, job_id: str | None = None) -> str:
+    async def status_text(
+        self, platform: str, chat_id: str, job_id: str | None = None, tr: Text = ENGLISH
+    ) -> str:
         """What /status answers: one job in detail, or this chat's recent jobs."""
         now = self._clock()
         if not job_id or not job_id.strip():
-            return render_job_list(await self.recent_jobs(platform, chat_id), now)
+            return render_job_list(await self.recent_jobs(platform, chat_id), now, tr)
         wanted = job_id.strip().lstrip("#`").rstrip("`")
         if not wanted.isalnum() or len(wanted) > 32:
-            return f"{job_id.strip()[:40]!r} is not a job id. Job ids look like ab12cd."
+            return tr.gettext(
+                "{value} is not a job id. Job ids look like ab12cd.",
+                value=repr(job_id.strip()[:40]),
+            )
         job = await self.job(platform, chat_id, wanted)
         if job is None:
-            return f"No job {wanted} in this chat. Use /status to list this chat's jobs."
-        return render_job(job, now, eta=self._eta(job))
+            return tr.gettext(
+                "No job {id} in this chat. Use /status to list this chat's jobs.", id=wanted
+            )
+        return render_job(job, now, eta=self._eta(job), tr=tr)
 
     async def set_progress_message(self, job_id: str, message_id: str) -> None:
         """Remember the placeholder message that shows a job's progress."""
@@ -369,32 +389,28 @@ class VoiceService(TextJobsMixin):
     async def change_setting(
         self, platform: str, chat_id: str, name: str, value: str
     ) -> ChatSettings:
-        """Change one setting from user text and store it.
+        """Change one chat setting from user text and store it.
 
         Raises:
             InputError: unknown setting or bad value (the message says which and why).
         """
         current = await self.settings(platform, chat_id)
-        updated = apply_setting(current, name, value)
+        languages, voices = self._choices()
+        updated = apply_setting(current, name, value, languages=languages, voices=voices)
         await self.store.put_settings(platform, chat_id, updated.to_dict(), self._clock())
         return updated
 
-    def describe(self, settings: ChatSettings) -> str:
-        """Plain-text summary of a chat's settings against the bot's defaults, with the voices
-        to choose from when the provider lists them (e.g. the Piper voices found)."""
-        text = describe_settings(
-            settings,
-            language=self.config.stt.language,
-            diarize=self.config.stt.diarize,
-            voice=self.config.tts.voice,
-        )
+    def _choices(self) -> tuple[frozenset[str], frozenset[str]]:
+        """Languages the default transcription model and voices the default TTS model take."""
+        try:
+            languages = self.stt_capabilities().languages
+        except ProviderError:
+            languages = frozenset()
         try:
             voices = self.tts_capabilities().voices
         except ProviderError:
             voices = frozenset()
-        if voices:
-            text += "\nvoices: " + ", ".join(sorted(voices))
-        return text
+        return languages, voices
 
     # -- access, usage, privacy ---------------------------------------------------------------
 
@@ -406,7 +422,7 @@ class VoiceService(TextJobsMixin):
         """Whether this user is a configured bot admin."""
         return self.guard.is_admin(origin)
 
-    async def usage_text(self, origin: Origin) -> str:
+    async def usage_text(self, origin: Origin, tr: Text = ENGLISH) -> str:
         """What /usage shows a bot admin: jobs, audio minutes, characters and cost per user and
         chat, today and over 30 days.
 
@@ -414,30 +430,50 @@ class VoiceService(TextJobsMixin):
             AccessDenied: the caller is not a bot admin.
         """
         if not self.is_admin(origin):
-            raise AccessDenied("Only the bot's admins can see usage (access.admins in the config).")
+            raise AccessDenied(
+                msg("Only the bot's admins can see usage (access.admins in the config).")
+            )
         now = self._clock()
         lines: list[str] = []
-        for title, since in (("Today (UTC)", day_start(now)), ("Last 30 days", now - 30 * 86400)):
+        periods = (
+            (tr.gettext("Today (UTC):"), day_start(now)),
+            (tr.gettext("Last 30 days:"), now - 30 * 86400),
+        )
+        for title, since in periods:
             rows = await self.store.usage(since)
-            lines.append(f"{title}:")
+            lines.append(title)
             if not rows:
-                lines.append("  no jobs")
+                lines.append("  " + tr.gettext("no jobs"))
             for r in rows[:15]:
-                cost = f"{r['cost']:.4f} {r['currency'] or ''}".rstrip()
-                lines.append(
-                    f"  {r['platform']} chat {r['chat_id']} user {r['user_id']}: {r['jobs']} jobs, "
-                    f"{r['audio_seconds'] / 60:.1f} audio min, {r['chars']:,} chars, cost {cost}"
+                cost = f"{tr.decimal(r['cost'], 4)} {r['currency'] or ''}".rstrip()
+                line = tr.ngettext(
+                    "{platform} chat {chat} user {user}: {n} job, {minutes} audio min, "
+                    "{chars} chars, cost {cost}",
+                    "{platform} chat {chat} user {user}: {n} jobs, {minutes} audio min, "
+                    "{chars} chars, cost {cost}",
+                    r["jobs"],
+                    platform=r["platform"],
+                    chat=r["chat_id"],
+                    user=r["user_id"],
+                    minutes=tr.decimal(r["audio_seconds"] / 60, 1),
+                    chars=r["chars"],
+                    cost=cost,
                 )
-            total = sum(r["cost"] for r in rows)
-            lines.append(f"  total cost: {total:.4f}")
+                lines.append("  " + line)
+            total = tr.decimal(sum(r["cost"] for r in rows), 4)
+            lines.append("  " + tr.gettext("total cost: {cost}", cost=total))
         return "\n".join(lines)
 
-    async def forget(self, origin: Origin) -> str:
+    async def forget(self, origin: Origin, tr: Text = ENGLISH) -> str:
         """Delete the caller's jobs in this chat (transcripts, audio, text) and say how many."""
         count = await self.store.forget(origin.platform, origin.chat_id, origin.user_id)
         if count == 0:
-            return "You have no stored jobs in this chat."
-        return f"Deleted {count} of your jobs in this chat, with their transcripts and audio."
+            return tr.gettext("You have no stored jobs in this chat.")
+        return tr.ngettext(
+            "Deleted {n} of your jobs in this chat, with its transcript and audio.",
+            "Deleted {n} of your jobs in this chat, with their transcripts and audio.",
+            count,
+        )
 
     async def cancel(self, origin: Origin, job_id: str | None, *, admin: bool) -> Cancelled:
         """Cancel a queued or running job of this chat: ``job_id``, or the caller's newest one.

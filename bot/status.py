@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.jobs.models import Job, JobKind, JobState
+from bot.text import ENGLISH, Text
 
 
 def user_state(job: Job) -> str:
-    """The words a user sees for a job's state."""
+    """The state a user sees, as a stable key (queued, transcribing, synthesizing, done...)."""
     if job.state in (JobState.QUEUED, JobState.SUBMITTING):
         return "queued"
     if job.state is JobState.SUBMITTED:
@@ -23,31 +24,49 @@ def user_state(job: Job) -> str:
 _RUNNING = {JobKind.STT: "transcribing", JobKind.TTS: "synthesizing", JobKind.TEXT: "writing"}
 
 
+def state_words(job: Job, tr: Text = ENGLISH) -> str:
+    """The words for :func:`user_state` in the reader's language."""
+    words = {
+        "queued": tr.gettext("queued"),
+        "transcribing": tr.gettext("transcribing"),
+        "synthesizing": tr.gettext("synthesizing"),
+        "writing": tr.gettext("writing"),
+        "done": tr.gettext("done"),
+        "cancelled": tr.gettext("cancelled"),
+        "failed": tr.gettext("failed"),
+    }
+    return words[user_state(job)]
+
+
 def kind_name(job: Job) -> str:
-    """What a job makes, in a word: transcription, speech, summary, translation."""
+    """What a job makes, as a stable key: transcription, speech, summary, translation."""
     if job.kind is JobKind.TEXT:
         return "summary" if job.options.get("action") == "summary" else "translation"
     return "transcription" if job.kind is JobKind.STT else "speech"
 
 
-def format_age(seconds: float) -> str:
-    """``42s``, ``5m``, ``3h 10m``, ``2d``."""
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        hours, minutes = divmod(seconds // 60, 60)
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    return f"{seconds // 86400}d"
+def kind_words(job: Job, tr: Text = ENGLISH) -> str:
+    """:func:`kind_name` in the reader's language."""
+    words = {
+        "transcription": tr.gettext("transcription"),
+        "speech": tr.gettext("speech"),
+        "summary": tr.gettext("summary"),
+        "translation": tr.gettext("translation"),
+    }
+    return words[kind_name(job)]
 
 
-def format_cost(job: Job) -> str | None:
+def format_age(seconds: float, tr: Text = ENGLISH) -> str:
+    """``42 sec``, ``5 min``, ``3 hr 10 min``, ``2 days`` in the reader's language."""
+    return tr.duration(seconds)
+
+
+def format_cost(job: Job, tr: Text = ENGLISH) -> str | None:
     """The provider-reported cost, when known."""
     if job.cost is None:
         return None
-    return f"{job.cost:.4f} {job.currency}" if job.currency else f"{job.cost:.4f}"
+    amount = tr.decimal(job.cost, 4)
+    return f"{amount} {job.currency}" if job.currency else amount
 
 
 def progress_percent(job: Job) -> int | None:
@@ -57,13 +76,13 @@ def progress_percent(job: Job) -> int | None:
     return max(0, min(99, int(job.progress * 100)))
 
 
-def part_progress(job: Job) -> str | None:
+def part_progress(job: Job, tr: Text = ENGLISH) -> str | None:
     """ "part 3 of 7" while a long recording's parts run (None for a job that was not split)."""
     total = int((job.ticket or {}).get("split", 0))
     if total < 2 or job.state is not JobState.SUBMITTED:
         return None
     done = round((job.progress or 0.0) * total)
-    return f"part {min(total, done + 1)} of {total}"
+    return tr.gettext("part {n} of {total}", n=min(total, done + 1), total=total)
 
 
 def progress_eta(job: Job, now: float) -> float | None:
@@ -74,53 +93,75 @@ def progress_eta(job: Job, now: float) -> float | None:
     return now + elapsed * (1 - job.progress) / job.progress
 
 
-def render_job(job: Job, now: float, *, eta: float | None = None) -> str:
+def render_job(job: Job, now: float, *, eta: float | None = None, tr: Text = ENGLISH) -> str:
     """Several lines describing one job."""
-    lines = [f"Job {job.id} ({kind_name(job)}): {user_state(job)}"]
-    lines.append(f"age: {format_age(now - job.created_at)}")
-    lines.append(f"provider: {job.provider} / {job.model}")
+    lines = [
+        tr.gettext(
+            "Job {id} ({kind}): {state}",
+            id=job.id,
+            kind=kind_words(job, tr),
+            state=state_words(job, tr),
+        )
+    ]
+    lines.append(tr.gettext("age: {age}", age=format_age(now - job.created_at, tr)))
+    lines.append(
+        tr.gettext("provider: {provider} / {model}", provider=job.provider, model=job.model)
+    )
     if job.input_duration:
-        lines.append(f"audio: {format_age(job.input_duration)}")
+        lines.append(tr.gettext("audio: {length}", length=format_age(job.input_duration, tr)))
     if job.queue_position is not None and not job.state.terminal:
-        lines.append(f"queue position: {job.queue_position}")
+        lines.append(tr.gettext("queue position: {position}", position=job.queue_position))
     percent = progress_percent(job)
-    part = part_progress(job)
+    part = part_progress(job, tr)
     if part is not None:
-        lines.append(f"progress: {part}")
+        lines.append(tr.gettext("progress: {part}", part=part))
     elif percent is not None:
-        lines.append(f"progress: {percent} %")
+        lines.append(tr.gettext("progress: {percent} %", percent=percent))
         eta = progress_eta(job, now) or eta
     if eta is not None and not job.state.terminal:
-        lines.append(f"expected in: about {format_age(max(eta - now, 1))}")
+        left = format_age(max(eta - now, 1), tr)
+        lines.append(tr.gettext("expected in: about {duration}", duration=left))
     transcript = job.transcript
     if transcript is not None and transcript.language and job.options.get("language") == "auto":
-        lines.append(f"language: {transcript.language} (detected)")
-    cost = format_cost(job)
+        name = tr.language_name(transcript.language)
+        lines.append(tr.gettext("language: {language} (detected)", language=name))
+    cost = format_cost(job, tr)
     if cost:
-        lines.append(f"cost: {cost}")
+        lines.append(tr.gettext("cost: {cost}", cost=cost))
     if job.state is JobState.FAILED and job.error:
-        lines.append(f"reason: {job.error}")
+        lines.append(tr.gettext("reason: {reason}", reason=tr.render(job.error)))
     if job.delivery_error:
-        lines.append("reply could not be delivered")
+        lines.append(tr.gettext("reply could not be delivered"))
     return "\n".join(lines)
 
 
-def render_job_list(jobs: Sequence[Job], now: float) -> str:
+def render_job_list(jobs: Sequence[Job], now: float, tr: Text = ENGLISH) -> str:
     """One line per job, newest first; a hint when there are none."""
     if not jobs:
-        return "No jobs in this chat yet. Send a voice message or use /speak."
-    lines = ["Recent jobs:"]
+        return tr.gettext("No jobs in this chat yet. Send a voice message or use /speak.")
+    lines = [tr.gettext("Recent jobs:")]
     for job in jobs:
-        kind = job.kind.value.upper()
-        line = f"{job.id} {kind} {user_state(job)}, {format_age(now - job.created_at)} ago"
+        kind = {
+            JobKind.STT: tr.gettext("STT"),
+            JobKind.TTS: tr.gettext("TTS"),
+            JobKind.TEXT: tr.gettext("TEXT"),
+        }[job.kind]
+        age = format_age(now - job.created_at, tr)
+        line = tr.gettext(
+            "{id} {kind} {state}, {age} ago",
+            id=job.id,
+            kind=kind,
+            state=state_words(job, tr),
+            age=age,
+        )
         if job.queue_position is not None and not job.state.terminal:
-            line += f", queue #{job.queue_position}"
+            line += tr.gettext(", queue #{position}", position=job.queue_position)
         percent = progress_percent(job)
-        part = part_progress(job)
+        part = part_progress(job, tr)
         if part is not None:
             line += f", {part}"
         elif percent is not None:
-            line += f", {percent} %"
+            line += f", {tr.number(percent)} %"
         lines.append(line)
-    lines.append("Use /status <id> for details.")
+    lines.append(tr.gettext("Use /status <id> for details."))
     return "\n".join(lines)

@@ -12,7 +12,9 @@ from bot.jobs.text import ACTIONS
 from bot.limits import AccessDenied, Guard
 from bot.models import Origin
 from bot.ports import JobStore
-from bot.replies import NO_TRANSCRIPT, TEXT_UNAVAILABLE, language_name
+from bot.preferences import Preferences
+from bot.replies import TEXT_UNAVAILABLE, language_name, no_transcript
+from bot.settings import ChatSettings
 
 
 class TextJobsMixin:
@@ -21,6 +23,7 @@ class TextJobsMixin:
     store: JobStore
     config: Config
     guard: Guard
+    preferences: Preferences
     _clock: Callable[[], float]
     _wake: Callable[[], None]
 
@@ -46,7 +49,7 @@ class TextJobsMixin:
             raise InputError(TEXT_UNAVAILABLE)
         source = await self.store.find_for_chat(origin.platform, origin.chat_id, source_id)
         if source is None or source.kind is not JobKind.STT or source.transcript is None:
-            raise InputError(NO_TRANSCRIPT.format(job=source_id))
+            raise InputError(no_transcript(source_id))
         lang = language_name(language)
         llm = self.config.llm
         raw = f"{source.id}|{action}|{lang}|{llm.provider}|{llm.model}"
@@ -56,6 +59,11 @@ class TextJobsMixin:
             return existing
         before = await self.store.find_released(key)  # its finished pieces are not paid again
         await self.guard.check_start(origin)
+        chat = ChatSettings.from_dict(
+            await self.store.get_settings(origin.platform, origin.chat_id)
+        )
+        user = await self.preferences.user_settings(origin.platform, origin.user_id)
+        origin = self.preferences.stamp_locale(origin, chat, user)  # replies in the asker's
         now = self._clock()
         job = await self.store.create(
             NewJob(

@@ -249,8 +249,8 @@ def test_prepare_too_long_for_the_byte_limit() -> None:
             tone(40.0, "wav", rate=8000), "long.wav", formats=frozenset({"ogg"}), max_bytes=20_000
         )
     assert 0.1 < err.value.limit_minutes < 0.5
-    assert str(err.value).startswith("Audio is too long: the limit is about 0.")
-    assert str(err.value).endswith(" minutes.")
+    assert str(err.value).startswith("Audio is too long: the limit is about ")
+    assert str(err.value).endswith(" seconds.")
 
 
 def test_prepare_audio_under_the_announced_limit_fits() -> None:
@@ -272,7 +272,7 @@ def test_prepare_over_max_duration() -> None:
             tone(4.0, "ogg"), "a.ogg", formats=frozenset({"ogg"}), max_bytes=10**6, max_duration=3.0
         )
     assert err.value.limit_minutes == pytest.approx(0.05)
-    assert "limit is about 0.1 minutes" in str(err.value)
+    assert "limit is about 3 seconds" in str(err.value)
 
 
 def test_prepare_rejects_non_audio() -> None:

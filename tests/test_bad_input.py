@@ -198,7 +198,7 @@ CASES = [
         "audio_over_duration_limit",
         lambda w, j: voice(w, tone(20.0, 300.0, 8000)),
         "Audio is too long",
-        "0.1 minutes",
+        "3 seconds",
         limits={"max_audio_minutes": 0.05},
     ),
     case(
@@ -276,7 +276,7 @@ CASES = [
         "settings_value_with_html",
         lambda w, j: command(w, "/settings language <script>"),
         "&lt;script&gt;",
-        "is not a language code",
+        "is not a language I know",
     ),
     # /status job ids
     case(
@@ -305,7 +305,7 @@ CASES = [
     case(
         "language_not_a_code",
         lambda w, j: command(w, "/language klingon-warrior-speak"),
-        "is not a language code",
+        "is not a language I know",
     ),
     case("diarize_not_a_switch", lambda w, j: command(w, "/diarize maybe"), "takes on or off"),
     case(
@@ -345,7 +345,7 @@ async def test_bad_input_gets_clear_answer_and_nothing_breaks(tmp_path: Path, ba
         assert len(jobs) == 1 + bad.new_jobs, [j.id for j in jobs]
         # The bot keeps working: a later good request is answered in full.
         later = await voice(w, tone(0.5, 880.0))
-        assert later.startswith("Fake transcript of"), later
+        assert "Fake transcript of" in later, later
         # Nothing stored was lost: the earlier job and its transcript are intact.
         kept = await w.core.store.get(earlier.id)
         assert kept is not None and kept.delivered

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.jobs.models import JobState
+from bot.text import ENGLISH
 from tests.fakes.providers import FakeNanoGpt
 from tests.test_faults import bench
 
@@ -35,7 +36,7 @@ async def test_worker_unreachable_provider_tells_chat_it_is_retried(
         await b.core.poller.run_once()
         [note] = b.out.progressed
         assert note.id == job.id and note.state is JobState.QUEUED
-        assert note.error == (
+        assert ENGLISH.render(note.error or "") == (
             "The speech service can't be reached right now. It will be retried automatically."
         )
         stored = await b.core.store.get(job.id)
@@ -49,7 +50,7 @@ async def test_worker_deadline_message_states_seconds(tmp_path: Path, nano: Fake
         await b.stt()
         await b.drive(steps=100)
         done = await b.only_result()
-        assert done.error == (
+        assert ENGLISH.render(done.error or "") == (
             "The speech service did not finish within 15 seconds, so the job was stopped."
         )
 

@@ -107,6 +107,7 @@ COMMANDS = {
     "status",
     "cancel",
     "settings",
+    "voices",
     "forget",
     "usage",
     "help",
@@ -416,7 +417,7 @@ async def test_discord_settings_need_manage_server_in_guilds(
         assert not [m for m in dc.bot_messages(dc.ids.text_channel) if m["type"] == 19]
     assert denied.original is not None and "Manage Server" in denied.original["content"]
     assert allowed.original is not None and "autotranscribe: off" in allowed.original["content"]
-    assert dm.original is not None and "language: de" in dm.original["content"]
+    assert dm.original is not None and "language: German (de)" in dm.original["content"]
     assert shown.original is not None and "autotranscribe: off" in shown.original["content"]
     assert nano.submits["transcribe"] == 1  # only the DM one
 

@@ -19,6 +19,7 @@ import pytest
 from bot.app import Core, config_secrets, setup_logging
 from bot.errors import MalformedAnswer, ProviderTimeout
 from bot.jobs.models import Job, JobState
+from bot.text import ENGLISH, encode
 from tests.fakes.audio import make_tone
 from tests.fakes.providers import FakeNanoGpt
 from tests.support import NANO_KEY, FakeClock, RecordingDeliverer, make_config
@@ -230,7 +231,7 @@ async def test_fault_ambiguous_submit_fails_clearly_and_is_never_resent(
             await b.drive()
             done = await b.only_result()
             # The request may have been charged: never resent, the user is told to retry.
-            assert done.state is JobState.FAILED and done.error == SUBMIT_FAULTS[fault]
+            assert done.state is JobState.FAILED and done.error == encode(SUBMIT_FAULTS[fault])
             reached = len(nano.requests_to("transcribe")) + proxy.reset_done
             assert reached == 1
             assert len(_operator_lines(caplog, job)) == 1
@@ -303,7 +304,7 @@ async def test_fault_status_never_completes_hits_deadline(
         done = await b.only_result()
         assert done.state is JobState.FAILED
         assert (
-            done.error
+            ENGLISH.render(done.error or "")
             == "The speech service did not finish within 2 minutes, so the job was stopped."
         )
         polls = len(nano.requests_to("transcribe/status"))

@@ -47,7 +47,7 @@ async def test_limits_concurrency_per_user_and_chat(tmp_path: Path, nano: FakeNa
     )
     try:
         await core.service.speak(ALICE, "first")
-        with pytest.raises(LimitExceeded, match="You already have 1 unfinished jobs"):
+        with pytest.raises(LimitExceeded, match="You already have 1 unfinished job "):
             await core.service.speak(ALICE, "second")
         await core.service.speak(BOB, "bob")
         carol = Origin("telegram", "100", "3")
@@ -113,7 +113,7 @@ async def test_usage_for_admins_only(tmp_path: Path, nano: FakeNanoGpt) -> None:
         await core.service.transcribe(ALICE, make_tone(1.0), "a.ogg")
         await core.poller.run_once()
         text = await core.service.usage_text(ALICE)
-        assert "Today (UTC):" in text and "user 1: 1 jobs" in text and "cost" in text
+        assert "Today (UTC):" in text and "user 1: 1 job," in text and "cost" in text
         with pytest.raises(AccessDenied, match="Only the bot's admins"):
             await core.service.usage_text(BOB)
     finally:

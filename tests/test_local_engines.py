@@ -18,8 +18,9 @@ from bot.providers.base import PollStatus
 from bot.providers.local.settings import WhisperSettings
 from bot.providers.local.whisper import DECODE_FAILED, LOAD_FAILED, WhisperSpeechToText
 from bot.replies import transcript_reply
-from bot.settings import ChatSettings
+from bot.settings import ChatSettings, UserSettings
 from bot.status import render_job
+from bot.text import ENGLISH, text_for
 from tests.fakes.audio import make_tone
 from tests.local_engines import (
     SENTENCE,
@@ -64,7 +65,10 @@ def test_word_error_rate_counts_edits_on_words() -> None:
 
 async def test_local_round_trip_piper_to_tiny_en_through_the_pipeline(tmp_path: Path) -> None:
     async with running_core(local_config(tmp_path)) as (core, out):
-        assert f"voices: {VOICE}" in core.service.describe(ChatSettings())  # what /voice lists
+        listed = core.service.preferences.voices(
+            ENGLISH, ChatSettings(), UserSettings()
+        )  # what /voices lists
+        assert f"• {VOICE} ✓" in listed
         ogg = await _speak(core, out, SENTENCE)  # Piper → our OGG/Opus voice clip
         job = await core.service.transcribe(ORIGIN, ogg, "voice.ogg")
         await out.wait(2, timeout=120)
@@ -76,7 +80,12 @@ async def test_local_round_trip_piper_to_tiny_en_through_the_pipeline(tmp_path: 
     assert wer <= 0.25, f"WER {wer:.2f}: {transcript.text!r}"
     assert transcript.segments and transcript.segments[-1].end is not None
     assert done.cost is None  # nothing was paid, and nothing claims it was
-    assert "language: en (detected)" in render_job(done, done.updated_at)
+    assert "language: English (detected)" in render_job(done, done.updated_at)
+    # The reply names the language faster-whisper detected, in the reader's language.
+    german = transcript_reply(done, limit=4096, max_messages=3, tr=text_for("de"))
+    assert german.messages[0].startswith("🇺🇸 Englisch, erkannt\n\n")
+    english = transcript_reply(done, limit=4096, max_messages=3)
+    assert not english.messages[0].startswith("🇺🇸")  # an English reader is not told
 
 
 async def test_local_stt_reports_real_progress_and_status_shows_it(tmp_path: Path) -> None:
@@ -175,7 +184,7 @@ async def test_local_bad_input_is_refused_clearly_and_the_bot_keeps_serving(
         assert result.error == DECODE_FAILED
         with pytest.raises(AudioTooLong) as too_long:  # refused before any work
             await core.service.transcribe(ORIGIN, make_tone(5.0, "ogg"), "long.ogg")
-        assert "the limit is about 0.1 minutes" in too_long.value.user_message
+        assert "the limit is about 3 seconds" in too_long.value.user_message
         ok = await core.service.transcribe(ORIGIN, make_tone(1.0, "ogg"), "ok.ogg")
         await out.wait(1, timeout=120)
     assert out.delivered[0][0].id == ok.id and out.delivered[0][0].state is JobState.COMPLETED

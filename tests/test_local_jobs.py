@@ -210,8 +210,8 @@ def test_progress_shows_in_placeholder_status_and_list() -> None:
     job = _running(0.4)
     assert progress_text(job) == "🎙 Transcribing… 40 % job ab12cd"
     assert "progress: 40 %" in render_job(job, 1020.0)
-    assert "expected in: about 30s" in render_job(job, 1020.0)  # 20 s for 40 %: 30 s to go
-    assert "ab12cd STT transcribing, 20s ago, 40 %" in render_job_list([job], 1020.0)
+    assert "expected in: about 30 sec" in render_job(job, 1020.0)  # 20 s for 40 %: 30 s to go
+    assert "ab12cd STT transcribing, 20 sec ago, 40 %" in render_job_list([job], 1020.0)
     assert progress_text(_running(None)) == "🎙 Transcribing… job ab12cd"
 
 
@@ -254,7 +254,7 @@ async def test_store_sqlite_database_from_schema_v8_gains_progress_and_keep_inpu
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(SQLITE_MIGRATIONS) >= 9
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(SQLITE_MIGRATIONS) == 12
 
 
 async def test_store_postgres_database_from_schema_v2_gains_progress_and_keep_input(
@@ -276,4 +276,4 @@ async def test_store_postgres_database_from_schema_v2_gains_progress_and_keep_in
         assert (await store.get(free.id)).progress == pytest.approx(0.3)  # type: ignore[union-attr]
     finally:
         await store.close()
-    assert len(PG_MIGRATIONS) >= 3  # later migrations (job_parts, unique_key) follow
+    assert len(PG_MIGRATIONS) == 6  # later migrations (job_parts, unique_key, user_settings)

@@ -126,7 +126,7 @@ async def test_openai_e2e_cli_long_text_is_spoken_in_sentence_parts_joined_into_
     extra = {"max_chars": 40, "voices": ["af_bella", "am_adam"]}
     config = example_config(tmp_path, groq, homelab, homelab_extra=extra)
     code, _, err = await voicebot(config, "speak", "Hi.", "-o", "x.ogg", "--voice", "bogus")
-    assert code == 1 and "no voice 'bogus' here. Voices: af_bella, am_adam." in err
+    assert code == 1 and "no voice 'bogus' here. /voices lists them all." in err
     assert homelab.requests == []  # refused before anything was sent
     text = "The first sentence is here. A second one follows it! And a third? Yes, the end."
     out_file = tmp_path / "long.ogg"

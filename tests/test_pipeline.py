@@ -16,6 +16,7 @@ from bot.jobs.models import JobState
 from bot.jobs.worker import INTERRUPTED_MESSAGE
 from bot.models import Origin
 from bot.settings import ChatSettings
+from bot.text import ENGLISH
 from tests.fakes.audio import decode_info, make_tone
 from tests.fakes.providers import FakeCantonese, FakeNanoGpt
 from tests.support import FakeClock, RecordingDeliverer, make_config
@@ -272,8 +273,9 @@ async def test_pipeline_deadline_fails_a_job_that_never_completes(
         await core.service.transcribe(ORIGIN, make_tone(1.0), "v.ogg")
         await h.drive(steps=100, dt=2.0)
         [(done, _)] = h.out.delivered
-        assert done.state is JobState.FAILED and "did not finish within 1 minute," in (
-            done.error or ""
+        assert (
+            done.state is JobState.FAILED
+            and "did not finish within 1 minute," in ENGLISH.render(done.error or "")
         )
     finally:
         await h.close()
@@ -345,11 +347,13 @@ async def test_pipeline_settings_change_and_validate(h: Harness) -> None:
     assert updated.language == "de"
     assert (await svc.settings("test", "chat-1")).language == "de"
     assert (await svc.settings("test", "chat-2")).language is None
-    with pytest.raises(InputError, match="not a language code"):
+    with pytest.raises(InputError, match="not a language I know"):
         await svc.change_setting("test", "chat-1", "language", "klingon!!")
     with pytest.raises(InputError, match="no setting called"):
         await svc.change_setting("test", "chat-1", "colour", "blue")
-    assert "language: de" in svc.describe(await svc.settings("test", "chat-1"))
+    assert "language: German (de) (this chat)" in svc.preferences.describe(
+        await svc.settings("test", "chat-1")
+    )
 
 
 async def test_pipeline_replayed_platform_event_is_recognised(h: Harness) -> None:

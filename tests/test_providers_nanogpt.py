@@ -380,7 +380,7 @@ async def test_nanogpt_tts_content_policy_violation_is_final(
     result = await client.poll(ticket)
     assert result.status is PollStatus.FAILED
     assert result.error_code == "CONTENT_POLICY_VIOLATION"
-    assert result.error == ContentPolicyViolation.default_message
+    assert result.error == ContentPolicyViolation.default_message.id
 
 
 async def test_nanogpt_tts_other_error_is_generic_failure(
@@ -392,7 +392,9 @@ async def test_nanogpt_tts_other_error_is_generic_failure(
     fake.push("tts/status", 200, {"status": "error", "error": "voice not found"})
     result = await client.poll(ticket)
     assert result.status is PollStatus.FAILED
-    assert result.error_code == "failed" and result.error != ContentPolicyViolation.default_message
+    assert (
+        result.error_code == "failed" and result.error != ContentPolicyViolation.default_message.id
+    )
 
 
 async def test_nanogpt_tts_402_is_insufficient_balance(

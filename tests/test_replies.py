@@ -13,7 +13,7 @@ from bot.replies import fit_chunks, progress_text, transcript_reply
 def stt_job(transcript: Transcript | None, state: JobState = JobState.COMPLETED, **kw: Any) -> Job:
     return Job(
         id="ab12cd",
-        kind=JobKind.STT,
+        kind=kw.pop("kind", JobKind.STT),
         origin=Origin("telegram", "1", "2"),
         provider="nanogpt",
         model="Elevenlabs-STT",
@@ -80,3 +80,25 @@ def test_progress_text_follows_state() -> None:
     assert progress_text(queued) == "🎙 Queued… job ab12cd"
     running = stt_job(None, JobState.SUBMITTED, queue_position=3)
     assert progress_text(running) == "🎙 Transcribing… job ab12cd (queue position 3)"
+
+
+def test_progress_text_split_and_text_jobs_in_the_readers_language() -> None:
+    from bot.text import text_for
+
+    de = text_for("de")
+    split = stt_job(None, JobState.SUBMITTED, ticket={"split": 4}, progress=0.5)
+    assert progress_text(split, de) == "🎙 Wird transkribiert… Teil 3 von 4, Auftrag ab12cd"
+    summary = stt_job(None, JobState.SUBMITTED, kind=JobKind.TEXT, options={"action": "summary"})
+    assert progress_text(summary, text_for("uk")) == "📝 Складаю стислий виклад… завдання ab12cd"
+
+
+def test_text_job_toast_and_buttons_in_the_readers_language() -> None:
+    from bot.replies import SUMMARIZE_BUTTON, TRANSLATE_BUTTON, text_job_toast
+    from bot.text import text_for
+
+    fr = text_for("fr")
+    job = stt_job(None, JobState.QUEUED, kind=JobKind.TEXT, options={"action": "translate"})
+    assert text_job_toast(job, fresh=True, tr=fr) == "Traduction en préparation (tâche ab12cd)."
+    assert text_job_toast(job, fresh=True) == "Working on the translation (job ab12cd)."
+    zh = text_for("zh-HK")
+    assert (zh.render(SUMMARIZE_BUTTON), zh.render(TRANSLATE_BUTTON)) == ("📝 摘要", "🌐 翻譯")

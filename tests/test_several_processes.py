@@ -164,6 +164,9 @@ async def test_several_processes_discord_one_gateway_and_a_standby_takes_over(
             print(f"discord standby took over the gateway after {takeover:.1f} s")
             assert takeover <= 10.0
             await _wait_line(logs[1], "discord: connected as", timeout=30)
+            # Connected is reported once the take-over is complete: after the (localized) command
+            # sync that follows the "connected as" line.
+            await _wait_line(logs[1], "discord: commands synced", timeout=30)
             status, body = await _health(logs[1])
             assert status == 200 and body["adapters"]["discord"]["state"] == "connected"
             sent = await dc.send_voice_message(None, None, make_tone(1.0), 1.0)

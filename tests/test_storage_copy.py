@@ -33,6 +33,7 @@ async def _fill(path: Path) -> list[str]:
             clip.id, {"duration": 1.0}, now=152.0, output_blob=Blob(b"ogg", "v", "a")
         )
         await store.put_settings("telegram", "42", {"language": "de"}, 1.0)
+        await store.put_user_settings("telegram", "7", {"voice": "af_bella"}, 1.0)
         await store.save_speed_stats(("nanogpt", "m", "stt"), {"sw": 3.0, "samples": 2}, 1.0)
         return [*ids, clip.id]
     finally:
@@ -48,6 +49,7 @@ async def _snapshot(target: str) -> tuple[object, ...]:
             jobs,
             blobs,
             await store.get_settings("telegram", "42"),
+            await store.get_user_settings("telegram", "7"),
             await store.load_speed_stats(),
             await store.usage(0.0),
         )

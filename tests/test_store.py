@@ -386,6 +386,16 @@ async def test_store_forget_and_purge(store: SqlJobStore) -> None:
     assert await store.get(submitting.id) is not None
 
 
+async def test_store_user_settings_are_per_person_and_apart_from_chats(store: SqlJobStore) -> None:
+    assert await store.get_user_settings("telegram", "7") == {}
+    await store.put_user_settings("telegram", "7", {"language": "de", "voice": "a"}, 1.0)
+    await store.put_user_settings("telegram", "7", {"language": "uk"}, 2.0)
+    await store.put_settings("telegram", "7", {"language": "fr"}, 3.0)  # a chat with the same id
+    assert await store.get_user_settings("telegram", "7") == {"language": "uk"}
+    assert await store.get_user_settings("discord", "7") == {}
+    assert await store.get_settings("telegram", "7") == {"language": "fr"}
+
+
 async def test_store_settings_and_speeds_roundtrip(store: SqlJobStore) -> None:
     assert await store.get_settings("telegram", "42") == {}
     await store.put_settings("telegram", "42", {"language": "de"}, 1.0)

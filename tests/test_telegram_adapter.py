@@ -176,11 +176,11 @@ async def test_telegram_group_autotranscribe_off_then_transcribe_on_demand(
 async def test_telegram_private_settings_and_help(tmp_path: Path) -> None:
     async with running(tmp_path) as w:
         shown = await w.reply_to(w.tg.send_text(USER, USER, "/settings"))
-        assert shown.text is not None and "language: auto (default)" in shown.text
+        assert shown.text is not None and "language: automatic (default)" in shown.text
         bad = await w.reply_to(w.tg.send_text(USER, USER, "/settings language klingon!"))
-        assert bad.text is not None and "is not a language code" in bad.text
+        assert bad.text is not None and "is not a language I know" in bad.text
         ok = await w.reply_to(w.tg.send_text(USER, USER, "/settings language de"))
-        assert ok.text is not None and "language: de" in ok.text
+        assert ok.text is not None and "language: German (de) (this chat)" in ok.text
         voice = await w.reply_to(w.tg.send_text(USER, USER, "/voice am_adam"))
         assert voice.text is not None and "voice: am_adam" in voice.text
         helped = await w.reply_to(w.tg.send_text(USER, USER, "/start"))
@@ -384,7 +384,7 @@ async def test_telegram_access_lists_usage_and_forget(tmp_path: Path) -> None:
         assert w.tg.downloads == 1 and w.tg.sent(OTHER) == []
         usage = await w.reply_to(w.tg.send_text(USER, USER, "/usage"))
         assert usage.text is not None and usage.text.startswith("<pre>Today (UTC):")
-        assert f"chat {USER} user {USER}: 1 jobs" in usage.text
+        assert f"chat {USER} user {USER}: 1 job," in usage.text
         w.tg.add_chat(GROUP)
         refused = await w.reply_to(w.tg.send_text(GROUP, MEMBER, "/usage"))
         assert refused.text is not None and "Only the bot's admins" in refused.text

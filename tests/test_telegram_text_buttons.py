@@ -44,9 +44,9 @@ async def test_telegram_summarize_button_answers_once(tmp_path: Path, chat: Fake
         start = len(w.tg.calls)
         w.tg.press_button(USER, USER, mid, f"sum:{job_id}")
         toast = await w.tg.wait_for("answerCallbackQuery", start=start)
-        assert str(toast.params.get("text")).startswith("Working on the summary")
+        assert str(toast.params.get("text")).startswith("Die Zusammenfassung wird erstellt")  # de
         working = await w.reply_to({"message_id": mid, "chat": {"id": USER}}, start=start)
-        assert (working.text or "").startswith("📝 Summarizing… job")
+        assert (working.text or "").startswith("📝 Wird zusammengefasst… Auftrag")
         summary_id = placeholder_job_id(working)
         assert working.message is not None
         answer = await w.edit_of(working.message["message_id"], start=start)
@@ -57,7 +57,7 @@ async def test_telegram_summarize_button_answers_once(tmp_path: Path, chat: Fake
         start = len(w.tg.calls)
         w.tg.press_button(USER, USER, mid, f"sum:{job_id}")  # again: nothing is paid twice
         again = await w.tg.wait_for("answerCallbackQuery", start=start)
-        assert f"already made: job {summary_id}" in str(again.params.get("text"))
+        assert f"schon erstellt: Auftrag {summary_id}" in str(again.params.get("text"))
     [sent] = chat.requests_to("chat")
     assert chat.submits["chat"] == 1
     assert "in German" in sent.json["messages"][0]["content"]  # the presser's language

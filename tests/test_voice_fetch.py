@@ -16,6 +16,7 @@ from bot.jobs.models import JobState
 from bot.models import Origin
 from bot.providers.local.piper import VOICE_FETCH_FAILED
 from bot.providers.local.voices import VoiceFetchError, fetch_voice, voice_url
+from bot.text import encode
 from tests.fakes.audio import make_tone
 from tests.fakes.voices import FakeVoiceHost
 from tests.local_engines import VOICE, joe_voice_path, local_config_dict, running_core
@@ -142,7 +143,7 @@ async def test_local_tts_fetch_failure_is_told_and_transcription_goes_on(
         await out.wait(3, timeout=120)
     by_id = {job.id: job for job, _ in out.delivered}
     for job in (by_id[failed.id], by_id[again.id]):
-        assert job.state is JobState.FAILED and job.error == VOICE_FETCH_FAILED
+        assert job.state is JobState.FAILED and job.error == encode(VOICE_FETCH_FAILED)
     assert by_id[heard.id].state is JobState.COMPLETED, by_id[heard.id].error
     assert host.requests == [f"{LAYOUT}.onnx.json", f"{LAYOUT}.onnx"]  # the retry waited
     assert _listing(tmp_path / "v") == []

@@ -31,12 +31,14 @@ from adapters.discord.convert import (
 )
 from adapters.discord.handlers import Handlers
 from adapters.discord.outbox import Outbox, audio_file
+from adapters.discord.translator import CatalogTranslator
 from bot.errors import BotError, DeliveryError
 from bot.jobs.models import Job, JobKind, JobState
 from bot.models import VoiceClip
 from bot.ports import Leader
 from bot.replies import FileReply, failure_text, progress_text, transcript_reply
 from bot.supervise import describe
+from bot.text import Msg, text_for
 
 if TYPE_CHECKING:
     from bot.app import Core
@@ -196,6 +198,7 @@ class DiscordAdapter:
 
     async def _sync_commands(self) -> None:
         try:
+            await self.tree.set_translator(CatalogTranslator())
             if self.config.guild_ids:
                 for guild_id in self.config.guild_ids:
                     guild = discord.Object(guild_id)
@@ -260,12 +263,14 @@ class DiscordAdapter:
             if job.kind is JobKind.TTS and job.state is JobState.COMPLETED and clip is not None:
                 return await self._deliver_voice(job, clip)
             if job.kind is JobKind.TTS:
-                return await self._deliver_text(job, (escape(failure_text(job)),), ())
+                tr = text_for(job.origin.locale)
+                return await self._deliver_text(job, (escape(failure_text(job, tr)),), ())
             reply = transcript_reply(
                 job,
                 limit=MESSAGE_LIMIT,
                 max_messages=self.config.max_messages,
                 escape=escape,
+                tr=text_for(job.origin.locale),
             )
             files = files_within(reply.files, upload_limit(job.origin))
             return await self._deliver_text(job, reply.messages, files)
@@ -302,7 +307,7 @@ class DiscordAdapter:
         t = job.transcript if job.kind is JobKind.STT else None
         if t is None or not t.text.strip() or not self.core.service.offers_text():
             return None
-        return text_view(job.id)
+        return text_view(job.id, text_for(job.origin.locale))
 
     async def _send_part(
         self,
@@ -362,7 +367,11 @@ class DiscordAdapter:
         if posted and ref is not None:
             guild = job.origin.extra.get("guild_id") or "@me"
             link = f"https://discord.com/channels/{guild}/{job.origin.chat_id}/{message_id}"
-            text = f"🔊 Voice message posted ({clip.duration:.1f} s): {link}"
+            tr = text_for(job.origin.locale)
+            length = tr.duration(max(1.0, clip.duration))
+            text = tr.gettext(
+                "🔊 Voice message posted ({length}): {link}", length=length, link=link
+            )
             try:
                 await self.outbox.edit_original(ref, text)
             except discord.HTTPException as exc:
@@ -392,7 +401,7 @@ class DiscordAdapter:
         """Edit the placeholder (or the deferred interaction response) to the job's state."""
         if job.state.terminal or self.client.is_closed():
             return
-        text = escape(progress_text(job))
+        text = escape(progress_text(job, text_for(job.origin.locale)))
         ref = self._live_ref(job)
         if ref is not None:
             try:
@@ -408,8 +417,10 @@ class DiscordAdapter:
                     int(job.origin.chat_id), placeholder, text, keep_buttons=True
                 )
 
-    async def show_cancelled(self, job: Job, text: str) -> None:
-        """After /cancel: the placeholder (or the command's response) says so, best effort."""
+    async def show_cancelled(self, job: Job, message: Msg) -> None:
+        """After /cancel: the placeholder (or the command's response) says so, best effort, in
+        the language of the job's requester."""
+        text = text_for(job.origin.locale).render(message)
         try:
             ref = self._live_ref(job)
             placeholder = placeholder_id(job)

@@ -12,9 +12,10 @@ from discord import app_commands
 from adapters.discord.cancel import CUSTOM_ID as CANCEL_ID
 from adapters.discord.cancel import DiscordCancel
 from adapters.discord.convert import interaction_origin
-from adapters.discord.handlers import answer
+from adapters.discord.handlers import _t, answer
 from bot.errors import BotError
 from bot.replies import SUMMARIZE_BUTTON, TRANSLATE_BUTTON, text_job_toast
+from bot.text import ENGLISH, Text
 
 if TYPE_CHECKING:
     from bot.service import VoiceService
@@ -22,17 +23,15 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 Interaction = discord.Interaction[discord.Client]
 # custom_id (at most 100 characters) → the service's action; the job id follows the prefix.
-_JOB_HELP = "The transcript's job id, e.g. ab12cd"
-_LANGUAGE_HELP = "A language, e.g. German or de (default: yours)"
 Opt = str | None
 TEXT_ACTIONS = {"voicebot:sum:": "summary", "voicebot:tr:": "translate"}
 
 
-def text_view(job_id: str) -> discord.ui.View:
+def text_view(job_id: str, tr: Text = ENGLISH) -> discord.ui.View:
     """Summarize / Translate under a finished transcript; answered by the dispatcher (the ids
     name the job, so the buttons work after a restart, with no view state in memory)."""
     view = discord.ui.View(timeout=None)
-    labels = (SUMMARIZE_BUTTON, TRANSLATE_BUTTON)
+    labels = (tr.render(SUMMARIZE_BUTTON), tr.render(TRANSLATE_BUTTON))
     for (prefix, _), label in zip(TEXT_ACTIONS.items(), labels, strict=True):
         view.add_item(
             discord.ui.Button(
@@ -88,14 +87,15 @@ class DiscordButtons:
         # Deferred at once (Discord wants an answer within 3 s); the public "thinking…"
         # response is the new job's placeholder, which its delivery edits.
         await interaction.response.defer(thinking=True)
+        tr = await self.service.preferences.text_for(origin)
         language = language or (str(interaction.locale.value) if interaction.locale else None)
         try:
             job = await self.service.text_job(origin, job_id, action, language)
         except BotError as exc:
-            await answer(interaction, exc.user_message)
+            await answer(interaction, tr.render(exc.text))
             return
         if job.origin.extra.get("source") != origin.extra["source"]:  # made before: say which
-            await answer(interaction, text_job_toast(job, fresh=False))
+            await answer(interaction, text_job_toast(job, fresh=False, tr=tr))
             return
         _LOGGER.info("discord: job %s (%s of %s)", job.id, action, job_id)
 
@@ -103,19 +103,15 @@ class DiscordButtons:
         """/summarize and /translate for a transcript named by its job id."""
         buttons = self
 
-        @tree.command(name="summarize", description="Summarize a transcript (its job id)")
-        @app_commands.describe(
-            job="The transcript's job id, e.g. ab12cd", language="Default: yours"
-        )
+        @tree.command(name="summarize", description=_t("summarize"))
+        @app_commands.describe(job=_t("text.job"), language=_t("text.language"))
         async def summarize(
             interaction: Interaction, job: str, language: str | None = None
         ) -> None:
             await buttons.start(interaction, "summary", job.strip(), language, None)
 
-        @tree.command(name="translate", description="Translate a transcript (its job id)")
-        @app_commands.describe(
-            job="The transcript's job id, e.g. ab12cd", language="Default: yours"
-        )
+        @tree.command(name="translate", description=_t("translate"))
+        @app_commands.describe(job=_t("text.job"), language=_t("text.language"))
         async def translate(
             interaction: Interaction, job: str, language: str | None = None
         ) -> None:

@@ -8,12 +8,15 @@ from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
+from discord.app_commands import locale_str
 
 from adapters.discord.convert import PLATFORM, escape, interaction_origin, placeholder_id
 from bot.errors import BotError, InputError
 from bot.jobs.models import Job
 from bot.models import Origin
 from bot.replies import CANCEL_BUTTON, CANCEL_NOTHING
+from bot.text import Msg, Text, text_for
+from bot.text.commands import DISCORD_TEXTS
 
 if TYPE_CHECKING:
     from bot.service import VoiceService
@@ -23,16 +26,15 @@ CUSTOM_ID = "voicebot:cancel"
 """The button's custom_id: the placeholder it sits on (the interaction's message) names the job."""
 
 Interaction = discord.Interaction[discord.Client]
-ShowCancelled = Callable[[Job, str], Awaitable[None]]
+ShowCancelled = Callable[[Job, Msg], Awaitable[None]]
 
 
-def cancel_view() -> discord.ui.View:
+def cancel_view(tr: Text) -> discord.ui.View:
     """A view with the ✖ button; answered by :meth:`DiscordCancel.on_interaction`, not the view."""
     view = discord.ui.View(timeout=None)
+    label = tr.render(CANCEL_BUTTON)
     view.add_item(
-        discord.ui.Button(
-            label=CANCEL_BUTTON, style=discord.ButtonStyle.secondary, custom_id=CUSTOM_ID
-        )
+        discord.ui.Button(label=label, style=discord.ButtonStyle.secondary, custom_id=CUSTOM_ID)
     )
     return view
 
@@ -57,8 +59,8 @@ class DiscordCancel:
         the one component dispatcher)."""
         handler = self
 
-        @tree.command(name="cancel", description="Stop your queued or running job, or one job")
-        @app_commands.describe(job="A job id, e.g. ab12cd (default: your newest running job)")
+        @tree.command(name="cancel", description=locale_str(DISCORD_TEXTS["cancel"].id))
+        @app_commands.describe(job=locale_str(DISCORD_TEXTS["cancel.job"].id))
         async def cancel(interaction: Interaction, job: str | None = None) -> None:
             await handler.command(interaction, job)
 
@@ -68,7 +70,8 @@ class DiscordCancel:
         """/cancel [job]: answered privately; the job's placeholder says it too."""
         origin = interaction_origin(interaction)
         done = await self.service.cancel(origin, job_id, admin=_is_moderator(interaction))
-        await interaction.response.send_message(escape(done.text), ephemeral=True)
+        tr = await self.service.preferences.text_for(origin)
+        await interaction.response.send_message(escape(tr.render(done.text)), ephemeral=True)
         await self.show(done.job, done.text)
 
     async def button(self, interaction: Interaction) -> None:
@@ -80,18 +83,21 @@ class DiscordCancel:
             platform=PLATFORM,
             chat_id=str(interaction.channel_id),
             user_id=str(interaction.user.id),
-            extra=guild,
+            extra={**guild, "locale": interaction.locale.value},
         )
+        tr = await self.service.preferences.text_for(origin)
         try:
             if not self.service.allowed(origin):
                 raise InputError(CANCEL_NOTHING)
             job = await self._job_on(str(interaction.channel_id), interaction.message.id)
             done = await self.service.cancel(origin, job.id, admin=_is_moderator(interaction))
         except BotError as exc:
-            await interaction.response.send_message(escape(exc.user_message), ephemeral=True)
+            await interaction.response.send_message(escape(tr.render(exc.text)), ephemeral=True)
             return
-        # One callback (UPDATE_MESSAGE) edits the placeholder and removes the button.
-        await interaction.response.edit_message(content=escape(done.text), view=None)
+        # One callback (UPDATE_MESSAGE) edits the placeholder and removes the button; it is
+        # written in the requester's language (the presser may be a moderator).
+        shown = text_for(done.job.origin.locale).render(done.text)
+        await interaction.response.edit_message(content=escape(shown), view=None)
         _LOGGER.info("discord: job %s cancelled by button", done.job.id)
 
     async def _job_on(self, channel_id: str, message_id: int) -> Job:

@@ -99,12 +99,21 @@ def _thread_id(channel: object) -> str | None:
     return str(getattr(channel, "id", "")) if isinstance(channel, discord.Thread) else None
 
 
-def message_origin(message: discord.Message, *, placeholder_id: int | None = None) -> Origin:
-    """Origin of a job started by a message (auto-transcribe); replies reference the message."""
+def message_origin(
+    message: discord.Message, *, placeholder_id: int | None = None, locale: str | None = None
+) -> Origin:
+    """Origin of a job started by a message (auto-transcribe); replies reference the message.
+
+    A message does not carry its author's language: ``locale`` is the one last seen on their
+    interactions, else the server's (``preferred_locale``, what Discord calls ``guild_locale``).
+    """
     extra: dict[str, Any] = {}
     if message.guild is not None:
         extra["guild_id"] = str(message.guild.id)
         extra["upload_limit"] = message.guild.filesize_limit
+    locale = locale or (message.guild.preferred_locale.value if message.guild else None)
+    if locale:
+        extra["locale"] = locale
     if placeholder_id is not None:
         extra["placeholder_id"] = str(placeholder_id)
     return Origin(
@@ -130,6 +139,7 @@ def interaction_origin(
     extra: dict[str, Any] = {
         "interaction": interaction_ref(interaction).to_extra(),
         "upload_limit": interaction.filesize_limit,
+        "locale": interaction.locale.value,  # the user's client language
     }
     if interaction.guild_id is not None:
         extra["guild_id"] = str(interaction.guild_id)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
+from discord.app_commands import locale_str
 
 from adapters.discord.cancel import cancel_view
 from adapters.discord.convert import (
@@ -19,7 +20,10 @@ from adapters.discord.convert import (
     settings_key,
 )
 from bot.errors import BotError, InputError
-from bot.settings import SETTING_NAMES, SETTINGS_USAGE, ChatSettings
+from bot.models import Origin
+from bot.settings import OUTPUTS, SETTING_NAMES, SETTINGS_USAGE, ChatSettings, UserSettings
+from bot.text import Size, Text, msg, shipped_locales, text_for
+from bot.text.commands import DISCORD_TEXTS, discord_help
 
 if TYPE_CHECKING:
     from bot.app import Core
@@ -27,27 +31,17 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
-GENERIC_ERROR = "Sorry, something went wrong on my side; please try again later."
-NO_AUDIO = "That message has no voice message or audio file to transcribe."
-NEEDS_MANAGE_SERVER = "Changing this server's settings needs the Manage Server permission."
-HELP_TEXT = (
-    "I turn voice messages into text and text into voice messages.\n"
-    "• Send a voice message or an audio file: I reply with the transcript "
-    "(in servers this needs the Message Content intent; otherwise use the menu).\n"
-    "• Right-click a message → Apps → Transcribe: transcribe any voice message.\n"
-    "• /speak text [voice]: I post the text as a voice message.\n"
-    "• /status [job]: this channel's recent jobs, or one job in detail.\n"
-    "• /cancel [job], or ✖ under the placeholder: stop your queued or running job "
-    "(anyone's, with Manage Messages).\n"
-    "• /settings [name value]: show or change language, diarize, voice, autotranscribe "
-    "(server-wide; changing needs Manage Server).\n"
-    "• 📝 Summarize / 🌐 Translate under a transcript, or /summarize and /translate with its "
-    "job id (when the bot has a chat model).\n"
-    "• /forget: delete your jobs (transcripts, audio) in this channel. "
-    "/usage: spend per user and chat (bot admins)."
-)
+GENERIC_ERROR = msg("Sorry, something went wrong on my side; please try again later.")
+NO_AUDIO = msg("That message has no voice message or audio file to transcribe.")
+NEEDS_MANAGE_SERVER = msg("Changing this server's settings needs the Manage Server permission.")
 
 Interaction = discord.Interaction[discord.Client]
+Choice = app_commands.Choice
+
+
+def _t(key: str) -> locale_str:
+    """A command text the translator localizes (the English text is its msgid)."""
+    return locale_str(DISCORD_TEXTS[key].id)
 
 
 async def answer(interaction: Interaction, text: str) -> None:
@@ -83,46 +77,102 @@ class Handlers:
     def _install_commands(self) -> None:
         tree, handlers = self.tree, self
 
-        @tree.command(name="speak", description="Say a text as a voice message in this channel")
-        @app_commands.describe(text="What to say", voice="Voice name (default: this chat's)")
+        @tree.command(name="speak", description=_t("speak"))
+        @app_commands.describe(text=_t("speak.text"), voice=_t("speak.voice"))
         async def speak(interaction: Interaction, text: str, voice: str | None = None) -> None:
             await handlers.speak(interaction, text, voice)
 
-        @tree.command(name="status", description="This channel's recent jobs, or one job")
-        @app_commands.describe(job="A job id, e.g. ab12cd")
+        @speak.autocomplete("voice")
+        async def speak_voice(interaction: Interaction, current: str) -> list[Choice[str]]:
+            return handlers.complete("voice", current)
+
+        @tree.command(name="status", description=_t("status"))
+        @app_commands.describe(job=_t("status.job"))
         async def status(interaction: Interaction, job: str | None = None) -> None:
             await handlers.status(interaction, job)
 
-        @tree.command(name="settings", description="Show or change this chat's settings")
-        @app_commands.describe(name="Setting to change", value="New value (e.g. en, on, af_bella)")
-        @app_commands.choices(name=[app_commands.Choice(name=n, value=n) for n in SETTING_NAMES])
+        @tree.command(name="settings", description=_t("settings"))
+        @app_commands.describe(
+            name=_t("settings.name"), value=_t("settings.value"), scope=_t("settings.scope")
+        )
+        @app_commands.choices(
+            name=[Choice(name=n, value=n) for n in SETTING_NAMES],
+            scope=[
+                Choice(name=_t("scope.chat"), value="chat"),
+                Choice(name=_t("scope.me"), value="me"),
+            ],
+        )
         async def settings(
-            interaction: Interaction, name: str | None = None, value: str | None = None
+            interaction: Interaction,
+            name: str | None = None,
+            value: str | None = None,
+            scope: str = "chat",
         ) -> None:
-            await handlers.settings(interaction, name, value)
+            await handlers.settings(interaction, name, value, scope)
 
-        @tree.command(name="forget", description="Delete your jobs in this channel")
+        @settings.autocomplete("value")
+        async def settings_value(interaction: Interaction, current: str) -> list[Choice[str]]:
+            return handlers.complete(str(interaction.namespace.name or ""), current)
+
+        @tree.command(name="voices", description=_t("voices"))
+        async def voices(interaction: Interaction) -> None:
+            await handlers.voices(interaction)
+
+        @tree.command(name="forget", description=_t("forget"))
         async def forget(interaction: Interaction) -> None:
-            await answer(
-                interaction, await handlers.service.forget(interaction_origin(interaction))
-            )
+            tr = await handlers.text(interaction)
+            await answer(interaction, await handlers.service.forget(_origin(interaction), tr))
 
-        @tree.command(name="usage", description="Spend per user and chat (bot admins only)")
+        @tree.command(name="usage", description=_t("usage"))
         async def usage(interaction: Interaction) -> None:
-            origin = interaction_origin(interaction)
-            await answer(interaction, await handlers.service.usage_text(origin))
+            tr = await handlers.text(interaction)
+            await answer(interaction, await handlers.service.usage_text(_origin(interaction), tr))
 
-        @tree.command(name="help", description="What this bot does and how to use it")
+        @tree.command(name="help", description=_t("help"))
         async def help_(interaction: Interaction) -> None:
-            await answer(interaction, HELP_TEXT)
+            await answer(interaction, discord_help(await handlers.text(interaction)))
 
-        @tree.context_menu(name="Transcribe")
+        @tree.context_menu(name=_t("Transcribe"))
         async def transcribe(interaction: Interaction, message: discord.Message) -> None:
             await handlers.transcribe_menu(interaction, message)
 
-        del speak, status, settings, forget, usage, help_, transcribe
+        del speak, speak_voice, status, settings, settings_value, voices, forget, usage
+        del help_, transcribe
 
-    # -- errors -----------------------------------------------------------------------------
+    def complete(self, setting: str, current: str) -> list[Choice[str]]:
+        """Autocompletion for a setting's value: voices, output modes, interface languages."""
+        if setting == "voice":
+            options = self.service.preferences.voice_names()
+        elif setting == "output":
+            options = list(OUTPUTS)
+        elif setting == "ui_language":
+            options = ["auto", *(c.replace("_", "-") for c in shipped_locales())]
+        elif setting in ("diarize", "autotranscribe"):
+            options = ["on", "off"]
+        else:
+            return []
+        wanted = current.strip().lower()
+        return [Choice(name=o, value=o) for o in options if wanted in o.lower()][:25]
+
+    # -- language and errors ----------------------------------------------------------------
+
+    async def text(self, interaction: Interaction) -> Text:
+        """The reader's language: their own choice, the server's, else their Discord client's."""
+        try:
+            chat = await self._settings_for(interaction.guild_id, interaction.channel_id or 0)
+            origin = _origin(interaction)
+            await self._remember_locale(origin.user_id, interaction.locale.value)
+            return await self.service.preferences.text_for(origin, chat)
+        except Exception:  # answering in the client's language beats not answering
+            _LOGGER.warning("discord: reader's settings unreadable", exc_info=True)
+            return text_for(interaction.locale.value)
+
+    async def _remember_locale(self, user_id: str, locale: str) -> None:
+        """Keep the client language seen on interactions, for the voice messages that person
+        sends later (messages carry no locale)."""
+        user = await self.service.preferences.user_settings(PLATFORM, user_id)
+        if user.client_locale != locale:
+            await self.service.preferences.remember_client_locale(PLATFORM, user_id, locale)
 
     async def on_command_error(
         self, interaction: Interaction, error: app_commands.AppCommandError
@@ -131,11 +181,12 @@ class Handlers:
         cause: BaseException = error
         if isinstance(error, app_commands.CommandInvokeError):
             cause = error.original
+        tr = await self.text(interaction)
         if isinstance(cause, BotError):
-            text = cause.user_message
+            text = tr.render(cause.text)
         else:
             _LOGGER.error("discord: command %s failed", interaction.command, exc_info=cause)
-            text = GENERIC_ERROR
+            text = tr.render(GENERIC_ERROR)
         try:
             await answer(interaction, text)
         except discord.HTTPException as exc:
@@ -150,15 +201,18 @@ class Handlers:
         limit = self.config.max_download_bytes
         if attachment.size > limit:
             raise InputError(
-                f"This file is {attachment.size / 1e6:.1f} MB; I can take at most "
-                f"{limit / 1e6:.0f} MB."
+                msg(
+                    "This file is {size}; I can take at most {limit}.",
+                    size=Size(attachment.size),
+                    limit=Size(limit),
+                )
             )
         try:
             return await attachment.read()
         except discord.HTTPException as exc:
             raise BotError(
                 f"download of attachment {attachment.id} failed: {exc}",
-                user_message="I could not download that file from Discord; please try again.",
+                user_message=msg("I could not download that file from Discord; please try again."),
             ) from exc
 
     # -- voice messages ---------------------------------------------------------------------
@@ -177,19 +231,22 @@ class Handlers:
             settings = await self._settings_for(guild_id, message.channel.id)
             if not settings.auto_transcribe:
                 return
+            user = await self.service.preferences.user_settings(PLATFORM, str(message.author.id))
+            origin = message_origin(message, locale=user.client_locale)
+            tr = text_for(self.service.preferences.ui_locale(origin, settings, user))
             placeholder = await message.channel.send(
-                "🎙 Transcribing…",
+                tr.gettext("🎙 Transcribing…"),
                 reference=message.to_reference(fail_if_not_exists=False),
                 allowed_mentions=NO_MENTIONS,
-                view=cancel_view(),
+                view=cancel_view(tr),
             )
         except discord.HTTPException as exc:
             _LOGGER.warning("discord: cannot reply in channel %s: %s", message.channel.id, exc)
             return
         try:
-            await self._transcribe_message(message, attachment, settings, placeholder)
+            await self._transcribe_message(message, attachment, settings, placeholder, user)
         except Exception as exc:
-            text = exc.user_message if isinstance(exc, BotError) else GENERIC_ERROR
+            text = tr.render(exc.text if isinstance(exc, BotError) else GENERIC_ERROR)
             if not isinstance(exc, BotError):
                 _LOGGER.exception("discord: voice message %s failed", message.id)
             try:
@@ -205,11 +262,12 @@ class Handlers:
         attachment: discord.Attachment,
         settings: ChatSettings,
         placeholder: discord.Message,
+        user: UserSettings,
     ) -> None:
         data = await self._download(attachment)
         # The placeholder id goes into the origin itself, so delivery finds it even if the job
         # finishes before set_progress_message below (fast models) or after a restart.
-        origin = message_origin(message, placeholder_id=placeholder.id)
+        origin = message_origin(message, placeholder_id=placeholder.id, locale=user.client_locale)
         job = await self.service.transcribe(
             origin, data, attachment.filename, settings=settings, dedup_key=str(attachment.id)
         )
@@ -222,7 +280,7 @@ class Handlers:
         """Message context menu: works without Message Content (the target is resolved)."""
         attachment = pick_audio(message)
         if attachment is None:
-            await answer(interaction, NO_AUDIO)
+            await answer(interaction, (await self.text(interaction)).render(NO_AUDIO))
             return
         await interaction.response.defer(thinking=True)
         settings = await self._settings_for(interaction.guild_id, message.channel.id)
@@ -247,21 +305,48 @@ class Handlers:
 
     async def status(self, interaction: Interaction, job: str | None) -> None:
         """/status [job]: this channel's jobs (ephemeral)."""
-        text = await self.service.status_text(PLATFORM, str(interaction.channel_id), job)
+        tr = await self.text(interaction)
+        text = await self.service.status_text(PLATFORM, str(interaction.channel_id), job, tr)
         await answer(interaction, text)
 
-    async def settings(self, interaction: Interaction, name: str | None, value: str | None) -> None:
-        """/settings: show, or change (guild-wide changes need Manage Server)."""
+    async def voices(self, interaction: Interaction) -> None:
+        """/voices: the current TTS model's voices (ephemeral)."""
+        tr = await self.text(interaction)
+        chat = await self._settings_for(interaction.guild_id, interaction.channel_id or 0)
+        user = await self.service.preferences.user_settings(PLATFORM, str(interaction.user.id))
+        await answer(interaction, self.service.preferences.voices(tr, chat, user))
+
+    async def settings(
+        self, interaction: Interaction, name: str | None, value: str | None, scope: str = "chat"
+    ) -> None:
+        """/settings: show, or change the server's (needs Manage Server) or one's own."""
         key = settings_key(interaction.guild_id, interaction.channel_id or 0)
+        tr = await self.text(interaction)
         if name is None and value is None:
-            current = await self.service.settings(PLATFORM, key)
-            await answer(interaction, f"Settings:\n{self.service.describe(current)}")
+            await answer(interaction, await self._describe(interaction, tr))
             return
         if not name:
             raise InputError(SETTINGS_USAGE)
-        if interaction.guild_id is not None and not interaction.permissions.manage_guild:
-            await answer(interaction, NEEDS_MANAGE_SERVER)
+        user_id = str(interaction.user.id)
+        if scope == "me":
+            await self.service.preferences.change_user_setting(PLATFORM, user_id, name, value or "")
+        elif interaction.guild_id is not None and not interaction.permissions.manage_guild:
+            await answer(interaction, tr.render(NEEDS_MANAGE_SERVER))
             return
-        updated = await self.service.change_setting(PLATFORM, key, name, value or "")
-        _LOGGER.info("discord: %s changed %s for %s", interaction.user.id, name, key)
-        await answer(interaction, f"Settings updated:\n{self.service.describe(updated)}")
+        else:
+            await self.service.change_setting(PLATFORM, key, name, value or "")
+        _LOGGER.info("discord: %s changed %s (%s) for %s", user_id, name, scope, key)
+        tr = await self.text(interaction)  # ui_language may just have changed
+        saved = tr.gettext("Settings updated:")
+        await answer(interaction, f"{saved}\n{await self._describe(interaction, tr)}")
+
+    async def _describe(self, interaction: Interaction, tr: Text) -> str:
+        chat = await self._settings_for(interaction.guild_id, interaction.channel_id or 0)
+        origin = _origin(interaction)
+        user = await self.service.preferences.user_settings(PLATFORM, origin.user_id)
+        locale = self.service.preferences.ui_locale(origin, chat, user)
+        return self.service.preferences.describe(chat, user, tr=tr, ui_locale=locale)
+
+
+def _origin(interaction: Interaction) -> Origin:
+    return interaction_origin(interaction)

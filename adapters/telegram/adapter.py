@@ -45,6 +45,8 @@ from bot.errors import ConfigError, DeliveryError
 from bot.jobs.models import Job, JobKind, JobState
 from bot.models import VoiceClip
 from bot.replies import failure_text, progress_text, transcript_reply
+from bot.text import Msg, shipped_locales, text_for
+from bot.text.commands import TELEGRAM_COMMANDS
 
 if TYPE_CHECKING:
     from bot.app import Core
@@ -53,21 +55,6 @@ _LOGGER = logging.getLogger(__name__)
 
 PtbApp = Application[Any, Any, Any, Any, Any, Any]
 
-COMMANDS = (
-    ("transcribe", "Transcribe the voice note you reply to"),
-    ("speak", "Read text aloud as a voice message"),
-    ("status", "Recent jobs of this chat, or one: /status ID"),
-    ("cancel", "Stop your running job, or one: /cancel ID"),
-    ("summarize", "Summarize the transcript you reply to"),
-    ("translate", "Translate the transcript you reply to: /translate [language]"),
-    ("settings", "Show or change this chat's settings"),
-    ("language", "Transcription language: /language en (or auto)"),
-    ("diarize", "Label speakers: /diarize on|off"),
-    ("voice", "Voice for /speak: /voice NAME (or default)"),
-    ("autotranscribe", "Transcribe every voice note here: on|off"),
-    ("forget", "Delete your stored jobs in this chat"),
-    ("help", "What this bot does and how"),
-)
 _CHAT_GONE = (
     "chat not found",
     "bot was kicked",
@@ -137,10 +124,7 @@ class TelegramAdapter:
             await self.app.initialize()
         except InvalidToken as exc:
             raise ConfigError(["telegram.token: rejected by Telegram (check the token)"]) from exc
-        try:
-            await self.app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
-        except TelegramError as exc:  # the menu is a convenience; the bot works without it
-            _LOGGER.warning("could not register the Telegram command menu: %s", exc)
+        await self._register_commands()
         await self.app.start()
         # Updates sent while the bot was down are still answered: no drop_pending_updates.
         await self.app.bot.delete_webhook()
@@ -219,6 +203,20 @@ class TelegramAdapter:
             await asyncio.gather(*(self.app.process_update(u) for u in updates))
             offset = updates[-1].update_id + 1
 
+    async def _register_commands(self) -> None:
+        """The command menu, in English by default and per client language (``language_code``
+        takes a two-letter ISO 639-1 code: ``pt`` for pt_BR, ``zh`` for zh_Hant_HK)."""
+        for locale in shipped_locales():
+            tr = text_for(locale)
+            commands = [BotCommand(name, tr.render(desc)) for name, desc in TELEGRAM_COMMANDS]
+            code = None if locale == "en" else locale.split("_")[0]
+            try:
+                await self.app.bot.set_my_commands(commands, language_code=code)
+            except TelegramError as exc:  # the menu is a convenience; the bot works without it
+                _LOGGER.warning(
+                    "could not register the Telegram command menu (%s): %s", locale, exc
+                )
+
     async def _skip_unreadable(self, offset: int | None, exc: Exception) -> int | None:
         with warnings.catch_warnings():
             # PTB suggests get_updates, but that parses the batch: the raw answer is the point.
@@ -278,9 +276,10 @@ class TelegramAdapter:
             action = ChatAction.RECORD_VOICE if job.kind is JobKind.TTS else ChatAction.TYPING
             self.actions.track(job, action)
             # A new job is picked up immediately, so say what is about to happen, not "queued".
-            text = code_job_id(progress_text(replace(job, state=JobState.SUBMITTED)), job.id)
+            tr = text_for(job.origin.locale)
+            text = code_job_id(progress_text(replace(job, state=JobState.SUBMITTED), tr), job.id)
             try:
-                sent = await self.send_text(job, text, markup=cancel_markup(job.id))
+                sent = await self.send_text(job, text, markup=cancel_markup(job.id, tr))
             except TelegramError as exc:
                 _LOGGER.warning("job %s: placeholder not sent: %s", job.id, exc)
                 return
@@ -306,18 +305,19 @@ class TelegramAdapter:
         self.actions.track(job, action)  # also resumes the action after a restart
         if placeholder is None:
             return
-        text = code_job_id(progress_text(job), job.id)
+        text = code_job_id(progress_text(job, text_for(job.origin.locale)), job.id)
         with contextlib.suppress(BadRequest):  # "not modified" or gone: nothing to show
             await self.app.bot.edit_message_text(
                 text,
                 chat_id=job.origin.chat_id,
                 message_id=int(placeholder),
                 parse_mode="HTML",
-                reply_markup=cancel_markup(job.id),
+                reply_markup=cancel_markup(job.id, text_for(job.origin.locale)),
             )
 
-    async def show_cancelled(self, job: Job, text: str) -> None:
+    async def show_cancelled(self, job: Job, message: Msg) -> None:
         """A job was cancelled: stop its chat action; the placeholder says so (no button)."""
+        text = text_for(job.origin.locale).render(message)
         self.actions.done(job.id)
         placeholder = job.progress_message_id or self._placeholders.pop(job.id, None)
         if placeholder is None:
@@ -358,6 +358,7 @@ class TelegramAdapter:
             max_messages=self.config.max_messages,
             escape=escape,
             utf16=True,
+            tr=text_for(job.origin.locale),
         )
         # Parts already sent by an earlier, interrupted attempt are not sent again.
         done = int(job.extra.get("telegram_parts", 0))
@@ -393,7 +394,7 @@ class TelegramAdapter:
         self, job: Job, clip: VoiceClip | None, placeholder: str | None
     ) -> str | None:
         if job.state is JobState.FAILED or clip is None:
-            text = escape(failure_text(job))
+            text = escape(failure_text(job, text_for(job.origin.locale)))
             if placeholder is not None:
                 return await self._edit_or_send(job, placeholder, text)
             return await self.send_text(job, text)
@@ -417,7 +418,10 @@ class TelegramAdapter:
             except TelegramError:
                 with contextlib.suppress(TelegramError):
                     await self.app.bot.edit_message_text(
-                        f"✅ Done: job <code>{job.id}</code>",
+                        code_job_id(
+                            text_for(job.origin.locale).gettext("✅ Done: job {id}", id=job.id),
+                            job.id,
+                        ),
                         chat_id=job.origin.chat_id,
                         message_id=int(placeholder),
                         parse_mode=ParseMode.HTML,
@@ -428,7 +432,7 @@ class TelegramAdapter:
         t = job.transcript if job.kind is JobKind.STT else None
         if t is None or not t.text.strip() or not self.service.offers_text():
             return None
-        return text_markup(job.id)
+        return text_markup(job.id, text_for(job.origin.locale))
 
     async def _edit_or_send(
         self, job: Job, placeholder: str, text: str, markup: InlineKeyboardMarkup | None = None

@@ -12,7 +12,8 @@ from adapters.telegram.cancel import CANCEL_PREFIX, TelegramCancel
 from adapters.telegram.convert import PLATFORM, command_args, escape, origin_for
 from bot.errors import BotError, InputError
 from bot.models import Origin
-from bot.replies import SUMMARIZE_BUTTON, TEXT_USAGE, TRANSLATE_BUTTON, text_job_toast
+from bot.replies import SUMMARIZE_BUTTON, TRANSLATE_BUTTON, text_job_toast, text_usage
+from bot.text import ENGLISH, Text
 
 if TYPE_CHECKING:
     from typing import Any
@@ -28,13 +29,13 @@ _LOGGER = logging.getLogger(__name__)
 TEXT_ACTIONS = {"sum:": "summary", "tr:": "translate"}
 
 
-def text_markup(job_id: str) -> InlineKeyboardMarkup:
+def text_markup(job_id: str, tr: Text = ENGLISH) -> InlineKeyboardMarkup:
     """Summarize / Translate under a finished transcript."""
     return InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton(SUMMARIZE_BUTTON, callback_data=f"sum:{job_id}"),
-                InlineKeyboardButton(TRANSLATE_BUTTON, callback_data=f"tr:{job_id}"),
+                InlineKeyboardButton(tr.render(SUMMARIZE_BUTTON), callback_data=f"sum:{job_id}"),
+                InlineKeyboardButton(tr.render(TRANSLATE_BUTTON), callback_data=f"tr:{job_id}"),
             ]
         ]
     )
@@ -77,25 +78,29 @@ class TelegramButtons:
             await query.answer()
             return
         message = query.message
+        code = query.from_user.language_code
+        locale = {"locale": code} if code else {}
         origin = Origin(
             platform=PLATFORM,
             chat_id=str(message.chat.id),
             user_id=str(query.from_user.id),
             reply_to=str(message.message_id),
             thread_id=str(message.message_thread_id) if message.message_thread_id else None,
-            extra={"source": f"cb:{query.id}"},
+            extra={"source": f"cb:{query.id}", **locale},
         )
         if not self.service.allowed(origin):
             await query.answer()
             return
+        settings = await self.service.settings(PLATFORM, origin.chat_id)
+        tr = await self.service.preferences.text_for(origin, settings)
         language = query.from_user.language_code
         try:
             job = await self.service.text_job(origin, job_id, action, language)
         except BotError as exc:
-            await query.answer(exc.user_message, show_alert=True)
+            await query.answer(tr.render(exc.text), show_alert=True)
             return
         fresh = job.origin.extra.get("source") == origin.extra["source"]
-        await query.answer(text_job_toast(job, fresh=fresh))
+        await query.answer(text_job_toast(job, fresh=fresh, tr=tr))
         if fresh:
             await self.adapter.announce(job)
 
@@ -120,7 +125,7 @@ class TelegramButtons:
             )
         job_id = found.id if found is not None else (words.pop(0) if words else None)
         if job_id is None:
-            raise InputError(TEXT_USAGE.format(command=command))
+            raise InputError(text_usage(command))
         user = message.from_user
         language = " ".join(words) or (user.language_code if user is not None else None)
         origin = origin_for(message, update_id=update.update_id)
@@ -128,6 +133,7 @@ class TelegramButtons:
             return  # a replayed update: its job exists and will be delivered
         job = await self.service.text_job(origin, job_id, action, language)
         if job.origin.extra.get("source") != origin.extra.get("source"):
-            await message.reply_html(escape(text_job_toast(job, fresh=False)))
+            tr = await self.service.preferences.text_for(origin)
+            await message.reply_html(escape(text_job_toast(job, fresh=False, tr=tr)))
             return
         await self.adapter.announce(job)

@@ -13,6 +13,7 @@ from adapters.telegram.convert import GROUP_ANONYMOUS_BOT, PLATFORM, escape, is_
 from bot.errors import BotError
 from bot.models import Origin
 from bot.replies import CANCEL_BUTTON, CANCEL_DONE_TOAST
+from bot.text import ENGLISH, Text
 
 if TYPE_CHECKING:
     from typing import Any
@@ -27,10 +28,11 @@ _LOGGER = logging.getLogger(__name__)
 CANCEL_PREFIX = "cancel:"
 
 
-def cancel_markup(job_id: str) -> InlineKeyboardMarkup:
+def cancel_markup(job_id: str, tr: Text = ENGLISH) -> InlineKeyboardMarkup:
     """The ✖ button under a placeholder; its callback data names the job (well under 64 bytes)."""
+    label = tr.render(CANCEL_BUTTON)
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(CANCEL_BUTTON, callback_data=CANCEL_PREFIX + job_id)]]
+        [[InlineKeyboardButton(label, callback_data=CANCEL_PREFIX + job_id)]]
     )
 
 
@@ -71,13 +73,15 @@ class TelegramCancel:
         if not admin and message.from_user is not None:
             admin = await self._is_admin(message.chat, message.from_user.id, context)
         job_id = context.args[0] if context.args else None
+        chat = await self.service.settings(PLATFORM, str(message.chat_id))
+        tr = await self.service.preferences.text_for(origin, chat)
         try:
             done = await self.service.cancel(origin, job_id, admin=admin)
         except BotError as exc:
-            text = exc.user_message
+            text = tr.render(exc.text)
         else:
             await self.adapter.show_cancelled(done.job, done.text)
-            text = done.text
+            text = tr.render(done.text)
         await message.reply_html(
             escape(text), do_quote=message.build_reply_arguments(allow_sending_without_reply=True)
         )
@@ -88,7 +92,12 @@ class TelegramCancel:
         if query is None or query.message is None or not query.data:
             return
         chat = query.message.chat
-        origin = Origin(platform=PLATFORM, chat_id=str(chat.id), user_id=str(query.from_user.id))
+        user = query.from_user
+        extra = {"locale": user.language_code} if user.language_code else {}
+        origin = Origin(PLATFORM, chat_id=str(chat.id), user_id=str(user.id), extra=extra)
+        tr = await self.service.preferences.text_for(
+            origin, await self.service.settings(PLATFORM, str(chat.id))
+        )
         if not self.service.allowed(origin):
             await query.answer()
             return
@@ -98,7 +107,7 @@ class TelegramCancel:
                 origin, query.data.removeprefix(CANCEL_PREFIX), admin=admin
             )
         except BotError as exc:
-            await query.answer(exc.user_message, show_alert=True)
+            await query.answer(tr.render(exc.text), show_alert=True)
             return
-        await query.answer(CANCEL_DONE_TOAST)
+        await query.answer(tr.render(CANCEL_DONE_TOAST))
         await self.adapter.show_cancelled(done.job, done.text)

@@ -11,6 +11,7 @@ from pathlib import PurePosixPath
 from telegram import Chat, Message, MessageEntity
 
 from bot.models import Origin
+from bot.text import ENGLISH, Text
 
 PLATFORM = "telegram"
 MESSAGE_LIMIT = 4096  # Bot API limit, in UTF-16 code units after entity parsing
@@ -89,13 +90,16 @@ def origin_for(
     user = message.from_user
     sender = user.id if user is not None else (message.sender_chat.id if message.sender_chat else 0)
     thread = message.message_thread_id if message.is_topic_message else None
+    extra: dict[str, str] = {"source": f"update:{update_id}"} if update_id is not None else {}
+    if user is not None and user.language_code:
+        extra["locale"] = user.language_code  # the client's language (IETF tag)
     return Origin(
         platform=PLATFORM,
         chat_id=str(message.chat_id),
         user_id=str(sender),
         reply_to=str(target.message_id),
         thread_id=str(thread) if thread is not None else None,
-        extra={"source": f"update:{update_id}"} if update_id is not None else {},
+        extra=extra,
     )
 
 
@@ -131,10 +135,9 @@ def escape(text: str) -> str:
 def code_job_id(text: str, job_id: str) -> str:
     """Escape ``text`` and show ``job_id`` in it as monospace (tap to copy in Telegram)."""
     escaped = escape(text)
-    return escaped.replace(f"job {job_id}", f"job <code>{job_id}</code>", 1)
+    return escaped.replace(job_id, f"<code>{job_id}</code>", 1)
 
 
-def megabytes(size: int) -> str:
-    """``20 MB``, ``25.3 MB``: sizes as people read them."""
-    mb = size / (1024 * 1024)
-    return f"{mb:.0f} MB" if mb == int(mb) else f"{mb:.1f} MB"
+def megabytes(size: int, tr: Text = ENGLISH) -> str:
+    """``20 MB``, ``25.3 MB`` (``25,3 MB``): sizes as people read them."""
+    return tr.size(size)

@@ -27,7 +27,10 @@ from adapters.telegram.convert import (
 )
 from bot.errors import BotError, InputError
 from bot.replies import FILE_UNAVAILABLE
-from bot.settings import ChatSettings
+from bot.settings import SETTINGS_USAGE, ChatSettings
+from bot.text import Msg, Size, Text, msg
+from bot.text.commands import telegram_help
+from bot.text.views import settings_hint
 
 if TYPE_CHECKING:
     from adapters.telegram.adapter import TelegramAdapter
@@ -37,27 +40,9 @@ _LOGGER = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
 Callback = Callable[[Update, Context], Coroutine[Any, Any, None]]
 
-GENERIC_ERROR = "Sorry, something went wrong on my side. Please try again in a moment."
-TRANSCRIBE_USAGE = "Reply to a voice note or audio file with /transcribe to transcribe it."
-ADMINS_ONLY = "Only this group's admins can change its settings."
-HELP = """🎙 <b>Voice → text</b>: send me a voice note, audio file or video note and I reply with \
-its transcript. In groups I transcribe voice notes automatically unless an admin turned that \
-off (/autotranscribe off); reply <code>/transcribe</code> to a voice note to transcribe it on \
-demand.
-🔊 <b>Text → voice</b>: <code>/speak TEXT</code>, or reply <code>/speak</code> to a message.
-
-/status — this chat's recent jobs; <code>/status ID</code> — one job
-/settings — this chat's settings; change with <code>/settings NAME VALUE</code> or \
-<code>/language CODE</code>, <code>/diarize on|off</code>, <code>/voice NAME</code>, \
-<code>/autotranscribe on|off</code> (in groups: admins only)
-/cancel — stop your queued or running job (or tap ✖ under it); <code>/cancel ID</code> — \
-one job (admins: any job in the group)
-/summarize, /translate [language] — as a reply to a transcript (or with its job id), or \
-tap the buttons under it (when the bot has a chat model)
-/forget — delete your stored jobs (transcripts, audio) in this chat
-/usage — spend per user and chat (the bot's admins only)
-
-Files up to {limit}."""
+GENERIC_ERROR = msg("Sorry, something went wrong on my side. Please try again in a moment.")
+TRANSCRIBE_USAGE = msg("Reply to a voice note or audio file with /transcribe to transcribe it.")
+ADMINS_ONLY = msg("Only this group's admins can change its settings.")
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 _SHORT_FORMS = ("language", "diarize", "voice", "autotranscribe")
 
@@ -82,13 +67,21 @@ async def reply(message: Message, html_text: str) -> Message:
     )
 
 
-def too_big_text(size: int | None, limit: int) -> str:
+def too_big_text(size: int | None, limit: int) -> Msg:
     """The answer for a file the Bot API will not hand over."""
-    what = f"This file is {megabytes(size)}" if size else "This file is too big"
-    return (
-        f"{what}; bots can only download files up to {megabytes(limit)} from Telegram. "
+    if size:
+        return msg(
+            "This file is {size}; bots can only download files up to {limit} from Telegram. "
+            "(The bot's operator can lift this limit with a local Bot API server, "
+            "telegram.api_base.)",
+            size=Size(size),
+            limit=Size(limit),
+        )
+    return msg(
+        "This file is too big; bots can only download files up to {limit} from Telegram. "
         "(The bot's operator can lift this limit with a local Bot API server, "
-        "telegram.api_base.)"
+        "telegram.api_base.)",
+        limit=Size(limit),
     )
 
 
@@ -111,6 +104,7 @@ class TelegramHandlers:
             "settings": self.settings,
             "forget": self.forget,
             "usage": self.usage,
+            "voices": self.voices,
             **dict.fromkeys(_SHORT_FORMS, self.short_setting),
         }
         only_new = filters.UpdateType.MESSAGE
@@ -145,10 +139,10 @@ class TelegramHandlers:
                 await callback(update, context)
             except BotError as exc:
                 _LOGGER.info("telegram: %s: %s", callback.__name__, exc)
-                await _answer(update, escape(exc.user_message))
+                await _answer(update, escape((await self.text(message)).render(exc.text)))
             except Exception:
                 _LOGGER.exception("telegram: %s failed", callback.__name__)
-                await _answer(update, escape(GENERIC_ERROR))
+                await _answer(update, escape((await self.text(message)).render(GENERIC_ERROR)))
 
         return wrapper
 
@@ -156,26 +150,59 @@ class TelegramHandlers:
         """Errors PTB caught outside our handlers (network trouble while polling...)."""
         _LOGGER.error("telegram: unhandled error", exc_info=context.error)
 
+    async def text(self, message: Message) -> Text:
+        """The reader's language: their own choice, the chat's, else their Telegram app's."""
+        try:
+            chat = await self.service.settings(PLATFORM, str(message.chat_id))
+            return await self.service.preferences.text_for(origin_for(message), chat)
+        except Exception:  # answering in English beats not answering
+            _LOGGER.warning("telegram: reader's language unknown", exc_info=True)
+            return await self.service.preferences.text_for(origin_for(message), ChatSettings())
+
     # -- commands ---------------------------------------------------------------------------
 
     async def help(self, update: Update, context: Context) -> None:
         """/start and /help."""
         assert update.message is not None
-        await reply(update.message, HELP.format(limit=megabytes(self.config.max_download_bytes)))
+        tr = await self.text(update.message)
+        limit = megabytes(self.config.max_download_bytes, tr)
+        await reply(update.message, telegram_help(tr, limit))
 
     async def status(self, update: Update, context: Context) -> None:
         """/status [JOB_ID]: only this chat's jobs are visible."""
         message = update.message
         assert message is not None
         wanted = command_args(message) or None
-        text = await self.service.status_text(PLATFORM, str(message.chat_id), wanted)
+        tr = await self.text(message)
+        text = await self.service.status_text(PLATFORM, str(message.chat_id), wanted, tr)
         await reply(message, escape(text))
 
+    async def voices(self, update: Update, context: Context) -> None:
+        """/voices: the current TTS model's voices."""
+        message = update.message
+        assert message is not None
+        chat = await self.service.settings(PLATFORM, str(message.chat_id))
+        origin = origin_for(message)
+        user = await self.service.preferences.user_settings(PLATFORM, origin.user_id)
+        tr = await self.text(message)
+        await reply(message, escape(self.service.preferences.voices(tr, chat, user)))
+
     async def settings(self, update: Update, context: Context) -> None:
-        """/settings shows; /settings NAME VALUE changes (admins only in groups)."""
+        """/settings shows; /settings NAME VALUE changes the chat's (admins only in groups);
+        /settings me NAME VALUE changes the sender's own, for every chat."""
         message = update.message
         assert message is not None
         args = command_args(message).split(maxsplit=1)
+        if args and args[0].lower() in ("me", "my", "user"):
+            rest = args[1].split(maxsplit=1) if len(args) > 1 else []
+            if len(rest) < 2:
+                raise InputError(SETTINGS_USAGE)
+            origin = origin_for(message)
+            await self.service.preferences.change_user_setting(
+                PLATFORM, origin.user_id, rest[0], rest[1]
+            )
+            await self._show_settings(message, saved=True)
+            return
         if not args:
             await self._show_settings(message)
             return
@@ -192,22 +219,27 @@ class TelegramHandlers:
             return
         await self._change(message, context, name, value)
 
-    async def _show_settings(self, message: Message) -> None:
-        current = await self.service.settings(PLATFORM, str(message.chat_id))
-        text = "Settings for this chat:\n" + self.service.describe(current)
-        hint = "Change one with /settings NAME VALUE, e.g. /settings language en."
-        await reply(message, f"{escape(text)}\n\n{escape(hint)}")
+    async def _show_settings(self, message: Message, *, saved: bool = False) -> None:
+        chat = await self.service.settings(PLATFORM, str(message.chat_id))
+        origin = origin_for(message)
+        user = await self.service.preferences.user_settings(PLATFORM, origin.user_id)
+        tr = await self.text(message)
+        locale = self.service.preferences.ui_locale(origin, chat, user)
+        text = self.service.preferences.describe(chat, user, tr=tr, ui_locale=locale)
+        if saved:
+            text = tr.gettext("✅ Saved.") + "\n" + text
+            if chat.diarize and not self.service.stt_capabilities().diarization:
+                text += "\n" + tr.gettext(
+                    "(The current transcription model cannot label speakers, so this has no "
+                    "effect.)"
+                )
+        await reply(message, f"{escape(text)}\n\n{escape(settings_hint(tr))}")
 
     async def _change(self, message: Message, context: Context, name: str, value: str) -> None:
         if not await self._may_change_settings(message, context):
             raise InputError(ADMINS_ONLY)
-        updated = await self.service.change_setting(PLATFORM, str(message.chat_id), name, value)
-        text = "✅ Saved. Settings for this chat:\n" + self.service.describe(updated)
-        if updated.diarize and not self.service.stt_capabilities().diarization:
-            text += (
-                "\n(The current transcription model cannot label speakers, so this has no effect.)"
-            )
-        await reply(message, escape(text))
+        await self.service.change_setting(PLATFORM, str(message.chat_id), name, value)
+        await self._show_settings(message, saved=True)
 
     async def _may_change_settings(self, message: Message, context: Context) -> bool:
         if is_private(message.chat):
@@ -224,13 +256,15 @@ class TelegramHandlers:
     async def forget(self, update: Update, context: Context) -> None:
         """/forget: delete the caller's jobs in this chat."""
         assert update.message is not None
-        text = await self.service.forget(origin_for(update.message))
+        tr = await self.text(update.message)
+        text = await self.service.forget(origin_for(update.message), tr)
         await reply(update.message, escape(text))
 
     async def usage(self, update: Update, context: Context) -> None:
         """/usage: spend per user and chat, for the bot's admins (access.admins)."""
         assert update.message is not None
-        text = await self.service.usage_text(origin_for(update.message))
+        tr = await self.text(update.message)
+        text = await self.service.usage_text(origin_for(update.message), tr)
         await reply(update.message, f"<pre>{escape(text)}</pre>")
 
     async def speak(self, update: Update, context: Context) -> None:

@@ -14,11 +14,12 @@ from bot.models import AudioInput, SttOptions, Transcript
 from bot.ports import JobStore
 from bot.providers.base import PollStatus, SpeechToText, Ticket
 from bot.replies import INTERRUPTED_PART
+from bot.text import Msg, decode, encode, msg, text_for
 
 _LOGGER = logging.getLogger(__name__)
 
 MIN_PART_POLL = 2.0  # seconds between two looks at running parts (the provider may ask more)
-_PART_FAILED = "the speech service could not process it"
+_PART_FAILED = encode(msg("the speech service could not process it"))
 
 
 def is_split(job: Job) -> bool:
@@ -58,7 +59,7 @@ class SplitRunner:
             return
         blob = started.input  # read with the state change: no second round trip
         if blob is None:
-            await self._fail(job, "The audio for this job is gone; please send it again.")
+            await self._fail(job, msg("The audio for this job is gone; please send it again."))
             return
         seconds = float(job.options["part_seconds"])
         try:
@@ -66,7 +67,7 @@ class SplitRunner:
                 splitting.split_at_silences, blob.data, job.input_duration or 0.0, seconds
             )
         except AudioError as exc:
-            await self._fail(job, exc.user_message, "audio")
+            await self._fail(job, exc.text, "audio")
             return
         parts = [
             NewPart(p.start, p.duration, Blob(p.data, f"part-{i + 1}.ogg", "audio/ogg"))
@@ -98,7 +99,7 @@ class SplitRunner:
             if isinstance(other, BaseException) and not isinstance(other, ProviderError):
                 _LOGGER.error("job %s: a part step crashed", job.id, exc_info=other)
         if refused:  # auth, balance, bad request: every other part would be refused too
-            await self._fail(job, refused[0].user_message, type(refused[0]).__name__)
+            await self._fail(job, refused[0].text, type(refused[0]).__name__)
             return
         await self._settle(job, await self._store.parts(job.id), outcomes)
 
@@ -121,9 +122,12 @@ class SplitRunner:
     async def _finish(self, job: Job, parts: list[Part], now: float) -> None:
         if not any(p.state is JobState.COMPLETED for p in parts):
             error = next((p.error for p in parts if p.error), None) or _PART_FAILED
-            await self._fail(job, f"No part of the recording could be transcribed: {error}.")
+            reason = decode(error)
+            await self._fail(
+                job, msg("No part of the recording could be transcribed: {reason}.", reason=reason)
+            )
             return
-        t = stitch(parts)
+        t = stitch(parts, text_for(job.origin.locale))
         cost = sum(p.cost or 0.0 for p in parts) or None
         # A transcript with a gap is never reused for the same file sent again (the resend is
         # how the user gets the missing minutes).
@@ -134,8 +138,9 @@ class SplitRunner:
         )
         _LOGGER.info("job %s: %d parts stitched", job.id, len(parts))
 
-    async def _fail(self, job: Job, message: str, code: str = "split") -> None:
-        await self._store.fail(job.id, message, now=self._clock(), error_code=code, polled=True)
+    async def _fail(self, job: Job, message: Msg, code: str = "split") -> None:
+        stored = encode(message)  # each reader sees it in their language
+        await self._store.fail(job.id, stored, now=self._clock(), error_code=code, polled=True)
 
     def _reruns_free(self, job: Job) -> bool:
         try:
@@ -158,7 +163,8 @@ class SplitRunner:
             return None
         blob = await self._store.load_part_input(job.id, part.index)
         if blob is None:
-            await self._store.fail_part(job.id, part.index, "its audio is gone", now=self._clock())
+            gone = encode(msg("its audio is gone"))
+            await self._store.fail_part(job.id, part.index, gone, now=self._clock())
             return None
         options = SttOptions(
             model=job.model,
@@ -172,7 +178,7 @@ class SplitRunner:
             if _not_taken(exc):
                 await self._store.requeue_part(job.id, part.index, self._clock())
                 return exc.retry_after or MIN_PART_POLL
-            await self._store.fail_part(job.id, part.index, exc.user_message, now=self._clock())
+            await self._store.fail_part(job.id, part.index, encode(exc.text), now=self._clock())
             raise
         if isinstance(answer, Transcript):
             await self._complete(job, part, answer)

@@ -7,13 +7,14 @@ from collections.abc import Sequence
 from bot.jobs.models import JobState, Part
 from bot.models import Segment, Transcript, Word
 from bot.replies import missing_part_text
+from bot.text import ENGLISH, Text
 
 
-def stitch(parts: Sequence[Part]) -> Transcript:
+def stitch(parts: Sequence[Part], tr: Text = ENGLISH) -> Transcript:
     """One transcript from the parts in order: every timing moved by its part's start, so
     subtitles run on across parts; speakers kept apart per part (a diarizer numbers the
     speakers of each part afresh, and nothing says part 2's first speaker is part 1's); a part
-    that failed shows as a marked gap with its time range."""
+    that failed shows as a marked gap with its time range (in ``tr``'s language)."""
     texts: list[str] = []
     segments: list[Segment] = []
     words: list[Word] = []
@@ -23,7 +24,9 @@ def stitch(parts: Sequence[Part]) -> Transcript:
     for part in parts:
         t = part.transcript if part.state is JobState.COMPLETED else None
         if t is None:
-            gap = missing_part_text(part.index, len(parts), part.start, part.duration, part.error)
+            gap = missing_part_text(
+                part.index, len(parts), part.start, part.duration, part.error, tr
+            )
             texts.append(gap)
             segments.append(Segment(gap, part.start, part.start + part.duration))
             continue

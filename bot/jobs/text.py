@@ -14,6 +14,7 @@ from bot.models import Transcript
 from bot.ports import JobStore
 from bot.providers.chat import ChatMessage, TextGenerator
 from bot.replies import INTERRUPTED_PART
+from bot.text import Msg, decode, encode, msg
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -126,7 +127,11 @@ class TextRunner:
         parts = await self._store.parts(job.id)
         failed = next((p for p in parts if p.state is JobState.FAILED), None)
         if failed is not None:
-            await self._fail(job, f"Part {failed.index + 1} could not be done: {failed.error}.")
+            reason = decode(failed.error or "")
+            await self._fail(
+                job,
+                msg("Part {n} could not be done: {reason}.", n=failed.index + 1, reason=reason),
+            )
             return
         reduce = parts[-1] if _summary(job) else None
         maps = parts[:-1] if reduce is not None else parts
@@ -170,7 +175,7 @@ class TextRunner:
             await self._store.requeue_part(job.id, part.index, self._clock())
             return exc.retry_after or 5.0
         except ProviderError as exc:
-            await self._store.fail_part(job.id, part.index, exc.user_message, now=self._clock())
+            await self._store.fail_part(job.id, part.index, encode(exc.text), now=self._clock())
             raise
         await self._store.complete_part(
             job.id, part.index, Transcript(answer).to_dict(), now=self._clock()
@@ -179,7 +184,7 @@ class TextRunner:
 
     async def _ask(self, job: Job, instructions: str, text: str, **fields: int) -> str:
         if self._llm is None:
-            raise ProviderError("no llm route", user_message="Summaries are not set up here.")
+            raise ProviderError("no llm route", user_message=msg("Summaries are not set up here."))
         language = str(job.options.get("language") or "English")
         messages = [
             ChatMessage("system", instructions.format(language=language, **fields)),
@@ -192,7 +197,7 @@ class TextRunner:
         source = await self._store.get(str(job.options.get("source", "")))
         t = source.transcript if source is not None else None
         if t is None:
-            await self._fail(job, "The transcript is gone (deleted or expired).")
+            await self._fail(job, msg("The transcript is gone (deleted or expired)."))
             return None
         diarize = bool(source.options.get("diarize")) if source else False
         return render.render_transcript(t, diarize=diarize).strip()
@@ -208,10 +213,11 @@ class TextRunner:
             )
             return
         _LOGGER.warning("job %s: the chat model refused: %s", job.id, exc)
-        await self._fail(job, exc.user_message)
+        await self._fail(job, exc.text)
 
-    async def _fail(self, job: Job, message: str) -> None:
-        await self._store.fail(job.id, message, now=self._clock(), error_code="text", polled=True)
+    async def _fail(self, job: Job, message: Msg) -> None:
+        stored = encode(message)  # each reader sees it in their language
+        await self._store.fail(job.id, stored, now=self._clock(), error_code="text", polled=True)
 
 
 def _summary(job: Job) -> bool:

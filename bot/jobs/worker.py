@@ -35,14 +35,15 @@ from bot.providers.base import (
     TtsCapabilities,
 )
 from bot.providers.chat import TextGenerator
+from bot.text import encode, msg
 
 _LOGGER = logging.getLogger(__name__)
 
 MAX_DELIVERY_ATTEMPTS = 12
-INTERRUPTED_MESSAGE = (
+INTERRUPTED_MESSAGE = msg(
     "This job was interrupted while it was being sent to the speech service, so it may or may not "
     "have been charged. It was not resent automatically; please send it again to retry."
-)
+).id
 
 
 class Deliverer(Protocol):
@@ -215,13 +216,13 @@ class JobWorker:
             await self._submit_failed(job, exc)
             return
         except AudioError as exc:
-            await self.store.fail(job.id, exc.user_message, now=self._clock(), error_code="audio")
+            await self.store.fail(job.id, encode(exc.text), now=self._clock(), error_code="audio")
             return
         except Exception:
             _LOGGER.exception("job %s: submit crashed", job.id)
             await self.store.fail(
                 job.id,
-                "The speech service gave an answer I could not understand.",
+                encode(msg("The speech service gave an answer I could not understand.")),
                 now=self._clock(),
                 error_code="internal",
             )
@@ -230,7 +231,9 @@ class JobWorker:
 
     async def _submit_stt(self, job: Job, blob: Blob | None) -> Transcript | Ticket:
         if blob is None:
-            raise AudioError(user_message="The audio for this job is gone; please send it again.")
+            raise AudioError(
+                user_message=msg("The audio for this job is gone; please send it again.")
+            )
         provider = self._stt[job.provider]
         audio_in = AudioInput(
             data=blob.data,
@@ -340,7 +343,7 @@ class JobWorker:
                 await self._notify(requeued, _retry_note(exc, job.attempts + 1, delay, sent=False))
             return
         _log_provider_failure(job, exc)
-        await self.store.fail(job.id, exc.user_message, now=now, error_code=type(exc).__name__)
+        await self.store.fail(job.id, encode(exc.text), now=now, error_code=type(exc).__name__)
 
     # -- poll -------------------------------------------------------------------------------
 
@@ -395,7 +398,7 @@ class JobWorker:
             return
         _log_provider_failure(job, exc)
         await self.store.fail(
-            job.id, exc.user_message, now=now, error_code=type(exc).__name__, polled=True
+            job.id, encode(exc.text), now=now, error_code=type(exc).__name__, polled=True
         )
 
     async def _record_poll(self, job: Job, result: PollResult) -> None:
@@ -422,14 +425,14 @@ class JobWorker:
                         audio.to_voice_clip, [a.data for a in parts if a is not None]
                     )
                 except AudioError as exc:
-                    await self.store.fail(job.id, exc.user_message, now=now, error_code="audio")
+                    await self.store.fail(job.id, encode(exc.text), now=now, error_code="audio")
                     return
                 await self._complete_clip(job, clip, now, polled=True)
             return
         if result.status is PollStatus.FAILED:
             await self.store.fail(
                 job.id,
-                result.error or "The speech service could not process this job.",
+                result.error or encode(msg("The speech service could not process this job.")),
                 now=now,
                 error_code=result.error_code or "provider_failed",
                 polled=True,
@@ -529,7 +532,7 @@ def _deadline_message(job: Job) -> str:
 
 
 def _stuck_message(job: Job) -> str:
-    return replies.STUCK
+    return encode(replies.STUCK)
 
 
 def _retry_note(exc: ProviderError, attempt: int, delay: float, *, sent: bool) -> dict[str, object]:
@@ -544,7 +547,7 @@ def _retry_note(exc: ProviderError, attempt: int, delay: float, *, sent: bool) -
         "retry_in": delay,
         "detail": str(exc),
         "short": short,
-        "user_message": exc.user_message,
+        "user_message": encode(exc.text),
         "sent": sent,
     }
 

@@ -73,6 +73,8 @@ class SttCapabilities:
     rerun_when_lost: bool = False
     """Running a job again costs nothing (a local engine): a run lost to a crash or restart is
     simply started again from the kept input instead of failing as "may have been charged"."""
+    languages: frozenset[str] = frozenset()
+    """Language codes the model transcribes (``/language`` checks them); empty: not declared."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -146,7 +146,7 @@ class CantoneseSpeechToText:
         if status == "failed":
             _LOGGER.warning("cantonese job %s failed: %s", request_id, result.get("error"))
             return PollResult(
-                PollStatus.FAILED, error=ProviderJobFailed.default_message, error_code="failed"
+                PollStatus.FAILED, error=ProviderJobFailed.default_message.id, error_code="failed"
             )
         raise malformed(answer, f"unknown status {status!r}")
 

@@ -195,7 +195,7 @@ class NanoGptSpeechToText(_NanoGptClient):
             _LOGGER.warning("nanogpt run %s failed: %s", data["runId"], body.get("error"))
             return PollResult(
                 PollStatus.FAILED,
-                error=ProviderJobFailed.default_message,
+                error=ProviderJobFailed.default_message.id,
                 error_code=str_or_none(body.get("code")) or "failed",
             )
         raise malformed(answer, f"unknown status {status!r}")
@@ -303,11 +303,11 @@ def _tts_failure(data: Mapping[str, Any], body: Mapping[str, Any]) -> PollResult
     if code == _CONTENT_POLICY:
         return PollResult(
             PollStatus.FAILED,
-            error=ContentPolicyViolation.default_message,
+            error=ContentPolicyViolation.default_message.id,
             error_code=_CONTENT_POLICY,
         )
     return PollResult(
-        PollStatus.FAILED, error=ProviderJobFailed.default_message, error_code=code or "failed"
+        PollStatus.FAILED, error=ProviderJobFailed.default_message.id, error_code=code or "failed"
     )
 
 

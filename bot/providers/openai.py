@@ -16,6 +16,7 @@ from bot.providers.base import PollResult, SttCapabilities, Ticket, TtsCapabilit
 from bot.providers.chat import chat_endpoint
 from bot.providers.http import HttpAnswer, HttpEndpoint, malformed
 from bot.providers.values import float_or_none, str_or_none
+from bot.text import msg
 
 if TYPE_CHECKING:
     from bot.providers.registry import BuildContext, Built, ProviderConfig
@@ -234,8 +235,9 @@ def _named(exc: UnknownModel, model: str) -> UnknownModel:
         str(exc),
         provider=exc.provider,
         status=exc.status,
-        user_message=(
-            f"The speech service does not know the model {model!r}; the operator has been told."
+        user_message=msg(
+            "The speech service does not know the model {model}; the operator has been told.",
+            model=repr(model),
         ),
     )
 

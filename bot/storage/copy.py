@@ -22,6 +22,7 @@ TABLES: tuple[tuple[str, Sequence[str], tuple[str, ...]], ...] = (
     ("job_blobs", BLOB_COLUMNS, ("job_id", "role")),
     ("job_parts", PART_ALL_COLUMNS, ("job_id", "idx")),
     ("chat_settings", ("platform", "chat_id", "data", "updated_at"), ("platform", "chat_id")),
+    ("user_settings", ("platform", "user_id", "data", "updated_at"), ("platform", "user_id")),
     (
         "speed_stats",
         ("provider", "model", "kind", *SPEED_COLUMNS, "updated_at"),

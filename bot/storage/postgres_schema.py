@@ -197,3 +197,16 @@ MIGRATIONS += (
     CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key) WHERE unique_key IS NOT NULL;
     """,
 )
+
+MIGRATIONS += (
+    # v6: a person's own settings (SQLite v12), which win over the chat's (user > chat > config).
+    """
+    CREATE TABLE user_settings (
+        platform TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (platform, user_id)
+    );
+    """,
+)

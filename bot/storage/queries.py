@@ -47,6 +47,25 @@ class UsageMixin:
             (platform, chat_id, settings_row(data), now),
         )
 
+    async def get_user_settings(self, platform: str, user_id: str) -> dict[str, Any]:
+        """A person's own settings (empty when never changed)."""
+        rows = await self.db.fetch(
+            "SELECT data FROM user_settings WHERE platform = ? AND user_id = ?",
+            (platform, user_id),
+        )
+        return settings_from_row(rows[0][0]) if rows else {}
+
+    async def put_user_settings(
+        self, platform: str, user_id: str, data: Mapping[str, Any], now: float
+    ) -> None:
+        """Store a person's own settings, replacing the previous ones."""
+        await self.db.execute(
+            "INSERT INTO user_settings (platform, user_id, data, updated_at) VALUES (?,?,?,?) "
+            "ON CONFLICT (platform, user_id) DO UPDATE SET data = excluded.data, "
+            "updated_at = excluded.updated_at",
+            (platform, user_id, settings_row(data), now),
+        )
+
     # -- learned provider speed -------------------------------------------------------------
 
     async def load_speed_stats(self) -> dict[tuple[str, str, str], dict[str, float]]:

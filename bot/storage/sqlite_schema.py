@@ -252,3 +252,17 @@ MIGRATIONS += (
     CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key) WHERE unique_key IS NOT NULL;
     """,
 )
+
+MIGRATIONS += (
+    # v12: a person's own settings (transcription language, voice, interface language), which win
+    # over the chat's in every chat they use (user > chat > config).
+    """
+    CREATE TABLE user_settings (
+        platform TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (platform, user_id)
+    );
+    """,
+)

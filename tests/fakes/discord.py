@@ -415,6 +415,28 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", record.payload)
         return record.payload
 
+    async def send_autocomplete(
+        self,
+        name: str,
+        options: Mapping[str, Any],
+        focused: str,
+        channel_id: int | None = None,
+        user_id: int | None = None,
+    ) -> JSON:
+        """Dispatch an APPLICATION_COMMAND_AUTOCOMPLETE interaction (``type`` 4): the user is
+        typing option ``focused`` (``"focused": true``); the bot answers with callback type 8,
+        ``data.choices`` (see the interaction's ``callbacks``)."""
+        data = {"name": name, "type": 1, **slash_data(options)}
+        for option in data.get("options", []):
+            if option["name"] == focused:
+                option["focused"] = True
+        record = self._interactions.create(
+            data, channel_id or self.ids.text_channel, user_id or self.ids.member
+        )
+        record.payload["type"] = 4
+        await self.dispatch("INTERACTION_CREATE", record.payload)
+        return record.payload
+
     async def send_message_command(
         self,
         name: str,

@@ -132,7 +132,7 @@ class Interactions:
             "version": 1,
             "channel": channel,
             "channel_id": str(channel_id),
-            "locale": "en-US",
+            "locale": world.user_locales.get(user_id, "en-US"),
             "app_permissions": str(host.bot_permissions),
             "entitlements": [],
             "entitlement_sku_ids": [],
@@ -142,8 +142,9 @@ class Interactions:
         }
         if in_guild:
             payload["guild_id"] = str(host.ids.guild)
-            payload["guild"] = {"id": str(host.ids.guild), "locale": "en-US", "features": []}
-            payload["guild_locale"] = "en-US"
+            guild_locale = world.guild_locale
+            payload["guild"] = {"id": str(host.ids.guild), "locale": guild_locale, "features": []}
+            payload["guild_locale"] = guild_locale
             payload["member"] = world.member_payload(user_id, perms=True)
         else:
             payload["user"] = world.users[user_id]

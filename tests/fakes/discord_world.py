@@ -146,6 +146,10 @@ class FakeWorld:
 
     def __init__(self, ids: FakeIds) -> None:
         self.ids = ids
+        # The server's language (guild ``preferred_locale``, interactions' ``guild_locale``) and
+        # each user's client language (interactions' ``locale``); Discord's default is en-US.
+        self.guild_locale = "en-US"
+        self.user_locales: dict[int, str] = {}
         self.snowflake = SnowflakeFactory()
         self.created = now_iso()
         self.users: dict[int, JSON] = {
@@ -297,7 +301,7 @@ class FakeWorld:
             "premium_tier": 0,
             "premium_subscription_count": 0,
             "premium_progress_bar_enabled": False,
-            "preferred_locale": "en-US",
+            "preferred_locale": self.guild_locale,
             "system_channel_id": str(self.ids.text_channel),
             "system_channel_flags": 0,
             "rules_channel_id": None,

@@ -24,11 +24,12 @@ from bot.providers.local.settings import (
     voice_problem,
 )
 from bot.providers.local.voices import VoiceFetchError, fetch_voice
+from bot.text import Msg, msg
 
 _LOGGER = logging.getLogger(__name__)
 
-VOICE_FAILED = "The local voice could not be loaded; the bot's operator has been told."
-VOICE_FETCH_FAILED = (
+VOICE_FAILED = msg("The local voice could not be loaded; the bot's operator has been told.")
+VOICE_FETCH_FAILED = msg(
     "The local voice is not downloaded yet and fetching it failed; the bot's operator has been "
     "told. Please try again later."
 )
@@ -185,8 +186,10 @@ class PiperTextToSpeech:
         return voice
 
 
-def _unknown_voice(voice: str, voices_dir: Path | None) -> str:
+def _unknown_voice(voice: str, voices_dir: Path | None) -> Msg:
     known = ", ".join(find_voices(voices_dir))
     if known:
-        return f"There is no voice {voice!r} here. Voices: {known}."
-    return f"There is no voice {voice!r} here."
+        return msg(
+            "There is no voice {voice} here. Voices: {voices}.", voice=repr(voice), voices=known
+        )
+    return msg("There is no voice {voice} here.", voice=repr(voice))

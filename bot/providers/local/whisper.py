@@ -23,6 +23,7 @@ from bot.providers.local.settings import (
     engine_missing,
     whisper_model_problem,
 )
+from bot.text import msg
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -35,9 +36,11 @@ _MAX_UPLOAD = 512 * 1024 * 1024
 # stop spending CPU on it. At least 5 minutes (ten times the default longest pause between polls)
 # and 3 times the longest pause seen so far; a run dropped by mistake is only rerun, for free.
 _ABANDON_AFTER = 300.0
-LOAD_FAILED = "The local speech model could not be loaded; the bot's operator has been told."
-DECODE_FAILED = "The local speech engine could not decode this audio."
-ENGINE_FAILED = "The local speech engine failed on this audio."
+LOAD_FAILED = msg(
+    "The local speech model could not be loaded; the bot's operator has been told."
+).id
+DECODE_FAILED = msg("The local speech engine could not decode this audio.").id
+ENGINE_FAILED = msg("The local speech engine failed on this audio.").id
 
 
 class _Cancelled(Exception):
@@ -61,6 +64,18 @@ class _Run:
     started: bool = False
     cancel: threading.Event = field(default_factory=threading.Event)
     future: Future[Transcript] | None = None
+
+
+def whisper_languages(model: str) -> frozenset[str]:
+    """What a Whisper model transcribes: English only for the ``*.en`` models, else Whisper's
+    list (from faster-whisper's tokenizer)."""
+    if model.endswith(".en"):
+        return frozenset({"en"})
+    try:
+        from faster_whisper.tokenizer import _LANGUAGE_CODES
+    except ImportError:  # an older faster-whisper: do not guess
+        return frozenset()
+    return frozenset(_LANGUAGE_CODES)
 
 
 class WhisperSpeechToText:
@@ -112,6 +127,7 @@ class WhisperSpeechToText:
             min_poll_interval=1.0,
             max_processing_seconds=6 * 3600.0,
             rerun_when_lost=True,
+            languages=whisper_languages(model),
         )
 
     async def submit(self, audio: AudioInput, options: SttOptions) -> Ticket:
@@ -140,7 +156,7 @@ class WhisperSpeechToText:
             raise UnknownJob(
                 f"run {ticket.data.get('run')} is not in this process (restarted?)",
                 provider=self.name,
-                user_message="The local transcription was interrupted.",
+                user_message=msg("The local transcription was interrupted."),
             )
         now = self._clock()
         self._sweep(keep=run)
