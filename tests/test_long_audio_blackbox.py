@@ -52,14 +52,18 @@ def part_states(db: Path) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-async def until_parts(db: Path, done: int, timeout: float = 60.0) -> list[str]:
+async def until_in_flight(db: Path, whisper: FakeOpenAi, timeout: float = 120.0) -> list[str]:
+    """Until part 1 is stored finished and part 2 is in flight: recorded SUBMITTING by the bot
+    and received (held unanswered) by the fake. Real conditions, not timing: under load the
+    bot may take any time to get there."""
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
         states = part_states(db)
-        if states.count("completed") >= done and "submitting" in states:
+        received = [r.files["file"].filename for r in whisper.requests_to("transcriptions")]
+        if states[:2] == ["completed", "submitting"] and "part-2.ogg" in received:
             return states
         await asyncio.sleep(0.02)
-    raise AssertionError(f"parts never reached {done} completed: {part_states(db)}")
+    raise AssertionError(f"part 2 never got in flight: {part_states(db)}")
 
 
 def srt_document(call: Call) -> bool:
@@ -72,15 +76,17 @@ async def test_long_audio_blackbox_sigkill_mid_parts_resumes_without_paying_twic
 ) -> None:
     recording = speechlike(12 * 60, seed=3)
     async with FakeTelegram() as tg, FakeOpenAi() as whisper:
-        whisper.listen, whisper.delay = True, 1.5
+        whisper.listen = True
+        whisper.answer_limit = 1  # part 2 is held in flight until the kill
         config, log = long_config(tmp_path, tg, whisper), tmp_path / "bot.log"
         proc = await start_voicebot_run(config, log)
         try:
             await tg.wait_held(timeout=60)
             tg.send_voice(USER, USER, recording.data, duration=720)
-            before = await until_parts(tmp_path / "voicebot.sqlite3", done=1)
+            before = await until_in_flight(tmp_path / "voicebot.sqlite3", whisper)
             proc.kill()  # SIGKILL while part 2 is being transcribed
             assert await asyncio.wait_for(proc.wait(), 10) == -signal.SIGKILL
+            whisper.release()
             start = len(tg.calls)
             proc = await start_voicebot_run(config, log)
             srt = await tg.wait_for(srt_document, timeout=120, start=start)

@@ -104,3 +104,14 @@ def sound_spans(data: bytes, *, threshold: int = 1500) -> list[tuple[float, floa
                 spans.append((start * window / rate, i * window / rate))
             start = None
     return spans
+
+
+def ogg_duration(data: bytes) -> float:
+    """Seconds of an Ogg/Opus stream read from its last page's granule position (48 kHz
+    samples) less the header's pre-skip, without decoding; 0.0 for anything else."""
+    last, head = data.rfind(b"OggS"), data.find(b"OpusHead")
+    if last < 0 or head < 0 or len(data) < last + 14:
+        return 0.0
+    granule = int.from_bytes(data[last + 6 : last + 14], "little")
+    pre_skip = int.from_bytes(data[head + 10 : head + 12], "little")
+    return max(0.0, (granule - pre_skip) / 48000)

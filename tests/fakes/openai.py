@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.audio import decode_info, make_tone, sound_spans
+from tests.fakes.audio import decode_info, make_tone, ogg_duration, sound_spans
 from tests.fakes.providers import RecordedRequest, _FakeServer
 
 MAX_UPLOAD = 25 * 1024 * 1024
@@ -77,6 +77,12 @@ class FakeOpenAi(_FakeServer):
         """Seconds each transcription takes (``max_in_flight`` counts them side by side)."""
         self.in_flight = 0
         self.max_in_flight = 0
+        self.answer_limit: int | None = None
+        """Answer only this many transcriptions in all: later ones are received (recorded) and
+        held unanswered, in flight, until :meth:`release` (a kill test's real condition)."""
+        self.quick = False
+        """Take an Ogg upload's duration from its last page (no decoding: a 2-hour test)."""
+        self._released = asyncio.Event()
 
     async def start(self) -> None:
         """Listen on 127.0.0.1; ``url`` ends in ``/v1`` like OpenAI's base URL."""
@@ -84,6 +90,16 @@ class FakeOpenAi(_FakeServer):
         app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
         app.router.add_post("/v1/audio/speech", self._speech)
         self.url = f"{await self._listen(app)}/v1"
+
+    def release(self, limit: int | None = None) -> None:
+        """Raise (or with None lift) :attr:`answer_limit`; held requests go on."""
+        self.answer_limit = limit
+        self._released.set()
+
+    async def _hold(self) -> None:
+        while self.answer_limit is not None and self.submits["transcriptions"] >= self.answer_limit:
+            self._released.clear()
+            await self._released.wait()
 
     # -- shared ------------------------------------------------------------------------------
 
@@ -143,8 +159,10 @@ class FakeOpenAi(_FakeServer):
         fmt = rec.form.get("response_format", "json")
         if (invalid := self._check_format(rec, model, fmt)) is not None:
             return invalid
+        await self._hold()
         self.submits["transcriptions"] += 1
-        duration = decode_info(rec.files["file"].data)[2]
+        upload = rec.files["file"].data
+        duration = ogg_duration(upload) if self.quick else decode_info(upload)[2]
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
