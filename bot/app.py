@@ -209,9 +209,13 @@ class Core:
             _LOGGER.info(
                 "purged %d job(s) older than %d days", count, self.config.storage.retention_days
             )
+        # Recordings kept for "Translate → English" (a local engine's keep_audio_hours).
+        dropped = await self.store.drop_recordings(self.clock())
+        if dropped:
+            _LOGGER.info("dropped %d recording(s) kept for translation", dropped)
         return count
 
-    async def purge_forever(self, every: float = 6 * 3600) -> None:
+    async def purge_forever(self, every: float = 3600) -> None:
         """Purge at start and then every ``every`` seconds (a background task of ``run_bot``)."""
         while True:
             try:

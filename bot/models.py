@@ -117,6 +117,9 @@ class SttOptions:
     diarize: bool = False
     timestamps: bool = True
     context: str | None = None
+    translate: bool = False
+    """The speech in English whatever language is spoken (Whisper's own ``translate`` task);
+    only asked of a model whose capabilities say ``translates_to_english``."""
 
 
 @dataclass(frozen=True, slots=True)

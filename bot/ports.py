@@ -170,6 +170,15 @@ class JobStore(SpeedStore, ChatSettingsStore, UsageQueries, Protocol):
         """The ``input`` or ``output`` audio of a job, if still kept."""
         ...
 
+    async def keep_recording(self, job_id: str, blob: Blob) -> None:
+        """Keep a job's recording (``load_blob(job_id, "recording")``) until
+        ``options["keep_audio_until"]``, past the moment its input is dropped."""
+        ...
+
+    async def drop_recordings(self, now: float) -> int:
+        """Drop the recordings kept past their time (or of jobs without a transcript)."""
+        ...
+
     def leader(self, name: str) -> Leader:
         """The lock named ``name``, shared by every process on this database."""
         ...

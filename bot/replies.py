@@ -264,6 +264,14 @@ def text_usage(command: str) -> Msg:
 
 SUMMARIZE_BUTTON = msg("📝 Summarize")
 TRANSLATE_BUTTON = msg("🌐 Translate")
+ENGLISH_BUTTON = msg("🌐 Translate → English")
+ENGLISH_ONLY = msg(
+    "Only a translation into English is available on this bot: /translate en (or the button)."
+)
+RECORDING_GONE = msg(
+    "The recording is no longer kept, so it cannot be translated now; send it again to get a "
+    "translation."
+)
 _LANGUAGES = {
     "en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian",
     "pt": "Portuguese", "nl": "Dutch", "pl": "Polish", "ru": "Russian", "uk": "Ukrainian",

@@ -166,7 +166,7 @@ class VoiceService(TextJobsMixin):
         lang = language or user.language or settings.language or cfg.language
         want_diarize = diarize if diarize is not None else settings.diarize
         do_diarize = (cfg.diarize if want_diarize is None else want_diarize) and caps.diarization
-        options = {
+        options: dict[str, object] = {
             "language": lang,
             "diarize": do_diarize,
             "filename": filename,
@@ -181,6 +181,9 @@ class VoiceService(TextJobsMixin):
             if reused is not None:
                 return reused
         activity = await self.guard.check_start(origin)
+        if caps.translates_to_english and caps.keep_audio_seconds > 0:
+            # Kept for "Translate → English" by the model's own task (see bot.textjobs).
+            options["keep_audio_until"] = now + caps.keep_audio_seconds
         info = await self._audio.run(audio.probe, data, filename)
         whole = self.guard.max_audio_seconds()
         if whole is not None and info.duration > whole:
@@ -208,14 +211,20 @@ class VoiceService(TextJobsMixin):
             max_duration=min(limits) if limits else None,
         )
         await self.guard.check_audio(origin, prepared.duration, activity)
+        blob = Blob(prepared.data, prepared.filename, prepared.content_type)
         job = await self.store.create(
             replace(new, input_duration=prepared.duration),
             now=now,
-            input_blob=Blob(prepared.data, prepared.filename, prepared.content_type),
+            input_blob=blob,
             admit=self.guard.admission(origin, seconds=prepared.duration),
         )
+        await self._keep_recording(job, blob)
         self._wake()
         return job
+
+    async def _keep_recording(self, job: Job, blob: Blob) -> None:
+        if "keep_audio_until" in job.options:
+            await self.store.keep_recording(job.id, blob)
 
     async def _create_split(
         self,
@@ -233,6 +242,7 @@ class VoiceService(TextJobsMixin):
         seconds = splitting.part_seconds(caps.max_duration_seconds, caps.max_upload_bytes)
         parts = math.ceil(info.duration / (seconds * 0.9))
         rounds = math.ceil(parts / self.config.jobs.part_concurrency)
+        blob = Blob(data, filename, audio.mime_for(info.container))
         job = await self.store.create(
             replace(
                 new,
@@ -240,9 +250,10 @@ class VoiceService(TextJobsMixin):
                 deadline_at=now + self.config.jobs.deadline_seconds * max(1, rounds),
             ),
             now=now,
-            input_blob=Blob(data, filename, audio.mime_for(info.container)),
+            input_blob=blob,
             admit=self.guard.admission(new.origin, seconds=info.duration),
         )
+        await self._keep_recording(job, blob)
         _LOGGER.info(
             "job %s: %.0f s of audio, to split into about %d parts", job.id, info.duration, parts
         )

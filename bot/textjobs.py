@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from bot.config import Config
-from bot.errors import InputError
-from bot.jobs.models import Job, JobKind, JobState, NewJob
-from bot.jobs.text import ACTIONS
+from bot.errors import InputError, ProviderError
+from bot.jobs.models import Blob, Job, JobKind, JobState, NewJob
+from bot.jobs.speech_translate import RECORDING, SPEECH
+from bot.jobs.text import ACTIONS, TRANSLATE
 from bot.limits import AccessDenied, Guard
 from bot.models import Origin
 from bot.ports import JobStore
 from bot.preferences import Preferences
-from bot.replies import TEXT_UNAVAILABLE, language_name, no_transcript
+from bot.providers.base import SpeechToText, SttCapabilities
+from bot.replies import (
+    ENGLISH_ONLY,
+    RECORDING_GONE,
+    TEXT_UNAVAILABLE,
+    language_name,
+    no_transcript,
+)
 from bot.settings import ChatSettings
+
+ENGLISH_BUTTON = "english"
+"""The one button under a transcript whose recording is kept for its model's own translation
+into English, when no chat model is configured."""
 
 
 class TextJobsMixin:
@@ -26,12 +38,42 @@ class TextJobsMixin:
     preferences: Preferences
     _clock: Callable[[], float]
     _wake: Callable[[], None]
+    _stt: Mapping[str, SpeechToText]
+    stt_capabilities: Callable[..., SttCapabilities]
 
     def offers_text(self) -> bool:
         """Whether summaries and translations are offered (an ``llm:`` route that can run)."""
         name = self.config.llm.provider
         pc = self.config.providers.get(name) if name else None
         return pc is not None and pc.missing() is None
+
+    def text_buttons(self, job: Job) -> tuple[str, ...]:
+        """The buttons under a finished transcript: Summarize and Translate with a chat model;
+        else Translate → English when its speech model translates and the recording is kept."""
+        t = job.transcript if job.kind is JobKind.STT else None
+        if t is None or not t.text.strip():
+            return ()
+        if self.offers_text():
+            return ACTIONS
+        until = float(job.options.get("keep_audio_until") or 0)
+        if until > self._clock() and self._translates(job):
+            return (ENGLISH_BUTTON,)
+        return ()
+
+    def _route_translates(self) -> bool:
+        """Whether the configured speech-to-text model translates into English itself."""
+        try:
+            return self.stt_capabilities().translates_to_english
+        except ProviderError:
+            return False
+
+    def _translates(self, job: Job) -> bool:
+        """Whether the model that made ``job`` turns speech into English itself."""
+        provider = self._stt.get(job.provider)
+        try:
+            return provider is not None and provider.capabilities(job.model).translates_to_english
+        except ProviderError:
+            return False
 
     async def text_job(
         self, origin: Origin, source_id: str, action: str, language: str | None = None
@@ -45,12 +87,18 @@ class TextJobsMixin:
         """
         if not self.guard.allowed(origin):
             raise AccessDenied()
-        if not self.offers_text() or action not in ACTIONS:
+        if action not in ACTIONS or not (self.offers_text() or self._route_translates()):
             raise InputError(TEXT_UNAVAILABLE)
         source = await self.store.find_for_chat(origin.platform, origin.chat_id, source_id)
         if source is None or source.kind is not JobKind.STT or source.transcript is None:
             raise InputError(no_transcript(source_id))
         lang = language_name(language)
+        if action == TRANSLATE and lang == "English" and self._translates(source):
+            job = await self._speech_translation(origin, source)
+            if job is not None:
+                return job
+        if not self.offers_text():
+            raise InputError(ENGLISH_ONLY if self._translates(source) else TEXT_UNAVAILABLE)
         llm = self.config.llm
         raw = f"{source.id}|{action}|{lang}|{llm.provider}|{llm.model}"
         key = hashlib.sha256(raw.encode()).hexdigest()
@@ -59,11 +107,7 @@ class TextJobsMixin:
             return existing
         before = await self.store.find_released(key)  # its finished pieces are not paid again
         await self.guard.check_start(origin)
-        chat = ChatSettings.from_dict(
-            await self.store.get_settings(origin.platform, origin.chat_id)
-        )
-        user = await self.preferences.user_settings(origin.platform, origin.user_id)
-        origin = self.preferences.stamp_locale(origin, chat, user)  # replies in the asker's
+        origin = await self._stamped(origin)  # replies in the asker's language
         now = self._clock()
         job = await self.store.create(
             NewJob(
@@ -86,6 +130,73 @@ class TextJobsMixin:
         )
         self._wake()
         return job
+
+    async def _speech_translation(self, origin: Origin, source: Job) -> Job | None:
+        """The translation into English by the model that made ``source``, from its kept
+        recording, as a durable job (once per transcript); None when the recording is no longer
+        kept and the chat model can translate instead.
+
+        Raises:
+            InputError: the recording is gone and no chat model is configured.
+        """
+        raw = f"{source.id}|{TRANSLATE}|English|{SPEECH}|{source.provider}|{source.model}"
+        key = hashlib.sha256(raw.encode()).hexdigest()
+        existing = await self.store.find_unique(key)
+        if existing is not None:
+            return existing
+        recording = await self._kept_recording(source)
+        if recording is None:
+            if self.offers_text():
+                return None
+            raise InputError(RECORDING_GONE)
+        audio_job, blob = recording
+        await self.guard.check_start(origin)
+        origin = await self._stamped(origin)
+        now = self._clock()
+        job = await self.store.create(
+            NewJob(
+                kind=JobKind.TEXT,
+                origin=origin,
+                provider=audio_job.provider,
+                model=audio_job.model,
+                options={
+                    "action": TRANSLATE,
+                    "language": "English",
+                    "source": source.id,
+                    "engine": SPEECH,
+                    "filename": audio_job.options.get("filename"),
+                },
+                # As long as its transcription was given: the same model on the same audio.
+                deadline_at=now + (audio_job.deadline_at - audio_job.created_at),
+                input_duration=audio_job.input_duration,
+                unique_key=key,
+            ),
+            now=now,
+            input_blob=blob,
+            admit=self.guard.admission(origin),
+        )
+        self._wake()
+        return job
+
+    async def _kept_recording(self, source: Job) -> tuple[Job, Blob] | None:
+        """The job that holds ``source``'s recording (itself, or the one whose transcript it
+        reused) and the recording, while it is kept."""
+        reused = source.options.get("reused_from")
+        audio_job = await self.store.get(str(reused)) if reused else source
+        if audio_job is None:
+            return None
+        if float(audio_job.options.get("keep_audio_until") or 0) <= self._clock():
+            return None  # past its time, even if the hourly clean-up has not dropped it yet
+        blob = await self.store.load_blob(audio_job.id, RECORDING)
+        return (audio_job, blob) if blob is not None else None
+
+    async def _stamped(self, origin: Origin) -> Origin:
+        """``origin`` with the asker's language, so the job replies in it."""
+        chat = ChatSettings.from_dict(
+            await self.store.get_settings(origin.platform, origin.chat_id)
+        )
+        user = await self.preferences.user_settings(origin.platform, origin.user_id)
+        return self.preferences.stamp_locale(origin, chat, user)
 
     async def transcript_for_message(
         self, platform: str, chat_id: str, message_id: str

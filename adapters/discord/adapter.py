@@ -304,10 +304,8 @@ class DiscordAdapter:
         return first
 
     def _text_buttons(self, job: Job) -> discord.ui.View | None:
-        t = job.transcript if job.kind is JobKind.STT else None
-        if t is None or not t.text.strip() or not self.core.service.offers_text():
-            return None
-        return text_view(job.id, text_for(job.origin.locale))
+        names = self.core.service.text_buttons(job)
+        return text_view(job.id, text_for(job.origin.locale), names) if names else None
 
     async def _send_part(
         self,

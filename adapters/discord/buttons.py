@@ -14,8 +14,8 @@ from adapters.discord.cancel import DiscordCancel
 from adapters.discord.convert import interaction_origin
 from adapters.discord.handlers import _t, answer
 from bot.errors import BotError
-from bot.replies import SUMMARIZE_BUTTON, TRANSLATE_BUTTON, text_job_toast
-from bot.text import ENGLISH, Text
+from bot.replies import ENGLISH_BUTTON, SUMMARIZE_BUTTON, TRANSLATE_BUTTON, text_job_toast
+from bot.text import ENGLISH, Msg, Text
 
 if TYPE_CHECKING:
     from bot.service import VoiceService
@@ -24,18 +24,34 @@ _LOGGER = logging.getLogger(__name__)
 Interaction = discord.Interaction[discord.Client]
 # custom_id (at most 100 characters) → the service's action; the job id follows the prefix.
 Opt = str | None
-TEXT_ACTIONS = {"voicebot:sum:": "summary", "voicebot:tr:": "translate"}
+TEXT_ACTIONS = {
+    "voicebot:sum:": "summary",
+    "voicebot:tr:": "translate",
+    "voicebot:en:": "translate",
+}
+ENGLISH_PREFIX = "voicebot:en:"
+# The service's button names (VoiceService.text_buttons) → custom_id prefix and label.
+_BUTTONS: dict[str, tuple[str, Msg]] = {
+    "summary": ("voicebot:sum:", SUMMARIZE_BUTTON),
+    "translate": ("voicebot:tr:", TRANSLATE_BUTTON),
+    "english": (ENGLISH_PREFIX, ENGLISH_BUTTON),
+}
 
 
-def text_view(job_id: str, tr: Text = ENGLISH) -> discord.ui.View:
-    """Summarize / Translate under a finished transcript; answered by the dispatcher (the ids
-    name the job, so the buttons work after a restart, with no view state in memory)."""
+def text_view(
+    job_id: str, tr: Text = ENGLISH, names: tuple[str, ...] = ("summary", "translate")
+) -> discord.ui.View:
+    """Summarize / Translate (or Translate → English) under a finished transcript; answered by
+    the dispatcher (the ids name the job, so the buttons work after a restart, with no view
+    state in memory)."""
     view = discord.ui.View(timeout=None)
-    labels = (tr.render(SUMMARIZE_BUTTON), tr.render(TRANSLATE_BUTTON))
-    for (prefix, _), label in zip(TEXT_ACTIONS.items(), labels, strict=True):
+    for name in names:
+        prefix, label = _BUTTONS[name]
         view.add_item(
             discord.ui.Button(
-                label=label, style=discord.ButtonStyle.secondary, custom_id=prefix + job_id
+                label=tr.render(label),
+                style=discord.ButtonStyle.secondary,
+                custom_id=prefix + job_id,
             )
         )
     return view
@@ -62,13 +78,18 @@ class DiscordButtons:
             return
         for prefix, action in TEXT_ACTIONS.items():
             if custom_id.startswith(prefix):
-                await self.text_action(interaction, action, custom_id.removeprefix(prefix))
+                english = "en" if prefix == ENGLISH_PREFIX else None
+                job_id = custom_id.removeprefix(prefix)
+                await self.text_action(interaction, action, job_id, english)
                 return
 
-    async def text_action(self, interaction: Interaction, action: str, job_id: str) -> None:
-        """A button under a transcript: the job replies to that message."""
+    async def text_action(
+        self, interaction: Interaction, action: str, job_id: str, language: str | None = None
+    ) -> None:
+        """A button under a transcript: the job replies to that message (``language``: the
+        button's own, else the presser's)."""
         message = interaction.message
-        await self.start(interaction, action, job_id, None, message.id if message else None)
+        await self.start(interaction, action, job_id, language, message.id if message else None)
 
     async def start(
         self,

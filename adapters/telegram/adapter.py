@@ -429,10 +429,8 @@ class TelegramAdapter:
         return sent
 
     def _text_buttons(self, job: Job) -> InlineKeyboardMarkup | None:
-        t = job.transcript if job.kind is JobKind.STT else None
-        if t is None or not t.text.strip() or not self.service.offers_text():
-            return None
-        return text_markup(job.id, text_for(job.origin.locale))
+        names = self.service.text_buttons(job)
+        return text_markup(job.id, text_for(job.origin.locale), names) if names else None
 
     async def _edit_or_send(
         self, job: Job, placeholder: str, text: str, markup: InlineKeyboardMarkup | None = None

@@ -12,8 +12,14 @@ from adapters.telegram.cancel import CANCEL_PREFIX, TelegramCancel
 from adapters.telegram.convert import PLATFORM, command_args, escape, origin_for
 from bot.errors import BotError, InputError
 from bot.models import Origin
-from bot.replies import SUMMARIZE_BUTTON, TRANSLATE_BUTTON, text_job_toast, text_usage
-from bot.text import ENGLISH, Text
+from bot.replies import (
+    ENGLISH_BUTTON,
+    SUMMARIZE_BUTTON,
+    TRANSLATE_BUTTON,
+    text_job_toast,
+    text_usage,
+)
+from bot.text import ENGLISH, Msg, Text
 
 if TYPE_CHECKING:
     from typing import Any
@@ -26,19 +32,24 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 # callback_data (at most 64 bytes) → the service's action; the job id follows the prefix.
-TEXT_ACTIONS = {"sum:": "summary", "tr:": "translate"}
+TEXT_ACTIONS = {"sum:": "summary", "tr:": "translate", "en:": "translate"}
+# The service's button names (VoiceService.text_buttons) → callback prefix and label.
+_BUTTONS: dict[str, tuple[str, Msg]] = {
+    "summary": ("sum:", SUMMARIZE_BUTTON),
+    "translate": ("tr:", TRANSLATE_BUTTON),
+    "english": ("en:", ENGLISH_BUTTON),
+}
 
 
-def text_markup(job_id: str, tr: Text = ENGLISH) -> InlineKeyboardMarkup:
-    """Summarize / Translate under a finished transcript."""
-    return InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(tr.render(SUMMARIZE_BUTTON), callback_data=f"sum:{job_id}"),
-                InlineKeyboardButton(tr.render(TRANSLATE_BUTTON), callback_data=f"tr:{job_id}"),
-            ]
-        ]
-    )
+def text_markup(
+    job_id: str, tr: Text = ENGLISH, names: tuple[str, ...] = ("summary", "translate")
+) -> InlineKeyboardMarkup:
+    """Summarize / Translate (or Translate → English) under a finished transcript."""
+    row = [
+        InlineKeyboardButton(tr.render(_BUTTONS[n][1]), callback_data=_BUTTONS[n][0] + job_id)
+        for n in names
+    ]
+    return InlineKeyboardMarkup([row])
 
 
 class TelegramButtons:
@@ -64,13 +75,17 @@ class TelegramButtons:
             return
         for prefix, action in TEXT_ACTIONS.items():
             if data.startswith(prefix):
-                await self.text_action(update, action, data.removeprefix(prefix))
+                english = "en" if prefix == "en:" else None
+                await self.text_action(update, action, data.removeprefix(prefix), english)
                 return
         await query.answer()
 
-    async def text_action(self, update: Update, action: str, job_id: str) -> None:
+    async def text_action(
+        self, update: Update, action: str, job_id: str, language: str | None = None
+    ) -> None:
         """Summarize or translate the transcript under which the button sits, as a job replying
-        to that message; pressed again (by anyone) it names the job already made."""
+        to that message (``language``: the button's own, else the presser's); pressed again (by
+        anyone) it names the job already made."""
         query = update.callback_query
         if query is None:
             return
@@ -93,7 +108,7 @@ class TelegramButtons:
             return
         settings = await self.service.settings(PLATFORM, origin.chat_id)
         tr = await self.service.preferences.text_for(origin, settings)
-        language = query.from_user.language_code
+        language = language or query.from_user.language_code
         try:
             job = await self.service.text_job(origin, job_id, action, language)
         except BotError as exc:

@@ -104,7 +104,13 @@ class JobWorker:
             concurrency=part_concurrency,
         )
         self._text = TextRunner(
-            store, llm, clock=clock, max_input_tokens=max_input_tokens, concurrency=part_concurrency
+            store,
+            llm,
+            clock=clock,
+            max_input_tokens=max_input_tokens,
+            concurrency=part_concurrency,
+            stt=stt,
+            notify=self._notify,
         )
         self._stt = stt
         self._tts = tts
@@ -168,8 +174,8 @@ class JobWorker:
         long recording pays nothing: its parts are paid, and settled, one by one)."""
         if is_split(job):
             return True
-        if job.kind is JobKind.TEXT:  # a chat request may have been charged
-            return False
+        if job.kind is JobKind.TEXT:  # a chat request may have been charged; a local run not
+            return self._text.reruns_free(job)
         try:
             return self._capabilities(job).rerun_when_lost
         except (KeyError, ProviderError):  # provider gone from the config: treat as paid

@@ -75,6 +75,12 @@ class SttCapabilities:
     simply started again from the kept input instead of failing as "may have been charged"."""
     languages: frozenset[str] = frozenset()
     """Language codes the model transcribes (``/language`` checks them); empty: not declared."""
+    translates_to_english: bool = False
+    """The model itself turns speech in any language into English text (Whisper's ``translate``
+    task, asked with :attr:`bot.models.SttOptions.translate`)."""
+    keep_audio_seconds: float = 0.0
+    """How long a recording is kept after it was sent, so that a translation into English can
+    be made from the audio later (0: not kept, no such translation offered)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -254,6 +254,7 @@ TYPES: dict[str, ProviderType] = {
             Option("word_timestamps", bool, False),
             Option("download_dir", str, None),
             Option("offline", bool, False),
+            Option("keep_audio_hours", float, 24.0),
             Option("voices_dir", str, None),
             Option("tts_workers", int, 1, positive=True),
             Option("max_chars", int, 1000, positive=True),

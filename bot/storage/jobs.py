@@ -42,6 +42,7 @@ from bot.storage.database import (
     marks,
     state_in,
 )
+from bot.storage.kept import KeptAudioMixin
 from bot.storage.parts import PartsMixin
 from bot.storage.queries import UsageMixin
 
@@ -86,7 +87,7 @@ def _same(job: Job, new: NewJob, now: float) -> bool:
     )
 
 
-class SqlJobStore(ClaimsMixin, PartsMixin, UsageMixin):
+class SqlJobStore(ClaimsMixin, PartsMixin, UsageMixin, KeptAudioMixin):
     """The :class:`bot.ports.JobStore` of every SQL backend (they differ in :class:`Database`)."""
 
     def __init__(self, db: Database, owner: str | None = None) -> None:

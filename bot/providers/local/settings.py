@@ -75,6 +75,9 @@ class WhisperSettings:
     """Where named models are downloaded and cached (None: the Hugging Face default cache)."""
     offline: bool = False
     """Never download: a named model must already be in the cache."""
+    keep_audio_hours: float = 24.0
+    """A recording is kept this long after it was sent, so "Translate → English" can run
+    Whisper's translate task on it (0: never kept, that button not offered)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +153,10 @@ def read_whisper(raw: Mapping[str, Any], where: str) -> tuple[WhisperSettings, l
         word_timestamps=bool(raw.get("word_timestamps", False)),
         download_dir=_path(raw.get("download_dir")),
         offline=bool(raw.get("offline", False)),
+        keep_audio_hours=float(raw.get("keep_audio_hours", 24.0)),
     )
+    if settings.keep_audio_hours < 0:
+        problems.append(f"{where}.keep_audio_hours: must be 0 or more")
     for key, value, choices in (
         ("device", settings.device, DEVICES),
         ("compute_type", settings.compute_type, COMPUTE_TYPES),

@@ -128,6 +128,8 @@ class WhisperSpeechToText:
             max_processing_seconds=6 * 3600.0,
             rerun_when_lost=True,
             languages=whisper_languages(model),
+            translates_to_english=True,
+            keep_audio_seconds=self.settings.keep_audio_hours * 3600.0,
         )
 
     async def submit(self, audio: AudioInput, options: SttOptions) -> Ticket:
@@ -201,7 +203,7 @@ class WhisperSpeechToText:
             segments, info = model.transcribe(
                 io.BytesIO(run.audio),
                 language=language,
-                task=self.settings.task,
+                task="translate" if run.options.translate else self.settings.task,
                 beam_size=self.settings.beam_size,
                 vad_filter=self.settings.vad_filter,
                 word_timestamps=self.settings.word_timestamps,

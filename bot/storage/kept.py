@@ -1,0 +1,39 @@
+"""Kept recordings: a local engine's input audio, kept for a while after its transcript so that
+Whisper's own translate task can run on it later (``job_blobs`` role ``recording``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.jobs.models import Blob, JobState
+from bot.jobs.speech_translate import RECORDING
+from bot.storage.codec import BLOB_COLUMNS, blob_row
+from bot.storage.database import marks, state_in
+
+if TYPE_CHECKING:
+    from bot.storage.database import Database
+
+
+class KeptAudioMixin:
+    """Part of :class:`bot.storage.jobs.SqlJobStore`: keeps and drops recordings. How long one is
+    kept is the job's ``options["keep_audio_until"]``, set when the job was created."""
+
+    db: Database
+
+    async def keep_recording(self, job_id: str, blob: Blob) -> None:
+        """Keep ``blob`` beside the job (once: a second call changes nothing)."""
+        await self.db.execute(
+            f"INSERT INTO job_blobs ({', '.join(BLOB_COLUMNS)}) VALUES ({marks(5)}) "
+            "ON CONFLICT (job_id, role) DO NOTHING",
+            blob_row(job_id, RECORDING, blob),
+        )
+
+    async def drop_recordings(self, now: float) -> int:
+        """Drop the recordings kept past their time, or of jobs that ended without a transcript
+        (nothing to translate); returns how many."""
+        until = self.db.dialect.json_number("options", "keep_audio_until")
+        return await self.db.execute(
+            "DELETE FROM job_blobs WHERE role = ? AND job_id IN (SELECT id FROM jobs WHERE "
+            f"{state_in([JobState.FAILED, JobState.CANCELLED])} OR COALESCE({until}, 0) < ?)",
+            (RECORDING, now),
+        )
