@@ -26,9 +26,10 @@ class Recording:
     words: tuple[tuple[float, float], ...]
 
 
-def speechlike(seconds: float, seed: int = 1) -> Recording:
+def speechlike(seconds: float, seed: int = 1, bit_rate: int = 32000) -> Recording:
     """``seconds`` of "sentences": 3-12 tone-burst words (0.15-0.5 s, 0.08-0.15 s apart: too
-    short a gap to cut at) separated by 0.5-1.5 s of faint noise (a quiet room)."""
+    short a gap to cut at) separated by 0.5-1.5 s of faint noise (a quiet room), as Opus at
+    ``bit_rate`` (a long voice note is sent at a low one: Telegram's bots download 20 MB)."""
     rng = random.Random(seed)
     pcm = array("h")
     words: list[tuple[float, float]] = []
@@ -41,7 +42,7 @@ def speechlike(seconds: float, seed: int = 1) -> Recording:
         pcm += _noise(rng.randint(50, 150), rng.randrange(50))
     del pcm[int(seconds * RATE) :]
     kept = tuple((a, min(b, seconds)) for a, b in words if a < seconds - 0.1)
-    return Recording(_encode(pcm), seconds, kept)
+    return Recording(_encode(pcm, bit_rate), seconds, kept)
 
 
 @cache
@@ -65,12 +66,12 @@ def _noise(centis: int, offset: int) -> array[int]:
     return _noise_bank()[start : start + centis * RATE // 100]
 
 
-def _encode(pcm: array[int]) -> bytes:
+def _encode(pcm: array[int], bit_rate: int) -> bytes:
     buf = io.BytesIO()
     with av.open(buf, mode="w", format="ogg") as out:
         stream = out.add_stream("libopus", rate=RATE, options={"compression_level": "0"})
         stream.layout = "mono"
-        stream.bit_rate = 32000
+        stream.bit_rate = bit_rate
         raw = pcm.tobytes()
         step = 960 * 2
         for i in range(0, len(raw), step):

@@ -47,6 +47,8 @@ class FakeChat(_FakeServer):
         self.context_tokens = 4000
         self.rate_limited = 0
         self.retry_after = 2
+        self.rate_limit_after: int | None = None
+        """Once this many requests were answered (charged), answer the next one with a 429."""
         self.reply: Callable[[list[dict[str, Any]]], str] = _default_reply
         self._ids = itertools.count(1)
         self.nano_url = ""
@@ -67,6 +69,8 @@ class FakeChat(_FakeServer):
             return override
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return openai_error(401, "Incorrect API key provided.", code="invalid_api_key")
+        if self.rate_limit_after is not None and self.submits["chat"] >= self.rate_limit_after:
+            self.rate_limit_after, self.rate_limited = None, self.rate_limited + 1
         if self.rate_limited:
             self.rate_limited -= 1
             response = openai_error(

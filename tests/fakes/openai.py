@@ -227,7 +227,7 @@ class FakeOpenAi(_FakeServer):
     def _transcript(
         self, rec: RecordedRequest, model: str, fmt: str, duration: float
     ) -> dict[str, Any]:
-        halves = ("Hello there.", "Hi, how are you?")
+        halves = _halves(self.text)
         middle = round(duration / 2, 2)
         usage = {"type": "duration", "seconds": math.ceil(duration)}
         if fmt == "diarized_json":
@@ -315,6 +315,15 @@ class FakeOpenAi(_FakeServer):
         seconds = min(5.0, 0.3 + len(text) / 60)
         audio = make_tone(seconds, container, rate=24000)
         return self._limits(web.Response(body=audio, content_type=content_type))
+
+
+def _halves(text: str) -> tuple[str, str]:
+    """``text`` cut at the sentence end nearest its middle (the two segments' texts)."""
+    ends = [i + 1 for i in range(len(text) - 1) if text[i] in ".?!" and text[i + 1] == " "]
+    if not ends:
+        return text, ""
+    cut = min(ends, key=lambda i: abs(i - len(text) // 2))
+    return text[:cut].strip(), text[cut:].strip()
 
 
 def _heard(data: bytes, duration: float) -> dict[str, Any]:
