@@ -288,3 +288,46 @@ async def test_store_keeps_a_recording_until_its_time(target: str) -> None:
         assert await store.load_blob(jobs[1].id, RECORDING) == blob
     finally:
         await store.close()
+
+
+async def test_speech_translation_beside_a_chat_model_and_after_the_recording_expired(
+    tmp_path: Path,
+) -> None:
+    """With a chat model too: both buttons; Translate into English goes to the speech model
+    while the recording is kept, to the chat model once it is not; other languages always to
+    the chat model. The hourly clean-up drops the recordings past their time."""
+    sections = local_sections(tmp_path)
+    sections["providers"]["brain"] = {"type": "openai", "base_url": "http://127.0.0.1:9/v1"}
+    sections["llm"] = {"provider": "brain", "model": "gpt-4o-mini"}
+    core = await Core.open(parse_config(config_dict(tmp_path, **sections), env={}))
+    try:
+        now = core.clock()
+        sources = []
+        for until in (now + 3600, now - 1):  # kept; past its time
+            new = NewJob(
+                kind=JobKind.STT,
+                origin=ORIGIN,
+                provider="local",
+                model=str(tiny_en_path()),
+                options={"language": "auto", "keep_audio_until": until},
+                deadline_at=now + 600,
+            )
+            job = await core.store.create(
+                new, now=now, state=JobState.COMPLETED, result={"text": "Hallo."}
+            )
+            await core.store.keep_recording(job.id, Blob(b"OggS", "v.ogg", "audio/ogg"))
+            sources.append(job)
+        kept, expired = sources
+        assert core.service.text_buttons(kept) == ("summary", "translate")
+        by_speech = await core.service.text_job(ORIGIN, kept.id, "translate", "en")
+        assert by_speech.options["engine"] == "speech" and by_speech.provider == "local"
+        assert await core.store.load_blob(by_speech.id, "input") is not None  # its recording
+        german = await core.service.text_job(ORIGIN, kept.id, "translate", "de")
+        assert "engine" not in german.options and german.provider == "brain"
+        by_chat = await core.service.text_job(ORIGIN, expired.id, "translate", "en")
+        assert "engine" not in by_chat.options and by_chat.provider == "brain"
+        await core.purge_expired()
+        assert await core.store.load_blob(expired.id, RECORDING) is None
+        assert await core.store.load_blob(kept.id, RECORDING) is not None
+    finally:
+        await core.close()
