@@ -88,6 +88,11 @@ async def kill(proc: asyncio.subprocess.Process) -> None:
     assert await asyncio.wait_for(proc.wait(), 10) == -signal.SIGKILL
 
 
+def whisper_holds(whisper: FakeOpenAi) -> bool:
+    """The fake holds a part unanswered (received after the answered ones)."""
+    return len(whisper.requests_to("transcriptions")) > whisper.submits["transcriptions"]
+
+
 def mid_work(states: list[str]) -> bool:
     return states.count("completed") >= 1 and "submitting" in states
 
@@ -96,7 +101,8 @@ async def test_long_audio_discord_blackbox_sigkill_mid_parts_and_mid_summary(
     tmp_path: Path, fakes: tuple[FakeDiscord, FakeOpenAi, FakeChat]
 ) -> None:
     dc, whisper, chat = fakes
-    whisper.listen, whisper.delay, chat.delay = True, 1.5, 1.0
+    # Part 2 and piece 2 are held in flight (received, unanswered) until the kill lands.
+    whisper.listen, whisper.answer_limit, chat.answer_limit = True, 1, 1
     path, db = config(tmp_path, dc, whisper, chat), tmp_path / "voicebot.sqlite3"
     recording = speechlike(9 * 60, seed=5)
     log = tmp_path / "bot.log"
@@ -104,8 +110,9 @@ async def test_long_audio_discord_blackbox_sigkill_mid_parts_and_mid_summary(
     try:
         await dc.wait_for(lambda: dc.commands.get(None), timeout=30)
         voice = await dc.send_voice_message(None, None, recording.data, 540.0)
-        await until(lambda: mid_work(parts(db, "stt")))
+        await until(lambda: mid_work(parts(db, "stt")) and whisper_holds(whisper))
         await kill(proc)  # mid-parts
+        whisper.release()
         proc = await start_voicebot_run(path, log)
 
         def transcript() -> JSON | None:
@@ -120,8 +127,9 @@ async def test_long_audio_discord_blackbox_sigkill_mid_parts_and_mid_summary(
         custom_id = message["components"][0]["components"][0]["custom_id"]
         assert custom_id.startswith("voicebot:sum:")
         first = dc.interaction(await dc.press_button(message, custom_id))
-        await until(lambda: mid_work(parts(db, "text")))
+        await until(lambda: mid_work(parts(db, "text")) and chat.holding())
         await kill(proc)  # mid-summary
+        chat.release()
         proc = await start_voicebot_run(path, log)
         await dc.wait_for(lambda: first.original and "failed" in first.original["content"], 60)
         second = dc.interaction(await dc.press_button(message, custom_id))

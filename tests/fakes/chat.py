@@ -54,6 +54,20 @@ class FakeChat(_FakeServer):
         self.nano_url = ""
         self.delay = 0.0
         """Seconds each answered request takes (after it is counted as charged)."""
+        self.answer_limit: int | None = None
+        """Answer only this many requests in all: later ones are received (recorded) and held,
+        in flight and not charged, until :meth:`release` (a kill test's real condition)."""
+        self._released = asyncio.Event()
+
+    def release(self, limit: int | None = None) -> None:
+        """Raise (or with None lift) :attr:`answer_limit`; held requests go on."""
+        self.answer_limit = limit
+        self._released.set()
+
+    def holding(self) -> bool:
+        """Whether a request is held unanswered (see :attr:`answer_limit`)."""
+        answered = self.submits["chat"]
+        return self.answer_limit is not None and len(self.requests_to("chat")) > answered
 
     async def start(self) -> None:
         """``url`` ends in ``/v1`` (OpenAI's base); ``nano_url`` in ``/api`` (NanoGPT's)."""
@@ -99,6 +113,9 @@ class FakeChat(_FakeServer):
                 param="messages",
                 code="context_length_exceeded",
             )
+        while self.answer_limit is not None and self.submits["chat"] >= self.answer_limit:
+            self._released.clear()
+            await self._released.wait()
         self.submits["chat"] += 1
         await asyncio.sleep(self.delay)
         text = self.reply(messages)
