@@ -46,6 +46,12 @@ def clean_text(text: str) -> str:
     return "".join(kept).strip()
 
 
+def _kept_until(job: Job) -> dict[str, object]:
+    """``keep_audio_until`` of a job whose recording is kept (see bot.textjobs), else nothing."""
+    until = job.options.get("keep_audio_until")
+    return {"keep_audio_until": until} if until else {}
+
+
 @dataclass(frozen=True, slots=True)
 class Cancelled:
     """A successful cancel: the job as stored now, whether it had been sent, the reply."""
@@ -273,7 +279,8 @@ class VoiceService(TextJobsMixin):
                 origin=origin,
                 provider=previous.provider,
                 model=previous.model,
-                options={**options, "reused_from": previous.id},
+                # The recording stays with the original (Translate → English finds it there).
+                options={**options, "reused_from": previous.id, **_kept_until(previous)},
                 deadline_at=now,
                 input_duration=previous.input_duration,
                 dedup_key=key,

@@ -331,3 +331,27 @@ async def test_speech_translation_beside_a_chat_model_and_after_the_recording_ex
         assert await core.store.load_blob(kept.id, RECORDING) is not None
     finally:
         await core.close()
+
+
+async def test_speech_translation_of_a_reused_transcript_uses_the_original_recording(
+    tmp_path: Path, note: bytes
+) -> None:
+    """The same file sent again reuses the transcript (nothing run again); its Translate →
+    English runs on the recording kept with the first one."""
+    config = parse_config(config_dict(tmp_path, **local_sections(tmp_path)), env={})
+    core = await Core.open(config)  # no poller: the store is moved by hand
+    try:
+        first = await core.service.transcribe(ORIGIN, note, "voice.ogg", dedup_key="file-1")
+        assert await core.store.begin_submit(first.id, core.clock())
+        await core.store.complete(first.id, {"text": "The quick brown fox."}, now=core.clock())
+        other = Origin(platform="test", chat_id="c2", user_id="u2")
+        again = await core.service.transcribe(other, note, "voice.ogg", dedup_key="file-1")
+        assert again.options["reused_from"] == first.id and again.state is JobState.COMPLETED
+        assert core.service.text_buttons(again) == ("english",)
+        job = await core.service.text_job(other, again.id, "translate", "en")
+        assert job.options["engine"] == "speech" and job.options["source"] == again.id
+        assert job.origin.chat_id == "c2"  # answered where it was asked
+        blob = await core.store.load_blob(job.id, "input")
+        assert blob is not None and blob.data == note
+    finally:
+        await core.close()

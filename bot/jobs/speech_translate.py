@@ -72,6 +72,7 @@ class SpeechTranslateRunner:
             await self._fail(job, _GONE)
             return
         try:
+            interval = max(_POLL, provider.capabilities(job.model).min_poll_interval)
             answer = await provider.submit(_audio(started.input, job), _options(job))
         except ProviderError as exc:
             await self._submit_failed(job, exc)
@@ -80,7 +81,6 @@ class SpeechTranslateRunner:
             await self._complete(job, answer)
             return
         now = self._clock()
-        interval = max(_POLL, provider.capabilities(job.model).min_poll_interval)
         stored = await self._store.mark_submitted(
             job.id,
             dict(answer.data),
@@ -131,8 +131,9 @@ class SpeechTranslateRunner:
 
     async def _submit_failed(self, job: Job, exc: ProviderError) -> None:
         now = self._clock()
+        # As the worker's rule: resend only what the provider provably did not take.
         not_taken = isinstance(exc, RateLimited) or (
-            isinstance(exc, ProviderUnavailable) and not exc.request_sent
+            isinstance(exc, ProviderUnavailable) and (exc.status == 503 or not exc.request_sent)
         )
         if not_taken and now + (exc.retry_after or 5.0) < job.deadline_at:
             await self._store.requeue(job.id, now + (exc.retry_after or 5.0), now)
