@@ -14,7 +14,6 @@ from bot.models import Origin
 from bot.ports import JobStore
 from bot.preferences import Preferences
 from bot.replies import TEXT_UNAVAILABLE, language_name, no_transcript
-from bot.settings import ChatSettings
 
 
 class TextJobsMixin:
@@ -59,11 +58,8 @@ class TextJobsMixin:
             return existing
         before = await self.store.find_released(key)  # its finished pieces are not paid again
         await self.guard.check_start(origin)
-        chat = ChatSettings.from_dict(
-            await self.store.get_settings(origin.platform, origin.chat_id)
-        )
-        user = await self.preferences.user_settings(origin.platform, origin.user_id)
-        origin = self.preferences.stamp_locale(origin, chat, user)  # replies in the asker's
+        prefs = await self.preferences.for_origin(origin)
+        origin = self.preferences.stamp_locale(origin, prefs)  # replies in the asker's
         now = self._clock()
         job = await self.store.create(
             NewJob(
