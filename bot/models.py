@@ -153,3 +153,10 @@ class Origin:
         delivered later or after a restart is in the language of the person who asked."""
         value = self.extra.get("locale")
         return str(value) if value else None
+
+    @property
+    def settings_chat(self) -> str:
+        """The chat id its settings are stored under: ``chat_id`` unless the platform keeps them
+        wider (Discord: one set per server, ``extra["settings_chat"]``)."""
+        value = self.extra.get("settings_chat")
+        return str(value) if value else self.chat_id

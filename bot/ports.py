@@ -45,6 +45,13 @@ class ChatSettingsStore(Protocol):
         """Store a person's own settings, replacing the previous ones."""
         ...
 
+    async def get_preferences(
+        self, platform: str, chat_id: str, user_id: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A chat's and a person's stored settings (each empty when never changed), read in
+        one round trip: every job starts with this read."""
+        ...
+
 
 class UsageQueries(Protocol):
     """What limits and /usage read; answered off the job-step path."""

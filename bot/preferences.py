@@ -8,7 +8,7 @@ from dataclasses import replace
 from bot.config import Config
 from bot.models import Origin
 from bot.ports import ChatSettingsStore
-from bot.settings import ChatSettings, UserSettings, apply_user_setting
+from bot.settings import ChatSettings, Prefs, UserSettings, apply_user_setting
 from bot.text import ENGLISH, Text, negotiate, text_for
 from bot.text.views import Defaults, describe_settings, voices_text
 
@@ -31,6 +31,15 @@ class Preferences:
         self.config = config
         self._choices = choices
         self._clock = clock
+
+    async def load(self, platform: str, chat_id: str, user_id: str) -> Prefs:
+        """The chat's and the person's settings, in one store round trip."""
+        chat, user = await self.store.get_preferences(platform, chat_id, user_id)
+        return Prefs(ChatSettings.from_dict(chat), UserSettings.from_dict(user))
+
+    async def for_origin(self, origin: Origin) -> Prefs:
+        """:meth:`load` for the chat and person of ``origin``."""
+        return await self.load(origin.platform, origin.settings_chat, origin.user_id)
 
     async def user_settings(self, platform: str, user_id: str) -> UserSettings:
         """One person's own settings (defaults when never changed)."""
@@ -65,14 +74,18 @@ class Preferences:
             user.ui_language or chat.ui_language or origin.locale or user.client_locale
         )
 
-    def stamp_locale(self, origin: Origin, chat: ChatSettings, user: UserSettings) -> Origin:
+    def stamp_locale(self, origin: Origin, prefs: Prefs) -> Origin:
         """``origin`` with the resolved interface language, stored with the job it starts."""
-        return replace(origin, extra={**origin.extra, "locale": self.ui_locale(origin, chat, user)})
+        locale = self.ui_locale(origin, prefs.chat, prefs.user)
+        return replace(origin, extra={**origin.extra, "locale": locale})
 
-    async def text_for(self, origin: Origin, chat: ChatSettings | None = None) -> Text:
-        """The :class:`Text` to answer ``origin`` with (``chat``: its settings, when known)."""
-        user = await self.user_settings(origin.platform, origin.user_id)
-        return text_for(self.ui_locale(origin, chat or ChatSettings(), user))
+    def text(self, origin: Origin, prefs: Prefs) -> Text:
+        """The :class:`Text` to answer ``origin`` with, given its settings."""
+        return text_for(self.ui_locale(origin, prefs.chat, prefs.user))
+
+    async def text_for(self, origin: Origin) -> Text:
+        """The :class:`Text` to answer ``origin`` with (reads its settings: one round trip)."""
+        return self.text(origin, await self.for_origin(origin))
 
     def describe(
         self,

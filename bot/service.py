@@ -23,6 +23,7 @@ from bot.providers.base import SpeechToText, SttCapabilities, TextToSpeech, TtsC
 from bot.providers.registry import STT, TTS, TYPES
 from bot.settings import (
     ChatSettings,
+    Prefs,
     apply_setting,
     unknown_voice,
 )
@@ -144,7 +145,7 @@ class VoiceService(TextJobsMixin):
         data: bytes,
         filename: str,
         *,
-        settings: ChatSettings | None = None,
+        prefs: Prefs | None = None,
         dedup_key: str | None = None,
         provider: str | None = None,
         model: str | None = None,
@@ -163,9 +164,9 @@ class VoiceService(TextJobsMixin):
         if not self.guard.allowed(origin):
             raise AccessDenied()
         cfg = self.config.stt
-        settings = settings or ChatSettings()
-        user = await self.preferences.user_settings(origin.platform, origin.user_id)
-        origin = self.preferences.stamp_locale(origin, settings, user)
+        prefs = prefs or await self.preferences.for_origin(origin)
+        settings, user = prefs.chat, prefs.user
+        origin = self.preferences.stamp_locale(origin, prefs)
         name = provider or cfg.provider
         model = model or self._default_model(STT, name, cfg.provider, cfg.model)
         caps = self._stt_provider(name).capabilities(model)
@@ -297,7 +298,7 @@ class VoiceService(TextJobsMixin):
         origin: Origin,
         text: str,
         *,
-        settings: ChatSettings | None = None,
+        prefs: Prefs | None = None,
         voice: str | None = None,
         provider: str | None = None,
         model: str | None = None,
@@ -309,9 +310,9 @@ class VoiceService(TextJobsMixin):
             ProviderNotConfigured: the chosen provider has no API key.
         """
         cfg = self.config.tts
-        settings = settings or ChatSettings()
-        user = await self.preferences.user_settings(origin.platform, origin.user_id)
-        origin = self.preferences.stamp_locale(origin, settings, user)
+        prefs = prefs or await self.preferences.for_origin(origin)
+        settings, user = prefs.chat, prefs.user
+        origin = self.preferences.stamp_locale(origin, prefs)
         name = provider or cfg.provider
         model = model or self._default_model(TTS, name, cfg.provider, cfg.model)
         caps = self._tts_provider(name).capabilities(model)

@@ -87,6 +87,14 @@ class UserSettings:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+@dataclass(frozen=True, slots=True)
+class Prefs:
+    """A chat's and a person's settings together: what every job starts from."""
+
+    chat: ChatSettings = ChatSettings()
+    user: UserSettings = UserSettings()
+
+
 def setting_key(name: str) -> str:
     """The canonical setting name for what a user typed (``lang``, ``ui-language``...).
 

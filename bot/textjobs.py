@@ -22,7 +22,6 @@ from bot.replies import (
     language_name,
     no_transcript,
 )
-from bot.settings import ChatSettings
 
 ENGLISH_BUTTON = "english"
 """The one button under a transcript whose recording is kept for its model's own translation
@@ -192,11 +191,8 @@ class TextJobsMixin:
 
     async def _stamped(self, origin: Origin) -> Origin:
         """``origin`` with the asker's language, so the job replies in it."""
-        chat = ChatSettings.from_dict(
-            await self.store.get_settings(origin.platform, origin.chat_id)
-        )
-        user = await self.preferences.user_settings(origin.platform, origin.user_id)
-        return self.preferences.stamp_locale(origin, chat, user)
+        prefs = await self.preferences.for_origin(origin)
+        return self.preferences.stamp_locale(origin, prefs)
 
     async def transcript_for_message(
         self, platform: str, chat_id: str, message_id: str

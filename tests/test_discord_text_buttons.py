@@ -81,6 +81,30 @@ async def test_discord_summarize_button_answers_once(
     assert "in English" in sent.json["messages"][0]["content"]  # the presser's locale, en-US
 
 
+async def test_discord_summary_answers_in_the_servers_language(
+    tmp_path: Path, dc: FakeDiscord, nano: FakeNanoGpt, canto: FakeCantonese, chat: FakeChat
+) -> None:
+    """Settings are kept per server on Discord: a button's answer and the job it starts read
+    them there, not under the channel the button was pressed in."""
+    extra = {
+        "providers": {"brain": {"type": "openai", "base_url": chat.url, "api_key": KEY}},
+        "llm": {"provider": "brain", "model": "gpt-4o-mini"},
+    }
+    async with running_bot(tmp_path, dc, nano, canto, extra=extra) as r:
+        voice = await dc.send_voice_message(None, dc.ids.admin, make_tone(1.0), 1.0)
+        message, job = await transcript_message(r, voice)
+        await r.core.store.put_settings(
+            "discord", f"guild:{dc.ids.guild}", {"ui_language": "de"}, 1.0
+        )
+        first = dc.interaction(await dc.press_button(message, f"voicebot:sum:{job.id}"))
+        await dc.wait_for(lambda: first.original and "Summary of" in first.original["content"])
+        texts = [j for j in await r.core.store.recent(10) if j.kind is JobKind.TEXT]
+        assert [j.origin.locale for j in texts] == ["de"]
+        again = dc.interaction(await dc.press_button(message, f"voicebot:sum:{job.id}"))
+        await dc.wait_for(lambda: again.followups)
+        assert "Die Zusammenfassung wurde schon erstellt" in again.followups[0]["content"]
+
+
 async def test_discord_translate_command_in_a_picked_language(
     tmp_path: Path, dc: FakeDiscord, nano: FakeNanoGpt, canto: FakeCantonese, chat: FakeChat
 ) -> None:

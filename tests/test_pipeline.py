@@ -15,7 +15,7 @@ from bot.errors import AudioError, DeliveryError, InputError
 from bot.jobs.models import JobState
 from bot.jobs.worker import INTERRUPTED_MESSAGE
 from bot.models import Origin
-from bot.settings import ChatSettings
+from bot.settings import ChatSettings, Prefs
 from bot.text import ENGLISH
 from tests.fakes.audio import decode_info, make_tone
 from tests.fakes.providers import FakeCantonese, FakeNanoGpt
@@ -92,7 +92,9 @@ async def test_pipeline_async_diarized_transcription(
     core = await h.open()
     try:
         settings = ChatSettings(diarize=True)
-        job = await core.service.transcribe(ORIGIN, make_tone(3.0), "v.ogg", settings=settings)
+        job = await core.service.transcribe(
+            ORIGIN, make_tone(3.0), "v.ogg", prefs=Prefs(chat=settings)
+        )
         assert job.options["diarize"] is True
         await h.drive()
         [(done, _)] = h.out.delivered
@@ -309,7 +311,7 @@ async def test_pipeline_dedup_reuses_transcript_without_paying(
     assert [j.id for j, _ in h.out.delivered] == [first.id, second.id]
     assert nano.submits["transcribe"] == 1
     await h.core.service.transcribe(
-        ORIGIN, audio, "v.ogg", dedup_key="file-1", settings=ChatSettings(language="de")
+        ORIGIN, audio, "v.ogg", dedup_key="file-1", prefs=Prefs(chat=ChatSettings(language="de"))
     )
     await h.drive()
     assert nano.submits["transcribe"] == 2  # other options: not the same answer

@@ -19,6 +19,8 @@ JOBS = 20
 # The poller's own queries (claims, next wake-up) run once per round for every due job at once,
 # and the learned provider speeds are saved now and then; everything else is a job step.
 _POLLER_CALLS = frozenset({"claim", "next_wakeup", "save_speed_stats"})
+# Before a job exists, the service reads the chat's and the person's settings (one query).
+_PREFERENCES = "get_preferences"
 
 
 class Counter:
@@ -29,6 +31,7 @@ class Counter:
     def __init__(self, db: SqliteDatabase) -> None:
         self.steps = 0
         self.rounds = 0
+        self.preferences = 0
         self.statements = 0
         for name in ("fetch", "execute", "transact"):
             setattr(db, name, self._wrap(getattr(db, name)))
@@ -41,6 +44,8 @@ class Counter:
             callers = {frame.name for frame in traceback.extract_stack(limit=8)}
             if callers & _POLLER_CALLS:
                 self.rounds += 1
+            elif _PREFERENCES in callers:
+                self.preferences += 1
             else:
                 self.steps += 1
             if call.__name__ == "transact":
@@ -57,7 +62,7 @@ class Counter:
         return counted
 
     def reset(self) -> None:
-        self.steps = self.rounds = self.statements = 0
+        self.steps = self.rounds = self.statements = self.preferences = 0
 
 
 async def _lifecycle(
@@ -97,8 +102,10 @@ async def test_round_trips_sync_transcript_four_per_job(
     counter, out = await _lifecycle(tmp_path, nano, canto, "Whisper-Large-V3")
     assert len(out.delivered) == JOBS
     assert all(job.state is JobState.COMPLETED for job, _ in out.delivered)
-    # create, submit (begin + answer), deliver: one round trip each, nothing re-read.
+    # create, submit (begin + answer), deliver: one round trip each, nothing re-read; before
+    # them, the chat's and the person's settings in one read.
     assert counter.steps == 4 * JOBS
+    assert counter.preferences == JOBS
     # The claims are shared by every due job: a handful of rounds for all twenty.
     assert counter.rounds <= 12
     assert (counter.steps + counter.rounds) / JOBS <= 5
@@ -115,6 +122,7 @@ async def test_round_trips_async_transcript_five_per_job(
     # create, begin submit, submitted (the progress shown from the returned row), the poll
     # with the result, deliver; one more per poll that found the run still going.
     assert counter.steps == 5 * JOBS + polls_after_first
+    assert counter.preferences == JOBS
 
 
 async def test_round_trips_statements_per_job(
@@ -124,5 +132,5 @@ async def test_round_trips_statements_per_job(
     assert len(out.delivered) == JOBS
     # SQL statements on the connection, BEGIN/COMMIT and the shared claims included (13.7 per
     # job before the steps returned their rows): create's admission read, insert and blob in
-    # one transaction, then one statement per step.
+    # one transaction, then one statement per step; the settings read is one statement.
     assert counter.statements / JOBS <= 10

@@ -396,6 +396,21 @@ async def test_store_user_settings_are_per_person_and_apart_from_chats(store: Sq
     assert await store.get_settings("telegram", "7") == {"language": "fr"}
 
 
+async def test_store_preferences_read_chat_and_person_together(store: SqlJobStore) -> None:
+    assert await store.get_preferences("telegram", "42", "7") == ({}, {})
+    await store.put_settings("telegram", "42", {"language": "fr"}, 1.0)
+    assert await store.get_preferences("telegram", "42", "7") == ({"language": "fr"}, {})
+    await store.put_user_settings("telegram", "7", {"voice": "nova"}, 2.0)
+    await store.put_settings("telegram", "7", {"language": "uk"}, 3.0)  # a chat with the id 7
+    await store.put_user_settings("discord", "7", {"voice": "echo"}, 4.0)
+    assert await store.get_preferences("telegram", "42", "7") == (
+        {"language": "fr"},
+        {"voice": "nova"},
+    )
+    assert await store.get_preferences("telegram", "43", "7") == ({}, {"voice": "nova"})
+    assert await store.get_preferences("discord", "42", "7") == ({}, {"voice": "echo"})
+
+
 async def test_store_settings_and_speeds_roundtrip(store: SqlJobStore) -> None:
     assert await store.get_settings("telegram", "42") == {}
     await store.put_settings("telegram", "42", {"language": "de"}, 1.0)

@@ -10,7 +10,13 @@ import discord
 from discord import app_commands
 from discord.app_commands import locale_str
 
-from adapters.discord.convert import PLATFORM, escape, interaction_origin, placeholder_id
+from adapters.discord.convert import (
+    PLATFORM,
+    escape,
+    interaction_origin,
+    placeholder_id,
+    settings_key,
+)
 from bot.errors import BotError, InputError
 from bot.jobs.models import Job
 from bot.models import Origin
@@ -83,7 +89,11 @@ class DiscordCancel:
             platform=PLATFORM,
             chat_id=str(interaction.channel_id),
             user_id=str(interaction.user.id),
-            extra={**guild, "locale": interaction.locale.value},
+            extra={
+                **guild,
+                "locale": interaction.locale.value,
+                "settings_chat": settings_key(interaction.guild_id, interaction.channel_id or 0),
+            },
         )
         tr = await self.service.preferences.text_for(origin)
         try:

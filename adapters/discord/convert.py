@@ -107,7 +107,8 @@ def message_origin(
     A message does not carry its author's language: ``locale`` is the one last seen on their
     interactions, else the server's (``preferred_locale``, what Discord calls ``guild_locale``).
     """
-    extra: dict[str, Any] = {}
+    guild_id = message.guild.id if message.guild is not None else None
+    extra: dict[str, Any] = {"settings_chat": settings_key(guild_id, message.channel.id)}
     if message.guild is not None:
         extra["guild_id"] = str(message.guild.id)
         extra["upload_limit"] = message.guild.filesize_limit
@@ -140,6 +141,7 @@ def interaction_origin(
         "interaction": interaction_ref(interaction).to_extra(),
         "upload_limit": interaction.filesize_limit,
         "locale": interaction.locale.value,  # the user's client language
+        "settings_chat": settings_key(interaction.guild_id, interaction.channel_id or 0),
     }
     if interaction.guild_id is not None:
         extra["guild_id"] = str(interaction.guild_id)

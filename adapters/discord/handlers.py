@@ -21,7 +21,7 @@ from adapters.discord.convert import (
 )
 from bot.errors import BotError, InputError
 from bot.models import Origin
-from bot.settings import OUTPUTS, SETTING_NAMES, SETTINGS_USAGE, ChatSettings, UserSettings
+from bot.settings import OUTPUTS, SETTING_NAMES, SETTINGS_USAGE, Prefs, UserSettings
 from bot.text import Size, Text, msg, shipped_locales, text_for
 from bot.text.commands import DISCORD_TEXTS, discord_help
 
@@ -159,18 +159,17 @@ class Handlers:
     async def text(self, interaction: Interaction) -> Text:
         """The reader's language: their own choice, the server's, else their Discord client's."""
         try:
-            chat = await self._settings_for(interaction.guild_id, interaction.channel_id or 0)
             origin = _origin(interaction)
-            await self._remember_locale(origin.user_id, interaction.locale.value)
-            return await self.service.preferences.text_for(origin, chat)
+            prefs = await self.service.preferences.for_origin(origin)
+            await self._remember_locale(origin.user_id, prefs.user, interaction.locale.value)
+            return self.service.preferences.text(origin, prefs)
         except Exception:  # answering in the client's language beats not answering
             _LOGGER.warning("discord: reader's settings unreadable", exc_info=True)
             return text_for(interaction.locale.value)
 
-    async def _remember_locale(self, user_id: str, locale: str) -> None:
+    async def _remember_locale(self, user_id: str, user: UserSettings, locale: str) -> None:
         """Keep the client language seen on interactions, for the voice messages that person
         sends later (messages carry no locale)."""
-        user = await self.service.preferences.user_settings(PLATFORM, user_id)
         if user.client_locale != locale:
             await self.service.preferences.remember_client_locale(PLATFORM, user_id, locale)
 
@@ -193,9 +192,6 @@ class Handlers:
             _LOGGER.warning("discord: could not tell the user about an error: %s", exc)
 
     # -- helpers ----------------------------------------------------------------------------
-
-    async def _settings_for(self, guild_id: int | None, channel_id: int) -> ChatSettings:
-        return await self.service.settings(PLATFORM, settings_key(guild_id, channel_id))
 
     async def _download(self, attachment: discord.Attachment) -> bytes:
         limit = self.config.max_download_bytes
@@ -226,14 +222,12 @@ class Handlers:
             return
         if not self.service.allowed(message_origin(message)):
             return  # denied users, chats and guilds get no answer at all
-        guild_id = message.guild.id if message.guild else None
         try:
-            settings = await self._settings_for(guild_id, message.channel.id)
-            if not settings.auto_transcribe:
+            prefs = await self.service.preferences.for_origin(message_origin(message))
+            if not prefs.chat.auto_transcribe:
                 return
-            user = await self.service.preferences.user_settings(PLATFORM, str(message.author.id))
-            origin = message_origin(message, locale=user.client_locale)
-            tr = text_for(self.service.preferences.ui_locale(origin, settings, user))
+            origin = message_origin(message, locale=prefs.user.client_locale)
+            tr = self.service.preferences.text(origin, prefs)
             placeholder = await message.channel.send(
                 tr.gettext("🎙 Transcribing…"),
                 reference=message.to_reference(fail_if_not_exists=False),
@@ -244,7 +238,7 @@ class Handlers:
             _LOGGER.warning("discord: cannot reply in channel %s: %s", message.channel.id, exc)
             return
         try:
-            await self._transcribe_message(message, attachment, settings, placeholder, user)
+            await self._transcribe_message(message, attachment, prefs, placeholder)
         except Exception as exc:
             text = tr.render(exc.text if isinstance(exc, BotError) else GENERIC_ERROR)
             if not isinstance(exc, BotError):
@@ -260,16 +254,16 @@ class Handlers:
         self,
         message: discord.Message,
         attachment: discord.Attachment,
-        settings: ChatSettings,
+        prefs: Prefs,
         placeholder: discord.Message,
-        user: UserSettings,
     ) -> None:
         data = await self._download(attachment)
         # The placeholder id goes into the origin itself, so delivery finds it even if the job
         # finishes before set_progress_message below (fast models) or after a restart.
-        origin = message_origin(message, placeholder_id=placeholder.id, locale=user.client_locale)
+        locale = prefs.user.client_locale
+        origin = message_origin(message, placeholder_id=placeholder.id, locale=locale)
         job = await self.service.transcribe(
-            origin, data, attachment.filename, settings=settings, dedup_key=str(attachment.id)
+            origin, data, attachment.filename, prefs=prefs, dedup_key=str(attachment.id)
         )
         await self.service.set_progress_message(job.id, str(placeholder.id))
         _LOGGER.info("discord: job %s for message %s", job.id, message.id)
@@ -283,13 +277,14 @@ class Handlers:
             await answer(interaction, (await self.text(interaction)).render(NO_AUDIO))
             return
         await interaction.response.defer(thinking=True)
-        settings = await self._settings_for(interaction.guild_id, message.channel.id)
+        origin = interaction_origin(interaction, reply_to=message.id)
+        prefs = await self.service.preferences.for_origin(origin)
         data = await self._download(attachment)
         job = await self.service.transcribe(
-            interaction_origin(interaction, reply_to=message.id),
+            origin,
             data,
             attachment.filename,
-            settings=settings,
+            prefs=prefs,
             dedup_key=str(attachment.id),
         )
         _LOGGER.info("discord: job %s for menu on message %s", job.id, message.id)
@@ -297,10 +292,9 @@ class Handlers:
     async def speak(self, interaction: Interaction, text: str, voice: str | None) -> None:
         """/speak: defer, queue the synthesis; delivery posts the voice message."""
         await interaction.response.defer(thinking=True)
-        settings = await self._settings_for(interaction.guild_id, interaction.channel_id or 0)
-        job = await self.service.speak(
-            interaction_origin(interaction), text, settings=settings, voice=voice
-        )
+        origin = interaction_origin(interaction)
+        prefs = await self.service.preferences.for_origin(origin)
+        job = await self.service.speak(origin, text, prefs=prefs, voice=voice)
         _LOGGER.info("discord: job %s for /speak", job.id)
 
     async def status(self, interaction: Interaction, job: str | None) -> None:
@@ -312,9 +306,8 @@ class Handlers:
     async def voices(self, interaction: Interaction) -> None:
         """/voices: the current TTS model's voices (ephemeral)."""
         tr = await self.text(interaction)
-        chat = await self._settings_for(interaction.guild_id, interaction.channel_id or 0)
-        user = await self.service.preferences.user_settings(PLATFORM, str(interaction.user.id))
-        await answer(interaction, self.service.preferences.voices(tr, chat, user))
+        prefs = await self.service.preferences.for_origin(_origin(interaction))
+        await answer(interaction, self.service.preferences.voices(tr, prefs.chat, prefs.user))
 
     async def settings(
         self, interaction: Interaction, name: str | None, value: str | None, scope: str = "chat"
@@ -341,11 +334,10 @@ class Handlers:
         await answer(interaction, f"{saved}\n{await self._describe(interaction, tr)}")
 
     async def _describe(self, interaction: Interaction, tr: Text) -> str:
-        chat = await self._settings_for(interaction.guild_id, interaction.channel_id or 0)
         origin = _origin(interaction)
-        user = await self.service.preferences.user_settings(PLATFORM, origin.user_id)
-        locale = self.service.preferences.ui_locale(origin, chat, user)
-        return self.service.preferences.describe(chat, user, tr=tr, ui_locale=locale)
+        prefs = await self.service.preferences.for_origin(origin)
+        locale = self.service.preferences.ui_locale(origin, prefs.chat, prefs.user)
+        return self.service.preferences.describe(prefs.chat, prefs.user, tr=tr, ui_locale=locale)
 
 
 def _origin(interaction: Interaction) -> Origin:

@@ -106,8 +106,7 @@ class TelegramButtons:
         if not self.service.allowed(origin):
             await query.answer()
             return
-        settings = await self.service.settings(PLATFORM, origin.chat_id)
-        tr = await self.service.preferences.text_for(origin, settings)
+        tr = await self.service.preferences.text_for(origin)
         language = language or query.from_user.language_code
         try:
             job = await self.service.text_job(origin, job_id, action, language)

@@ -73,8 +73,7 @@ class TelegramCancel:
         if not admin and message.from_user is not None:
             admin = await self._is_admin(message.chat, message.from_user.id, context)
         job_id = context.args[0] if context.args else None
-        chat = await self.service.settings(PLATFORM, str(message.chat_id))
-        tr = await self.service.preferences.text_for(origin, chat)
+        tr = await self.service.preferences.text_for(origin)
         try:
             done = await self.service.cancel(origin, job_id, admin=admin)
         except BotError as exc:
@@ -95,9 +94,7 @@ class TelegramCancel:
         user = query.from_user
         extra = {"locale": user.language_code} if user.language_code else {}
         origin = Origin(PLATFORM, chat_id=str(chat.id), user_id=str(user.id), extra=extra)
-        tr = await self.service.preferences.text_for(
-            origin, await self.service.settings(PLATFORM, str(chat.id))
-        )
+        tr = await self.service.preferences.text_for(origin)
         if not self.service.allowed(origin):
             await query.answer()
             return

@@ -27,7 +27,7 @@ from adapters.telegram.convert import (
 )
 from bot.errors import BotError, InputError
 from bot.replies import FILE_UNAVAILABLE
-from bot.settings import SETTINGS_USAGE, ChatSettings
+from bot.settings import SETTINGS_USAGE, Prefs
 from bot.text import Msg, Size, Text, msg
 from bot.text.commands import telegram_help
 from bot.text.views import settings_hint
@@ -152,12 +152,16 @@ class TelegramHandlers:
 
     async def text(self, message: Message) -> Text:
         """The reader's language: their own choice, the chat's, else their Telegram app's."""
+        origin = origin_for(message)
         try:
-            chat = await self.service.settings(PLATFORM, str(message.chat_id))
-            return await self.service.preferences.text_for(origin_for(message), chat)
-        except Exception:  # answering in English beats not answering
-            _LOGGER.warning("telegram: reader's language unknown", exc_info=True)
-            return await self.service.preferences.text_for(origin_for(message), ChatSettings())
+            return await self.service.preferences.text_for(origin)
+        except Exception:  # the app's language beats not answering
+            _LOGGER.warning("telegram: reader's settings unreadable", exc_info=True)
+            return self.service.preferences.text(origin, Prefs())
+
+    async def prefs(self, message: Message) -> Prefs:
+        """The chat's and the sender's settings (one store read)."""
+        return await self.service.preferences.for_origin(origin_for(message))
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -181,11 +185,10 @@ class TelegramHandlers:
         """/voices: the current TTS model's voices."""
         message = update.message
         assert message is not None
-        chat = await self.service.settings(PLATFORM, str(message.chat_id))
         origin = origin_for(message)
-        user = await self.service.preferences.user_settings(PLATFORM, origin.user_id)
-        tr = await self.text(message)
-        await reply(message, escape(self.service.preferences.voices(tr, chat, user)))
+        prefs = await self.service.preferences.for_origin(origin)
+        tr = self.service.preferences.text(origin, prefs)
+        await reply(message, escape(self.service.preferences.voices(tr, prefs.chat, prefs.user)))
 
     async def settings(self, update: Update, context: Context) -> None:
         """/settings shows; /settings NAME VALUE changes the chat's (admins only in groups);
@@ -220,10 +223,10 @@ class TelegramHandlers:
         await self._change(message, context, name, value)
 
     async def _show_settings(self, message: Message, *, saved: bool = False) -> None:
-        chat = await self.service.settings(PLATFORM, str(message.chat_id))
         origin = origin_for(message)
-        user = await self.service.preferences.user_settings(PLATFORM, origin.user_id)
-        tr = await self.text(message)
+        prefs = await self.service.preferences.for_origin(origin)
+        chat, user = prefs.chat, prefs.user
+        tr = self.service.preferences.text(origin, prefs)
         locale = self.service.preferences.ui_locale(origin, chat, user)
         text = self.service.preferences.describe(chat, user, tr=tr, ui_locale=locale)
         if saved:
@@ -278,8 +281,7 @@ class TelegramHandlers:
         origin = origin_for(message, update_id=update.update_id)
         if await self.service.already_created(origin):
             return  # a replayed update: its job exists and will be delivered
-        settings = await self.service.settings(PLATFORM, str(message.chat_id))
-        job = await self.service.speak(origin, text, settings=settings)
+        job = await self.service.speak(origin, text, prefs=await self.prefs(message))
         await self.adapter.announce(job)
 
     async def transcribe(self, update: Update, context: Context) -> None:
@@ -290,8 +292,8 @@ class TelegramHandlers:
         attachment = audio_attachment(target)
         if target is None or attachment is None:
             raise InputError(TRANSCRIBE_USAGE)
-        settings = await self.service.settings(PLATFORM, str(message.chat_id))
-        await self._transcribe(message, target, attachment, settings, update.update_id)
+        prefs = await self.prefs(message)
+        await self._transcribe(message, target, attachment, prefs, update.update_id)
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -304,17 +306,17 @@ class TelegramHandlers:
             return  # a photo or PDF sent as a file: not ours to answer
         if message.from_user is not None and message.from_user.is_bot:
             return
-        settings = await self.service.settings(PLATFORM, str(message.chat_id))
-        if not is_private(message.chat) and not settings.auto_transcribe:
+        prefs = await self.prefs(message)
+        if not is_private(message.chat) and not prefs.chat.auto_transcribe:
             return
-        await self._transcribe(message, message, attachment, settings, update.update_id)
+        await self._transcribe(message, message, attachment, prefs, update.update_id)
 
     async def _transcribe(
         self,
         command: Message,
         audio: Message,
         attachment: AudioAttachment,
-        settings: ChatSettings,
+        prefs: Prefs,
         update_id: int,
     ) -> None:
         origin = origin_for(command, reply_to=audio, update_id=update_id)
@@ -325,7 +327,7 @@ class TelegramHandlers:
             origin,
             data,
             attachment.filename,
-            settings=settings,
+            prefs=prefs,
             dedup_key=attachment.file_unique_id,
         )
         await self.adapter.announce(job)

@@ -55,6 +55,19 @@ class UsageMixin:
         )
         return settings_from_row(rows[0][0]) if rows else {}
 
+    async def get_preferences(
+        self, platform: str, chat_id: str, user_id: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A chat's and a person's stored settings, read together in one round trip."""
+        rows = await self.db.fetch(
+            "SELECT 'chat', data FROM chat_settings WHERE platform = ? AND chat_id = ? "
+            "UNION ALL "
+            "SELECT 'user', data FROM user_settings WHERE platform = ? AND user_id = ?",
+            (platform, chat_id, platform, user_id),
+        )
+        found = {str(kind): settings_from_row(data) for kind, data in rows}
+        return found.get("chat", {}), found.get("user", {})
+
     async def put_user_settings(
         self, platform: str, user_id: str, data: Mapping[str, Any], now: float
     ) -> None:
