@@ -34,7 +34,7 @@ KEY = "test-key"
 SECONDS = 2 * 3600
 USER = 4545
 ANSWERED_PARTS = 5  # then the next parts are held in flight until the kill
-ANSWERED_PIECES = 4  # then the next summary request is refused with a 429 (Retry-After 5 s)
+ANSWERED_PIECES = 4  # then the next summary request is refused with a 429 (Retry-After 8 s)
 # Each part "says" about 120 words: the transcript (about 1,700 words) is summarized in 7 pieces.
 PART_TEXT = " ".join(
     f"Sentence {i} of this part is about the budget, the roadmap and who does what next."
@@ -56,7 +56,7 @@ async def services() -> AsyncIterator[tuple[FakeOpenAi, FakeChat]]:
     async with FakeOpenAi(KEY) as whisper, FakeChat(KEY) as chat:
         whisper.quick, whisper.text = True, PART_TEXT
         whisper.answer_limit = ANSWERED_PARTS
-        chat.retry_after, chat.rate_limit_after = 5, ANSWERED_PIECES
+        chat.retry_after, chat.rate_limit_after = 8, ANSWERED_PIECES
         yield whisper, chat
 
 
