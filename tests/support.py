@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +12,12 @@ import yaml
 from bot.config import Config, parse_config
 from bot.jobs.models import Job
 from bot.models import VoiceClip
+from bot.storage.jobs import SqlJobStore
 
 NANO_KEY = "test-nano-key"
 CANTO_KEY = "test-canto-key"
+Opener = Callable[[], Awaitable[SqlJobStore]]
+"""What the ``opener`` fixture gives: opens another store on the test's database."""
 
 
 def config_dict(

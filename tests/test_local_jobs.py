@@ -5,7 +5,6 @@ store half is part of the store contract: it runs against every backend."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -35,21 +34,6 @@ def new_job(provider: str = "local") -> NewJob:
         deadline_at=5000.0,
         input_duration=60.0,
     )
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each backend's database, as in the store contract (tests/test_store.py)."""
-    if request.param == "sqlite":
-        return str(tmp_path / "jobs.sqlite3")
-    return str(request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-async def store(target: str) -> AsyncIterator[SqlJobStore]:
-    s = await open_store(target, pool_size=2)
-    yield s
-    await s.close()
 
 
 async def _submitted(store: SqlJobStore, *, keep_input: bool) -> Job:

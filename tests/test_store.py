@@ -7,7 +7,6 @@ import asyncio
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,13 @@ from bot.errors import BotError
 from bot.jobs.models import Blob, JobKind, JobState, NewJob
 from bot.limits import Guard, LimitExceeded
 from bot.models import Origin
-from bot.storage import open_store
 from bot.storage.jobs import SqlJobStore
 from bot.storage.sqlite import SqliteJobStore
 from bot.storage.sqlite_schema import MIGRATIONS
+from tests.support import Opener
 
 ORIGIN = Origin(platform="telegram", chat_id="42", user_id="7", reply_to="99", extra={"k": 1})
 TG = ["telegram"]
-Opener = Callable[[], Awaitable[SqlJobStore]]
 
 
 def new_job(**kw: object) -> NewJob:
@@ -39,34 +37,6 @@ def new_job(**kw: object) -> NewJob:
     }
     base.update(kw)
     return NewJob(**base)  # type: ignore[arg-type]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each backend's database: a SQLite file, or a fresh database on the test cluster."""
-    if request.param == "sqlite":
-        return str(tmp_path / "db" / "jobs.sqlite3")
-    return str(request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-async def opener(target: str) -> AsyncIterator[Opener]:
-    """Opens another store (another "process": its own owner id) on the same database."""
-    opened: list[SqlJobStore] = []
-
-    async def open_one() -> SqlJobStore:
-        store = await open_store(target, pool_size=4)
-        opened.append(store)
-        return store
-
-    yield open_one
-    for store in opened:
-        await store.close()
-
-
-@pytest.fixture
-async def store(opener: Opener) -> SqlJobStore:
-    return await opener()
 
 
 async def claimed(store: SqlJobStore, now: float, limit: int = 10) -> list[str]:
