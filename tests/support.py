@@ -4,10 +4,12 @@ a core driven on that clock."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import yaml
 
 from bot.app import Core
@@ -15,6 +17,8 @@ from bot.config import Config, parse_config
 from bot.jobs.models import Job
 from bot.models import VoiceClip
 from bot.storage.jobs import SqlJobStore
+from bot.storage.postgres_schema import MIGRATIONS as PG_MIGRATIONS
+from bot.storage.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
 
 NANO_KEY = "test-nano-key"
 CANTO_KEY = "test-canto-key"
@@ -154,6 +158,26 @@ class Harness:
             if next_at is None:
                 return
             self.clock.now = max(self.clock.now + (self._dt if dt is None else dt), next_at)
+
+
+def old_sqlite(path: Path, version: int) -> None:
+    """A SQLite database file at schema ``version``, as an older release left it (no rows)."""
+    with sqlite3.connect(path) as conn:
+        for script in SQLITE_MIGRATIONS[:version]:
+            conn.executescript(script)
+        conn.execute(f"PRAGMA user_version={version}")
+
+
+async def old_postgres(url: str, version: int) -> None:
+    """The empty PostgreSQL database at ``url`` brought to schema ``version`` (no rows)."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CREATE TABLE voicebot_schema (version INTEGER NOT NULL)")
+        for number, script in enumerate(PG_MIGRATIONS[:version], start=1):
+            await conn.execute(script)
+            await conn.execute("INSERT INTO voicebot_schema (version) VALUES ($1)", number)
+    finally:
+        await conn.close()
 
 
 def ids(jobs: list[Job], key: Callable[[Job], Any] = lambda j: j.id) -> list[Any]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from bot.jobs.models import Blob, Job, JobKind, JobState, NewJob
@@ -20,6 +19,7 @@ from bot.storage import open_store
 from bot.storage.jobs import SqlJobStore
 from bot.storage.postgres_schema import MIGRATIONS as PG_MIGRATIONS
 from bot.storage.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
+from tests.support import old_postgres, old_sqlite
 
 ORIGIN = Origin(platform="telegram", chat_id="42", user_id="7")
 
@@ -219,10 +219,8 @@ async def test_store_sqlite_database_from_schema_v8_gains_progress_and_keep_inpu
 ) -> None:
     """The storage release's schema (v8): its submitted job polls on, its input still dropped."""
     path = tmp_path / "v8.sqlite3"
+    old_sqlite(path, 8)
     with sqlite3.connect(path) as conn:
-        for script in SQLITE_MIGRATIONS[:8]:
-            conn.executescript(script)
-        conn.execute("PRAGMA user_version=8")
         conn.execute(
             "INSERT INTO jobs (id, kind, platform, chat_id, user_id, provider, model, state, "
             "deadline_at, created_at, updated_at, next_poll_at) VALUES ('abc234', 'stt', "
@@ -244,14 +242,7 @@ async def test_store_sqlite_database_from_schema_v8_gains_progress_and_keep_inpu
 async def test_store_postgres_database_from_schema_v2_gains_progress_and_keep_input(
     pg_url: str,
 ) -> None:
-    conn = await asyncpg.connect(pg_url)
-    try:
-        await conn.execute("CREATE TABLE voicebot_schema (version INTEGER NOT NULL)")
-        for version, script in enumerate(PG_MIGRATIONS[:2], start=1):
-            await conn.execute(script)
-            await conn.execute("INSERT INTO voicebot_schema (version) VALUES ($1)", version)
-    finally:
-        await conn.close()
+    await old_postgres(pg_url, 2)
     store = await open_store(pg_url, pool_size=2)
     try:
         free = await _submitted(store, keep_input=True)

@@ -19,7 +19,7 @@ from bot.models import Origin
 from bot.storage.jobs import SqlJobStore
 from bot.storage.sqlite import SqliteJobStore
 from bot.storage.sqlite_schema import MIGRATIONS
-from tests.support import Opener
+from tests.support import Opener, old_sqlite
 
 ORIGIN = Origin(platform="telegram", chat_id="42", user_id="7", reply_to="99", extra={"k": 1})
 TG = ["telegram"]
@@ -444,10 +444,8 @@ async def test_store_sqlite_file_is_private(tmp_path: Path) -> None:
 async def test_store_sqlite_database_from_schema_v6_opens_and_migrates(tmp_path: Path) -> None:
     """A database written by the previous release (schema v6) keeps its jobs and carries on."""
     path = tmp_path / "old.sqlite3"
+    old_sqlite(path, 6)
     with sqlite3.connect(path) as conn:
-        for script in MIGRATIONS[:6]:
-            conn.executescript(script)
-        conn.execute("PRAGMA user_version=6")
         conn.execute(
             "INSERT INTO jobs (id, kind, platform, chat_id, user_id, provider, model, state, "
             "ticket, deadline_at, created_at, updated_at, next_poll_at, options) "

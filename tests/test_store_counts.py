@@ -15,9 +15,7 @@ from bot.jobs.models import Blob, JobKind, NewJob, NewPart
 from bot.models import Origin
 from bot.storage import open_store
 from bot.storage.jobs import SqlJobStore
-from bot.storage.postgres_schema import MIGRATIONS as PG_MIGRATIONS
-from bot.storage.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
-from tests.support import Opener
+from tests.support import Opener, old_postgres, old_sqlite
 
 ORIGIN = Origin(platform="telegram", chat_id="42", user_id="7")
 OTHER = Origin(platform="telegram", chat_id="43", user_id="8")
@@ -157,40 +155,30 @@ _INSERT_OLD = (
 )
 
 
-async def test_store_job_counts_backfilled_by_the_sqlite_migration(tmp_path: Path) -> None:
-    path = tmp_path / "v12.sqlite3"
-    with sqlite3.connect(path) as conn:
-        for script in SQLITE_MIGRATIONS[:12]:
-            conn.executescript(script)
-        conn.execute("PRAGMA user_version=12")
-        conn.executemany(_INSERT_OLD, _old_rows())
-    store = await open_store(str(path))
+async def assert_backfilled(store: SqlJobStore) -> None:
+    """The migrated store counts the old rows, and keeps counting from there."""
     try:
-        counts = await assert_exact(store)
-        assert counts == _old_counts()
+        assert await assert_exact(store) == _old_counts()
         job = await store.create(new_job(provider="p0"), now=1.0)
         assert await store.cancel(job.id, 2.0)
         await assert_exact(store)
     finally:
         await store.close()
+
+
+async def test_store_job_counts_backfilled_by_the_sqlite_migration(tmp_path: Path) -> None:
+    path = tmp_path / "v12.sqlite3"
+    old_sqlite(path, 12)
+    with sqlite3.connect(path) as conn:
+        conn.executemany(_INSERT_OLD, _old_rows())
+    await assert_backfilled(await open_store(str(path)))
 
 
 async def test_store_job_counts_backfilled_by_the_postgres_migration(pg_url: str) -> None:
+    await old_postgres(pg_url, 6)
     conn = await asyncpg.connect(pg_url)
     try:
-        await conn.execute("CREATE TABLE voicebot_schema (version INTEGER NOT NULL)")
-        for version, script in enumerate(PG_MIGRATIONS[:6], start=1):
-            await conn.execute(script)
-            await conn.execute("INSERT INTO voicebot_schema (version) VALUES ($1)", version)
         await conn.executemany(_INSERT_OLD.replace("?", "$%d") % tuple(range(1, 12)), _old_rows())
     finally:
         await conn.close()
-    store = await open_store(pg_url, pool_size=2)
-    try:
-        counts = await assert_exact(store)
-        assert counts == _old_counts()
-        job = await store.create(new_job(provider="p0"), now=1.0)
-        assert await store.cancel(job.id, 2.0)
-        await assert_exact(store)
-    finally:
-        await store.close()
+    await assert_backfilled(await open_store(pg_url, pool_size=2))
