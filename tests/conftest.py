@@ -8,6 +8,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +66,13 @@ async def start_voicebot_run(config: Path, log: Path) -> asyncio.subprocess.Proc
             stdout=sink,
             stderr=sink,
         )
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """One aiohttp session for a test's clients (closed after it)."""
+    async with aiohttp.ClientSession() as s:
+        yield s
 
 
 @pytest.fixture

@@ -32,12 +32,6 @@ KEY = "test-openai-key"
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
 async def fake() -> AsyncIterator[FakeOpenAi]:
     async with FakeOpenAi() as f:
         yield f
