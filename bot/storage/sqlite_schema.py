@@ -279,7 +279,7 @@ MIGRATIONS += (
         provider TEXT NOT NULL,
         jobs INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (state, kind, provider)
-    );
+    ) WITHOUT ROWID;
     INSERT INTO job_counts (state, kind, provider, jobs)
         SELECT state, kind, provider, COUNT(*) FROM jobs GROUP BY state, kind, provider;
     CREATE TRIGGER job_counts_on_insert AFTER INSERT ON jobs BEGIN
