@@ -82,6 +82,30 @@ async def test_store_job_counts_exact_through_every_transition(store: SqlJobStor
     assert await assert_exact(store) == []  # a combination at 0 is not reported
 
 
+async def test_store_job_counts_exact_when_one_statement_adds_or_removes_many(
+    store: SqlJobStore,
+) -> None:
+    jobs = [await store.create(new_job(), now=1.0) for _ in range(4)]
+    jobs += [await store.create(new_job(OTHER, JobKind.TTS), now=1.0) for _ in range(3)]
+    # A bulk load (as a restore or another tool might do): many jobs in one INSERT.
+    copied = await store.db.execute(
+        "INSERT INTO jobs (id, kind, platform, chat_id, user_id, provider, model, state, "
+        "deadline_at, created_at, updated_at) SELECT 'c' || id, kind, platform, chat_id, "
+        "user_id, provider, model, state, deadline_at, created_at, updated_at FROM jobs"
+    )
+    assert copied == 7
+    assert await assert_exact(store) == [
+        ("queued", "stt", "nanogpt", 8),
+        ("queued", "tts", "nanogpt", 6),
+    ]
+    for job in jobs:
+        assert await store.cancel(job.id, 2.0)
+    assert await store.purge(10.0) == 7  # one DELETE of 4 + 3 jobs of two combinations
+    await assert_exact(store)
+    assert await store.forget("telegram", "42", "7") == 4  # the copies, in one DELETE
+    assert await assert_exact(store) == [("queued", "tts", "nanogpt", 3)]
+
+
 async def test_store_job_counts_exact_after_split_and_interrupted_recovery(opener: Opener) -> None:
     dead, store = await opener(), await opener()
     long = await dead.create(new_job(), now=1.0, input_blob=AUDIO)
