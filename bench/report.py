@@ -64,69 +64,62 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     ours, base = result["latency"]["ours"], result["latency"]["baseline"]
     cap = result["capacity"]["capacity"]
     top = result["capacity"]["levels"][-1]  # the most clients: both contenders busy
-    rows = [
-        _verdict(
+    # (name, measured, target, whether the target is an upper bound, unit)
+    goals: list[tuple[str, float, float, bool, str]] = [
+        (
             "CPU per job, ratio (most clients)",
             _ratio_of(top["sqlite"]["cpu_ms_per_job"], top["reference"]["cpu_ms_per_job"]),
             1.0,
-            upper=True,
-            unit="×",
+            True,
+            "×",
         ),
-        _verdict(
+        (
             "capacity, ratio (best level each)",
             _ratio_of(cap["sqlite"]["jobs_per_s"], cap["reference"]["jobs_per_s"]),
             1.3,
-            upper=False,
-            unit="×",
+            False,
+            "×",
         ),
-        _verdict(
+        (
             "polls per job (mean), ratio",
             _ratio_of(ours["polls_per_job"]["mean"], base["polls_per_job"]["mean"]),
             0.8,
-            upper=True,
-            unit="×",
+            True,
+            "×",
         ),
     ]
     for q, goal in (("p50", 0.5), ("p95", 0.7)):
         value = _ratio_of(ours["added_latency_s"][q], base["added_latency_s"][q])
-        rows.append(_verdict(f"added latency {q}, ratio", value, goal, upper=True, unit="×"))
-    rows += [
-        _verdict(
+        goals.append((f"added latency {q}, ratio", value, goal, True, "×"))
+    goals += [
+        (
             "transcode 60 s MP3, one core",
             result["transcode"]["x_realtime"],
             300,
-            upper=False,
-            unit="× realtime",
+            False,
+            "× realtime",
         ),
-        _verdict(
-            "probe a 2 s voice note", result["probe"]["cpu_ms"], 0.2, upper=True, unit="ms CPU"
-        ),
-        _verdict(
+        ("probe a 2 s voice note", result["probe"]["cpu_ms"], 0.2, True, "ms CPU"),
+        (
             f"resume {result['resume']['jobs']:,} in-flight jobs",
             result["resume"]["all_delivered_seconds"],
             1,
-            upper=True,
-            unit="s",
+            True,
+            "s",
         ),
     ]
     if "resume_large" in result:
-        rows.append(
-            _verdict(
-                "resume 10,000 in-flight jobs",
-                result["resume_large"]["all_delivered_seconds"],
-                10,
-                upper=True,
-                unit="s",
-            )
-        )
-    rows += [
-        _verdict(
-            "/status lookup p50", result["store"]["lookup_ms"]["p50"], 2, upper=True, unit="ms"
-        ),
-        _verdict("due query p50", result["store"]["due_ms"]["p50"], 5, upper=True, unit="ms"),
-        _verdict("peak RSS", result["inflight"]["peak_rss_mb"], 150, upper=True, unit="MB"),
+        seconds = result["resume_large"]["all_delivered_seconds"]
+        goals.append(("resume 10,000 in-flight jobs", seconds, 10, True, "s"))
+    goals += [
+        ("/status lookup p50", result["store"]["lookup_ms"]["p50"], 2, True, "ms"),
+        ("due query p50", result["store"]["due_ms"]["p50"], 5, True, "ms"),
+        ("peak RSS", result["inflight"]["peak_rss_mb"], 150, True, "MB"),
     ]
-    return rows
+    return [
+        _verdict(name, value, target, upper=upper, unit=unit)
+        for name, value, target, upper, unit in goals
+    ]
 
 
 def _fmt(value: float, digits: int = 2) -> str:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
+from bot.config_platforms import DiscordConfig, TelegramConfig, read_discord, read_telegram
+from bot.config_reader import MISSING, Section, positive, read_choice
+from bot.config_reader import expand_env as expand_env  # public here since before the split
 from bot.config_routes import read_route, route_checks
 from bot.errors import ConfigError
 from bot.providers.registry import (
@@ -23,12 +26,6 @@ from bot.providers.registry import (
     ProviderConfig,
 )
 
-T = TypeVar("T")
-
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_MISSING = object()
-_TRUE = frozenset({"true", "yes", "on", "1"})
-_FALSE = frozenset({"false", "no", "off", "0"})
 _INSTANCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 
 
@@ -102,34 +99,6 @@ class HealthConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class TelegramConfig:
-    """Telegram Bot API settings; no token means the adapter is not started."""
-
-    token: str | None = None
-    api_base: str = "https://api.telegram.org"
-    max_download_bytes: int = 20 * 1024 * 1024
-    max_messages: int = 3
-    local_mode: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class DiscordConfig:
-    """Discord settings; no token means the adapter is not started."""
-
-    token: str | None = None
-    api_base: str | None = None
-    gateway_url: str | None = None
-    message_content: bool = False
-    guild_ids: tuple[int, ...] = ()
-    max_messages: int = 3
-    max_download_bytes: int = 25 * 1024 * 1024
-    ready_timeout: float = 60.0
-    # Several processes: each connects the gateway shards in shard_ids (of shard_count in all).
-    shard_count: int | None = None
-    shard_ids: tuple[int, ...] | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class LimitsConfig:
     """Per-user and per-chat limits that protect the operator's provider budget (0 = no limit)."""
 
@@ -172,127 +141,7 @@ class Config:
     llm: LlmConfig = LlmConfig()
 
 
-def expand_env(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
-    """Expand ``${VAR}`` and ``${VAR:-default}``; return the text and the unset variables."""
-    missing: list[str] = []
-
-    def sub(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        value = env.get(name)
-        if value:
-            return value
-        if default is not None:
-            return default
-        missing.append(name)
-        return ""
-
-    return _VAR.sub(sub, text), missing
-
-
-class _Section:
-    """Reads one mapping, recording every problem with its key path instead of stopping."""
-
-    def __init__(self, data: Any, path: str, problems: list[str], env: Mapping[str, str]) -> None:
-        self.path = path
-        self.problems = problems
-        self.env = env
-        self.hints: dict[str, str] = {}
-        if data is None:
-            data = {}
-        if not isinstance(data, Mapping):
-            problems.append(f"{path}: expected a mapping, got {type(data).__name__}")
-            data = {}
-        self.data: Mapping[str, Any] = data
-        self.used: set[str] = set()
-
-    def _key(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def raw(self, key: str) -> Any:
-        self.used.add(key)
-        value = self.data.get(key, _MISSING)
-        if isinstance(value, str):
-            value, missing = expand_env(value, self.env)
-            if missing:
-                self.hints[key] = ", ".join(missing)
-                if not value:
-                    return _MISSING
-        return value
-
-    def get(
-        self, key: str, kind: type[T], default: T | None, *, required: bool = False
-    ) -> T | None:
-        value = self.raw(key)
-        if value is _MISSING or value is None or value == "":
-            if required:
-                hint = f" (set {self.hints[key]})" if key in self.hints else ""
-                self.problems.append(f"{self._key(key)}: missing{hint}")
-            return default
-        return self.coerce(key, value, kind, default)
-
-    def coerce(self, key: str, value: Any, kind: type[T], default: T | None) -> T | None:
-        converters: dict[type[Any], Callable[[Any], Any]] = {
-            bool: _to_bool,
-            int: _to_int,
-            float: _to_float,
-            str: _to_str,
-        }
-        try:
-            return converters[kind](value)  # type: ignore[no-any-return]
-        except (TypeError, ValueError):
-            self.problems.append(f"{self._key(key)}: expected {kind.__name__}, got {value!r}")
-            return default
-
-    def section(self, key: str) -> _Section:
-        self.used.add(key)
-        return _Section(self.data.get(key), self._key(key), self.problems, self.env)
-
-    def finish(self) -> None:
-        for key in sorted(set(self.data) - self.used):
-            self.problems.append(f"{self._key(str(key))}: unknown key")
-
-
-def _to_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in {
-        "true",
-        "yes",
-        "on",
-        "1",
-        "false",
-        "no",
-        "off",
-        "0",
-    }:
-        return value.lower() in {"true", "yes", "on", "1"}
-    raise ValueError(value)
-
-
-def _to_int(value: Any) -> int:
-    if isinstance(value, (bool, float)):
-        raise ValueError(value)
-    return int(value)
-
-
-def _to_float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError(value)
-    return float(value)
-
-
-def _to_str(value: Any) -> str:
-    if isinstance(value, (Mapping, list, bool)):
-        raise ValueError(value)
-    return str(value)
-
-
-def _positive(section: _Section, key: str, value: float | None) -> None:
-    if value is not None and value <= 0:
-        section.problems.append(f"{section._key(key)}: must be greater than 0")
-
-
-def _read_provider(root: _Section, name: str) -> ProviderConfig | None:
+def _read_provider(root: Section, name: str) -> ProviderConfig | None:
     """Read one instance with its type's schema (``type`` defaults to the instance's name)."""
     sec = root.section(name)
     kind = sec.get("type", str, None) or name
@@ -321,10 +170,10 @@ def _read_provider(root: _Section, name: str) -> ProviderConfig | None:
     )
 
 
-def _read_option(sec: _Section, opt: Option) -> Any:
+def _read_option(sec: Section, opt: Option) -> Any:
     if opt.kind is list:
         raw = sec.raw(opt.name)
-        if raw is _MISSING or raw is None:
+        if raw is MISSING or raw is None:
             return tuple(opt.default or ())
         if not isinstance(raw, list) or not all(isinstance(i, str | int | float) for i in raw):
             sec.problems.append(f"{sec._key(opt.name)}: expected a list of names, got {raw!r}")
@@ -332,7 +181,7 @@ def _read_option(sec: _Section, opt: Option) -> Any:
         return tuple(str(i) for i in raw)
     value = sec.get(opt.name, opt.kind, opt.default)
     if opt.positive:
-        _positive(sec, opt.name, value)
+        positive(sec, opt.name, value)
     if opt.choices and value is not None and value not in opt.choices:
         sec.problems.append(
             f"{sec._key(opt.name)}: must be one of {', '.join(opt.choices)}, got {value!r}"
@@ -344,7 +193,7 @@ def _read_option(sec: _Section, opt: Option) -> Any:
     return value
 
 
-def _read_providers(root: _Section) -> dict[str, ProviderConfig]:
+def _read_providers(root: Section) -> dict[str, ProviderConfig]:
     """Every configured instance, plus the built-in types older configs use without a section."""
     prov = root.section("providers")
     providers: dict[str, ProviderConfig] = {}
@@ -354,22 +203,15 @@ def _read_providers(root: _Section) -> dict[str, ProviderConfig]:
             providers[pc.name] = pc
     for kind, spec in TYPES.items():
         if spec.implicit and kind not in providers:
-            implicit = _read_provider(_Section({}, "providers", [], root.env), kind)
+            implicit = _read_provider(Section({}, "providers", [], root.env), kind)
             if implicit is not None:
                 providers[kind] = implicit
     prov.finish()
     return providers
 
 
-def _read_choice(sec: _Section, key: str, default: str, choices: tuple[str, ...]) -> str:
-    value = sec.get(key, str, default) or default
-    if value not in choices:
-        sec.problems.append(f"{sec._key(key)}: must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
 def _read_stt_tts(
-    root: _Section, providers: Mapping[str, ProviderConfig], *, require_keys: bool = True
+    root: Section, providers: Mapping[str, ProviderConfig], *, require_keys: bool = True
 ) -> tuple[SttConfig, TtsConfig]:
     s, name, spec, fb, note = read_route(root, STT, providers, require_keys)
     model = (spec.default_models.get(STT) if spec else None) or SttConfig().model
@@ -399,67 +241,12 @@ def _read_stt_tts(
         speed=t.get("speed", float, 1.0) or 1.0,
         note=route_checks(t, TTS, providers.get(name), spec, (model, voice), note),
     )
-    _positive(t, "speed", tts.speed)
+    positive(t, "speed", tts.speed)
     t.finish()
     return stt, tts
 
 
-def _read_telegram(root: _Section) -> TelegramConfig:
-    t = root.section("telegram")
-    telegram = TelegramConfig(
-        token=t.get("token", str, None),
-        api_base=(t.get("api_base", str, "https://api.telegram.org") or "").rstrip("/"),
-        max_download_bytes=t.get("max_download_bytes", int, 20 * 1024 * 1024) or 1,
-        max_messages=t.get("max_messages", int, 3) or 3,
-        local_mode=bool(t.get("local_mode", bool, False)),
-    )
-    _positive(t, "max_download_bytes", telegram.max_download_bytes)
-    t.finish()
-    return telegram
-
-
-def _read_discord(root: _Section) -> DiscordConfig:
-    d = root.section("discord")
-    ids = d.raw("guild_ids")
-    guild_ids: tuple[int, ...] = ()
-    if ids is not _MISSING and ids is not None:
-        if isinstance(ids, list) and all(str(i).isdigit() for i in ids):
-            guild_ids = tuple(int(i) for i in ids)
-        else:
-            d.problems.append(f"{d._key('guild_ids')}: expected a list of numeric ids, got {ids!r}")
-    discord = DiscordConfig(
-        token=d.get("token", str, None),
-        api_base=d.get("api_base", str, None),
-        gateway_url=d.get("gateway_url", str, None),
-        message_content=bool(d.get("message_content", bool, False)),
-        guild_ids=guild_ids,
-        max_messages=d.get("max_messages", int, 3) or 3,
-        max_download_bytes=d.get("max_download_bytes", int, 25 * 1024 * 1024) or 1,
-        ready_timeout=d.get("ready_timeout", float, 60.0) or 60.0,
-        **_read_shards(d),
-    )
-    for key in ("max_messages", "max_download_bytes", "ready_timeout"):
-        _positive(d, key, getattr(discord, key))
-    d.finish()
-    return discord
-
-
-def _read_shards(d: _Section) -> dict[str, Any]:
-    """``shard_count`` and ``shard_ids`` (each id below the count); absent: one process, all."""
-    count = d.get("shard_count", int, None)
-    raw = d.raw("shard_ids")
-    if raw is _MISSING or raw is None:
-        return {"shard_count": count, "shard_ids": None}
-    if not (isinstance(raw, list) and raw and all(isinstance(i, int) for i in raw)):
-        d.problems.append(f"{d._key('shard_ids')}: expected a list of shard numbers, got {raw!r}")
-    elif count is None or not all(0 <= i < count for i in raw):
-        d.problems.append(f"{d._key('shard_ids')}: each must be in 0..shard_count-1")
-    else:
-        return {"shard_count": count, "shard_ids": tuple(raw)}
-    return {"shard_count": count, "shard_ids": None}
-
-
-def _read_limits(root: _Section) -> LimitsConfig:
+def _read_limits(root: Section) -> LimitsConfig:
     sec = root.section("limits")
     base = LimitsConfig()
     values: dict[str, Any] = {}
@@ -476,13 +263,13 @@ def _read_limits(root: _Section) -> LimitsConfig:
 _IDENTITY = re.compile(r"^(telegram|discord):(user|chat|guild):-?\d+$")
 
 
-def _read_access(root: _Section) -> AccessConfig:
+def _read_access(root: Section) -> AccessConfig:
     sec = root.section("access")
     lists: dict[str, tuple[str, ...]] = {}
     for name in ("admins", "allow", "deny"):
         raw = sec.raw(name)
         items: list[str] = []
-        if raw is not _MISSING and raw is not None:
+        if raw is not MISSING and raw is not None:
             if not isinstance(raw, list):
                 sec.problems.append(f"{sec._key(name)}: expected a list, got {raw!r}")
                 raw = []
@@ -501,7 +288,7 @@ def _read_access(root: _Section) -> AccessConfig:
     return AccessConfig(**lists)
 
 
-def _read_health(root: _Section) -> HealthConfig:
+def _read_health(root: Section) -> HealthConfig:
     sec = root.section("health")
     health = HealthConfig(
         enabled=bool(sec.get("enabled", bool, True)),
@@ -529,7 +316,7 @@ def parse_config(
         ConfigError: listing every problem with its key path.
     """
     problems: list[str] = []
-    root = _Section(data, "", problems, os.environ if env is None else env)
+    root = Section(data, "", problems, os.environ if env is None else env)
     st = root.section("storage")
     environ = os.environ if env is None else env
     url = st.get("url", str, None)
@@ -545,7 +332,7 @@ def parse_config(
     storage = StorageConfig(
         path=db_path, retention_days=st.get("retention_days", int, 30) or 30, url=url
     )
-    _positive(st, "retention_days", storage.retention_days)
+    positive(st, "retention_days", storage.retention_days)
     st.finish()
     providers = _read_providers(root)
     stt, tts = _read_stt_tts(root, providers, require_keys=require_keys)
@@ -557,14 +344,14 @@ def parse_config(
         part_concurrency=j.get("part_concurrency", int, 2) or 2,
     )
     for key in ("deadline_seconds", "concurrency", "max_poll_interval", "part_concurrency"):
-        _positive(j, key, getattr(jobs, key))
+        positive(j, key, getattr(jobs, key))
     j.finish()
-    telegram, discord = _read_telegram(root), _read_discord(root)
+    telegram, discord = read_telegram(root), read_discord(root)
     limits, access = _read_limits(root), _read_access(root)
     llm = _read_llm(root, providers)
     health = _read_health(root)
     log = root.section("logging")
-    level = _read_choice(log, "level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+    level = read_choice(log, "level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
     log.finish()
     root.finish()
     if problems:
@@ -574,13 +361,13 @@ def parse_config(
     )
 
 
-def _read_llm(root: _Section, providers: Mapping[str, ProviderConfig]) -> LlmConfig:
+def _read_llm(root: Section, providers: Mapping[str, ProviderConfig]) -> LlmConfig:
     """The optional ``llm:`` route: an instance of a chat-capable type, a model, its context."""
     s = root.section("llm")
     name = s.get("provider", str, None)
     model = s.get("model", str, "", required=name is not None) or ""
     tokens = s.get("max_input_tokens", int, 8000) or 8000
-    _positive(s, "max_input_tokens", tokens)
+    positive(s, "max_input_tokens", tokens)
     s.finish()
     if name is None:
         return LlmConfig()

@@ -14,13 +14,13 @@ from bot.providers.registry import (
     ProviderType,
 )
 
-if TYPE_CHECKING:  # bot.config imports this module; the section reader is only a type here
-    from bot.config import _Section
+if TYPE_CHECKING:
+    from bot.config_reader import Section
 
 
 def read_route(
-    root: _Section, role: str, providers: Mapping[str, ProviderConfig], require_keys: bool = True
-) -> tuple[_Section, str, ProviderType | None, dict[str, str] | None, str | None]:
+    root: Section, role: str, providers: Mapping[str, ProviderConfig], require_keys: bool = True
+) -> tuple[Section, str, ProviderType | None, dict[str, str] | None, str | None]:
     """The ``stt``/``tts`` section, the instance it uses and that instance's type; when the
     configured instance has no key and a ``fallback`` is set, the fallback (its model/voice keys)
     and the note saying so."""
@@ -56,7 +56,7 @@ def read_route(
     return sec, name, spec, None, None
 
 
-def _read_fallback(sec: _Section) -> dict[str, str] | None:
+def _read_fallback(sec: Section) -> dict[str, str] | None:
     """``fallback: {provider, model, voice}``: the route to use while the provider has no key."""
     if sec.data.get("fallback") is None:
         sec.used.add("fallback")
@@ -71,7 +71,7 @@ def _read_fallback(sec: _Section) -> dict[str, str] | None:
 
 
 def route_checks(
-    sec: _Section,
+    sec: Section,
     role: str,
     pc: ProviderConfig | None,
     spec: ProviderType | None,

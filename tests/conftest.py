@@ -8,6 +8,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,8 +19,11 @@ from tests_offline_guard import install  # noqa: E402
 
 install()
 
+from bot.storage import open_store  # noqa: E402
+from bot.storage.jobs import SqlJobStore  # noqa: E402
 from tests.fakes.providers import FakeCantonese, FakeNanoGpt  # noqa: E402
 from tests.pgcluster import PgCluster, bindir  # noqa: E402
+from tests.support import Opener  # noqa: E402
 
 # httpx (PTB) honours proxy variables; a proxy must never sit between a client and a fake.
 os.environ["NO_PROXY"] = "127.0.0.1,localhost"
@@ -62,6 +66,13 @@ async def start_voicebot_run(config: Path, log: Path) -> asyncio.subprocess.Proc
             stdout=sink,
             stderr=sink,
         )
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """One aiohttp session for a test's clients (closed after it)."""
+    async with aiohttp.ClientSession() as s:
+        yield s
 
 
 @pytest.fixture
@@ -109,3 +120,33 @@ def pg_url(pg_cluster: PgCluster) -> Iterator[str]:
     url = pg_cluster.create_database()
     yield url
     pg_cluster.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each backend's database (the store contract runs on both): a SQLite file, or a fresh
+    database on the test cluster."""
+    if request.param == "sqlite":
+        return str(tmp_path / "db" / "jobs.sqlite3")
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+async def opener(target: str) -> AsyncIterator[Opener]:
+    """Opens another store (another "process": its own owner id) on the same database."""
+    opened: list[SqlJobStore] = []
+
+    async def open_one() -> SqlJobStore:
+        store = await open_store(target, pool_size=4)
+        opened.append(store)
+        return store
+
+    yield open_one
+    for store in opened:
+        await store.close()
+
+
+@pytest.fixture
+async def store(opener: Opener) -> SqlJobStore:
+    """A store on :func:`target`, closed after the test."""
+    return await opener()

@@ -1,20 +1,29 @@
-"""Shared test helpers: configs pointing at the local fakes, a fake clock, a recording deliverer."""
+"""Shared test helpers: configs pointing at the local fakes, a fake clock, a recording deliverer,
+a core driven on that clock."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import yaml
 
+from bot.app import Core
 from bot.config import Config, parse_config
 from bot.jobs.models import Job
 from bot.models import VoiceClip
+from bot.storage.jobs import SqlJobStore
+from bot.storage.postgres_schema import MIGRATIONS as PG_MIGRATIONS
+from bot.storage.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
 
 NANO_KEY = "test-nano-key"
 CANTO_KEY = "test-canto-key"
+Opener = Callable[[], Awaitable[SqlJobStore]]
+"""What the ``opener`` fixture gives: opens another store on the test's database."""
 
 
 def config_dict(
@@ -115,6 +124,60 @@ class RecordingDeliverer:
                 await self._event.wait()
 
         await asyncio.wait_for(until(), timeout)
+
+
+class Harness:
+    """A Core on a fake clock with a recording deliverer for platform "test"; :meth:`drive` runs
+    due work ``steps`` times at most, the clock jumping ``dt`` seconds or to the next due time."""
+
+    def __init__(self, config: Config, *, steps: int = 30, dt: float = 1.0) -> None:
+        self.config = config
+        self.clock = FakeClock()
+        self.out = RecordingDeliverer()
+        self.core: Core | None = None
+        self._steps, self._dt = steps, dt
+
+    async def open(self) -> Core:
+        self.core = await Core.open(self.config, clock=self.clock)
+        self.core.worker.register("test", self.out)
+        await self.core.worker.recover(self.clock())
+        return self.core
+
+    async def close(self) -> None:
+        if self.core is not None:
+            await self.core.close()
+            self.core = None
+
+    async def drive(self, steps: int | None = None, dt: float | None = None) -> None:
+        """Run due work, jumping the fake clock to the next due time, until nothing is left."""
+        assert self.core is not None
+        store = self.core.store
+        for _ in range(self._steps if steps is None else steps):
+            await self.core.poller.run_once()
+            next_at = await store.next_wakeup(["test"])
+            if next_at is None:
+                return
+            self.clock.now = max(self.clock.now + (self._dt if dt is None else dt), next_at)
+
+
+def old_sqlite(path: Path, version: int) -> None:
+    """A SQLite database file at schema ``version``, as an older release left it (no rows)."""
+    with sqlite3.connect(path) as conn:
+        for script in SQLITE_MIGRATIONS[:version]:
+            conn.executescript(script)
+        conn.execute(f"PRAGMA user_version={version}")
+
+
+async def old_postgres(url: str, version: int) -> None:
+    """The empty PostgreSQL database at ``url`` brought to schema ``version`` (no rows)."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CREATE TABLE voicebot_schema (version INTEGER NOT NULL)")
+        for number, script in enumerate(PG_MIGRATIONS[:version], start=1):
+            await conn.execute(script)
+            await conn.execute("INSERT INTO voicebot_schema (version) VALUES ($1)", number)
+    finally:
+        await conn.close()
 
 
 def ids(jobs: list[Job], key: Callable[[Job], Any] = lambda j: j.id) -> list[Any]:

@@ -33,12 +33,6 @@ async def chat() -> AsyncIterator[FakeChat]:
         yield fake
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
 def llm_config(tmp_path: Path, chat: FakeChat, provider: str = "brain", **llm: object) -> dict:
     data = config_dict(tmp_path, nano_url=chat.nano_url)
     data["providers"]["nanogpt"]["api_key"] = KEY

@@ -5,10 +5,8 @@ store half is part of the store contract: it runs against every backend."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from bot.jobs.models import Blob, Job, JobKind, JobState, NewJob
@@ -21,6 +19,7 @@ from bot.storage import open_store
 from bot.storage.jobs import SqlJobStore
 from bot.storage.postgres_schema import MIGRATIONS as PG_MIGRATIONS
 from bot.storage.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
+from tests.support import old_postgres, old_sqlite
 
 ORIGIN = Origin(platform="telegram", chat_id="42", user_id="7")
 
@@ -35,21 +34,6 @@ def new_job(provider: str = "local") -> NewJob:
         deadline_at=5000.0,
         input_duration=60.0,
     )
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each backend's database, as in the store contract (tests/test_store.py)."""
-    if request.param == "sqlite":
-        return str(tmp_path / "jobs.sqlite3")
-    return str(request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-async def store(target: str) -> AsyncIterator[SqlJobStore]:
-    s = await open_store(target, pool_size=2)
-    yield s
-    await s.close()
 
 
 async def _submitted(store: SqlJobStore, *, keep_input: bool) -> Job:
@@ -235,10 +219,8 @@ async def test_store_sqlite_database_from_schema_v8_gains_progress_and_keep_inpu
 ) -> None:
     """The storage release's schema (v8): its submitted job polls on, its input still dropped."""
     path = tmp_path / "v8.sqlite3"
+    old_sqlite(path, 8)
     with sqlite3.connect(path) as conn:
-        for script in SQLITE_MIGRATIONS[:8]:
-            conn.executescript(script)
-        conn.execute("PRAGMA user_version=8")
         conn.execute(
             "INSERT INTO jobs (id, kind, platform, chat_id, user_id, provider, model, state, "
             "deadline_at, created_at, updated_at, next_poll_at) VALUES ('abc234', 'stt', "
@@ -254,20 +236,13 @@ async def test_store_sqlite_database_from_schema_v8_gains_progress_and_keep_inpu
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(SQLITE_MIGRATIONS) == 12
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(SQLITE_MIGRATIONS) == 13
 
 
 async def test_store_postgres_database_from_schema_v2_gains_progress_and_keep_input(
     pg_url: str,
 ) -> None:
-    conn = await asyncpg.connect(pg_url)
-    try:
-        await conn.execute("CREATE TABLE voicebot_schema (version INTEGER NOT NULL)")
-        for version, script in enumerate(PG_MIGRATIONS[:2], start=1):
-            await conn.execute(script)
-            await conn.execute("INSERT INTO voicebot_schema (version) VALUES ($1)", version)
-    finally:
-        await conn.close()
+    await old_postgres(pg_url, 2)
     store = await open_store(pg_url, pool_size=2)
     try:
         free = await _submitted(store, keep_input=True)
@@ -276,4 +251,4 @@ async def test_store_postgres_database_from_schema_v2_gains_progress_and_keep_in
         assert (await store.get(free.id)).progress == pytest.approx(0.3)  # type: ignore[union-attr]
     finally:
         await store.close()
-    assert len(PG_MIGRATIONS) == 6  # later migrations (job_parts, unique_key, user_settings)
+    assert len(PG_MIGRATIONS) == 7  # later: job_parts, unique_key, user_settings, job_counts

@@ -11,14 +11,13 @@ from typing import Any
 import pytest
 
 from bot import render, replies
-from bot.app import Core
 from bot.config import Config
 from bot.errors import AudioTooLong
 from bot.jobs.models import JobState
 from bot.limits import LimitExceeded
 from bot.models import Origin
 from tests.fakes.openai import FakeOpenAi
-from tests.support import FakeClock, RecordingDeliverer, config_dict
+from tests.support import Harness, config_dict
 from tests.synth import Recording, speechlike
 
 pytestmark = pytest.mark.timeout(240)
@@ -54,41 +53,16 @@ def long_config(tmp_path: Path, fake: FakeOpenAi, **limits: Any) -> Config:
     return parse_config(data, env={})
 
 
-class Harness:
-    """A Core on a fake clock with a recording deliverer (as tests/test_pipeline.py)."""
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.clock = FakeClock()
-        self.out = RecordingDeliverer()
-        self.core: Core | None = None
-
-    async def open(self) -> Core:
-        self.core = await Core.open(self.config, clock=self.clock)
-        self.core.worker.register("test", self.out)
-        await self.core.worker.recover(self.clock())
-        return self.core
-
-    async def close(self) -> None:
-        if self.core is not None:
-            await self.core.close()
-            self.core = None
-
-    async def drive(self, steps: int = 200) -> None:
-        assert self.core is not None
-        for _ in range(steps):
-            await self.core.poller.run_once()
-            next_at = await self.core.store.next_wakeup(["test"])
-            if next_at is None:
-                return
-            self.clock.now = max(self.clock.now + 0.5, next_at)
+def long_harness(tmp_path: Path, fake: FakeOpenAi, **limits: Any) -> Harness:
+    """A core on :func:`long_config`, driven in half seconds (parts run side by side)."""
+    return Harness(long_config(tmp_path, fake, **limits), steps=200, dt=0.5)
 
 
 async def test_long_audio_twenty_minutes_split_at_pauses_and_stitched_on_time(
     tmp_path: Path, whisper: FakeOpenAi, twenty_minutes: Recording
 ) -> None:
     whisper.delay = 0.05
-    h = Harness(long_config(tmp_path, whisper))
+    h = long_harness(tmp_path, whisper)
     core = await h.open()
     try:
         job = await core.service.transcribe(ORIGIN, twenty_minutes.data, "meeting.ogg")
@@ -131,7 +105,7 @@ async def test_long_audio_twenty_minutes_split_at_pauses_and_stitched_on_time(
 async def test_long_audio_limits_count_the_whole_recording_before_paying(
     tmp_path: Path, whisper: FakeOpenAi, twenty_minutes: Recording
 ) -> None:
-    h = Harness(long_config(tmp_path, whisper, max_audio_minutes=15))
+    h = long_harness(tmp_path, whisper, max_audio_minutes=15)
     core = await h.open()
     try:
         with pytest.raises(AudioTooLong, match="15 minutes"):
@@ -139,7 +113,7 @@ async def test_long_audio_limits_count_the_whole_recording_before_paying(
         assert await core.store.recent(5) == []
     finally:
         await h.close()
-    h = Harness(long_config(tmp_path, whisper, daily_audio_minutes_per_user=19))
+    h = long_harness(tmp_path, whisper, daily_audio_minutes_per_user=19)
     core = await h.open()
     try:
         with pytest.raises(LimitExceeded):
@@ -158,7 +132,7 @@ async def test_long_audio_transcript_with_a_gap_is_not_reused_for_a_resend(
     from bot.jobs.models import NewJob
     from tests.fakes.audio import make_tone
 
-    h = Harness(long_config(tmp_path, whisper))
+    h = long_harness(tmp_path, whisper)
     core = await h.open()
     try:
         note = make_tone(1.0)

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from bot.app import Core
 from bot.config import Config
 from bot.errors import AudioError, DeliveryError, InputError
 from bot.jobs.models import JobState
@@ -19,41 +18,9 @@ from bot.settings import ChatSettings, Prefs
 from bot.text import ENGLISH
 from tests.fakes.audio import decode_info, make_tone
 from tests.fakes.providers import FakeCantonese, FakeNanoGpt
-from tests.support import FakeClock, RecordingDeliverer, make_config
+from tests.support import Harness, make_config
 
 ORIGIN = Origin(platform="test", chat_id="chat-1", user_id="user-1", reply_to="m-1")
-
-
-class Harness:
-    """A Core on a fake clock with a recording deliverer for platform "test"."""
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.clock = FakeClock()
-        self.out = RecordingDeliverer()
-        self.core: Core | None = None
-
-    async def open(self) -> Core:
-        self.core = await Core.open(self.config, clock=self.clock)
-        self.core.worker.register("test", self.out)
-        await self.core.worker.recover(self.clock())
-        return self.core
-
-    async def close(self) -> None:
-        if self.core is not None:
-            await self.core.close()
-            self.core = None
-
-    async def drive(self, steps: int = 30, dt: float = 1.0) -> None:
-        """Run due work, jumping the fake clock to the next due time, until nothing is left."""
-        assert self.core is not None
-        store = self.core.store
-        for _ in range(steps):
-            await self.core.poller.run_once()
-            next_at = await store.next_wakeup(["test"])
-            if next_at is None:
-                return
-            self.clock.now = max(self.clock.now + dt, next_at)
 
 
 def harness_config(tmp_path: Path, nano: FakeNanoGpt, canto: FakeCantonese, **kw: Any) -> Config:

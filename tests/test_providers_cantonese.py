@@ -30,12 +30,6 @@ KEY = "test-canto-key"
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
 async def fake() -> AsyncIterator[FakeCantonese]:
     async with FakeCantonese() as f:
         yield f

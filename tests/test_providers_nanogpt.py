@@ -33,12 +33,6 @@ KEY = "test-nano-key"
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
 async def fake() -> AsyncIterator[FakeNanoGpt]:
     async with FakeNanoGpt() as f:
         yield f

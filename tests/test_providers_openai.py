@@ -21,19 +21,14 @@ from bot.errors import (
     RateLimited,
     UnknownModel,
 )
-from bot.models import AudioInput, SttOptions, TtsOptions
+from bot.models import AudioInput, Segment, SttOptions, TtsOptions
 from bot.providers.openai import OpenAiSpeechToText, OpenAiTextToSpeech
 from bot.providers.registry import build_providers
+from bot.providers.values import segments_or_empty
 from tests.fakes.audio import decode_info, make_tone
 from tests.fakes.openai import FakeOpenAi, openai_error
 
 KEY = "test-openai-key"
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @pytest.fixture
@@ -301,3 +296,17 @@ def test_openai_error_helper_matches_the_documented_shape() -> None:
     response = openai_error(401, "bad key", code="invalid_api_key")
     assert response.status == 401
     assert response.text is not None and '"param": null' in response.text
+
+
+def test_segments_or_empty_reads_openai_segments_leniently() -> None:
+    raw = [
+        {"id": 0, "text": " Hello there. ", "start": 0, "end": "1.5", "speaker": "A"},
+        "not an object",
+        {"text": "Second.", "start": True, "end": None, "speaker": ""},
+    ]
+    assert segments_or_empty(raw) == (
+        Segment("Hello there.", 0.0, 1.5, "A"),
+        Segment("Second.", None, None, None),
+    )
+    assert segments_or_empty({"segments": raw}) == ()  # not a list: none
+    assert segments_or_empty(None) == ()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -41,12 +40,6 @@ providers:
 stt: {provider: groq, model: whisper-large-v3-turbo}
 tts: {provider: homelab, model: kokoro, voice: af_bella}
 """
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def problems_of(data: object, env: dict[str, str] | None = None) -> str:

@@ -7,7 +7,6 @@ import asyncio
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,13 @@ from bot.errors import BotError
 from bot.jobs.models import Blob, JobKind, JobState, NewJob
 from bot.limits import Guard, LimitExceeded
 from bot.models import Origin
-from bot.storage import open_store
 from bot.storage.jobs import SqlJobStore
 from bot.storage.sqlite import SqliteJobStore
 from bot.storage.sqlite_schema import MIGRATIONS
+from tests.support import Opener, old_sqlite
 
 ORIGIN = Origin(platform="telegram", chat_id="42", user_id="7", reply_to="99", extra={"k": 1})
 TG = ["telegram"]
-Opener = Callable[[], Awaitable[SqlJobStore]]
 
 
 def new_job(**kw: object) -> NewJob:
@@ -39,34 +37,6 @@ def new_job(**kw: object) -> NewJob:
     }
     base.update(kw)
     return NewJob(**base)  # type: ignore[arg-type]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each backend's database: a SQLite file, or a fresh database on the test cluster."""
-    if request.param == "sqlite":
-        return str(tmp_path / "db" / "jobs.sqlite3")
-    return str(request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-async def opener(target: str) -> AsyncIterator[Opener]:
-    """Opens another store (another "process": its own owner id) on the same database."""
-    opened: list[SqlJobStore] = []
-
-    async def open_one() -> SqlJobStore:
-        store = await open_store(target, pool_size=4)
-        opened.append(store)
-        return store
-
-    yield open_one
-    for store in opened:
-        await store.close()
-
-
-@pytest.fixture
-async def store(opener: Opener) -> SqlJobStore:
-    return await opener()
 
 
 async def claimed(store: SqlJobStore, now: float, limit: int = 10) -> list[str]:
@@ -474,10 +444,8 @@ async def test_store_sqlite_file_is_private(tmp_path: Path) -> None:
 async def test_store_sqlite_database_from_schema_v6_opens_and_migrates(tmp_path: Path) -> None:
     """A database written by the previous release (schema v6) keeps its jobs and carries on."""
     path = tmp_path / "old.sqlite3"
+    old_sqlite(path, 6)
     with sqlite3.connect(path) as conn:
-        for script in MIGRATIONS[:6]:
-            conn.executescript(script)
-        conn.execute("PRAGMA user_version=6")
         conn.execute(
             "INSERT INTO jobs (id, kind, platform, chat_id, user_id, provider, model, state, "
             "ticket, deadline_at, created_at, updated_at, next_poll_at, options) "

@@ -4,19 +4,15 @@ kept across a restart, deleted with the job."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
-
 import pytest
 
 from bot.jobs.models import Blob, JobKind, JobState, NewJob, NewPart
 from bot.models import Origin
-from bot.storage import open_store
 from bot.storage.jobs import SqlJobStore
+from tests.support import Opener
 
 ORIGIN = Origin(platform="telegram", chat_id="42", user_id="7")
 TG = ["telegram"]
-Opener = Callable[[], Awaitable[SqlJobStore]]
 LONG = NewJob(
     JobKind.STT,
     ORIGIN,
@@ -31,27 +27,6 @@ PARTS = [
     NewPart(590.5, 600.0, Blob(b"part-2", "part-2.ogg", "audio/ogg")),
     NewPart(1190.5, 309.5, Blob(b"part-3", "part-3.ogg", "audio/ogg")),
 ]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "db" / "jobs.sqlite3")
-    return str(request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-async def opener(target: str) -> AsyncIterator[Opener]:
-    opened: list[SqlJobStore] = []
-
-    async def open_one() -> SqlJobStore:
-        store = await open_store(target, pool_size=4)
-        opened.append(store)
-        return store
-
-    yield open_one
-    for store in opened:
-        await store.close()
 
 
 async def split_job(store: SqlJobStore) -> str:

@@ -11,13 +11,12 @@ from typing import Any
 
 import pytest
 
-from bot.app import Core
 from bot.config import parse_config
 from bot.errors import InputError
 from bot.jobs.models import JobKind, JobState, NewJob
 from bot.models import Origin, Transcript
 from tests.fakes.chat import FakeChat, tokens
-from tests.support import FakeClock, RecordingDeliverer, config_dict
+from tests.support import Harness, config_dict
 
 ORIGIN = Origin(platform="test", chat_id="chat-1", user_id="user-1", reply_to="m-1")
 KEY = "test-chat-key"
@@ -30,36 +29,15 @@ async def chat() -> AsyncIterator[FakeChat]:
         yield fake
 
 
-class Harness:
+class TextHarness(Harness):
+    """A core whose ``llm`` is the fake chat-completions server (none: no ``llm`` section)."""
+
     def __init__(self, tmp_path: Path, chat: FakeChat | None, **llm: Any) -> None:
         data = config_dict(tmp_path)
         if chat is not None:
             data["providers"]["brain"] = {"type": "openai", "base_url": chat.url, "api_key": KEY}
             data["llm"] = {"provider": "brain", "model": "gpt-4o-mini", **llm}
-        self.config = parse_config(data, env={})
-        self.clock = FakeClock()
-        self.out = RecordingDeliverer()
-        self.core: Core | None = None
-
-    async def open(self) -> Core:
-        self.core = await Core.open(self.config, clock=self.clock)
-        self.core.worker.register("test", self.out)
-        await self.core.worker.recover(self.clock())
-        return self.core
-
-    async def close(self) -> None:
-        if self.core is not None:
-            await self.core.close()
-            self.core = None
-
-    async def drive(self, steps: int = 60) -> None:
-        assert self.core is not None
-        for _ in range(steps):
-            await self.core.poller.run_once()
-            next_at = await self.core.store.next_wakeup(["test"])
-            if next_at is None:
-                return
-            self.clock.now = max(self.clock.now + 0.5, next_at)
+        super().__init__(parse_config(data, env={}), steps=60, dt=0.5)
 
     async def transcript(self, text: str) -> str:
         """A finished transcription job of this chat (as the STT pipeline leaves it)."""
@@ -75,7 +53,7 @@ class Harness:
 async def test_text_summary_once_per_transcript_action_and_language(
     tmp_path: Path, chat: FakeChat
 ) -> None:
-    h = Harness(tmp_path, chat)
+    h = TextHarness(tmp_path, chat)
     core = await h.open()
     try:
         source = await h.transcript("We agreed to ship on Friday. Alice writes the notes.")
@@ -102,7 +80,7 @@ async def test_text_summary_once_per_transcript_action_and_language(
 async def test_text_long_transcript_map_then_reduce_within_the_budget(
     tmp_path: Path, chat: FakeChat
 ) -> None:
-    h = Harness(tmp_path, chat, max_input_tokens=1000)
+    h = TextHarness(tmp_path, chat, max_input_tokens=1000)
     core = await h.open()
     try:
         source = await h.transcript(LONG)
@@ -131,7 +109,7 @@ async def test_text_long_transcript_map_then_reduce_within_the_budget(
 async def test_text_restart_mid_pieces_never_pays_a_finished_piece_again(
     tmp_path: Path, chat: FakeChat
 ) -> None:
-    h = Harness(tmp_path, chat, max_input_tokens=1000)
+    h = TextHarness(tmp_path, chat, max_input_tokens=1000)
     core = await h.open()
     source = await h.transcript(LONG)
     job = await core.service.text_job(ORIGIN, source, "translate", "es")
@@ -163,7 +141,7 @@ async def test_text_restart_mid_pieces_never_pays_a_finished_piece_again(
 async def test_text_failed_job_gives_its_key_up_and_no_llm_means_no_offer(
     tmp_path: Path, chat: FakeChat
 ) -> None:
-    h = Harness(tmp_path, chat)
+    h = TextHarness(tmp_path, chat)
     core = await h.open()
     try:
         source = await h.transcript("Short.")
@@ -178,7 +156,7 @@ async def test_text_failed_job_gives_its_key_up_and_no_llm_means_no_offer(
         await h.close()
     states = [(j.id, j.state) for j, _ in h.out.delivered]
     assert states == [(failed.id, JobState.FAILED), (retry.id, JobState.COMPLETED)]
-    plain = Harness(tmp_path / "plain", None)
+    plain = TextHarness(tmp_path / "plain", None)
     core = await plain.open()
     try:
         assert not core.service.offers_text()
@@ -214,7 +192,7 @@ def test_text_interrupted_failure_speaks_of_the_chat_model() -> None:
 async def test_text_retry_after_a_failure_reuses_the_finished_pieces(
     tmp_path: Path, chat: FakeChat
 ) -> None:
-    h = Harness(tmp_path, chat, max_input_tokens=1000)
+    h = TextHarness(tmp_path, chat, max_input_tokens=1000)
     core = await h.open()
     try:
         source = await h.transcript(LONG)

@@ -10,7 +10,8 @@ import pytest
 from bot.jobs.models import JobState
 from tests.fakes.audio import decode_info
 from tests.fakes.providers import FakeCantonese, FakeNanoGpt
-from tests.test_pipeline import ORIGIN, Harness, harness_config
+from tests.support import Harness
+from tests.test_pipeline import ORIGIN, harness_config
 
 UNAVAILABLE = {"error": "upstream storage unavailable"}
 

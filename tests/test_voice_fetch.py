@@ -45,12 +45,6 @@ async def host(joe_files: tuple[bytes, bytes]) -> AsyncIterator[FakeVoiceHost]:
         yield fake
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
 def test_voice_url_follows_the_piper_voices_layout() -> None:
     source = "https://huggingface.co/rhasspy/piper-voices/resolve/v1.0.0"
     assert voice_url(source, VOICE, ".onnx") == f"{source}{LAYOUT}.onnx"

@@ -13,7 +13,7 @@ from bot.models import AudioInput, Segment, SpeechAudio, SttOptions, Transcript,
 from bot.providers.base import PollResult, PollStatus, SttCapabilities, Ticket, TtsCapabilities
 from bot.providers.chat import chat_endpoint
 from bot.providers.http import HttpAnswer, HttpEndpoint, HttpTransport, malformed
-from bot.providers.values import float_or_none, int_or_none, str_or_none
+from bot.providers.values import float_or_none, int_or_none, segments_or_empty, str_or_none
 
 if TYPE_CHECKING:
     from bot.providers.registry import BuildContext, Built, ProviderConfig
@@ -372,7 +372,7 @@ def _parse_transcript(answer: HttpAnswer, body: Mapping[str, Any]) -> Transcript
     meta = body.get("metadata")
     meta = meta if isinstance(meta, Mapping) else {}
     words = _parse_words(body.get("words"))
-    segments = _parse_segments(body.get("diarization")) or _segments_from_words(words)
+    segments = _diarization_segments(body.get("diarization")) or _segments_from_words(words)
     minutes = float_or_none(meta.get("actualDuration"))
     return Transcript(
         text=text.strip(),
@@ -410,20 +410,9 @@ def _parse_words(raw: Any) -> tuple[Word, ...]:
     return tuple(words)
 
 
-def _parse_segments(raw: Any) -> tuple[Segment, ...]:
-    segments = raw.get("segments") if isinstance(raw, Mapping) else None
-    if not isinstance(segments, list):
-        return ()
-    return tuple(
-        Segment(
-            text=str(item.get("text", "")).strip(),
-            start=float_or_none(item.get("start")),
-            end=float_or_none(item.get("end")),
-            speaker=str_or_none(item.get("speaker")),
-        )
-        for item in segments
-        if isinstance(item, Mapping)
-    )
+def _diarization_segments(raw: Any) -> tuple[Segment, ...]:
+    """The ``segments`` of NanoGPT's ``diarization`` block (OpenAI's segment shape)."""
+    return segments_or_empty(raw.get("segments") if isinstance(raw, Mapping) else None)
 
 
 def _segments_from_words(words: tuple[Word, ...]) -> tuple[Segment, ...]:

@@ -11,11 +11,11 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from bot.errors import PayloadTooLarge, ProviderBadRequest, UnknownJob, UnknownModel
-from bot.models import AudioInput, Segment, SpeechAudio, SttOptions, Transcript, TtsOptions, Word
+from bot.models import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions, Word
 from bot.providers.base import PollResult, SttCapabilities, Ticket, TtsCapabilities
 from bot.providers.chat import chat_endpoint
 from bot.providers.http import HttpAnswer, HttpEndpoint, malformed
-from bot.providers.values import float_or_none, str_or_none
+from bot.providers.values import float_or_none, segments_or_empty, str_or_none
 from bot.text import msg
 
 if TYPE_CHECKING:
@@ -254,7 +254,7 @@ def _parse_transcript(answer: HttpAnswer, fmt: str) -> Transcript:
     text = body.get("text")
     if not isinstance(text, str):
         raise malformed(answer, "no text")
-    segments = _segments(body.get("segments"))
+    segments = segments_or_empty(body.get("segments"))
     words = _words(body.get("words"))
     return Transcript(
         text=text.strip(),
@@ -263,22 +263,6 @@ def _parse_transcript(answer: HttpAnswer, fmt: str) -> Transcript:
         language=str_or_none(body.get("language")),
         duration=float_or_none(body.get("duration")),
         diarized=fmt == "diarized_json" and any(s.speaker for s in segments),
-    )
-
-
-def _segments(raw: Any) -> tuple[Segment, ...]:
-    """verbose_json segments (no speaker) and diarized_json segments (``speaker``: A, B...)."""
-    if not isinstance(raw, list):
-        return ()
-    return tuple(
-        Segment(
-            text=str(item.get("text", "")).strip(),
-            start=float_or_none(item.get("start")),
-            end=float_or_none(item.get("end")),
-            speaker=str_or_none(item.get("speaker")),
-        )
-        for item in raw
-        if isinstance(item, Mapping)
     )
 
 

@@ -210,3 +210,64 @@ MIGRATIONS += (
     );
     """,
 )
+
+MIGRATIONS += (
+    # v7: /metrics from counts per (state, kind, provider) kept by triggers (SQLite v13). Every
+    # job step moves a job between two of these few rows, so one row per combination would make
+    # every process's steps queue on its lock: each connection adds into a shard of its own
+    # (backend pid mod 16; a shard may go negative) and readers sum the shards. Inserts and
+    # deletes are counted per statement (transition tables), so a purge or a bulk load writes
+    # each counts row once, not once per job: many versions of one row in one transaction would
+    # make each further update of it slower. The triggers come before the backfill: creating
+    # them locks out writers until the migration commits, so no job is counted twice or missed.
+    """
+    CREATE TABLE job_counts (
+        state TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        shard INTEGER NOT NULL DEFAULT 0,
+        jobs BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (state, kind, provider, shard)
+    );
+    CREATE FUNCTION voicebot_job_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        mine INTEGER := pg_backend_pid() % 16;
+    BEGIN
+        -- Both rows in one statement, in key order, so two steps never lock them crosswise.
+        INSERT INTO job_counts AS c (state, kind, provider, shard, jobs)
+        SELECT d.state, d.kind, d.provider, mine, d.jobs
+        FROM (VALUES (NEW.state, NEW.kind, NEW.provider, 1),
+                     (OLD.state, OLD.kind, OLD.provider, -1)) AS d (state, kind, provider, jobs)
+        ORDER BY d.state, d.kind, d.provider
+        ON CONFLICT (state, kind, provider, shard) DO UPDATE SET jobs = c.jobs + excluded.jobs;
+        RETURN NULL;
+    END $$;
+    CREATE FUNCTION voicebot_jobs_added_or_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        mine INTEGER := pg_backend_pid() % 16;
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO job_counts AS c (state, kind, provider, shard, jobs)
+            SELECT state, kind, provider, mine, COUNT(*) FROM added
+            GROUP BY state, kind, provider ORDER BY state, kind, provider
+            ON CONFLICT (state, kind, provider, shard) DO UPDATE SET jobs = c.jobs + excluded.jobs;
+        ELSE
+            INSERT INTO job_counts AS c (state, kind, provider, shard, jobs)
+            SELECT state, kind, provider, mine, -COUNT(*) FROM removed
+            GROUP BY state, kind, provider ORDER BY state, kind, provider
+            ON CONFLICT (state, kind, provider, shard) DO UPDATE SET jobs = c.jobs + excluded.jobs;
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER jobs_count_added AFTER INSERT ON jobs REFERENCING NEW TABLE AS added
+        FOR EACH STATEMENT EXECUTE FUNCTION voicebot_jobs_added_or_removed();
+    CREATE TRIGGER jobs_count_removed AFTER DELETE ON jobs REFERENCING OLD TABLE AS removed
+        FOR EACH STATEMENT EXECUTE FUNCTION voicebot_jobs_added_or_removed();
+    CREATE TRIGGER jobs_count_moved AFTER UPDATE OF state, kind, provider ON jobs FOR EACH ROW
+        WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.kind IS DISTINCT FROM NEW.kind
+              OR OLD.provider IS DISTINCT FROM NEW.provider)
+        EXECUTE FUNCTION voicebot_job_moved();
+    INSERT INTO job_counts (state, kind, provider, shard, jobs)
+        SELECT state, kind, provider, 0, COUNT(*) FROM jobs GROUP BY state, kind, provider;
+    """,
+)

@@ -176,8 +176,10 @@ class UsageMixin:
         return [usage_from_row(tuple(r)) for r in await self.db.fetch(sql, params)]
 
     async def job_counts(self) -> list[tuple[str, str, str, int]]:
-        """``(state, kind, provider, count)`` over every stored job (for /metrics)."""
+        """``(state, kind, provider, count)`` over every stored job (for /metrics), from the
+        counts that triggers keep (``job_counts``): a few rows, however many jobs are stored."""
         rows = await self.db.fetch(
-            "SELECT state, kind, provider, COUNT(*) FROM jobs GROUP BY state, kind, provider"
+            "SELECT state, kind, provider, SUM(jobs) FROM job_counts "
+            "GROUP BY state, kind, provider HAVING SUM(jobs) <> 0"
         )
         return [(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]

@@ -115,24 +115,23 @@ class Interactions:
             data["guild_id"] = str(guild)
         return data
 
-    def create(
-        self, data: JSON, channel_id: int, user_id: int, command_guild: bool | None = None
-    ) -> InteractionRecord:
-        """Build, remember and return an APPLICATION_COMMAND interaction."""
+    def _payload(
+        self, itype: int, channel_id: int, user_id: int, *, locale: str, guild_locale: str
+    ) -> JSON:
+        """What every interaction of ``itype`` carries: ids, token, channel, locales, the
+        invoking member (in a guild) or user (in a DM)."""
         host, world = self._host, self._host.world
         in_guild = world.is_guild_channel(channel_id)
-        data = {**self._command(data["name"], data["type"], in_guild, command_guild), **data}
         channel = dict(world.channels[channel_id], permissions=str(world.permissions_of(user_id)))
         payload: JSON = {
             "id": str(world.snowflake()),
             "application_id": str(host.ids.application),
-            "type": 2,
-            "data": data,
+            "type": itype,
             "token": "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48),
             "version": 1,
             "channel": channel,
             "channel_id": str(channel_id),
-            "locale": world.user_locales.get(user_id, "en-US"),
+            "locale": locale,
             "app_permissions": str(host.bot_permissions),
             "entitlements": [],
             "entitlement_sku_ids": [],
@@ -142,15 +141,30 @@ class Interactions:
         }
         if in_guild:
             payload["guild_id"] = str(host.ids.guild)
-            guild_locale = world.guild_locale
             payload["guild"] = {"id": str(host.ids.guild), "locale": guild_locale, "features": []}
             payload["guild_locale"] = guild_locale
             payload["member"] = world.member_payload(user_id, perms=True)
         else:
             payload["user"] = world.users[user_id]
+        return payload
+
+    def _remember(self, payload: JSON) -> InteractionRecord:
         record = InteractionRecord(payload)
         self.records[record.id] = record
         return record
+
+    def create(
+        self, data: JSON, channel_id: int, user_id: int, command_guild: bool | None = None
+    ) -> InteractionRecord:
+        """Build, remember and return an APPLICATION_COMMAND interaction."""
+        world = self._host.world
+        in_guild = world.is_guild_channel(channel_id)
+        data = {**self._command(data["name"], data["type"], in_guild, command_guild), **data}
+        locale = world.user_locales.get(user_id, "en-US")
+        payload = self._payload(
+            2, channel_id, user_id, locale=locale, guild_locale=world.guild_locale
+        )
+        return self._remember({**payload, "data": data})
 
     def create_component(
         self, message: JSON, custom_id: str, user_id: int, component_type: int = 2
@@ -158,41 +172,14 @@ class Interactions:
         """Build, remember and return a MESSAGE_COMPONENT interaction (type 3): a click on a
         component of ``message``. Per the docs ``data`` holds ``custom_id``/``component_type``
         and ``message`` the message the component is attached to."""
-        host, world = self._host, self._host.world
         channel_id = int(message["channel_id"])
-        in_guild = world.is_guild_channel(channel_id)
-        channel = dict(world.channels[channel_id], permissions=str(world.permissions_of(user_id)))
-        payload: JSON = {
-            "id": str(world.snowflake()),
-            "application_id": str(host.ids.application),
-            "type": 3,
-            "data": {"custom_id": custom_id, "component_type": component_type},
-            "message": world.gateway_message(message),
-            "token": "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48),
-            "version": 1,
-            "channel": channel,
-            "channel_id": str(channel_id),
-            "locale": "en-US",
-            "app_permissions": str(host.bot_permissions),
-            "entitlements": [],
-            "entitlement_sku_ids": [],
-            "attachment_size_limit": host.upload_limit,
-            "context": 0 if in_guild else 1,
-            "authorizing_integration_owners": {"0": str(host.ids.guild) if in_guild else "0"},
-        }
-        if in_guild:
-            payload["guild_id"] = str(host.ids.guild)
-            payload["guild"] = {"id": str(host.ids.guild), "locale": "en-US", "features": []}
-            payload["guild_locale"] = "en-US"
-            payload["member"] = world.member_payload(user_id, perms=True)
-        else:
-            payload["user"] = world.users[user_id]
-        record = InteractionRecord(payload)
-        self.records[record.id] = record
-        return record
+        payload = self._payload(3, channel_id, user_id, locale="en-US", guild_locale="en-US")
+        payload["data"] = {"custom_id": custom_id, "component_type": component_type}
+        payload["message"] = self._host.world.gateway_message(message)
+        return self._remember(payload)
 
     def _response_message(self, record: InteractionRecord, composed: Composed) -> JSON:
-        host, payload = self._host, record.payload
+        payload = record.payload
         user = payload.get("member", {}).get("user") or payload["user"]
         data = payload["data"]
         metadata: JSON = {
@@ -205,30 +192,29 @@ class Interactions:
             # A reply to a component click: a default message whose metadata names the message
             # that carried the component (message component interaction metadata).
             metadata["interacted_message_id"] = payload["message"]["id"]
-            return host.world.new_message(
-                int(payload["channel_id"]),
-                host.ids.bot,
-                content=composed.content,
-                attachments=composed.attachments,
-                flags=composed.flags,
-                webhook_id=str(host.ids.application),
-                application_id=str(host.ids.application),
-                interaction_metadata=metadata,
-                **composed.extra,
-            )
+            return self._new_message(record, composed, interaction_metadata=metadata)
         mtype = MESSAGE_CHAT_INPUT_COMMAND if data["type"] == 1 else MESSAGE_CONTEXT_MENU_COMMAND
         metadata.update(name=data["name"], command_type=data["type"])
+        return self._new_message(
+            record,
+            composed,
+            type=mtype,
+            interaction_metadata=metadata,
+            interaction={"id": payload["id"], "type": 2, "name": data["name"], "user": user},
+        )
+
+    def _new_message(self, record: InteractionRecord, composed: Composed, **fields: Any) -> JSON:
+        """The bot's message answering ``record`` (sent through the interaction's webhook)."""
+        host = self._host
         return host.world.new_message(
-            int(payload["channel_id"]),
+            int(record.payload["channel_id"]),
             host.ids.bot,
             content=composed.content,
             attachments=composed.attachments,
             flags=composed.flags,
-            type=mtype,
             webhook_id=str(host.ids.application),
             application_id=str(host.ids.application),
-            interaction_metadata=metadata,
-            interaction={"id": payload["id"], "type": 2, "name": data["name"], "user": user},
+            **fields,
             **composed.extra,
         )
 
