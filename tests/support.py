@@ -4,6 +4,7 @@ a core driven on that clock."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -183,3 +184,29 @@ async def old_postgres(url: str, version: int) -> None:
 def ids(jobs: list[Job], key: Callable[[Job], Any] = lambda j: j.id) -> list[Any]:
     """Project a list of jobs, for compact assertions."""
     return [key(j) for j in jobs]
+
+
+def part_states(db: Path, kind: str) -> list[str]:
+    """Part states of the newest job of ``kind``, read from a running bot's database."""
+    if not db.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+        try:
+            rows = conn.execute(
+                "SELECT p.state FROM job_parts p JOIN jobs j ON j.id = p.job_id "
+                "WHERE j.kind = ? AND j.created_at = (SELECT MAX(created_at) FROM jobs "
+                "WHERE kind = ?) ORDER BY p.idx",
+                (kind, kind),
+            ).fetchall()
+        except sqlite3.OperationalError:
+            return []
+    return [str(r[0]) for r in rows]
+
+
+async def until(check: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Wait until ``check()`` holds (polled every 20 ms); fail after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.02)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +34,14 @@ async def chat() -> AsyncIterator[FakeChat]:
         yield fake
 
 
+def llm_route(chat: FakeChat) -> dict[str, Any]:
+    """Config sections routing summaries and translations to the fake chat server."""
+    return {
+        "providers": {"brain": {"type": "openai", "base_url": chat.url, "api_key": KEY}},
+        "llm": {"provider": "brain", "model": "gpt-4o-mini"},
+    }
+
+
 async def transcript_message(r: Running, voice: JSON) -> tuple[JSON, Job]:
     """The bot's finished transcript for ``voice`` (with its buttons) and its job."""
 
@@ -52,10 +61,7 @@ async def transcript_message(r: Running, voice: JSON) -> tuple[JSON, Job]:
 async def test_discord_summarize_button_answers_once(
     tmp_path: Path, dc: FakeDiscord, nano: FakeNanoGpt, canto: FakeCantonese, chat: FakeChat
 ) -> None:
-    extra = {
-        "providers": {"brain": {"type": "openai", "base_url": chat.url, "api_key": KEY}},
-        "llm": {"provider": "brain", "model": "gpt-4o-mini"},
-    }
+    extra = llm_route(chat)
     async with running_bot(tmp_path, dc, nano, canto, extra=extra) as r:
         voice = await dc.send_voice_message(None, dc.ids.admin, make_tone(1.0), 1.0)
         message, job = await transcript_message(r, voice)
@@ -86,10 +92,7 @@ async def test_discord_summary_answers_in_the_servers_language(
 ) -> None:
     """Settings are kept per server on Discord: a button's answer and the job it starts read
     them there, not under the channel the button was pressed in."""
-    extra = {
-        "providers": {"brain": {"type": "openai", "base_url": chat.url, "api_key": KEY}},
-        "llm": {"provider": "brain", "model": "gpt-4o-mini"},
-    }
+    extra = llm_route(chat)
     async with running_bot(tmp_path, dc, nano, canto, extra=extra) as r:
         voice = await dc.send_voice_message(None, dc.ids.admin, make_tone(1.0), 1.0)
         message, job = await transcript_message(r, voice)
@@ -108,10 +111,7 @@ async def test_discord_summary_answers_in_the_servers_language(
 async def test_discord_translate_command_in_a_picked_language(
     tmp_path: Path, dc: FakeDiscord, nano: FakeNanoGpt, canto: FakeCantonese, chat: FakeChat
 ) -> None:
-    extra = {
-        "providers": {"brain": {"type": "openai", "base_url": chat.url, "api_key": KEY}},
-        "llm": {"provider": "brain", "model": "gpt-4o-mini"},
-    }
+    extra = llm_route(chat)
     async with running_bot(tmp_path, dc, nano, canto, extra=extra) as r:
         voice = await dc.send_voice_message(None, dc.ids.admin, make_tone(1.0), 1.0)
         _, job = await transcript_message(r, voice)

@@ -6,10 +6,8 @@ its buttons, and the summary answers (the press after the interrupted one reuses
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from tests.fakes.chat import FakeChat
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_world import JSON
 from tests.fakes.openai import FakeOpenAi
-from tests.support import write_config
+from tests.support import part_states, until, write_config
 from tests.synth import speechlike
 
 pytestmark = pytest.mark.timeout(240)
@@ -58,31 +56,6 @@ def config(tmp_path: Path, dc: FakeDiscord, whisper: FakeOpenAi, chat: FakeChat)
     )
 
 
-def parts(db: Path, kind: str) -> list[str]:
-    """Part states of the (newest) job of ``kind``, read from the running bot's database."""
-    if not db.exists():
-        return []
-    with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
-        try:
-            rows = conn.execute(
-                "SELECT p.state FROM job_parts p JOIN jobs j ON j.id = p.job_id "
-                "WHERE j.kind = ? AND j.created_at = (SELECT MAX(created_at) FROM jobs "
-                "WHERE kind = ?) ORDER BY p.idx",
-                (kind, kind),
-            ).fetchall()
-        except sqlite3.OperationalError:
-            return []
-    return [str(r[0]) for r in rows]
-
-
-async def until(check: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.02)
-
-
 async def kill(proc: asyncio.subprocess.Process) -> None:
     proc.kill()
     assert await asyncio.wait_for(proc.wait(), 10) == -signal.SIGKILL
@@ -110,7 +83,7 @@ async def test_long_audio_discord_blackbox_sigkill_mid_parts_and_mid_summary(
     try:
         await dc.wait_for(lambda: dc.commands.get(None), timeout=30)
         voice = await dc.send_voice_message(None, None, recording.data, 540.0)
-        await until(lambda: mid_work(parts(db, "stt")) and whisper_holds(whisper))
+        await until(lambda: mid_work(part_states(db, "stt")) and whisper_holds(whisper))
         await kill(proc)  # mid-parts
         whisper.release()
         proc = await start_voicebot_run(path, log)
@@ -127,7 +100,7 @@ async def test_long_audio_discord_blackbox_sigkill_mid_parts_and_mid_summary(
         custom_id = message["components"][0]["components"][0]["custom_id"]
         assert custom_id.startswith("voicebot:sum:")
         first = dc.interaction(await dc.press_button(message, custom_id))
-        await until(lambda: mid_work(parts(db, "text")) and chat.holding())
+        await until(lambda: mid_work(part_states(db, "text")) and chat.holding())
         await kill(proc)  # mid-summary
         chat.release()
         proc = await start_voicebot_run(path, log)
@@ -142,7 +115,7 @@ async def test_long_audio_discord_blackbox_sigkill_mid_parts_and_mid_summary(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    stt = parts(db, "stt")
+    stt = part_states(db, "stt")
     sent = sorted(r.files["file"].filename for r in whisper.requests_to("transcriptions"))
     assert sent == [f"part-{i + 1}.ogg" for i in range(len(stt))]  # each part sent once
     assert "a restart interrupted it" in (first.original or {}).get("content", "")

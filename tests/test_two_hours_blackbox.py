@@ -11,11 +11,9 @@ decoding, so the bot's own split of 2 hours of audio is most of the time."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import signal
-import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ from tests.fakes.chat import FakeChat
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.openai import FakeOpenAi
 from tests.fakes.telegram import Call, FakeTelegram
-from tests.support import write_config
+from tests.support import part_states, until, write_config
 from tests.synth import speechlike
 
 pytestmark = pytest.mark.timeout(300)
@@ -35,6 +33,7 @@ SECONDS = 2 * 3600
 USER = 4545
 ANSWERED_PARTS = 5  # then the next parts are held in flight until the kill
 ANSWERED_PIECES = 4  # then the next summary request is refused with a 429 (Retry-After 8 s)
+WAIT = 180.0  # seconds: splitting two hours of audio takes most of a minute on a loaded machine
 # Each part "says" about 120 words: the transcript (about 1,700 words) is summarized in 7 pieces.
 PART_TEXT = " ".join(
     f"Sentence {i} of this part is about the budget, the roadmap and who does what next."
@@ -80,41 +79,16 @@ def config(tmp_path: Path, whisper: FakeOpenAi, chat: FakeChat, **platform: Any)
     )
 
 
-def parts(db: Path, kind: str) -> list[str]:
-    """Part states of the newest job of ``kind``, read from the running bot's database."""
-    if not db.exists():
-        return []
-    with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
-        try:
-            rows = conn.execute(
-                "SELECT p.state FROM job_parts p JOIN jobs j ON j.id = p.job_id "
-                "WHERE j.kind = ? AND j.created_at = (SELECT MAX(created_at) FROM jobs "
-                "WHERE kind = ?) ORDER BY p.idx",
-                (kind, kind),
-            ).fetchall()
-        except sqlite3.OperationalError:
-            return []
-    return [str(r[0]) for r in rows]
-
-
-async def until(check: Callable[[], bool], timeout: float = 180.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.02)
-
-
 def parts_in_flight(db: Path, whisper: FakeOpenAi) -> bool:
     """The answered parts are stored finished and the fake holds the next ones unanswered."""
-    states = parts(db, "stt")
+    states = part_states(db, "stt")
     held = len(whisper.requests_to("transcriptions")) > whisper.submits["transcriptions"]
     return held and states.count("completed") >= ANSWERED_PARTS and "submitting" in states
 
 
 def summary_waiting(db: Path, chat: FakeChat) -> bool:
     """The 429 was answered and the bot put that piece back in the queue: nothing in flight."""
-    states = parts(db, "text")
+    states = part_states(db, "text")
     refused = len(chat.requests_to("chat")) > chat.submits["chat"]
     return refused and states.count("completed") >= ANSWERED_PIECES and "submitting" not in states
 
@@ -137,7 +111,7 @@ async def stop(proc: asyncio.subprocess.Process) -> None:
 
 def check_parts(db: Path, whisper: FakeOpenAi) -> list[str]:
     """Each part sent exactly once; those the kill caught in flight failed (a marked gap)."""
-    states = parts(db, "stt")
+    states = part_states(db, "stt")
     sent = sorted(r.files["file"].filename for r in whisper.requests_to("transcriptions"))
     assert len(states) == 14 and sent == sorted(f"part-{i + 1}.ogg" for i in range(14))
     assert states.count("failed") in (1, 2) and states.count("completed") >= 12
@@ -179,7 +153,7 @@ async def test_two_hours_blackbox_telegram_sigkill_mid_parts_and_mid_summary(
         try:
             await tg.wait_held(timeout=60)
             tg.send_voice(USER, USER, recording, duration=SECONDS)
-            await until(lambda: parts_in_flight(db, whisper))
+            await until(lambda: parts_in_flight(db, whisper), WAIT)
             await kill(proc)  # mid-parts
             whisper.release()
             proc = await start_voicebot_run(path, log)
@@ -197,7 +171,7 @@ async def test_two_hours_blackbox_telegram_sigkill_mid_parts_and_mid_summary(
                 if b["callback_data"].startswith("sum:")
             ]
             tg.press_button(USER, USER, document.message["message_id"], button)
-            await until(lambda: summary_waiting(db, chat))
+            await until(lambda: summary_waiting(db, chat), WAIT)
             await kill(proc)  # mid-summary, while it waits out the 429
             proc = await start_voicebot_run(path, log)
 
@@ -238,7 +212,7 @@ async def test_two_hours_blackbox_discord_sigkill_mid_parts_and_mid_summary(
         try:
             await dc.wait_for(lambda: dc.commands.get(None), timeout=60)
             voice = await dc.send_voice_message(None, None, recording, float(SECONDS))
-            await until(lambda: parts_in_flight(db, whisper))
+            await until(lambda: parts_in_flight(db, whisper), WAIT)
             await kill(proc)  # mid-parts
             whisper.release()
             proc = await start_voicebot_run(path, log)
@@ -258,7 +232,7 @@ async def test_two_hours_blackbox_discord_sigkill_mid_parts_and_mid_summary(
             message = await dc.wait_for(transcript, timeout=180)
             custom_id = message["components"][0]["components"][0]["custom_id"]
             record = dc.interaction(await dc.press_button(message, custom_id))
-            await until(lambda: summary_waiting(db, chat))
+            await until(lambda: summary_waiting(db, chat), WAIT)
             await kill(proc)  # mid-summary, while it waits out the 429
             proc = await start_voicebot_run(path, log)
             await dc.wait_for(
