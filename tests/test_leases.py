@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
-from bot.jobs.models import Job, JobKind, NewJob
+from bot.jobs.models import Blob, Job, JobKind, NewJob
 from bot.jobs.poller import Poller
 from bot.jobs.worker import JobWorker
-from bot.models import Origin, VoiceClip
+from bot.models import AudioInput, Origin, SttOptions, Transcript, VoiceClip
+from bot.providers.base import PollResult, SttCapabilities, Ticket
 from bot.storage.sqlite import SqliteJobStore
-from tests.support import FakeClock
+from tests.support import FakeClock, RecordingDeliverer
 
 ORIGIN = Origin(platform="telegram", chat_id="1", user_id="2")
 NEW = NewJob(JobKind.STT, ORIGIN, "nanogpt", "m", {}, deadline_at=1e12)
@@ -86,5 +88,79 @@ async def test_leases_step_cut_off_at_shutdown_is_released(tmp_path: Path) -> No
     await poller.stop(timeout=0.1)  # the delivery never finishes: cancelled
     claimed = await other.claim(clock.now, ["telegram"], 10, 15.0)
     assert [j.id for j in claimed] == [job.id]  # free at once, not after the lease
+    await mine.close()
+    await other.close()
+
+
+class InstantStt:
+    """A synchronous speech-to-text provider: the transcript comes back with the submit."""
+
+    name = "instant"
+
+    def capabilities(self, model: str) -> SttCapabilities:
+        return SttCapabilities(
+            asynchronous=False,
+            diarization=False,
+            timestamps=False,
+            formats=frozenset({"ogg"}),
+            max_upload_bytes=1 << 20,
+        )
+
+    async def submit(self, audio: AudioInput, options: SttOptions) -> Transcript | Ticket:
+        return Transcript(text="hello there")
+
+    async def poll(self, ticket: Ticket) -> PollResult:
+        raise AssertionError("a synchronous model is never polled")
+
+
+class OnlineAfterComplete(SqliteJobStore):
+    """The real store; the platform's connection comes back while ``complete`` is being
+    written (on PostgreSQL that write is a network round trip the loop waits on)."""
+
+    worker: JobWorker
+
+    async def complete(self, *args: Any, **kwargs: Any) -> Job | None:
+        stored = await super().complete(*args, **kwargs)
+        self.worker.set_online("telegram", True)
+        return stored
+
+
+async def test_leases_step_finished_offline_leaves_the_reply_to_one_process(
+    tmp_path: Path,
+) -> None:
+    """A step that finished while its platform was offline gave its lease back, so another
+    process may claim the reply: the first must not send it too when the platform returns."""
+    clock = FakeClock(1000.0)
+    mine = await OnlineAfterComplete.open(tmp_path / "j.sqlite3")
+    other = await SqliteJobStore.open(tmp_path / "j.sqlite3")
+    worker = JobWorker(mine, stt={"instant": InstantStt()}, tts={}, clock=clock)
+    mine.worker = worker
+    slow = SlowDeliverer()
+    worker.register("telegram", slow)
+    worker.set_online("telegram", False)
+    theirs = JobWorker(other, stt={"instant": InstantStt()}, tts={}, clock=clock)
+    out = RecordingDeliverer()
+    theirs.register("telegram", out)
+    new = NewJob(JobKind.STT, ORIGIN, "instant", "m", {}, deadline_at=1e12, input_duration=1.0)
+    job = await mine.create(new, now=clock.now, input_blob=Blob(b"OggS", "a.ogg", "audio/ogg"))
+    claimed = await mine.claim(clock.now, ["telegram"], 10, 15.0)
+    step = asyncio.create_task(worker.advance(claimed[0], clock.now))
+    try:
+        # Either the first process is already sending (the race) or its step has ended.
+        await asyncio.wait(
+            [step, asyncio.create_task(slow.started.wait())],
+            return_when=asyncio.FIRST_COMPLETED,
+            timeout=10,
+        )
+        replies = await other.claim(clock.now, ["telegram"], 10, 15.0)
+        assert [j.id for j in replies] == [job.id]  # the lease was given back
+        await theirs.advance(replies[0], clock.now)
+        slow.release.set()
+        await asyncio.wait_for(step, 10)
+    finally:
+        slow.release.set()
+        step.cancel()
+    assert [j.id for j, _ in out.delivered] == [job.id]
+    assert slow.delivered == []  # one reply, sent by the process that claimed it
     await mine.close()
     await other.close()

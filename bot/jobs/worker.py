@@ -334,7 +334,11 @@ class JobWorker:
         """Deliver a job this step has just finished, under the lease it kept: the reply
         leaves without waiting for the poller's next claim, and nothing is read back (the
         store returned the row, the clip is still in memory)."""
-        if stored is not None and stored.state in REPLY_STATES and self._delivers(stored):
+        if stored is None or stored.state not in REPLY_STATES or not self._delivers(stored):
+            return
+        # Only under the lease the step kept: if it finished while the platform was offline it
+        # gave the lease back, and another process may already be sending this very reply.
+        if stored.lease_owner == self.store.owner and stored.lease_until is not None:
             await self.deliver(stored, self._clock(), clip)
 
     async def _submit_failed(self, job: Job, exc: ProviderError) -> None:
