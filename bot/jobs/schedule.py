@@ -77,8 +77,9 @@ class BackoffSchedule:
 
 
 def job_size(job: Job) -> float | None:
-    """What processing time scales with: audio seconds (STT) or characters (TTS)."""
-    if job.kind is JobKind.STT:
+    """What processing time scales with: audio seconds (speech in: a transcription, or a
+    translation by the speech model) or characters (TTS)."""
+    if job.kind is not JobKind.TTS:
         return job.input_duration
     chars = job.options.get("chars")
     return float(chars) if isinstance(chars, (int, float)) else None

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bot import render
 from bot.errors import ProviderError, RateLimited
 from bot.jobs.models import Blob, Job, JobState, NewPart, Part
-from bot.jobs.speech_translate import SpeechTranslateRunner, by_speech
 from bot.models import Transcript
 from bot.ports import JobStore
-from bot.providers.base import SpeechToText
 from bot.providers.chat import ChatMessage, TextGenerator
 from bot.replies import INTERRUPTED_PART
 from bot.text import Msg, decode, encode, msg
@@ -69,26 +67,15 @@ class TextRunner:
         clock: Callable[[], float],
         max_input_tokens: int,
         concurrency: int = 2,
-        stt: Mapping[str, SpeechToText] | None = None,
-        notify: Callable[[Job | None], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._llm = llm
         self._clock = clock
         self._max_input = max_input_tokens
         self._concurrency = max(1, concurrency)
-        self._speech = SpeechTranslateRunner(store, stt or {}, clock=clock, notify=notify or _quiet)
-
-    def reruns_free(self, job: Job) -> bool:
-        """Whether running ``job`` again costs nothing: only a speech model's translation on
-        a local engine (a chat request may have been charged)."""
-        return by_speech(job) and self._speech.reruns_free(job)
 
     async def submit(self, job: Job, now: float) -> None:
         """QUEUED → COMPLETED for a transcript that fits one request; else split into parts."""
-        if by_speech(job):
-            await self._speech.submit(job, now)
-            return
         if await self._store.begin_submit(job.id, now) is None:
             return
         source = await self._source_text(job)
@@ -133,9 +120,6 @@ class TextRunner:
 
     async def step(self, job: Job, now: float) -> None:
         """Run the pieces still to do (bounded), then the reduce; finish when all are done."""
-        if by_speech(job):
-            await self._speech.step(job, now)
-            return
         parts = await self._store.parts(job.id)
         for part in parts:
             if part.state is JobState.SUBMITTING:  # its process died mid-request
@@ -234,10 +218,6 @@ class TextRunner:
     async def _fail(self, job: Job, message: Msg) -> None:
         stored = encode(message)  # each reader sees it in their language
         await self._store.fail(job.id, stored, now=self._clock(), error_code="text", polled=True)
-
-
-async def _quiet(job: Job | None) -> None:
-    """No one to tell (a runner built without a worker)."""
 
 
 def _summary(job: Job) -> bool:

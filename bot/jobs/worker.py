@@ -20,6 +20,7 @@ from bot.errors import (
 )
 from bot.jobs.models import REPLY_STATES, Blob, Job, JobKind, JobState
 from bot.jobs.schedule import BackoffSchedule, PollSchedule
+from bot.jobs.speech_translate import by_speech, in_english
 from bot.jobs.split import SplitRunner, is_split
 from bot.jobs.text import TextRunner
 from bot.metrics import Metrics
@@ -109,8 +110,6 @@ class JobWorker:
             clock=clock,
             max_input_tokens=max_input_tokens,
             concurrency=part_concurrency,
-            stt=stt,
-            notify=self._notify,
         )
         self._stt = stt
         self._tts = tts
@@ -162,9 +161,19 @@ class JobWorker:
                 )
 
     def _capabilities(self, job: Job) -> SttCapabilities | TtsCapabilities:
-        if job.kind is JobKind.STT:
-            return self._stt[job.provider].capabilities(job.model)
-        return self._tts[job.provider].capabilities(job.model)
+        if job.kind is JobKind.TTS:
+            return self._tts[job.provider].capabilities(job.model)
+        return self._stt[job.provider].capabilities(job.model)  # speech in (or a translation)
+
+    def _gone(self, job: Job) -> bool:
+        """A translation whose speech model left the config since its button was pressed."""
+        return by_speech(job) and job.provider not in self._stt
+
+    async def _unavailable(self, job: Job, now: float) -> None:
+        _LOGGER.warning("job %s: provider %r is not configured", job.id, job.provider)
+        await self.store.fail(
+            job.id, encode(replies.TEXT_UNAVAILABLE), now=now, error_code="text", polled=True
+        )
 
     def _min_interval(self, job: Job) -> float:
         return self._capabilities(job).min_poll_interval
@@ -174,8 +183,8 @@ class JobWorker:
         long recording pays nothing: its parts are paid, and settled, one by one)."""
         if is_split(job):
             return True
-        if job.kind is JobKind.TEXT:  # a chat request may have been charged; a local run not
-            return self._text.reruns_free(job)
+        if job.kind is JobKind.TEXT and not by_speech(job):  # a chat request may be charged
+            return False
         try:
             return self._capabilities(job).rerun_when_lost
         except (KeyError, ProviderError):  # provider gone from the config: treat as paid
@@ -205,15 +214,18 @@ class JobWorker:
         if is_split(job):
             await self._split.split(job, now)
             return
-        if job.kind is JobKind.TEXT:
+        if job.kind is JobKind.TEXT and not by_speech(job):
             await self._text.submit(job, now)
+            return
+        if self._gone(job):
+            await self._unavailable(job, now)
             return
         started = await self.store.begin_submit(job.id, now)
         if started is None:
             return  # someone else moved it; the guard keeps us honest
         try:
             with self.metrics.provider_call(job, "submit"):
-                if job.kind is JobKind.STT:
+                if job.kind is not JobKind.TTS:  # speech in; a translation is one too
                     stt = await self._submit_stt(job, started.input)
                     answer: Transcript | Ticket | VoiceClip = stt
                 else:
@@ -248,11 +260,14 @@ class JobWorker:
             duration=job.input_duration or 0.0,
         )
         opts = job.options
-        options = SttOptions(
-            model=job.model,
-            language=str(opts.get("language", "auto")),
-            diarize=bool(opts.get("diarize", False)),
-        )
+        if by_speech(job):  # the model's own translate task, into English
+            options = SttOptions(model=job.model, timestamps=True, translate=True)
+        else:
+            options = SttOptions(
+                model=job.model,
+                language=str(opts.get("language", "auto")),
+                diarize=bool(opts.get("diarize", False)),
+            )
         return await provider.submit(audio_in, options)
 
     async def _submit_tts(self, job: Job) -> Ticket | VoiceClip:
@@ -278,15 +293,7 @@ class JobWorker:
     async def _record_answer(self, job: Job, answer: Transcript | Ticket | VoiceClip) -> None:
         now = self._clock()
         if isinstance(answer, Transcript):
-            stored = await self.store.complete(
-                job.id,
-                answer.to_dict(),
-                now=now,
-                cost=answer.cost,
-                currency=answer.currency,
-                hold_until=self._hold(job),
-            )
-            await self._reply(stored)
+            await self._complete_transcript(job, answer, now, polled=False)
         elif isinstance(answer, VoiceClip):
             await self._complete_clip(job, answer, now, polled=False)
         else:
@@ -306,6 +313,23 @@ class JobWorker:
                 keep_input=self._reruns_free(job),
             )
             await self._notify(stored)
+
+    async def _complete_transcript(
+        self, job: Job, t: Transcript, now: float, *, polled: bool
+    ) -> None:
+        if by_speech(job):
+            t = in_english(t)
+            _LOGGER.info("job %s: translated into English by %s", job.id, job.provider)
+        stored = await self.store.complete(
+            job.id,
+            t.to_dict(),
+            now=now,
+            cost=t.cost,
+            currency=t.currency,
+            polled=polled,
+            hold_until=self._hold(job),
+        )
+        await self._reply(stored)
 
     async def _complete_clip(self, job: Job, clip: VoiceClip, now: float, *, polled: bool) -> None:
         result = {"duration": clip.duration, "waveform": base64.b64encode(clip.waveform).decode()}
@@ -367,11 +391,14 @@ class JobWorker:
         if is_split(job):
             await self._split.step(job, now)
             return
-        if job.kind is JobKind.TEXT:
+        if job.kind is JobKind.TEXT and not by_speech(job):
             await self._text.step(job, now)
             return
+        if self._gone(job):
+            await self._unavailable(job, now)
+            return
         provider: SpeechToText | TextToSpeech = (
-            self._stt[job.provider] if job.kind is JobKind.STT else self._tts[job.provider]
+            self._tts[job.provider] if job.kind is JobKind.TTS else self._stt[job.provider]
         )
         ticket = Ticket(provider=job.provider, data=job.ticket or {})
         try:
@@ -417,17 +444,7 @@ class JobWorker:
             await self.schedule.observe(job, now)
             self.metrics.job_completed(job)
             if result.transcript is not None:
-                t = result.transcript
-                stored = await self.store.complete(
-                    job.id,
-                    t.to_dict(),
-                    now=now,
-                    cost=t.cost,
-                    currency=t.currency,
-                    polled=True,
-                    hold_until=self._hold(job),
-                )
-                await self._reply(stored)
+                await self._complete_transcript(job, result.transcript, now, polled=True)
             elif result.audio is not None or result.audio_parts:
                 parts = result.audio_parts or (result.audio,)
                 try:
