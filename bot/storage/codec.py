@@ -17,7 +17,7 @@ JOB_COLUMNS = (
     "delivery_message_id, delivery_error, delivery_attempts, deliver_after, extra, "
     "lease_owner, lease_until, progress, keep_input, unique_key"
 )
-_JOB_WIDTH = JOB_COLUMNS.count(",") + 1
+_JOB_NAMES = tuple(name.strip() for name in JOB_COLUMNS.split(","))
 NEW_JOB_COLUMNS = (
     "id",
     "kind",
@@ -115,60 +115,53 @@ def new_job_row(
 
 def job_from_row(row: Row) -> Job:
     """The :class:`Job` of a row selected with :data:`JOB_COLUMNS` first (extra columns after
-    them are ignored). Read by position: a name lookup in ``sqlite3.Row`` scans the column names
-    each time, which made decoding the larger part of a claim of many rows."""
-    (
-        job_id, kind, platform, chat_id, user_id, reply_to, thread_id, origin_extra, provider,
-        model, options, state, ticket, attempts, poll_count, next_poll_at, deadline_at,
-        queue_position, result, error, error_code, cost, currency, input_duration, input_bytes,
-        dedup_key, progress_message_id, created_at, updated_at, submitted_at, completed_at,
-        delivered_at, delivery_message_id, delivery_error, delivery_attempts, deliver_after,
-        extra, lease_owner, lease_until, progress, _keep_input, unique_key,
-    ) = tuple(row)[:_JOB_WIDTH]  # fmt: skip
+    them are ignored). The row is read once into a dict: a name lookup in ``sqlite3.Row`` scans
+    the column names each time, which made decoding the larger part of a claim of many rows."""
+    f = dict(zip(_JOB_NAMES, row, strict=False))
     return Job(
-        id=job_id,
-        kind=JobKind(kind),
+        id=f["id"],
+        kind=JobKind(f["kind"]),
         origin=Origin(
-            platform=platform,
-            chat_id=chat_id,
-            user_id=user_id,
-            reply_to=reply_to,
-            thread_id=thread_id,
-            extra=json.loads(origin_extra),
+            platform=f["platform"],
+            chat_id=f["chat_id"],
+            user_id=f["user_id"],
+            reply_to=f["reply_to"],
+            thread_id=f["thread_id"],
+            extra=json.loads(f["origin_extra"]),
         ),
-        provider=provider,
-        model=model,
-        options=json.loads(options),
-        state=JobState(state),
-        ticket=_loads(ticket),
-        attempts=attempts,
-        poll_count=poll_count,
-        next_poll_at=next_poll_at,
-        deadline_at=deadline_at,
-        queue_position=queue_position,
-        result=_loads(result),
-        error=error,
-        error_code=error_code,
-        cost=cost,
-        currency=currency,
-        input_duration=input_duration,
-        input_bytes=input_bytes,
-        dedup_key=dedup_key,
-        progress_message_id=progress_message_id,
-        created_at=created_at,
-        updated_at=updated_at,
-        submitted_at=submitted_at,
-        completed_at=completed_at,
-        delivered_at=delivered_at,
-        delivery_message_id=delivery_message_id,
-        delivery_error=delivery_error,
-        delivery_attempts=delivery_attempts,
-        deliver_after=deliver_after,
-        extra=json.loads(extra),
-        lease_owner=lease_owner,
-        lease_until=lease_until,
-        progress=progress,
-        unique_key=unique_key,
+        provider=f["provider"],
+        model=f["model"],
+        options=json.loads(f["options"]),
+        state=JobState(f["state"]),
+        ticket=_loads(f["ticket"]),
+        attempts=f["attempts"],
+        poll_count=f["poll_count"],
+        next_poll_at=f["next_poll_at"],
+        deadline_at=f["deadline_at"],
+        queue_position=f["queue_position"],
+        result=_loads(f["result"]),
+        error=f["error"],
+        error_code=f["error_code"],
+        cost=f["cost"],
+        currency=f["currency"],
+        input_duration=f["input_duration"],
+        input_bytes=f["input_bytes"],
+        dedup_key=f["dedup_key"],
+        progress_message_id=f["progress_message_id"],
+        created_at=f["created_at"],
+        updated_at=f["updated_at"],
+        submitted_at=f["submitted_at"],
+        completed_at=f["completed_at"],
+        delivered_at=f["delivered_at"],
+        delivery_message_id=f["delivery_message_id"],
+        delivery_error=f["delivery_error"],
+        delivery_attempts=f["delivery_attempts"],
+        deliver_after=f["deliver_after"],
+        extra=json.loads(f["extra"]),
+        lease_owner=f["lease_owner"],
+        lease_until=f["lease_until"],
+        progress=f["progress"],
+        unique_key=f["unique_key"],
     )
 
 
