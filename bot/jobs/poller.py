@@ -8,8 +8,9 @@ import logging
 import time
 from collections.abc import Callable
 
+from bot.jobs.delivery import DEFAULT_LEASE
 from bot.jobs.models import Job
-from bot.jobs.worker import DEFAULT_LEASE, JobWorker
+from bot.jobs.worker import JobWorker
 from bot.ports import JobStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class Poller:
         self._max_idle = max_idle
         self._coalesce = coalesce
         self._lease = lease
-        worker.lease = lease  # its inline replies hold a lease as long as a claim's
+        worker.delivery.lease = lease  # its inline replies hold a lease as long as a claim's
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._event = asyncio.Event()
         self._stopping = False

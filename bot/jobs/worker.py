@@ -6,18 +6,17 @@ import base64
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
-from typing import Protocol
 
 from bot import audio, replies
 from bot.errors import (
     AudioError,
-    DeliveryError,
     ProviderError,
     ProviderUnavailable,
     ProviderUnreachable,
     RateLimited,
     UnknownJob,
 )
+from bot.jobs.delivery import Deliverer, Delivery
 from bot.jobs.models import REPLY_STATES, Blob, Job, JobKind, JobState
 from bot.jobs.schedule import BackoffSchedule, PollSchedule
 from bot.jobs.speech_translate import by_speech, in_english
@@ -40,30 +39,10 @@ from bot.text import encode, msg
 
 _LOGGER = logging.getLogger(__name__)
 
-MAX_DELIVERY_ATTEMPTS = 12
 INTERRUPTED_MESSAGE = msg(
     "This job was interrupted while it was being sent to the speech service, so it may or may not "
     "have been charged. It was not resent automatically; please send it again to retry."
 ).id
-
-
-class Deliverer(Protocol):
-    """What an adapter offers the core to put results back into a chat."""
-
-    async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
-        """Send the final reply (transcript, voice clip or failure) for a finished job.
-
-        Returns:
-            The platform's id of the (first) reply message, recorded with the delivery.
-
-        Raises:
-            DeliveryError: the platform refused; ``permanent`` stops retries.
-        """
-        ...
-
-    async def progress(self, job: Job) -> None:
-        """Show that a job moved (e.g. edit the placeholder); best effort, errors are logged."""
-        ...
 
 
 def _retry_submit(exc: ProviderError) -> bool:
@@ -71,9 +50,6 @@ def _retry_submit(exc: ProviderError) -> bool:
     if isinstance(exc, RateLimited):
         return True
     return isinstance(exc, ProviderUnavailable) and (exc.status == 503 or not exc.request_sent)
-
-
-DEFAULT_LEASE = 15.0  # seconds a claimed step is leased for (Poller's default)
 
 
 class JobWorker:
@@ -95,13 +71,15 @@ class JobWorker:
     ) -> None:
         self.store = store
         self.metrics = metrics or Metrics()
+        # The platforms: progress, replies and their retries.
+        self.delivery = Delivery(store, clock=clock, metrics=self.metrics)
         self._audio = audio_pool or audio.AudioPool()
         self._split = SplitRunner(
             store,
             stt,
             clock=clock,
             audio_pool=self._audio,
-            notify=self._notify,
+            notify=self.delivery.notify,
             concurrency=part_concurrency,
         )
         self._text = TextRunner(
@@ -115,22 +93,24 @@ class JobWorker:
         self._tts = tts
         self._clock = clock
         self.schedule: PollSchedule = schedule or BackoffSchedule()
-        self.deliverers: dict[str, Deliverer] = {}
-        self.offline: set[str] = set()
-        # Seconds a lease lasts; the Poller running this worker sets its own (see _hold).
-        self.lease = DEFAULT_LEASE
 
     def register(self, platform: str, deliverer: Deliverer) -> None:
-        """Route finished jobs of ``platform`` to ``deliverer``."""
-        self.deliverers[platform] = deliverer
+        """Route finished jobs of ``platform`` to ``deliverer`` (see :class:`Delivery`)."""
+        self.delivery.register(platform, deliverer)
 
     def set_online(self, platform: str, online: bool) -> None:
-        """While a platform's connection is down its jobs are still sent and polled, but their
-        replies wait (the poller skips them) instead of using up delivery attempts."""
-        if online:
-            self.offline.discard(platform)
-        else:
-            self.offline.add(platform)
+        """Whether ``platform``'s connection is up (see :meth:`Delivery.set_online`)."""
+        self.delivery.set_online(platform, online)
+
+    @property
+    def deliverers(self) -> Mapping[str, Deliverer]:
+        """The registered platforms."""
+        return self.delivery.deliverers
+
+    @property
+    def offline(self) -> set[str]:
+        """The registered platforms whose connection is down."""
+        return self.delivery.offline
 
     async def recover(self, now: float) -> list[str]:
         """Settle the jobs of the registered platforms that a crashed process left ambiguous
@@ -152,7 +132,7 @@ class JobWorker:
             elif job.state is JobState.SUBMITTED:
                 await self.poll(job, now)
             elif job.state in REPLY_STATES and not job.delivered:
-                await self.deliver(job, now)
+                await self.delivery.deliver(job, now)
         except Exception:
             _LOGGER.exception("job %s: unexpected error in state %s", job.id, job.state)
             if job.state is JobState.SUBMITTED:
@@ -189,20 +169,6 @@ class JobWorker:
             return self._capabilities(job).rerun_when_lost
         except (KeyError, ProviderError):  # provider gone from the config: treat as paid
             return False
-
-    async def _notify(self, job: Job | None, retry: Mapping[str, object] | None = None) -> None:
-        """Show ``job`` as the step just stored it (the store returns it: nothing re-read)."""
-        deliverer = self.deliverers.get(job.origin.platform) if job else None
-        if job is None or deliverer is None or job.origin.platform in self.offline:
-            return
-        if retry is not None and not job.state.terminal:
-            # Shown, not stored: the next attempt's outcome replaces it.
-            note = replies.retrying_text(str(retry["user_message"]))
-            job = dataclasses.replace(job, error=note, extra={**job.extra, "retry": dict(retry)})
-        try:
-            await deliverer.progress(job)
-        except Exception as exc:  # progress is cosmetic: never let it break the job
-            _LOGGER.warning("job %s: progress update failed: %s", job.id, exc)
 
     # -- submit -----------------------------------------------------------------------------
 
@@ -312,7 +278,7 @@ class JobWorker:
                 queue_position=answer.queue_position,
                 keep_input=self._reruns_free(job),
             )
-            await self._notify(stored)
+            await self.delivery.notify(stored)
 
     async def _complete_transcript(
         self, job: Job, t: Transcript, now: float, *, polled: bool
@@ -327,9 +293,9 @@ class JobWorker:
             cost=t.cost,
             currency=t.currency,
             polled=polled,
-            hold_until=self._hold(job),
+            hold_until=self.delivery.hold(job),
         )
-        await self._reply(stored)
+        await self.delivery.reply(stored)
 
     async def _complete_clip(self, job: Job, clip: VoiceClip, now: float, *, polled: bool) -> None:
         result = {"duration": clip.duration, "waveform": base64.b64encode(clip.waveform).decode()}
@@ -339,31 +305,9 @@ class JobWorker:
             now=now,
             output_blob=Blob(clip.ogg, "voice.ogg", "audio/ogg"),
             polled=polled,
-            hold_until=self._hold(job),
+            hold_until=self.delivery.hold(job),
         )
-        await self._reply(stored, clip)
-
-    def _hold(self, job: Job) -> float | None:
-        """Until when a step finishing ``job`` keeps its lease to reply inline: a full lease
-        from now (what was left of the claim's may run out mid-send under load), or None."""
-        return self._clock() + self.lease if self._delivers(job) else None
-
-    def _delivers(self, job: Job) -> bool:
-        """Whether a step finishing ``job`` keeps its lease to reply at once (see _reply): not
-        while its platform is offline (the reply then waits for the claim, which skips it)."""
-        platform = job.origin.platform
-        return platform in self.deliverers and platform not in self.offline
-
-    async def _reply(self, stored: Job | None, clip: VoiceClip | None = None) -> None:
-        """Deliver a job this step has just finished, under the lease it kept: the reply
-        leaves without waiting for the poller's next claim, and nothing is read back (the
-        store returned the row, the clip is still in memory)."""
-        if stored is None or stored.state not in REPLY_STATES or not self._delivers(stored):
-            return
-        # Only under the lease the step kept: if it finished while the platform was offline it
-        # gave the lease back, and another process may already be sending this very reply.
-        if stored.lease_owner == self.store.owner and stored.lease_until is not None:
-            await self.deliver(stored, self._clock(), clip)
+        await self.delivery.reply(stored, clip)
 
     async def _submit_failed(self, job: Job, exc: ProviderError) -> None:
         now = self._clock()
@@ -374,7 +318,9 @@ class JobWorker:
             )
             requeued = await self.store.requeue(job.id, now + delay, now)
             if requeued is not None:
-                await self._notify(requeued, _retry_note(exc, job.attempts + 1, delay, sent=False))
+                await self.delivery.notify(
+                    requeued, _retry_note(exc, job.attempts + 1, delay, sent=False)
+                )
             return
         _log_provider_failure(job, exc)
         await self.store.fail(job.id, encode(exc.text), now=now, error_code=type(exc).__name__)
@@ -421,7 +367,7 @@ class JobWorker:
             _LOGGER.info(
                 "job %s: %s lost the run (%s); running it again", job.id, job.provider, exc
             )
-            await self._notify(requeued)
+            await self.delivery.notify(requeued)
             return
         if exc.retryable:
             delay = self.schedule.next_poll(job, self._min_interval(job), exc.retry_after)
@@ -431,7 +377,7 @@ class JobWorker:
             )
             if moved is not None and isinstance(exc, ProviderUnreachable):
                 note = _retry_note(exc, job.poll_count + 1, delay, sent=True)
-                await self._notify(moved, note)
+                await self.delivery.notify(moved, note)
             return
         _log_provider_failure(job, exc)
         await self.store.fail(
@@ -480,48 +426,13 @@ class JobWorker:
             progress=result.progress,
         )
         if result.queue_position != job.queue_position or _progress_step(job, result):
-            await self._notify(stored)
+            await self.delivery.notify(stored)
 
     def _stuck(self, job: Job, now: float) -> bool:
         if job.kind is not JobKind.STT or job.submitted_at is None:
             return False
         limit = self._stt[job.provider].capabilities(job.model).max_processing_seconds
         return now - job.submitted_at > limit
-
-    # -- deliver ----------------------------------------------------------------------------
-
-    async def deliver(self, job: Job, now: float, clip: VoiceClip | None = None) -> None:
-        """Hand a finished job to its platform; mark delivered only once the platform accepted
-        (``clip``: the voice clip when the caller still has it, else it is loaded)."""
-        deliverer = self.deliverers.get(job.origin.platform)
-        if deliverer is None:
-            return
-        if clip is None and job.kind is JobKind.TTS and job.state is JobState.COMPLETED:
-            blob = await self.store.load_blob(job.id, "output")
-            if blob is not None:
-                clip = VoiceClip(blob.data, job.clip_duration or 0.0, job.waveform or b"")
-        try:
-            message_id = await deliverer.deliver(job, clip)
-        except DeliveryError as exc:
-            await self._delivery_failed(job, exc, exc.permanent, exc.retry_after)
-        except Exception as exc:
-            _LOGGER.exception("job %s: delivery crashed", job.id)
-            await self._delivery_failed(job, exc, False, None)
-        else:
-            await self.store.mark_delivered(job.id, message_id, self._clock())
-
-    async def _delivery_failed(
-        self, job: Job, exc: Exception, permanent: bool, retry_after: float | None
-    ) -> None:
-        now = self._clock()
-        self.metrics.delivery_failed(job.origin.platform, permanent=permanent)
-        if permanent or job.delivery_attempts + 1 >= MAX_DELIVERY_ATTEMPTS:
-            _LOGGER.warning("job %s: giving up delivery: %s", job.id, exc)
-            await self.store.mark_undeliverable(job.id, str(exc)[:500], now)
-            return
-        delay = retry_after if retry_after is not None else min(300.0, 2.0**job.delivery_attempts)
-        _LOGGER.info("job %s: delivery failed (%s); retry in %.1fs", job.id, exc, delay)
-        await self.store.defer_delivery(job.id, now + delay, now)
 
 
 def _progress_step(job: Job, result: PollResult) -> bool:

@@ -1,0 +1,135 @@
+"""Delivery: the platform half of the worker — progress shown, replies sent under the lease the
+step kept (or claimed), failed sends retried with backoff."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from bot import replies
+from bot.errors import DeliveryError
+from bot.jobs.models import REPLY_STATES, Job, JobKind, JobState
+from bot.metrics import Metrics
+from bot.models import VoiceClip
+from bot.ports import JobStore
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_DELIVERY_ATTEMPTS = 12
+DEFAULT_LEASE = 15.0  # seconds a claimed step is leased for (Poller's default)
+
+
+class Deliverer(Protocol):
+    """What an adapter offers the core to put results back into a chat."""
+
+    async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
+        """Send the final reply (transcript, voice clip or failure) for a finished job.
+
+        Returns:
+            The platform's id of the (first) reply message, recorded with the delivery.
+
+        Raises:
+            DeliveryError: the platform refused; ``permanent`` stops retries.
+        """
+        ...
+
+    async def progress(self, job: Job) -> None:
+        """Show that a job moved (e.g. edit the placeholder); best effort, errors are logged."""
+        ...
+
+
+class Delivery:
+    """The registered platforms, which of them are offline, and how a finished job reaches its
+    chat: at once by the step that finished it (under its kept lease), or by a later claim."""
+
+    def __init__(self, store: JobStore, *, clock: Callable[[], float], metrics: Metrics) -> None:
+        self.store = store
+        self.metrics = metrics
+        self._clock = clock
+        self.deliverers: dict[str, Deliverer] = {}
+        self.offline: set[str] = set()
+        # Seconds a lease lasts; the Poller running the worker sets its own (see hold).
+        self.lease = DEFAULT_LEASE
+
+    def register(self, platform: str, deliverer: Deliverer) -> None:
+        """Route finished jobs of ``platform`` to ``deliverer``."""
+        self.deliverers[platform] = deliverer
+
+    def set_online(self, platform: str, online: bool) -> None:
+        """While a platform's connection is down its jobs are still sent and polled, but their
+        replies wait (the poller skips them) instead of using up delivery attempts."""
+        if online:
+            self.offline.discard(platform)
+        else:
+            self.offline.add(platform)
+
+    async def notify(self, job: Job | None, retry: Mapping[str, object] | None = None) -> None:
+        """Show ``job`` as the step just stored it (the store returns it: nothing re-read)."""
+        deliverer = self.deliverers.get(job.origin.platform) if job else None
+        if job is None or deliverer is None or job.origin.platform in self.offline:
+            return
+        if retry is not None and not job.state.terminal:
+            # Shown, not stored: the next attempt's outcome replaces it.
+            note = replies.retrying_text(str(retry["user_message"]))
+            job = dataclasses.replace(job, error=note, extra={**job.extra, "retry": dict(retry)})
+        try:
+            await deliverer.progress(job)
+        except Exception as exc:  # progress is cosmetic: never let it break the job
+            _LOGGER.warning("job %s: progress update failed: %s", job.id, exc)
+
+    def hold(self, job: Job) -> float | None:
+        """Until when a step finishing ``job`` keeps its lease to reply inline: a full lease
+        from now (what was left of the claim's may run out mid-send under load), or None."""
+        return self._clock() + self.lease if self._delivers(job) else None
+
+    def _delivers(self, job: Job) -> bool:
+        """Whether a step finishing ``job`` keeps its lease to reply at once (see reply): not
+        while its platform is offline (the reply then waits for the claim, which skips it)."""
+        platform = job.origin.platform
+        return platform in self.deliverers and platform not in self.offline
+
+    async def reply(self, stored: Job | None, clip: VoiceClip | None = None) -> None:
+        """Deliver a job a step has just finished, under the lease it kept: the reply leaves
+        without waiting for the poller's next claim, and nothing is read back (the store
+        returned the row, the clip is still in memory)."""
+        if stored is None or stored.state not in REPLY_STATES or not self._delivers(stored):
+            return
+        # Only under the lease the step kept: if it finished while the platform was offline it
+        # gave the lease back, and another process may already be sending this very reply.
+        if stored.lease_owner == self.store.owner and stored.lease_until is not None:
+            await self.deliver(stored, self._clock(), clip)
+
+    async def deliver(self, job: Job, now: float, clip: VoiceClip | None = None) -> None:
+        """Hand a finished job to its platform; mark delivered only once the platform accepted
+        (``clip``: the voice clip when the caller still has it, else it is loaded)."""
+        deliverer = self.deliverers.get(job.origin.platform)
+        if deliverer is None:
+            return
+        if clip is None and job.kind is JobKind.TTS and job.state is JobState.COMPLETED:
+            blob = await self.store.load_blob(job.id, "output")
+            if blob is not None:
+                clip = VoiceClip(blob.data, job.clip_duration or 0.0, job.waveform or b"")
+        try:
+            message_id = await deliverer.deliver(job, clip)
+        except DeliveryError as exc:
+            await self._failed(job, exc, exc.permanent, exc.retry_after)
+        except Exception as exc:
+            _LOGGER.exception("job %s: delivery crashed", job.id)
+            await self._failed(job, exc, False, None)
+        else:
+            await self.store.mark_delivered(job.id, message_id, self._clock())
+
+    async def _failed(
+        self, job: Job, exc: Exception, permanent: bool, retry_after: float | None
+    ) -> None:
+        now = self._clock()
+        self.metrics.delivery_failed(job.origin.platform, permanent=permanent)
+        if permanent or job.delivery_attempts + 1 >= MAX_DELIVERY_ATTEMPTS:
+            _LOGGER.warning("job %s: giving up delivery: %s", job.id, exc)
+            await self.store.mark_undeliverable(job.id, str(exc)[:500], now)
+            return
+        delay = retry_after if retry_after is not None else min(300.0, 2.0**job.delivery_attempts)
+        _LOGGER.info("job %s: delivery failed (%s); retry in %.1fs", job.id, exc, delay)
+        await self.store.defer_delivery(job.id, now + delay, now)
