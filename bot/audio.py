@@ -91,6 +91,7 @@ _VOICE_BITRATE = 32000
 _VOICE_OPUS_OPTIONS = {"application": "voip", "frame_duration": "60"}
 _VOICE_FRAME = _VOICE_RATE * 60 // 1000
 _WAV_PROBE = {"probesize": "4096"}
+_KEEP_MAX_BPS = 96_000  # a provider's OGG/Opus above this is encoded again (for its size)
 _WAVEFORM_MAX = 256
 _WAVEFORM_SLICE = 0.1  # seconds of audio per waveform byte, at least
 _WAVEFORM_DECIMATE = 16  # peaks on a 3 kHz copy are plenty for a bar graph, and 16x cheaper
@@ -211,6 +212,9 @@ def to_voice_clip(parts: Sequence[bytes]) -> VoiceClip:
     """
     if not parts:
         raise AudioError("no audio parts to join", user_message=msg("The speech audio was empty."))
+    kept = _kept_as_is(parts[0]) if len(parts) == 1 else None
+    if kept is not None:
+        return kept
     tap = _WaveformTap()
     frames = tap.frames(
         frame for part in parts for frame in _pcm_frames(part, _VOICE_RATE, _VOICE_FRAME)
@@ -222,6 +226,24 @@ def to_voice_clip(parts: Sequence[bytes]) -> VoiceClip:
         )
     duration = tap.samples / _VOICE_RATE
     return VoiceClip(ogg=ogg, duration=duration, waveform=tap.waveform(duration))
+
+
+def _kept_as_is(data: bytes) -> VoiceClip | None:
+    """A provider's own mono OGG/Opus (what an OpenAI-compatible server sends for ``opus``) is
+    already a voice message: kept byte for byte and only decoded for its waveform, a fraction of
+    what encoding it again costs. None for anything else (stereo, an unusual stream, a bitrate
+    above a voice message's), which is encoded as usual."""
+    header = read_header(data)
+    if header is None or header.codec != "opus" or header.channels != 1 or header.duration <= 0:
+        return None
+    if len(data) * 8 / header.duration > _KEEP_MAX_BPS:
+        return None
+    tap = _WaveformTap()
+    for _ in tap.frames(_pcm_frames(data, _VOICE_RATE)):
+        pass
+    if tap.samples == 0:
+        return None
+    return VoiceClip(ogg=data, duration=header.duration, waveform=tap.waveform(header.duration))
 
 
 class _WaveformTap:

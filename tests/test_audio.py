@@ -25,9 +25,12 @@ def tone(
     rate: int = 48000,
     amplitude: float = 0.4,
     channels: int = 1,
+    bitrate: int | None = None,
 ) -> bytes:
     """make_tone, cached: generating PCM in Python is the slow part of these tests."""
-    return make_tone(seconds, container, rate=rate, amplitude=amplitude, channels=channels)
+    return make_tone(
+        seconds, container, rate=rate, amplitude=amplitude, channels=channels, bitrate=bitrate
+    )
 
 
 def _video_mp4(*, with_audio: bool) -> bytes:
@@ -310,6 +313,32 @@ def test_voice_clip_joins_parts_in_order() -> None:
     assert min(wave[1:9]) > 50
     assert max(wave[11:24]) < 5
     assert min(wave[26:29]) > 50
+
+
+def test_voice_clip_keeps_a_providers_mono_ogg_opus_as_it_is() -> None:
+    data = tone(2.0, "ogg", bitrate=32000)
+    clip = to_voice_clip([data])
+    assert clip.ogg == data  # not encoded again
+    assert clip.duration == pytest.approx(2.0, abs=0.01)
+    # The same bars as for the same sound arriving as WAV (and encoded here).
+    encoded = to_voice_clip([tone(2.0, "wav")]).waveform
+    assert len(clip.waveform) == len(encoded) == 20
+    assert max(abs(a - b) for a, b in zip(clip.waveform, encoded, strict=True)) <= 12
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        tone(1.0, "ogg", channels=2, bitrate=32000),  # stereo: a voice message is mono
+        tone(1.0, "ogg", bitrate=192000),  # far above a voice message's size
+    ],
+    ids=["stereo", "high-bitrate"],
+)
+def test_voice_clip_encodes_other_ogg_opus_again(data: bytes) -> None:
+    clip = to_voice_clip([data])
+    assert clip.ogg != data
+    assert decode_info(clip.ogg)[3:] == (48000, 1)
+    assert len(clip.ogg) * 8 / clip.duration < 64000
 
 
 def test_voice_clip_waveform_length_rules() -> None:
