@@ -71,6 +71,18 @@ def duration_text(seconds: float) -> str:
     return ENGLISH.duration(seconds, short=False)
 
 
+def provider_gone_text(provider: str) -> str:
+    """Why a job whose provider instance left the config (renamed or removed while the job was
+    queued or running) was stopped (encoded for the job row)."""
+    return encode(
+        msg(
+            "The speech service of this job ({provider}) is no longer set up on this bot; please "
+            "send it again.",
+            provider=provider,
+        )
+    )
+
+
 def deadline_text(seconds: float) -> str:
     """Why a job that ran out of time was stopped, with the deadline it had (encoded for the
     job row: each reader sees it in their language)."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.config import Config
+from bot.config import Config, parse_config
 from bot.errors import AudioError, DeliveryError, InputError
 from bot.jobs.models import JobState
 from bot.jobs.worker import INTERRUPTED_MESSAGE
@@ -18,7 +18,7 @@ from bot.settings import ChatSettings, Prefs
 from bot.text import ENGLISH
 from tests.fakes.audio import decode_info, make_tone
 from tests.fakes.providers import FakeCantonese, FakeNanoGpt
-from tests.support import Harness, make_config
+from tests.support import Harness, config_dict, make_config
 
 ORIGIN = Origin(platform="test", chat_id="chat-1", user_id="user-1", reply_to="m-1")
 
@@ -334,3 +334,38 @@ async def test_pipeline_replayed_platform_event_is_recognised(h: Harness) -> Non
     other_chat = Origin("test", "chat-2", "user-1", extra={"source": "update:77"})
     assert not await h.core.service.already_created(other_chat)
     assert not await h.core.service.already_created(ORIGIN)  # no source: never a replay
+
+
+@pytest.mark.parametrize("step", ["queued", "submitted"])
+async def test_pipeline_provider_renamed_fails_its_jobs_at_once_with_a_clear_reason(
+    tmp_path: Path, nano: FakeNanoGpt, canto: FakeCantonese, step: str
+) -> None:
+    """An operator renames the ``nanogpt`` instance while a job waits (or runs) there: the job
+    can be neither sent nor polled under the new name, so it fails at once, saying why, instead
+    of failing on every claim until its deadline."""
+    config = harness_config(tmp_path, nano, canto, stt={"model": "Elevenlabs-STT"})
+    nano.polls_to_complete = 4
+    first = Harness(config)
+    core = await first.open()
+    job = await core.service.transcribe(ORIGIN, make_tone(2.0), "v.ogg")
+    if step == "submitted":
+        await core.poller.run_once()
+    await first.close()
+
+    data = config_dict(tmp_path, nano_url=nano.url, canto_url=canto.url)
+    data["providers"]["hosted"] = {"type": "nanogpt", **data["providers"].pop("nanogpt")}
+    data["stt"] = {"provider": "hosted", "model": "Elevenlabs-STT"}
+    data["tts"] = {**data["tts"], "provider": "hosted"}
+    second = Harness(parse_config(data, env={}))
+    second.clock.now = first.clock.now
+    await second.open()
+    try:
+        await second.drive()
+        [(done, _)] = second.out.delivered
+        assert done.id == job.id and done.state is JobState.FAILED
+        reason = ENGLISH.render(done.error or "")
+        assert "(nanogpt) is no longer set up on this bot" in reason
+        assert nano.submits["transcribe"] == (1 if step == "submitted" else 0)
+        assert second.clock.now - first.clock.now < 60  # not after the 600 s deadline
+    finally:
+        await second.close()

@@ -146,13 +146,22 @@ class JobWorker:
         return self._stt[job.provider].capabilities(job.model)  # speech in (or a translation)
 
     def _gone(self, job: Job) -> bool:
-        """A translation whose speech model left the config since its button was pressed."""
-        return by_speech(job) and job.provider not in self._stt
+        """Whether the provider instance named in the job left the config since it was created
+        (renamed or removed: its jobs can be neither sent nor polled)."""
+        return job.provider not in (self._tts if job.kind is JobKind.TTS else self._stt)
 
     async def _unavailable(self, job: Job, now: float) -> None:
-        _LOGGER.warning("job %s: provider %r is not configured", job.id, job.provider)
+        """Fail a job whose provider is gone with a sentence that says so, at once, rather than
+        let it fail on every claim until its deadline."""
+        _LOGGER.warning(
+            "job %s: provider %r is no longer configured; the job fails", job.id, job.provider
+        )
+        if by_speech(job):  # a translation's model: gone since its button was pressed
+            reason, code = encode(replies.TEXT_UNAVAILABLE), "text"
+        else:
+            reason, code = replies.provider_gone_text(job.provider), "provider_gone"
         await self.store.fail(
-            job.id, encode(replies.TEXT_UNAVAILABLE), now=now, error_code="text", polled=True
+            job.id, reason, now=now, error_code=code, polled=job.state is JobState.SUBMITTED
         )
 
     def _min_interval(self, job: Job) -> float:
