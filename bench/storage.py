@@ -54,7 +54,7 @@ async def _start(config: Path, log: Path) -> asyncio.subprocess.Process:
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests" / "offline"), str(ROOT)])
     with log.open("ab") as sink:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "--config", str(config), "run",
+            sys.executable, "-m", "adapters.cli", "--config", str(config), "run",
             cwd=ROOT, env=env, stdout=sink, stderr=sink,
         )  # fmt: skip
 

@@ -49,7 +49,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 async def start_voicebot_run(config: Path, log: Path) -> asyncio.subprocess.Process:
-    """Start ``python -m bot --config CONFIG run`` offline, appending its output to ``log``.
+    """Start ``python -m adapters.cli --config CONFIG run`` offline, its output appended to ``log``.
 
     A file, not a pipe: nobody has to drain it for the bot to keep running.
     """
@@ -57,7 +57,7 @@ async def start_voicebot_run(config: Path, log: Path) -> asyncio.subprocess.Proc
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bot",
+            "adapters.cli",
             "--config",
             str(config),
             "run",

@@ -1,4 +1,4 @@
-"""Black-box CLI: ``python -m bot`` as a subprocess against the local provider fakes."""
+"""Black-box CLI: ``python -m adapters.cli`` as a subprocess against the local provider fakes."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ async def voicebot(*args: str, env: dict[str, str] | None = None) -> tuple[int, 
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot",
+        "adapters.cli",
         *args,
         cwd=ROOT,
         env=env or subprocess_env(),

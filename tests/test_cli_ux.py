@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import _parser
+from adapters.cli.main import _parser
 from tests.conftest import ROOT, subprocess_env
 from tests.fakes.audio import make_tone
 from tests.fakes.providers import FakeNanoGpt
@@ -35,7 +35,7 @@ async def start(*args: str, stderr: int = asyncio.subprocess.PIPE) -> asyncio.su
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot",
+        "adapters.cli",
         *args,
         cwd=ROOT,
         env=subprocess_env(),

@@ -27,7 +27,7 @@ async def fakes() -> AsyncIterator[tuple[FakeDiscord, FakeNanoGpt, FakeCantonese
 
 
 class BotProcess:
-    """``python -m bot --config X run`` with its log in a file (a pipe could fill up)."""
+    """``python -m adapters.cli --config X run`` with its log in a file (a pipe could fill up)."""
 
     def __init__(self, config: Path, log: Path) -> None:
         self.config = config

@@ -67,7 +67,7 @@ async def voicebot(config: Path, *args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot",
+        "adapters.cli",
         "--config",
         str(config),
         *args,
@@ -242,7 +242,7 @@ async def start_voicebot_run_with_key(config: Path, log: Path) -> asyncio.subpro
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bot",
+            "adapters.cli",
             "--config",
             str(config),
             "run",

@@ -1,4 +1,5 @@
-"""Project-level promises: CI runs README's test command; the core never imports a chat library."""
+"""Project-level promises: CI runs README's test command; the core never imports a chat library
+or an adapter (the dependency points one way: adapters, the CLI among them, import bot/)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ def test_core_never_imports_chat_libraries() -> None:
     code = (
         "import pkgutil, importlib, sys, bot\n"
         "for m in pkgutil.walk_packages(bot.__path__, 'bot.'):\n"
-        "    if m.name != 'bot.__main__': importlib.import_module(m.name)\n"
-        "bad = sorted(n for n in sys.modules if n.split('.')[0] in ('discord', 'telegram'))\n"
+        "    importlib.import_module(m.name)\n"
+        "top = ('discord', 'telegram', 'adapters')\n"
+        "bad = sorted(n for n in sys.modules if n.split('.')[0] in top)\n"
         "print(','.join(bad))\n"
     )
     proc = subprocess.run(
@@ -35,3 +37,14 @@ def test_core_never_imports_chat_libraries() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+def test_core_source_never_names_an_adapter() -> None:
+    """Not even lazily, inside a function (which importing every module would not catch)."""
+    pattern = re.compile(r"^\s*(from|import)\s+adapters\b", re.M)
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "bot").rglob("*.py"))
+        if pattern.search(path.read_text())
+    ]
+    assert offenders == []

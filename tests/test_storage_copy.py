@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from adapters.cli import main
 from bot.jobs.models import Blob, JobKind, NewJob
 from bot.models import Origin
 from bot.storage import open_store

@@ -14,10 +14,17 @@ import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
+from adapters import configured_adapters
+from adapters.cli.check import check_config
+from adapters.cli.watch import (
+    EXIT_INTERRUPTED,
+    CliDeliverer,
+    Interrupted,
+    ProgressLine,
+    wait_for_job,
+)
 from bot import render
 from bot.app import Core, run_bot, setup_logging
-from bot.cli_check import check_config
-from bot.cli_watch import EXIT_INTERRUPTED, CliDeliverer, Interrupted, ProgressLine, wait_for_job
 from bot.config import Config, load_config
 from bot.errors import BotError, ConfigError, InputError
 from bot.jobs.models import Job, JobState
@@ -335,8 +342,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(config: Config) -> int:
-    from adapters import configured_adapters
-
     if not (config.telegram.token or config.discord.token):
         print(
             "voicebot: no chat platform configured: set TELEGRAM_BOT_TOKEN and/or "

@@ -1,5 +1,0 @@
-"""``python -m bot`` runs the voicebot CLI."""
-
-from bot.cli import main
-
-raise SystemExit(main())
