@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
@@ -18,6 +19,14 @@ JOB_COLUMNS = (
     "lease_owner, lease_until, progress, keep_input, unique_key"
 )
 _JOB_NAMES = tuple(name.strip() for name in JOB_COLUMNS.split(","))
+# Columns stored as they are read (the rest are decoded in job_from_row).
+_ORIGIN_PLAIN = ("platform", "chat_id", "user_id", "reply_to", "thread_id")
+_JOB_PLAIN = tuple(
+    f.name
+    for f in dataclasses.fields(Job)
+    if f.name in _JOB_NAMES
+    and f.name not in {"kind", "options", "state", "ticket", "result", "extra"}
+)
 NEW_JOB_COLUMNS = (
     "id",
     "kind",
@@ -119,49 +128,16 @@ def job_from_row(row: Row) -> Job:
     the column names each time, which made decoding the larger part of a claim of many rows."""
     f = dict(zip(_JOB_NAMES, row, strict=False))
     return Job(
-        id=f["id"],
+        **{name: f[name] for name in _JOB_PLAIN},
         kind=JobKind(f["kind"]),
         origin=Origin(
-            platform=f["platform"],
-            chat_id=f["chat_id"],
-            user_id=f["user_id"],
-            reply_to=f["reply_to"],
-            thread_id=f["thread_id"],
-            extra=json.loads(f["origin_extra"]),
+            **{name: f[name] for name in _ORIGIN_PLAIN}, extra=json.loads(f["origin_extra"])
         ),
-        provider=f["provider"],
-        model=f["model"],
         options=json.loads(f["options"]),
         state=JobState(f["state"]),
         ticket=_loads(f["ticket"]),
-        attempts=f["attempts"],
-        poll_count=f["poll_count"],
-        next_poll_at=f["next_poll_at"],
-        deadline_at=f["deadline_at"],
-        queue_position=f["queue_position"],
         result=_loads(f["result"]),
-        error=f["error"],
-        error_code=f["error_code"],
-        cost=f["cost"],
-        currency=f["currency"],
-        input_duration=f["input_duration"],
-        input_bytes=f["input_bytes"],
-        dedup_key=f["dedup_key"],
-        progress_message_id=f["progress_message_id"],
-        created_at=f["created_at"],
-        updated_at=f["updated_at"],
-        submitted_at=f["submitted_at"],
-        completed_at=f["completed_at"],
-        delivered_at=f["delivered_at"],
-        delivery_message_id=f["delivery_message_id"],
-        delivery_error=f["delivery_error"],
-        delivery_attempts=f["delivery_attempts"],
-        deliver_after=f["deliver_after"],
         extra=json.loads(f["extra"]),
-        lease_owner=f["lease_owner"],
-        lease_until=f["lease_until"],
-        progress=f["progress"],
-        unique_key=f["unique_key"],
     )
 
 
