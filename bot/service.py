@@ -8,14 +8,15 @@ import math
 import time
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from bot import audio, render, replies, splitting
+from bot import audio, render, splitting
 from bot.audio import AudioInfo
+from bot.chat_admin import ChatAdminMixin
 from bot.config import Config
 from bot.errors import InputError, ProviderError, ProviderNotConfigured
-from bot.jobs.models import Blob, Job, JobKind, JobState, NewJob
-from bot.limits import AccessDenied, Guard, day_start, text_too_long
+from bot.jobs.models import Activity, Blob, Job, JobKind, JobState, NewJob
+from bot.limits import AccessDenied, Guard, text_too_long
 from bot.models import Origin
 from bot.ports import JobStore
 from bot.preferences import Preferences
@@ -28,7 +29,7 @@ from bot.settings import (
     unknown_voice,
 )
 from bot.status import render_job, render_job_list
-from bot.text import ENGLISH, Msg, Text, msg
+from bot.text import ENGLISH, Text, msg
 from bot.textjobs import TextJobsMixin
 
 _LOGGER = logging.getLogger(__name__)
@@ -53,16 +54,7 @@ def _kept_until(job: Job) -> dict[str, object]:
     return {"keep_audio_until": until} if until else {}
 
 
-@dataclass(frozen=True, slots=True)
-class Cancelled:
-    """A successful cancel: the job as stored now, whether it had been sent, the reply."""
-
-    job: Job
-    sent: bool
-    text: Msg
-
-
-class VoiceService(TextJobsMixin):
+class VoiceService(TextJobsMixin, ChatAdminMixin):
     """Creates jobs (after checking the input against the provider's capabilities) and answers
     questions about them. Adapters never touch the store or providers directly."""
 
@@ -163,26 +155,18 @@ class VoiceService(TextJobsMixin):
         """
         if not self.guard.allowed(origin):
             raise AccessDenied()
-        cfg = self.config.stt
         prefs = prefs or await self.preferences.for_origin(origin)
-        settings, user = prefs.chat, prefs.user
         origin = self.preferences.stamp_locale(origin, prefs)
-        name = provider or cfg.provider
-        model = model or self._default_model(STT, name, cfg.provider, cfg.model)
-        caps = self._stt_provider(name).capabilities(model)
-        lang = language or user.language or settings.language or cfg.language
-        want_diarize = diarize if diarize is not None else settings.diarize
-        do_diarize = (cfg.diarize if want_diarize is None else want_diarize) and caps.diarization
-        options: dict[str, object] = {
-            "language": lang,
-            "diarize": do_diarize,
-            "filename": filename,
-            "output": settings.output or "messages",
-        }
+        name, model, caps, options = self._stt_route(
+            prefs, filename, provider=provider, model=model, language=language, diarize=diarize
+        )
         now = self._clock()
         key = None
         if dedup_key:
-            raw = f"{origin.platform}|{dedup_key}|{name}|{model}|{lang}|{do_diarize}"
+            raw = (
+                f"{origin.platform}|{dedup_key}|{name}|{model}|{options['language']}|"
+                f"{options['diarize']}"
+            )
             key = hashlib.sha256(raw.encode()).hexdigest()
             reused = await self._reuse(origin, key, options, now)
             if reused is not None:
@@ -209,25 +193,66 @@ class VoiceService(TextJobsMixin):
             await self.guard.check_audio(origin, info.duration, activity)
             return await self._create_split(new, caps, data, filename, info, now)
         limits = [x for x in (caps.max_duration_seconds, whole) if x]
+        cap = min(limits) if limits else None
+        return await self._create_whole(new, caps, data, cap, activity, now)
+
+    async def _create_whole(
+        self,
+        new: NewJob,
+        caps: SttCapabilities,
+        data: bytes,
+        max_duration: float | None,
+        activity: Activity | None,
+        now: float,
+    ) -> Job:
+        """Store a recording the model takes in one piece, in a format and size it accepts
+        (re-encoded when needed), once the daily caps allow its length."""
+        filename = str(new.options["filename"])
         prepared = await self._audio.run(
             audio.prepare_for_upload,
             data,
             filename,
             formats=caps.formats,
             max_bytes=caps.max_upload_bytes,
-            max_duration=min(limits) if limits else None,
+            max_duration=max_duration,
         )
-        await self.guard.check_audio(origin, prepared.duration, activity)
+        await self.guard.check_audio(new.origin, prepared.duration, activity)
         blob = Blob(prepared.data, prepared.filename, prepared.content_type)
         job = await self.store.create(
             replace(new, input_duration=prepared.duration),
             now=now,
             input_blob=blob,
-            admit=self.guard.admission(origin, seconds=prepared.duration),
+            admit=self.guard.admission(new.origin, seconds=prepared.duration),
         )
         await self._keep_recording(job, blob)
         self._wake()
         return job
+
+    def _stt_route(
+        self,
+        prefs: Prefs,
+        filename: str,
+        *,
+        provider: str | None,
+        model: str | None,
+        language: str | None,
+        diarize: bool | None,
+    ) -> tuple[str, str, SttCapabilities, dict[str, object]]:
+        """Which provider and model transcribe, what they can do, and the job's options: the
+        caller's choice first, then the person's and the chat's settings, then the config."""
+        cfg, settings = self.config.stt, prefs.chat
+        name = provider or cfg.provider
+        model = model or self._default_model(STT, name, cfg.provider, cfg.model)
+        caps = self._stt_provider(name).capabilities(model)
+        lang = language or prefs.user.language or settings.language or cfg.language
+        want_diarize = diarize if diarize is not None else settings.diarize
+        options: dict[str, object] = {
+            "language": lang,
+            "diarize": (cfg.diarize if want_diarize is None else want_diarize) and caps.diarization,
+            "filename": filename,
+            "output": settings.output or "messages",
+        }
+        return name, model, caps, options
 
     async def _keep_recording(self, job: Job, blob: Blob) -> None:
         if "keep_audio_until" in job.options:
@@ -430,98 +455,3 @@ class VoiceService(TextJobsMixin):
         except ProviderError:
             voices = frozenset()
         return languages, voices
-
-    # -- access, usage, privacy ---------------------------------------------------------------
-
-    def allowed(self, origin: Origin) -> bool:
-        """Whether to answer this user/chat at all (deny and allow lists)."""
-        return self.guard.allowed(origin)
-
-    def is_admin(self, origin: Origin) -> bool:
-        """Whether this user is a configured bot admin."""
-        return self.guard.is_admin(origin)
-
-    async def usage_text(self, origin: Origin, tr: Text = ENGLISH) -> str:
-        """What /usage shows a bot admin: jobs, audio minutes, characters and cost per user and
-        chat, today and over 30 days.
-
-        Raises:
-            AccessDenied: the caller is not a bot admin.
-        """
-        if not self.is_admin(origin):
-            raise AccessDenied(
-                msg("Only the bot's admins can see usage (access.admins in the config).")
-            )
-        now = self._clock()
-        lines: list[str] = []
-        periods = (
-            (tr.gettext("Today (UTC):"), day_start(now)),
-            (tr.gettext("Last 30 days:"), now - 30 * 86400),
-        )
-        for title, since in periods:
-            rows = await self.store.usage(since)
-            lines.append(title)
-            if not rows:
-                lines.append("  " + tr.gettext("no jobs"))
-            for r in rows[:15]:
-                cost = f"{tr.decimal(r['cost'], 4)} {r['currency'] or ''}".rstrip()
-                line = tr.ngettext(
-                    "{platform} chat {chat} user {user}: {n} job, {minutes} audio min, "
-                    "{chars} chars, cost {cost}",
-                    "{platform} chat {chat} user {user}: {n} jobs, {minutes} audio min, "
-                    "{chars} chars, cost {cost}",
-                    r["jobs"],
-                    platform=r["platform"],
-                    chat=r["chat_id"],
-                    user=r["user_id"],
-                    minutes=tr.decimal(r["audio_seconds"] / 60, 1),
-                    chars=r["chars"],
-                    cost=cost,
-                )
-                lines.append("  " + line)
-            total = tr.decimal(sum(r["cost"] for r in rows), 4)
-            lines.append("  " + tr.gettext("total cost: {cost}", cost=total))
-        return "\n".join(lines)
-
-    async def forget(self, origin: Origin, tr: Text = ENGLISH) -> str:
-        """Delete the caller's jobs in this chat (transcripts, audio, text) and say how many."""
-        count = await self.store.forget(origin.platform, origin.chat_id, origin.user_id)
-        if count == 0:
-            return tr.gettext("You have no stored jobs in this chat.")
-        return tr.ngettext(
-            "Deleted {n} of your jobs in this chat, with its transcript and audio.",
-            "Deleted {n} of your jobs in this chat, with their transcripts and audio.",
-            count,
-        )
-
-    async def cancel(self, origin: Origin, job_id: str | None, *, admin: bool) -> Cancelled:
-        """Cancel a queued or running job of this chat: ``job_id``, or the caller's newest one.
-
-        Only its user may cancel a job, or a chat admin (``admin``). Before it was sent it is
-        never sent; after, polling stops and the reply says it may still be charged.
-
-        Raises:
-            InputError: no such job here, not the caller's, or already finished (says which).
-        """
-        wanted = (job_id or "").strip().lstrip("#`").rstrip("`").lower()
-        if wanted:
-            job = await self.store.find_for_chat(origin.platform, origin.chat_id, wanted)
-            if job is None:
-                raise InputError(replies.cancel_unknown(wanted))
-        else:
-            mine = [
-                j
-                for j in await self.store.recent_for_chat(origin.platform, origin.chat_id, 50)
-                if j.origin.user_id == origin.user_id and not j.state.terminal
-            ]
-            if not mine:
-                raise InputError(replies.CANCEL_NOTHING)
-            job = mine[0]
-        if job.origin.user_id != origin.user_id and not admin:
-            raise InputError(replies.CANCEL_NOT_YOURS)
-        sent = job.state is not JobState.QUEUED
-        cancelled = await self.store.cancel(job.id, self._clock())
-        if cancelled is None:
-            raise InputError(replies.cancel_too_late(job.id))
-        _LOGGER.info("job %s cancelled by %s (was %s)", job.id, origin.user_id, job.state)
-        return Cancelled(cancelled, sent, replies.cancelled_text(cancelled, sent=sent))

@@ -1,0 +1,128 @@
+"""Access, usage, privacy and cancelling: the VoiceService part that answers for a chat's people
+and admins (/usage, /forget, /cancel)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot import replies
+from bot.errors import InputError
+from bot.jobs.models import Job, JobState
+from bot.limits import AccessDenied, Guard, day_start
+from bot.models import Origin
+from bot.ports import JobStore
+from bot.text import ENGLISH, Msg, Text, msg
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """A successful cancel: the job as stored now, whether it had been sent, the reply."""
+
+    job: Job
+    sent: bool
+    text: Msg
+
+
+class ChatAdminMixin:
+    """Mixed into :class:`bot.service.VoiceService` (which sets these)."""
+
+    store: JobStore
+    guard: Guard
+    _clock: Callable[[], float]
+
+    def allowed(self, origin: Origin) -> bool:
+        """Whether to answer this user/chat at all (deny and allow lists)."""
+        return self.guard.allowed(origin)
+
+    def is_admin(self, origin: Origin) -> bool:
+        """Whether this user is a configured bot admin."""
+        return self.guard.is_admin(origin)
+
+    async def usage_text(self, origin: Origin, tr: Text = ENGLISH) -> str:
+        """What /usage shows a bot admin: jobs, audio minutes, characters and cost per user and
+        chat, today and over 30 days.
+
+        Raises:
+            AccessDenied: the caller is not a bot admin.
+        """
+        if not self.is_admin(origin):
+            raise AccessDenied(
+                msg("Only the bot's admins can see usage (access.admins in the config).")
+            )
+        now = self._clock()
+        lines: list[str] = []
+        periods = (
+            (tr.gettext("Today (UTC):"), day_start(now)),
+            (tr.gettext("Last 30 days:"), now - 30 * 86400),
+        )
+        for title, since in periods:
+            rows = await self.store.usage(since)
+            lines.append(title)
+            if not rows:
+                lines.append("  " + tr.gettext("no jobs"))
+            for r in rows[:15]:
+                cost = f"{tr.decimal(r['cost'], 4)} {r['currency'] or ''}".rstrip()
+                line = tr.ngettext(
+                    "{platform} chat {chat} user {user}: {n} job, {minutes} audio min, "
+                    "{chars} chars, cost {cost}",
+                    "{platform} chat {chat} user {user}: {n} jobs, {minutes} audio min, "
+                    "{chars} chars, cost {cost}",
+                    r["jobs"],
+                    platform=r["platform"],
+                    chat=r["chat_id"],
+                    user=r["user_id"],
+                    minutes=tr.decimal(r["audio_seconds"] / 60, 1),
+                    chars=r["chars"],
+                    cost=cost,
+                )
+                lines.append("  " + line)
+            total = tr.decimal(sum(r["cost"] for r in rows), 4)
+            lines.append("  " + tr.gettext("total cost: {cost}", cost=total))
+        return "\n".join(lines)
+
+    async def forget(self, origin: Origin, tr: Text = ENGLISH) -> str:
+        """Delete the caller's jobs in this chat (transcripts, audio, text) and say how many."""
+        count = await self.store.forget(origin.platform, origin.chat_id, origin.user_id)
+        if count == 0:
+            return tr.gettext("You have no stored jobs in this chat.")
+        return tr.ngettext(
+            "Deleted {n} of your jobs in this chat, with its transcript and audio.",
+            "Deleted {n} of your jobs in this chat, with their transcripts and audio.",
+            count,
+        )
+
+    async def cancel(self, origin: Origin, job_id: str | None, *, admin: bool) -> Cancelled:
+        """Cancel a queued or running job of this chat: ``job_id``, or the caller's newest one.
+
+        Only its user may cancel a job, or a chat admin (``admin``). Before it was sent it is
+        never sent; after, polling stops and the reply says it may still be charged.
+
+        Raises:
+            InputError: no such job here, not the caller's, or already finished (says which).
+        """
+        wanted = (job_id or "").strip().lstrip("#`").rstrip("`").lower()
+        if wanted:
+            job = await self.store.find_for_chat(origin.platform, origin.chat_id, wanted)
+            if job is None:
+                raise InputError(replies.cancel_unknown(wanted))
+        else:
+            mine = [
+                j
+                for j in await self.store.recent_for_chat(origin.platform, origin.chat_id, 50)
+                if j.origin.user_id == origin.user_id and not j.state.terminal
+            ]
+            if not mine:
+                raise InputError(replies.CANCEL_NOTHING)
+            job = mine[0]
+        if job.origin.user_id != origin.user_id and not admin:
+            raise InputError(replies.CANCEL_NOT_YOURS)
+        sent = job.state is not JobState.QUEUED
+        cancelled = await self.store.cancel(job.id, self._clock())
+        if cancelled is None:
+            raise InputError(replies.cancel_too_late(job.id))
+        _LOGGER.info("job %s cancelled by %s (was %s)", job.id, origin.user_id, job.state)
+        return Cancelled(cancelled, sent, replies.cancelled_text(cancelled, sent=sent))
