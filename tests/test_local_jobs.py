@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.jobs.models import Blob, Job, JobKind, JobState, NewJob
-from bot.jobs.worker import _progress_step
+from bot.jobs.outcomes import progress_step
 from bot.models import Origin
 from bot.providers.base import PollResult, PollStatus
 from bot.replies import progress_text
@@ -208,10 +208,10 @@ def test_progress_step_edits_the_placeholder_every_ten_percent_only() -> None:
     def poll(share: float | None) -> PollResult:
         return PollResult(PollStatus.RUNNING, progress=share)
 
-    assert _progress_step(_running(None), poll(0.0))  # first measurement
-    assert not _progress_step(_running(0.41), poll(0.49))
-    assert _progress_step(_running(0.49), poll(0.5))
-    assert not _progress_step(_running(0.3), poll(None))
+    assert progress_step(_running(None), poll(0.0))  # first measurement
+    assert not progress_step(_running(0.41), poll(0.49))
+    assert progress_step(_running(0.49), poll(0.5))
+    assert not progress_step(_running(0.3), poll(None))
 
 
 async def test_store_sqlite_database_from_schema_v8_gains_progress_and_keep_input(

@@ -12,7 +12,7 @@ from babel.messages.pofile import read_po, write_po
 
 from bot.errors import AudioTooLong, BotError, InputError, ProviderTimeout
 from bot.jobs.models import Job, JobKind, JobState
-from bot.jobs.worker import _deadline_message
+from bot.jobs.outcomes import deadline_message
 from bot.models import Origin, Segment, Transcript
 from bot.replies import transcript_reply
 from bot.settings import parse_language, parse_ui_language, parse_voice
@@ -175,7 +175,7 @@ def _deadline_message_for(seconds: float) -> str:
         updated_at=0.0,
         deadline_at=seconds,
     )
-    return _deadline_message(job)
+    return deadline_message(job)
 
 
 def test_text_errors_keep_english_for_logs_and_translate_for_readers() -> None:

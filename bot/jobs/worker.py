@@ -11,13 +11,21 @@ from bot import audio, replies
 from bot.errors import (
     AudioError,
     ProviderError,
-    ProviderUnavailable,
     ProviderUnreachable,
-    RateLimited,
     UnknownJob,
 )
 from bot.jobs.delivery import Deliverer, Delivery
 from bot.jobs.models import REPLY_STATES, Blob, Job, JobKind, JobState
+from bot.jobs.outcomes import (
+    deadline_message,
+    log_provider_failure,
+    part_entry,
+    poll_parts,
+    progress_step,
+    retry_note,
+    retry_submit,
+    stuck_message,
+)
 from bot.jobs.schedule import BackoffSchedule, PollSchedule
 from bot.jobs.speech_translate import by_speech, in_english
 from bot.jobs.split import SplitRunner, is_split
@@ -43,13 +51,6 @@ INTERRUPTED_MESSAGE = msg(
     "This job was interrupted while it was being sent to the speech service, so it may or may not "
     "have been charged. It was not resent automatically; please send it again to retry."
 ).id
-
-
-def _retry_submit(exc: ProviderError) -> bool:
-    """A submit may be repeated only when the provider provably did not take (or charge) it."""
-    if isinstance(exc, RateLimited):
-        return True
-    return isinstance(exc, ProviderUnavailable) and (exc.status == 503 or not exc.request_sent)
 
 
 class JobWorker:
@@ -184,7 +185,7 @@ class JobWorker:
     async def submit(self, job: Job, now: float) -> None:
         """QUEUED → SUBMITTING → SUBMITTED / COMPLETED / FAILED (or back to QUEUED if unsent)."""
         if now >= job.deadline_at:
-            await self.store.fail(job.id, _deadline_message(job), now=now, error_code="deadline")
+            await self.store.fail(job.id, deadline_message(job), now=now, error_code="deadline")
             return
         if is_split(job):
             await self._split.split(job, now)
@@ -261,7 +262,7 @@ class JobWorker:
             return answers[0]
         # Some parts' audio is still to fetch: one ticket keeps every part, the fetched ones as
         # bytes, so polling retries only what is missing and no part is synthesized twice.
-        entries = [_part_entry(a) for a in answers]
+        entries = [part_entry(a) for a in answers]
         cost = sum(a.cost or 0.0 for a in answers if isinstance(a, Ticket)) or None
         return Ticket(provider=job.provider, data={"kind": "tts", "parts": entries}, cost=cost)
 
@@ -321,17 +322,17 @@ class JobWorker:
     async def _submit_failed(self, job: Job, exc: ProviderError) -> None:
         now = self._clock()
         delay = self.schedule.next_poll(job, 0.0, exc.retry_after)
-        if _retry_submit(exc) and now + delay < job.deadline_at:
+        if retry_submit(exc) and now + delay < job.deadline_at:
             _LOGGER.info(
                 "job %s: provider did not take it (%s); retry in %.1fs", job.id, exc, delay
             )
             requeued = await self.store.requeue(job.id, now + delay, now)
             if requeued is not None:
                 await self.delivery.notify(
-                    requeued, _retry_note(exc, job.attempts + 1, delay, sent=False)
+                    requeued, retry_note(exc, job.attempts + 1, delay, sent=False)
                 )
             return
-        _log_provider_failure(job, exc)
+        log_provider_failure(job, exc)
         await self.store.fail(job.id, encode(exc.text), now=now, error_code=type(exc).__name__)
 
     # -- poll -------------------------------------------------------------------------------
@@ -340,7 +341,7 @@ class JobWorker:
         """Ask the provider about a SUBMITTED job and record what it said."""
         if now >= job.deadline_at:
             await self.store.fail(
-                job.id, _deadline_message(job), now=now, error_code="deadline", polled=False
+                job.id, deadline_message(job), now=now, error_code="deadline", polled=False
             )
             return
         if is_split(job):
@@ -359,7 +360,7 @@ class JobWorker:
         try:
             with self.metrics.provider_call(job, "poll"):
                 if isinstance(ticket.data.get("parts"), list):
-                    result = await _poll_parts(provider, ticket)
+                    result = await poll_parts(provider, ticket)
                 else:
                     result = await provider.poll(ticket)
         except ProviderError as exc:
@@ -385,10 +386,10 @@ class JobWorker:
                 job.id, next_poll_at=now + delay, now=now, queue_position=job.queue_position
             )
             if moved is not None and isinstance(exc, ProviderUnreachable):
-                note = _retry_note(exc, job.poll_count + 1, delay, sent=True)
+                note = retry_note(exc, job.poll_count + 1, delay, sent=True)
                 await self.delivery.notify(moved, note)
             return
-        _log_provider_failure(job, exc)
+        log_provider_failure(job, exc)
         await self.store.fail(
             job.id, encode(exc.text), now=now, error_code=type(exc).__name__, polled=True
         )
@@ -421,7 +422,7 @@ class JobWorker:
             )
             return
         if self._stuck(job, now):
-            await self.store.fail(job.id, _stuck_message(job), now=now, error_code="stuck")
+            await self.store.fail(job.id, stuck_message(job), now=now, error_code="stuck")
             return
         self.schedule.observe_queue(job, result.queue_position, now)
         # Scheduled from what this answer said (queue position as of now), not the last one.
@@ -434,7 +435,7 @@ class JobWorker:
             queue_position=result.queue_position,
             progress=result.progress,
         )
-        if result.queue_position != job.queue_position or _progress_step(job, result):
+        if result.queue_position != job.queue_position or progress_step(job, result):
             await self.delivery.notify(stored)
 
     def _stuck(self, job: Job, now: float) -> bool:
@@ -442,70 +443,3 @@ class JobWorker:
             return False
         limit = self._stt[job.provider].capabilities(job.model).max_processing_seconds
         return now - job.submitted_at > limit
-
-
-def _progress_step(job: Job, result: PollResult) -> bool:
-    """Whether the progress crossed a 10 % step: the placeholder is edited that often, no more
-    (each edit is a chat API call)."""
-    if result.progress is None:
-        return False
-    before = -1 if job.progress is None else int(job.progress * 10)
-    return int(result.progress * 10) != before
-
-
-def _part_entry(answer: SpeechAudio | Ticket) -> dict[str, object]:
-    """One part of a multi-part TTS ticket: fetched audio (base64) or the part's own ticket."""
-    if isinstance(answer, SpeechAudio):
-        return {"audio": base64.b64encode(answer.data).decode(), "contentType": answer.content_type}
-    return {"ticket": dict(answer.data)}
-
-
-async def _poll_parts(provider: SpeechToText | TextToSpeech, ticket: Ticket) -> PollResult:
-    """Poll each unfinished part of a multi-part TTS ticket; COMPLETED once all have audio."""
-    audios: list[SpeechAudio] = []
-    for entry in ticket.data["parts"]:
-        if "audio" in entry:
-            audios.append(SpeechAudio(base64.b64decode(entry["audio"]), entry["contentType"]))
-            continue
-        result = await provider.poll(Ticket(provider=ticket.provider, data=entry["ticket"]))
-        if result.status is not PollStatus.COMPLETED or result.audio is None:
-            return result
-        audios.append(result.audio)
-    return PollResult(PollStatus.COMPLETED, audio_parts=tuple(audios))
-
-
-def _deadline_message(job: Job) -> str:
-    return replies.deadline_text(job.deadline_at - job.created_at)
-
-
-def _stuck_message(job: Job) -> str:
-    return encode(replies.STUCK)
-
-
-def _retry_note(exc: ProviderError, attempt: int, delay: float, *, sent: bool) -> dict[str, object]:
-    """What a deliverer is told when a provider call will be retried (see ``_notify``)."""
-    short = (
-        f"{exc.provider}: {exc.host}: {exc.reason}"
-        if isinstance(exc, ProviderUnreachable)
-        else str(exc)
-    )
-    return {
-        "attempt": attempt,
-        "retry_in": delay,
-        "detail": str(exc),
-        "short": short,
-        "user_message": encode(exc.text),
-        "sent": sent,
-    }
-
-
-def _log_provider_failure(job: Job, exc: ProviderError) -> None:
-    # One operator line per job, never a retry storm: auth and balance problems need a human.
-    _LOGGER.error(
-        "job %s: %s provider refused (%s, status %s): %s",
-        job.id,
-        job.provider,
-        type(exc).__name__,
-        exc.status,
-        exc,
-    )
