@@ -19,7 +19,7 @@ from av.audio.frame import AudioFrame
 from av.audio.stream import AudioStream
 from av.container import InputContainer
 
-from bot.audio_headers import read_header
+from bot.audio_headers import is_wav, read_header
 from bot.errors import AudioError, AudioTooLong
 from bot.models import AudioInput, VoiceClip
 from bot.text import Duration, msg
@@ -274,7 +274,7 @@ class _WaveformTap:
 
 def _open(data: bytes) -> InputContainer:
     try:
-        if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        if is_wav(data):
             # FFmpeg's stream probe reads up to 5 MB of a WAV (all of a TTS reply) to learn what
             # its header already says: 7-10 ms for 4 s of Piper speech, 0.35 ms with a small
             # probe (the fmt chunk comes first).

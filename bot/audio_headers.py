@@ -40,9 +40,14 @@ def read_header(data: bytes) -> Header | None:
     """
     if data[:4] == b"OggS":
         return _ogg_opus(data)
-    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+    if is_wav(data):
         return _wav(data)
     return None
+
+
+def is_wav(data: bytes) -> bool:
+    """Whether ``data`` starts as a RIFF/WAVE file."""
+    return data[:4] == b"RIFF" and data[8:12] == b"WAVE"
 
 
 def _ogg_opus(data: bytes) -> Header | None:

@@ -194,20 +194,20 @@ class VoiceService(TextJobsMixin, ChatAdminMixin):
             return await self._create_split(new, caps, data, filename, info, now)
         limits = [x for x in (caps.max_duration_seconds, whole) if x]
         cap = min(limits) if limits else None
-        return await self._create_whole(new, caps, data, cap, activity, now)
+        return await self._create_whole(new, caps, data, filename, cap, activity, now)
 
     async def _create_whole(
         self,
         new: NewJob,
         caps: SttCapabilities,
         data: bytes,
+        filename: str,
         max_duration: float | None,
         activity: Activity | None,
         now: float,
     ) -> Job:
         """Store a recording the model takes in one piece, in a format and size it accepts
         (re-encoded when needed), once the daily caps allow its length."""
-        filename = str(new.options["filename"])
         prepared = await self._audio.run(
             audio.prepare_for_upload,
             data,
