@@ -84,6 +84,11 @@ def _loads(text: str | None) -> Any:
     return json.loads(text) if text else None
 
 
+def _object(text: str) -> dict[str, Any]:
+    # Most jobs have no origin extras and no extra state: skip the JSON parser for "{}".
+    return {} if text == "{}" else dict(json.loads(text))
+
+
 def new_job_row(
     job_id: str,
     new: NewJob,
@@ -131,13 +136,13 @@ def job_from_row(row: Row) -> Job:
         **{name: f[name] for name in _JOB_PLAIN},
         kind=JobKind(f["kind"]),
         origin=Origin(
-            **{name: f[name] for name in _ORIGIN_PLAIN}, extra=json.loads(f["origin_extra"])
+            **{name: f[name] for name in _ORIGIN_PLAIN}, extra=_object(f["origin_extra"])
         ),
         options=json.loads(f["options"]),
         state=JobState(f["state"]),
         ticket=_loads(f["ticket"]),
         result=_loads(f["result"]),
-        extra=json.loads(f["extra"]),
+        extra=_object(f["extra"]),
     )
 
 
