@@ -177,7 +177,25 @@ def _capacity_rows(result: dict[str, Any]) -> list[str]:
         f"{n} {_fmt(cap[n]['jobs_per_s'], 1)} jobs/s at {cap[n]['clients']} clients"
         for n in ("reference", *names)
     )
-    return [*lines, "", f"Capacity (best level each): {best}."]
+    top = sweep["levels"][-1]
+    ref_cpu = top["reference"]["cpu_ms_per_job"]
+    audio = "; ".join(
+        f"{n} {_fmt(top[n]['audio_cpu_ms_per_job'])} of {_fmt(top[n]['cpu_ms_per_job'])} ms, "
+        f"the rest {_ratio(top[n]['cpu_ms_per_job'] - top[n]['audio_cpu_ms_per_job'], ref_cpu)} "
+        "the reference's"
+        for n in names
+        if "audio_cpu_ms_per_job" in top[n]
+    )
+    split = (
+        [
+            "",
+            f"Audio threads' CPU per job at {top['clients']} clients (voice-message clips; the "
+            f"reference keeps the provider's MP3 and encodes nothing): {audio}.",
+        ]
+        if audio
+        else []
+    )
+    return [*lines, "", f"Capacity (best level each): {best}.", *split]
 
 
 def markdown(result: dict[str, Any]) -> str:

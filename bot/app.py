@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bot.audio import AudioPool
+from bot.audio_pool import AudioPool
 from bot.config import Config
 from bot.health import HealthServer
 from bot.jobs.models import Job
@@ -137,6 +137,7 @@ class Core:
         self.schedule = PredictiveSchedule(store, clock, cap=config.jobs.max_poll_interval)
         self.audio = AudioPool()
         self.metrics = Metrics()
+        self.metrics.count_audio_cpu(lambda: self.audio.cpu_seconds)
         self.worker = JobWorker(
             store,
             stt=self.stt,

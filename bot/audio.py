@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import io
 import logging
 import os
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import ParamSpec, TypeVar
 
 import av
 from av.audio.frame import AudioFrame
@@ -25,32 +21,6 @@ from bot.models import AudioInput, VoiceClip
 from bot.text import Duration, msg
 
 _LOGGER = logging.getLogger(__name__)
-
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
-
-
-class AudioPool:
-    """Runs the CPU-bound audio steps (probe, re-encode, voice clips) off the event loop.
-
-    On few threads on purpose: FFmpeg work in many threads fights the event loop for the GIL and
-    the cores. Measured on 2 cores, probing a voice note costs 0.7 ms of CPU on one thread and
-    1.8 ms each on asyncio's default pool of six. One thread per core beyond the event loop's.
-    """
-
-    def __init__(self, threads: int | None = None) -> None:
-        count = threads or max(1, (os.cpu_count() or 2) - 1)
-        self._executor = ThreadPoolExecutor(count, thread_name_prefix="voicebot-audio")
-
-    async def run(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        """``fn(*args, **kwargs)`` on an audio thread."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
-
-    def close(self) -> None:
-        """Stop the threads once the work already handed over is done."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
 
 # Errors PyAV raises for data it cannot parse; InvalidDataError is both FFmpegError and ValueError.
 _AV_ERRORS = (av.FFmpegError, ValueError, EOFError, OSError)

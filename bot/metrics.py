@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from bot.jobs.models import Job, JobState
 
@@ -61,6 +62,10 @@ class Metrics:
             registry=r,
         )
 
+    def count_audio_cpu(self, read: Callable[[], float]) -> None:
+        """Expose ``read()`` (the audio threads' CPU seconds so far) as a counter."""
+        self.registry.register(_AudioCpu(read))
+
     @contextmanager
     def provider_call(self, job: Job, call: str) -> Iterator[None]:
         """Time one provider request (``submit`` or ``poll``) of ``job``."""
@@ -101,3 +106,17 @@ class Metrics:
             started = loop.time()
             await asyncio.sleep(every)
             self.loop_lag.observe(max(0.0, loop.time() - started - every))
+
+
+class _AudioCpu:
+    """``voicebot_audio_cpu_seconds_total``, read when scraped."""
+
+    def __init__(self, read: Callable[[], float]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[Metric]:
+        yield CounterMetricFamily(
+            "voicebot_audio_cpu_seconds",
+            "CPU time of the audio threads (probing, re-encoding, voice-message clips)",
+            value=self._read(),
+        )

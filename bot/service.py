@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from bot import audio, render, splitting
 from bot.audio import AudioInfo
+from bot.audio_pool import AudioPool
 from bot.chat_admin import ChatAdminMixin
 from bot.config import Config
 from bot.errors import InputError, ProviderError, ProviderNotConfigured
@@ -68,10 +69,10 @@ class VoiceService(TextJobsMixin, ChatAdminMixin):
         wake: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         eta: Callable[[Job], float | None] = lambda job: None,
-        audio_pool: audio.AudioPool | None = None,
+        audio_pool: AudioPool | None = None,
     ) -> None:
         self.store = store
-        self._audio = audio_pool or audio.AudioPool()
+        self._audio = audio_pool or AudioPool()
         self._eta = eta
         self.guard = Guard(store, config.limits, config.access, clock)
         self.config = config

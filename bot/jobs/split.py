@@ -6,7 +6,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-from bot import audio, splitting
+from bot import splitting
+from bot.audio_pool import AudioPool
 from bot.errors import AudioError, ProviderError, ProviderUnavailable, RateLimited, UnknownJob
 from bot.jobs.models import Blob, Job, JobState, NewPart, Part
 from bot.jobs.stitch import stitch
@@ -40,7 +41,7 @@ class SplitRunner:
         stt: Mapping[str, SpeechToText],
         *,
         clock: Callable[[], float],
-        audio_pool: audio.AudioPool,
+        audio_pool: AudioPool,
         notify: Callable[[Job | None], Awaitable[None]],
         concurrency: int = 2,
     ) -> None:

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Mapping
 
 from bot import audio, replies
+from bot.audio_pool import AudioPool
 from bot.errors import (
     AudioError,
     ProviderError,
@@ -64,7 +65,7 @@ class JobWorker:
         tts: Mapping[str, TextToSpeech],
         clock: Callable[[], float],
         schedule: PollSchedule | None = None,
-        audio_pool: audio.AudioPool | None = None,
+        audio_pool: AudioPool | None = None,
         part_concurrency: int = 2,
         llm: TextGenerator | None = None,
         max_input_tokens: int = 8000,
@@ -74,7 +75,7 @@ class JobWorker:
         self.metrics = metrics or Metrics()
         # The platforms: progress, replies and their retries.
         self.delivery = Delivery(store, clock=clock, metrics=self.metrics)
-        self._audio = audio_pool or audio.AudioPool()
+        self._audio = audio_pool or AudioPool()
         self._split = SplitRunner(
             store,
             stt,
