@@ -59,13 +59,16 @@ async def _load(
 
 async def _resume(db: Path, urls: tuple[str, str], count: int, wait: float) -> dict[str, Any]:
     config = bench_config(db, *urls)
-    start = time.monotonic()
-    async with running_core(config) as (_core, deliverer):
+    start, cpu0 = time.monotonic(), time.process_time()
+    async with running_core(config) as (core, deliverer):
         opened = time.monotonic()
         done = await deliverer.wait(count, wait)
+        cpu, audio = time.process_time() - cpu0, core.audio.cpu_seconds
         last = max((d.at for d in deliverer.deliveries.values()), default=time.monotonic())
         first = min((d.at for d in deliverer.deliveries.values()), default=last)
     return {
+        "cpu_seconds": cpu,
+        "audio_cpu_seconds": audio,
         "jobs": count,
         "delivered": len(deliverer.deliveries),
         "all_delivered": done,

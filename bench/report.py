@@ -227,6 +227,15 @@ def markdown(result: dict[str, Any]) -> str:
                 f"| {_fmt(o['latency_p95'])} / {_fmt(b['latency_p95'])} "
                 f"| {_fmt(o['polls_mean'])} / {_fmt(b['polls_mean'])} |"
             )
+    resumes = [result[k] for k in ("resume", "resume_large") if "cpu_seconds" in result.get(k, {})]
+    if resumes:
+        told = "; ".join(
+            f"{r['jobs']:,} jobs: {_fmt(r['all_delivered_seconds'])} s, "
+            f"{_fmt(r['cpu_seconds'])} s of CPU, {_fmt(r['audio_cpu_seconds'])} s of it on the "
+            "audio threads"
+            for r in resumes
+        )
+        lines += ["", f"Resume after a restart (all polled, recorded and replied): {told}."]
     lines += ["", "| Goal | Measured | Target | Met |", "|---|---:|---|:---:|"]
     for t in result["targets"]:
         lines.append(
