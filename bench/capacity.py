@@ -2,10 +2,10 @@
 
 Zero-latency fakes and the NanoGPT-only mix (¾ Elevenlabs-STT, ¼ Elevenlabs TTS), so provider
 floors (cantonese.ai's 5 s interval) bound nothing: what is left is the bot's own cost. Each level
-of the sweep runs ``clients`` closed loops for a fixed window: a client submits a job, waits for
-its reply and submits the next; jobs finished inside the window count. The reference loop sleeps
-its documented 5 s / 3 s before each status check, so it needs hundreds of clients to be busy;
-the bot's capacity is where its curve flattens.
+of the sweep runs ``clients`` closed loops: a client submits a job, waits for its reply and
+submits the next; after a warm-up, jobs finished inside a fixed window count. The reference
+loop sleeps its documented 5 s / 3 s before each status check, so it needs thousands of clients
+to be busy; the bot's capacity is where its curve peaks.
 """
 
 from __future__ import annotations
@@ -51,27 +51,36 @@ async def closed_loop(
     window: float,
     audio_cpu: Callable[[], float] | None = None,
 ) -> dict[str, float]:
-    """``clients`` loops running jobs back to back for ``window`` seconds; throughput and CPU.
+    """``clients`` loops running jobs back to back; throughput and CPU over ``window`` seconds
+    of steady state.
 
-    CPU is this process's (the fakes run in their own), over the window, per job finished in it;
-    ``audio_cpu`` (the bot's audio threads' CPU seconds so far) splits out the audio work.
+    The loops start spread over the first half of a warm-up of ``window / 2`` seconds, so they
+    don't move in lockstep (the reference's jobs all sleep the same 3-5 s); only then are jobs
+    and CPU counted. Jobs count when they finish inside the window, and the CPU spent in it is
+    shared among them: in steady state the work of jobs still running at either edge evens out.
+    CPU is this process's (the fakes run in their own); ``audio_cpu`` (the bot's audio threads'
+    CPU seconds so far) splits out the audio work.
     """
     finished = 0
     started = 0
-    end = time.monotonic() + window
+    warmup = window / 2
+    begin = time.monotonic() + warmup
+    end = begin + window
 
-    async def client() -> None:
+    async def client(delay: float) -> None:
         nonlocal finished, started
+        await asyncio.sleep(delay)
         while time.monotonic() < end:
             started += 1
             ok = await run_one(started)
-            if ok and time.monotonic() <= end:
+            if ok and begin <= time.monotonic() <= end:
                 finished += 1
 
+    tasks = [asyncio.create_task(client(warmup / 2 * i / clients)) for i in range(clients)]
+    await asyncio.sleep(max(0.0, begin - time.monotonic()))
     audio0 = audio_cpu() if audio_cpu else 0.0
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    tasks = [asyncio.create_task(client()) for _ in range(clients)]
-    await asyncio.sleep(window)
+    await asyncio.sleep(max(0.0, end - time.monotonic()))
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     audio = (audio_cpu() - audio0) if audio_cpu else 0.0
     for task in tasks:
@@ -81,6 +90,7 @@ async def closed_loop(
         "clients": clients,
         "jobs": finished,
         "seconds": wall,
+        "warmup_s": warmup,
         "jobs_per_s": finished / wall,
         "cpu_ms_per_job": 1000 * cpu / max(1, finished),
         "audio_cpu_ms_per_job": 1000 * audio / max(1, finished),
@@ -155,7 +165,7 @@ async def sweep(
                 window,
             )
         rows.append(row)
-    return {"window_s": window, "levels": rows, "capacity": _capacity(rows)}
+    return {"window_s": window, "warmup_s": window / 2, "levels": rows, "capacity": _capacity(rows)}
 
 
 def _capacity(rows: list[dict[str, Any]]) -> dict[str, Any]:

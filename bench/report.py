@@ -209,7 +209,8 @@ def markdown(result: dict[str, Any]) -> str:
         *_latency_rows(result),
         "",
         f"**Capacity** (zero-latency fakes, {capacity_mix()}; closed loops, "
-        f"{_fmt(result['capacity']['window_s'], 0)} s per level):",
+        f"{_fmt(result['capacity'].get('warmup_s', 0), 0)} s warm-up, then "
+        f"{_fmt(result['capacity']['window_s'], 0)} s counted per level):",
         "",
         *_capacity_rows(result),
     ]
