@@ -45,6 +45,12 @@ def _spec(shapes: list[JobSpec], index: int) -> JobSpec:
     return JobSpec(index, m.kind, m.provider, m.size, 0.0, 0.0, m.audio, m.text)
 
 
+def warmup_for(window: float) -> float:
+    """Seconds a level runs before anything is counted: long enough for the reference's 3-5 s
+    sleeps to spread out after the staggered start."""
+    return window / 2
+
+
 async def closed_loop(
     run_one: Callable[[int], Awaitable[bool]],
     clients: int,
@@ -54,7 +60,7 @@ async def closed_loop(
     """``clients`` loops running jobs back to back; throughput and CPU over ``window`` seconds
     of steady state.
 
-    The loops start spread over the first half of a warm-up of ``window / 2`` seconds, so they
+    The loops start spread over the first half of a warm-up (:func:`warmup_for`), so they
     don't move in lockstep (the reference's jobs all sleep the same 3-5 s); only then are jobs
     and CPU counted. Jobs count when they finish inside the window, and the CPU spent in it is
     shared among them: in steady state the work of jobs still running at either edge evens out.
@@ -63,7 +69,7 @@ async def closed_loop(
     """
     finished = 0
     started = 0
-    warmup = window / 2
+    warmup = warmup_for(window)
     begin = time.monotonic() + warmup
     end = begin + window
 
@@ -90,7 +96,6 @@ async def closed_loop(
         "clients": clients,
         "jobs": finished,
         "seconds": wall,
-        "warmup_s": warmup,
         "jobs_per_s": finished / wall,
         "cpu_ms_per_job": 1000 * cpu / max(1, finished),
         "audio_cpu_ms_per_job": 1000 * audio / max(1, finished),
@@ -165,7 +170,12 @@ async def sweep(
                 window,
             )
         rows.append(row)
-    return {"window_s": window, "warmup_s": window / 2, "levels": rows, "capacity": _capacity(rows)}
+    return {
+        "window_s": window,
+        "warmup_s": warmup_for(window),
+        "levels": rows,
+        "capacity": _capacity(rows),
+    }
 
 
 def _capacity(rows: list[dict[str, Any]]) -> dict[str, Any]:
