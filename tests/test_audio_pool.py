@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from bot.audio import to_voice_clip
 from bot.audio_pool import AudioPool
 from bot.metrics import Metrics
@@ -42,12 +44,8 @@ async def test_audio_pool_counts_a_step_that_fails() -> None:
         raise ValueError("bad audio")
 
     try:
-        try:
+        with pytest.raises(ValueError, match="bad audio"):
             await pool.run(busy_then_fail)
-        except ValueError:
-            pass
-        else:  # pragma: no cover - the step raises
-            raise AssertionError("the error was lost")
         assert pool.cpu_seconds > 0.001
     finally:
         pool.close()

@@ -86,7 +86,10 @@ def _loads(text: str | None) -> Any:
 
 def _object(text: str) -> dict[str, Any]:
     # Most jobs have no origin extras and no extra state: skip the JSON parser for "{}".
-    return {} if text == "{}" else dict(json.loads(text))
+    if text == "{}":
+        return {}
+    value: dict[str, Any] = json.loads(text)
+    return value
 
 
 def new_job_row(
