@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.app import ChatAdapter, Core
+    from bot.app.core import ChatAdapter, Core
 
 
 def configured_adapters(core: Core) -> list[ChatAdapter]:

@@ -18,7 +18,7 @@ import aiohttp
 
 from bench.fakes import API_KEY_CANTO, API_KEY_NANO
 from bench.mix import NANO_STT_MODEL, NANO_TTS_MODEL, TTS_VOICE, JobSpec
-from bot import audio
+from bot.audio import codec as audio
 
 STT_INTERVAL = 5.0
 TTS_INTERVAL = 3.0

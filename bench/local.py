@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bot import audio
-from bot.models import AudioInput, SttOptions, TtsOptions
+from bot.audio import codec as audio
+from bot.model.speech import AudioInput, SttOptions, TtsOptions
 from bot.providers.base import PollStatus
 from bot.providers.local.piper import PiperTextToSpeech
 from bot.providers.local.settings import PiperSettings, WhisperSettings

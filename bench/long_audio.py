@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bot import render, replies
-from bot.app import Core
-from bot.config import parse_config
-from bot.jobs.models import JobKind, JobState
-from bot.models import Origin
+from bot.app.core import Core
+from bot.chat import render, replies
+from bot.config.load import parse_config
+from bot.model.job import JobKind, JobState
+from bot.model.speech import Origin
 from tests.fakes.chat import FakeChat
 from tests.fakes.openai import FakeOpenAi
 from tests.support import FakeClock, RecordingDeliverer, config_dict

@@ -11,7 +11,7 @@ from typing import Any
 
 from bench.fakes import tone
 from bench.mix import PLATFORM
-from bot.audio import probe, to_voice_clip
+from bot.audio.codec import probe, to_voice_clip
 from bot.storage.sqlite import SqliteJobStore
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.fakes import API_KEY_CANTO, API_KEY_NANO, run_key, tone
-from bot.config import Config, parse_config
+from bot.config.load import Config, parse_config
 
 PLATFORM = "bench"
 NANO_STT_MODEL = "Elevenlabs-STT"  # NanoGPT's asynchronous (runId + status) STT model

@@ -1,4 +1,4 @@
-"""Drives the real core (``bot.app.Core``) through a bench platform, as an adapter would."""
+"""Drives the real core (``bot.app.core.Core``) through a bench platform, as an adapter would."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.mix import NANO_STT_MODEL, NANO_TTS_MODEL, PLATFORM, JobSpec
-from bot.app import Core
-from bot.config import Config
-from bot.jobs.models import Job, JobState
+from bot.app.core import Core
+from bot.config.load import Config
 from bot.jobs.poller import ClockWatch
-from bot.models import Origin, VoiceClip
+from bot.model.job import Job, JobState
+from bot.model.speech import Origin, VoiceClip
 
 _LOGGER = logging.getLogger(__name__)
 

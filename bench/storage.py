@@ -34,8 +34,8 @@ from typing import Any
 
 import yaml
 
-from bot.jobs.models import JobKind, NewJob
-from bot.models import Origin
+from bot.model.job import JobKind, NewJob
+from bot.model.speech import Origin
 from bot.storage import open_store
 from bot.storage.jobs import SqlJobStore
 from tests.fakes.audio import make_tone

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from bench.local import word_error_rate
-from bot.app import Core
-from bot.config import Config, parse_config
+from bot.app.core import Core
+from bot.config.load import Config, parse_config
 from tests.support import RecordingDeliverer, config_dict
 
 SENTENCE = "The quick brown fox jumps over the lazy dog while the orange cat sleeps in the sun."

@@ -13,10 +13,10 @@ from typing import Any
 import asyncpg
 import yaml
 
-from bot.app import Core
-from bot.config import Config, parse_config
-from bot.jobs.models import Job
-from bot.models import VoiceClip
+from bot.app.core import Core
+from bot.config.load import Config, parse_config
+from bot.model.job import Job
+from bot.model.speech import VoiceClip
 from bot.storage.jobs import SqlJobStore
 from bot.storage.postgres_schema import MIGRATIONS as PG_MIGRATIONS
 from bot.storage.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS

@@ -1,4 +1,4 @@
-"""Tests for bot.audio: probing, upload preparation and voice clips, on audio made with PyAV."""
+"""Tests for bot.audio.codec: probing, upload preparation, voice clips, on audio made with PyAV."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from functools import cache
 import av
 import pytest
 
-from bot.audio import AudioInfo, mime_for, prepare_for_upload, probe, to_voice_clip
-from bot.errors import AudioError, AudioTooLong
+from bot.audio.codec import AudioInfo, mime_for, prepare_for_upload, probe, to_voice_clip
+from bot.model.errors import AudioError, AudioTooLong
 from tests.fakes.audio import decode_info, make_tone
 
 

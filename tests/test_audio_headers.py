@@ -6,8 +6,8 @@ import struct
 
 import pytest
 
-from bot import audio
-from bot.audio_headers import read_header
+from bot.audio import codec as audio
+from bot.audio.headers import read_header
 from tests.fakes.audio import make_tone
 
 

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from bot.audio import to_voice_clip
-from bot.audio_pool import AudioPool
-from bot.metrics import Metrics
+from bot.audio.codec import to_voice_clip
+from bot.audio.pool import AudioPool
+from bot.jobs.metrics import Metrics
 from tests.fakes.audio import make_tone
 
 

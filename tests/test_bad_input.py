@@ -16,9 +16,9 @@ import av
 import pytest
 import yaml
 
-from bot.config import load_config
-from bot.errors import ConfigError
-from bot.jobs.models import Job
+from bot.config.load import load_config
+from bot.model.errors import ConfigError
+from bot.model.job import Job
 from tests.fakes.audio import make_tone
 from tests.support import config_dict
 from tests.test_telegram_adapter import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.jobs.models import JobState
+from bot.model.job import JobState
 from bot.text import ENGLISH
 from tests.fakes.providers import FakeNanoGpt
 from tests.test_faults import bench

@@ -9,8 +9,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.config import parse_config
-from bot.errors import (
+from bot.config.load import parse_config
+from bot.model.errors import (
     ConfigError,
     MalformedAnswer,
     ProviderAuthError,

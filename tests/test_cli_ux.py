@@ -214,7 +214,7 @@ async def test_cli_run_without_chat_platform_exits_2_naming_env_vars(tmp_path: P
 
 @pytest.mark.parametrize("seconds", [15, 60, 150])
 def test_replies_deadline_states_the_real_duration(seconds: int) -> None:
-    from bot.replies import deadline_text
+    from bot.chat.replies import deadline_text
     from bot.text import ENGLISH
 
     expected = {15: "15 seconds", 60: "1 minute", 150: "2 minutes 30 seconds"}[seconds]

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import Core
-from bot.jobs.models import JobState
+from bot.app.core import Core
 from bot.jobs.poller import ClockWatch
-from bot.models import Origin
+from bot.model.job import JobState
+from bot.model.speech import Origin
 from tests.fakes.audio import make_tone
 from tests.fakes.providers import FakeCantonese, FakeNanoGpt
 from tests.support import FakeClock, RecordingDeliverer, make_config

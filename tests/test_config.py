@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.config import expand_env, load_config, parse_config
-from bot.errors import ConfigError
+from bot.config.load import expand_env, load_config, parse_config
+from bot.model.errors import ConfigError
 from tests.support import config_dict
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"

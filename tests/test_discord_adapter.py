@@ -15,9 +15,9 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from adapters.discord.adapter import DiscordAdapter
-from bot.app import Core
-from bot.errors import BotError
-from bot.jobs.models import Job
+from bot.app.core import Core
+from bot.model.errors import BotError
+from bot.model.job import Job
 from tests.fakes.audio import decode_info, make_tone
 from tests.fakes.discord import FakeDiscord, RecordedRequest
 from tests.fakes.discord_world import JSON

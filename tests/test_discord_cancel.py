@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from adapters.discord.cancel import CUSTOM_ID
-from bot.jobs.models import Job, JobState
+from bot.model.job import Job, JobState
 from tests.fakes.audio import make_tone
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_world import JSON

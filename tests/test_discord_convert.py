@@ -22,8 +22,8 @@ from adapters.discord.convert import (
     voice_message_form,
     voice_message_payload,
 )
-from bot.models import VoiceClip
-from bot.replies import FileReply
+from bot.chat.replies import FileReply
+from bot.model.speech import VoiceClip
 from tests.fakes.discord_world import make_waveform
 
 

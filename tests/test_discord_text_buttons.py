@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.jobs.models import Job, JobKind, JobState
+from bot.model.job import Job, JobKind, JobState
 from tests.fakes.audio import make_tone
 from tests.fakes.chat import FakeChat
 from tests.fakes.discord import FakeDiscord

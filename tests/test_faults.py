@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from bot.app import Core, config_secrets, setup_logging
-from bot.errors import MalformedAnswer, ProviderTimeout
-from bot.jobs.models import Job, JobState
+from bot.app.core import Core, config_secrets, setup_logging
+from bot.model.errors import MalformedAnswer, ProviderTimeout
+from bot.model.job import Job, JobState
 from bot.text import ENGLISH, encode
 from tests.fakes.audio import make_tone
 from tests.fakes.providers import FakeNanoGpt

@@ -11,8 +11,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.app import Core, run_bot
-from bot.health import HealthServer
+from bot.app.core import Core, run_bot
+from bot.app.health import HealthServer
 from tests.support import make_config
 
 

@@ -7,10 +7,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from bot.jobs.models import Blob, Job, JobKind, NewJob
 from bot.jobs.poller import Poller
 from bot.jobs.worker import JobWorker
-from bot.models import AudioInput, Origin, SttOptions, Transcript, VoiceClip
+from bot.model.job import Blob, Job, JobKind, NewJob
+from bot.model.speech import AudioInput, Origin, SttOptions, Transcript, VoiceClip
 from bot.providers.base import PollResult, SttCapabilities, Ticket
 from bot.storage.sqlite import SqliteJobStore
 from tests.support import FakeClock, RecordingDeliverer

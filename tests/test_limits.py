@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from bot.app import Core, RedactingFilter, setup_logging
-from bot.errors import AudioTooLong
-from bot.limits import AccessDenied, LimitExceeded
-from bot.models import Origin
+from bot.app.core import Core, RedactingFilter, setup_logging
+from bot.model.errors import AudioTooLong
+from bot.model.speech import Origin
+from bot.service.limits import AccessDenied, LimitExceeded
 from tests.fakes.audio import make_tone
 from tests.fakes.providers import FakeNanoGpt
 from tests.support import NANO_KEY, FakeClock, RecordingDeliverer, make_config

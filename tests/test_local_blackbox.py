@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bot import audio
-from bot.models import TtsOptions
+from bot.audio import codec as audio
+from bot.model.speech import TtsOptions
 from bot.providers.local.piper import PiperTextToSpeech
 from bot.providers.local.settings import PiperSettings
 from tests.conftest import start_voicebot_run

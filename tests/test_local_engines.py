@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import Core
-from bot.config import parse_config
-from bot.errors import AudioTooLong, ConfigError, UnknownJob
-from bot.jobs.models import JobState
-from bot.models import AudioInput, Origin, SttOptions
+from bot.app.core import Core
+from bot.chat.replies import transcript_reply
+from bot.chat.settings import ChatSettings, UserSettings
+from bot.chat.status import render_job
+from bot.config.load import parse_config
+from bot.model.errors import AudioTooLong, ConfigError, UnknownJob
+from bot.model.job import JobState
+from bot.model.speech import AudioInput, Origin, SttOptions
 from bot.providers.base import PollStatus
 from bot.providers.local.settings import WhisperSettings
 from bot.providers.local.whisper import DECODE_FAILED, LOAD_FAILED, WhisperSpeechToText
-from bot.replies import transcript_reply
-from bot.settings import ChatSettings, UserSettings
-from bot.status import render_job
 from bot.text import ENGLISH, text_for
 from tests.fakes.audio import make_tone
 from tests.local_engines import (

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.jobs.models import Blob, Job, JobKind, JobState, NewJob
+from bot.chat.replies import progress_text
+from bot.chat.status import progress_eta, render_job, render_job_list
 from bot.jobs.outcomes import progress_step
-from bot.models import Origin
+from bot.model.job import Blob, Job, JobKind, JobState, NewJob
+from bot.model.speech import Origin
 from bot.providers.base import PollResult, PollStatus
-from bot.replies import progress_text
-from bot.status import progress_eta, render_job, render_job_list
 from bot.storage import open_store
 from bot.storage.jobs import SqlJobStore
 from bot.storage.postgres_schema import MIGRATIONS as PG_MIGRATIONS

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from bot import render, replies
-from bot.config import Config
-from bot.errors import AudioTooLong
-from bot.jobs.models import JobState
-from bot.limits import LimitExceeded
-from bot.models import Origin
+from bot.chat import render, replies
+from bot.config.load import Config
+from bot.model.errors import AudioTooLong
+from bot.model.job import JobState
+from bot.model.speech import Origin
+from bot.service.limits import LimitExceeded
 from tests.fakes.openai import FakeOpenAi
 from tests.support import Harness, config_dict
 from tests.synth import Recording, speechlike
@@ -40,7 +40,7 @@ async def whisper() -> AsyncIterator[FakeOpenAi]:
 
 
 def long_config(tmp_path: Path, fake: FakeOpenAi, **limits: Any) -> Config:
-    from bot.config import parse_config
+    from bot.config.load import parse_config
 
     data = config_dict(tmp_path, limits=limits)
     data["providers"]["whisper"] = {
@@ -129,7 +129,7 @@ async def test_long_audio_transcript_with_a_gap_is_not_reused_for_a_resend(
 ) -> None:
     from dataclasses import replace
 
-    from bot.jobs.models import NewJob
+    from bot.model.job import NewJob
     from tests.fakes.audio import make_tone
 
     h = long_harness(tmp_path, whisper)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.replies import INTERRUPTED_PART
+from bot.chat.replies import INTERRUPTED_PART
 from tests.conftest import start_voicebot_run
 from tests.fakes.openai import FakeOpenAi
 from tests.fakes.telegram import Call, FakeTelegram

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from bot.config import Config, parse_config
-from bot.errors import AudioError, DeliveryError, InputError
-from bot.jobs.models import JobState
+from bot.chat.settings import ChatSettings, Prefs
+from bot.config.load import Config, parse_config
 from bot.jobs.worker import INTERRUPTED_MESSAGE
-from bot.models import Origin
-from bot.settings import ChatSettings, Prefs
+from bot.model.errors import AudioError, DeliveryError, InputError
+from bot.model.job import JobState
+from bot.model.speech import Origin
 from bot.text import ENGLISH
 from tests.fakes.audio import decode_info, make_tone
 from tests.fakes.providers import FakeCantonese, FakeNanoGpt

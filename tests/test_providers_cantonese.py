@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from bot.errors import (
+from bot.model.errors import (
     InsufficientBalance,
     MalformedAnswer,
     ProviderAuthError,
@@ -19,7 +19,7 @@ from bot.errors import (
     RateLimited,
     UnknownJob,
 )
-from bot.models import AudioInput, Segment, SttOptions
+from bot.model.speech import AudioInput, Segment, SttOptions
 from bot.providers.base import PollStatus, Ticket
 from bot.providers.cantonese import CantoneseSpeechToText
 from bot.providers.http import HttpTransport

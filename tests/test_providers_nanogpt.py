@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from bot.errors import (
+from bot.model.errors import (
     ContentPolicyViolation,
     InsufficientBalance,
     MalformedAnswer,
@@ -22,7 +22,7 @@ from bot.errors import (
     RateLimited,
     UnknownJob,
 )
-from bot.models import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions
+from bot.model.speech import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions
 from bot.providers.base import PollStatus, Ticket
 from bot.providers.http import HttpTransport
 from bot.providers.nanogpt import NanoGptSpeechToText, NanoGptTextToSpeech

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from bot import render
-from bot.config import parse_config
-from bot.errors import (
+from bot.chat import render
+from bot.config.load import parse_config
+from bot.model.errors import (
     EndpointNotFound,
     InsufficientBalance,
     MalformedAnswer,
@@ -21,7 +21,7 @@ from bot.errors import (
     RateLimited,
     UnknownModel,
 )
-from bot.models import AudioInput, Segment, SttOptions, TtsOptions
+from bot.model.speech import AudioInput, Segment, SttOptions, TtsOptions
 from bot.providers.openai import OpenAiSpeechToText, OpenAiTextToSpeech
 from bot.providers.registry import build_providers
 from bot.providers.values import segments_or_empty

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 import yaml
 
-from bot.config import parse_config
-from bot.errors import ConfigError
+from bot.config.load import parse_config
+from bot.model.errors import ConfigError
 from bot.providers import registry
 from bot.providers.registry import (
     STT,

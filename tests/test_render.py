@@ -1,4 +1,4 @@
-"""Tests for bot.render: transcript text, speaker labels, subtitles and message splitting."""
+"""Tests for bot.chat.render: transcript text, speaker labels, subtitles and message splitting."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import re
 
 import pytest
 
-from bot.models import Segment, Transcript, Word
-from bot.render import (
+from bot.chat.render import (
     Cue,
     join_text,
     render_diarized,
@@ -21,6 +20,7 @@ from bot.render import (
     to_srt,
     to_vtt,
 )
+from bot.model.speech import Segment, Transcript, Word
 
 
 def _eleven_words() -> tuple[Word, ...]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from bot.jobs.models import Job, JobKind, JobState
-from bot.models import Origin, Segment, Transcript
-from bot.replies import fit_chunks, progress_text, transcript_reply
+from bot.chat.replies import fit_chunks, progress_text, transcript_reply
+from bot.model.job import Job, JobKind, JobState
+from bot.model.speech import Origin, Segment, Transcript
 
 
 def stt_job(transcript: Transcript | None, state: JobState = JobState.COMPLETED, **kw: Any) -> Job:
@@ -93,7 +93,7 @@ def test_progress_text_split_and_text_jobs_in_the_readers_language() -> None:
 
 
 def test_text_job_toast_and_buttons_in_the_readers_language() -> None:
-    from bot.replies import SUMMARIZE_BUTTON, TRANSLATE_BUTTON, text_job_toast
+    from bot.chat.replies import SUMMARIZE_BUTTON, TRANSLATE_BUTTON, text_job_toast
     from bot.text import text_for
 
     fr = text_for("fr")

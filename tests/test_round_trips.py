@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bot.app import Core
-from bot.jobs.models import JobState
-from bot.models import Origin
+from bot.app.core import Core
+from bot.model.job import JobState
+from bot.model.speech import Origin
 from bot.storage.sqlite import SqliteDatabase
 from tests.fakes.audio import make_tone
 from tests.fakes.providers import FakeCantonese, FakeNanoGpt

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.jobs.models import Job, JobKind, JobState
 from bot.jobs.schedule import (
     BackoffSchedule,
     PredictiveSchedule,
@@ -16,7 +15,8 @@ from bot.jobs.schedule import (
     interval_mean,
     margin,
 )
-from bot.models import Origin
+from bot.model.job import Job, JobKind, JobState
+from bot.model.speech import Origin
 from bot.storage.sqlite import SqliteJobStore
 from tests.support import FakeClock
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from bot.app import Core
-from bot.config import Config, parse_config
-from bot.errors import InputError
-from bot.jobs.models import Blob, JobKind, JobState, NewJob
+from bot.app.core import Core
+from bot.config.load import Config, parse_config
 from bot.jobs.speech_translate import RECORDING
-from bot.models import Origin
+from bot.model.errors import InputError
+from bot.model.job import Blob, JobKind, JobState, NewJob
+from bot.model.speech import Origin
 from bot.storage import open_store
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.providers import FakeCantonese, FakeNanoGpt

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import config_secrets
-from bot.config import ConfigError, parse_config
+from bot.app.core import config_secrets
+from bot.config.load import ConfigError, parse_config
 from tests.support import config_dict
 
 

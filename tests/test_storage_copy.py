@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from adapters.cli import main
-from bot.jobs.models import Blob, JobKind, NewJob
-from bot.models import Origin
+from bot.model.job import Blob, JobKind, NewJob
+from bot.model.speech import Origin
 from bot.storage import open_store
 
 ORIGIN = Origin(platform="telegram", chat_id="42", user_id="7", extra={"source": "u:1"})

@@ -7,8 +7,8 @@ import asyncio
 
 import asyncpg
 
-from bot.jobs.models import JobKind, JobState, NewJob
-from bot.models import Origin
+from bot.model.job import JobKind, JobState, NewJob
+from bot.model.speech import Origin
 from bot.storage.postgres import PostgresJobStore, redacted
 from bot.storage.postgres_schema import MIGRATIONS
 from tests.pgcluster import PgCluster

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import AccessConfig, LimitsConfig
-from bot.errors import BotError
-from bot.jobs.models import Blob, JobKind, JobState, NewJob
-from bot.limits import Guard, LimitExceeded
-from bot.models import Origin
+from bot.config.load import AccessConfig, LimitsConfig
+from bot.model.errors import BotError
+from bot.model.job import Blob, JobKind, JobState, NewJob
+from bot.model.speech import Origin
+from bot.service.limits import Guard, LimitExceeded
 from bot.storage.jobs import SqlJobStore
 from bot.storage.sqlite import SqliteJobStore
 from bot.storage.sqlite_schema import MIGRATIONS

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import asyncpg
 
-from bot.jobs.models import Blob, JobKind, NewJob, NewPart
-from bot.models import Origin
+from bot.model.job import Blob, JobKind, NewJob, NewPart
+from bot.model.speech import Origin
 from bot.storage import open_store
 from bot.storage.jobs import SqlJobStore
 from tests.support import Opener, old_postgres, old_sqlite

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.jobs.models import Blob, JobKind, JobState, NewJob, NewPart
-from bot.models import Origin
+from bot.model.job import Blob, JobKind, JobState, NewJob, NewPart
+from bot.model.speech import Origin
 from bot.storage.jobs import SqlJobStore
 from tests.support import Opener
 

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from adapters.telegram.adapter import TelegramAdapter
-from bot.app import Core
-from bot.errors import DeliveryError
-from bot.jobs.models import Job, JobState
-from bot.models import Origin
+from bot.app.core import Core
+from bot.model.errors import DeliveryError
+from bot.model.job import Job, JobState
+from bot.model.speech import Origin
 from tests.fakes.audio import decode_info, make_tone
 from tests.fakes.providers import FakeCantonese, FakeNanoGpt
 from tests.fakes.telegram import Call, FakeTelegram

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.jobs.models import JobState
+from bot.model.job import JobState
 from tests.fakes.audio import make_tone
 from tests.test_telegram_adapter import ADMIN, GROUP, MEMBER, USER, placeholder_job_id, running
 

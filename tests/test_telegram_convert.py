@@ -19,7 +19,7 @@ from adapters.telegram.convert import (
     seconds,
     voice_duration,
 )
-from bot.models import Origin
+from bot.model.speech import Origin
 
 BOT = Bot("123456:TEST-token")
 USER = {"id": 42, "is_bot": False, "first_name": "Ann"}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.jobs.models import JobKind, JobState
+from bot.model.job import JobKind, JobState
 from tests.fakes.audio import make_tone
 from tests.fakes.chat import FakeChat
 from tests.test_telegram_adapter import USER, placeholder_job_id, running

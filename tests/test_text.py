@@ -10,12 +10,12 @@ import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po, write_po
 
-from bot.errors import AudioTooLong, BotError, InputError, ProviderTimeout
-from bot.jobs.models import Job, JobKind, JobState
+from bot.chat.replies import transcript_reply
+from bot.chat.settings import parse_language, parse_ui_language, parse_voice
 from bot.jobs.outcomes import deadline_message
-from bot.models import Origin, Segment, Transcript
-from bot.replies import transcript_reply
-from bot.settings import parse_language, parse_ui_language, parse_voice
+from bot.model.errors import AudioTooLong, BotError, InputError, ProviderTimeout
+from bot.model.job import Job, JobKind, JobState
+from bot.model.speech import Origin, Segment, Transcript
 from bot.text import ENGLISH, Duration, Msg, Size, decode, encode, msg, msgn, text_for
 from bot.text.catalog import po_path, shipped_locales, translations
 from bot.text.checks import _locale_problems, problems, source_messages

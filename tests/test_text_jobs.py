@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from bot.config import parse_config
-from bot.errors import InputError
-from bot.jobs.models import JobKind, JobState, NewJob
-from bot.models import Origin, Transcript
+from bot.config.load import parse_config
+from bot.model.errors import InputError
+from bot.model.job import JobKind, JobState, NewJob
+from bot.model.speech import Origin, Transcript
 from tests.fakes.chat import FakeChat, tokens
 from tests.support import Harness, config_dict
 
@@ -167,8 +167,8 @@ async def test_text_failed_job_gives_its_key_up_and_no_llm_means_no_offer(
 
 
 def test_text_interrupted_failure_speaks_of_the_chat_model() -> None:
-    from bot.jobs.models import Job
-    from bot.replies import failure_text
+    from bot.chat.replies import failure_text
+    from bot.model.job import Job
 
     job = Job(
         id="abc123",

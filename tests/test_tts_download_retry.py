@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.jobs.models import JobState
+from bot.model.job import JobState
 from tests.fakes.audio import decode_info
 from tests.fakes.providers import FakeCantonese, FakeNanoGpt
 from tests.support import Harness

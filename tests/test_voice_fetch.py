@@ -10,10 +10,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.config import parse_config
-from bot.errors import ConfigError
-from bot.jobs.models import JobState
-from bot.models import Origin
+from bot.config.load import parse_config
+from bot.model.errors import ConfigError
+from bot.model.job import JobState
+from bot.model.speech import Origin
 from bot.providers.local.piper import VOICE_FETCH_FAILED
 from bot.providers.local.voices import VoiceFetchError, fetch_voice, voice_url
 from bot.text import encode

@@ -8,7 +8,7 @@ import re
 import sys
 from collections.abc import Iterable
 
-from bot.config import Config
+from bot.config.load import Config
 from bot.providers.registry import describe
 
 # Telegram: "<bot id>:<35-character secret>" (BotFather's format); Discord: three base64url

@@ -23,13 +23,13 @@ from adapters.cli.watch import (
     ProgressLine,
     wait_for_job,
 )
-from bot import render
-from bot.app import Core, run_bot, setup_logging
-from bot.config import Config, load_config
-from bot.errors import BotError, ConfigError, InputError
-from bot.jobs.models import Job, JobState
-from bot.models import Origin, VoiceClip
-from bot.status import render_job, user_state
+from bot.app.core import Core, run_bot, setup_logging
+from bot.chat import render
+from bot.chat.status import render_job, user_state
+from bot.config.load import Config, load_config
+from bot.model.errors import BotError, ConfigError, InputError
+from bot.model.job import Job, JobState
+from bot.model.speech import Origin, VoiceClip
 from bot.text import ENGLISH
 
 _LOGGER = logging.getLogger(__name__)

@@ -10,11 +10,11 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from bot.errors import BotError
-from bot.jobs.models import Job, JobKind, JobState
-from bot.models import VoiceClip
-from bot.ports import JobStore
-from bot.status import format_age
+from bot.chat.status import format_age
+from bot.jobs.ports import JobStore
+from bot.model.errors import BotError
+from bot.model.job import Job, JobKind, JobState
+from bot.model.speech import VoiceClip
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -32,16 +32,16 @@ from adapters.discord.convert import (
 from adapters.discord.handlers import Handlers
 from adapters.discord.outbox import Outbox, audio_file
 from adapters.discord.translator import CatalogTranslator
-from bot.errors import BotError, DeliveryError
-from bot.jobs.models import Job, JobKind, JobState
-from bot.models import VoiceClip
-from bot.ports import Leader
-from bot.replies import FileReply, failure_text, progress_text, transcript_reply
-from bot.supervise import describe
+from bot.app.supervise import describe
+from bot.chat.replies import FileReply, failure_text, progress_text, transcript_reply
+from bot.jobs.ports import Leader
+from bot.model.errors import BotError, DeliveryError
+from bot.model.job import Job, JobKind, JobState
+from bot.model.speech import VoiceClip
 from bot.text import Msg, text_for
 
 if TYPE_CHECKING:
-    from bot.app import Core
+    from bot.app.core import Core
 
 _LOGGER = logging.getLogger(__name__)
 

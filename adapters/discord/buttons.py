@@ -13,12 +13,12 @@ from adapters.discord.cancel import CUSTOM_ID as CANCEL_ID
 from adapters.discord.cancel import DiscordCancel
 from adapters.discord.convert import interaction_origin
 from adapters.discord.handlers import _t, answer
-from bot.errors import BotError
-from bot.replies import ENGLISH_BUTTON, SUMMARIZE_BUTTON, TRANSLATE_BUTTON, text_job_toast
+from bot.chat.replies import ENGLISH_BUTTON, SUMMARIZE_BUTTON, TRANSLATE_BUTTON, text_job_toast
+from bot.model.errors import BotError
 from bot.text import ENGLISH, Msg, Text
 
 if TYPE_CHECKING:
-    from bot.service import VoiceService
+    from bot.service.voice import VoiceService
 
 _LOGGER = logging.getLogger(__name__)
 Interaction = discord.Interaction[discord.Client]

@@ -10,6 +10,7 @@ import discord
 from discord import app_commands
 from discord.app_commands import locale_str
 
+from adapters.commands import DISCORD_TEXTS
 from adapters.discord.convert import (
     PLATFORM,
     escape,
@@ -17,15 +18,14 @@ from adapters.discord.convert import (
     placeholder_id,
     settings_key,
 )
-from bot.errors import BotError, InputError
-from bot.jobs.models import Job
-from bot.models import Origin
-from bot.replies import CANCEL_BUTTON, CANCEL_NOTHING
+from bot.chat.replies import CANCEL_BUTTON, CANCEL_NOTHING
+from bot.model.errors import BotError, InputError
+from bot.model.job import Job
+from bot.model.speech import Origin
 from bot.text import Msg, Text, text_for
-from bot.text.commands import DISCORD_TEXTS
 
 if TYPE_CHECKING:
-    from bot.service import VoiceService
+    from bot.service.voice import VoiceService
 
 _LOGGER = logging.getLogger(__name__)
 CUSTOM_ID = "voicebot:cancel"

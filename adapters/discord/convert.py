@@ -10,10 +10,10 @@ from typing import Any
 
 import discord
 
-from bot.errors import DeliveryError
-from bot.jobs.models import Job
-from bot.models import Origin, VoiceClip
-from bot.replies import FileReply
+from bot.chat.replies import FileReply
+from bot.model.errors import DeliveryError
+from bot.model.job import Job
+from bot.model.speech import Origin, VoiceClip
 
 PLATFORM = "discord"
 MESSAGE_LIMIT = 2000

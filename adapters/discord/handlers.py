@@ -10,6 +10,7 @@ import discord
 from discord import app_commands
 from discord.app_commands import locale_str
 
+from adapters.commands import DISCORD_TEXTS, discord_help
 from adapters.discord.cancel import cancel_view
 from adapters.discord.convert import (
     PLATFORM,
@@ -19,14 +20,13 @@ from adapters.discord.convert import (
     pick_audio,
     settings_key,
 )
-from bot.errors import BotError, InputError
-from bot.models import Origin
-from bot.settings import OUTPUTS, SETTING_NAMES, SETTINGS_USAGE, Prefs, UserSettings
+from bot.chat.settings import OUTPUTS, SETTING_NAMES, SETTINGS_USAGE, Prefs, UserSettings
+from bot.model.errors import BotError, InputError
+from bot.model.speech import Origin
 from bot.text import Size, Text, msg, shipped_locales, text_for
-from bot.text.commands import DISCORD_TEXTS, discord_help
 
 if TYPE_CHECKING:
-    from bot.app import Core
+    from bot.app.core import Core
 
 _LOGGER = logging.getLogger(__name__)
 

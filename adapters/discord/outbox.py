@@ -15,8 +15,8 @@ from discord.http import Route, handle_message_parameters
 from discord.utils import MISSING
 
 from adapters.discord.convert import InteractionRef, voice_message_form
-from bot.models import VoiceClip
-from bot.replies import FileReply
+from bot.chat.replies import FileReply
+from bot.model.speech import VoiceClip
 
 NO_MENTIONS = discord.AllowedMentions.none()
 

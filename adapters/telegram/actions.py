@@ -11,7 +11,7 @@ from telegram import Bot
 from telegram.error import RetryAfter, TelegramError
 
 from adapters.telegram.convert import seconds
-from bot.jobs.models import Job
+from bot.model.job import Job
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ from telegram.error import (
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.warnings import PTBUserWarning
 
+from adapters.commands import TELEGRAM_COMMANDS
 from adapters.telegram.actions import ChatActions
 from adapters.telegram.buttons import text_markup
 from adapters.telegram.cancel import cancel_markup
@@ -41,15 +42,14 @@ from adapters.telegram.convert import (
     voice_duration,
 )
 from adapters.telegram.handlers import TelegramHandlers
-from bot.errors import ConfigError, DeliveryError
-from bot.jobs.models import Job, JobKind, JobState
-from bot.models import VoiceClip
-from bot.replies import failure_text, progress_text, transcript_reply
+from bot.chat.replies import failure_text, progress_text, transcript_reply
+from bot.model.errors import ConfigError, DeliveryError
+from bot.model.job import Job, JobKind, JobState
+from bot.model.speech import VoiceClip
 from bot.text import Msg, shipped_locales, text_for
-from bot.text.commands import TELEGRAM_COMMANDS
 
 if TYPE_CHECKING:
-    from bot.app import Core
+    from bot.app.core import Core
 
 _LOGGER = logging.getLogger(__name__)
 

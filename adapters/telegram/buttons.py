@@ -10,15 +10,15 @@ from telegram.ext import Application, CallbackQueryHandler
 
 from adapters.telegram.cancel import CANCEL_PREFIX, TelegramCancel
 from adapters.telegram.convert import PLATFORM, command_args, escape, origin_for
-from bot.errors import BotError, InputError
-from bot.models import Origin
-from bot.replies import (
+from bot.chat.replies import (
     ENGLISH_BUTTON,
     SUMMARIZE_BUTTON,
     TRANSLATE_BUTTON,
     text_job_toast,
     text_usage,
 )
+from bot.model.errors import BotError, InputError
+from bot.model.speech import Origin
 from bot.text import ENGLISH, Msg, Text
 
 if TYPE_CHECKING:

@@ -10,9 +10,9 @@ from telegram.error import TelegramError
 from telegram.ext import Application, CommandHandler, filters
 
 from adapters.telegram.convert import GROUP_ANONYMOUS_BOT, PLATFORM, escape, is_private, origin_for
-from bot.errors import BotError
-from bot.models import Origin
-from bot.replies import CANCEL_BUTTON, CANCEL_DONE_TOAST
+from bot.chat.replies import CANCEL_BUTTON, CANCEL_DONE_TOAST
+from bot.model.errors import BotError
+from bot.model.speech import Origin
 from bot.text import ENGLISH, Text
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from pathlib import PurePosixPath
 
 from telegram import Chat, Message, MessageEntity
 
-from bot.models import Origin
+from bot.model.speech import Origin
 from bot.text import ENGLISH, Text
 
 PLATFORM = "telegram"

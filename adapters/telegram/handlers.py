@@ -12,6 +12,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
+from adapters.commands import telegram_help
 from adapters.telegram.buttons import TelegramButtons
 from adapters.telegram.cancel import TelegramCancel
 from adapters.telegram.convert import (
@@ -25,12 +26,11 @@ from adapters.telegram.convert import (
     megabytes,
     origin_for,
 )
-from bot.errors import BotError, InputError
-from bot.replies import FILE_UNAVAILABLE
-from bot.settings import SETTINGS_USAGE, Prefs
+from bot.chat.replies import FILE_UNAVAILABLE
+from bot.chat.settings import SETTINGS_USAGE, Prefs
+from bot.chat.views import settings_hint
+from bot.model.errors import BotError, InputError
 from bot.text import Msg, Size, Text, msg
-from bot.text.commands import telegram_help
-from bot.text.views import settings_hint
 
 if TYPE_CHECKING:
     from adapters.telegram.adapter import TelegramAdapter

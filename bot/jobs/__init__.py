@@ -1,1 +1,1 @@
-"""Durable jobs: the SQLite store (only writer of job rows) and the poller."""
+"""The job engine: poller, worker, delivery, schedule, outcomes, split/stitch, text jobs, ports."""

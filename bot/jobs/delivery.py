@@ -8,12 +8,12 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from bot import replies
-from bot.errors import DeliveryError
-from bot.jobs.models import REPLY_STATES, Job, JobKind, JobState
-from bot.metrics import Metrics
-from bot.models import VoiceClip
-from bot.ports import JobStore
+from bot.chat import replies
+from bot.jobs.metrics import Metrics
+from bot.jobs.ports import JobStore
+from bot.model.errors import DeliveryError
+from bot.model.job import REPLY_STATES, Job, JobKind, JobState
+from bot.model.speech import VoiceClip
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import base64
 import logging
 
-from bot import replies
-from bot.errors import ProviderError, ProviderUnavailable, ProviderUnreachable, RateLimited
-from bot.jobs.models import Job
-from bot.models import SpeechAudio
+from bot.chat import replies
+from bot.model.errors import ProviderError, ProviderUnavailable, ProviderUnreachable, RateLimited
+from bot.model.job import Job
+from bot.model.speech import SpeechAudio
 from bot.providers.base import PollResult, PollStatus, SpeechToText, TextToSpeech, Ticket
 from bot.text import encode
 

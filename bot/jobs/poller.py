@@ -9,9 +9,9 @@ import time
 from collections.abc import Callable
 
 from bot.jobs.delivery import DEFAULT_LEASE
-from bot.jobs.models import Job
+from bot.jobs.ports import JobStore
 from bot.jobs.worker import JobWorker
-from bot.ports import JobStore
+from bot.model.job import Job
 
 _LOGGER = logging.getLogger(__name__)
 

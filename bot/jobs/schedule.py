@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.jobs.models import Job, JobKind
-from bot.ports import SpeedStore
+from bot.jobs.ports import SpeedStore
+from bot.model.job import Job, JobKind
 
 _LOGGER = logging.getLogger(__name__)
 

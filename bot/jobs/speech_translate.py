@@ -2,18 +2,18 @@
 ``task="translate"``) from the recording kept with the transcript.
 
 Such a job is a TEXT job (what it makes is text) that the worker runs as one more speech call:
-the kept recording goes to the model with :attr:`bot.models.SttOptions.translate`, then it is
+the kept recording goes to the model with :attr:`bot.model.speech.SttOptions.translate`, then it is
 polled, shown, completed and replied to as a transcription is (see :class:`JobWorker`). A local
 run lost to a restart is run again for free, as a local transcription is."""
 
 from __future__ import annotations
 
-from bot.jobs.models import Job, JobKind
-from bot.models import Transcript
+from bot.model.job import Job, JobKind
+from bot.model.speech import Transcript
 
 RECORDING = "recording"
 """The blob role of a recording kept with its transcript (``input`` is dropped once the provider
-has it): see :meth:`bot.ports.JobStore.keep_recording`."""
+has it): see :meth:`bot.jobs.ports.JobStore.keep_recording`."""
 SPEECH = "speech"
 """``options["engine"]`` of a TEXT job its speech model makes (else: the chat model)."""
 

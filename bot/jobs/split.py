@@ -6,15 +6,15 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-from bot import splitting
-from bot.audio_pool import AudioPool
-from bot.errors import AudioError, ProviderError, ProviderUnavailable, RateLimited, UnknownJob
-from bot.jobs.models import Blob, Job, JobState, NewPart, Part
+from bot.audio import splitting
+from bot.audio.pool import AudioPool
+from bot.chat.replies import INTERRUPTED_PART
+from bot.jobs.ports import JobStore
 from bot.jobs.stitch import stitch
-from bot.models import AudioInput, SttOptions, Transcript
-from bot.ports import JobStore
+from bot.model.errors import AudioError, ProviderError, ProviderUnavailable, RateLimited, UnknownJob
+from bot.model.job import Blob, Job, JobState, NewPart, Part
+from bot.model.speech import AudioInput, SttOptions, Transcript
 from bot.providers.base import PollStatus, SpeechToText, Ticket
-from bot.replies import INTERRUPTED_PART
 from bot.text import Msg, decode, encode, msg, text_for
 
 _LOGGER = logging.getLogger(__name__)

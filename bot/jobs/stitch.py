@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.jobs.models import JobState, Part
-from bot.models import Segment, Transcript, Word
-from bot.replies import missing_part_text
+from bot.chat.replies import missing_part_text
+from bot.model.job import JobState, Part
+from bot.model.speech import Segment, Transcript, Word
 from bot.text import ENGLISH, Text
 
 

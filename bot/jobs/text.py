@@ -7,13 +7,13 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from bot import render
-from bot.errors import ProviderError, RateLimited
-from bot.jobs.models import Blob, Job, JobState, NewPart, Part
-from bot.models import Transcript
-from bot.ports import JobStore
+from bot.chat import render
+from bot.chat.replies import INTERRUPTED_PART
+from bot.jobs.ports import JobStore
+from bot.model.errors import ProviderError, RateLimited
+from bot.model.job import Blob, Job, JobState, NewPart, Part
+from bot.model.speech import Transcript
 from bot.providers.chat import ChatMessage, TextGenerator
-from bot.replies import INTERRUPTED_PART
 from bot.text import Msg, decode, encode, msg
 
 _LOGGER = logging.getLogger(__name__)

@@ -7,16 +7,11 @@ import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 
-from bot import audio, replies
-from bot.audio_pool import AudioPool
-from bot.errors import (
-    AudioError,
-    ProviderError,
-    ProviderUnreachable,
-    UnknownJob,
-)
+from bot.audio import codec as audio
+from bot.audio.pool import AudioPool
+from bot.chat import replies
 from bot.jobs.delivery import Deliverer, Delivery
-from bot.jobs.models import REPLY_STATES, Blob, Job, JobKind, JobState
+from bot.jobs.metrics import Metrics
 from bot.jobs.outcomes import (
     deadline_message,
     log_provider_failure,
@@ -27,13 +22,19 @@ from bot.jobs.outcomes import (
     retry_submit,
     stuck_message,
 )
+from bot.jobs.ports import JobStore
 from bot.jobs.schedule import BackoffSchedule, PollSchedule
 from bot.jobs.speech_translate import by_speech, in_english
 from bot.jobs.split import SplitRunner, is_split
 from bot.jobs.text import TextRunner
-from bot.metrics import Metrics
-from bot.models import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions, VoiceClip
-from bot.ports import JobStore
+from bot.model.errors import (
+    AudioError,
+    ProviderError,
+    ProviderUnreachable,
+    UnknownJob,
+)
+from bot.model.job import REPLY_STATES, Blob, Job, JobKind, JobState
+from bot.model.speech import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions, VoiceClip
 from bot.providers.base import (
     PollResult,
     PollStatus,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from bot.models import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions
+from bot.model.speech import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions
 
 
 class PollStatus(StrEnum):
@@ -77,7 +77,7 @@ class SttCapabilities:
     """Language codes the model transcribes (``/language`` checks them); empty: not declared."""
     translates_to_english: bool = False
     """The model itself turns speech in any language into English text (Whisper's ``translate``
-    task, asked with :attr:`bot.models.SttOptions.translate`)."""
+    task, asked with :attr:`bot.model.speech.SttOptions.translate`)."""
     keep_audio_seconds: float = 0.0
     """How long a recording is kept after it was sent, so that a translation into English can
     be made from the audio later (0: not kept, no such translation offered)."""

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from bot.errors import PayloadTooLarge, ProviderBadRequest, ProviderJobFailed, UnknownJob
-from bot.models import AudioInput, Segment, SttOptions, Transcript
+from bot.model.errors import PayloadTooLarge, ProviderBadRequest, ProviderJobFailed, UnknownJob
+from bot.model.speech import AudioInput, Segment, SttOptions, Transcript
 from bot.providers.base import PollResult, PollStatus, SttCapabilities, Ticket
 from bot.providers.http import HttpAnswer, HttpEndpoint, HttpTransport, malformed, vendor_text
 

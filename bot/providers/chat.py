@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.errors import UnknownModel
+from bot.model.errors import UnknownModel
 from bot.providers.http import HttpAnswer, HttpEndpoint, HttpTransport, malformed
 
 _LOGGER = logging.getLogger(__name__)

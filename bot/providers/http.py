@@ -14,7 +14,7 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
-from bot.errors import (
+from bot.model.errors import (
     AudioExpired,
     EndpointNotFound,
     InsufficientBalance,

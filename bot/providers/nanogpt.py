@@ -8,8 +8,21 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from bot.errors import ContentPolicyViolation, PayloadTooLarge, ProviderError, ProviderJobFailed
-from bot.models import AudioInput, Segment, SpeechAudio, SttOptions, Transcript, TtsOptions, Word
+from bot.model.errors import (
+    ContentPolicyViolation,
+    PayloadTooLarge,
+    ProviderError,
+    ProviderJobFailed,
+)
+from bot.model.speech import (
+    AudioInput,
+    Segment,
+    SpeechAudio,
+    SttOptions,
+    Transcript,
+    TtsOptions,
+    Word,
+)
 from bot.providers.base import PollResult, PollStatus, SttCapabilities, Ticket, TtsCapabilities
 from bot.providers.chat import chat_endpoint
 from bot.providers.http import HttpAnswer, HttpEndpoint, HttpTransport, malformed

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bot.errors import PayloadTooLarge, ProviderBadRequest, UnknownJob, UnknownModel
-from bot.models import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions, Word
+from bot.model.errors import PayloadTooLarge, ProviderBadRequest, UnknownJob, UnknownModel
+from bot.model.speech import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions, Word
 from bot.providers.base import PollResult, SttCapabilities, Ticket, TtsCapabilities
 from bot.providers.chat import chat_endpoint
 from bot.providers.http import HttpAnswer, HttpEndpoint, malformed

@@ -13,7 +13,8 @@ How to add a type (e.g. ``local``):
    ``context.http`` (the one shared transport); other types ignore it. Keep the factory cheap:
    load models on first use, not here.
 2. Add a ``ProviderType`` to ``TYPES``: its config ``options`` (their names are the keys of the
-   instance's section, read and type-checked by ``bot.config``), ``roles``, default models/voice,
+   instance's section, read and type-checked by ``bot.config.load``), ``roles``, default
+   models/voice,
    and, when its Python dependencies live in an optional extra, ``extra`` + ``requires`` (the
    importable top-level modules), or ``role_extras`` when each role has its own extra. The
    factory module is imported only when an instance is built, so the core never imports an

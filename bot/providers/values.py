@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.models import Segment
+from bot.model.speech import Segment
 
 
 def float_or_none(value: Any) -> float | None:

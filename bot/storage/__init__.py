@@ -1,10 +1,10 @@
-"""Storage backends behind the ports in ``bot.ports``: SQLite (embedded default) and PostgreSQL."""
+"""Storage backends behind the jobs' ports: SQLite (embedded default) and PostgreSQL."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bot.errors import BotError
+from bot.model.errors import BotError
 from bot.storage.jobs import SqlJobStore
 
 

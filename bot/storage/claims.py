@@ -6,8 +6,8 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from bot.jobs.models import Job, JobState
-from bot.ports import Leader
+from bot.jobs.ports import Leader
+from bot.model.job import Job, JobState
 from bot.storage.codec import JOB_COLUMNS, job_from_row
 from bot.storage.database import (
     AWAY,
@@ -69,7 +69,7 @@ class ClaimsMixin:
         deliver_to: Iterable[str] | None = None,
     ) -> list[Job]:
         """Lease up to ``limit`` due steps for this owner: replies (of ``deliver_to`` only)
-        first, then submits and polls, each soonest first (see :class:`bot.ports.JobStore`)."""
+        first, then submits and polls, each soonest first (see :class:`bot.jobs.ports.JobStore`)."""
         names = list(platforms)
         online = names if deliver_to is None else [p for p in deliver_to if p in names]
         jobs: list[Job] = []

@@ -7,8 +7,8 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from bot.jobs.models import Blob, Job, JobKind, JobState, NewJob
-from bot.models import Origin
+from bot.model.job import Blob, Job, JobKind, JobState, NewJob
+from bot.model.speech import Origin
 
 JOB_COLUMNS = (
     "id, kind, platform, chat_id, user_id, reply_to, thread_id, origin_extra, provider, model, "

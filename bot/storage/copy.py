@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.errors import BotError
+from bot.model.errors import BotError
 from bot.storage import is_postgres, open_store, sqlite_path
 from bot.storage.codec import BLOB_COLUMNS, JOB_COLUMNS, SPEED_COLUMNS
 from bot.storage.database import Executor, marks

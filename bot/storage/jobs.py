@@ -9,7 +9,7 @@ import socket
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from bot.jobs.models import (
+from bot.model.job import (
     REPLY_STATES,
     Admission,
     Blob,
@@ -18,7 +18,7 @@ from bot.jobs.models import (
     NewJob,
     Started,
 )
-from bot.models import Origin
+from bot.model.speech import Origin
 from bot.storage.claims import ClaimsMixin
 from bot.storage.codec import (
     BLOB_COLUMNS,
@@ -88,7 +88,7 @@ def _same(job: Job, new: NewJob, now: float) -> bool:
 
 
 class SqlJobStore(ClaimsMixin, PartsMixin, UsageMixin, KeptAudioMixin):
-    """The :class:`bot.ports.JobStore` of every SQL backend (they differ in :class:`Database`)."""
+    """The job store of every SQL backend (they differ in :class:`Database`)."""
 
     def __init__(self, db: Database, owner: str | None = None) -> None:
         self.db = db

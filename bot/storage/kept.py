@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.jobs.models import Blob, JobState
 from bot.jobs.speech_translate import RECORDING
+from bot.model.job import Blob, JobState
 from bot.storage.codec import BLOB_COLUMNS, blob_row
 from bot.storage.database import marks, state_in
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from bot.jobs.models import Blob, JobState, NewPart, Part
+from bot.model.job import Blob, JobState, NewPart, Part
 from bot.storage.codec import Row, dumps
 from bot.storage.database import MINE, Executor, marks, state_in
 

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import asyncpg.exceptions as pgerr
 
-from bot.errors import BotError
-from bot.ports import Leader
+from bot.jobs.ports import Leader
+from bot.model.errors import BotError
 from bot.storage.codec import Row
 from bot.storage.database import Dialect, DuplicateKey, Executor
 from bot.storage.jobs import SqlJobStore

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from bot.jobs.models import ACTIVE_STATES, Activity, JobKind
-from bot.models import Origin
+from bot.model.job import ACTIVE_STATES, Activity, JobKind
+from bot.model.speech import Origin
 from bot.storage.codec import (
     SPEED_COLUMNS,
     settings_from_row,

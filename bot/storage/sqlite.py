@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.errors import BotError
-from bot.ports import Leader
+from bot.jobs.ports import Leader
+from bot.model.errors import BotError
 from bot.storage.codec import Row
 from bot.storage.database import Dialect, DuplicateKey, Executor, SoleLeader
 from bot.storage.jobs import SqlJobStore

@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.errors import ConfigError
+from bot.model.errors import ConfigError
 from bot.providers.local.piper import PiperTextToSpeech
 from bot.providers.local.settings import (
     read_piper,

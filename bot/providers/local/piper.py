@@ -13,8 +13,8 @@ from typing import Any
 
 import aiohttp
 
-from bot.errors import ProviderBadRequest, ProviderJobFailed, ProviderNotConfigured
-from bot.models import SpeechAudio, TtsOptions
+from bot.model.errors import ProviderBadRequest, ProviderJobFailed, ProviderNotConfigured
+from bot.model.speech import SpeechAudio, TtsOptions
 from bot.providers.base import PollResult, Ticket, TtsCapabilities
 from bot.providers.local.settings import (
     TTS_EXTRA,

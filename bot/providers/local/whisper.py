@@ -13,8 +13,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.errors import ProviderBadRequest, ProviderNotConfigured, UnknownJob
-from bot.models import AudioInput, Segment, SttOptions, Transcript, Word
+from bot.model.errors import ProviderBadRequest, ProviderNotConfigured, UnknownJob
+from bot.model.speech import AudioInput, Segment, SttOptions, Transcript, Word
 from bot.providers.base import PollResult, PollStatus, SttCapabilities, Ticket
 from bot.providers.local.settings import (
     STT_EXTRA,

@@ -10,28 +10,30 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
-from bot import audio, render, splitting
-from bot.audio import AudioInfo
-from bot.audio_pool import AudioPool
-from bot.chat_admin import ChatAdminMixin
-from bot.config import Config
-from bot.errors import InputError, ProviderError, ProviderNotConfigured
-from bot.jobs.models import Activity, Blob, Job, JobKind, JobState, NewJob
-from bot.limits import AccessDenied, Guard, text_too_long
-from bot.models import Origin
-from bot.ports import JobStore
-from bot.preferences import Preferences
-from bot.providers.base import SpeechToText, SttCapabilities, TextToSpeech, TtsCapabilities
-from bot.providers.registry import STT, TTS, TYPES
-from bot.settings import (
+from bot.audio import codec as audio
+from bot.audio import splitting
+from bot.audio.codec import AudioInfo
+from bot.audio.pool import AudioPool
+from bot.chat import render
+from bot.chat.preferences import Preferences
+from bot.chat.settings import (
     ChatSettings,
     Prefs,
     apply_setting,
     unknown_voice,
 )
-from bot.status import render_job, render_job_list
+from bot.chat.status import render_job, render_job_list
+from bot.config.load import Config
+from bot.jobs.ports import JobStore
+from bot.model.errors import InputError, ProviderError, ProviderNotConfigured
+from bot.model.job import Activity, Blob, Job, JobKind, JobState, NewJob
+from bot.model.speech import Origin
+from bot.providers.base import SpeechToText, SttCapabilities, TextToSpeech, TtsCapabilities
+from bot.providers.registry import STT, TTS, TYPES
+from bot.service.chat_admin import ChatAdminMixin
+from bot.service.limits import AccessDenied, Guard, text_too_long
+from bot.service.text_jobs import TextJobsMixin
 from bot.text import ENGLISH, Text, msg
-from bot.textjobs import TextJobsMixin
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ def clean_text(text: str) -> str:
 
 
 def _kept_until(job: Job) -> dict[str, object]:
-    """``keep_audio_until`` of a job whose recording is kept (see bot.textjobs), else nothing."""
+    """``keep_audio_until`` of a job whose recording is kept (see text_jobs), else nothing."""
     until = job.options.get("keep_audio_until")
     return {"keep_audio_until": until} if until else {}
 
@@ -174,7 +176,7 @@ class VoiceService(TextJobsMixin, ChatAdminMixin):
                 return reused
         activity = await self.guard.check_start(origin)
         if caps.translates_to_english and caps.keep_audio_seconds > 0:
-            # Kept for "Translate → English" by the model's own task (see bot.textjobs).
+            # Kept for "Translate → English" by the model's own task (see bot.service.text_jobs).
             options["keep_audio_until"] = now + caps.keep_audio_seconds
         info = await self._audio.run(audio.probe, data, filename)
         whole = self.guard.max_audio_seconds()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from bot.jobs.models import Activity, Admission, Blob, Job, JobState, NewJob, NewPart, Part, Started
+from bot.model.job import Activity, Admission, Blob, Job, JobState, NewJob, NewPart, Part, Started
 
 
 class SpeedStore(Protocol):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from bot.models import Origin, Transcript
+from bot.model.speech import Origin, Transcript
 
 
 class JobKind(StrEnum):
@@ -85,7 +85,7 @@ class NewJob:
     input_duration: float | None = None
     dedup_key: str | None = None
     unique_key: str | None = None
-    """At most one live job per key (see :meth:`bot.ports.JobStore.create`)."""
+    """At most one live job per key (see :meth:`bot.jobs.ports.JobStore.create`)."""
 
 
 @dataclass(frozen=True, slots=True)

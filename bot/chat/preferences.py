@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from bot.config import Config
-from bot.models import Origin
-from bot.ports import ChatSettingsStore
-from bot.settings import ChatSettings, Prefs, UserSettings, apply_user_setting
+from bot.chat.settings import ChatSettings, Prefs, UserSettings, apply_user_setting
+from bot.chat.views import Defaults, describe_settings, voices_text
+from bot.config.load import Config
+from bot.jobs.ports import ChatSettingsStore
+from bot.model.speech import Origin
 from bot.text import ENGLISH, Text, negotiate, text_for
-from bot.text.views import Defaults, describe_settings, voices_text
 
 Choices = Callable[[], tuple[frozenset[str], frozenset[str]]]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from bot.settings import ChatSettings, UserSettings
+from bot.chat.settings import ChatSettings, UserSettings
 from bot.text.translator import Text
 
 

@@ -15,7 +15,7 @@ from bot.providers.registry import (
 )
 
 if TYPE_CHECKING:
-    from bot.config_reader import Section
+    from bot.config.reader import Section
 
 
 def read_route(

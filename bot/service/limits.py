@@ -6,11 +6,11 @@ import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from bot.config import AccessConfig, LimitsConfig
-from bot.errors import InputError
-from bot.jobs.models import Activity, Admission
-from bot.models import Origin
-from bot.ports import UsageQueries
+from bot.config.load import AccessConfig, LimitsConfig
+from bot.jobs.ports import UsageQueries
+from bot.model.errors import InputError
+from bot.model.job import Activity, Admission
+from bot.model.speech import Origin
 from bot.text import Duration, Msg, msg, msgn
 
 OPERATOR_PLATFORM = "cli"  # the operator's own command line: no lists, no limits
@@ -112,8 +112,8 @@ class Guard:
         self, origin: Origin, *, seconds: float = 0.0, chars: int = 0
     ) -> Admission | None:
         """Every limit, to check again inside the store's transaction that creates the job
-        (:meth:`bot.ports.JobStore.create`): checks and creation are one atomic step, so a burst
-        gets exactly the allowed number of jobs, across processes too."""
+        (:meth:`bot.jobs.ports.JobStore.create`): checks and creation are one atomic step, so a
+        burst gets exactly the allowed number of jobs, across processes too."""
         if origin.platform == OPERATOR_PLATFORM or not self._limited():
             return None
 

@@ -14,13 +14,13 @@ from typing import Protocol
 
 import aiohttp
 
-from bot.errors import BotError, ConfigError
+from bot.model.errors import BotError, ConfigError
 
 _LOGGER = logging.getLogger(__name__)
 
 
 class Connectable(Protocol):
-    """What the supervisor needs from an adapter (see :class:`bot.app.ChatAdapter`)."""
+    """What the supervisor needs from an adapter (see :class:`bot.app.core.ChatAdapter`)."""
 
     platform: str
 

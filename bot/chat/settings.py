@@ -10,7 +10,7 @@ from typing import Any
 
 import langcodes
 
-from bot.errors import InputError
+from bot.model.errors import InputError
 from bot.text import Language, Msg, msg, negotiate, shipped_locales
 from bot.text.translator import standard_code
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from av.audio.frame import AudioFrame
 
-from bot import audio
+from bot.audio import codec as audio
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -7,12 +7,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot import replies
-from bot.errors import InputError
-from bot.jobs.models import Job, JobState
-from bot.limits import AccessDenied, Guard, day_start
-from bot.models import Origin
-from bot.ports import JobStore
+from bot.chat import replies
+from bot.jobs.ports import JobStore
+from bot.model.errors import InputError
+from bot.model.job import Job, JobState
+from bot.model.speech import Origin
+from bot.service.limits import AccessDenied, Guard, day_start
 from bot.text import ENGLISH, Msg, Text, msg
 
 _LOGGER = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ class Cancelled:
 
 
 class ChatAdminMixin:
-    """Mixed into :class:`bot.service.VoiceService` (which sets these)."""
+    """Mixed into :class:`bot.service.voice.VoiceService` (which sets these)."""
 
     store: JobStore
     guard: Guard

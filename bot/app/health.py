@@ -11,8 +11,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 if TYPE_CHECKING:
-    from bot.app import Core
-    from bot.supervise import AdapterSupervisor
+    from bot.app.core import Core
+    from bot.app.supervise import AdapterSupervisor
 
 _LOGGER = logging.getLogger(__name__)
 _DB_TIMEOUT = 2.0

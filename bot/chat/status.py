@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.jobs.models import Job, JobKind, JobState
+from bot.model.job import Job, JobKind, JobState
 from bot.text import ENGLISH, Text
 
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from babel.core import get_global
 
-from bot import render
-from bot.jobs.models import Job, JobKind, JobState
-from bot.status import kind_name, part_progress, progress_percent, user_state
+from bot.chat import render
+from bot.chat.status import kind_name, part_progress, progress_percent, user_state
+from bot.model.job import Job, JobKind, JobState
 from bot.text import ENGLISH, Duration, Msg, Text, decode, encode, msg
 from bot.text.translator import standard_code
 
@@ -340,7 +340,7 @@ def transcript_reply(
         max_messages: more parts than this are sent as a ``.txt`` (+ ``.srt`` with timings).
         escape: the platform's escaping for the parse mode it uses.
         utf16: measure length in UTF-16 code units (Telegram).
-        tr: the requester's language (:attr:`bot.models.Origin.locale`).
+        tr: the requester's language (:attr:`bot.model.speech.Origin.locale`).
     """
     if job.state is JobState.FAILED or job.transcript is None:
         return TranscriptReply((escape(failure_text(job, tr)),))

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from bot.models import Segment, Transcript, Word
+from bot.model.speech import Segment, Transcript, Word
 
 _Piece = TypeVar("_Piece", Segment, Word)
 
@@ -38,7 +38,7 @@ class Cue:
     text: str
 
 
-SPEAKER = "Speaker {n}"  # the label template; bot.replies passes the reader's translation
+SPEAKER = "Speaker {n}"  # the label template; bot.chat.replies passes the reader's translation
 
 
 def speaker_labels(speakers: Iterable[str | None], label: str = SPEAKER) -> dict[str, str]:

@@ -5,23 +5,23 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 
-from bot.config import Config
-from bot.errors import InputError, ProviderError
-from bot.jobs.models import Blob, Job, JobKind, JobState, NewJob
-from bot.jobs.speech_translate import RECORDING, SPEECH
-from bot.jobs.text import ACTIONS, TRANSLATE
-from bot.limits import AccessDenied, Guard
-from bot.models import Origin
-from bot.ports import JobStore
-from bot.preferences import Preferences
-from bot.providers.base import SpeechToText, SttCapabilities
-from bot.replies import (
+from bot.chat.preferences import Preferences
+from bot.chat.replies import (
     ENGLISH_ONLY,
     RECORDING_GONE,
     TEXT_UNAVAILABLE,
     language_name,
     no_transcript,
 )
+from bot.config.load import Config
+from bot.jobs.ports import JobStore
+from bot.jobs.speech_translate import RECORDING, SPEECH
+from bot.jobs.text import ACTIONS, TRANSLATE
+from bot.model.errors import InputError, ProviderError
+from bot.model.job import Blob, Job, JobKind, JobState, NewJob
+from bot.model.speech import Origin
+from bot.providers.base import SpeechToText, SttCapabilities
+from bot.service.limits import AccessDenied, Guard
 
 ENGLISH_BUTTON = "english"
 """The one button under a transcript whose recording is kept for its model's own translation
@@ -29,7 +29,7 @@ into English, when no chat model is configured."""
 
 
 class TextJobsMixin:
-    """Creates TEXT jobs; mixed into :class:`bot.service.VoiceService` (which sets these)."""
+    """Creates TEXT jobs; mixed into :class:`bot.service.voice.VoiceService` (which sets these)."""
 
     store: JobStore
     config: Config

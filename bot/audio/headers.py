@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import av
 from av.audio.codeccontext import AudioCodecContext
 
-# Errors PyAV raises for data it cannot parse (as in bot.audio).
+# Errors PyAV raises for data it cannot parse (as in bot.audio.codec).
 _AV_ERRORS = (av.FFmpegError, ValueError, EOFError, OSError)
 
 _OGG_PAGE = struct.Struct("<4sBBqIIIB")  # capture, version, flags, granule, serial, seq, crc, n

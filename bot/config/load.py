@@ -11,11 +11,11 @@ from typing import Any
 
 import yaml
 
-from bot.config_platforms import DiscordConfig, TelegramConfig, read_discord, read_telegram
-from bot.config_reader import MISSING, Section, positive, read_choice
-from bot.config_reader import expand_env as expand_env  # public here since before the split
-from bot.config_routes import read_route, route_checks
-from bot.errors import ConfigError
+from bot.config.platforms import DiscordConfig, TelegramConfig, read_discord, read_telegram
+from bot.config.reader import MISSING, Section, positive, read_choice
+from bot.config.reader import expand_env as expand_env  # public here since before the split
+from bot.config.routes import read_route, route_checks
+from bot.model.errors import ConfigError
 from bot.providers.registry import (
     DEFAULT_PROVIDER,
     LLM_TYPES,

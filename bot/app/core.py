@@ -13,20 +13,20 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bot.audio_pool import AudioPool
-from bot.config import Config
-from bot.health import HealthServer
-from bot.jobs.models import Job
+from bot.app.health import HealthServer
+from bot.app.supervise import AdapterSupervisor
+from bot.audio.pool import AudioPool
+from bot.config.load import Config
+from bot.jobs.metrics import Metrics
 from bot.jobs.poller import Poller
+from bot.jobs.ports import JobStore
 from bot.jobs.schedule import PredictiveSchedule
 from bot.jobs.worker import JobWorker
-from bot.metrics import Metrics
-from bot.models import VoiceClip
-from bot.ports import JobStore
+from bot.model.job import Job
+from bot.model.speech import VoiceClip
 from bot.providers.registry import build_providers, build_text_generator
-from bot.service import VoiceService
+from bot.service.voice import VoiceService
 from bot.storage import open_store
-from bot.supervise import AdapterSupervisor
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class ChatAdapter(Protocol):
 
     async def wait_disconnected(self) -> None:
         """Return, or raise the cause, once the platform connection has ended (see
-        :class:`bot.supervise.AdapterSupervisor`, which then reconnects)."""
+        :class:`bot.app.supervise.AdapterSupervisor`, which then reconnects)."""
         ...
 
     @property

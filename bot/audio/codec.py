@@ -15,9 +15,9 @@ from av.audio.frame import AudioFrame
 from av.audio.stream import AudioStream
 from av.container import InputContainer
 
-from bot.audio_headers import is_wav, read_header
-from bot.errors import AudioError, AudioTooLong
-from bot.models import AudioInput, VoiceClip
+from bot.audio.headers import is_wav, read_header
+from bot.model.errors import AudioError, AudioTooLong
+from bot.model.speech import AudioInput, VoiceClip
 from bot.text import Duration, msg
 
 _LOGGER = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def probe(data: bytes, filename: str | None = None) -> AudioInfo:
 
     Ogg/Opus (every Telegram and Discord voice note) and PCM WAV are read from their headers,
     exactly and without demuxing: the last Ogg page's granule position less the Opus pre-skip,
-    the WAV data chunk's size (see :mod:`bot.audio_headers`). Anything else, or anything odd in
+    the WAV data chunk's size (see :mod:`bot.audio.headers`). Anything else, or anything odd in
     those, is demuxed: the duration comes from packet timestamps (no decoding), because header
     durations are wrong for truncated MP3/FLAC; the first packets are decoded to prove the audio
     is readable.

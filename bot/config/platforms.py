@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.config_reader import MISSING, Section, positive
+from bot.config.reader import MISSING, Section, positive
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,1 @@
+"""What a reply says: replies, rendering (plain, .txt, .srt), status lines, chat settings."""

@@ -1,0 +1,1 @@
+"""Configuration: load and validate YAML (every problem listed), ${VAR} reading, speech routes."""

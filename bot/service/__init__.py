@@ -1,0 +1,1 @@
+"""What adapters call: intake of voice notes and text, text jobs, chat admin, limits."""
