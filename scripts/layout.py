@@ -132,7 +132,9 @@ def findings() -> list[str]:
         tree = trees[name]
         if not ast.get_docstring(tree):
             out.append(f"module without a docstring: {name}")
-        out += [f"function over {MAX_FUNCTION_LINES} lines: {f}" for f in long_functions(name, tree)]
+        out += [
+            f"function over {MAX_FUNCTION_LINES} lines: {f}" for f in long_functions(name, tree)
+        ]
     return out
 
 
