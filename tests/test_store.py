@@ -529,7 +529,7 @@ async def test_store_caps_hold_for_a_burst_across_processes(
     """50 voice notes at once from one user, spread over three stores ("processes") on one
     database: exactly the allowed number become jobs, every other one is refused clearly."""
     stores = [await opener() for _ in range(3)]
-    guard = Guard(stores[0], limits, AccessConfig(), clock=lambda: 1000.0)
+    guard = Guard(stores[0].usage, limits, AccessConfig(), clock=lambda: 1000.0)
 
     async def one(i: int) -> str:
         admit = guard.admission(ORIGIN, seconds=3.5)
