@@ -32,7 +32,7 @@ ORIGIN = Origin(platform="bench", chat_id="c", user_id="u", reply_to="m")
 async def _drive(core: Core, clock: FakeClock, done: RecordingDeliverer, count: int) -> None:
     while len(done.delivered) < count:
         await core.poller.run_once()
-        next_at = await core.store.next_wakeup(["bench"])
+        next_at = await core.store.claims.next_wakeup(["bench"])
         if next_at is None and len(done.delivered) < count:
             raise RuntimeError("nothing left to do, yet not delivered")
         clock.now = max(clock.now + 0.5, next_at or clock.now)
@@ -64,7 +64,7 @@ async def run(minutes: float, max_upload: int, folder: Path) -> dict[str, Any]:
             await _drive(core, clock, out, 1)
             figures["transcribe_s"] = time.perf_counter() - t
             done = out.delivered[0][0]
-            parts = await core.store.parts(job.id)
+            parts = await core.store.parts.of(job.id)
             t = time.perf_counter()
             summary = await core.service.text_job(ORIGIN, job.id, "summary", "en")
             await _drive(core, clock, out, 2)

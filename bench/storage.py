@@ -169,7 +169,7 @@ async def usage_and_stall(target: str, rows: int) -> dict[str, Any]:
         )
         for _ in range(5):
             t0 = time.perf_counter()
-            rows_out = await store.usage(since)
+            rows_out = await store.usage.usage(since)
             rollup.append(1000 * (time.perf_counter() - t0))
             t0 = time.perf_counter()
             await store.db.fetch(old_sql, (since,))
@@ -188,7 +188,7 @@ async def usage_and_stall(target: str, rows: int) -> dict[str, Any]:
 
 async def _stall(store: SqlJobStore, since: float) -> float:
     """Milliseconds a claim takes when issued while /usage is running."""
-    return await _claim_wait(store, store.usage(since))
+    return await _claim_wait(store, store.usage.usage(since))
 
 
 async def _claim_wait(store: SqlJobStore, query: Awaitable[object]) -> float:
@@ -197,7 +197,7 @@ async def _claim_wait(store: SqlJobStore, query: Awaitable[object]) -> float:
     loop: on SQLite the query runs on the event loop, so the claim waits for all of it."""
     t0 = time.perf_counter()
     running = asyncio.ensure_future(query)
-    claim = asyncio.ensure_future(store.claim(time.time(), ["telegram"], 10, 15.0))
+    claim = asyncio.ensure_future(store.claims.claim(time.time(), ["telegram"], 10, 15.0))
     await claim
     waited = 1000 * (time.perf_counter() - t0)
     await running
@@ -215,12 +215,12 @@ async def counts_and_stall(target: str, rows: int) -> dict[str, Any]:
         table, direct, wait_table, wait_direct = [], [], [], []
         for _ in range(5):
             t0 = time.perf_counter()
-            counts = await store.job_counts()
+            counts = await store.usage.job_counts()
             table.append(1000 * (time.perf_counter() - t0))
             t0 = time.perf_counter()
             old = await store.db.fetch(_GROUP_BY)
             direct.append(1000 * (time.perf_counter() - t0))
-            wait_table.append(await _claim_wait(store, store.job_counts()))
+            wait_table.append(await _claim_wait(store, store.usage.job_counts()))
             wait_direct.append(await _claim_wait(store, store.db.fetch(_GROUP_BY)))
         same = sorted(counts) == sorted((r[0], r[1], r[2], int(r[3])) for r in old)
         return {
@@ -263,9 +263,9 @@ async def step_cost(targets: list[str], jobs: int = 1000, rounds: int = 9) -> di
             started = clock()
             for _ in range(jobs):
                 job = await store.create(new, now=1.0)
-                await store.claim(2.0, ["telegram"], 1, 30.0)
-                await store.begin_submit(job.id, 2.0)
-                await store.complete(job.id, {"text": "x"}, now=3.0)
+                await store.claims.claim(2.0, ["telegram"], 1, 30.0)
+                await store.steps.begin_submit(job.id, 2.0)
+                await store.steps.complete(job.id, {"text": "x"}, now=3.0)
             return 1e6 * (clock() - started) / jobs
         finally:
             await store.close()

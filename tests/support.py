@@ -15,6 +15,10 @@ import yaml
 
 from bot.app.core import Core
 from bot.config.load import Config, parse_config
+from bot.jobs.delivery import DEFAULT_LEASE, Delivery
+from bot.jobs.metrics import Metrics
+from bot.jobs.steps import JobSteps
+from bot.jobs.worker import JobWorker
 from bot.model.job import Job
 from bot.model.speech import VoiceClip
 from bot.storage.jobs import SqlJobStore
@@ -25,6 +29,29 @@ NANO_KEY = "test-nano-key"
 CANTO_KEY = "test-canto-key"
 Opener = Callable[[], Awaitable[SqlJobStore]]
 """What the ``opener`` fixture gives: opens another store on the test's database."""
+
+
+def job_worker(
+    store: SqlJobStore,
+    *,
+    clock: Callable[[], float],
+    steps: JobSteps | None = None,
+    lease: float = DEFAULT_LEASE,
+    **kwargs: Any,
+) -> JobWorker:
+    """A worker wired as the composition root wires it: each store role handed to its user
+    (``steps``: a stand-in for the store's own)."""
+    metrics = Metrics()
+    delivery = Delivery(store.replies, store.kept, clock=clock, metrics=metrics, lease=lease)
+    return JobWorker(
+        steps or store.steps,
+        parts=store.parts,
+        delivery=delivery,
+        recovery=store.claims,
+        clock=clock,
+        metrics=metrics,
+        **kwargs,
+    )
 
 
 def config_dict(
@@ -155,7 +182,7 @@ class Harness:
         store = self.core.store
         for _ in range(self._steps if steps is None else steps):
             await self.core.poller.run_once()
-            next_at = await store.next_wakeup(["test"])
+            next_at = await store.claims.next_wakeup(["test"])
             if next_at is None:
                 return
             self.clock.now = max(self.clock.now + (self._dt if dt is None else dt), next_at)

@@ -96,7 +96,7 @@ async def test_discord_summary_answers_in_the_servers_language(
     async with running_bot(tmp_path, dc, nano, canto, extra=extra) as r:
         voice = await dc.send_voice_message(None, dc.ids.admin, make_tone(1.0), 1.0)
         message, job = await transcript_message(r, voice)
-        await r.core.store.put_settings(
+        await r.core.store.usage.put_settings(
             "discord", f"guild:{dc.ids.guild}", {"ui_language": "de"}, 1.0
         )
         first = dc.interaction(await dc.press_button(message, f"voicebot:sum:{job.id}"))

@@ -99,7 +99,7 @@ class Bench:
         gaps: list[float] = []
         for _ in range(steps):
             await self.core.poller.run_once()
-            next_at = await self.core.store.next_wakeup(["test"])
+            next_at = await self.core.store.claims.next_wakeup(["test"])
             if next_at is None:
                 break
             gap = max(dt, next_at - self.clock.now)

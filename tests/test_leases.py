@@ -13,7 +13,8 @@ from bot.model.job import Blob, Job, JobKind, NewJob
 from bot.model.speech import AudioInput, Origin, SttOptions, Transcript, VoiceClip
 from bot.providers.base import PollResult, SttCapabilities, Ticket
 from bot.storage.sqlite import SqliteJobStore
-from tests.support import FakeClock, RecordingDeliverer
+from bot.storage.steps import Steps
+from tests.support import FakeClock, RecordingDeliverer, job_worker
 
 ORIGIN = Origin(platform="telegram", chat_id="1", user_id="2")
 NEW = NewJob(JobKind.STT, ORIGIN, "nanogpt", "m", {}, deadline_at=1e12)
@@ -45,12 +46,12 @@ async def test_leases_long_step_is_renewed_and_not_taken_by_another_process(
     clock = FakeClock(1000.0)
     mine = await SqliteJobStore.open(tmp_path / "j.sqlite3")
     other = await SqliteJobStore.open(tmp_path / "j.sqlite3")
-    worker = JobWorker(mine, stt={}, tts={}, clock=clock)
+    worker = job_worker(mine, stt={}, tts={}, clock=clock, lease=15.0)
     deliverer = SlowDeliverer()
     worker.register("telegram", deliverer)
-    poller = Poller(mine, worker, clock=clock, lease=15.0, max_idle=0.2)
+    poller = Poller(mine.claims, worker, clock=clock, lease=15.0, max_idle=0.2)
     job = await mine.create(NEW, now=clock.now)
-    await mine.fail(job.id, "no", now=clock.now)  # a reply to deliver
+    await mine.steps.fail(job.id, "no", now=clock.now)  # a reply to deliver
     try:
         poller.start()
         await asyncio.wait_for(deliverer.started.wait(), 10)
@@ -60,7 +61,7 @@ async def test_leases_long_step_is_renewed_and_not_taken_by_another_process(
         await poller.housekeep()  # what the keeper task does every lease / 3
         renewed = await other.get(job.id)
         assert renewed is not None and renewed.lease_until == clock.now + 15.0
-        assert await other.claim(clock.now, ["telegram"], 10, 15.0) == []
+        assert await other.claims.claim(clock.now, ["telegram"], 10, 15.0) == []
         deliverer.release.set()
         await asyncio.wait_for(deliverer.finished.wait(), 10)
         await asyncio.sleep(0.1)  # mark_delivered follows the platform's answer
@@ -77,16 +78,16 @@ async def test_leases_step_cut_off_at_shutdown_is_released(tmp_path: Path) -> No
     clock = FakeClock(1000.0)
     mine = await SqliteJobStore.open(tmp_path / "j.sqlite3")
     other = await SqliteJobStore.open(tmp_path / "j.sqlite3")
-    worker = JobWorker(mine, stt={}, tts={}, clock=clock)
+    worker = job_worker(mine, stt={}, tts={}, clock=clock, lease=15.0)
     deliverer = SlowDeliverer()
     worker.register("telegram", deliverer)
-    poller = Poller(mine, worker, clock=clock, lease=15.0, max_idle=0.2)
+    poller = Poller(mine.claims, worker, clock=clock, lease=15.0, max_idle=0.2)
     job = await mine.create(NEW, now=clock.now)
-    await mine.fail(job.id, "no", now=clock.now)
+    await mine.steps.fail(job.id, "no", now=clock.now)
     poller.start()
     await asyncio.wait_for(deliverer.started.wait(), 10)
     await poller.stop(timeout=0.1)  # the delivery never finishes: cancelled
-    claimed = await other.claim(clock.now, ["telegram"], 10, 15.0)
+    claimed = await other.claims.claim(clock.now, ["telegram"], 10, 15.0)
     assert [j.id for j in claimed] == [job.id]  # free at once, not after the lease
     await mine.close()
     await other.close()
@@ -113,8 +114,8 @@ class InstantStt:
         raise AssertionError("a synchronous model is never polled")
 
 
-class OnlineAfterComplete(SqliteJobStore):
-    """The real store; the platform's connection comes back while ``complete`` is being
+class OnlineAfterComplete(Steps):
+    """The real steps; the platform's connection comes back while ``complete`` is being
     written (on PostgreSQL that write is a network round trip the loop waits on)."""
 
     worker: JobWorker
@@ -131,19 +132,20 @@ async def test_leases_step_finished_offline_leaves_the_reply_to_one_process(
     """A step that finished while its platform was offline gave its lease back, so another
     process may claim the reply: the first must not send it too when the platform returns."""
     clock = FakeClock(1000.0)
-    mine = await OnlineAfterComplete.open(tmp_path / "j.sqlite3")
+    mine = await SqliteJobStore.open(tmp_path / "j.sqlite3")
     other = await SqliteJobStore.open(tmp_path / "j.sqlite3")
-    worker = JobWorker(mine, stt={"instant": InstantStt()}, tts={}, clock=clock)
-    mine.worker = worker
+    steps = OnlineAfterComplete(mine.db, mine.owner)
+    worker = job_worker(mine, steps=steps, stt={"instant": InstantStt()}, tts={}, clock=clock)
+    steps.worker = worker
     slow = SlowDeliverer()
     worker.register("telegram", slow)
     worker.set_online("telegram", False)
-    theirs = JobWorker(other, stt={"instant": InstantStt()}, tts={}, clock=clock)
+    theirs = job_worker(other, stt={"instant": InstantStt()}, tts={}, clock=clock)
     out = RecordingDeliverer()
     theirs.register("telegram", out)
     new = NewJob(JobKind.STT, ORIGIN, "instant", "m", {}, deadline_at=1e12, input_duration=1.0)
     job = await mine.create(new, now=clock.now, input_blob=Blob(b"OggS", "a.ogg", "audio/ogg"))
-    claimed = await mine.claim(clock.now, ["telegram"], 10, 15.0)
+    claimed = await mine.claims.claim(clock.now, ["telegram"], 10, 15.0)
     step = asyncio.create_task(worker.advance(claimed[0], clock.now))
     try:
         # Either the first process is already sending (the race) or its step has ended.
@@ -152,7 +154,7 @@ async def test_leases_step_finished_offline_leaves_the_reply_to_one_process(
             return_when=asyncio.FIRST_COMPLETED,
             timeout=10,
         )
-        replies = await other.claim(clock.now, ["telegram"], 10, 15.0)
+        replies = await other.claims.claim(clock.now, ["telegram"], 10, 15.0)
         assert [j.id for j in replies] == [job.id]  # the lease was given back
         await theirs.advance(replies[0], clock.now)
         slow.release.set()

@@ -127,7 +127,7 @@ async def test_forget_deletes_only_callers_jobs(tmp_path: Path, nano: FakeNanoGp
         theirs = await core.service.speak(BOB, "hello")
         assert "Deleted 1" in await core.service.forget(ALICE)
         assert await core.store.get(mine.id) is None
-        assert await core.store.load_blob(mine.id, "input") is None
+        assert await core.store.kept.load_blob(mine.id, "input") is None
         assert await core.store.get(theirs.id) is not None
         assert "no stored jobs" in await core.service.forget(ALICE)
     finally:

@@ -135,7 +135,7 @@ async def test_local_lost_run_is_rerun_after_restart_not_failed(tmp_path: Path) 
         assert done.id == job.id and done.state is JobState.COMPLETED, done.error
         assert done.attempts == 2 and done.transcript is not None
         assert word_error_rate(PARAGRAPH, done.transcript.text) <= 0.25
-        assert await core.store.load_blob(job.id, "input") is None  # kept only until done
+        assert await core.store.kept.load_blob(job.id, "input") is None  # kept only until done
 
 
 async def test_local_job_left_submitting_by_a_crash_is_requeued(tmp_path: Path) -> None:
@@ -143,7 +143,7 @@ async def test_local_job_left_submitting_by_a_crash_is_requeued(tmp_path: Path) 
     first = await Core.open(config)
     try:
         job = await first.service.transcribe(ORIGIN, make_tone(1.0, "ogg"), "tone.ogg")
-        assert await first.store.begin_submit(job.id, first.clock())
+        assert await first.store.steps.begin_submit(job.id, first.clock())
     finally:
         await first.close()
     async with running_core(config) as (_core, out):

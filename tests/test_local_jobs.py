@@ -38,9 +38,9 @@ def new_job(provider: str = "local") -> NewJob:
 
 async def _submitted(store: SqlJobStore, *, keep_input: bool) -> Job:
     job = await store.create(new_job(), now=100.0, input_blob=Blob(b"OggS", "a.ogg", "audio/ogg"))
-    assert await store.begin_submit(job.id, 101.0)
+    assert await store.steps.begin_submit(job.id, 101.0)
     ticket = {"run": "r1"}
-    assert await store.mark_submitted(
+    assert await store.steps.mark_submitted(
         job.id, ticket, next_poll_at=102.0, now=101.0, keep_input=keep_input
     )
     return job
@@ -48,32 +48,34 @@ async def _submitted(store: SqlJobStore, *, keep_input: bool) -> Job:
 
 async def test_store_keeps_input_while_submitted_only_when_asked(store: SqlJobStore) -> None:
     paid = await _submitted(store, keep_input=False)
-    assert await store.load_blob(paid.id, "input") is None  # hosted: dropped once the API has it
+    assert (
+        await store.kept.load_blob(paid.id, "input") is None
+    )  # hosted: dropped once the API has it
     free = await _submitted(store, keep_input=True)
-    assert await store.load_blob(free.id, "input") == Blob(b"OggS", "a.ogg", "audio/ogg")
-    assert await store.complete(free.id, {"text": "hi"}, now=110.0, polled=True)
-    assert await store.load_blob(free.id, "input") is None  # and dropped when the job ends
+    assert await store.kept.load_blob(free.id, "input") == Blob(b"OggS", "a.ogg", "audio/ogg")
+    assert await store.steps.complete(free.id, {"text": "hi"}, now=110.0, polled=True)
+    assert await store.kept.load_blob(free.id, "input") is None  # and dropped when the job ends
 
 
 async def test_store_requeue_lost_only_for_kept_input(store: SqlJobStore) -> None:
     paid = await _submitted(store, keep_input=False)
-    assert not await store.requeue_lost(paid.id, 105.0)  # a paid run is never silently resent
+    assert not await store.steps.requeue_lost(paid.id, 105.0)  # a paid run is never silently resent
     free = await _submitted(store, keep_input=True)
-    assert await store.reschedule(free.id, next_poll_at=106.0, now=105.0, progress=0.5)
-    assert await store.requeue_lost(free.id, 107.0)
+    assert await store.steps.reschedule(free.id, next_poll_at=106.0, now=105.0, progress=0.5)
+    assert await store.steps.requeue_lost(free.id, 107.0)
     again = await store.get(free.id)
     assert again is not None and again.state is JobState.QUEUED
     assert again.ticket is None and again.progress is None and again.next_poll_at == 107.0
-    assert await store.load_blob(free.id, "input") is not None
-    assert not await store.requeue_lost(free.id, 108.0)  # guarded: only from SUBMITTED
+    assert await store.kept.load_blob(free.id, "input") is not None
+    assert not await store.steps.requeue_lost(free.id, 108.0)  # guarded: only from SUBMITTED
 
 
 async def test_store_progress_is_kept_when_a_poll_does_not_report_it(
     store: SqlJobStore,
 ) -> None:
     job = await _submitted(store, keep_input=True)
-    await store.reschedule(job.id, next_poll_at=103.0, now=102.0, progress=0.4)
-    await store.reschedule(job.id, next_poll_at=104.0, now=103.0)
+    await store.steps.reschedule(job.id, next_poll_at=103.0, now=102.0, progress=0.4)
+    await store.steps.reschedule(job.id, next_poll_at=104.0, now=103.0)
     stored = await store.get(job.id)
     assert stored is not None and stored.progress == pytest.approx(0.4)
 
@@ -84,14 +86,14 @@ async def test_store_recover_requeues_free_reruns_and_fails_the_rest(
     local = await store.create(new_job("local"), now=100.0, input_blob=Blob(b"x", None, None))
     hosted = await store.create(new_job("nanogpt"), now=100.0, input_blob=Blob(b"x", None, None))
     for job in (local, hosted):
-        assert await store.begin_submit(job.id, 101.0)
-    failed = await store.recover_interrupted(
+        assert await store.steps.begin_submit(job.id, 101.0)
+    failed = await store.claims.recover_interrupted(
         200.0, "interrupted", ["telegram"], rerun=lambda job: job.provider == "local"
     )
     assert failed == [hosted.id]
     requeued = await store.get(local.id)
     assert requeued is not None and requeued.state is JobState.QUEUED
-    assert await store.load_blob(local.id, "input") is not None
+    assert await store.kept.load_blob(local.id, "input") is not None
 
 
 async def test_store_recover_waits_for_the_lease_then_requeues_a_free_rerun(
@@ -105,19 +107,28 @@ async def test_store_recover_waits_for_the_lease_then_requeues_a_free_rerun(
         hosted = await other.create(
             new_job("nanogpt"), now=100.0, input_blob=Blob(b"y", None, None)
         )
-        assert len(await other.claim(100.0, ["telegram"], 10, lease=30.0)) == 2  # until 130
+        assert len(await other.claims.claim(100.0, ["telegram"], 10, lease=30.0)) == 2  # until 130
         for job in (local, hosted):
-            assert await other.begin_submit(job.id, 101.0)
+            assert await other.steps.begin_submit(job.id, 101.0)
         free = lambda job: job.provider == "local"  # noqa: E731
-        assert await store.recover_interrupted(120.0, "interrupted", ["telegram"], free) == []
+        assert (
+            await store.claims.recover_interrupted(120.0, "interrupted", ["telegram"], free) == []
+        )
         assert (await store.get(local.id)).state is JobState.SUBMITTING  # type: ignore[union-attr]
-        assert await other.recover_interrupted(200.0, "interrupted", ["telegram"], free) == []
-        failed = await store.recover_interrupted(200.0, "interrupted", ["telegram"], free)
+        assert (
+            await other.claims.recover_interrupted(200.0, "interrupted", ["telegram"], free) == []
+        )
+        failed = await store.claims.recover_interrupted(200.0, "interrupted", ["telegram"], free)
         assert failed == [hosted.id]
         again = await store.get(local.id)
         assert again is not None and again.state is JobState.QUEUED and again.lease_owner is None
-        assert again.next_poll_at == 200.0 and await store.load_blob(local.id, "input") is not None
-        assert not await other.mark_submitted(local.id, {"run": "late"}, next_poll_at=1, now=201)
+        assert (
+            again.next_poll_at == 200.0
+            and await store.kept.load_blob(local.id, "input") is not None
+        )
+        assert not await other.steps.mark_submitted(
+            local.id, {"run": "late"}, next_poll_at=1, now=201
+        )
     finally:
         await other.close()
 
@@ -128,9 +139,11 @@ async def test_store_requeue_lost_respects_another_owners_lease(
     job = await _submitted(store, keep_input=True)
     other = await open_store(target, pool_size=2)
     try:
-        assert [j.id for j in await other.claim(102.0, ["telegram"], 10, lease=30.0)] == [job.id]
-        assert not await store.requeue_lost(job.id, 103.0)  # the poll step is the other's
-        assert await other.requeue_lost(job.id, 103.0)
+        assert [j.id for j in await other.claims.claim(102.0, ["telegram"], 10, lease=30.0)] == [
+            job.id
+        ]
+        assert not await store.steps.requeue_lost(job.id, 103.0)  # the poll step is the other's
+        assert await other.steps.requeue_lost(job.id, 103.0)
     finally:
         await other.close()
     again = await store.get(job.id)
@@ -146,22 +159,26 @@ async def test_store_local_run_is_polled_by_its_own_process_until_that_one_is_go
     try:
         home = await other.create(new_job("local"), now=100.0, input_blob=Blob(b"x", None, None))
         paid = await other.create(new_job("nanogpt"), now=100.0, input_blob=Blob(b"y", None, None))
-        assert len(await other.claim(100.0, ["telegram"], 10, lease=30.0)) == 2
+        assert len(await other.claims.claim(100.0, ["telegram"], 10, lease=30.0)) == 2
         for job, keep in ((home, True), (paid, False)):
-            assert await other.begin_submit(job.id, 101.0)
-            assert await other.mark_submitted(
+            assert await other.steps.begin_submit(job.id, 101.0)
+            assert await other.steps.mark_submitted(
                 job.id, {"run": "r"}, next_poll_at=110.0, now=101.0, keep_input=keep
             )
-        assert [j.id for j in await store.claim(111.0, ["telegram"], 10, lease=30.0)] == [paid.id]
+        assert [j.id for j in await store.claims.claim(111.0, ["telegram"], 10, lease=30.0)] == [
+            paid.id
+        ]
         assert await store.cancel(paid.id, 111.0) is not None  # only the local run is left
-        assert await store.next_wakeup(["telegram"]) == pytest.approx(170.0)
-        assert [j.id for j in await other.claim(111.0, ["telegram"], 10, lease=30.0)] == [home.id]
-        assert await other.reschedule(home.id, next_poll_at=120.0, now=111.0, progress=0.2)
-        assert await other.next_wakeup(["telegram"]) == pytest.approx(120.0)
-        assert await store.claim(179.0, ["telegram"], 10, lease=30.0) == []
-        taken = await store.claim(180.0, ["telegram"], 10, lease=30.0)  # a minute overdue
+        assert await store.claims.next_wakeup(["telegram"]) == pytest.approx(170.0)
+        assert [j.id for j in await other.claims.claim(111.0, ["telegram"], 10, lease=30.0)] == [
+            home.id
+        ]
+        assert await other.steps.reschedule(home.id, next_poll_at=120.0, now=111.0, progress=0.2)
+        assert await other.claims.next_wakeup(["telegram"]) == pytest.approx(120.0)
+        assert await store.claims.claim(179.0, ["telegram"], 10, lease=30.0) == []
+        taken = await store.claims.claim(180.0, ["telegram"], 10, lease=30.0)  # a minute overdue
         assert [j.id for j in taken] == [home.id]
-        assert await store.requeue_lost(home.id, 180.0)
+        assert await store.steps.requeue_lost(home.id, 180.0)
     finally:
         await other.close()
 
@@ -169,7 +186,7 @@ async def test_store_local_run_is_polled_by_its_own_process_until_that_one_is_go
 async def test_store_cancel_drops_the_kept_input(store: SqlJobStore) -> None:
     job = await _submitted(store, keep_input=True)
     assert await store.cancel(job.id, 103.0) is not None
-    assert await store.load_blob(job.id, "input") is None
+    assert await store.kept.load_blob(job.id, "input") is None
 
 
 def _running(progress: float | None) -> Job:
@@ -229,10 +246,10 @@ async def test_store_sqlite_database_from_schema_v8_gains_progress_and_keep_inpu
         conn.execute("INSERT INTO job_blobs (job_id, role, data) VALUES ('abc234', 'input', x'00')")
     store = await open_store(str(path), pool_size=2)
     try:
-        assert await store.mark_submitted("abc234", {"run": "r"}, next_poll_at=9.0, now=4.0)
+        assert await store.steps.mark_submitted("abc234", {"run": "r"}, next_poll_at=9.0, now=4.0)
         job = await store.get("abc234")
         assert job is not None and job.progress is None
-        assert await store.load_blob("abc234", "input") is None  # keep_input defaults to off
+        assert await store.kept.load_blob("abc234", "input") is None  # keep_input defaults to off
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
@@ -246,8 +263,8 @@ async def test_store_postgres_database_from_schema_v2_gains_progress_and_keep_in
     store = await open_store(pg_url, pool_size=2)
     try:
         free = await _submitted(store, keep_input=True)
-        assert await store.load_blob(free.id, "input") is not None
-        assert await store.reschedule(free.id, next_poll_at=103.0, now=102.0, progress=0.3)
+        assert await store.kept.load_blob(free.id, "input") is not None
+        assert await store.steps.reschedule(free.id, next_poll_at=103.0, now=102.0, progress=0.3)
         assert (await store.get(free.id)).progress == pytest.approx(0.3)  # type: ignore[union-attr]
     finally:
         await store.close()

@@ -69,7 +69,7 @@ async def test_long_audio_twenty_minutes_split_at_pauses_and_stitched_on_time(
         assert job.state is JobState.QUEUED and job.input_duration == pytest.approx(1200, abs=0.1)
         await h.drive()
         [(done, _)] = h.out.delivered
-        parts = await core.store.parts(job.id)
+        parts = await core.store.parts.of(job.id)
     finally:
         await h.close()
     assert done.state is JobState.COMPLETED, done.error

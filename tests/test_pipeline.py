@@ -47,7 +47,7 @@ async def test_pipeline_sync_transcription_delivered_once(h: Harness, nano: Fake
     assert nano.submits["transcribe"] == 1
     stored = await h.core.store.get(job.id)
     assert stored is not None and stored.delivered_at is not None
-    assert await h.core.store.load_blob(job.id, "input") is None
+    assert await h.core.store.kept.load_blob(job.id, "input") is None
     await h.drive()
     assert len(h.out.delivered) == 1
 
@@ -105,7 +105,7 @@ async def test_pipeline_crash_mid_submit_is_reported_not_resubmitted(
     first = Harness(config)
     core = await first.open()
     job = await core.service.transcribe(ORIGIN, make_tone(1.0), "v.ogg")
-    assert await core.store.begin_submit(job.id, first.clock())  # then the process dies
+    assert await core.store.steps.begin_submit(job.id, first.clock())  # then the process dies
     await first.close()
     second = Harness(config)
     await second.open()

@@ -87,7 +87,7 @@ async def _lifecycle(
             await core.service.transcribe(origin, note, "voice.ogg")
         for _ in range(40):
             await core.poller.run_once()
-            next_at = await core.store.next_wakeup(["test"])
+            next_at = await core.store.claims.next_wakeup(["test"])
             if next_at is None:
                 break
             clock.now = max(clock.now + 1.0, next_at)

@@ -80,7 +80,7 @@ async def test_predictive_schedule_polls_at_predicted_finish_and_persists(tmp_pa
     clock = FakeClock()
     store = await SqliteJobStore.open(tmp_path / "s.sqlite3")
     try:
-        schedule = PredictiveSchedule(store, clock)
+        schedule = PredictiveSchedule(store.usage, clock)
         fresh = stt_job(30.0, clock.now)
         fallback = BackoffSchedule(jitter=0.0)
         assert schedule.eta(fresh) is None
@@ -105,7 +105,7 @@ async def test_predictive_schedule_polls_at_predicted_finish_and_persists(tmp_pa
         await store.close()
     reopened = await SqliteJobStore.open(tmp_path / "s.sqlite3")
     try:
-        again = PredictiveSchedule(reopened, clock)
+        again = PredictiveSchedule(reopened.usage, clock)
         await again.load()
         assert again.first_poll(stt_job(40.0, clock.now), 1.0) == pytest.approx(first)
     finally:
@@ -227,7 +227,7 @@ async def test_learned_place_price_survives_a_restart(tmp_path: Path) -> None:
     clock = FakeClock()
     store = await SqliteJobStore.open(tmp_path / "s.sqlite3")
     try:
-        schedule = PredictiveSchedule(store, clock, save_every=0.0)
+        schedule = PredictiveSchedule(store.usage, clock, save_every=0.0)
         await _learn(schedule, clock, 3, rate=0.3)
         job = stt_job(40.0, clock.now, queue_position=5)
         schedule.observe_queue(job, 1, clock.now + 6.0)  # 1.5 s per place
@@ -237,7 +237,7 @@ async def test_learned_place_price_survives_a_restart(tmp_path: Path) -> None:
         await store.close()
     reopened = await SqliteJobStore.open(tmp_path / "s.sqlite3")
     try:
-        again = PredictiveSchedule(reopened, clock)
+        again = PredictiveSchedule(reopened.usage, clock)
         await again.load()
         assert again.expected_finish(job) == pytest.approx(expected)
     finally:

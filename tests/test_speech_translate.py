@@ -172,7 +172,7 @@ async def open_core(config: Config, out: RecordingDeliverer) -> Core:
     """A Core as ``voicebot run`` starts one: the runner lock taken, interrupted jobs settled."""
     core = await Core.open(config)
     core.worker.register("test", out)
-    await core.store.lock_runner(["test"])
+    await core.store.claims.lock_runner(["test"])
     await core.worker.recover(core.clock())
     core.poller.start()
     return core
@@ -276,16 +276,16 @@ async def test_store_keeps_a_recording_until_its_time(target: str) -> None:
             )
             blob = Blob(b"OggS-audio", "a.ogg", "audio/ogg")
             job = await store.create(new, now=100.0, input_blob=blob)
-            await store.keep_recording(job.id, blob)
-            await store.keep_recording(job.id, blob)  # once: a second call changes nothing
-            assert await store.begin_submit(job.id, 101.0)
-            await store.complete(job.id, {"text": "hi"}, now=102.0)
+            await store.kept.keep_recording(job.id, blob)
+            await store.kept.keep_recording(job.id, blob)  # once: a second call changes nothing
+            assert await store.steps.begin_submit(job.id, 101.0)
+            await store.steps.complete(job.id, {"text": "hi"}, now=102.0)
             jobs.append(job)
-        assert await store.load_blob(jobs[0].id, "input") is None  # dropped as always
-        assert await store.load_blob(jobs[0].id, RECORDING) == blob  # kept
-        assert await store.drop_recordings(600.0) == 1
-        assert await store.load_blob(jobs[0].id, RECORDING) is None
-        assert await store.load_blob(jobs[1].id, RECORDING) == blob
+        assert await store.kept.load_blob(jobs[0].id, "input") is None  # dropped as always
+        assert await store.kept.load_blob(jobs[0].id, RECORDING) == blob  # kept
+        assert await store.kept.drop_recordings(600.0) == 1
+        assert await store.kept.load_blob(jobs[0].id, RECORDING) is None
+        assert await store.kept.load_blob(jobs[1].id, RECORDING) == blob
     finally:
         await store.close()
 
@@ -315,20 +315,20 @@ async def test_speech_translation_beside_a_chat_model_and_after_the_recording_ex
             job = await core.store.create(
                 new, now=now, state=JobState.COMPLETED, result={"text": "Hallo."}
             )
-            await core.store.keep_recording(job.id, Blob(b"OggS", "v.ogg", "audio/ogg"))
+            await core.store.kept.keep_recording(job.id, Blob(b"OggS", "v.ogg", "audio/ogg"))
             sources.append(job)
         kept, expired = sources
         assert core.service.text_buttons(kept) == ("summary", "translate")
         by_speech = await core.service.text_job(ORIGIN, kept.id, "translate", "en")
         assert by_speech.options["engine"] == "speech" and by_speech.provider == "local"
-        assert await core.store.load_blob(by_speech.id, "input") is not None  # its recording
+        assert await core.store.kept.load_blob(by_speech.id, "input") is not None  # its recording
         german = await core.service.text_job(ORIGIN, kept.id, "translate", "de")
         assert "engine" not in german.options and german.provider == "brain"
         by_chat = await core.service.text_job(ORIGIN, expired.id, "translate", "en")
         assert "engine" not in by_chat.options and by_chat.provider == "brain"
         await core.purge_expired()
-        assert await core.store.load_blob(expired.id, RECORDING) is None
-        assert await core.store.load_blob(kept.id, RECORDING) is not None
+        assert await core.store.kept.load_blob(expired.id, RECORDING) is None
+        assert await core.store.kept.load_blob(kept.id, RECORDING) is not None
     finally:
         await core.close()
 
@@ -342,8 +342,10 @@ async def test_speech_translation_of_a_reused_transcript_uses_the_original_recor
     core = await Core.open(config)  # no poller: the store is moved by hand
     try:
         first = await core.service.transcribe(ORIGIN, note, "voice.ogg", dedup_key="file-1")
-        assert await core.store.begin_submit(first.id, core.clock())
-        await core.store.complete(first.id, {"text": "The quick brown fox."}, now=core.clock())
+        assert await core.store.steps.begin_submit(first.id, core.clock())
+        await core.store.steps.complete(
+            first.id, {"text": "The quick brown fox."}, now=core.clock()
+        )
         other = Origin(platform="test", chat_id="c2", user_id="u2")
         again = await core.service.transcribe(other, note, "voice.ogg", dedup_key="file-1")
         assert again.options["reused_from"] == first.id and again.state is JobState.COMPLETED
@@ -351,7 +353,7 @@ async def test_speech_translation_of_a_reused_transcript_uses_the_original_recor
         job = await core.service.text_job(other, again.id, "translate", "en")
         assert job.options["engine"] == "speech" and job.options["source"] == again.id
         assert job.origin.chat_id == "c2"  # answered where it was asked
-        blob = await core.store.load_blob(job.id, "input")
+        blob = await core.store.kept.load_blob(job.id, "input")
         assert blob is not None and blob.data == note
     finally:
         await core.close()

@@ -23,18 +23,20 @@ async def _fill(path: Path) -> list[str]:
             new = NewJob(JobKind.STT, ORIGIN, "nanogpt", "m", {"i": i}, 1e12, input_duration=2.0)
             job = await store.create(new, now=100.0 + i, input_blob=Blob(b"a" * i, "a.ogg", None))
             ids.append(job.id)
-        await store.claim(200.0, ["telegram"], 1, 30.0)  # a lease that must not travel
-        await store.begin_submit(ids[1], 201.0)
-        await store.mark_submitted(ids[1], {"run": 1}, next_poll_at=300.0, now=202.0, cost=0.5)
+        await store.claims.claim(200.0, ["telegram"], 1, 30.0)  # a lease that must not travel
+        await store.steps.begin_submit(ids[1], 201.0)
+        await store.steps.mark_submitted(
+            ids[1], {"run": 1}, next_poll_at=300.0, now=202.0, cost=0.5
+        )
         tts = NewJob(JobKind.TTS, ORIGIN, "nanogpt", "k", {"chars": 9}, 1e12)
         clip = await store.create(tts, now=150.0)
-        await store.begin_submit(clip.id, 151.0)
-        await store.complete(
+        await store.steps.begin_submit(clip.id, 151.0)
+        await store.steps.complete(
             clip.id, {"duration": 1.0}, now=152.0, output_blob=Blob(b"ogg", "v", "a")
         )
-        await store.put_settings("telegram", "42", {"language": "de"}, 1.0)
-        await store.put_user_settings("telegram", "7", {"voice": "af_bella"}, 1.0)
-        await store.save_speed_stats(("nanogpt", "m", "stt"), {"sw": 3.0, "samples": 2}, 1.0)
+        await store.usage.put_settings("telegram", "42", {"language": "de"}, 1.0)
+        await store.usage.put_user_settings("telegram", "7", {"voice": "af_bella"}, 1.0)
+        await store.usage.save_speed_stats(("nanogpt", "m", "stt"), {"sw": 3.0, "samples": 2}, 1.0)
         return [*ids, clip.id]
     finally:
         await store.close()
@@ -44,14 +46,14 @@ async def _snapshot(target: str) -> tuple[object, ...]:
     store = await open_store(target)
     try:
         jobs = sorted(await store.recent(100), key=lambda j: j.id)
-        blobs = [await store.load_blob(j.id, r) for j in jobs for r in ("input", "output")]
+        blobs = [await store.kept.load_blob(j.id, r) for j in jobs for r in ("input", "output")]
         return (
             jobs,
             blobs,
-            await store.get_settings("telegram", "42"),
-            await store.get_user_settings("telegram", "7"),
-            await store.load_speed_stats(),
-            await store.usage(0.0),
+            await store.usage.get_settings("telegram", "42"),
+            await store.usage.get_user_settings("telegram", "7"),
+            await store.usage.load_speed_stats(),
+            await store.usage.usage(0.0),
         )
     finally:
         await store.close()

@@ -35,7 +35,7 @@ async def test_postgres_notify_wakes_another_process(pg_url: str) -> None:
     a, b = await PostgresJobStore.open(pg_url), await PostgresJobStore.open(pg_url)
     woken = asyncio.Event()
     try:
-        await b.watch(woken.set)
+        await b.claims.watch(woken.set)
         await a.create(NEW, now=1.0)
         await asyncio.wait_for(woken.wait(), 5.0)
     finally:
@@ -70,7 +70,7 @@ async def test_postgres_server_restart_mid_run_loses_nothing(
     leader = store.leader("telegram:restart")
     woken = asyncio.Event()
     try:
-        await store.watch(woken.set)
+        await store.claims.watch(woken.set)
         await leader.acquire()
         lost = asyncio.create_task(leader.wait_lost())
         created = [await store.create(NEW, now=float(i)) for i in range(5)]
@@ -80,7 +80,7 @@ async def test_postgres_server_restart_mid_run_loses_nothing(
         await asyncio.wait_for(lost, 10.0)  # the lock went with its connection: not leader now
         await asyncio.wait_for(leader.acquire(), 10.0)  # and it comes back
         ids = {j.id for j in created + more}
-        claimed = await store.claim(100.0, ["telegram"], 100, 30.0)
+        claimed = await store.claims.claim(100.0, ["telegram"], 100, 30.0)
         assert {j.id for j in claimed} == ids
         assert all(j.state is JobState.QUEUED for j in claimed)
         woken.clear()

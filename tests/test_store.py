@@ -40,7 +40,7 @@ def new_job(**kw: object) -> NewJob:
 
 
 async def claimed(store: SqlJobStore, now: float, limit: int = 10) -> list[str]:
-    return [j.id for j in await store.claim(now, TG, limit, lease=30.0)]
+    return [j.id for j in await store.claims.claim(now, TG, limit, lease=30.0)]
 
 
 async def test_store_create_roundtrip_keeps_origin_and_input(store: SqlJobStore) -> None:
@@ -51,24 +51,26 @@ async def test_store_create_roundtrip_keeps_origin_and_input(store: SqlJobStore)
     assert job.state is JobState.QUEUED and job.next_poll_at == 100.0
     assert job.origin == ORIGIN
     assert job.input_bytes == 7
-    assert await store.load_blob(job.id, "input") == Blob(b"OggS...", "a.ogg", "audio/ogg")
+    assert await store.kept.load_blob(job.id, "input") == Blob(b"OggS...", "a.ogg", "audio/ogg")
 
 
 async def test_store_transitions_are_guarded(store: SqlJobStore) -> None:
     job = await store.create(new_job(), now=100.0, input_blob=Blob(b"x", None, None))
-    assert await store.begin_submit(job.id, 101.0)
-    assert not await store.begin_submit(job.id, 101.5)  # already submitting
-    assert await store.mark_submitted(job.id, {"runId": "r1"}, next_poll_at=105.0, now=102.0)
-    assert not await store.mark_submitted(job.id, {"runId": "r2"}, next_poll_at=1.0, now=102.0)
-    assert await store.load_blob(job.id, "input") is None  # provider has it: audio dropped
+    assert await store.steps.begin_submit(job.id, 101.0)
+    assert not await store.steps.begin_submit(job.id, 101.5)  # already submitting
+    assert await store.steps.mark_submitted(job.id, {"runId": "r1"}, next_poll_at=105.0, now=102.0)
+    assert not await store.steps.mark_submitted(
+        job.id, {"runId": "r2"}, next_poll_at=1.0, now=102.0
+    )
+    assert await store.kept.load_blob(job.id, "input") is None  # provider has it: audio dropped
     loaded = await store.get(job.id)
     assert loaded is not None and loaded.ticket == {"runId": "r1"}
-    assert await store.complete(job.id, {"text": "hi"}, now=110.0, cost=0.01, currency="USD")
-    assert not await store.fail(job.id, "late failure", now=111.0)  # terminal stays terminal
+    assert await store.steps.complete(job.id, {"text": "hi"}, now=110.0, cost=0.01, currency="USD")
+    assert not await store.steps.fail(job.id, "late failure", now=111.0)  # terminal stays terminal
     done = await store.get(job.id)
     assert done is not None and done.state is JobState.COMPLETED and done.cost == 0.01
-    assert await store.mark_delivered(job.id, "m1", 112.0)
-    assert not await store.mark_delivered(job.id, "m2", 113.0)  # exactly once
+    assert await store.replies.mark_delivered(job.id, "m1", 112.0)
+    assert not await store.replies.mark_delivered(job.id, "m2", 113.0)  # exactly once
     final = await store.get(job.id)
     assert final is not None and final.delivery_message_id == "m1"
 
@@ -76,12 +78,14 @@ async def test_store_transitions_are_guarded(store: SqlJobStore) -> None:
 async def test_store_survives_reopen_mid_job(opener: Opener) -> None:
     store = await opener()
     job = await store.create(new_job(), now=1.0, input_blob=Blob(b"x", None, None))
-    await store.begin_submit(job.id, 2.0)
-    await store.mark_submitted(job.id, {"runId": "abc", "cost": 0.2}, next_poll_at=9.0, now=3.0)
+    await store.steps.begin_submit(job.id, 2.0)
+    await store.steps.mark_submitted(
+        job.id, {"runId": "abc", "cost": 0.2}, next_poll_at=9.0, now=3.0
+    )
     await store.close()
     reopened = await opener()
     assert await claimed(reopened, 8.0) == []
-    due = await reopened.claim(10.0, TG, 10, 30.0)
+    due = await reopened.claims.claim(10.0, TG, 10, 30.0)
     assert [j.id for j in due] == [job.id] and due[0].ticket == {"runId": "abc", "cost": 0.2}
     assert due[0].lease_owner == reopened.owner and due[0].lease_until == 40.0
 
@@ -89,7 +93,7 @@ async def test_store_survives_reopen_mid_job(opener: Opener) -> None:
 async def test_store_claim_orders_replies_first_then_due_time(store: SqlJobStore) -> None:
     jobs = [await store.create(new_job(), now=float(t)) for t in (3, 1, 2)]
     finished = await store.create(new_job(), now=5.0)
-    await store.fail(finished.id, "no", now=6.0)
+    await store.steps.fail(finished.id, "no", now=6.0)
     got = await claimed(store, 10.0, limit=3)
     assert got == [finished.id, jobs[1].id, jobs[2].id]
     assert await claimed(store, 10.0) == [jobs[0].id]  # the rest are leased now
@@ -105,14 +109,14 @@ async def test_store_claim_is_exclusive_across_owners_until_the_lease_ends(
     job = await a.create(new_job(), now=1.0)
     assert await claimed(a, 2.0) == [job.id]  # leased until 32
     assert await claimed(b, 20.0) == []
-    assert await b.next_wakeup(TG) == 32.0  # claimable again when the lease ends
-    assert not await b.begin_submit(job.id, 20.0)  # another owner's step: refused
-    assert await a.renew([job.id], 60.0) == 1
-    assert await b.renew([job.id], 99.0) == 0  # only the holder renews
+    assert await b.claims.next_wakeup(TG) == 32.0  # claimable again when the lease ends
+    assert not await b.steps.begin_submit(job.id, 20.0)  # another owner's step: refused
+    assert await a.claims.renew([job.id], 60.0) == 1
+    assert await b.claims.renew([job.id], 99.0) == 0  # only the holder renews
     assert await claimed(b, 40.0) == []
     assert await claimed(b, 61.0) == [job.id]  # a's lease expired: b carries the job on
-    assert await a.release([job.id]) == 0  # no longer a's
-    assert await b.release([job.id]) == 1
+    assert await a.claims.release([job.id]) == 0  # no longer a's
+    assert await b.claims.release([job.id]) == 1
     assert await claimed(a, 61.0) == [job.id]
 
 
@@ -120,19 +124,19 @@ async def test_store_complete_hold_gives_a_fresh_full_lease(opener: Opener) -> N
     a, b = await opener(), await opener()
     job = await a.create(new_job(), now=1.0, input_blob=Blob(b"x", None, None))
     assert await claimed(a, 2.0) == [job.id]  # leased until 32
-    assert await a.begin_submit(job.id, 3.0)
+    assert await a.steps.begin_submit(job.id, 3.0)
     # The step finishes at 30 (2 s of its claim's lease left) and keeps the job to reply:
     # the lease runs a full 30 s from now, so the reply cannot be claimed again mid-send.
-    done = await a.complete(job.id, {"text": "hi"}, now=30.0, hold_until=60.0)
+    done = await a.steps.complete(job.id, {"text": "hi"}, now=30.0, hold_until=60.0)
     assert done is not None and done.state is JobState.COMPLETED
     assert (done.lease_owner, done.lease_until) == (a.owner, 60.0)
     assert await claimed(b, 40.0) == []
-    assert await b.next_wakeup(TG) == 60.0
-    assert await a.mark_delivered(job.id, "m1", 41.0)
+    assert await b.claims.next_wakeup(TG) == 60.0
+    assert await a.replies.mark_delivered(job.id, "m1", 41.0)
     assert await claimed(b, 61.0) == []  # delivered: nothing left to claim
     other = await a.create(new_job(), now=1.0)
     assert await claimed(a, 2.0) == [other.id]
-    failed = await a.fail(other.id, "no", now=3.0)  # no hold: the lease ends with the step
+    failed = await a.steps.fail(other.id, "no", now=3.0)  # no hold: the lease ends with the step
     assert failed is not None and (failed.lease_owner, failed.lease_until) == (None, None)
     assert await claimed(b, 4.0) == [other.id]  # its reply is anyone's to send
 
@@ -149,10 +153,10 @@ async def test_store_concurrent_claims_never_overlap(opener: Opener) -> None:
 async def test_store_transition_ends_the_lease(store: SqlJobStore) -> None:
     job = await store.create(new_job(), now=1.0, input_blob=Blob(b"x", None, None))
     await claimed(store, 1.0)
-    assert await store.begin_submit(job.id, 1.0)
+    assert await store.steps.begin_submit(job.id, 1.0)
     still = await store.get(job.id)
     assert still is not None and still.lease_owner == store.owner  # the submit is running
-    await store.mark_submitted(job.id, {"id": 1}, next_poll_at=5.0, now=2.0)
+    await store.steps.mark_submitted(job.id, {"id": 1}, next_poll_at=5.0, now=2.0)
     moved = await store.get(job.id)
     assert moved is not None and moved.lease_owner is None and moved.lease_until is None
     assert await claimed(store, 5.0) == [job.id]
@@ -162,14 +166,14 @@ async def test_store_recover_never_touches_a_live_lease(opener: Opener) -> None:
     dead, alive = await opener(), await opener()
     job = await dead.create(new_job(), now=1.0, input_blob=Blob(b"x", None, None))
     await claimed(dead, 1.0)  # leased until 31
-    await dead.begin_submit(job.id, 1.0)
-    assert await alive.recover_interrupted(20.0, "interrupted!", TG) == []
-    assert await dead.recover_interrupted(40.0, "interrupted!", TG) == []  # never its own
-    assert await alive.recover_interrupted(40.0, "interrupted!", TG) == [job.id]
+    await dead.steps.begin_submit(job.id, 1.0)
+    assert await alive.claims.recover_interrupted(20.0, "interrupted!", TG) == []
+    assert await dead.claims.recover_interrupted(40.0, "interrupted!", TG) == []  # never its own
+    assert await alive.claims.recover_interrupted(40.0, "interrupted!", TG) == [job.id]
     got = await alive.get(job.id)
     assert got is not None and got.state is JobState.FAILED and got.error == "interrupted!"
     assert got.error_code == "interrupted" and got.lease_owner is None
-    assert not await dead.mark_submitted(job.id, {"late": 1}, next_poll_at=50.0, now=41.0)
+    assert not await dead.steps.mark_submitted(job.id, {"late": 1}, next_poll_at=50.0, now=41.0)
 
 
 async def test_store_recover_interrupted_fails_only_submitting_of_own_platforms(
@@ -180,14 +184,14 @@ async def test_store_recover_interrupted_fails_only_submitting_of_own_platforms(
     other = await store.create(
         new_job(origin=Origin("discord", "c", "u")), now=1.0, input_blob=Blob(b"x", None, None)
     )
-    await store.begin_submit(a.id, 2.0)
-    await store.begin_submit(other.id, 2.0)
-    assert await store.recover_interrupted(3.0, "interrupted!", TG) == [a.id]
+    await store.steps.begin_submit(a.id, 2.0)
+    await store.steps.begin_submit(other.id, 2.0)
+    assert await store.claims.recover_interrupted(3.0, "interrupted!", TG) == [a.id]
     untouched = await store.get(b.id)
     assert untouched is not None and untouched.state is JobState.QUEUED
     still = await store.get(other.id)
     assert still is not None and still.state is JobState.SUBMITTING
-    assert await store.load_blob(a.id, "input") is None
+    assert await store.kept.load_blob(a.id, "input") is None
 
 
 async def test_store_input_audio_goes_with_every_way_out_of_the_queue(
@@ -196,14 +200,14 @@ async def test_store_input_audio_goes_with_every_way_out_of_the_queue(
     blob = Blob(b"audio", "a.ogg", "audio/ogg")
     failed = await store.create(new_job(), now=1.0, input_blob=blob)
     requeued = await store.create(new_job(), now=1.0, input_blob=blob)
-    await store.begin_submit(requeued.id, 2.0)
-    await store.requeue(requeued.id, 5.0, 2.5)
-    assert await store.fail(failed.id, "too late", now=3.0)
-    assert await store.load_blob(failed.id, "input") is None
-    assert await store.load_blob(requeued.id, "input") == blob  # not sent yet: kept for retry
+    await store.steps.begin_submit(requeued.id, 2.0)
+    await store.steps.requeue(requeued.id, 5.0, 2.5)
+    assert await store.steps.fail(failed.id, "too late", now=3.0)
+    assert await store.kept.load_blob(failed.id, "input") is None
+    assert await store.kept.load_blob(requeued.id, "input") == blob  # not sent yet: kept for retry
     cancelled = await store.create(new_job(), now=1.0, input_blob=blob)
     assert await store.cancel(cancelled.id, 4.0) is not None
-    assert await store.load_blob(cancelled.id, "input") is None
+    assert await store.kept.load_blob(cancelled.id, "input") is None
 
 
 @pytest.mark.parametrize("state", ["queued", "submitting", "submitted"])
@@ -212,35 +216,35 @@ async def test_store_cancel_wins_over_the_step_in_flight(opener: Opener, state: 
     job = await store.create(new_job(), now=1.0, input_blob=Blob(b"x", None, None))
     await claimed(store, 1.0)
     if state != "queued":
-        await store.begin_submit(job.id, 1.0)
+        await store.steps.begin_submit(job.id, 1.0)
     if state == "submitted":
-        await store.mark_submitted(job.id, {"id": 1}, next_poll_at=5.0, now=2.0)
+        await store.steps.mark_submitted(job.id, {"id": 1}, next_poll_at=5.0, now=2.0)
         await claimed(store, 5.0)  # a poll is running
     cancelled = await store.cancel(job.id, 6.0)
     assert cancelled is not None and cancelled.state is JobState.CANCELLED
     assert cancelled.completed_at == 6.0 and cancelled.error_code == "cancelled"
     # The step in flight finishes after the cancel: every write it tries is refused.
-    assert not await store.mark_submitted(job.id, {"id": 2}, next_poll_at=9.0, now=7.0)
-    assert not await store.complete(job.id, {"text": "late"}, now=7.0)
-    assert not await store.reschedule(job.id, next_poll_at=9.0, now=7.0)
-    assert not await store.fail(job.id, "late", now=7.0)
-    assert not await store.begin_submit(job.id, 7.0)
-    assert not await store.requeue(job.id, 9.0, 7.0)
-    assert not await store.requeue_lost(job.id, 7.0)
+    assert not await store.steps.mark_submitted(job.id, {"id": 2}, next_poll_at=9.0, now=7.0)
+    assert not await store.steps.complete(job.id, {"text": "late"}, now=7.0)
+    assert not await store.steps.reschedule(job.id, next_poll_at=9.0, now=7.0)
+    assert not await store.steps.fail(job.id, "late", now=7.0)
+    assert not await store.steps.begin_submit(job.id, 7.0)
+    assert not await store.steps.requeue(job.id, 9.0, 7.0)
+    assert not await store.steps.requeue_lost(job.id, 7.0)
     # Nor is a cancelled job ever delivered: its answer was the cancel itself.
-    assert not await store.mark_delivered(job.id, "m", 7.0)
-    assert not await store.defer_delivery(job.id, 9.0, 7.0)
-    assert not await store.mark_undeliverable(job.id, "gone", 7.0)
+    assert not await store.replies.mark_delivered(job.id, "m", 7.0)
+    assert not await store.replies.defer_delivery(job.id, 9.0, 7.0)
+    assert not await store.replies.mark_undeliverable(job.id, "gone", 7.0)
     assert await store.cancel(job.id, 8.0) is None  # once
     await store.close()
     reopened = await opener()
     assert await claimed(reopened, 1000.0) == []  # never polled nor delivered again
-    assert await reopened.next_wakeup(TG) is None
-    assert await reopened.recover_interrupted(1000.0, "x", TG) == []
+    assert await reopened.claims.next_wakeup(TG) is None
+    assert await reopened.claims.recover_interrupted(1000.0, "x", TG) == []
     got = await reopened.get(job.id)
     assert got is not None and got.state is JobState.CANCELLED and got.state.terminal
     assert (got.next_poll_at, got.deliver_after, got.lease_owner) == (None, None, None)
-    assert await reopened.load_blob(job.id, "input") is None
+    assert await reopened.kept.load_blob(job.id, "input") is None
 
 
 async def test_store_claim_leaves_replies_of_offline_platforms_waiting(
@@ -248,31 +252,33 @@ async def test_store_claim_leaves_replies_of_offline_platforms_waiting(
 ) -> None:
     both = ["telegram", "discord"]
     reply = await store.create(new_job(), now=1.0)
-    await store.begin_submit(reply.id, 1.0)
-    await store.complete(reply.id, {"text": "x"}, now=2.0)
-    assert await store.next_wakeup(TG) == 2.0
-    assert await store.next_wakeup(TG, deliver_to=[]) is None  # nothing to wake up for
+    await store.steps.begin_submit(reply.id, 1.0)
+    await store.steps.complete(reply.id, {"text": "x"}, now=2.0)
+    assert await store.claims.next_wakeup(TG) == 2.0
+    assert await store.claims.next_wakeup(TG, deliver_to=[]) is None  # nothing to wake up for
     queued = await store.create(new_job(), now=3.0)
     other = await store.create(new_job(origin=Origin("discord", "1", "2")), now=3.0)
-    await store.begin_submit(other.id, 3.0)
-    await store.complete(other.id, {"text": "y"}, now=3.0)
+    await store.steps.begin_submit(other.id, 3.0)
+    await store.steps.complete(other.id, {"text": "y"}, now=3.0)
     # Telegram is down: its reply waits (no attempt used), its submit and Discord's reply go.
-    jobs = await store.claim(10.0, both, 10, 30.0, deliver_to=["discord"])
+    jobs = await store.claims.claim(10.0, both, 10, 30.0, deliver_to=["discord"])
     assert sorted(j.id for j in jobs) == sorted([queued.id, other.id])
     waiting = await store.get(reply.id)
     assert waiting is not None and waiting.lease_owner is None
     assert waiting.delivery_attempts == 0
-    assert [j.id for j in await store.claim(11.0, both, 10, 30.0, deliver_to=both)] == [reply.id]
+    assert [j.id for j in await store.claims.claim(11.0, both, 10, 30.0, deliver_to=both)] == [
+        reply.id
+    ]
 
 
 async def test_store_job_counts_by_state_kind_and_provider(store: SqlJobStore) -> None:
-    assert await store.job_counts() == []
+    assert await store.usage.job_counts() == []
     await store.create(new_job(), now=1.0)
     cancelled = await store.create(new_job(), now=1.0)
     await store.cancel(cancelled.id, 2.0)
     for _ in range(2):
         await store.create(new_job(kind=JobKind.TTS, provider="cantonese"), now=1.0)
-    assert sorted(await store.job_counts()) == [
+    assert sorted(await store.usage.job_counts()) == [
         ("cancelled", "stt", "nanogpt", 1),
         ("queued", "stt", "nanogpt", 1),
         ("queued", "tts", "cantonese", 2),
@@ -281,7 +287,7 @@ async def test_store_job_counts_by_state_kind_and_provider(store: SqlJobStore) -
 
 async def test_store_cancel_refuses_finished_jobs(store: SqlJobStore) -> None:
     job = await store.create(new_job(), now=1.0)
-    await store.fail(job.id, "no", now=2.0)
+    await store.steps.fail(job.id, "no", now=2.0)
     assert await store.cancel(job.id, 3.0) is None
     assert await store.cancel("nosuch", 3.0) is None
 
@@ -302,21 +308,21 @@ async def test_store_find_by_source_and_reusable(store: SqlJobStore) -> None:
     assert await store.find_by_source("telegram", "42", "u:1") == job
     assert await store.find_by_source("telegram", "42", "u:2") is None
     assert await store.find_reusable("k") is None
-    await store.begin_submit(job.id, 2.0)
-    await store.complete(job.id, {"text": "x"}, now=3.0)
+    await store.steps.begin_submit(job.id, 2.0)
+    await store.steps.complete(job.id, {"text": "x"}, now=3.0)
     reusable = await store.find_reusable("k")
     assert reusable is not None and reusable.id == job.id
 
 
 async def test_store_undelivered_and_deferral(store: SqlJobStore) -> None:
     job = await store.create(new_job(), now=1.0)
-    await store.begin_submit(job.id, 1.0)
-    await store.complete(job.id, {"text": "x"}, now=2.0)
+    await store.steps.begin_submit(job.id, 1.0)
+    await store.steps.complete(job.id, {"text": "x"}, now=2.0)
     assert await claimed(store, 2.0) == [job.id]
-    await store.defer_delivery(job.id, 50.0, 3.0)
+    await store.replies.defer_delivery(job.id, 50.0, 3.0)
     assert await claimed(store, 10.0) == []
-    assert await store.next_wakeup(TG) == 50.0
-    await store.mark_undeliverable(job.id, "bot was blocked", 4.0)
+    assert await store.claims.next_wakeup(TG) == 50.0
+    await store.replies.mark_undeliverable(job.id, "bot was blocked", 4.0)
     assert await claimed(store, 100.0) == []
     got = await store.get(job.id)
     assert got is not None and got.delivered and got.delivery_attempts == 1
@@ -324,73 +330,75 @@ async def test_store_undelivered_and_deferral(store: SqlJobStore) -> None:
 
 async def test_store_output_clip_lands_with_completion(store: SqlJobStore) -> None:
     job = await store.create(new_job(kind=JobKind.TTS), now=1.0)
-    await store.begin_submit(job.id, 1.0)
+    await store.steps.begin_submit(job.id, 1.0)
     clip = Blob(b"\x00OggS\xff", "voice.ogg", "audio/ogg")
-    assert await store.complete(job.id, {"duration": 1.5}, now=2.0, output_blob=clip)
-    assert await store.load_blob(job.id, "output") == clip
-    assert not await store.complete(job.id, {"duration": 9}, now=3.0, output_blob=clip)
+    assert await store.steps.complete(job.id, {"duration": 1.5}, now=2.0, output_blob=clip)
+    assert await store.kept.load_blob(job.id, "output") == clip
+    assert not await store.steps.complete(job.id, {"duration": 9}, now=3.0, output_blob=clip)
 
 
 async def test_store_shift_clock_moves_unfinished_jobs(store: SqlJobStore) -> None:
     running = await store.create(new_job(), now=100.0)
     waiting = await store.create(new_job(), now=100.0)
-    assert await store.shift_clock(-50.0, TG, exclude=[running.id]) == 1
+    assert await store.claims.shift_clock(-50.0, TG, exclude=[running.id]) == 1
     moved = await store.get(waiting.id)
     assert moved is not None and moved.created_at == 50.0 and moved.next_poll_at == 50.0
 
 
 async def test_store_forget_and_purge(store: SqlJobStore) -> None:
     old = await store.create(new_job(), now=1.0)
-    await store.fail(old.id, "no", now=2.0)
+    await store.steps.fail(old.id, "no", now=2.0)
     await claimed(store, 2.0)
-    await store.mark_delivered(old.id, "m", 3.0)
+    await store.replies.mark_delivered(old.id, "m", 3.0)
     undelivered = await store.create(new_job(), now=1.0)
-    await store.fail(undelivered.id, "no", now=2.0)
+    await store.steps.fail(undelivered.id, "no", now=2.0)
     gone = await store.create(new_job(), now=1.0)
     await store.cancel(gone.id, 2.0)
     assert await store.purge(10.0) == 2  # answered or cancelled; never an unanswered one
     assert await store.get(undelivered.id) is not None
     submitting = await store.create(new_job(), now=1.0)
-    await store.begin_submit(submitting.id, 2.0)
+    await store.steps.begin_submit(submitting.id, 2.0)
     assert await store.forget("telegram", "42", "7") == 1  # the one mid-submit is kept
     assert await store.get(submitting.id) is not None
 
 
 async def test_store_user_settings_are_per_person_and_apart_from_chats(store: SqlJobStore) -> None:
-    assert await store.get_user_settings("telegram", "7") == {}
-    await store.put_user_settings("telegram", "7", {"language": "de", "voice": "a"}, 1.0)
-    await store.put_user_settings("telegram", "7", {"language": "uk"}, 2.0)
-    await store.put_settings("telegram", "7", {"language": "fr"}, 3.0)  # a chat with the same id
-    assert await store.get_user_settings("telegram", "7") == {"language": "uk"}
-    assert await store.get_user_settings("discord", "7") == {}
-    assert await store.get_settings("telegram", "7") == {"language": "fr"}
+    assert await store.usage.get_user_settings("telegram", "7") == {}
+    await store.usage.put_user_settings("telegram", "7", {"language": "de", "voice": "a"}, 1.0)
+    await store.usage.put_user_settings("telegram", "7", {"language": "uk"}, 2.0)
+    await store.usage.put_settings(
+        "telegram", "7", {"language": "fr"}, 3.0
+    )  # a chat with the same id
+    assert await store.usage.get_user_settings("telegram", "7") == {"language": "uk"}
+    assert await store.usage.get_user_settings("discord", "7") == {}
+    assert await store.usage.get_settings("telegram", "7") == {"language": "fr"}
 
 
 async def test_store_preferences_read_chat_and_person_together(store: SqlJobStore) -> None:
-    assert await store.get_preferences("telegram", "42", "7") == ({}, {})
-    await store.put_settings("telegram", "42", {"language": "fr"}, 1.0)
-    assert await store.get_preferences("telegram", "42", "7") == ({"language": "fr"}, {})
-    await store.put_user_settings("telegram", "7", {"voice": "nova"}, 2.0)
-    await store.put_settings("telegram", "7", {"language": "uk"}, 3.0)  # a chat with the id 7
-    await store.put_user_settings("discord", "7", {"voice": "echo"}, 4.0)
-    assert await store.get_preferences("telegram", "42", "7") == (
+    assert await store.usage.get_preferences("telegram", "42", "7") == ({}, {})
+    await store.usage.put_settings("telegram", "42", {"language": "fr"}, 1.0)
+    assert await store.usage.get_preferences("telegram", "42", "7") == ({"language": "fr"}, {})
+    await store.usage.put_user_settings("telegram", "7", {"voice": "nova"}, 2.0)
+    await store.usage.put_settings("telegram", "7", {"language": "uk"}, 3.0)  # a chat with the id 7
+    await store.usage.put_user_settings("discord", "7", {"voice": "echo"}, 4.0)
+    assert await store.usage.get_preferences("telegram", "42", "7") == (
         {"language": "fr"},
         {"voice": "nova"},
     )
-    assert await store.get_preferences("telegram", "43", "7") == ({}, {"voice": "nova"})
-    assert await store.get_preferences("discord", "42", "7") == ({}, {"voice": "echo"})
+    assert await store.usage.get_preferences("telegram", "43", "7") == ({}, {"voice": "nova"})
+    assert await store.usage.get_preferences("discord", "42", "7") == ({}, {"voice": "echo"})
 
 
 async def test_store_settings_and_speeds_roundtrip(store: SqlJobStore) -> None:
-    assert await store.get_settings("telegram", "42") == {}
-    await store.put_settings("telegram", "42", {"language": "de"}, 1.0)
-    await store.put_settings("telegram", "42", {"language": "fr"}, 2.0)
-    assert await store.get_settings("telegram", "42") == {"language": "fr"}
-    assert await store.get_settings("discord", "42") == {}
+    assert await store.usage.get_settings("telegram", "42") == {}
+    await store.usage.put_settings("telegram", "42", {"language": "de"}, 1.0)
+    await store.usage.put_settings("telegram", "42", {"language": "fr"}, 2.0)
+    assert await store.usage.get_settings("telegram", "42") == {"language": "fr"}
+    assert await store.usage.get_settings("discord", "42") == {}
     key = ("nanogpt", "m", "stt")
-    await store.save_speed_stats(key, {"sw": 1.0, "samples": 3.0, "dev": 0.2}, 1.0)
-    await store.save_speed_stats(key, {"sw": 2.0, "samples": 4.0, "dev": 0.2}, 2.0)
-    stats = await store.load_speed_stats()
+    await store.usage.save_speed_stats(key, {"sw": 1.0, "samples": 3.0, "dev": 0.2}, 1.0)
+    await store.usage.save_speed_stats(key, {"sw": 2.0, "samples": 4.0, "dev": 0.2}, 2.0)
+    stats = await store.usage.load_speed_stats()
     assert stats[key]["sw"] == 2.0 and stats[key]["samples"] == 4.0 and stats[key]["sx"] == 0.0
 
 
@@ -400,13 +408,13 @@ async def test_store_activity_and_usage_count_paid_jobs(store: SqlJobStore) -> N
     await store.create(tts, now=101.0)
     reused = new_job(options={"reused_from": "abc"})
     await store.create(reused, now=102.0, state=JobState.COMPLETED, result={"text": "x"})
-    act = await store.activity("telegram", "7", "42", started_since=50.0, day=0.0)
+    act = await store.usage.activity("telegram", "7", "42", started_since=50.0, day=0.0)
     assert (act.started, act.user_active, act.chat_active) == (2, 2, 2)
     assert (act.user_seconds, act.user_chars, act.chat_chars) == (3.5, 12, 12)
-    [row] = await store.usage(0.0)
+    [row] = await store.usage.usage(0.0)
     assert (row["jobs"], row["chars"], row["audio_seconds"]) == (3, 12, 7.0)
-    assert await store.usage(86400.0) == []  # whole UTC days from the one containing since
-    assert await store.usage(0.0, platform="discord") == []
+    assert await store.usage.usage(86400.0) == []  # whole UTC days from the one containing since
+    assert await store.usage.usage(0.0, platform="discord") == []
 
 
 async def test_store_usage_rollup_equals_the_jobs_sums(store: SqlJobStore) -> None:
@@ -417,18 +425,18 @@ async def test_store_usage_rollup_equals_the_jobs_sums(store: SqlJobStore) -> No
     b = await store.create(new_job(origin=other), now=2 * day + 10)
     tts = new_job(kind=JobKind.TTS, options={"chars": 30}, input_duration=None)
     c = await store.create(tts, now=2 * day + 20)
-    await store.begin_submit(a.id, day + 11)
-    await store.mark_submitted(a.id, {"r": 1}, next_poll_at=day + 20, now=day + 12, cost=0.25)
-    await store.complete(a.id, {"text": "x"}, now=day + 30, cost=0.5, currency="USD")
-    rows = {r["user_id"]: r for r in await store.usage(0.0)}
+    await store.steps.begin_submit(a.id, day + 11)
+    await store.steps.mark_submitted(a.id, {"r": 1}, next_poll_at=day + 20, now=day + 12, cost=0.25)
+    await store.steps.complete(a.id, {"text": "x"}, now=day + 30, cost=0.5, currency="USD")
+    rows = {r["user_id"]: r for r in await store.usage.usage(0.0)}
     assert rows["7"]["jobs"] == 2 and rows["7"]["cost"] == 0.5 and rows["7"]["chars"] == 30
     assert rows["7"]["currency"] == "USD" and rows["u9"]["audio_seconds"] == 3.5
-    assert {r["user_id"] for r in await store.usage(2 * day)} == {"7", "u9"}
+    assert {r["user_id"] for r in await store.usage.usage(2 * day)} == {"7", "u9"}
     assert await store.forget("discord", "c9", "u9") == 1
-    assert [r["user_id"] for r in await store.usage(0.0)] == ["7"]
+    assert [r["user_id"] for r in await store.usage.usage(0.0)] == ["7"]
     await store.cancel(c.id, 2 * day + 30)
     assert await store.purge(3 * day) == 1  # the cancelled one; a is not answered yet
-    [left] = await store.usage(0.0)
+    [left] = await store.usage.usage(0.0)
     assert (left["jobs"], left["chars"], left["cost"]) == (1, 0, 0.5)
     assert await store.get(b.id) is None
 
@@ -463,7 +471,7 @@ async def test_store_sqlite_database_from_schema_v6_opens_and_migrates(tmp_path:
         assert job is not None and job.ticket == {"runId": "r"} and job.lease_owner is None
         assert await claimed(store, 10.0) == ["abc234"]
         # Left mid-submit by the old version: settled as before (interrupted, never resent).
-        assert await store.recover_interrupted(10.0, "interrupted", TG) == ["def567"]
+        assert await store.claims.recover_interrupted(10.0, "interrupted", TG) == ["def567"]
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
@@ -478,12 +486,12 @@ async def test_store_sqlite_refuses_a_second_runner_naming_file_and_process(
     try:
         job = await first.create(new_job(), now=1.0)
         await claimed(first, 1.0)  # a step claimed by a process that then dies
-        await first.lock_runner(TG)
+        await first.claims.lock_runner(TG)
         with pytest.raises(BotError) as refused:
-            await second.lock_runner(TG)
+            await second.claims.lock_runner(TG)
         assert str(path) in str(refused.value) and f"pid {os.getpid()}" in str(refused.value)
         await first.close()  # the runner stops: the file is free, its leases are taken over
-        await second.lock_runner(TG)
+        await second.claims.lock_runner(TG)
         assert await claimed(second, 2.0) == [job.id]
     finally:
         await second.close()
@@ -493,8 +501,8 @@ async def test_store_begin_submit_replayed_by_its_own_step_counts_once(store: Sq
     """A backend re-runs a statement whose answer was lost: the step's own SUBMITTING is a yes."""
     job = await store.create(new_job(), now=1.0, input_blob=Blob(b"x", None, None))
     await claimed(store, 1.0)
-    assert await store.begin_submit(job.id, 2.0)
-    assert await store.begin_submit(job.id, 2.0)
+    assert await store.steps.begin_submit(job.id, 2.0)
+    assert await store.steps.begin_submit(job.id, 2.0)
     got = await store.get(job.id)
     assert got is not None and got.attempts == 1 and got.state is JobState.SUBMITTING
 
@@ -521,7 +529,7 @@ async def test_store_caps_hold_for_a_burst_across_processes(
     """50 voice notes at once from one user, spread over three stores ("processes") on one
     database: exactly the allowed number become jobs, every other one is refused clearly."""
     stores = [await opener() for _ in range(3)]
-    guard = Guard(stores[0], limits, AccessConfig(), clock=lambda: 1000.0)
+    guard = Guard(stores[0].usage, limits, AccessConfig(), clock=lambda: 1000.0)
 
     async def one(i: int) -> str:
         admit = guard.admission(ORIGIN, seconds=3.5)

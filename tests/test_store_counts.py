@@ -35,7 +35,7 @@ async def assert_exact(store: SqlJobStore) -> list[tuple[str, str, str, int]]:
     real = sorted(
         (str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in await store.db.fetch(GROUP_BY)
     )
-    counts = sorted(await store.job_counts())
+    counts = sorted(await store.usage.job_counts())
     assert counts == real
     return counts
 
@@ -48,27 +48,27 @@ async def test_store_job_counts_exact_through_every_transition(store: SqlJobStor
     d = await store.create(new_job(), now=1.0)
     e = await store.create(new_job(provider="local"), now=1.0, input_blob=AUDIO)
     await assert_exact(store)
-    assert len(await store.claim(2.0, TG, 10, lease=30.0)) == 5
+    assert len(await store.claims.claim(2.0, TG, 10, lease=30.0)) == 5
     await assert_exact(store)  # a claim takes a lease, it moves no job
-    assert await store.begin_submit(a.id, 2.0)
-    assert await store.begin_submit(b.id, 2.0)
-    assert await store.begin_submit(d.id, 2.0)
-    assert await store.begin_submit(e.id, 2.0)
+    assert await store.steps.begin_submit(a.id, 2.0)
+    assert await store.steps.begin_submit(b.id, 2.0)
+    assert await store.steps.begin_submit(d.id, 2.0)
+    assert await store.steps.begin_submit(e.id, 2.0)
     await assert_exact(store)
-    assert await store.mark_submitted(a.id, {"run": "a"}, next_poll_at=5.0, now=3.0)
-    assert await store.mark_submitted(
+    assert await store.steps.mark_submitted(a.id, {"run": "a"}, next_poll_at=5.0, now=3.0)
+    assert await store.steps.mark_submitted(
         e.id, {"run": "e"}, next_poll_at=5.0, now=3.0, keep_input=True
     )
-    assert await store.reschedule(a.id, next_poll_at=6.0, now=4.0, progress=0.5)
+    assert await store.steps.reschedule(a.id, next_poll_at=6.0, now=4.0, progress=0.5)
     await assert_exact(store)  # a poll that finds it running changes no count
-    assert await store.requeue_lost(e.id, 4.0)
-    assert await store.complete(a.id, {"text": "hi"}, now=7.0, cost=0.01, currency="USD")
-    assert await store.fail(b.id, "no", now=7.0)
+    assert await store.steps.requeue_lost(e.id, 4.0)
+    assert await store.steps.complete(a.id, {"text": "hi"}, now=7.0, cost=0.01, currency="USD")
+    assert await store.steps.fail(b.id, "no", now=7.0)
     assert await store.cancel(c.id, 7.0)
     await assert_exact(store)
-    assert await store.mark_delivered(a.id, "m1", 8.0)
-    assert await store.mark_undeliverable(b.id, "blocked", 8.0)
-    assert await store.requeue(d.id, 9.0, 8.0)
+    assert await store.replies.mark_delivered(a.id, "m1", 8.0)
+    assert await store.replies.mark_undeliverable(b.id, "blocked", 8.0)
+    assert await store.steps.requeue(d.id, 9.0, 8.0)
     assert await assert_exact(store) == [
         ("cancelled", "stt", "nanogpt", 1),
         ("completed", "stt", "nanogpt", 1),
@@ -110,14 +110,14 @@ async def test_store_job_counts_exact_after_split_and_interrupted_recovery(opene
     dead, store = await opener(), await opener()
     long = await dead.create(new_job(), now=1.0, input_blob=AUDIO)
     stranded = [await dead.create(new_job(provider=p), now=1.0, input_blob=AUDIO) for p in "xy"]
-    await dead.claim(1.0, TG, 10, lease=5.0)
+    await dead.claims.claim(1.0, TG, 10, lease=5.0)
     for job in (long, *stranded):
-        assert await dead.begin_submit(job.id, 1.0)
+        assert await dead.steps.begin_submit(job.id, 1.0)
     parts = [NewPart(0.0, 1.0, AUDIO), NewPart(1.0, 1.0, AUDIO)]
-    assert await dead.store_parts(long.id, parts, next_poll_at=2.0, now=2.0)
+    assert await dead.parts.store_parts(long.id, parts, next_poll_at=2.0, now=2.0)
     await assert_exact(store)
     # The dead process's lease expired: one job reruns for free, the other is failed.
-    failed = await store.recover_interrupted(
+    failed = await store.claims.recover_interrupted(
         10.0, "interrupted", TG, rerun=lambda j: j.provider == "x"
     )
     assert failed == [stranded[1].id]
@@ -139,13 +139,13 @@ async def test_store_job_counts_exact_under_concurrent_steps_of_two_stores(opene
     await assert_exact(first)
 
     async def step(store: SqlJobStore, job_id: str, i: int) -> None:
-        assert await store.begin_submit(job_id, 2.0)
+        assert await store.steps.begin_submit(job_id, 2.0)
         if i % 3 == 0:
-            await store.complete(job_id, {"text": "ok"}, now=3.0)
+            await store.steps.complete(job_id, {"text": "ok"}, now=3.0)
         elif i % 3 == 1:
-            await store.fail(job_id, "no", now=3.0)
+            await store.steps.fail(job_id, "no", now=3.0)
         else:
-            await store.mark_submitted(job_id, {"run": job_id}, next_poll_at=9.0, now=3.0)
+            await store.steps.mark_submitted(job_id, {"run": job_id}, next_poll_at=9.0, now=3.0)
 
     await asyncio.gather(*(step((first, second)[i % 2], j.id, i) for i, j in enumerate(jobs)))
     counts = await assert_exact(second)

@@ -46,7 +46,7 @@ class TextHarness(Harness):
         job = await self.core.store.create(
             new, now=self.clock(), state=JobState.COMPLETED, result=Transcript(text).to_dict()
         )
-        assert await self.core.store.mark_delivered(job.id, "m-2", self.clock())
+        assert await self.core.store.replies.mark_delivered(job.id, "m-2", self.clock())
         return job.id
 
 
@@ -86,7 +86,7 @@ async def test_text_long_transcript_map_then_reduce_within_the_budget(
         source = await h.transcript(LONG)
         job = await core.service.text_job(ORIGIN, source, "summary", "en")
         await h.drive()
-        parts = await core.store.parts(job.id)
+        parts = await core.store.parts.of(job.id)
     finally:
         await h.close()
     [(done, _)] = h.out.delivered
@@ -128,7 +128,7 @@ async def test_text_restart_mid_pieces_never_pays_a_finished_piece_again(
     core = await h.open()
     try:
         await h.drive()
-        parts = await core.store.parts(job.id)
+        parts = await core.store.parts.of(job.id)
     finally:
         await h.close()
     [(done, _)] = h.out.delivered
@@ -217,7 +217,7 @@ async def test_text_retry_after_a_failure_reuses_the_finished_pieces(
 
         await h.drive()
         done = await core.store.get(retry.id)
-        parts = await core.store.parts(retry.id)
+        parts = await core.store.parts.of(retry.id)
     finally:
         await h.close()
     assert retry.id != first.id and done is not None and done.state is JobState.COMPLETED

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from bot.chat.status import format_age
-from bot.jobs.ports import JobStore
 from bot.model.errors import BotError
 from bot.model.job import Job, JobKind, JobState
 from bot.model.speech import VoiceClip
+from bot.service.records import JobRecords
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class ProgressLine:
 
     def __init__(
         self,
-        store: JobStore,
+        store: JobRecords,
         eta: Callable[[Job], float | None],
         clock: Callable[[], float],
         err: TextIO,
@@ -130,7 +130,7 @@ class ProgressLine:
 
 
 async def wait_for_job(
-    store: JobStore,
+    store: JobRecords,
     job: Job,
     finished: asyncio.Future[tuple[Job, VoiceClip | None]],
     line: ProgressLine | None,

@@ -34,7 +34,7 @@ from adapters.discord.outbox import Outbox, audio_file
 from adapters.discord.translator import CatalogTranslator
 from bot.app.supervise import describe
 from bot.chat.replies import FileReply, failure_text, progress_text, transcript_reply
-from bot.jobs.ports import Leader
+from bot.jobs.leader import Leader
 from bot.model.errors import BotError, DeliveryError
 from bot.model.job import Job, JobKind, JobState
 from bot.model.speech import VoiceClip

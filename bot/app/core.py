@@ -17,9 +17,9 @@ from bot.app.health import HealthServer
 from bot.app.supervise import AdapterSupervisor
 from bot.audio.pool import AudioPool
 from bot.config.load import Config
+from bot.jobs.delivery import DEFAULT_LEASE, Delivery
 from bot.jobs.metrics import Metrics
 from bot.jobs.poller import Poller
-from bot.jobs.ports import JobStore
 from bot.jobs.schedule import PredictiveSchedule
 from bot.jobs.worker import JobWorker
 from bot.model.job import Job
@@ -27,6 +27,7 @@ from bot.model.speech import VoiceClip
 from bot.providers.registry import build_providers, build_text_generator
 from bot.service.voice import VoiceService
 from bot.storage import open_store
+from bot.storage.jobs import SqlJobStore
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class Core:
         self,
         config: Config,
         session: aiohttp.ClientSession,
-        store: JobStore,
+        store: SqlJobStore,
         *,
         clock: Callable[[], float] = time.time,
         steady: Callable[[], float] | None = None,
@@ -134,25 +135,16 @@ class Core:
         voices = {config.tts.provider: config.tts.voice}  # a local engine fetches this one
         self.stt, self.tts = build_providers(config.providers, session, voices)
         self.llm = build_text_generator(config.providers, config.llm.provider, session)
-        self.schedule = PredictiveSchedule(store, clock, cap=config.jobs.max_poll_interval)
+        self.schedule = PredictiveSchedule(store.usage, clock, cap=config.jobs.max_poll_interval)
         self.audio = AudioPool()
         self.metrics = Metrics()
         self.metrics.count_audio_cpu(lambda: self.audio.cpu_seconds)
-        self.worker = JobWorker(
-            store,
-            stt=self.stt,
-            tts=self.tts,
-            clock=clock,
-            schedule=self.schedule,
-            audio_pool=self.audio,
-            part_concurrency=config.jobs.part_concurrency,
-            llm=self.llm,
-            max_input_tokens=config.llm.max_input_tokens,
-            metrics=self.metrics,
-        )
+        self.worker = self._worker(store, lease=DEFAULT_LEASE)
         self.poller = Poller(
-            store,
+            store.claims,
             self.worker,
+            # One lease length for the claims and the replies sent inline under them.
+            lease=DEFAULT_LEASE,
             clock=clock,
             steady=steady,
             concurrency=config.jobs.concurrency,
@@ -161,12 +153,37 @@ class Core:
         self.service = VoiceService(
             store,
             config,
+            settings=store.usage,
+            usage=store.usage,
+            recordings=store.kept,
             stt=self.stt,
             tts=self.tts,
             wake=self.poller.wake,
             clock=clock,
             eta=self.schedule.eta,
             audio_pool=self.audio,
+        )
+
+    def _worker(self, store: SqlJobStore, *, lease: float) -> JobWorker:
+        """The worker, handed each store role it calls (steps, parts, replies, recovery)."""
+        jobs = self.config.jobs
+        delivery = Delivery(
+            store.replies, store.kept, clock=self.clock, metrics=self.metrics, lease=lease
+        )
+        return JobWorker(
+            store.steps,
+            parts=store.parts,
+            delivery=delivery,
+            recovery=store.claims,
+            stt=self.stt,
+            tts=self.tts,
+            clock=self.clock,
+            schedule=self.schedule,
+            audio_pool=self.audio,
+            part_concurrency=jobs.part_concurrency,
+            llm=self.llm,
+            max_input_tokens=self.config.llm.max_input_tokens,
+            metrics=self.metrics,
         )
 
     @classmethod
@@ -189,7 +206,7 @@ class Core:
         )
         try:
             core = cls(config, session, store, clock=clock, steady=steady)
-            await store.watch(core.poller.wake)
+            await store.claims.watch(core.poller.wake)
         except BaseException:
             # e.g. a provider's settings refused at build: release what was opened, or the
             # database thread keeps the process alive after the error is printed.
@@ -211,7 +228,7 @@ class Core:
                 "purged %d job(s) older than %d days", count, self.config.storage.retention_days
             )
         # Recordings kept for "Translate → English" (a local engine's keep_audio_hours).
-        dropped = await self.store.drop_recordings(self.clock())
+        dropped = await self.store.kept.drop_recordings(self.clock())
         if dropped:
             _LOGGER.info("dropped %d recording(s) kept for translation", dropped)
         return count
@@ -273,7 +290,7 @@ async def run_bot(
         adapters = list(make_adapters(core))
         # SQLite: refuse a second runner on this file (named), and take over the leases the
         # previous one left at once; PostgreSQL: several runners share the work.
-        await core.store.lock_runner(a.platform for a in adapters)
+        await core.store.claims.lock_runner(a.platform for a in adapters)
         for adapter in adapters:
             core.worker.register(adapter.platform, adapter)
         await core.worker.recover(core.clock())

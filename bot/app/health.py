@@ -84,7 +84,7 @@ class HealthServer:
     async def metrics(self, request: web.Request) -> web.Response:
         """The Prometheus text format, job gauges refreshed from the database."""
         try:
-            self.core.metrics.set_job_counts(await self.core.store.job_counts())
+            self.core.metrics.set_job_counts(await self.core.store.usage.job_counts())
         except Exception as exc:
             _LOGGER.warning("metrics: cannot count jobs: %s", exc)
         for sup in self.supervisors:

@@ -2,17 +2,48 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import Any, Protocol
 
 from bot.chat.settings import ChatSettings, Prefs, UserSettings, apply_user_setting
 from bot.chat.views import Defaults, describe_settings, voices_text
 from bot.config.load import Config
-from bot.jobs.ports import ChatSettingsStore
 from bot.model.speech import Origin
 from bot.text import ENGLISH, Text, negotiate, text_for
 
 Choices = Callable[[], tuple[frozenset[str], frozenset[str]]]
+
+
+class ChatSettingsStore(Protocol):
+    """Per-chat and per-user settings, as JSON-able mappings."""
+
+    async def get_settings(self, platform: str, chat_id: str) -> dict[str, Any]:
+        """The stored settings of a chat (empty when never changed)."""
+        ...
+
+    async def put_settings(
+        self, platform: str, chat_id: str, data: Mapping[str, Any], now: float
+    ) -> None:
+        """Store a chat's settings, replacing the previous ones."""
+        ...
+
+    async def get_user_settings(self, platform: str, user_id: str) -> dict[str, Any]:
+        """A person's own settings, for every chat (empty when never changed)."""
+        ...
+
+    async def put_user_settings(
+        self, platform: str, user_id: str, data: Mapping[str, Any], now: float
+    ) -> None:
+        """Store a person's own settings, replacing the previous ones."""
+        ...
+
+    async def get_preferences(
+        self, platform: str, chat_id: str, user_id: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A chat's and a person's stored settings (each empty when never changed), read in
+        one round trip: every job starts with this read."""
+        ...
 
 
 class Preferences:

@@ -1,1 +1,2 @@
-"""The job engine: poller, worker, delivery, schedule, outcomes, split/stitch, text jobs, ports."""
+"""The job engine: poller, worker, delivery, schedule, outcomes, split/stitch, text jobs, and the
+small store roles each declares (Queue, JobSteps, PartStore, ReplyMarks, SpeedStore)."""

@@ -10,9 +10,8 @@ from typing import Protocol
 
 from bot.chat import replies
 from bot.jobs.metrics import Metrics
-from bot.jobs.ports import JobStore
 from bot.model.errors import DeliveryError
-from bot.model.job import REPLY_STATES, Job, JobKind, JobState
+from bot.model.job import REPLY_STATES, Blob, Job, JobKind, JobState
 from bot.model.speech import VoiceClip
 
 _LOGGER = logging.getLogger(__name__)
@@ -40,18 +39,56 @@ class Deliverer(Protocol):
         ...
 
 
+class ReplyMarks(Protocol):
+    """What happened to a finished job's reply; each mark ends the step's lease and is refused
+    (False) unless this owner holds the job's lease, or nobody does."""
+
+    owner: str
+    """This process's lease owner id."""
+
+    async def mark_delivered(self, job_id: str, message_id: str | None, now: float) -> bool:
+        """Record that the platform accepted the reply (once: later calls return False)."""
+        ...
+
+    async def defer_delivery(self, job_id: str, deliver_after: float, now: float) -> bool:
+        """Try delivering again later (platform rate limit or outage)."""
+        ...
+
+    async def mark_undeliverable(self, job_id: str, reason: str, now: float) -> bool:
+        """Give up delivering (bot blocked, chat gone): never retried again."""
+        ...
+
+
+class Blobs(Protocol):
+    """The audio kept beside a job."""
+
+    async def load_blob(self, job_id: str, role: str) -> Blob | None:
+        """The ``input``, ``output`` or ``recording`` audio of a job, if still kept."""
+        ...
+
+
 class Delivery:
     """The registered platforms, which of them are offline, and how a finished job reaches its
     chat: at once by the step that finished it (under its kept lease), or by a later claim."""
 
-    def __init__(self, store: JobStore, *, clock: Callable[[], float], metrics: Metrics) -> None:
-        self.store = store
+    def __init__(
+        self,
+        marks: ReplyMarks,
+        blobs: Blobs,
+        *,
+        clock: Callable[[], float],
+        metrics: Metrics,
+        lease: float = DEFAULT_LEASE,
+    ) -> None:
+        self._marks = marks
+        self._blobs = blobs
         self.metrics = metrics
         self._clock = clock
         self.deliverers: dict[str, Deliverer] = {}
         self.offline: set[str] = set()
-        # Seconds a lease lasts; the Poller running the worker sets its own (see hold).
-        self.lease = DEFAULT_LEASE
+        # Seconds a claim's lease lasts (the poller's, handed to both by the composition
+        # root): an inline reply holds a lease as long (see hold).
+        self._lease = lease
 
     def register(self, platform: str, deliverer: Deliverer) -> None:
         """Route finished jobs of ``platform`` to ``deliverer``."""
@@ -82,7 +119,7 @@ class Delivery:
     def hold(self, job: Job) -> float | None:
         """Until when a step finishing ``job`` keeps its lease to reply inline: a full lease
         from now (what was left of the claim's may run out mid-send under load), or None."""
-        return self._clock() + self.lease if self._delivers(job) else None
+        return self._clock() + self._lease if self._delivers(job) else None
 
     def _delivers(self, job: Job) -> bool:
         """Whether a step finishing ``job`` keeps its lease to reply at once (see reply): not
@@ -98,7 +135,7 @@ class Delivery:
             return
         # Only under the lease the step kept: if it finished while the platform was offline it
         # gave the lease back, and another process may already be sending this very reply.
-        if stored.lease_owner == self.store.owner and stored.lease_until is not None:
+        if stored.lease_owner == self._marks.owner and stored.lease_until is not None:
             await self.deliver(stored, self._clock(), clip)
 
     async def deliver(self, job: Job, now: float, clip: VoiceClip | None = None) -> None:
@@ -108,7 +145,7 @@ class Delivery:
         if deliverer is None:
             return
         if clip is None and job.kind is JobKind.TTS and job.state is JobState.COMPLETED:
-            blob = await self.store.load_blob(job.id, "output")
+            blob = await self._blobs.load_blob(job.id, "output")
             if blob is not None:
                 clip = VoiceClip(blob.data, job.clip_duration or 0.0, job.waveform or b"")
         try:
@@ -119,7 +156,7 @@ class Delivery:
             _LOGGER.exception("job %s: delivery crashed", job.id)
             await self._failed(job, exc, False, None)
         else:
-            await self.store.mark_delivered(job.id, message_id, self._clock())
+            await self._marks.mark_delivered(job.id, message_id, self._clock())
 
     async def _failed(
         self, job: Job, exc: Exception, permanent: bool, retry_after: float | None
@@ -128,8 +165,8 @@ class Delivery:
         self.metrics.delivery_failed(job.origin.platform, permanent=permanent)
         if permanent or job.delivery_attempts + 1 >= MAX_DELIVERY_ATTEMPTS:
             _LOGGER.warning("job %s: giving up delivery: %s", job.id, exc)
-            await self.store.mark_undeliverable(job.id, str(exc)[:500], now)
+            await self._marks.mark_undeliverable(job.id, str(exc)[:500], now)
             return
         delay = retry_after if retry_after is not None else min(300.0, 2.0**job.delivery_attempts)
         _LOGGER.info("job %s: delivery failed (%s); retry in %.1fs", job.id, exc, delay)
-        await self.store.defer_delivery(job.id, now + delay, now)
+        await self._marks.defer_delivery(job.id, now + delay, now)

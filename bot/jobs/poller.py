@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 from bot.jobs.delivery import DEFAULT_LEASE
-from bot.jobs.ports import JobStore
 from bot.jobs.worker import JobWorker
 from bot.model.job import Job
 
@@ -58,6 +58,60 @@ class ClockWatch:
         self._offset += jump
 
 
+class Queue(Protocol):
+    """The due steps the poller claims, each under a lease in the transaction that picks it."""
+
+    async def claim(
+        self,
+        now: float,
+        platforms: Iterable[str],
+        limit: int,
+        lease: float,
+        *,
+        deliver_to: Iterable[str] | None = None,
+    ) -> list[Job]:
+        """Lease up to ``limit`` steps due at ``now`` for this owner, replies first, each queue
+        soonest first. A job leased by anyone (this process included) until after ``now`` is
+        never returned, nor a poll of a run living in another process (``keep_input``: a local
+        engine) until it is overdue by a grace period.
+
+        Args:
+            now: The current time.
+            platforms: Only jobs of these platforms.
+            limit: At most this many steps.
+            lease: Seconds the claimed steps are leased for.
+            deliver_to: Only replies of these platforms (those connected now; default: all of
+                ``platforms``): a reply to a platform that is down waits, its submits and polls
+                do not.
+
+        Returns:
+            The claimed jobs as they are now (a current snapshot), leased until ``now + lease``.
+        """
+        ...
+
+    async def renew(self, job_ids: Sequence[str], until: float) -> int:
+        """Extend this owner's leases on ``job_ids`` to ``until``; how many it still held."""
+        ...
+
+    async def release(self, job_ids: Sequence[str]) -> int:
+        """Give up this owner's leases on ``job_ids`` (steps that will not finish)."""
+        ...
+
+    async def next_wakeup(
+        self, platforms: Iterable[str], *, deliver_to: Iterable[str] | None = None
+    ) -> float | None:
+        """The earliest time a step (submit, poll, delivery) may become claimable; deliveries
+        only of ``deliver_to`` (as in :meth:`claim`)."""
+        ...
+
+    async def shift_clock(
+        self, seconds: float, platforms: Iterable[str], exclude: Sequence[str] = ()
+    ) -> int:
+        """Move the stored times of unfinished or undelivered jobs after a wall-clock step,
+        leaving out ``exclude`` (running steps); how many jobs moved."""
+        ...
+
+
 class Poller:
     """Claims what is due in the store (submits, polls, deliveries) and hands it to the worker.
 
@@ -71,7 +125,7 @@ class Poller:
 
     def __init__(
         self,
-        store: JobStore,
+        queue: Queue,
         worker: JobWorker,
         *,
         clock: Callable[[], float] = time.time,
@@ -81,7 +135,7 @@ class Poller:
         coalesce: float = 0.005,
         lease: float = DEFAULT_LEASE,
     ) -> None:
-        self._store = store
+        self._queue = queue
         self._worker = worker
         self._clock = clock
         # A test's own clock is its own steady clock: only the real one gets stepped.
@@ -89,8 +143,7 @@ class Poller:
         self._concurrency = max(1, concurrency)
         self._max_idle = max_idle
         self._coalesce = coalesce
-        self._lease = lease
-        worker.delivery.lease = lease  # its inline replies hold a lease as long as a claim's
+        self._lease = lease  # the composition root hands delivery the same one (inline replies)
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._event = asyncio.Event()
         self._stopping = False
@@ -111,10 +164,10 @@ class Poller:
         # Replies wait for their platform's connection (no delivery attempt is used up while it
         # is down); submits and polls of its jobs go on meanwhile.
         online = [p for p in platforms if p not in self._worker.offline]
-        jobs = await self._store.claim(now, platforms, free, self._lease, deliver_to=online)
+        jobs = await self._queue.claim(now, platforms, free, self._lease, deliver_to=online)
         if len(jobs) >= free:
             return jobs, None
-        return jobs, await self._store.next_wakeup(platforms, deliver_to=online)
+        return jobs, await self._queue.next_wakeup(platforms, deliver_to=online)
 
     def _start(self, job: Job, now: float) -> None:
         task = asyncio.create_task(self._worker.advance(job, now), name=f"job-{job.id}")
@@ -170,7 +223,7 @@ class Poller:
         now = self._clock()
         running = list(self._in_flight)
         if running:
-            held = await self._store.renew(running, now + self._lease)
+            held = await self._queue.renew(running, now + self._lease)
             if held < len(running):
                 _LOGGER.info("poller: %d running step(s) lost their lease", len(running) - held)
         if await self._worker.recover(now):
@@ -191,12 +244,12 @@ class Poller:
         jump = self._watch.step()
         if not jump:
             return
-        moved = await self._store.shift_clock(
+        moved = await self._queue.shift_clock(
             jump, self._worker.deliverers, exclude=list(self._in_flight)
         )
         self._watch.followed(jump)
         if self._in_flight:  # their leases were written by the old clock
-            await self._store.renew(list(self._in_flight), self._clock() + self._lease)
+            await self._queue.renew(list(self._in_flight), self._clock() + self._lease)
         _LOGGER.warning(
             "poller: the wall clock was stepped by %+.1f s; moved the times of %d job(s) with it",
             jump,
@@ -243,4 +296,4 @@ class Poller:
             cancelled = [job_id for job_id, task in tasks.items() if task in pending]
             with contextlib.suppress(Exception):  # a database that is down must not hold us
                 async with asyncio.timeout(2.0):
-                    await self._store.release(cancelled)
+                    await self._queue.release(cancelled)

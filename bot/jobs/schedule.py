@@ -5,14 +5,27 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.jobs.ports import SpeedStore
 from bot.model.job import Job, JobKind
 
 _LOGGER = logging.getLogger(__name__)
+
+
+class SpeedStore(Protocol):
+    """Where learned provider speeds persist (predictive polling), across restarts."""
+
+    async def load_speed_stats(self) -> dict[tuple[str, str, str], dict[str, float]]:
+        """All saved fits keyed by (provider, model, kind)."""
+        ...
+
+    async def save_speed_stats(
+        self, key: tuple[str, str, str], values: Mapping[str, float], now: float
+    ) -> None:
+        """Insert or replace one fit (the keys of ``values`` are its fields)."""
+        ...
 
 
 class PollSchedule(Protocol):

@@ -13,7 +13,7 @@ from bot.model.speech import Transcript
 
 RECORDING = "recording"
 """The blob role of a recording kept with its transcript (``input`` is dropped once the provider
-has it): see :meth:`bot.jobs.ports.JobStore.keep_recording`."""
+has it): see :meth:`bot.storage.kept.KeptAudio.keep_recording`."""
 SPEECH = "speech"
 """``options["engine"]`` of a TEXT job its speech model makes (else: the chat model)."""
 

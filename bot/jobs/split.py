@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from bot.audio import splitting
 from bot.audio.pool import AudioPool
 from bot.chat.replies import INTERRUPTED_PART
-from bot.jobs.ports import JobStore
+from bot.jobs.steps import JobSteps
 from bot.jobs.stitch import stitch
 from bot.model.errors import AudioError, ProviderError, ProviderUnavailable, RateLimited, UnknownJob
 from bot.model.job import Blob, Job, JobState, NewPart, Part
@@ -28,6 +29,65 @@ def is_split(job: Job) -> bool:
     return bool(job.options.get("part_seconds"))
 
 
+class PartStore(Protocol):
+    """The parts of a split job (a long recording, a long text), changed only under the job's
+    lease; each change returns False when its guard refused (nothing changed)."""
+
+    async def store_parts(
+        self, job_id: str, parts: Sequence[NewPart], *, next_poll_at: float, now: float
+    ) -> bool:
+        """SUBMITTING → SUBMITTED for a job just split: its parts are stored (queued, with
+        their audio) and its whole input dropped in the same transaction."""
+        ...
+
+    async def of(self, job_id: str) -> list[Part]:
+        """The parts of a job in order (empty when it was not split)."""
+        ...
+
+    async def load_part_input(self, job_id: str, index: int) -> Blob | None:
+        """A part's audio while kept (until the provider has it)."""
+        ...
+
+    async def begin_part(self, job_id: str, index: int, now: float) -> bool:
+        """Part QUEUED → SUBMITTING, recorded before its request leaves."""
+        ...
+
+    async def requeue_part(self, job_id: str, index: int, now: float) -> bool:
+        """Part SUBMITTING (provably not taken), or SUBMITTED with its audio kept (a free rerun
+        of a lost run) → QUEUED."""
+        ...
+
+    async def part_submitted(
+        self,
+        job_id: str,
+        index: int,
+        ticket: Mapping[str, Any],
+        *,
+        now: float,
+        cost: float | None = None,
+        keep_input: bool = False,
+    ) -> bool:
+        """Part SUBMITTING → SUBMITTED with its ticket (audio dropped unless ``keep_input``)."""
+        ...
+
+    async def complete_part(
+        self,
+        job_id: str,
+        index: int,
+        result: Mapping[str, Any],
+        *,
+        now: float,
+        cost: float | None = None,
+        currency: str | None = None,
+    ) -> bool:
+        """Part → COMPLETED with its result; the job's cost becomes its parts' sum."""
+        ...
+
+    async def fail_part(self, job_id: str, index: int, error: str, *, now: float) -> bool:
+        """Part (unfinished) → FAILED with the sentence the stitched result shows."""
+        ...
+
+
 class SplitRunner:
     """Moves a long recording's job: QUEUED → split into parts (one transaction) → SUBMITTED,
     stepped like a poll while its parts run, ``concurrency`` at a time → COMPLETED with the
@@ -37,7 +97,8 @@ class SplitRunner:
 
     def __init__(
         self,
-        store: JobStore,
+        steps: JobSteps,
+        parts: PartStore,
         stt: Mapping[str, SpeechToText],
         *,
         clock: Callable[[], float],
@@ -45,7 +106,8 @@ class SplitRunner:
         notify: Callable[[Job | None], Awaitable[None]],
         concurrency: int = 2,
     ) -> None:
-        self._store = store
+        self._steps = steps
+        self._parts = parts
         self._stt = stt
         self._clock = clock
         self._audio = audio_pool
@@ -55,7 +117,7 @@ class SplitRunner:
     async def split(self, job: Job, now: float) -> None:
         """QUEUED → SUBMITTING → SUBMITTED with its parts stored (or FAILED: unusable audio).
         Nothing is paid here, so an interrupted split is simply done again."""
-        started = await self._store.begin_submit(job.id, now)
+        started = await self._steps.begin_submit(job.id, now)
         if started is None:
             return
         blob = started.input  # read with the state change: no second round trip
@@ -75,18 +137,18 @@ class SplitRunner:
             for i, p in enumerate(pieces)
         ]
         now = self._clock()
-        if await self._store.store_parts(job.id, parts, next_poll_at=now, now=now):
+        if await self._parts.store_parts(job.id, parts, next_poll_at=now, now=now):
             _LOGGER.info("job %s: split into %d parts of up to %.0f s", job.id, len(parts), seconds)
-            await self._notify(await self._store.get(job.id))
+            await self._notify(await self._steps.get(job.id))
 
     async def step(self, job: Job, now: float) -> None:
         """Settle parts a dead process left mid-submit, poll the running ones, start queued
         ones up to the concurrency bound; finish the job once every part has ended."""
-        parts = await self._store.parts(job.id)
+        parts = await self._parts.of(job.id)
         for part in parts:
             if part.state is JobState.SUBMITTING:
                 await self._interrupted(job, part)
-        parts = await self._store.parts(job.id)
+        parts = await self._parts.of(job.id)
         running = [p for p in parts if p.state is JobState.SUBMITTED]
         free = max(0, self._concurrency - len(running))
         starting = [p for p in parts if p.state is JobState.QUEUED][:free]
@@ -102,7 +164,7 @@ class SplitRunner:
         if refused:  # auth, balance, bad request: every other part would be refused too
             await self._fail(job, refused[0].text, type(refused[0]).__name__)
             return
-        await self._settle(job, await self._store.parts(job.id), outcomes)
+        await self._settle(job, await self._parts.of(job.id), outcomes)
 
     async def _settle(self, job: Job, parts: list[Part], outcomes: Sequence[object]) -> None:
         now = self._clock()
@@ -114,7 +176,7 @@ class SplitRunner:
         running = any(p.state is JobState.SUBMITTED for p in parts)
         delay = min(waits) if waits else (MIN_PART_POLL if running or not queued else 0.0)
         done = sum(1 for p in parts if p.state.terminal) / len(parts)
-        stored = await self._store.reschedule(
+        stored = await self._steps.reschedule(
             job.id, next_poll_at=now + delay, now=now, progress=done
         )
         if round(done * len(parts)) != round((job.progress or 0.0) * len(parts)):
@@ -134,14 +196,14 @@ class SplitRunner:
         # how the user gets the missing minutes).
         missing = sum(1 for p in parts if p.state is not JobState.COMPLETED)
         result = {**t.to_dict(), "missing_parts": missing} if missing else t.to_dict()
-        await self._store.complete(
+        await self._steps.complete(
             job.id, result, now=now, cost=cost, currency=t.currency, polled=True
         )
         _LOGGER.info("job %s: %d parts stitched", job.id, len(parts))
 
     async def _fail(self, job: Job, message: Msg, code: str = "split") -> None:
         stored = encode(message)  # each reader sees it in their language
-        await self._store.fail(job.id, stored, now=self._clock(), error_code=code, polled=True)
+        await self._steps.fail(job.id, stored, now=self._clock(), error_code=code, polled=True)
 
     def _reruns_free(self, job: Job) -> bool:
         try:
@@ -153,19 +215,19 @@ class SplitRunner:
         """A part left SUBMITTING: the process sending it died (this step holds the lease now).
         Sent again only when its provider reruns for free; else a marked gap (never paid twice)."""
         now = self._clock()
-        if self._reruns_free(job) and await self._store.requeue_part(job.id, part.index, now):
+        if self._reruns_free(job) and await self._parts.requeue_part(job.id, part.index, now):
             return
         _LOGGER.warning("job %s: part %d was interrupted mid-submit", job.id, part.index + 1)
-        await self._store.fail_part(job.id, part.index, INTERRUPTED_PART, now=now)
+        await self._parts.fail_part(job.id, part.index, INTERRUPTED_PART, now=now)
 
     async def _submit(self, job: Job, part: Part) -> float | None:
         """Send one part; returns a retry delay when the provider did not take it."""
-        if not await self._store.begin_part(job.id, part.index, self._clock()):
+        if not await self._parts.begin_part(job.id, part.index, self._clock()):
             return None
-        blob = await self._store.load_part_input(job.id, part.index)
+        blob = await self._parts.load_part_input(job.id, part.index)
         if blob is None:
             gone = encode(msg("its audio is gone"))
-            await self._store.fail_part(job.id, part.index, gone, now=self._clock())
+            await self._parts.fail_part(job.id, part.index, gone, now=self._clock())
             return None
         options = SttOptions(
             model=job.model,
@@ -177,14 +239,14 @@ class SplitRunner:
             answer = await self._stt[job.provider].submit(audio_in, options)
         except ProviderError as exc:
             if _not_taken(exc):
-                await self._store.requeue_part(job.id, part.index, self._clock())
+                await self._parts.requeue_part(job.id, part.index, self._clock())
                 return exc.retry_after or MIN_PART_POLL
-            await self._store.fail_part(job.id, part.index, encode(exc.text), now=self._clock())
+            await self._parts.fail_part(job.id, part.index, encode(exc.text), now=self._clock())
             raise
         if isinstance(answer, Transcript):
             await self._complete(job, part, answer)
         else:
-            await self._store.part_submitted(
+            await self._parts.part_submitted(
                 job.id,
                 part.index,
                 answer.data,
@@ -201,7 +263,7 @@ class SplitRunner:
             result = await self._stt[job.provider].poll(ticket)
         except UnknownJob:
             if self._reruns_free(job):  # a local run lost to a restart: run it again
-                await self._store.requeue_part(job.id, part.index, self._clock())
+                await self._parts.requeue_part(job.id, part.index, self._clock())
                 return 0.0
             raise
         except ProviderError as exc:
@@ -212,11 +274,11 @@ class SplitRunner:
             await self._complete(job, part, result.transcript)
         elif result.status is PollStatus.FAILED:
             error = result.error or _PART_FAILED
-            await self._store.fail_part(job.id, part.index, error, now=self._clock())
+            await self._parts.fail_part(job.id, part.index, error, now=self._clock())
         return None
 
     async def _complete(self, job: Job, part: Part, t: Transcript) -> None:
-        await self._store.complete_part(
+        await self._parts.complete_part(
             job.id, part.index, t.to_dict(), now=self._clock(), cost=t.cost, currency=t.currency
         )
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from bot.chat import render
 from bot.chat.replies import INTERRUPTED_PART
-from bot.jobs.ports import JobStore
+from bot.jobs.split import PartStore
+from bot.jobs.steps import JobSteps
 from bot.model.errors import ProviderError, RateLimited
 from bot.model.job import Blob, Job, JobState, NewPart, Part
 from bot.model.speech import Transcript
@@ -61,14 +62,16 @@ class TextRunner:
 
     def __init__(
         self,
-        store: JobStore,
+        steps: JobSteps,
+        parts: PartStore,
         llm: TextGenerator | None,
         *,
         clock: Callable[[], float],
         max_input_tokens: int,
         concurrency: int = 2,
     ) -> None:
-        self._store = store
+        self._steps = steps
+        self._parts = parts
         self._llm = llm
         self._clock = clock
         self._max_input = max_input_tokens
@@ -76,7 +79,7 @@ class TextRunner:
 
     async def submit(self, job: Job, now: float) -> None:
         """QUEUED → COMPLETED for a transcript that fits one request; else split into parts."""
-        if await self._store.begin_submit(job.id, now) is None:
+        if await self._steps.begin_submit(job.id, now) is None:
             return
         source = await self._source_text(job)
         if source is None:
@@ -99,17 +102,17 @@ class TextRunner:
         if _summary(job):
             parts.append(NewPart(float(len(chunks)), 0.0, Blob(b"", None, "text/plain")))
         now = self._clock()
-        await self._store.store_parts(job.id, parts, next_poll_at=now, now=now)
+        await self._parts.store_parts(job.id, parts, next_poll_at=now, now=now)
 
     async def _reusable(self, job: Job, count: int) -> dict[int, Mapping[str, Any]]:
         """The finished pieces of the failed job this one retries: the same transcript cut with
         the same budget gives the same pieces, so their answers are reused, not paid again."""
-        before = await self._store.get(str(job.options.get("after", "")))
+        before = await self._steps.get(str(job.options.get("after", "")))
         if before is None or before.options.get("max_input_tokens") != job.options.get(
             "max_input_tokens"
         ):
             return {}
-        parts = await self._store.parts(before.id)
+        parts = await self._parts.of(before.id)
         if len(parts) - (1 if _summary(before) else 0) != count:
             return {}
         return {
@@ -120,11 +123,11 @@ class TextRunner:
 
     async def step(self, job: Job, now: float) -> None:
         """Run the pieces still to do (bounded), then the reduce; finish when all are done."""
-        parts = await self._store.parts(job.id)
+        parts = await self._parts.of(job.id)
         for part in parts:
             if part.state is JobState.SUBMITTING:  # its process died mid-request
-                await self._store.fail_part(job.id, part.index, INTERRUPTED_PART, now=now)
-        parts = await self._store.parts(job.id)
+                await self._parts.fail_part(job.id, part.index, INTERRUPTED_PART, now=now)
+        parts = await self._parts.of(job.id)
         failed = next((p for p in parts if p.state is JobState.FAILED), None)
         if failed is not None:
             reason = decode(failed.error or "")
@@ -145,7 +148,7 @@ class TextRunner:
         if refused:
             await self._failed(job, refused[0])
             return
-        await self._settle(job, await self._store.parts(job.id), outcomes)
+        await self._settle(job, await self._parts.of(job.id), outcomes)
 
     async def _settle(self, job: Job, parts: Sequence[Part], outcomes: Sequence[object]) -> None:
         now = self._clock()
@@ -157,27 +160,27 @@ class TextRunner:
         waits = [o for o in outcomes if isinstance(o, float)]
         done = sum(1 for p in parts if p.state is JobState.COMPLETED) / len(parts)
         delay = min(waits) if waits else 0.0
-        await self._store.reschedule(job.id, next_poll_at=now + delay, now=now, progress=done)
+        await self._steps.reschedule(job.id, next_poll_at=now + delay, now=now, progress=done)
 
     async def _run(self, job: Job, part: Part, maps: Sequence[Part]) -> float | None:
-        if not await self._store.begin_part(job.id, part.index, self._clock()):
+        if not await self._parts.begin_part(job.id, part.index, self._clock()):
             return None
         if part.index >= len(maps):  # the reduce: the pieces' summaries together
-            done = await self._store.parts(job.id)
+            done = await self._parts.of(job.id)
             instructions, text = _REDUCE, "\n\n".join(_text(p) for p in done[: len(maps)])
         else:
-            blob = await self._store.load_part_input(job.id, part.index)
+            blob = await self._parts.load_part_input(job.id, part.index)
             text = blob.data.decode() if blob else ""
             instructions = _MAP if _summary(job) else _TRANSLATE
         try:
             answer = await self._ask(job, instructions, text, part=part.index + 1, parts=len(maps))
         except RateLimited as exc:
-            await self._store.requeue_part(job.id, part.index, self._clock())
+            await self._parts.requeue_part(job.id, part.index, self._clock())
             return exc.retry_after or 5.0
         except ProviderError as exc:
-            await self._store.fail_part(job.id, part.index, encode(exc.text), now=self._clock())
+            await self._parts.fail_part(job.id, part.index, encode(exc.text), now=self._clock())
             raise
-        await self._store.complete_part(
+        await self._parts.complete_part(
             job.id, part.index, Transcript(answer).to_dict(), now=self._clock()
         )
         return None
@@ -194,7 +197,7 @@ class TextRunner:
         return answer.text
 
     async def _source_text(self, job: Job) -> str | None:
-        source = await self._store.get(str(job.options.get("source", "")))
+        source = await self._steps.get(str(job.options.get("source", "")))
         t = source.transcript if source is not None else None
         if t is None:
             await self._fail(job, msg("The transcript is gone (deleted or expired)."))
@@ -204,11 +207,11 @@ class TextRunner:
 
     async def _complete(self, job: Job, text: str, cost: float | None) -> None:
         result = Transcript(text=text).to_dict()
-        await self._store.complete(job.id, result, now=self._clock(), cost=cost, polled=True)
+        await self._steps.complete(job.id, result, now=self._clock(), cost=cost, polled=True)
 
     async def _failed(self, job: Job, exc: ProviderError) -> None:
         if isinstance(exc, RateLimited) and job.state is JobState.QUEUED:
-            await self._store.requeue(
+            await self._steps.requeue(
                 job.id, self._clock() + (exc.retry_after or 5.0), self._clock()
             )
             return
@@ -217,7 +220,7 @@ class TextRunner:
 
     async def _fail(self, job: Job, message: Msg) -> None:
         stored = encode(message)  # each reader sees it in their language
-        await self._store.fail(job.id, stored, now=self._clock(), error_code="text", polled=True)
+        await self._steps.fail(job.id, stored, now=self._clock(), error_code="text", polled=True)
 
 
 def _summary(job: Job) -> bool:

@@ -22,10 +22,10 @@ from bot.jobs.outcomes import (
     retry_submit,
     stuck_message,
 )
-from bot.jobs.ports import JobStore
 from bot.jobs.schedule import BackoffSchedule, PollSchedule
 from bot.jobs.speech_translate import by_speech, in_english
-from bot.jobs.split import SplitRunner, is_split
+from bot.jobs.split import PartStore, SplitRunner, is_split
+from bot.jobs.steps import JobSteps, Recovery
 from bot.jobs.text import TextRunner
 from bot.model.errors import (
     AudioError,
@@ -60,8 +60,11 @@ class JobWorker:
 
     def __init__(
         self,
-        store: JobStore,
+        steps: JobSteps,
         *,
+        parts: PartStore,
+        delivery: Delivery,
+        recovery: Recovery,
         stt: Mapping[str, SpeechToText],
         tts: Mapping[str, TextToSpeech],
         clock: Callable[[], float],
@@ -72,13 +75,15 @@ class JobWorker:
         max_input_tokens: int = 8000,
         metrics: Metrics | None = None,
     ) -> None:
-        self.store = store
+        self._steps = steps
         self.metrics = metrics or Metrics()
         # The platforms: progress, replies and their retries.
-        self.delivery = Delivery(store, clock=clock, metrics=self.metrics)
+        self.delivery = delivery
+        self._recovery = recovery
         self._audio = audio_pool or AudioPool()
         self._split = SplitRunner(
-            store,
+            steps,
+            parts,
             stt,
             clock=clock,
             audio_pool=self._audio,
@@ -86,7 +91,8 @@ class JobWorker:
             concurrency=part_concurrency,
         )
         self._text = TextRunner(
-            store,
+            steps,
+            parts,
             llm,
             clock=clock,
             max_input_tokens=max_input_tokens,
@@ -120,7 +126,7 @@ class JobWorker:
         (mid-submit, its lease expired; see README, crash safety): a free rerun goes back to the
         queue, anything else fails. Run at start, after registering deliverers, and then
         periodically by the poller: another process may die."""
-        ids = await self.store.recover_interrupted(
+        ids = await self._recovery.recover_interrupted(
             now, INTERRUPTED_MESSAGE, self.deliverers, rerun=self._reruns_free
         )
         if ids:
@@ -139,7 +145,7 @@ class JobWorker:
         except Exception:
             _LOGGER.exception("job %s: unexpected error in state %s", job.id, job.state)
             if job.state is JobState.SUBMITTED:
-                await self.store.reschedule(
+                await self._steps.reschedule(
                     job.id, next_poll_at=self._clock() + 5.0, now=self._clock()
                 )
 
@@ -163,7 +169,7 @@ class JobWorker:
             reason, code = encode(replies.TEXT_UNAVAILABLE), "text"
         else:
             reason, code = replies.provider_gone_text(job.provider), "provider_gone"
-        await self.store.fail(
+        await self._steps.fail(
             job.id, reason, now=now, error_code=code, polled=job.state is JobState.SUBMITTED
         )
 
@@ -187,7 +193,7 @@ class JobWorker:
     async def submit(self, job: Job, now: float) -> None:
         """QUEUED → SUBMITTING → SUBMITTED / COMPLETED / FAILED (or back to QUEUED if unsent)."""
         if now >= job.deadline_at:
-            await self.store.fail(job.id, deadline_message(job), now=now, error_code="deadline")
+            await self._steps.fail(job.id, deadline_message(job), now=now, error_code="deadline")
             return
         if is_split(job):
             await self._split.split(job, now)
@@ -198,7 +204,7 @@ class JobWorker:
         if self._gone(job):
             await self._unavailable(job, now)
             return
-        started = await self.store.begin_submit(job.id, now)
+        started = await self._steps.begin_submit(job.id, now)
         if started is None:
             return  # someone else moved it; the guard keeps us honest
         try:
@@ -212,11 +218,11 @@ class JobWorker:
             await self._submit_failed(job, exc)
             return
         except AudioError as exc:
-            await self.store.fail(job.id, encode(exc.text), now=self._clock(), error_code="audio")
+            await self._steps.fail(job.id, encode(exc.text), now=self._clock(), error_code="audio")
             return
         except Exception:
             _LOGGER.exception("job %s: submit crashed", job.id)
-            await self.store.fail(
+            await self._steps.fail(
                 job.id,
                 encode(msg("The speech service gave an answer I could not understand.")),
                 now=self._clock(),
@@ -281,7 +287,7 @@ class JobWorker:
                 job, submitted_at=now, updated_at=now, queue_position=answer.queue_position
             )
             delay = self.schedule.first_poll(submitted, self._min_interval(job))
-            stored = await self.store.mark_submitted(
+            stored = await self._steps.mark_submitted(
                 job.id,
                 dict(answer.data),
                 next_poll_at=now + delay,
@@ -298,7 +304,7 @@ class JobWorker:
         if by_speech(job):
             t = in_english(t)
             _LOGGER.info("job %s: translated into English by %s", job.id, job.provider)
-        stored = await self.store.complete(
+        stored = await self._steps.complete(
             job.id,
             t.to_dict(),
             now=now,
@@ -311,7 +317,7 @@ class JobWorker:
 
     async def _complete_clip(self, job: Job, clip: VoiceClip, now: float, *, polled: bool) -> None:
         result = {"duration": clip.duration, "waveform": base64.b64encode(clip.waveform).decode()}
-        stored = await self.store.complete(
+        stored = await self._steps.complete(
             job.id,
             result,
             now=now,
@@ -328,21 +334,21 @@ class JobWorker:
             _LOGGER.info(
                 "job %s: provider did not take it (%s); retry in %.1fs", job.id, exc, delay
             )
-            requeued = await self.store.requeue(job.id, now + delay, now)
+            requeued = await self._steps.requeue(job.id, now + delay, now)
             if requeued is not None:
                 await self.delivery.notify(
                     requeued, retry_note(exc, job.attempts + 1, delay, sent=False)
                 )
             return
         log_provider_failure(job, exc)
-        await self.store.fail(job.id, encode(exc.text), now=now, error_code=type(exc).__name__)
+        await self._steps.fail(job.id, encode(exc.text), now=now, error_code=type(exc).__name__)
 
     # -- poll -------------------------------------------------------------------------------
 
     async def poll(self, job: Job, now: float) -> None:
         """Ask the provider about a SUBMITTED job and record what it said."""
         if now >= job.deadline_at:
-            await self.store.fail(
+            await self._steps.fail(
                 job.id, deadline_message(job), now=now, error_code="deadline", polled=False
             )
             return
@@ -374,7 +380,7 @@ class JobWorker:
         now = self._clock()
         # A run lost to a restart (a local engine): running it again costs nothing.
         lost = isinstance(exc, UnknownJob) and self._reruns_free(job)
-        requeued = await self.store.requeue_lost(job.id, now) if lost else None
+        requeued = await self._steps.requeue_lost(job.id, now) if lost else None
         if requeued is not None:
             _LOGGER.info(
                 "job %s: %s lost the run (%s); running it again", job.id, job.provider, exc
@@ -384,7 +390,7 @@ class JobWorker:
         if exc.retryable:
             delay = self.schedule.next_poll(job, self._min_interval(job), exc.retry_after)
             _LOGGER.info("job %s: poll failed (%s); next poll in %.1fs", job.id, exc, delay)
-            moved = await self.store.reschedule(
+            moved = await self._steps.reschedule(
                 job.id, next_poll_at=now + delay, now=now, queue_position=job.queue_position
             )
             if moved is not None and isinstance(exc, ProviderUnreachable):
@@ -392,7 +398,7 @@ class JobWorker:
                 await self.delivery.notify(moved, note)
             return
         log_provider_failure(job, exc)
-        await self.store.fail(
+        await self._steps.fail(
             job.id, encode(exc.text), now=now, error_code=type(exc).__name__, polled=True
         )
 
@@ -410,12 +416,12 @@ class JobWorker:
                         audio.to_voice_clip, [a.data for a in parts if a is not None]
                     )
                 except AudioError as exc:
-                    await self.store.fail(job.id, encode(exc.text), now=now, error_code="audio")
+                    await self._steps.fail(job.id, encode(exc.text), now=now, error_code="audio")
                     return
                 await self._complete_clip(job, clip, now, polled=True)
             return
         if result.status is PollStatus.FAILED:
-            await self.store.fail(
+            await self._steps.fail(
                 job.id,
                 result.error or encode(msg("The speech service could not process this job.")),
                 now=now,
@@ -424,13 +430,13 @@ class JobWorker:
             )
             return
         if self._stuck(job, now):
-            await self.store.fail(job.id, stuck_message(job), now=now, error_code="stuck")
+            await self._steps.fail(job.id, stuck_message(job), now=now, error_code="stuck")
             return
         self.schedule.observe_queue(job, result.queue_position, now)
         # Scheduled from what this answer said (queue position as of now), not the last one.
         answered = dataclasses.replace(job, queue_position=result.queue_position, updated_at=now)
         delay = self.schedule.next_poll(answered, self._min_interval(job), None)
-        stored = await self.store.reschedule(
+        stored = await self._steps.reschedule(
             job.id,
             next_poll_at=now + delay,
             now=now,

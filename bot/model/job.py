@@ -85,7 +85,7 @@ class NewJob:
     input_duration: float | None = None
     dedup_key: str | None = None
     unique_key: str | None = None
-    """At most one live job per key (see :meth:`bot.jobs.ports.JobStore.create`)."""
+    """At most one live job per key (see :meth:`bot.storage.jobs.SqlJobStore.create`)."""
 
 
 @dataclass(frozen=True, slots=True)

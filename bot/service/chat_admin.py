@@ -8,11 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.chat import replies
-from bot.jobs.ports import JobStore
 from bot.model.errors import InputError
 from bot.model.job import Job, JobState
 from bot.model.speech import Origin
-from bot.service.limits import AccessDenied, Guard, day_start
+from bot.service.limits import AccessDenied, Guard, UsageQueries, day_start
+from bot.service.records import JobRecords
 from bot.text import ENGLISH, Msg, Text, msg
 
 _LOGGER = logging.getLogger(__name__)
@@ -30,7 +30,8 @@ class Cancelled:
 class ChatAdminMixin:
     """Mixed into :class:`bot.service.voice.VoiceService` (which sets these)."""
 
-    store: JobStore
+    store: JobRecords
+    _usage: UsageQueries
     guard: Guard
     _clock: Callable[[], float]
 
@@ -60,7 +61,7 @@ class ChatAdminMixin:
             (tr.gettext("Last 30 days:"), now - 30 * 86400),
         )
         for title, since in periods:
-            rows = await self.store.usage(since)
+            rows = await self._usage.usage(since)
             lines.append(title)
             if not rows:
                 lines.append("  " + tr.gettext("no jobs"))

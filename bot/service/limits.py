@@ -5,15 +5,33 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from bot.config.load import AccessConfig, LimitsConfig
-from bot.jobs.ports import UsageQueries
 from bot.model.errors import InputError
 from bot.model.job import Activity, Admission
 from bot.model.speech import Origin
 from bot.text import Duration, Msg, msg, msgn
 
 OPERATOR_PLATFORM = "cli"  # the operator's own command line: no lists, no limits
+
+
+class UsageQueries(Protocol):
+    """What the limits and /usage read; answered off the job-step path."""
+
+    async def activity(
+        self, platform: str, user_id: str, chat_id: str, *, started_since: float, day: float
+    ) -> Activity:
+        """A user's and a chat's recent use, as the limits count it."""
+        ...
+
+    async def usage(self, since: float, platform: str | None = None) -> list[dict[str, Any]]:
+        """Per user and chat since ``since``: jobs, audio seconds, characters, cost.
+
+        Returns:
+            Rows with keys platform, chat_id, user_id, jobs, audio_seconds, chars, cost, currency.
+        """
+        ...
 
 
 class LimitExceeded(InputError):
@@ -112,8 +130,8 @@ class Guard:
         self, origin: Origin, *, seconds: float = 0.0, chars: int = 0
     ) -> Admission | None:
         """Every limit, to check again inside the store's transaction that creates the job
-        (:meth:`bot.jobs.ports.JobStore.create`): checks and creation are one atomic step, so a
-        burst gets exactly the allowed number of jobs, across processes too."""
+        (:meth:`bot.service.records.JobRecords.create`): checks and creation are one atomic
+        step, so a burst gets exactly the allowed number of jobs, across processes too."""
         if origin.platform == OPERATOR_PLATFORM or not self._limited():
             return None
 

@@ -14,7 +14,6 @@ from bot.chat.replies import (
     no_transcript,
 )
 from bot.config.load import Config
-from bot.jobs.ports import JobStore
 from bot.jobs.speech_translate import RECORDING, SPEECH
 from bot.jobs.text import ACTIONS, TRANSLATE
 from bot.model.errors import InputError, ProviderError
@@ -22,6 +21,7 @@ from bot.model.job import Blob, Job, JobKind, JobState, NewJob
 from bot.model.speech import Origin
 from bot.providers.base import SpeechToText, SttCapabilities
 from bot.service.limits import AccessDenied, Guard
+from bot.service.records import JobRecords, Recordings
 
 ENGLISH_BUTTON = "english"
 """The one button under a transcript whose recording is kept for its model's own translation
@@ -31,7 +31,8 @@ into English, when no chat model is configured."""
 class TextJobsMixin:
     """Creates TEXT jobs; mixed into :class:`bot.service.voice.VoiceService` (which sets these)."""
 
-    store: JobStore
+    store: JobRecords
+    _recordings: Recordings
     config: Config
     guard: Guard
     preferences: Preferences
@@ -186,7 +187,7 @@ class TextJobsMixin:
             return None
         if float(audio_job.options.get("keep_audio_until") or 0) <= self._clock():
             return None  # past its time, even if the hourly clean-up has not dropped it yet
-        blob = await self.store.load_blob(audio_job.id, RECORDING)
+        blob = await self._recordings.load_blob(audio_job.id, RECORDING)
         return (audio_job, blob) if blob is not None else None
 
     async def _stamped(self, origin: Origin) -> Origin:

@@ -15,7 +15,7 @@ from bot.audio import splitting
 from bot.audio.codec import AudioInfo
 from bot.audio.pool import AudioPool
 from bot.chat import render
-from bot.chat.preferences import Preferences
+from bot.chat.preferences import ChatSettingsStore, Preferences
 from bot.chat.settings import (
     ChatSettings,
     Prefs,
@@ -24,14 +24,14 @@ from bot.chat.settings import (
 )
 from bot.chat.status import render_job, render_job_list
 from bot.config.load import Config
-from bot.jobs.ports import JobStore
 from bot.model.errors import InputError, ProviderError, ProviderNotConfigured
 from bot.model.job import Activity, Blob, Job, JobKind, JobState, NewJob
 from bot.model.speech import Origin
 from bot.providers.base import SpeechToText, SttCapabilities, TextToSpeech, TtsCapabilities
 from bot.providers.registry import STT, TTS, TYPES
 from bot.service.chat_admin import ChatAdminMixin
-from bot.service.limits import AccessDenied, Guard, text_too_long
+from bot.service.limits import AccessDenied, Guard, UsageQueries, text_too_long
+from bot.service.records import JobRecords, Recordings
 from bot.service.text_jobs import TextJobsMixin
 from bot.text import ENGLISH, Text, msg
 
@@ -63,9 +63,12 @@ class VoiceService(TextJobsMixin, ChatAdminMixin):
 
     def __init__(
         self,
-        store: JobStore,
+        store: JobRecords,
         config: Config,
         *,
+        settings: ChatSettingsStore,
+        usage: UsageQueries,
+        recordings: Recordings,
         stt: Mapping[str, SpeechToText],
         tts: Mapping[str, TextToSpeech],
         wake: Callable[[], None] = lambda: None,
@@ -74,15 +77,18 @@ class VoiceService(TextJobsMixin, ChatAdminMixin):
         audio_pool: AudioPool | None = None,
     ) -> None:
         self.store = store
+        self._settings = settings
+        self._usage = usage
+        self._recordings = recordings
         self._audio = audio_pool or AudioPool()
         self._eta = eta
-        self.guard = Guard(store, config.limits, config.access, clock)
+        self.guard = Guard(usage, config.limits, config.access, clock)
         self.config = config
         self._stt = stt
         self._tts = tts
         self._wake = wake
         self._clock = clock
-        self.preferences = Preferences(store, config, choices=self._choices, clock=clock)
+        self.preferences = Preferences(settings, config, choices=self._choices, clock=clock)
 
     # -- providers --------------------------------------------------------------------------
 
@@ -259,7 +265,7 @@ class VoiceService(TextJobsMixin, ChatAdminMixin):
 
     async def _keep_recording(self, job: Job, blob: Blob) -> None:
         if "keep_audio_until" in job.options:
-            await self.store.keep_recording(job.id, blob)
+            await self._recordings.keep_recording(job.id, blob)
 
     async def _create_split(
         self,
@@ -431,7 +437,7 @@ class VoiceService(TextJobsMixin, ChatAdminMixin):
 
     async def settings(self, platform: str, chat_id: str) -> ChatSettings:
         """This chat's settings (defaults when never changed)."""
-        return ChatSettings.from_dict(await self.store.get_settings(platform, chat_id))
+        return ChatSettings.from_dict(await self._settings.get_settings(platform, chat_id))
 
     async def change_setting(
         self, platform: str, chat_id: str, name: str, value: str
@@ -444,7 +450,7 @@ class VoiceService(TextJobsMixin, ChatAdminMixin):
         current = await self.settings(platform, chat_id)
         languages, voices = self._choices()
         updated = apply_setting(current, name, value, languages=languages, voices=voices)
-        await self.store.put_settings(platform, chat_id, updated.to_dict(), self._clock())
+        await self._settings.put_settings(platform, chat_id, updated.to_dict(), self._clock())
         return updated
 
     def _choices(self) -> tuple[frozenset[str], frozenset[str]]:

@@ -1,4 +1,5 @@
-"""Storage backends behind the jobs' ports: SQLite (embedded default) and PostgreSQL."""
+"""Storage: one :class:`Database` per backend (SQLite, the embedded default, and PostgreSQL) and
+the job store composed over it (:class:`bot.storage.jobs.SqlJobStore`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Claims: the leases that let several processes share the steps of one database."""
+"""Claims: the leases that let several processes share the steps of one database, and the
+recovery of the steps a dead process left behind."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from bot.jobs.ports import Leader
 from bot.model.job import Job, JobState
 from bot.storage.codec import JOB_COLUMNS, job_from_row
 from bot.storage.database import (
@@ -15,9 +15,9 @@ from bot.storage.database import (
     FREE_AT,
     HOME,
     HOME_GRACE,
-    MINE,
     RELEASE,
     UNDELIVERED,
+    UNFINISHED,
     marks,
     state_in,
 )
@@ -27,12 +27,24 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
+_CLOCK_COLUMNS = (
+    "created_at",
+    "updated_at",
+    "submitted_at",
+    "completed_at",
+    "next_poll_at",
+    "deliver_after",
+    "deadline_at",
+)
 
-class ClaimsMixin:
-    """The lease half of :class:`bot.storage.jobs.SqlJobStore`: claim, renew, release, recover."""
 
-    db: Database
-    owner: str
+class Claims:
+    """The queue the poller claims from (claim, renew, release, next wakeup, clock steps) and
+    the recovery of expired submits; composed into :class:`bot.storage.jobs.SqlJobStore`."""
+
+    def __init__(self, db: Database, owner: str) -> None:
+        self.db = db
+        self.owner = owner
 
     async def lock_runner(self, platforms: Iterable[str]) -> None:
         """Register this process as a ``voicebot run`` (SQLite refuses a second one, and the
@@ -45,10 +57,6 @@ class ClaimsMixin:
             )
             if freed:
                 _LOGGER.info("took over %d step(s) a stopped process had claimed", freed)
-
-    def leader(self, name: str) -> Leader:
-        """The lock named ``name`` (one holder across the processes on this database)."""
-        return self.db.leader(name)
 
     async def watch(self, wake: Callable[[], None]) -> None:
         """Wake this process when another one creates a job or finishes a step."""
@@ -69,7 +77,7 @@ class ClaimsMixin:
         deliver_to: Iterable[str] | None = None,
     ) -> list[Job]:
         """Lease up to ``limit`` due steps for this owner: replies (of ``deliver_to`` only)
-        first, then submits and polls, each soonest first (see :class:`bot.jobs.ports.JobStore`)."""
+        first, then submits and polls, each soonest first (see :class:`bot.jobs.poller.Queue`)."""
         names = list(platforms)
         online = names if deliver_to is None else [p for p in deliver_to if p in names]
         jobs: list[Job] = []
@@ -133,19 +141,24 @@ class ClaimsMixin:
         rows = await self.db.fetch(sql, [self.owner, self.owner, *names, *online])
         return None if not rows or rows[0][0] is None else float(rows[0][0])
 
-    # -- recovery ---------------------------------------------------------------------------
-
-    async def requeue_lost(self, job_id: str, now: float) -> Job | None:
-        """SUBMITTED → QUEUED: the provider lost the run and reruns cost nothing (``keep_input``
-        was set at submit); the kept input goes to the provider again."""
-        rows = await self.db.fetch(
-            f"UPDATE jobs SET state = '{JobState.QUEUED.value}', ticket = NULL, "
-            f"next_poll_at = ?, queue_position = NULL, progress = NULL, updated_at = ?, {RELEASE} "
-            f"WHERE id = ? AND {state_in([JobState.SUBMITTED])} AND keep_input <> 0 AND {MINE} "
-            f"RETURNING {JOB_COLUMNS}",
-            (now, now, job_id, self.owner),
+    async def shift_clock(
+        self, seconds: float, platforms: Iterable[str], exclude: Sequence[str] = ()
+    ) -> int:
+        """Move every time of the unfinished or undelivered jobs of these platforms by
+        ``seconds`` (the wall clock was stepped), leaving out ``exclude`` (running steps, which
+        write new-clock times); returns how many jobs moved."""
+        names = list(platforms)
+        if not names or not seconds:
+            return 0
+        moved = ", ".join(f"{column} = {column} + ?" for column in _CLOCK_COLUMNS)
+        skip = f" AND id NOT IN ({marks(len(exclude))})" if exclude else ""
+        return await self.db.execute(
+            f"UPDATE jobs SET {moved} WHERE ({UNFINISHED} OR ({UNDELIVERED})) "
+            f"AND {self._pl(names)}{skip}",
+            (*[seconds] * len(_CLOCK_COLUMNS), *names, *exclude),
         )
-        return job_from_row(rows[0]) if rows else None
+
+    # -- recovery ---------------------------------------------------------------------------
 
     async def recover_interrupted(
         self,

@@ -1,4 +1,5 @@
-"""Row codec: the one serialize/deserialize pair per row type (jobs, blobs, settings, speeds)."""
+"""Row codec: the one serialize/deserialize pair per row type (jobs, blobs, settings, speeds,
+usage); a part's row is decoded beside its statements (:func:`bot.storage.parts.part_from_row`)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from bot.jobs.ports import Leader
+from bot.jobs.leader import Leader
 from bot.model.job import ACTIVE_STATES, DUE_STATES, REPLY_STATES, JobState
 from bot.storage.codec import Row
 

@@ -1,5 +1,7 @@
-"""Kept recordings: a local engine's input audio, kept for a while after its transcript so that
-Whisper's own translate task can run on it later (``job_blobs`` role ``recording``)."""
+"""Kept audio: the ``job_blobs`` beside a job (its input, output clip and kept recording).
+
+A local engine's recording is kept for a while after its transcript so that Whisper's own
+translate task can run on it later (role ``recording``)."""
 
 from __future__ import annotations
 
@@ -7,18 +9,27 @@ from typing import TYPE_CHECKING
 
 from bot.jobs.speech_translate import RECORDING
 from bot.model.job import Blob, JobState
-from bot.storage.codec import BLOB_COLUMNS, blob_row
+from bot.storage.codec import BLOB_COLUMNS, blob_from_row, blob_row
 from bot.storage.database import marks, state_in
 
 if TYPE_CHECKING:
     from bot.storage.database import Database
 
 
-class KeptAudioMixin:
-    """Part of :class:`bot.storage.jobs.SqlJobStore`: keeps and drops recordings. How long one is
-    kept is the job's ``options["keep_audio_until"]``, set when the job was created."""
+class KeptAudio:
+    """Reads, keeps and drops a job's audio; composed into :class:`bot.storage.jobs.SqlJobStore`.
+    How long a recording is kept is the job's ``options["keep_audio_until"]``, set at creation."""
 
-    db: Database
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def load_blob(self, job_id: str, role: str) -> Blob | None:
+        """The ``input``, ``output`` or ``recording`` audio of a job, if still kept."""
+        rows = await self.db.fetch(
+            "SELECT data, filename, content_type FROM job_blobs WHERE job_id = ? AND role = ?",
+            (job_id, role),
+        )
+        return blob_from_row(rows[0]) if rows else None
 
     async def keep_recording(self, job_id: str, blob: Blob) -> None:
         """Keep ``blob`` beside the job (once: a second call changes nothing)."""

@@ -61,12 +61,13 @@ def part_from_row(row: Row) -> Part:
     )
 
 
-class PartsMixin:
-    """The parts half of :class:`bot.storage.jobs.SqlJobStore`; every change one guarded
-    statement, like a job's."""
+class Parts:
+    """The parts of split jobs, composed into :class:`bot.storage.jobs.SqlJobStore`; every
+    change one guarded statement, like a job's, made only under the job's lease."""
 
-    db: Database
-    owner: str
+    def __init__(self, db: Database, owner: str) -> None:
+        self.db = db
+        self.owner = owner
 
     async def store_parts(
         self, job_id: str, parts: Sequence[NewPart], *, next_poll_at: float, now: float
@@ -98,7 +99,7 @@ class PartsMixin:
 
         return await self.db.transact(body)
 
-    async def parts(self, job_id: str) -> list[Part]:
+    async def of(self, job_id: str) -> list[Part]:
         """The parts of a job in recording order (empty for a job that was not split)."""
         rows = await self.db.fetch(
             f"SELECT {PART_COLUMNS} FROM job_parts WHERE job_id = ? ORDER BY idx", (job_id,)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import asyncpg.exceptions as pgerr
 
-from bot.jobs.ports import Leader
+from bot.jobs.leader import Leader
 from bot.model.errors import BotError
 from bot.storage.codec import Row
 from bot.storage.database import Dialect, DuplicateKey, Executor

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.jobs.ports import Leader
+from bot.jobs.leader import Leader
 from bot.model.errors import BotError
 from bot.storage.codec import Row
 from bot.storage.database import Dialect, DuplicateKey, Executor, SoleLeader

@@ -21,10 +21,12 @@ if TYPE_CHECKING:
     from bot.storage.database import Database
 
 
-class UsageMixin:
-    """The settings, speed and usage half of :class:`bot.storage.jobs.SqlJobStore`."""
+class Usage:
+    """Chat settings, learned speeds, limits' activity and usage reports; composed into
+    :class:`bot.storage.jobs.SqlJobStore`."""
 
-    db: Database
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # -- chat settings ----------------------------------------------------------------------
 
@@ -132,7 +134,7 @@ class UsageMixin:
         sql = "SELECT " + ", ".join(f"({q})" for q, _ in parts)
         return sql, [p for _, ps in parts for p in ps]
 
-    async def _read_activity(
+    async def read_activity(
         self, tx: Executor, origin: Origin, started_since: float, day: float
     ) -> Activity:
         """:meth:`activity` on ``tx`` (inside the transaction that creates a job)."""
@@ -158,7 +160,7 @@ class UsageMixin:
         Each part is a subquery on the ``jobs_user`` or ``jobs_chat`` index.
         """
         origin = Origin(platform=platform, chat_id=chat_id, user_id=user_id)
-        return await self._read_activity(self.db, origin, started_since, day)
+        return await self.read_activity(self.db, origin, started_since, day)
 
     async def usage(self, since: float, platform: str | None = None) -> list[dict[str, Any]]:
         """Per user and chat, over the UTC days from the one containing ``since``: jobs, audio
