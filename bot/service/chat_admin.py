@@ -108,7 +108,7 @@ class ChatAdmin:
         )
 
     async def cancel(self, origin: Origin, job_id: str | None, *, admin: bool) -> Cancelled:
-        """Cancel a queued or running job of this chat: ``job_id``, or the caller's newest one.
+        """Cancel an unfinished job of this chat: ``job_id``, or the caller's newest one.
 
         Only its user may cancel a job, or a chat admin (``admin``). Before it was sent it is
         never sent; after, polling stops and the reply says it may still be charged.

@@ -44,7 +44,8 @@ def clean_text(text: str) -> str:
 
 
 def _kept_until(job: Job) -> dict[str, object]:
-    """``keep_audio_until`` of a job whose recording is kept (see text_jobs), else nothing."""
+    """``keep_audio_until`` of a job whose recording is kept for Translate → English (see
+    :mod:`bot.service.text_jobs`), else nothing."""
     until = job.options.get("keep_audio_until")
     return {"keep_audio_until": until} if until else {}
 
@@ -129,7 +130,8 @@ class Intake:
         Raises:
             AccessDenied, LimitExceeded: not for this user or chat, or over a limit.
             AudioError, AudioTooLong: the audio is unusable (message says why).
-            ProviderNotConfigured: the chosen provider has no API key.
+            ProviderNotConfigured: the chosen provider is unknown or cannot run (no API key,
+                a missing extra).
         """
         self._guard.check_access(origin)  # the one access check, before a reuse too
         prefs = prefs or await self._preferences.for_origin(origin)
@@ -318,7 +320,8 @@ class Intake:
         Raises:
             InputError: empty text, or longer than the provider can take (limit stated).
             AccessDenied, LimitExceeded: not for this user or chat, or over a limit.
-            ProviderNotConfigured: the chosen provider has no API key.
+            ProviderNotConfigured: the chosen provider is unknown or cannot run (no API key,
+                a missing extra).
         """
         prefs = prefs or await self._preferences.for_origin(origin)
         origin = self._preferences.stamp_locale(origin, prefs)

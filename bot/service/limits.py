@@ -64,7 +64,7 @@ class Guard:
 
     def allowed(self, origin: Origin) -> bool:
         """False for denied users/chats/guilds, and for everyone not allowed when an allow list
-        exists (admins are always allowed)."""
+        exists (admins and the operator's own command line are always allowed)."""
         names = identities(origin)
         if origin.platform == OPERATOR_PLATFORM or self.is_admin(origin):
             return True

@@ -88,7 +88,8 @@ class TextJobs:
 
         Raises:
             AccessDenied, LimitExceeded: not for this user or chat, or over a limit.
-            InputError: no chat model configured, unknown action, or no such transcript here.
+            InputError: unknown action, no such transcript here, no chat model configured
+                (or only Translate → English, by the speech model), or its recording is gone.
         """
         self._guard.check_access(origin)
         if action not in ACTIONS or not (self.offers_text() or self._routes.route_translates()):

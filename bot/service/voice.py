@@ -199,7 +199,7 @@ class VoiceService:
         return await self.chat_admin.forget(origin, tr)
 
     async def cancel(self, origin: Origin, job_id: str | None, *, admin: bool) -> Cancelled:
-        """Cancel a queued or running job of this chat (see :meth:`ChatAdmin.cancel`)."""
+        """Cancel an unfinished job of this chat (see :meth:`ChatAdmin.cancel`)."""
         return await self.chat_admin.cancel(origin, job_id, admin=admin)
 
     async def settings(self, platform: str, chat_id: str) -> ChatSettings:
