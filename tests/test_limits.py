@@ -11,7 +11,7 @@ import pytest
 from bot.app.core import Core, RedactingFilter, setup_logging
 from bot.model.errors import AudioTooLong
 from bot.model.speech import Origin
-from bot.service.limits import AccessDenied, LimitExceeded
+from bot.service.limits import AccessDenied, Guard, LimitExceeded
 from tests.fakes.audio import make_tone
 from tests.fakes.providers import FakeNanoGpt
 from tests.support import NANO_KEY, FakeClock, RecordingDeliverer, make_config
@@ -103,6 +103,32 @@ async def test_access_deny_allow_and_admins(tmp_path: Path, nano: FakeNanoGpt) -
             await svc.speak(BOB, "hi")
         with pytest.raises(AccessDenied):
             await svc.transcribe(BOB, make_tone(1.0), "a.ogg")
+    finally:
+        await core.close()
+
+
+async def test_access_checked_once_per_request(
+    tmp_path: Path, nano: FakeNanoGpt, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each request reads the access lists once, first: a denied user's file is not reused."""
+    core, _ = await open_core(tmp_path, nano, access={"deny": ["telegram:user:2"]})
+    checked: list[str] = []
+    allowed = Guard.allowed
+
+    def counting(guard: Guard, origin: Origin) -> bool:
+        checked.append(origin.user_id)
+        return allowed(guard, origin)
+
+    monkeypatch.setattr(Guard, "allowed", counting)
+    try:
+        await core.service.transcribe(ALICE, make_tone(1.0), "a.ogg", dedup_key="f1")
+        assert checked == ["1"]
+        await core.service.speak(ALICE, "hello")
+        assert checked == ["1", "1"]
+        await core.poller.run_once()
+        with pytest.raises(AccessDenied):
+            await core.service.transcribe(BOB, make_tone(1.0), "a.ogg", dedup_key="f1")
+        assert checked == ["1", "1", "2"]
     finally:
         await core.close()
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from bot.audio import codec
+from bot.audio.codec import AudioInfo, probe
 from bot.chat.settings import ChatSettings, Prefs
 from bot.config.load import Config, parse_config
 from bot.jobs.worker import INTERRUPTED_MESSAGE
@@ -282,6 +284,23 @@ async def test_pipeline_dedup_reuses_transcript_without_paying(
     )
     await h.drive()
     assert nano.submits["transcribe"] == 2  # other options: not the same answer
+
+
+async def test_pipeline_recording_is_probed_once(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The intake's probe is passed on to the upload preparation: the file is read once."""
+    assert h.core is not None
+    probed: list[str] = []
+
+    def counting_probe(data: bytes, filename: str | None = None) -> AudioInfo:
+        probed.append(str(filename))
+        return probe(data, filename)
+
+    monkeypatch.setattr(codec, "probe", counting_probe)
+    job = await h.core.service.transcribe(ORIGIN, make_tone(2.0, "ogg"), "voice.ogg")
+    assert probed == ["voice.ogg"]
+    assert job.input_duration == pytest.approx(2.0, abs=0.05)
 
 
 async def test_pipeline_bad_input_is_refused_before_a_job_exists(h: Harness) -> None:

@@ -15,6 +15,7 @@ from bot.config.load import parse_config
 from bot.model.errors import InputError
 from bot.model.job import JobKind, JobState, NewJob
 from bot.model.speech import Origin, Transcript
+from bot.service.limits import Guard
 from tests.fakes.chat import FakeChat, tokens
 from tests.support import Harness, config_dict
 
@@ -164,6 +165,28 @@ async def test_text_failed_job_gives_its_key_up_and_no_llm_means_no_offer(
             await core.service.text_job(ORIGIN, "abcdef", "summary")
     finally:
         await plain.close()
+
+
+async def test_text_job_checks_access_once(
+    tmp_path: Path, chat: FakeChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A summary reads the access lists once, first (the limits that follow do not again)."""
+    checked: list[str] = []
+    allowed = Guard.allowed
+
+    def counting(guard: Guard, origin: Origin) -> bool:
+        checked.append(origin.user_id)
+        return allowed(guard, origin)
+
+    monkeypatch.setattr(Guard, "allowed", counting)
+    h = TextHarness(tmp_path, chat)
+    core = await h.open()
+    try:
+        source = await h.transcript("Short.")
+        await core.service.text_job(ORIGIN, source, "summary", "en")
+    finally:
+        await h.close()
+    assert checked == ["user-1"]
 
 
 def test_text_interrupted_failure_speaks_of_the_chat_model() -> None:

@@ -141,6 +141,7 @@ def prepare_for_upload(
     formats: frozenset[str],
     max_bytes: int,
     max_duration: float | None = None,
+    info: AudioInfo | None = None,
 ) -> AudioInput:
     """Return audio a provider accepts: the original bytes when possible, else small mono Opus.
 
@@ -150,12 +151,13 @@ def prepare_for_upload(
         formats: container/extension names the provider accepts directly.
         max_bytes: the provider's upload limit.
         max_duration: the provider's duration limit in seconds, if any.
+        info: what :func:`probe` said of ``data``, when the caller probed it already.
 
     Raises:
         AudioError: the input is not usable audio (see :func:`probe`).
         AudioTooLong: over ``max_duration``, or too long to fit ``max_bytes`` at the lowest bitrate.
     """
-    info = probe(data, filename)
+    info = info or probe(data, filename)
     if max_duration is not None and info.duration > max_duration:
         raise _too_long(max_duration / 60)
     accepted = _accepted_name(info.container, formats)

@@ -1,1 +1,2 @@
-"""What adapters call: intake of voice notes and text, text jobs, chat admin, limits."""
+"""What adapters call: VoiceService (voice.py), a façade over intake, text jobs, chat admin and a
+chat's jobs, with the access lists and limits they check (limits.py)."""

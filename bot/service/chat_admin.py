@@ -1,5 +1,5 @@
-"""Access, usage, privacy and cancelling: the VoiceService part that answers for a chat's people
-and admins (/usage, /forget, /cancel)."""
+"""Access, usage, privacy, cancelling and chat settings: what answers a chat's people and admins
+(/usage, /forget, /cancel, /settings)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.chat import replies
+from bot.chat.preferences import ChatSettingsStore, Choices
+from bot.chat.settings import ChatSettings, apply_setting
 from bot.model.errors import InputError
 from bot.model.job import Job, JobState
 from bot.model.speech import Origin
@@ -27,21 +29,34 @@ class Cancelled:
     text: Msg
 
 
-class ChatAdminMixin:
-    """Mixed into :class:`bot.service.voice.VoiceService` (which sets these)."""
+class ChatAdmin:
+    """Answers who may use the bot, what it cost, and a chat's own commands on its jobs and
+    settings."""
 
-    store: JobRecords
-    _usage: UsageQueries
-    guard: Guard
-    _clock: Callable[[], float]
+    def __init__(
+        self,
+        store: JobRecords,
+        guard: Guard,
+        *,
+        usage: UsageQueries,
+        settings: ChatSettingsStore,
+        choices: Choices,
+        clock: Callable[[], float],
+    ) -> None:
+        self._store = store
+        self._usage = usage
+        self._settings = settings
+        self._guard = guard
+        self._choices = choices
+        self._clock = clock
 
     def allowed(self, origin: Origin) -> bool:
         """Whether to answer this user/chat at all (deny and allow lists)."""
-        return self.guard.allowed(origin)
+        return self._guard.allowed(origin)
 
     def is_admin(self, origin: Origin) -> bool:
         """Whether this user is a configured bot admin."""
-        return self.guard.is_admin(origin)
+        return self._guard.is_admin(origin)
 
     async def usage_text(self, origin: Origin, tr: Text = ENGLISH) -> str:
         """What /usage shows a bot admin: jobs, audio minutes, characters and cost per user and
@@ -87,7 +102,7 @@ class ChatAdminMixin:
 
     async def forget(self, origin: Origin, tr: Text = ENGLISH) -> str:
         """Delete the caller's jobs in this chat (transcripts, audio, text) and say how many."""
-        count = await self.store.forget(origin.platform, origin.chat_id, origin.user_id)
+        count = await self._store.forget(origin.platform, origin.chat_id, origin.user_id)
         if count == 0:
             return tr.gettext("You have no stored jobs in this chat.")
         return tr.ngettext(
@@ -97,7 +112,7 @@ class ChatAdminMixin:
         )
 
     async def cancel(self, origin: Origin, job_id: str | None, *, admin: bool) -> Cancelled:
-        """Cancel a queued or running job of this chat: ``job_id``, or the caller's newest one.
+        """Cancel an unfinished job of this chat: ``job_id``, or the caller's newest one.
 
         Only its user may cancel a job, or a chat admin (``admin``). Before it was sent it is
         never sent; after, polling stops and the reply says it may still be charged.
@@ -107,13 +122,13 @@ class ChatAdminMixin:
         """
         wanted = (job_id or "").strip().lstrip("#`").rstrip("`").lower()
         if wanted:
-            job = await self.store.find_for_chat(origin.platform, origin.chat_id, wanted)
+            job = await self._store.find_for_chat(origin.platform, origin.chat_id, wanted)
             if job is None:
                 raise InputError(replies.cancel_unknown(wanted))
         else:
             mine = [
                 j
-                for j in await self.store.recent_for_chat(origin.platform, origin.chat_id, 50)
+                for j in await self._store.recent_for_chat(origin.platform, origin.chat_id, 50)
                 if j.origin.user_id == origin.user_id and not j.state.terminal
             ]
             if not mine:
@@ -122,8 +137,26 @@ class ChatAdminMixin:
         if job.origin.user_id != origin.user_id and not admin:
             raise InputError(replies.CANCEL_NOT_YOURS)
         sent = job.state is not JobState.QUEUED
-        cancelled = await self.store.cancel(job.id, self._clock())
+        cancelled = await self._store.cancel(job.id, self._clock())
         if cancelled is None:
             raise InputError(replies.cancel_too_late(job.id))
         _LOGGER.info("job %s cancelled by %s (was %s)", job.id, origin.user_id, job.state)
         return Cancelled(cancelled, sent, replies.cancelled_text(cancelled, sent=sent))
+
+    async def settings(self, platform: str, chat_id: str) -> ChatSettings:
+        """This chat's settings (defaults when never changed)."""
+        return ChatSettings.from_dict(await self._settings.get_settings(platform, chat_id))
+
+    async def change_setting(
+        self, platform: str, chat_id: str, name: str, value: str
+    ) -> ChatSettings:
+        """Change one chat setting from user text and store it.
+
+        Raises:
+            InputError: unknown setting or bad value (the message says which and why).
+        """
+        current = await self.settings(platform, chat_id)
+        languages, voices = self._choices()
+        updated = apply_setting(current, name, value, languages=languages, voices=voices)
+        await self._settings.put_settings(platform, chat_id, updated.to_dict(), self._clock())
+        return updated

@@ -82,7 +82,7 @@ class Guard:
 
     def allowed(self, origin: Origin) -> bool:
         """False for denied users/chats/guilds, and for everyone not allowed when an allow list
-        exists (admins are always allowed)."""
+        exists (admins and the operator's own command line are always allowed)."""
         names = identities(origin)
         if origin.platform == OPERATOR_PLATFORM or self.is_admin(origin):
             return True
@@ -109,17 +109,25 @@ class Guard:
             day=day_start(now),
         )
 
+    def check_access(self, origin: Origin) -> None:
+        """The access lists (see :meth:`allowed`), as the first check of every request.
+
+        Raises:
+            AccessDenied: with the sentence to show.
+        """
+        if not self.allowed(origin):
+            raise AccessDenied()
+
     async def check_start(self, origin: Origin) -> Activity | None:
-        """Access, rate and concurrency limits: checked before any work is done.
+        """Rate and concurrency limits, checked before any work is done (after
+        :meth:`check_access`, which the caller does once, first).
 
         Returns:
             The activity read (None when no limit applies), for the daily checks that follow.
 
         Raises:
-            AccessDenied, LimitExceeded: with the sentence to show.
+            LimitExceeded: with the sentence to show.
         """
-        if not self.allowed(origin):
-            raise AccessDenied()
         if origin.platform == OPERATOR_PLATFORM or not self._limited():
             return None
         act = await self._activity(origin)

@@ -1,8 +1,10 @@
-"""Summaries and translations of finished transcripts: the VoiceService part asking for them."""
+"""Summaries and translations of finished transcripts, as durable TEXT jobs: by the chat model,
+or into English by the speech model itself from the kept recording."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Mapping
 
 from bot.chat.preferences import Preferences
@@ -13,38 +15,57 @@ from bot.chat.replies import (
     language_name,
     no_transcript,
 )
-from bot.config.load import Config
+from bot.config.load import LlmConfig
 from bot.jobs.speech_translate import RECORDING, SPEECH
 from bot.jobs.text import ACTIONS, TRANSLATE
-from bot.model.errors import InputError, ProviderError
+from bot.model.errors import InputError
 from bot.model.job import Blob, Job, JobKind, JobState, NewJob
 from bot.model.speech import Origin
-from bot.providers.base import SpeechToText, SttCapabilities
-from bot.service.limits import AccessDenied, Guard
+from bot.providers.registry import ProviderConfig
+from bot.service.limits import Guard
 from bot.service.records import JobRecords, Recordings
+from bot.service.routes import ProviderRoutes
+
+_LOGGER = logging.getLogger(__name__)
 
 ENGLISH_BUTTON = "english"
 """The one button under a transcript whose recording is kept for its model's own translation
 into English, when no chat model is configured."""
 
 
-class TextJobsMixin:
-    """Creates TEXT jobs; mixed into :class:`bot.service.voice.VoiceService` (which sets these)."""
+class TextJobs:
+    """Offers and creates summaries and translations of a chat's finished transcripts; the same
+    transcript, action and language is paid once."""
 
-    store: JobRecords
-    _recordings: Recordings
-    config: Config
-    guard: Guard
-    preferences: Preferences
-    _clock: Callable[[], float]
-    _wake: Callable[[], None]
-    _stt: Mapping[str, SpeechToText]
-    stt_capabilities: Callable[..., SttCapabilities]
+    def __init__(
+        self,
+        store: JobRecords,
+        recordings: Recordings,
+        guard: Guard,
+        preferences: Preferences,
+        routes: ProviderRoutes,
+        *,
+        llm: LlmConfig,
+        providers: Mapping[str, ProviderConfig],
+        deadline_seconds: float,
+        clock: Callable[[], float],
+        wake: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._recordings = recordings
+        self._guard = guard
+        self._preferences = preferences
+        self._routes = routes
+        self._llm = llm
+        self._providers = providers
+        self._deadline_seconds = deadline_seconds
+        self._clock = clock
+        self._wake = wake
 
     def offers_text(self) -> bool:
         """Whether summaries and translations are offered (an ``llm:`` route that can run)."""
-        name = self.config.llm.provider
-        pc = self.config.providers.get(name) if name else None
+        name = self._llm.provider
+        pc = self._providers.get(name) if name else None
         return pc is not None and pc.missing() is None
 
     def text_buttons(self, job: Job) -> tuple[str, ...]:
@@ -56,24 +77,9 @@ class TextJobsMixin:
         if self.offers_text():
             return ACTIONS
         until = float(job.options.get("keep_audio_until") or 0)
-        if until > self._clock() and self._translates(job):
+        if until > self._clock() and self._routes.translates(job):
             return (ENGLISH_BUTTON,)
         return ()
-
-    def _route_translates(self) -> bool:
-        """Whether the configured speech-to-text model translates into English itself."""
-        try:
-            return self.stt_capabilities().translates_to_english
-        except ProviderError:
-            return False
-
-    def _translates(self, job: Job) -> bool:
-        """Whether the model that made ``job`` turns speech into English itself."""
-        provider = self._stt.get(job.provider)
-        try:
-            return provider is not None and provider.capabilities(job.model).translates_to_english
-        except ProviderError:
-            return False
 
     async def text_job(
         self, origin: Origin, source_id: str, action: str, language: str | None = None
@@ -83,33 +89,40 @@ class TextJobsMixin:
         that job is returned instead: the same transcript + action + language is paid once.
 
         Raises:
-            InputError: no chat model configured, unknown action, or no such transcript here.
+            AccessDenied, LimitExceeded: not for this user or chat, or over a limit.
+            InputError: unknown action, no such transcript here, no chat model configured
+                (or only Translate → English, by the speech model), or its recording is gone.
         """
-        if not self.guard.allowed(origin):
-            raise AccessDenied()
-        if action not in ACTIONS or not (self.offers_text() or self._route_translates()):
+        self._guard.check_access(origin)
+        if action not in ACTIONS or not (self.offers_text() or self._routes.route_translates()):
             raise InputError(TEXT_UNAVAILABLE)
-        source = await self.store.find_for_chat(origin.platform, origin.chat_id, source_id)
+        source = await self._store.find_for_chat(origin.platform, origin.chat_id, source_id)
         if source is None or source.kind is not JobKind.STT or source.transcript is None:
             raise InputError(no_transcript(source_id))
         lang = language_name(language)
-        if action == TRANSLATE and lang == "English" and self._translates(source):
+        if action == TRANSLATE and lang == "English" and self._routes.translates(source):
             job = await self._speech_translation(origin, source)
             if job is not None:
                 return job
         if not self.offers_text():
-            raise InputError(ENGLISH_ONLY if self._translates(source) else TEXT_UNAVAILABLE)
-        llm = self.config.llm
+            english_only = self._routes.translates(source)
+            raise InputError(ENGLISH_ONLY if english_only else TEXT_UNAVAILABLE)
+        return await self._chat_model_job(origin, source, action, lang)
+
+    async def _chat_model_job(self, origin: Origin, source: Job, action: str, lang: str) -> Job:
+        """``action`` on ``source``'s transcript by the ``llm:`` route's model, as a durable
+        job (the one already asked for, while it is live or done)."""
+        llm = self._llm
         raw = f"{source.id}|{action}|{lang}|{llm.provider}|{llm.model}"
         key = hashlib.sha256(raw.encode()).hexdigest()
-        existing = await self.store.find_unique(key)
+        existing = await self._store.find_unique(key)
         if existing is not None:
             return existing
-        before = await self.store.find_released(key)  # its finished pieces are not paid again
-        await self.guard.check_start(origin)
+        before = await self._store.find_released(key)  # its finished pieces are not paid again
+        await self._guard.check_start(origin)
         origin = await self._stamped(origin)  # replies in the asker's language
         now = self._clock()
-        job = await self.store.create(
+        job = await self._store.create(
             NewJob(
                 kind=JobKind.TEXT,
                 origin=origin,
@@ -122,11 +135,11 @@ class TextJobsMixin:
                     "max_input_tokens": llm.max_input_tokens,
                     **({"after": before.id} if before is not None else {}),
                 },
-                deadline_at=now + self.config.jobs.deadline_seconds,
+                deadline_at=now + self._deadline_seconds,
                 unique_key=key,
             ),
             now=now,
-            admit=self.guard.admission(origin),
+            admit=self._guard.admission(origin),
         )
         self._wake()
         return job
@@ -141,7 +154,7 @@ class TextJobsMixin:
         """
         raw = f"{source.id}|{TRANSLATE}|English|{SPEECH}|{source.provider}|{source.model}"
         key = hashlib.sha256(raw.encode()).hexdigest()
-        existing = await self.store.find_unique(key)
+        existing = await self._store.find_unique(key)
         if existing is not None:
             return existing
         recording = await self._kept_recording(source)
@@ -150,10 +163,10 @@ class TextJobsMixin:
                 return None
             raise InputError(RECORDING_GONE)
         audio_job, blob = recording
-        await self.guard.check_start(origin)
+        await self._guard.check_start(origin)
         origin = await self._stamped(origin)
         now = self._clock()
-        job = await self.store.create(
+        job = await self._store.create(
             NewJob(
                 kind=JobKind.TEXT,
                 origin=origin,
@@ -173,7 +186,7 @@ class TextJobsMixin:
             ),
             now=now,
             input_blob=blob,
-            admit=self.guard.admission(origin),
+            admit=self._guard.admission(origin),
         )
         self._wake()
         return job
@@ -182,7 +195,7 @@ class TextJobsMixin:
         """The job that holds ``source``'s recording (itself, or the one whose transcript it
         reused) and the recording, while it is kept."""
         reused = source.options.get("reused_from")
-        audio_job = await self.store.get(str(reused)) if reused else source
+        audio_job = await self._store.get(str(reused)) if reused else source
         if audio_job is None:
             return None
         if float(audio_job.options.get("keep_audio_until") or 0) <= self._clock():
@@ -192,14 +205,14 @@ class TextJobsMixin:
 
     async def _stamped(self, origin: Origin) -> Origin:
         """``origin`` with the asker's language, so the job replies in it."""
-        prefs = await self.preferences.for_origin(origin)
-        return self.preferences.stamp_locale(origin, prefs)
+        prefs = await self._preferences.for_origin(origin)
+        return self._preferences.stamp_locale(origin, prefs)
 
     async def transcript_for_message(
         self, platform: str, chat_id: str, message_id: str
     ) -> Job | None:
         """The finished transcription shown in a chat message (its reply or placeholder)."""
-        for job in await self.store.recent_for_chat(platform, chat_id, limit=50):
+        for job in await self._store.recent_for_chat(platform, chat_id, limit=50):
             shown = message_id in (job.delivery_message_id, job.progress_message_id)
             if shown and job.kind is JobKind.STT and job.state is JobState.COMPLETED:
                 return job

@@ -1,0 +1,374 @@
+"""Intake: voice notes and /speak text in, checked against access, limits and the provider's
+capabilities, stored as durable jobs the poller runs (one path for every platform)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
+from bot.audio import codec as audio
+from bot.audio import splitting
+from bot.audio.codec import AudioInfo
+from bot.audio.pool import AudioPool
+from bot.chat import render
+from bot.chat.preferences import Preferences
+from bot.chat.settings import Prefs, unknown_voice
+from bot.config.load import JobsConfig, SttConfig, TtsConfig
+from bot.model.errors import InputError
+from bot.model.job import Activity, Blob, Job, JobKind, JobState, NewJob
+from bot.model.speech import Origin
+from bot.providers.base import SttCapabilities, TtsCapabilities
+from bot.service.limits import Guard, text_too_long
+from bot.service.records import JobRecords, Recordings
+from bot.service.routes import ProviderRoutes
+from bot.text import msg
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_TTS_PARTS = 10
+SPEAK_USAGE = msg("Nothing to say: give me some text, e.g. /speak Hello there.")
+
+
+def clean_text(text: str) -> str:
+    """Drop control and zero-width characters that make TTS read garbage; keep emoji and RTL."""
+    kept = [
+        ch
+        for ch in text
+        if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf") or ch == "\u200d"
+    ]
+    return "".join(kept).strip()
+
+
+def _kept_until(job: Job) -> dict[str, object]:
+    """``keep_audio_until`` of a job whose recording is kept for Translate → English (see
+    :mod:`bot.service.text_jobs`), else nothing."""
+    until = job.options.get("keep_audio_until")
+    return {"keep_audio_until": until} if until else {}
+
+
+@dataclass(frozen=True, slots=True)
+class _SttRoute:
+    """Where one transcription goes and the options its job is stored with."""
+
+    provider: str
+    model: str
+    caps: SttCapabilities
+    options: dict[str, object]
+
+    def dedup_hash(self, platform: str, dedup_key: str) -> str:
+        """The same file on the same platform, transcribed the same way: one hash."""
+        raw = (
+            f"{platform}|{dedup_key}|{self.provider}|{self.model}|{self.options['language']}|"
+            f"{self.options['diarize']}"
+        )
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class Intake:
+    """Creates transcription and speech jobs once every check has passed, then wakes the
+    poller; nothing is paid for before that."""
+
+    def __init__(
+        self,
+        store: JobRecords,
+        recordings: Recordings,
+        guard: Guard,
+        preferences: Preferences,
+        routes: ProviderRoutes,
+        *,
+        stt: SttConfig,
+        tts: TtsConfig,
+        jobs: JobsConfig,
+        audio_pool: AudioPool,
+        clock: Callable[[], float],
+        wake: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._recordings = recordings
+        self._guard = guard
+        self._preferences = preferences
+        self._routes = routes
+        self._stt = stt
+        self._tts = tts
+        self._jobs = jobs
+        self._audio = audio_pool
+        self._clock = clock
+        self._wake = wake
+
+    async def already_created(self, origin: Origin) -> bool:
+        """True when a job was already created from the same platform event
+        (``origin.extra["source"]``): adapters that replay unconfirmed events after a crash use
+        this so the replay does not pay twice."""
+        source = origin.extra.get("source")
+        if not source:
+            return False
+        found = await self._store.find_by_source(origin.platform, origin.chat_id, str(source))
+        return found is not None
+
+    # -- voice notes ------------------------------------------------------------------------
+
+    async def transcribe(
+        self,
+        origin: Origin,
+        data: bytes,
+        filename: str,
+        *,
+        prefs: Prefs | None = None,
+        dedup_key: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        language: str | None = None,
+        diarize: bool | None = None,
+    ) -> Job:
+        """Check and store audio as a transcription job; the poller takes it from there.
+
+        ``dedup_key`` identifies the same file on the platform (Telegram's ``file_unique_id``): a
+        finished transcript with the same key and options is reused instead of paid for again.
+
+        Raises:
+            AccessDenied, LimitExceeded: not for this user or chat, or over a limit.
+            AudioError, AudioTooLong: the audio is unusable (message says why).
+            ProviderNotConfigured: the chosen provider is unknown or cannot run (no API key,
+                a missing extra).
+        """
+        self._guard.check_access(origin)  # the one access check, before a reuse too
+        prefs = prefs or await self._preferences.for_origin(origin)
+        origin = self._preferences.stamp_locale(origin, prefs)
+        route = self._stt_route(prefs, filename, provider, model, language, diarize)
+        now = self._clock()
+        key = route.dedup_hash(origin.platform, dedup_key) if dedup_key else None
+        if key is not None:
+            reused = await self._reuse(origin, key, route.options, now)
+            if reused is not None:
+                return reused
+        activity = await self._guard.check_start(origin)
+        return await self._create_stt(origin, data, filename, route, key, activity, now)
+
+    def _stt_route(
+        self,
+        prefs: Prefs,
+        filename: str,
+        provider: str | None,
+        model: str | None,
+        language: str | None,
+        diarize: bool | None,
+    ) -> _SttRoute:
+        """Which provider and model transcribe, what they can do, and the job's options: the
+        caller's choice first, then the person's and the chat's settings, then the config."""
+        cfg, settings = self._stt, prefs.chat
+        name, model, caps = self._routes.stt_route(provider, model)
+        lang = language or prefs.user.language or settings.language or cfg.language
+        want_diarize = diarize if diarize is not None else settings.diarize
+        options: dict[str, object] = {
+            "language": lang,
+            "diarize": (cfg.diarize if want_diarize is None else want_diarize) and caps.diarization,
+            "filename": filename,
+            "output": settings.output or "messages",
+        }
+        return _SttRoute(name, model, caps, options)
+
+    async def _create_stt(
+        self,
+        origin: Origin,
+        data: bytes,
+        filename: str,
+        route: _SttRoute,
+        key: str | None,
+        activity: Activity | None,
+        now: float,
+    ) -> Job:
+        """Probe the recording once, check its length, and store it whole or to be split."""
+        caps, options = route.caps, route.options
+        if caps.translates_to_english and caps.keep_audio_seconds > 0:
+            # Kept for "Translate → English" by the model's own task (see bot.service.text_jobs).
+            options["keep_audio_until"] = now + caps.keep_audio_seconds
+        info = await self._audio.run(audio.probe, data, filename)
+        whole = self._guard.max_audio_seconds()
+        if whole is not None and info.duration > whole:
+            raise audio.too_long(whole / 60)
+        new = NewJob(
+            kind=JobKind.STT,
+            origin=origin,
+            provider=route.provider,
+            model=route.model,
+            options=options,
+            deadline_at=now + self._jobs.deadline_seconds,
+            input_duration=info.duration,
+            dedup_key=key,
+        )
+        if splitting.needs_split(info, caps.max_duration_seconds, caps.max_upload_bytes):
+            await self._guard.check_audio(origin, info.duration, activity)
+            return await self._create_split(new, caps, data, filename, info, now)
+        return await self._create_whole(new, caps, data, filename, info, activity, now)
+
+    async def _create_whole(
+        self,
+        new: NewJob,
+        caps: SttCapabilities,
+        data: bytes,
+        filename: str,
+        info: AudioInfo,
+        activity: Activity | None,
+        now: float,
+    ) -> Job:
+        """Store a recording the model takes in one piece, in a format and size it accepts
+        (re-encoded when needed), once the daily caps allow its length."""
+        limits = [x for x in (caps.max_duration_seconds, self._guard.max_audio_seconds()) if x]
+        prepared = await self._audio.run(
+            audio.prepare_for_upload,
+            data,
+            filename,
+            formats=caps.formats,
+            max_bytes=caps.max_upload_bytes,
+            max_duration=min(limits) if limits else None,
+            info=info,  # probed already: the file is not read twice
+        )
+        await self._guard.check_audio(new.origin, prepared.duration, activity)
+        blob = Blob(prepared.data, prepared.filename, prepared.content_type)
+        job = await self._store.create(
+            replace(new, input_duration=prepared.duration),
+            now=now,
+            input_blob=blob,
+            admit=self._guard.admission(new.origin, seconds=prepared.duration),
+        )
+        await self._keep_recording(job, blob)
+        self._wake()
+        return job
+
+    async def _keep_recording(self, job: Job, blob: Blob) -> None:
+        if "keep_audio_until" in job.options:
+            await self._recordings.keep_recording(job.id, blob)
+
+    async def _create_split(
+        self,
+        new: NewJob,
+        caps: SttCapabilities,
+        data: bytes,
+        filename: str,
+        info: AudioInfo,
+        now: float,
+    ) -> Job:
+        """Store a recording longer or larger than the model takes as one job to split at
+        silences (by the worker: the user is answered at once). Limits and daily caps count the
+        whole recording, here, before any part is paid; the deadline grows with the rounds of
+        parts to run."""
+        seconds = splitting.part_seconds(caps.max_duration_seconds, caps.max_upload_bytes)
+        parts = math.ceil(info.duration / (seconds * 0.9))
+        rounds = math.ceil(parts / self._jobs.part_concurrency)
+        blob = Blob(data, filename, audio.mime_for(info.container))
+        job = await self._store.create(
+            replace(
+                new,
+                options={**new.options, "part_seconds": seconds},
+                deadline_at=now + self._jobs.deadline_seconds * max(1, rounds),
+            ),
+            now=now,
+            input_blob=blob,
+            admit=self._guard.admission(new.origin, seconds=info.duration),
+        )
+        await self._keep_recording(job, blob)
+        _LOGGER.info(
+            "job %s: %.0f s of audio, to split into about %d parts", job.id, info.duration, parts
+        )
+        self._wake()
+        return job
+
+    async def _reuse(
+        self, origin: Origin, key: str, options: Mapping[str, object], now: float
+    ) -> Job | None:
+        """A finished job holding the finished transcript of the same file and options, at no
+        cost; None when there is none to reuse."""
+        previous = await self._store.find_reusable(key)
+        if previous is None or previous.result is None or previous.result.get("missing_parts"):
+            return None
+        _LOGGER.info("reusing transcript of job %s (same file and options)", previous.id)
+        job = await self._store.create(
+            NewJob(
+                kind=JobKind.STT,
+                origin=origin,
+                provider=previous.provider,
+                model=previous.model,
+                # The recording stays with the original (Translate → English finds it there).
+                options={**options, "reused_from": previous.id, **_kept_until(previous)},
+                deadline_at=now,
+                input_duration=previous.input_duration,
+                dedup_key=key,
+            ),
+            now=now,
+            state=JobState.COMPLETED,
+            result={**previous.result, "cost": 0.0},
+        )
+        self._wake()
+        return job
+
+    # -- /speak -----------------------------------------------------------------------------
+
+    async def speak(
+        self,
+        origin: Origin,
+        text: str,
+        *,
+        prefs: Prefs | None = None,
+        voice: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+    ) -> Job:
+        """Store a text-to-speech job; long text is split into parts whose audio is joined.
+
+        Raises:
+            InputError: empty text, or longer than the provider can take (limit stated).
+            AccessDenied, LimitExceeded: not for this user or chat, or over a limit.
+            ProviderNotConfigured: the chosen provider is unknown or cannot run (no API key,
+                a missing extra).
+        """
+        prefs = prefs or await self._preferences.for_origin(origin)
+        origin = self._preferences.stamp_locale(origin, prefs)
+        name, model, caps = self._routes.tts_route(provider, model)
+        text = clean_text(text)
+        if not text:
+            raise InputError(SPEAK_USAGE)
+        self._guard.check_access(origin)
+        activity = await self._guard.check_start(origin)
+        await self._guard.check_chars(origin, len(text), activity)
+        options = self._tts_options(text, caps, voice or prefs.user.voice or prefs.chat.voice)
+        now = self._clock()
+        job = await self._store.create(
+            NewJob(
+                kind=JobKind.TTS,
+                origin=origin,
+                provider=name,
+                model=model,
+                options=options,
+                deadline_at=now + self._jobs.deadline_seconds,
+            ),
+            now=now,
+            admit=self._guard.admission(origin, chars=len(text)),
+        )
+        self._wake()
+        return job
+
+    def _tts_options(
+        self, text: str, caps: TtsCapabilities, voice: str | None
+    ) -> dict[str, object]:
+        """A speech job's options: the text in parts the model takes, and a voice it has.
+
+        Raises:
+            InputError: the text is longer than the model takes in all its parts, or the
+                voice is not one of the model's.
+        """
+        limit = caps.max_chars if caps.asynchronous else caps.max_chars * MAX_TTS_PARTS
+        if len(text) > limit:
+            raise InputError(text_too_long(len(text), limit))
+        chosen = voice or self._tts.voice
+        if caps.voices and chosen not in caps.voices:
+            raise InputError(unknown_voice(chosen, caps.voices))
+        return {
+            "voice": chosen,
+            "speed": self._tts.speed,
+            "parts": render.split_sentences(text, caps.max_chars),
+            "chars": len(text),
+        }
