@@ -9,9 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from bot.model.errors import PayloadTooLarge, ProviderBadRequest, ProviderJobFailed, UnknownJob
+from bot.model.errors import ProviderBadRequest, ProviderJobFailed, UnknownJob
 from bot.model.speech import AudioInput, Segment, SttOptions, Transcript
-from bot.providers.base import PollResult, PollStatus, SttCapabilities, Ticket
+from bot.providers.base import (
+    PollResult,
+    PollStatus,
+    SttCapabilities,
+    Ticket,
+    in_progress,
+    refuse_oversize,
+)
 from bot.providers.http import HttpAnswer, HttpEndpoint, HttpTransport, malformed, vendor_text
 
 if TYPE_CHECKING:
@@ -83,12 +90,7 @@ class CantoneseSpeechToText:
             ProviderBadRequest: the API answered ``success: false``.
             ProviderError: any HTTP failure, typed by status.
         """
-        if len(audio.data) > MAX_UPLOAD:
-            raise PayloadTooLarge(
-                f"{self.name}: {len(audio.data)} bytes exceeds the {MAX_UPLOAD}-byte upload cap",
-                provider=self.name,
-                request_sent=False,
-            )
+        refuse_oversize(self.name, audio, MAX_UPLOAD)
         form = aiohttp.FormData()
         # cantonese.ai authenticates uploads with a form field, not a header.
         form.add_field("api_key", self._api_key)
@@ -137,10 +139,9 @@ class CantoneseSpeechToText:
         if not isinstance(result, Mapping):
             raise malformed(answer, "no transcription object")
         status = result.get("status")
-        if status == "pending":
-            return PollResult(PollStatus.PENDING)
-        if status == "processing":
-            return PollResult(PollStatus.RUNNING)
+        running = in_progress(status)
+        if running is not None:
+            return running
         if status == "completed":
             return PollResult(PollStatus.COMPLETED, transcript=_parse_transcript(answer, result))
         if status == "failed":
