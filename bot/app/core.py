@@ -1,4 +1,4 @@
-"""Composition root of the core: one HTTP session, one store, providers, worker, poller, service."""
+"""Composition root: one HTTP session, store, providers, worker, poller and service; run_bot."""
 
 from __future__ import annotations
 

@@ -56,6 +56,16 @@ def probe(data: bytes, filename: str | None = None) -> AudioInfo:
             channels=header.channels,
             size=len(data),
         )
+    info = _demuxed(data, filename)
+    if info.duration <= 0:
+        raise AudioError(
+            "audio stream has no samples", user_message=msg("The audio is empty (0 s).")
+        )
+    return info
+
+
+def _demuxed(data: bytes, filename: str | None) -> AudioInfo:
+    """What demuxing ``data`` finds (decoding it all only when packets carry no timestamps)."""
     with open_audio(data) as container:
         stream = audio_stream(container)
         has_video = bool(container.streams.video)
@@ -64,7 +74,7 @@ def probe(data: bytes, filename: str | None = None) -> AudioInfo:
         if duration is None:
             duration = _decoded_seconds(data)
         ctx = stream.codec_context
-        info = AudioInfo(
+        return AudioInfo(
             container=name,
             codec=ctx.name,
             duration=duration,
@@ -73,11 +83,6 @@ def probe(data: bytes, filename: str | None = None) -> AudioInfo:
             size=len(data),
             has_video=has_video,
         )
-    if info.duration <= 0:
-        raise AudioError(
-            "audio stream has no samples", user_message=msg("The audio is empty (0 s).")
-        )
-    return info
 
 
 def _container_name(fmt: str, stream: AudioStream, has_video: bool, filename: str | None) -> str:

@@ -1,4 +1,4 @@
-"""The one HTTP transport of every HTTP speech provider: bytes in, bytes or a typed error out."""
+"""The one HTTP transport of every HTTP provider (speech, chat): bytes in, bytes or typed error."""
 
 from __future__ import annotations
 
@@ -146,11 +146,7 @@ class HttpTransport:
         if 200 <= answer.status < 300:
             _LOGGER.debug("%s %s -> %s (%d bytes)", provider, what, answer.status, len(answer.body))
             return answer
-        table = {**_STATUS_ERRORS, **(statuses or {})}
-        if api and answer.status == 404 and not _is_json(answer.body):
-            # APIs answer 404 with a JSON error; an HTML or empty 404 means nothing is there.
-            table[404] = EndpointNotFound
-        raise _status_error(table, answer, retry_after, secrets)
+        raise _status_error(_error_table(statuses, api, answer), answer, retry_after, secrets)
 
     async def _exchange(
         self,
@@ -284,6 +280,17 @@ def _port(scheme: str, port: int | None) -> int | None:
     if port is not None:
         return port
     return {"http": 80, "https": 443}.get(scheme)
+
+
+def _error_table(
+    statuses: Mapping[int, type[ProviderError]] | None, api: bool, answer: HttpAnswer
+) -> dict[int, type[ProviderError]]:
+    """The status → error table for one answer: the common one with the vendor's overrides."""
+    table = {**_STATUS_ERRORS, **(statuses or {})}
+    if api and answer.status == 404 and not _is_json(answer.body):
+        # APIs answer 404 with a JSON error; an HTML or empty 404 means nothing is there.
+        table[404] = EndpointNotFound
+    return table
 
 
 def _status_error(

@@ -1,8 +1,9 @@
-"""NanoGPT speech-to-text (/transcribe) and text-to-speech (/tts): move bytes, parse shapes."""
+"""NanoGPT speech-to-text (/transcribe) and text-to-speech (/tts): requests and capabilities."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from bot.providers.nanogpt_shapes import (
     parse_transcript,
     stt_ticket,
     tts_failure,
+    tts_status_params,
     tts_ticket,
 )
 from bot.providers.values import float_or_none, int_or_none, str_or_none
@@ -263,19 +265,8 @@ class NanoGptTextToSpeech(_NanoGptClient):
         """
         data = ticket.data
         if data.get("download"):
-            audio = await self._download(
-                str(data["audioUrl"]), str_or_none(data.get("contentType"))
-            )
-            return PollResult(
-                PollStatus.COMPLETED, audio=audio, cost=float_or_none(data.get("cost"))
-            )
-        params = {
-            key: str(data[key])
-            for key in ("runId", "model", "cost", "paymentSource")
-            if data.get(key) is not None
-        }
-        params["isApiRequest"] = "true"
-        answer = await self._call("GET", "tts/status", params=params)
+            return await self._completed(data["audioUrl"], data)
+        answer = await self._call("GET", "tts/status", params=tts_status_params(data))
         body = answer.json_object()
         status = body.get("status")
         if status == "pending":
@@ -288,10 +279,12 @@ class NanoGptTextToSpeech(_NanoGptClient):
             url = body.get("audioUrl")
             if not isinstance(url, str) or not url:
                 raise malformed(answer, "completed without audioUrl")
-            audio = await self._download(url, str_or_none(body.get("contentType")))
-            return PollResult(
-                PollStatus.COMPLETED, audio=audio, cost=float_or_none(data.get("cost"))
-            )
+            return await self._completed(url, {**data, "contentType": body.get("contentType")})
         if status in ("error", "failed"):
             return tts_failure(data, body)
         raise malformed(answer, f"unknown status {status!r}")
+
+    async def _completed(self, url: object, data: Mapping[str, Any]) -> PollResult:
+        """Download a finished run's audio; the ticket's cost goes with it."""
+        audio = await self._download(str(url), str_or_none(data.get("contentType")))
+        return PollResult(PollStatus.COMPLETED, audio=audio, cost=float_or_none(data.get("cost")))

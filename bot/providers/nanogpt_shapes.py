@@ -84,6 +84,17 @@ def tts_ticket(name: str, body: Mapping[str, Any], options: TtsOptions) -> Ticke
     )
 
 
+def tts_status_params(data: Mapping[str, Any]) -> dict[str, str]:
+    """The query ``/tts/status`` takes: the run's echoed fields that are set."""
+    params = {
+        key: str(data[key])
+        for key in ("runId", "model", "cost", "paymentSource")
+        if data.get(key) is not None
+    }
+    params["isApiRequest"] = "true"
+    return params
+
+
 def _run_fields(kind: str, body: Mapping[str, Any], model: str) -> dict[str, Any]:
     """What both status routes echo of a run (the model we asked for when the 202 omits it)."""
     return {
