@@ -47,33 +47,29 @@ def build(config: ProviderConfig, context: BuildContext) -> Built:
     """Registry factory: speech-to-text only."""
     from bot.providers.registry import Built
 
+    key = config.api_key or ""
     return Built(
         stt=CantoneseSpeechToText(
-            context.http,
-            api_key=config.api_key or "",
-            base_url=config.base_url or "",
-            timeout=config.timeout,
-            name=config.name,
+            endpoint(context.http, config.name, config.base_url or "", config.timeout, key), key
         )
     )
+
+
+def endpoint(
+    http: HttpTransport, name: str, base_url: str, timeout: float, api_key: str
+) -> HttpEndpoint:
+    """The instance's view of the transport, the key scrubbed from messages but not sent by
+    default: uploads authenticate with a form field, polls with a header."""
+    return HttpEndpoint(http, name, base_url.rstrip("/"), timeout, secrets=(api_key,))
 
 
 class CantoneseSpeechToText:
     """cantonese.ai ``/api/stt``; every job is asynchronous and failures are never retried."""
 
-    def __init__(
-        self,
-        http: HttpTransport,
-        *,
-        api_key: str,
-        base_url: str,
-        timeout: float = 120.0,
-        name: str = NAME,
-    ) -> None:
-        self.name = name
+    def __init__(self, http: HttpEndpoint, api_key: str) -> None:
+        self.name = http.provider
         self._api_key = api_key
-        # Uploads authenticate with a form field, polls with a header: no default headers.
-        self._http = HttpEndpoint(http, name, base_url.rstrip("/"), timeout, secrets=(api_key,))
+        self._http = http
 
     def capabilities(self, model: str) -> SttCapabilities:
         """Return the capabilities; cantonese.ai has a single STT model, so ``model`` is ignored."""
