@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +67,7 @@ async def closed_loop(
     CPU is this process's (the fakes run in their own); ``audio_cpu`` (the bot's audio threads'
     CPU seconds so far) splits out the audio work.
     """
-    finished = 0
-    started = 0
+    finished = started = 0
     warmup = warmup_for(window)
     begin = time.monotonic() + warmup
     end = begin + window
@@ -83,15 +82,7 @@ async def closed_loop(
                 finished += 1
 
     tasks = [asyncio.create_task(client(warmup / 2 * i / clients)) for i in range(clients)]
-    await asyncio.sleep(max(0.0, begin - time.monotonic()))
-    audio0 = audio_cpu() if audio_cpu else 0.0
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    await asyncio.sleep(max(0.0, end - time.monotonic()))
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    audio = (audio_cpu() - audio0) if audio_cpu else 0.0
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    wall, cpu, audio = await _window(begin, end, audio_cpu, tasks)
     return {
         "clients": clients,
         "jobs": finished,
@@ -100,6 +91,26 @@ async def closed_loop(
         "cpu_ms_per_job": 1000 * cpu / max(1, finished),
         "audio_cpu_ms_per_job": 1000 * audio / max(1, finished),
     }
+
+
+async def _window(
+    begin: float,
+    end: float,
+    audio_cpu: Callable[[], float] | None,
+    loops: Sequence[asyncio.Task[None]],
+) -> tuple[float, float, float]:
+    """Wait out ``begin`` to ``end`` (monotonic), then stop the ``loops``: the wall seconds,
+    process CPU and audio CPU of the window."""
+    await asyncio.sleep(max(0.0, begin - time.monotonic()))
+    audio0 = audio_cpu() if audio_cpu else 0.0
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await asyncio.sleep(max(0.0, end - time.monotonic()))
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    audio = (audio_cpu() - audio0) if audio_cpu else 0.0
+    for task in loops:
+        task.cancel()
+    await asyncio.gather(*loops, return_exceptions=True)
+    return wall, cpu, audio
 
 
 async def _ours(config_for: Callable[[int], Any], clients: int, window: float) -> dict[str, float]:

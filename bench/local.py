@@ -102,40 +102,64 @@ async def _lag_during(work: asyncio.Future[Any] | None, seconds: float) -> dict[
     return _percentiles(await probe)
 
 
-async def run(quick: bool, model: str, voice: Path) -> dict[str, Any]:
-    """Every figure of the local-engine benchmark."""
-    piper = PiperTextToSpeech("bench", PiperSettings(voices_dir=voice.parent))
-    repeats = 1 if quick else 3
-    text = TEXT * (1 if quick else 3)
-    await _synthesize(piper, voice.stem, "Warm up.")
+async def _speak(
+    piper: PiperTextToSpeech, voice: str, text: str, repeats: int
+) -> tuple[AudioInput, list[float]]:
+    """Synthesize ``text`` ``repeats`` times after a warm-up: the voice clip and each run's time."""
+    await _synthesize(piper, voice, "Warm up.")
     tts_times = []
     for _ in range(repeats):
-        wav, took = await _synthesize(piper, voice.stem, text)
+        wav, took = await _synthesize(piper, voice, text)
         tts_times.append(took)
     clip_ogg = audio.to_voice_clip([wav])
-    clip = AudioInput(clip_ogg.ogg, "bench.ogg", "audio/ogg", clip_ogg.duration)
-    tts_took = statistics.median(tts_times)
+    return AudioInput(clip_ogg.ogg, "bench.ogg", "audio/ogg", clip_ogg.duration), tts_times
 
+
+async def _transcribe_runs(model: str, clip: AudioInput, repeats: int) -> list[float]:
+    """Seconds per transcription of ``clip`` on one two-thread worker, after a warm-up."""
     one = WhisperSpeechToText("bench", WhisperSettings(cpu_threads=2, workers=1))
     await _transcribe(one, model, AudioInput(clip.data, "w.ogg", "audio/ogg", clip.duration))
     stt_times = [await _transcribe(one, model, clip) for _ in range(repeats)]
     one.close()
+    return stt_times
 
-    idle = await _lag_during(None, 5.0 if quick else 15.0)
+
+async def _lags(
+    model: str, clip: AudioInput, idle_seconds: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Event-loop lag while idle, then while two transcriptions run side by side."""
+    idle = await _lag_during(None, idle_seconds)
     two = WhisperSpeechToText("bench2", WhisperSettings(cpu_threads=1, workers=2))
     await _transcribe(two, model, clip)  # load the model before measuring
     both = asyncio.gather(_transcribe(two, model, clip), _transcribe(two, model, clip))
     busy = await _lag_during(both, 0)
     two.close()
+    return idle, busy
+
+
+def _machine() -> dict[str, Any]:
+    """Where the figures were taken, and how busy the machine was at the end."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_avg_at_end": os.getloadavg(),
+        "note": "shared machine: other work ran at the same time; compare ratios, not times",
+    }
+
+
+async def run(quick: bool, model: str, voice: Path) -> dict[str, Any]:
+    """Every figure of the local-engine benchmark."""
+    piper = PiperTextToSpeech("bench", PiperSettings(voices_dir=voice.parent))
+    repeats = 1 if quick else 3
+    text = TEXT * (1 if quick else 3)
+    clip, tts_times = await _speak(piper, voice.stem, text, repeats)
+    tts_took = statistics.median(tts_times)
+    stt_times = await _transcribe_runs(model, clip, repeats)
+    idle, busy = await _lags(model, clip, 5.0 if quick else 15.0)
     piper.close()
     stt_took = statistics.median(stt_times)
     return {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_avg_at_end": os.getloadavg(),
-            "note": "shared machine: other work ran at the same time; compare ratios, not times",
-        },
+        "machine": _machine(),
         "stt": {
             "model": model,
             "compute_type": "int8",

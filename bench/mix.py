@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -84,12 +86,8 @@ def make_mix(
         if slot == 2 and cantonese:
             provider = "cantonese"
         arrival = rng.uniform(0.0, spread) if spread > 0 else 0.0
-        spec = _draw(rng, index, kind, provider, arrival, durations, chars)
-        for bump in range(1, 200):  # bounded: nudge the size until the lookup key is unique
-            if spec.key not in used:
-                break
-            spec = _draw(rng, index, kind, provider, arrival, durations, chars, bump)
-        used.add(spec.key)
+        draw = partial(_draw, rng, index, kind, provider, arrival, durations, chars)
+        spec = _unique(draw, used)
         queued, working = model.seconds(rng, kind, spec.size)
         specs.append(
             JobSpec(
@@ -105,6 +103,17 @@ def make_mix(
             )
         )
     return sorted(specs, key=lambda s: s.arrival)
+
+
+def _unique(draw: Callable[[int], JobSpec], used: set[str]) -> JobSpec:
+    """``draw(0)``, or ``draw(bump)`` for the first bump whose lookup key is not in ``used``."""
+    spec = draw(0)
+    for bump in range(1, 200):  # bounded: nudge the size until the lookup key is unique
+        if spec.key not in used:
+            break
+        spec = draw(bump)
+    used.add(spec.key)
+    return spec
 
 
 def _draw(

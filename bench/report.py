@@ -61,37 +61,40 @@ def _ratio_of(ours: float, base: float) -> float:
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's goals, each with the measured value and whether it is met. The ratios are to
     the reference loop in the same run (the bot on SQLite, the default)."""
+    goals = _ratio_goals(result) + _absolute_goals(result)
+    return [
+        _verdict(name, value, target, upper=upper, unit=unit)
+        for name, value, target, upper, unit in goals
+    ]
+
+
+_Goal = tuple[str, float, float, bool, str]
+"""(name, measured, target, whether the target is an upper bound, unit)"""
+
+
+def _ratio_goals(result: dict[str, Any]) -> list[_Goal]:
+    """The goals measured against the reference loop: CPU, capacity, polls, latency."""
     ours, base = result["latency"]["ours"], result["latency"]["baseline"]
     cap = result["capacity"]["capacity"]
     top = result["capacity"]["levels"][-1]  # the most clients: both contenders busy
-    # (name, measured, target, whether the target is an upper bound, unit)
-    goals: list[tuple[str, float, float, bool, str]] = [
-        (
-            "CPU per job, ratio (most clients)",
-            _ratio_of(top["sqlite"]["cpu_ms_per_job"], top["reference"]["cpu_ms_per_job"]),
-            1.0,
-            True,
-            "×",
-        ),
-        (
-            "capacity, ratio (best level each)",
-            _ratio_of(cap["sqlite"]["jobs_per_s"], cap["reference"]["jobs_per_s"]),
-            1.3,
-            False,
-            "×",
-        ),
-        (
-            "polls per job (mean), ratio",
-            _ratio_of(ours["polls_per_job"]["mean"], base["polls_per_job"]["mean"]),
-            0.8,
-            True,
-            "×",
-        ),
+    cpu = _ratio_of(top["sqlite"]["cpu_ms_per_job"], top["reference"]["cpu_ms_per_job"])
+    jobs = _ratio_of(cap["sqlite"]["jobs_per_s"], cap["reference"]["jobs_per_s"])
+    polls = _ratio_of(ours["polls_per_job"]["mean"], base["polls_per_job"]["mean"])
+    goals: list[_Goal] = [
+        ("CPU per job, ratio (most clients)", cpu, 1.0, True, "×"),
+        ("capacity, ratio (best level each)", jobs, 1.3, False, "×"),
+        ("polls per job (mean), ratio", polls, 0.8, True, "×"),
     ]
     for q, goal in (("p50", 0.5), ("p95", 0.7)):
         value = _ratio_of(ours["added_latency_s"][q], base["added_latency_s"][q])
         goals.append((f"added latency {q}, ratio", value, goal, True, "×"))
-    goals += [
+    return goals
+
+
+def _absolute_goals(result: dict[str, Any]) -> list[_Goal]:
+    """The goals with a fixed target: transcoding, probing, resuming, queries, memory."""
+    resume = result["resume"]
+    goals: list[_Goal] = [
         (
             "transcode 60 s MP3, one core",
             result["transcode"]["x_realtime"],
@@ -101,8 +104,8 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         ),
         ("probe a 2 s voice note", result["probe"]["cpu_ms"], 0.2, True, "ms CPU"),
         (
-            f"resume {result['resume']['jobs']:,} in-flight jobs",
-            result["resume"]["all_delivered_seconds"],
+            f"resume {resume['jobs']:,} in-flight jobs",
+            resume["all_delivered_seconds"],
             1,
             True,
             "s",
@@ -116,10 +119,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         ("due query p50", result["store"]["due_ms"]["p50"], 5, True, "ms"),
         ("peak RSS", result["inflight"]["peak_rss_mb"], 150, True, "MB"),
     ]
-    return [
-        _verdict(name, value, target, upper=upper, unit=unit)
-        for name, value, target, upper, unit in goals
-    ]
+    return goals
 
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -208,29 +208,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         *_capacity_rows(result),
     ]
-    by_route = result["latency"].get("by_route", {})
-    if by_route:
-        lines += [
-            "",
-            "| Route (jobs) | p50 ours / ref (s) | p95 ours / ref (s) | Polls ours / ref |",
-            "|---|---:|---:|---:|",
-        ]
-        for route, r in by_route.items():
-            o, b = r["ours"], r["baseline"]
-            lines.append(
-                f"| {route} ({r['jobs']}) | {_fmt(o['latency_p50'])} / {_fmt(b['latency_p50'])} "
-                f"| {_fmt(o['latency_p95'])} / {_fmt(b['latency_p95'])} "
-                f"| {_fmt(o['polls_mean'])} / {_fmt(b['polls_mean'])} |"
-            )
-    resumes = [result[k] for k in ("resume", "resume_large") if k in result]
-    if resumes:
-        told = "; ".join(
-            f"{r['jobs']:,} jobs: {_fmt(r['all_delivered_seconds'])} s, "
-            f"{_fmt(r['cpu_seconds'])} s of CPU, {_fmt(r['audio_cpu_seconds'])} s of it on the "
-            "audio threads"
-            for r in resumes
-        )
-        lines += ["", f"Resume after a restart (all polled, recorded and replied): {told}."]
+    lines += _route_rows(result["latency"].get("by_route", {}))
+    lines += _resume_lines(result)
     lines += ["", "| Goal | Measured | Target | Met |", "|---|---:|---|:---:|"]
     for t in result["targets"]:
         lines.append(
@@ -239,93 +218,147 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _route_rows(by_route: dict[str, Any]) -> list[str]:
+    """Latency and polls per provider route, ours against the reference (none: no rows)."""
+    if not by_route:
+        return []
+    lines = [
+        "",
+        "| Route (jobs) | p50 ours / ref (s) | p95 ours / ref (s) | Polls ours / ref |",
+        "|---|---:|---:|---:|",
+    ]
+    for route, r in by_route.items():
+        o, b = r["ours"], r["baseline"]
+        lines.append(
+            f"| {route} ({r['jobs']}) | {_fmt(o['latency_p50'])} / {_fmt(b['latency_p50'])} "
+            f"| {_fmt(o['latency_p95'])} / {_fmt(b['latency_p95'])} "
+            f"| {_fmt(o['polls_mean'])} / {_fmt(b['polls_mean'])} |"
+        )
+    return lines
+
+
+def _resume_lines(result: dict[str, Any]) -> list[str]:
+    """How long each restart took to deliver every job it found in flight."""
+    resumes = [result[k] for k in ("resume", "resume_large") if k in result]
+    if not resumes:
+        return []
+    told = "; ".join(
+        f"{r['jobs']:,} jobs: {_fmt(r['all_delivered_seconds'])} s, "
+        f"{_fmt(r['cpu_seconds'])} s of CPU, {_fmt(r['audio_cpu_seconds'])} s of it on the "
+        "audio threads"
+        for r in resumes
+    )
+    return ["", f"Resume after a restart (all polled, recorded and replied): {told}."]
+
+
 def capacity_mix() -> str:
     """The capacity sweep's job mix, in words."""
     return "¾ NanoGPT Elevenlabs-STT, ¼ NanoGPT Elevenlabs TTS"
 
 
-def plot_capacity(path: Path, sweep: dict[str, Any]) -> bool:
-    """Throughput against concurrent clients (log scale) per contender, as a PNG; False
-    without Pillow."""
+class _Canvas:
+    """An 800×500 white PNG with a framed plot area, ticks, grid lines and a legend."""
+
+    width, height, left, bottom, top, right = 800, 500, 70, 60, 40, 30
+
+    def __init__(self, image: Any, draw: Any) -> None:
+        self.image, self.draw = image, draw
+        self.plot_w = self.width - self.left - self.right
+        self.plot_h = self.height - self.top - self.bottom
+        draw.rectangle(
+            (self.left, self.top, self.width - self.right, self.height - self.bottom),
+            outline="black",
+        )
+
+    def x_tick(self, x: float, label: str, shift: float) -> None:
+        """A tick below the plot at ``x``, labelled ``shift`` pixels to its left."""
+        base = self.height - self.bottom
+        self.draw.line((x, base, x, base + 5), fill="black")
+        self.draw.text((x - shift, base + 8), label, fill="black")
+
+    def y_tick(self, y: float, label: str, shift: float) -> None:
+        """A tick and a grid line at ``y``, labelled ``shift`` pixels left of the plot."""
+        self.draw.line((self.left - 5, y, self.left, y), fill="black")
+        self.draw.line((self.left, y, self.width - self.right, y), fill=(225, 225, 225))
+        self.draw.text((self.left - shift, y - 6), label, fill="black")
+
+    def titles(self, x_label: str, shift: float, title: str) -> None:
+        """The x axis's label (centred less ``shift`` pixels) and the title above the plot."""
+        self.draw.text((self.width // 2 - shift, self.height - 25), x_label, fill="black")
+        self.draw.text((self.left, 12), title, fill="black")
+
+    def legend(self, row: int, x: float, colour: tuple[int, int, int], label: str) -> None:
+        """Legend entry ``row``: a short line in ``colour`` at ``x``, then ``label``."""
+        y = self.top + 20 + 18 * row
+        self.draw.line((x, y, x + 30, y), fill=colour, width=3)
+        self.draw.text((x + 35, y - 6), label, fill="black")
+
+    def save(self, path: Path) -> bool:
+        """Write the PNG (its folder made as needed)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.image.save(path, "PNG")
+        return True
+
+
+def _canvas() -> _Canvas | None:
+    """A fresh canvas, or None without Pillow (the ``bench`` extra)."""
     try:
         from PIL import Image, ImageDraw
     except ImportError:
+        return None
+    image = Image.new("RGB", (_Canvas.width, _Canvas.height), "white")
+    return _Canvas(image, ImageDraw.Draw(image))
+
+
+def plot_capacity(path: Path, sweep: dict[str, Any]) -> bool:
+    """Throughput against concurrent clients (log scale) per contender, as a PNG; False
+    without Pillow."""
+    c = _canvas()
+    if c is None:
         return False
-    width, height, left, bottom, top, right = 800, 500, 70, 60, 40, 30
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
     levels = sweep["levels"]
     names = [n for n in ("reference", "sqlite", "postgres") if n in levels[0]]
     y_max = max(r[n]["jobs_per_s"] for r in levels for n in names) * 1.1 or 1.0
     x_lo, x_hi = math.log10(levels[0]["clients"]), math.log10(levels[-1]["clients"])
     span = (x_hi - x_lo) or 1.0
-    plot_w, plot_h = width - left - right, height - top - bottom
 
     def xy(clients: float, y: float) -> tuple[float, float]:
-        return left + plot_w * (math.log10(clients) - x_lo) / span, top + plot_h * (1 - y / y_max)
+        x = c.left + c.plot_w * (math.log10(clients) - x_lo) / span
+        return x, c.top + c.plot_h * (1 - y / y_max)
 
-    draw.rectangle((left, top, width - right, height - bottom), outline="black")
     for row in levels:
-        x, _ = xy(row["clients"], 0)
-        draw.line((x, height - bottom, x, height - bottom + 5), fill="black")
-        draw.text((x - 8, height - bottom + 8), str(row["clients"]), fill="black")
+        c.x_tick(xy(row["clients"], 0)[0], str(row["clients"]), 8)
     for i in range(6):
-        _, y = xy(levels[0]["clients"], y_max * i / 5)
-        draw.line((left - 5, y, left, y), fill="black")
-        draw.line((left, y, width - right, y), fill=(225, 225, 225))
-        draw.text((left - 45, y - 6), f"{y_max * i / 5:.0f}", fill="black")
-    draw.text((width // 2 - 110, height - 25), "concurrent clients (log scale)", fill="black")
-    draw.text((left, 12), "Throughput (jobs/s), zero-latency fakes", fill="black")
+        c.y_tick(xy(levels[0]["clients"], y_max * i / 5)[1], f"{y_max * i / 5:.0f}", 45)
+    c.titles("concurrent clients (log scale)", 110, "Throughput (jobs/s), zero-latency fakes")
     colours = {"reference": (214, 39, 40), "sqlite": (31, 119, 180), "postgres": (44, 160, 44)}
     for n, name in enumerate(names):
         points = [xy(r["clients"], r[name]["jobs_per_s"]) for r in levels]
         if len(points) > 1:
-            draw.line(points, fill=colours[name], width=2)
+            c.draw.line(points, fill=colours[name], width=2)
         for px, py in points:
-            draw.ellipse((px - 3, py - 3, px + 3, py + 3), fill=colours[name])
+            c.draw.ellipse((px - 3, py - 3, px + 3, py + 3), fill=colours[name])
         label = "reference loop" if name == "reference" else f"voicebot ({name})"
-        draw.line(
-            (left + 20, top + 20 + 18 * n, left + 50, top + 20 + 18 * n),
-            fill=colours[name],
-            width=3,
-        )
-        draw.text((left + 55, top + 14 + 18 * n), label, fill="black")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, "PNG")
-    return True
+        c.legend(n, c.left + 20, colours[name], label)
+    return c.save(path)
 
 
 def plot_cdf(path: Path, series: dict[str, Sequence[float]]) -> bool:
     """Draw the added-latency CDFs as a PNG with Pillow (the ``bench`` extra); False if absent."""
-    try:
-        from PIL import Image, ImageDraw
-    except ImportError:
+    c = _canvas()
+    if c is None:
         return False
-    width, height, left, bottom, top, right = 800, 500, 70, 60, 40, 30
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
     values = [v for s in series.values() for v in s]
     x_max = max(1.0, math.ceil(max(values, default=1.0)))
-    plot_w, plot_h = width - left - right, height - top - bottom
 
     def xy(x: float, y: float) -> tuple[float, float]:
-        return left + plot_w * min(x, x_max) / x_max, top + plot_h * (1 - y)
+        return c.left + c.plot_w * min(x, x_max) / x_max, c.top + c.plot_h * (1 - y)
 
-    draw.rectangle((left, top, width - right, height - bottom), outline="black")
-    step = max(1, math.ceil(x_max / 10))
-    for tick in range(0, int(x_max) + 1, step):
-        x, _ = xy(tick, 0)
-        draw.line((x, height - bottom, x, height - bottom + 5), fill="black")
-        draw.text((x - 4, height - bottom + 8), str(tick), fill="black")
+    for tick in range(0, int(x_max) + 1, max(1, math.ceil(x_max / 10))):
+        c.x_tick(xy(tick, 0)[0], str(tick), 4)
     for i in range(0, 11, 2):
-        _, y = xy(0, i / 10)
-        draw.line((left - 5, y, left, y), fill="black")
-        draw.line((left, y, width - right, y), fill=(225, 225, 225))
-        draw.text((left - 30, y - 6), f"{i / 10:.1f}", fill="black")
-    draw.text(
-        (width // 2 - 120, height - 25), "added latency: reply - provider done (s)", fill="black"
-    )
-    draw.text((left, 12), "Added-latency CDF", fill="black")
+        c.y_tick(xy(0, i / 10)[1], f"{i / 10:.1f}", 30)
+    c.titles("added latency: reply - provider done (s)", 120, "Added-latency CDF")
     colours = [(31, 119, 180), (214, 39, 40), (44, 160, 44)]
     for n, (name, data) in enumerate(series.items()):
         ordered = sorted(data)
@@ -334,11 +367,6 @@ def plot_cdf(path: Path, series: dict[str, Sequence[float]]) -> bool:
         for i, v in enumerate(ordered):
             points += [xy(v, i / len(ordered)), xy(v, (i + 1) / len(ordered))]
         if len(points) > 1:
-            draw.line(points, fill=colour, width=2)
-        draw.line(
-            (width - 220, top + 20 + 18 * n, width - 190, top + 20 + 18 * n), fill=colour, width=3
-        )
-        draw.text((width - 185, top + 14 + 18 * n), name, fill="black")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, "PNG")
-    return True
+            c.draw.line(points, fill=colour, width=2)
+        c.legend(n, c.width - 220, colour, name)
+    return c.save(path)

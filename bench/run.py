@@ -13,7 +13,7 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -108,25 +108,7 @@ async def latency(
 ) -> dict[str, Any]:
     """The same job mix through the bot and through the reference loop, side by side (the bot
     on SQLite, or on the PostgreSQL database at ``url``)."""
-    used: set[str] = set()
-    warm = make_mix(
-        prof.warmup,
-        seed=seed + 1,
-        spread=prof.spread / 6,
-        durations=prof.durations,
-        chars=prof.chars,
-        model=prof.speed,
-        used=used,
-    )
-    specs = make_mix(
-        prof.jobs,
-        seed=seed,
-        spread=prof.spread,
-        durations=prof.durations,
-        chars=prof.chars,
-        model=prof.speed,
-        used=used,
-    )
+    warm, specs = _mixes(prof, seed)
     fakes.reset()
     fakes.configure(fake_table(warm + specs), 0.0)
     timeout = prof.spread + max(s.processing for s in specs) + prof.slack
@@ -154,20 +136,49 @@ async def latency(
         if r.done_at is not None and r.run_id in runs:
             run = runs[r.run_id]
             theirs.append((_route(spec), r.done_at - run.ready_at, run.polls))
-    routes = sorted({_route(s) for s in specs})
     return {
         "schedule": schedule,
         "processing_s": sorted(round(s.processing, 2) for s in specs),
         "ours": _summarise(mine, len(specs)),
         "baseline": _summarise(theirs, len(specs)),
-        "by_route": {
-            route: {
-                "jobs": sum(1 for s in specs if _route(s) == route),
-                "ours": _route_summary(mine, route),
-                "baseline": _route_summary(theirs, route),
-            }
-            for route in routes
-        },
+        "by_route": _by_route(specs, mine, theirs),
+    }
+
+
+def _mixes(prof: Profile, seed: int) -> tuple[list[JobSpec], list[JobSpec]]:
+    """The warm-up jobs and the measured ones, with no audio or text shared between them."""
+    used: set[str] = set()
+    mixes = [
+        make_mix(
+            count,
+            seed=mix_seed,
+            spread=spread,
+            durations=prof.durations,
+            chars=prof.chars,
+            model=prof.speed,
+            used=used,
+        )
+        for count, mix_seed, spread in (
+            (prof.warmup, seed + 1, prof.spread / 6),
+            (prof.jobs, seed, prof.spread),
+        )
+    ]
+    return mixes[0], mixes[1]
+
+
+def _by_route(
+    specs: list[JobSpec],
+    mine: list[tuple[str, float, int]],
+    theirs: list[tuple[str, float, int]],
+) -> dict[str, Any]:
+    """Both contenders' latency and polls for each provider and kind of job."""
+    return {
+        route: {
+            "jobs": sum(1 for s in specs if _route(s) == route),
+            "ours": _route_summary(mine, route),
+            "baseline": _route_summary(theirs, route),
+        }
+        for route in sorted({_route(s) for s in specs})
     }
 
 
@@ -249,33 +260,53 @@ async def measure(prof: Profile, work: Path, seed: int) -> dict[str, Any]:
     fakes = FakeProviders()
     fakes.start()
     try:
-        with capacity.postgres() as cluster:
-            lap("start_fakes")
-            result["latency"] = await latency(fakes, prof, work, seed)
-            lap("latency")
-            if cluster is not None:
-                url = cluster.create_database()
-                result["latency_postgres"] = await latency(fakes, prof, work, seed, url)
-                lap("latency_postgres")
-            result["capacity"] = await capacity.sweep(
-                fakes, prof.clients, prof.window, work, cluster
-            )
-            lap("capacity")
-        result["inflight"], result["resume"] = restart(fakes, prof, work, prof.in_flight)
-        lap("restart")
-        if prof.resume_large:
-            _, result["resume_large"] = restart(fakes, prof, work, prof.resume_large)
-            lap("restart_large")
+        await _against_fakes(fakes, prof, work, seed, result, lap)
     finally:
         fakes.stop()
-    result["meta"] = {
+    result["meta"] = _meta(prof, seed, result["latency"]["schedule"], t0, phases)
+    result["targets"] = targets(result)
+    return result
+
+
+async def _against_fakes(
+    fakes: FakeProviders,
+    prof: Profile,
+    work: Path,
+    seed: int,
+    result: dict[str, Any],
+    lap: Callable[[str], None],
+) -> None:
+    """The phases that need the fake providers: latency (SQLite, then PostgreSQL when there is
+    one), the capacity sweep, and the restarts; each phase's figures go into ``result``."""
+    with capacity.postgres() as cluster:
+        lap("start_fakes")
+        result["latency"] = await latency(fakes, prof, work, seed)
+        lap("latency")
+        if cluster is not None:
+            url = cluster.create_database()
+            result["latency_postgres"] = await latency(fakes, prof, work, seed, url)
+            lap("latency_postgres")
+        result["capacity"] = await capacity.sweep(fakes, prof.clients, prof.window, work, cluster)
+        lap("capacity")
+    result["inflight"], result["resume"] = restart(fakes, prof, work, prof.in_flight)
+    lap("restart")
+    if prof.resume_large:
+        _, result["resume_large"] = restart(fakes, prof, work, prof.resume_large)
+        lap("restart_large")
+
+
+def _meta(
+    prof: Profile, seed: int, schedule: str, t0: float, phases: dict[str, float]
+) -> dict[str, Any]:
+    """What was run, where and when, and how long each phase took."""
+    return {
         "mode": prof.name,
         "jobs": prof.jobs,
         "warmup_jobs": prof.warmup,
         "mix": "½ NanoGPT Elevenlabs-STT, ¼ cantonese.ai, ¼ NanoGPT Elevenlabs TTS"
         if prof.cantonese
         else "¾ NanoGPT Elevenlabs-STT, ¼ NanoGPT Elevenlabs TTS",
-        "schedule": result["latency"]["schedule"],
+        "schedule": schedule,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "machine": platform.platform(),
@@ -285,8 +316,6 @@ async def measure(prof: Profile, work: Path, seed: int) -> dict[str, Any]:
         "phase_seconds": phases,
         "speed_model": {k: getattr(prof.speed, k) for k in prof.speed.__dataclass_fields__},
     }
-    result["targets"] = targets(result)
-    return result
 
 
 async def _watched(work: Coroutine[Any, Any, T], seconds: float | None) -> T:

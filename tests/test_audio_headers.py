@@ -7,6 +7,7 @@ import struct
 import pytest
 
 from bot.audio import codec as audio
+from bot.audio import probe as probing
 from bot.audio.headers import read_header
 from tests.fakes.audio import make_tone
 
@@ -14,7 +15,7 @@ from tests.fakes.audio import make_tone
 def _demuxed(data: bytes, monkeypatch: pytest.MonkeyPatch) -> audio.AudioInfo:
     """What probe() measures with the header fast path switched off (the full demux)."""
     with monkeypatch.context() as patch:
-        patch.setattr(audio, "read_header", lambda data: None)
+        patch.setattr(probing, "read_header", lambda data: None)
         return audio.probe(data)
 
 

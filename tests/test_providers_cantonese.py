@@ -21,7 +21,7 @@ from bot.model.errors import (
 )
 from bot.model.speech import AudioInput, Segment, SttOptions
 from bot.providers.base import PollStatus, Ticket
-from bot.providers.cantonese import CantoneseSpeechToText
+from bot.providers.cantonese import NAME, CantoneseSpeechToText, endpoint
 from bot.providers.http import HttpTransport
 from tests.fakes.audio import make_tone
 from tests.fakes.providers import FakeCantonese, UploadedFile
@@ -41,7 +41,7 @@ def voice() -> AudioInput:
 
 
 def client(session: aiohttp.ClientSession, url: str, key: str = KEY) -> CantoneseSpeechToText:
-    return CantoneseSpeechToText(HttpTransport(session), api_key=key, base_url=url, timeout=5.0)
+    return CantoneseSpeechToText(endpoint(HttpTransport(session), NAME, url, 5.0, key), key)
 
 
 async def test_cantonese_capabilities(session: aiohttp.ClientSession) -> None:

@@ -1,4 +1,4 @@
-"""Composition root of the core: one HTTP session, one store, providers, worker, poller, service."""
+"""Composition root: one HTTP session, store, providers, worker, poller and service; run_bot."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -58,11 +58,11 @@ class ChatAdapter(Protocol):
         ...
 
     async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
-        """See :class:`bot.jobs.worker.Deliverer`."""
+        """See :class:`bot.jobs.delivery.Deliverer`."""
         ...
 
     async def progress(self, job: Job) -> None:
-        """See :class:`bot.jobs.worker.Deliverer`."""
+        """See :class:`bot.jobs.delivery.Deliverer`."""
         ...
 
 
@@ -273,51 +273,73 @@ async def run_bot(
     signal arrives (the CLI arms a hard-exit watchdog there).
     """
     stop = stop or asyncio.Event()
+    with _signals_set(stop, on_signal):
+        core = await Core.open(config)
+        supervisors: list[AdapterSupervisor] = []
+        tasks: list[asyncio.Task[None]] = []
+        health: HealthServer | None = None
+        try:
+            supervisors += await _start_adapters(core, make_adapters(core))
+            tasks += [
+                asyncio.create_task(s.run(), name=f"{s.adapter.platform}-supervisor")
+                for s in supervisors
+            ]
+            core.poller.start()
+            tasks.append(asyncio.create_task(core.purge_forever(), name="purge"))
+            tasks.append(asyncio.create_task(core.metrics.watch_loop(), name="loop-lag"))
+            health = await _start_health(core, supervisors)
+            await stop.wait()
+            _LOGGER.info("shutting down")
+        finally:
+            if health is not None:
+                await health.stop()
+            await _shutdown(core, supervisors, tasks)
+
+
+@contextlib.contextmanager
+def _signals_set(stop: asyncio.Event, on_signal: Callable[[], None]) -> Iterator[None]:
+    """While inside, SIGTERM and SIGINT run ``on_signal`` and set ``stop`` (where the loop can
+    take signals)."""
     loop = asyncio.get_running_loop()
 
-    def signalled() -> None:
+    def handler() -> None:
         on_signal()
         stop.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, signalled)
-    core = await Core.open(config)
-    supervisors: list[AdapterSupervisor] = []
-    tasks: list[asyncio.Task[None]] = []
-    health: HealthServer | None = None
+            loop.add_signal_handler(sig, handler)
     try:
-        adapters = list(make_adapters(core))
-        # SQLite: refuse a second runner on this file (named), and take over the leases the
-        # previous one left at once; PostgreSQL: several runners share the work.
-        await core.store.claims.lock_runner(a.platform for a in adapters)
-        for adapter in adapters:
-            core.worker.register(adapter.platform, adapter)
-        await core.worker.recover(core.clock())
-        for adapter in adapters:
-            # Replies go out only while connected: a platform that is down keeps them waiting
-            # instead of burning their delivery attempts (its jobs still run meanwhile).
-            core.worker.set_online(adapter.platform, False)
-            sup = AdapterSupervisor(
+        yield
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+
+async def _start_adapters(core: Core, adapters: Iterable[ChatAdapter]) -> list[AdapterSupervisor]:
+    """Register each adapter with the worker, recover the jobs left running, and supervise each
+    adapter (the caller starts the supervisors)."""
+    adapters = list(adapters)
+    # SQLite: refuse a second runner on this file (named), and take over the leases the
+    # previous one left at once; PostgreSQL: several runners share the work.
+    await core.store.claims.lock_runner(a.platform for a in adapters)
+    for adapter in adapters:
+        core.worker.register(adapter.platform, adapter)
+    await core.worker.recover(core.clock())
+    supervisors = []
+    for adapter in adapters:
+        # Replies go out only while connected: a platform that is down keeps them waiting
+        # instead of burning their delivery attempts (its jobs still run meanwhile).
+        core.worker.set_online(adapter.platform, False)
+        supervisors.append(
+            AdapterSupervisor(
                 adapter,
                 on_connected=_router(core, adapter, True),
                 on_lost=_router(core, adapter, False),
             )
-            supervisors.append(sup)
-            tasks.append(asyncio.create_task(sup.run(), name=f"{adapter.platform}-supervisor"))
-        core.poller.start()
-        tasks.append(asyncio.create_task(core.purge_forever(), name="purge"))
-        tasks.append(asyncio.create_task(core.metrics.watch_loop(), name="loop-lag"))
-        health = await _start_health(core, supervisors)
-        await stop.wait()
-        _LOGGER.info("shutting down")
-    finally:
-        if health is not None:
-            await health.stop()
-        await _shutdown(core, supervisors, tasks)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+        )
+    return supervisors
 
 
 async def _start_health(

@@ -5,24 +5,74 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 if TYPE_CHECKING:
-    from bot.app.core import Core
     from bot.app.supervise import AdapterSupervisor
+    from bot.jobs.metrics import Metrics
 
 _LOGGER = logging.getLogger(__name__)
 _DB_TIMEOUT = 2.0
+
+
+class _Counts(Protocol):
+    """The store's usage queries, of which a scrape reads one."""
+
+    async def job_counts(self) -> list[tuple[str, str, str, int]]:
+        """``(state, kind, provider, count)`` rows for the job gauges."""
+        ...
+
+
+class _Database(Protocol):
+    """The two reads a probe and a scrape make."""
+
+    async def recent(self, limit: int = 20) -> Sequence[object]:
+        """Newest jobs overall first (the probe reads one to see the database answer)."""
+        ...
+
+    @property
+    def usage(self) -> _Counts:
+        """The usage queries (job counts for the gauges)."""
+        ...
+
+
+class _Poller(Protocol):
+    """Whether the poller's loop is alive."""
+
+    @property
+    def running(self) -> bool:
+        """True between the poller's start and stop."""
+        ...
+
+
+class Watched(Protocol):
+    """What the health server reads of the running core (the composition root's ``Core``
+    has all three; declared here so this module needs nothing of the root's)."""
+
+    @property
+    def store(self) -> _Database:
+        """The job database."""
+        ...
+
+    @property
+    def poller(self) -> _Poller:
+        """The job poller."""
+        ...
+
+    @property
+    def metrics(self) -> Metrics:
+        """The Prometheus registry /metrics renders."""
+        ...
 
 
 class HealthServer:
     """Answers whether the bot works (adapters connected, database reachable, poller alive)
     and exports the metrics; started and stopped by ``run_bot``."""
 
-    def __init__(self, core: Core, supervisors: Sequence[AdapterSupervisor]) -> None:
+    def __init__(self, core: Watched, supervisors: Sequence[AdapterSupervisor]) -> None:
         self.core = core
         self.supervisors = supervisors
         self._runner: web.AppRunner | None = None

@@ -1,1 +1,1 @@
-"""Audio: probe, decode and encode with PyAV, headers, the audio thread pool, silence splitting."""
+"""Audio: probe, decode, encode and voice clips with PyAV, headers, its thread pool, splitting."""

@@ -15,7 +15,7 @@ from bot.audio import codec as audio
 _LOGGER = logging.getLogger(__name__)
 
 RATE = 16000
-"""Parts are mono Opus at 16 kHz: all speech recognition needs (see ``audio._UPLOAD_RATE``)."""
+"""Parts are mono Opus at 16 kHz: all speech recognition needs (see ``codec._UPLOAD_RATE``)."""
 PART_BIT_RATE = 32000
 """Plenty for speech at 16 kHz; a 10-minute part is about 2.5 MB."""
 _FAST_OPUS = {"compression_level": "0"}

@@ -1,1 +1,1 @@
-"""Speech providers behind the SpeechToText / TextToSpeech roles; registry.py builds them."""
+"""Providers behind the speech and chat roles (base.py, chat.py); registry.py builds them."""

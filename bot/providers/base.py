@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from bot.model.errors import PayloadTooLarge
 from bot.model.speech import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions
 
 
@@ -53,6 +54,29 @@ class PollResult:
     """Share of the work done (0-1) while RUNNING, when the provider measures it."""
     audio_parts: tuple[SpeechAudio, ...] = ()
     """COMPLETED speech in several parts (joined in this order); ``audio`` is then None."""
+
+
+def in_progress(status: object) -> PollResult | None:
+    """The result for a vendor's ``pending`` or ``processing`` status; None for any other."""
+    if status == "pending":
+        return PollResult(PollStatus.PENDING)
+    if status == "processing":
+        return PollResult(PollStatus.RUNNING)
+    return None
+
+
+def refuse_oversize(provider: str, audio: AudioInput, limit: int) -> None:
+    """Raise before sending anything when ``audio`` is over the provider's upload ``limit``.
+
+    Raises:
+        PayloadTooLarge: ``audio`` has more than ``limit`` bytes (``request_sent`` False).
+    """
+    if len(audio.data) > limit:
+        raise PayloadTooLarge(
+            f"{provider}: {len(audio.data)} bytes > the {limit}-byte upload limit",
+            provider=provider,
+            request_sent=False,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from bot.model.errors import PayloadTooLarge, ProviderBadRequest, ProviderJobFailed, UnknownJob
+from bot.model.errors import ProviderBadRequest, ProviderJobFailed, UnknownJob
 from bot.model.speech import AudioInput, Segment, SttOptions, Transcript
-from bot.providers.base import PollResult, PollStatus, SttCapabilities, Ticket
+from bot.providers.base import (
+    PollResult,
+    PollStatus,
+    SttCapabilities,
+    Ticket,
+    in_progress,
+    refuse_oversize,
+)
 from bot.providers.http import HttpAnswer, HttpEndpoint, HttpTransport, malformed, vendor_text
 
 if TYPE_CHECKING:
@@ -40,33 +47,29 @@ def build(config: ProviderConfig, context: BuildContext) -> Built:
     """Registry factory: speech-to-text only."""
     from bot.providers.registry import Built
 
+    key = config.api_key or ""
     return Built(
         stt=CantoneseSpeechToText(
-            context.http,
-            api_key=config.api_key or "",
-            base_url=config.base_url or "",
-            timeout=config.timeout,
-            name=config.name,
+            endpoint(context.http, config.name, config.base_url or "", config.timeout, key), key
         )
     )
+
+
+def endpoint(
+    http: HttpTransport, name: str, base_url: str, timeout: float, api_key: str
+) -> HttpEndpoint:
+    """The instance's view of the transport, the key scrubbed from messages but not sent by
+    default: uploads authenticate with a form field, polls with a header."""
+    return HttpEndpoint(http, name, base_url.rstrip("/"), timeout, secrets=(api_key,))
 
 
 class CantoneseSpeechToText:
     """cantonese.ai ``/api/stt``; every job is asynchronous and failures are never retried."""
 
-    def __init__(
-        self,
-        http: HttpTransport,
-        *,
-        api_key: str,
-        base_url: str,
-        timeout: float = 120.0,
-        name: str = NAME,
-    ) -> None:
-        self.name = name
+    def __init__(self, http: HttpEndpoint, api_key: str) -> None:
+        self.name = http.provider
         self._api_key = api_key
-        # Uploads authenticate with a form field, polls with a header: no default headers.
-        self._http = HttpEndpoint(http, name, base_url.rstrip("/"), timeout, secrets=(api_key,))
+        self._http = http
 
     def capabilities(self, model: str) -> SttCapabilities:
         """Return the capabilities; cantonese.ai has a single STT model, so ``model`` is ignored."""
@@ -83,12 +86,7 @@ class CantoneseSpeechToText:
             ProviderBadRequest: the API answered ``success: false``.
             ProviderError: any HTTP failure, typed by status.
         """
-        if len(audio.data) > MAX_UPLOAD:
-            raise PayloadTooLarge(
-                f"{self.name}: {len(audio.data)} bytes exceeds the {MAX_UPLOAD}-byte upload cap",
-                provider=self.name,
-                request_sent=False,
-            )
+        refuse_oversize(self.name, audio, MAX_UPLOAD)
         form = aiohttp.FormData()
         # cantonese.ai authenticates uploads with a form field, not a header.
         form.add_field("api_key", self._api_key)
@@ -137,10 +135,9 @@ class CantoneseSpeechToText:
         if not isinstance(result, Mapping):
             raise malformed(answer, "no transcription object")
         status = result.get("status")
-        if status == "pending":
-            return PollResult(PollStatus.PENDING)
-        if status == "processing":
-            return PollResult(PollStatus.RUNNING)
+        running = in_progress(status)
+        if running is not None:
+            return running
         if status == "completed":
             return PollResult(PollStatus.COMPLETED, transcript=_parse_transcript(answer, result))
         if status == "failed":

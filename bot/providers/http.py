@@ -1,12 +1,9 @@
-"""The one HTTP transport of every HTTP speech provider: bytes in, bytes or a typed error out."""
+"""The one HTTP transport of every HTTP provider (speech, chat): bytes in, bytes or typed error."""
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
-import re
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +26,7 @@ from bot.model.errors import (
     RateLimited,
     UnknownJob,
 )
+from bot.providers import waits
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -142,14 +140,33 @@ class HttpTransport:
         """
         what = f"{method} {urlsplit(url).path}"
         kwargs.setdefault("allow_redirects", False)
+        answer, retry_after = await self._exchange(
+            method, url, what, provider=provider, timeout=timeout, secrets=secrets, **kwargs
+        )
+        if 200 <= answer.status < 300:
+            _LOGGER.debug("%s %s -> %s (%d bytes)", provider, what, answer.status, len(answer.body))
+            return answer
+        raise _status_error(_error_table(statuses, api, answer), answer, retry_after, secrets)
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        *,
+        provider: str,
+        timeout: float,
+        secrets: Iterable[str],
+        **kwargs: Any,
+    ) -> tuple[HttpAnswer, float | None]:
+        """The answer whatever its status, and the wait it asks for; transport failures raised."""
         try:
             async with self.session.request(
                 method, url, timeout=aiohttp.ClientTimeout(total=timeout), **kwargs
             ) as response:
                 body = await response.read()
-                status = response.status
-                content_type = response.content_type
-                retry_after = _retry_after(response.headers)
+                answer = HttpAnswer(response.status, response.content_type, body, provider, what)
+                return answer, waits.retry_after(response.headers)
         except aiohttp.ClientConnectorError as exc:
             # Refused / DNS / TLS handshake: nothing reached the provider, so resubmitting is free.
             raise unreachable(provider, what, exc) from exc
@@ -163,14 +180,6 @@ class HttpTransport:
                 _scrub(f"{provider}: {what}: {type(exc).__name__}: {exc}", secrets)[:300],
                 provider=provider,
             ) from exc
-        if 200 <= status < 300:
-            _LOGGER.debug("%s %s -> %s (%d bytes)", provider, what, status, len(body))
-            return HttpAnswer(status, content_type, body, provider, what)
-        table = {**_STATUS_ERRORS, **(statuses or {})}
-        if api and status == 404 and not _is_json(body):
-            # APIs answer 404 with a JSON error; an HTML or empty 404 means nothing is there.
-            table[404] = EndpointNotFound
-        raise _status_error(table, provider, what, status, body, retry_after, secrets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,15 +282,25 @@ def _port(scheme: str, port: int | None) -> int | None:
     return {"http": 80, "https": 443}.get(scheme)
 
 
+def _error_table(
+    statuses: Mapping[int, type[ProviderError]] | None, api: bool, answer: HttpAnswer
+) -> dict[int, type[ProviderError]]:
+    """The status → error table for one answer: the common one with the vendor's overrides."""
+    table = {**_STATUS_ERRORS, **(statuses or {})}
+    if api and answer.status == 404 and not _is_json(answer.body):
+        # APIs answer 404 with a JSON error; an HTML or empty 404 means nothing is there.
+        table[404] = EndpointNotFound
+    return table
+
+
 def _status_error(
     table: Mapping[int, type[ProviderError]],
-    provider: str,
-    what: str,
-    status: int,
-    body: bytes,
+    answer: HttpAnswer,
     retry_after: float | None,
     secrets: Iterable[str],
 ) -> ProviderError:
+    """The typed error for a non-2xx answer: by ``table``, else 5xx unavailable, else 4xx."""
+    provider, what, status, body = answer.provider, answer.what, answer.status, answer.body
     if status == 429 and _vendor_code(body) == "insufficient_quota":
         # OpenAI's "You exceeded your current quota": out of credit, waiting will not help.
         cls: type[ProviderError] = InsufficientBalance
@@ -347,51 +366,3 @@ def _scrub(message: str, secrets: Iterable[str]) -> str:
         if secret:
             message = message.replace(secret, "***")
     return message
-
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """How long the provider asked us to wait: ``Retry-After``, else the OpenAI-style
-    ``x-ratelimit-reset-requests`` / ``-tokens`` of whichever budget is used up."""
-    explicit = _retry_after_header(headers.get("Retry-After"))
-    if explicit is not None:
-        return explicit
-    waits = []
-    for budget in ("requests", "tokens"):
-        reset = _duration(headers.get(f"x-ratelimit-reset-{budget}"))
-        if reset is not None and headers.get(f"x-ratelimit-remaining-{budget}", "0") == "0":
-            waits.append(reset)
-    return max(waits) if waits else None
-
-
-def _duration(value: str | None) -> float | None:
-    """Parse a Go-style duration as OpenAI and Groq send it: ``12ms``, ``1s``, ``6m0s``."""
-    if not value:
-        return None
-    value = value.strip()
-    parts = _DURATION_PART.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        try:
-            return max(0.0, float(value))  # a bare number of seconds
-        except ValueError:
-            return None
-    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
-
-
-def _retry_after_header(value: str | None) -> float | None:
-    """Parse ``Retry-After``: delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())

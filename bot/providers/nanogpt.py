@@ -1,32 +1,37 @@
-"""NanoGPT speech-to-text (/transcribe) and text-to-speech (/tts): move bytes, parse shapes."""
+"""NanoGPT speech-to-text (/transcribe) and text-to-speech (/tts): requests and capabilities."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from bot.model.errors import (
-    ContentPolicyViolation,
-    PayloadTooLarge,
-    ProviderError,
-    ProviderJobFailed,
+from bot.model.errors import ProviderError, ProviderJobFailed
+from bot.model.speech import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions
+from bot.providers.base import (
+    PollResult,
+    PollStatus,
+    SttCapabilities,
+    Ticket,
+    TtsCapabilities,
+    in_progress,
+    refuse_oversize,
 )
-from bot.model.speech import (
-    AudioInput,
-    Segment,
-    SpeechAudio,
-    SttOptions,
-    Transcript,
-    TtsOptions,
-    Word,
-)
-from bot.providers.base import PollResult, PollStatus, SttCapabilities, Ticket, TtsCapabilities
 from bot.providers.chat import chat_endpoint
 from bot.providers.http import HttpAnswer, HttpEndpoint, HttpTransport, malformed
-from bot.providers.values import float_or_none, int_or_none, segments_or_empty, str_or_none
+from bot.providers.nanogpt_shapes import (
+    download_ticket,
+    minutes,
+    parse_transcript,
+    stt_ticket,
+    tts_failure,
+    tts_status_params,
+    tts_ticket,
+)
+from bot.providers.values import float_or_none, int_or_none, str_or_none
 
 if TYPE_CHECKING:
     from bot.providers.registry import BuildContext, Built, ProviderConfig
@@ -45,12 +50,11 @@ _PLAIN_STT = SttCapabilities(
     formats=_FORMATS,
     max_upload_bytes=MAX_DIRECT_UPLOAD,
 )
-_ASYNC_STT = SttCapabilities(
+_ASYNC_STT = replace(
+    _PLAIN_STT,
     asynchronous=True,
     diarization=True,
     timestamps=True,
-    formats=_FORMATS,
-    max_upload_bytes=MAX_DIRECT_UPLOAD,
     # The docs poll every 5 s but state no minimum; 1 s keeps short notes snappy.
     min_poll_interval=1.0,
 )
@@ -77,13 +81,6 @@ STT_MODELS = tuple(_STT_MODELS)
 """Speech-to-text model names voicebot knows (exact spelling; check-config suggests them)."""
 TTS_MODELS = tuple(_TTS_MAX_CHARS)
 """Text-to-speech model names voicebot knows."""
-_CONTENT_POLICY = "CONTENT_POLICY_VIOLATION"
-
-
-def _minutes(seconds: float) -> str:
-    """Format a duration as the minutes string NanoGPT's ``actualDuration`` field expects."""
-    text = f"{max(seconds, 0.0) / 60:.4f}".rstrip("0").rstrip(".")
-    return text or "0"
 
 
 def build(config: ProviderConfig, context: BuildContext) -> Built:
@@ -154,12 +151,7 @@ class NanoGptSpeechToText(_NanoGptClient):
             PayloadTooLarge: the audio exceeds the direct-upload limit (nothing was sent).
             ProviderError: any HTTP failure, typed by status.
         """
-        if len(audio.data) > MAX_DIRECT_UPLOAD:
-            raise PayloadTooLarge(
-                f"{self.name}: {len(audio.data)} bytes > {MAX_DIRECT_UPLOAD}-byte upload limit",
-                provider=self.name,
-                request_sent=False,
-            )
+        refuse_oversize(self.name, audio, MAX_DIRECT_UPLOAD)
         caps = self.capabilities(options.model)
         form = aiohttp.FormData()
         form.add_field(
@@ -167,14 +159,14 @@ class NanoGptSpeechToText(_NanoGptClient):
         )
         form.add_field("model", options.model)
         form.add_field("language", options.language or "auto")
-        form.add_field("actualDuration", _minutes(audio.duration))
+        form.add_field("actualDuration", minutes(audio.duration))
         if options.diarize and caps.diarization:
             form.add_field("diarize", "true")
         answer = await self._call("POST", "transcribe", data=form)
         body = answer.json_object()
         if "runId" in body and "transcription" not in body:
-            return _stt_ticket(self.name, body, audio, options)
-        return _parse_transcript(answer, body)
+            return stt_ticket(self.name, body, audio, options)
+        return parse_transcript(answer, body)
 
     async def poll(self, ticket: Ticket) -> PollResult:
         """Ask ``/transcribe/status`` about an asynchronous run, echoing the ticket's fields.
@@ -197,12 +189,11 @@ class NanoGptSpeechToText(_NanoGptClient):
         answer = await self._call("POST", "transcribe/status", json=echo)
         body = answer.json_object()
         status = body.get("status")
-        if status == "pending":
-            return PollResult(PollStatus.PENDING)
-        if status == "processing":
-            return PollResult(PollStatus.RUNNING)
+        running = in_progress(status)
+        if running is not None:
+            return running
         if status == "completed":
-            transcript = _parse_transcript(answer, body)
+            transcript = parse_transcript(answer, body)
             return PollResult(PollStatus.COMPLETED, transcript=transcript, cost=transcript.cost)
         if status in ("failed", "error"):
             _LOGGER.warning("nanogpt run %s failed: %s", data["runId"], body.get("error"))
@@ -252,7 +243,7 @@ class NanoGptTextToSpeech(_NanoGptClient):
             return SpeechAudio(answer.body, answer.content_type)
         body = answer.json_object()
         if "runId" in body and "audioUrl" not in body:
-            return _tts_ticket(self.name, body, options)
+            return tts_ticket(self.name, body, options)
         url = body.get("audioUrl")
         if not isinstance(url, str) or not url:
             raise malformed(answer, "neither audio, audioUrl nor runId")
@@ -263,7 +254,7 @@ class NanoGptTextToSpeech(_NanoGptClient):
             # The synthesis is done and paid for: keep the URL and retry the download (durably,
             # through the poller), never the synthesis.
             _LOGGER.warning("%s: audio download failed, will retry it: %s", self.name, exc)
-            return _download_ticket(self.name, url, content_type, body, options)
+            return download_ticket(self.name, url, content_type, body, options)
 
     async def poll(self, ticket: Ticket) -> PollResult:
         """Ask ``/tts/status`` about a run, or retry a pending download; COMPLETED carries the
@@ -274,19 +265,8 @@ class NanoGptTextToSpeech(_NanoGptClient):
         """
         data = ticket.data
         if data.get("download"):
-            audio = await self._download(
-                str(data["audioUrl"]), str_or_none(data.get("contentType"))
-            )
-            return PollResult(
-                PollStatus.COMPLETED, audio=audio, cost=float_or_none(data.get("cost"))
-            )
-        params = {
-            key: str(data[key])
-            for key in ("runId", "model", "cost", "paymentSource")
-            if data.get(key) is not None
-        }
-        params["isApiRequest"] = "true"
-        answer = await self._call("GET", "tts/status", params=params)
+            return await self._completed(data["audioUrl"], data)
+        answer = await self._call("GET", "tts/status", params=tts_status_params(data))
         body = answer.json_object()
         status = body.get("status")
         if status == "pending":
@@ -299,145 +279,12 @@ class NanoGptTextToSpeech(_NanoGptClient):
             url = body.get("audioUrl")
             if not isinstance(url, str) or not url:
                 raise malformed(answer, "completed without audioUrl")
-            audio = await self._download(url, str_or_none(body.get("contentType")))
-            return PollResult(
-                PollStatus.COMPLETED, audio=audio, cost=float_or_none(data.get("cost"))
-            )
+            return await self._completed(url, {**data, "contentType": body.get("contentType")})
         if status in ("error", "failed"):
-            return _tts_failure(data, body)
+            return tts_failure(data, body)
         raise malformed(answer, f"unknown status {status!r}")
 
-
-def _tts_failure(data: Mapping[str, Any], body: Mapping[str, Any]) -> PollResult:
-    code = str_or_none(body.get("code"))
-    _LOGGER.warning(
-        "nanogpt tts run %s failed (%s): %s", data.get("runId"), code, body.get("error")
-    )
-    if code == _CONTENT_POLICY:
-        return PollResult(
-            PollStatus.FAILED,
-            error=ContentPolicyViolation.default_message.id,
-            error_code=_CONTENT_POLICY,
-        )
-    return PollResult(
-        PollStatus.FAILED, error=ProviderJobFailed.default_message.id, error_code=code or "failed"
-    )
-
-
-def _download_ticket(
-    name: str,
-    url: str,
-    content_type: str | None,
-    body: Mapping[str, Any],
-    options: TtsOptions,
-) -> Ticket:
-    """A synchronous answer whose audio is not fetched yet: polling it retries the download."""
-    data = {
-        "kind": "tts",
-        "download": True,
-        "audioUrl": url,
-        "contentType": content_type,
-        "model": body.get("model", options.model),
-        "cost": body.get("cost"),
-    }
-    return Ticket(provider=name, data=data, cost=float_or_none(body.get("cost")))
-
-
-def _stt_ticket(
-    name: str, body: Mapping[str, Any], audio: AudioInput, options: SttOptions
-) -> Ticket:
-    """Keep every field the status call echoes; fall back to what we sent when the 202 omits one."""
-    cost = float_or_none(body.get("cost"))
-    data = {
-        "kind": "stt",
-        "runId": str(body["runId"]),
-        "model": body.get("model", options.model),
-        "cost": body.get("cost"),
-        "paymentSource": body.get("paymentSource"),
-        "fileName": body.get("fileName", audio.filename),
-        "fileSize": body.get("fileSize", len(audio.data)),
-        "chargedDuration": body.get("chargedDuration", float(_minutes(audio.duration))),
-        "diarize": bool(body.get("diarize", options.diarize)),
-    }
-    return Ticket(provider=name, data=data, cost=cost)
-
-
-def _tts_ticket(name: str, body: Mapping[str, Any], options: TtsOptions) -> Ticket:
-    data = {
-        "kind": "tts",
-        "runId": str(body["runId"]),
-        "model": body.get("model", options.model),
-        "cost": body.get("cost"),
-        "paymentSource": body.get("paymentSource"),
-    }
-    return Ticket(
-        provider=name,
-        data=data,
-        cost=float_or_none(body.get("cost")),
-        queue_position=int_or_none(body.get("queuePosition")),
-    )
-
-
-def _parse_transcript(answer: HttpAnswer, body: Mapping[str, Any]) -> Transcript:
-    text = body.get("transcription")
-    if not isinstance(text, str):
-        raise malformed(answer, "no transcription text")
-    meta = body.get("metadata")
-    meta = meta if isinstance(meta, Mapping) else {}
-    words = _parse_words(body.get("words"))
-    segments = _diarization_segments(body.get("diarization")) or _segments_from_words(words)
-    minutes = float_or_none(meta.get("actualDuration"))
-    return Transcript(
-        text=text.strip(),
-        segments=segments,
-        words=words,
-        language=str_or_none(meta.get("language")),
-        # metadata.actualDuration is in minutes, like the form field we send; Transcript wants s.
-        duration=minutes * 60 if minutes is not None else None,
-        cost=float_or_none(meta.get("cost")),
-        currency=str_or_none(meta.get("currency")),
-        diarized=any(s.speaker for s in segments) or any(w.speaker for w in words),
-    )
-
-
-def _parse_words(raw: Any) -> tuple[Word, ...]:
-    """Words and audio events from Elevenlabs' ``words``; ``spacing`` tokens carry nothing."""
-    if not isinstance(raw, list):
-        return ()
-    words = []
-    for item in raw:
-        if not isinstance(item, Mapping) or item.get("type") == "spacing":
-            continue
-        text = item.get("text")
-        if not isinstance(text, str) or not text.strip():
-            continue
-        words.append(
-            Word(
-                text=text,
-                start=float_or_none(item.get("start")),
-                end=float_or_none(item.get("end")),
-                speaker=str_or_none(item.get("speaker_id")),
-                type=str_or_none(item.get("type")) or "word",
-            )
-        )
-    return tuple(words)
-
-
-def _diarization_segments(raw: Any) -> tuple[Segment, ...]:
-    """The ``segments`` of NanoGPT's ``diarization`` block (OpenAI's segment shape)."""
-    return segments_or_empty(raw.get("segments") if isinstance(raw, Mapping) else None)
-
-
-def _segments_from_words(words: tuple[Word, ...]) -> tuple[Segment, ...]:
-    """Group consecutive words by speaker when the answer has words but no diarization block."""
-    groups: list[list[Word]] = []
-    for word in words:
-        if word.speaker is None:
-            continue
-        if groups and groups[-1][0].speaker == word.speaker:
-            groups[-1].append(word)
-        else:
-            groups.append([word])
-    return tuple(
-        Segment(" ".join(w.text for w in g), g[0].start, g[-1].end, g[0].speaker) for g in groups
-    )
+    async def _completed(self, url: object, data: Mapping[str, Any]) -> PollResult:
+        """Download a finished run's audio; the ticket's cost goes with it."""
+        audio = await self._download(str(url), str_or_none(data.get("contentType")))
+        return PollResult(PollStatus.COMPLETED, audio=audio, cost=float_or_none(data.get("cost")))

@@ -10,9 +10,15 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bot.model.errors import PayloadTooLarge, ProviderBadRequest, UnknownJob, UnknownModel
+from bot.model.errors import ProviderBadRequest, UnknownJob, UnknownModel
 from bot.model.speech import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions, Word
-from bot.providers.base import PollResult, SttCapabilities, Ticket, TtsCapabilities
+from bot.providers.base import (
+    PollResult,
+    SttCapabilities,
+    Ticket,
+    TtsCapabilities,
+    refuse_oversize,
+)
 from bot.providers.chat import chat_endpoint
 from bot.providers.http import HttpAnswer, HttpEndpoint, malformed
 from bot.providers.values import float_or_none, segments_or_empty, str_or_none
@@ -128,13 +134,7 @@ class OpenAiSpeechToText:
             UnknownModel: the server does not know ``options.model``.
             ProviderError: any other HTTP failure, typed by status.
         """
-        limit = self._settings.max_upload_bytes
-        if len(audio.data) > limit:
-            raise PayloadTooLarge(
-                f"{self.name}: {len(audio.data)} bytes > the {limit}-byte upload limit",
-                provider=self.name,
-                request_sent=False,
-            )
+        refuse_oversize(self.name, audio, self._settings.max_upload_bytes)
         fmt = self._response_format(options.model, diarize=options.diarize)
         try:
             answer = await self._transcribe(audio, options, fmt)

@@ -94,6 +94,18 @@ async def fetch_voice(
         _discard(parts)
 
 
+def _announce(voice: str, expected: int | None, url: str, voices_dir: Path) -> None:
+    """Say in the log that a large file is being fetched (a first start waits for it)."""
+    size = f"{expected / 1e6:.1f} MB" if expected else "size unknown"
+    _LOGGER.warning(
+        "downloading Piper voice %s (%s) from %s into %s; this happens once",
+        voice,
+        size,
+        url,
+        voices_dir,
+    )
+
+
 async def _download(
     session: aiohttp.ClientSession,
     url: str,
@@ -118,14 +130,7 @@ async def _download(
                     raise VoiceFetchError(f"{url} answered HTTP {response.status}")
                 expected = response.content_length
                 if log_size:
-                    size = f"{expected / 1e6:.1f} MB" if expected else "size unknown"
-                    _LOGGER.warning(
-                        "downloading Piper voice %s (%s) from %s into %s; this happens once",
-                        voice,
-                        size,
-                        url,
-                        voices_dir,
-                    )
+                    _announce(voice, expected, url, voices_dir)
                 async for chunk in response.content.iter_chunked(_CHUNK):
                     out.write(chunk)
                     received += len(chunk)
