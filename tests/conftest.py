@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -11,19 +10,21 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-OFFLINE_DIR = Path(__file__).resolve().parent / "offline"
+from testkit.process import OFFLINE_DIR
 
 sys.path.insert(0, str(OFFLINE_DIR))
-from tests_offline_guard import install  # noqa: E402
+from tests_offline_guard import install
 
 install()
 
 from bot.storage import open_store  # noqa: E402
 from bot.storage.jobs import SqlJobStore  # noqa: E402
-from tests.fakes.providers import FakeCantonese, FakeNanoGpt  # noqa: E402
-from tests.pgcluster import PgCluster, bindir  # noqa: E402
-from tests.support import Opener  # noqa: E402
+from testkit.fakes.chat import FakeChat  # noqa: E402
+from testkit.fakes.discord import FakeDiscord  # noqa: E402
+from testkit.fakes.providers import FakeCantonese, FakeNanoGpt  # noqa: E402
+from testkit.fakes.telegram import FakeTelegram  # noqa: E402
+from testkit.pgcluster import PgCluster, bindir  # noqa: E402
+from testkit.support import CHAT_KEY, Opener  # noqa: E402
 
 # httpx (PTB) honours proxy variables; a proxy must never sit between a client and a fake.
 os.environ["NO_PROXY"] = "127.0.0.1,localhost"
@@ -34,38 +35,6 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
     os.environ.pop(_proxy, None)
-
-
-def subprocess_env(**extra: str) -> dict[str, str]:
-    """Environment for a ``voicebot`` subprocess: offline guard loaded, project importable."""
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    paths = [str(OFFLINE_DIR), str(ROOT)]
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
-async def start_voicebot_run(config: Path, log: Path) -> asyncio.subprocess.Process:
-    """Start ``python -m adapters.cli --config CONFIG run`` offline, its output appended to ``log``.
-
-    A file, not a pipe: nobody has to drain it for the bot to keep running.
-    """
-    with log.open("ab") as sink:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "adapters.cli",
-            "--config",
-            str(config),
-            "run",
-            cwd=ROOT,
-            env=subprocess_env(),
-            stdout=sink,
-            stderr=sink,
-        )
 
 
 @pytest.fixture
@@ -87,6 +56,56 @@ async def canto() -> AsyncIterator[FakeCantonese]:
     """A fake cantonese.ai API on loopback, fresh for each test."""
     async with FakeCantonese() as fake:
         yield fake
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegram]:
+    """A fake Telegram Bot API on loopback, fresh for each test."""
+    async with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def dc() -> AsyncIterator[FakeDiscord]:
+    """A fake Discord (REST + gateway) on loopback, fresh for each test."""
+    async with FakeDiscord() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def chat() -> AsyncIterator[FakeChat]:
+    """A fake chat-completions API on loopback (key :data:`CHAT_KEY`), fresh for each test."""
+    async with FakeChat(CHAT_KEY) as fake:
+        yield fake
+
+
+# The black-box tests take their fakes as one tuple: one fixture per combination they start.
+@pytest.fixture
+def nano_canto(nano: FakeNanoGpt, canto: FakeCantonese) -> tuple[FakeNanoGpt, FakeCantonese]:
+    """The two provider fakes."""
+    return nano, canto
+
+
+@pytest.fixture
+def tg_nano(tg: FakeTelegram, nano: FakeNanoGpt) -> tuple[FakeTelegram, FakeNanoGpt]:
+    """Fake Telegram and fake NanoGPT."""
+    return tg, nano
+
+
+@pytest.fixture
+def tg_nano_canto(
+    tg: FakeTelegram, nano: FakeNanoGpt, canto: FakeCantonese
+) -> tuple[FakeTelegram, FakeNanoGpt, FakeCantonese]:
+    """Fake Telegram and both provider fakes."""
+    return tg, nano, canto
+
+
+@pytest.fixture
+def dc_nano_canto(
+    dc: FakeDiscord, nano: FakeNanoGpt, canto: FakeCantonese
+) -> tuple[FakeDiscord, FakeNanoGpt, FakeCantonese]:
+    """Fake Discord and both provider fakes."""
+    return dc, nano, canto
 
 
 @pytest.fixture

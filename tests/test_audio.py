@@ -14,7 +14,7 @@ import pytest
 
 from bot.audio.codec import AudioInfo, mime_for, prepare_for_upload, probe, to_voice_clip
 from bot.model.errors import AudioError, AudioTooLong
-from tests.fakes.audio import decode_info, make_tone
+from testkit.fakes.audio import decode_info, make_tone
 
 
 @cache

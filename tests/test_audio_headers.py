@@ -8,7 +8,7 @@ import pytest
 
 from bot.audio import codec as audio
 from bot.audio.headers import read_header
-from tests.fakes.audio import make_tone
+from testkit.fakes.audio import make_tone
 
 
 def _demuxed(data: bytes, monkeypatch: pytest.MonkeyPatch) -> audio.AudioInfo:

@@ -9,7 +9,7 @@ import pytest
 from bot.audio.codec import to_voice_clip
 from bot.audio.pool import AudioPool
 from bot.jobs.metrics import Metrics
-from tests.fakes.audio import make_tone
+from testkit.fakes.audio import make_tone
 
 
 async def test_audio_pool_counts_the_cpu_of_its_steps_and_metrics_show_it() -> None:

@@ -19,9 +19,9 @@ import yaml
 from bot.config.load import load_config
 from bot.model.errors import ConfigError
 from bot.model.job import Job
-from tests.fakes.audio import make_tone
-from tests.support import config_dict
-from tests.test_telegram_adapter import (
+from testkit.fakes.audio import make_tone
+from testkit.support import config_dict
+from testkit.telegram_bot import (
     OTHER,
     USER,
     World,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, subprocess_env
-from tests.local_engines import joe_voice_path, tiny_en_path
+from testkit.local_engines import joe_voice_path, tiny_en_path
+from testkit.process import ROOT, subprocess_env
 
 
 @pytest.mark.timeout(240)

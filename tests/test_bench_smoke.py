@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, subprocess_env
+from testkit.process import ROOT, subprocess_env
 
 # About 40 s here (PostgreSQL included). The harness's own watchdog fires first and prints every
 # thread's stack, so a stall on a slow or odd machine says where it was instead of only "timed out".

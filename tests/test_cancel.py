@@ -7,8 +7,8 @@ from pathlib import Path
 
 from bot.model.job import JobState
 from bot.text import ENGLISH
-from tests.fakes.providers import FakeNanoGpt
-from tests.test_faults import bench
+from testkit.clocked import bench
+from testkit.fakes.providers import FakeNanoGpt
 
 
 async def test_worker_job_cancelled_while_submitted_is_never_polled_or_delivered(

@@ -3,7 +3,6 @@ shapes, typed errors (401, 404, context too long, 429 with Retry-After), NanoGPT
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -20,17 +19,11 @@ from bot.model.errors import (
 )
 from bot.providers.chat import ChatMessage, TextGenerator
 from bot.providers.registry import build_text_generator
-from tests.fakes.chat import FakeChat
-from tests.support import config_dict
+from testkit.fakes.chat import FakeChat
+from testkit.support import config_dict
 
 KEY = "test-chat-key"
 ASK = [ChatMessage("system", "Summarize."), ChatMessage("user", "one two three four")]
-
-
-@pytest.fixture
-async def chat() -> AsyncIterator[FakeChat]:
-    async with FakeChat(KEY) as fake:
-        yield fake
 
 
 def llm_config(tmp_path: Path, chat: FakeChat, provider: str = "brain", **llm: object) -> dict:

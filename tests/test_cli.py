@@ -2,46 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, subprocess_env
-from tests.fakes.audio import decode_info, make_tone
-from tests.fakes.providers import FakeCantonese, FakeNanoGpt
-from tests.support import NANO_KEY, write_config
-
-
-async def voicebot(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "adapters.cli",
-        *args,
-        cwd=ROOT,
-        env=env or subprocess_env(),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-@pytest.fixture
-async def fakes() -> AsyncIterator[tuple[FakeNanoGpt, FakeCantonese]]:
-    async with FakeNanoGpt() as nano, FakeCantonese() as canto:
-        yield nano, canto
+from testkit.fakes.audio import decode_info, make_tone
+from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
+from testkit.process import ROOT, subprocess_env, voicebot
+from testkit.support import NANO_KEY, write_config
 
 
 async def test_cli_transcribe_prints_transcript(
-    tmp_path: Path, fakes: tuple[FakeNanoGpt, FakeCantonese]
+    tmp_path: Path, nano_canto: tuple[FakeNanoGpt, FakeCantonese]
 ) -> None:
-    nano, canto = fakes
+    nano, canto = nano_canto
     config = write_config(tmp_path, nano_url=nano.url, canto_url=canto.url)
     audio = tmp_path / "note.ogg"
     audio.write_bytes(make_tone(2.0))
@@ -57,9 +32,9 @@ async def test_cli_transcribe_prints_transcript(
 
 
 async def test_cli_transcribe_diarized_srt_and_json(
-    tmp_path: Path, fakes: tuple[FakeNanoGpt, FakeCantonese]
+    tmp_path: Path, nano_canto: tuple[FakeNanoGpt, FakeCantonese]
 ) -> None:
-    nano, canto = fakes
+    nano, canto = nano_canto
     config = write_config(tmp_path, nano_url=nano.url, canto_url=canto.url)
     nano.polls_to_complete = 2
     audio = tmp_path / "talk.mp3"
@@ -78,9 +53,9 @@ async def test_cli_transcribe_diarized_srt_and_json(
 
 
 async def test_cli_speak_writes_ogg_opus(
-    tmp_path: Path, fakes: tuple[FakeNanoGpt, FakeCantonese]
+    tmp_path: Path, nano_canto: tuple[FakeNanoGpt, FakeCantonese]
 ) -> None:
-    nano, canto = fakes
+    nano, canto = nano_canto
     config = write_config(tmp_path, nano_url=nano.url, canto_url=canto.url)
     out_file = tmp_path / "hello.ogg"
     code, out, err = await voicebot("--config", str(config), "speak", "Hello!", "-o", str(out_file))
@@ -92,9 +67,9 @@ async def test_cli_speak_writes_ogg_opus(
 
 
 async def test_cli_errors_are_one_clear_line(
-    tmp_path: Path, fakes: tuple[FakeNanoGpt, FakeCantonese]
+    tmp_path: Path, nano_canto: tuple[FakeNanoGpt, FakeCantonese]
 ) -> None:
-    nano, canto = fakes
+    nano, canto = nano_canto
     config = write_config(tmp_path, nano_url=nano.url, canto_url=canto.url)
     code, _, err = await voicebot("--config", str(config), "transcribe", str(tmp_path / "nope.ogg"))
     assert code == 1 and err.strip().startswith("voicebot: cannot read")

@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 
 from adapters.cli.main import _parser
-from tests.conftest import ROOT, subprocess_env
-from tests.fakes.audio import make_tone
-from tests.fakes.providers import FakeNanoGpt
-from tests.support import write_config
-from tests.test_cli import voicebot
+from testkit.fakes.audio import make_tone
+from testkit.fakes.providers import FakeNanoGpt
+from testkit.process import ROOT, subprocess_env, voicebot
+from testkit.support import write_config
 
 TG_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1"
 DC_TOKEN = "MTA4NzY1NDMyMTA5ODc2NTQzMg.GhIjKl.abcdefghijklmnopqrstuvwxyz0123456789AB"

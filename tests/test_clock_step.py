@@ -14,9 +14,9 @@ from bot.app.core import Core
 from bot.jobs.poller import ClockWatch
 from bot.model.job import JobState
 from bot.model.speech import Origin
-from tests.fakes.audio import make_tone
-from tests.fakes.providers import FakeCantonese, FakeNanoGpt
-from tests.support import FakeClock, RecordingDeliverer, make_config
+from testkit.fakes.audio import make_tone
+from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
+from testkit.support import FakeClock, RecordingDeliverer, make_config
 
 ORIGIN = Origin(platform="test", chat_id="chat-1", user_id="user-1", reply_to="m-1")
 

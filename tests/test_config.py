@@ -10,7 +10,7 @@ import yaml
 
 from bot.config.load import expand_env, load_config, parse_config
 from bot.model.errors import ConfigError
-from tests.support import config_dict
+from testkit.support import config_dict
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
 

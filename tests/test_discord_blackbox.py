@@ -2,75 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import start_voicebot_run
-from tests.fakes.audio import make_tone
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.providers import FakeCantonese, FakeNanoGpt
-from tests.support import write_config
+from testkit.discord_bot import config_for
+from testkit.fakes.audio import make_tone
+from testkit.fakes.discord import FakeDiscord
+from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
+from testkit.process import BotProcess
 
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-async def fakes() -> AsyncIterator[tuple[FakeDiscord, FakeNanoGpt, FakeCantonese]]:
-    async with FakeDiscord() as dc, FakeNanoGpt() as nano, FakeCantonese() as canto:
-        yield dc, nano, canto
-
-
-class BotProcess:
-    """``python -m adapters.cli --config X run`` with its log in a file (a pipe could fill up)."""
-
-    def __init__(self, config: Path, log: Path) -> None:
-        self.config = config
-        self.log_path = log
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self.proc = await start_voicebot_run(self.config, self.log_path)
-
-    async def end(self, sig: int, timeout: float = 10.0) -> int:
-        assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.send_signal(sig)
-        code = await asyncio.wait_for(self.proc.wait(), timeout)
-        return code
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def config_for(tmp_path: Path, dc: FakeDiscord, nano: FakeNanoGpt, canto: FakeCantonese) -> Path:
-    discord: dict[str, Any] = {
-        "token": dc.token,
-        "api_base": dc.api_base,
-        "gateway_url": dc.gateway_url,
-        "message_content": True,
-        "ready_timeout": 20,
-    }
-    return write_config(
-        tmp_path,
-        nano_url=nano.url,
-        canto_url=canto.url,
-        discord=discord,
-        stt={"model": "Elevenlabs-STT"},
-        jobs={"deadline_seconds": 600, "max_poll_interval": 1},
-    )
-
-
 async def test_discord_run_killed_mid_job_delivers_exactly_once_after_restart(
-    tmp_path: Path, fakes: tuple[FakeDiscord, FakeNanoGpt, FakeCantonese]
+    tmp_path: Path, dc_nano_canto: tuple[FakeDiscord, FakeNanoGpt, FakeCantonese]
 ) -> None:
-    dc, nano, canto = fakes
+    dc, nano, canto = dc_nano_canto
     config = config_for(tmp_path, dc, nano, canto)
     nano.processing_delay = 3600.0  # pending at the provider until we say otherwise
     nano.polls_to_complete = 1

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from adapters.discord.cancel import CUSTOM_ID
 from bot.model.job import Job, JobState
-from tests.fakes.audio import make_tone
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.discord_world import JSON
-from tests.fakes.providers import FakeCantonese, FakeNanoGpt
-from tests.test_discord_adapter import Running, running_bot
+from testkit.discord_bot import Running, running_bot
+from testkit.fakes.audio import make_tone
+from testkit.fakes.discord import FakeDiscord
+from testkit.fakes.discord_world import JSON
+from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
 
 ASYNC_STT = {"model": "Elevenlabs-STT"}
-
-
-@pytest.fixture
-async def dc() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        yield fake
 
 
 async def placeholder_job(r: Running, voice: JSON) -> tuple[JSON, Job]:

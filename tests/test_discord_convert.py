@@ -24,7 +24,7 @@ from adapters.discord.convert import (
 )
 from bot.chat.replies import FileReply
 from bot.model.speech import VoiceClip
-from tests.fakes.discord_world import make_waveform
+from testkit.fakes.discord_world import make_waveform
 
 
 def attachment(**fields: Any) -> discord.Attachment:

@@ -5,33 +5,18 @@ durable job answering in its deferred response, once per transcript + action + l
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from bot.model.job import Job, JobKind, JobState
-from tests.fakes.audio import make_tone
-from tests.fakes.chat import FakeChat
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.discord_world import JSON
-from tests.fakes.providers import FakeCantonese, FakeNanoGpt
-from tests.test_discord_adapter import Running, running_bot
+from testkit.discord_bot import Running, running_bot
+from testkit.fakes.audio import make_tone
+from testkit.fakes.chat import FakeChat
+from testkit.fakes.discord import FakeDiscord
+from testkit.fakes.discord_world import JSON
+from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
 
 KEY = "test-chat-key"
-
-
-@pytest.fixture
-async def dc() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def chat() -> AsyncIterator[FakeChat]:
-    async with FakeChat(KEY) as fake:
-        yield fake
 
 
 def llm_route(chat: FakeChat) -> dict[str, Any]:

@@ -18,23 +18,23 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from tests.fakes.audio import make_tone
-from tests.fakes.discord import FakeDiscord, make_waveform
+from testkit.fakes.audio import make_tone
+from testkit.fakes.discord import FakeDiscord, make_waveform
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("discord_as_default")]
 
 
 @pytest.fixture
-async def dc() -> AsyncIterator[FakeDiscord]:
-    """A running fake with discord.py's REST base and gateway pointed at it (restored after)."""
-    async with FakeDiscord() as fake:
-        old_base, old_gateway = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
-        Route.BASE = fake.api_base
-        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake.gateway_url)
-        try:
-            yield fake
-        finally:
-            Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = old_base, old_gateway
+def discord_as_default(dc: FakeDiscord) -> Iterator[None]:
+    """discord.py's REST base and gateway pointed at the fake ``dc`` (restored after): these
+    tests build plain discord.py clients, which have no per-client base URL."""
+    old_base, old_gateway = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
+    Route.BASE = dc.api_base
+    DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(dc.gateway_url)
+    try:
+        yield
+    finally:
+        Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = old_base, old_gateway
 
 
 @dataclass

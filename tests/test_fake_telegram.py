@@ -23,19 +23,13 @@ from telegram.ext import (
     filters,
 )
 
-from tests.fakes.audio import make_tone
-from tests.fakes.telegram import FakeTelegram
+from testkit.fakes.audio import make_tone
+from testkit.fakes.telegram import FakeTelegram
 
 pytestmark = pytest.mark.usefixtures("ptb_timedelta")
 
 USER = 42
 GROUP = -1001234567890
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as fake:
-        yield fake
 
 
 def _builder(

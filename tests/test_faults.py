@@ -10,21 +10,19 @@ import json
 import logging
 import socket
 import struct
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from bot.app.core import Core, config_secrets, setup_logging
+from bot.app.core import config_secrets, setup_logging
 from bot.model.errors import MalformedAnswer, ProviderTimeout
 from bot.model.job import Job, JobState
 from bot.text import ENGLISH, encode
-from tests.fakes.audio import make_tone
-from tests.fakes.providers import FakeNanoGpt
-from tests.support import NANO_KEY, FakeClock, RecordingDeliverer, make_config
-from tests.test_pipeline import ORIGIN
-from tests.test_telegram_adapter import USER, placeholder_job_id, running
+from testkit.clocked import bench
+from testkit.fakes.audio import make_tone
+from testkit.fakes.providers import FakeNanoGpt
+from testkit.support import NANO_KEY
+from testkit.telegram_bot import USER, placeholder_job_id, running
 
 pytestmark = pytest.mark.usefixtures("ptb_timedelta")
 
@@ -86,46 +84,6 @@ class ResetProxy:
             dst.close()
 
         await asyncio.gather(requests(reader, up_writer), answers(up_reader, writer))
-
-
-class Bench:
-    """A Core on a fake clock (a recording deliverer for platform "test") against the fakes."""
-
-    def __init__(self, core: Core, clock: FakeClock, out: RecordingDeliverer) -> None:
-        self.core, self.clock, self.out = core, clock, out
-
-    async def drive(self, steps: int = 40, dt: float = 1.0) -> list[float]:
-        """Run due work, jumping the clock to the next due time; returns the gaps jumped."""
-        gaps: list[float] = []
-        for _ in range(steps):
-            await self.core.poller.run_once()
-            next_at = await self.core.store.next_wakeup(["test"])
-            if next_at is None:
-                break
-            gap = max(dt, next_at - self.clock.now)
-            gaps.append(gap)
-            self.clock.now += gap
-        return gaps
-
-    async def stt(self, seconds: float = 1.0) -> Job:
-        return await self.core.service.transcribe(ORIGIN, make_tone(seconds), "v.ogg")
-
-    async def only_result(self) -> Job:
-        [(job, _)] = self.out.delivered
-        return job
-
-
-@contextlib.asynccontextmanager
-async def bench(tmp_path: Path, nano_url: str, **sections: Any) -> AsyncIterator[Bench]:
-    config = make_config(tmp_path, nano_url=nano_url, **sections)
-    clock = FakeClock()
-    core = await Core.open(config, clock=clock)
-    out = RecordingDeliverer()
-    core.worker.register("test", out)
-    try:
-        yield Bench(core, clock, out)
-    finally:
-        await core.close()
 
 
 def _operator_lines(caplog: pytest.LogCaptureFixture, job: Job) -> list[logging.LogRecord]:

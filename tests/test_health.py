@@ -13,7 +13,7 @@ import pytest
 
 from bot.app.core import Core, run_bot
 from bot.app.health import HealthServer
-from tests.support import make_config
+from testkit.support import make_config
 
 
 async def test_health_database_and_poller_failures_turn_503(tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ async def test_health_off_switch(
 
 
 async def test_health_dockerfile_probe_follows_healthz(tmp_path: Path) -> None:
-    from tests.conftest import ROOT
+    from testkit.process import ROOT
 
     line = next(x for x in (ROOT / "Dockerfile").read_text().splitlines() if "CMD [" in x)
     probe = json.loads(line.split("CMD", 1)[1].strip())

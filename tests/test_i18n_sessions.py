@@ -5,28 +5,19 @@ then a person's own settings win over the chat's."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
-from tests.fakes.audio import make_tone
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.providers import FakeCantonese, FakeNanoGpt
-from tests.test_discord_adapter import message_writes, running_bot
-from tests.test_telegram_adapter import USER, running
+from testkit.discord_bot import message_writes, running_bot
+from testkit.fakes.audio import make_tone
+from testkit.fakes.discord import FakeDiscord
+from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
+from testkit.telegram_bot import USER, running
 
 # Words of the English texts that must not leak into a translated session.
 ENGLISH = re.compile(
     r"\b(job|Transcribing|Synthesizing|Queued|Recent jobs|Sorry|limit is|Files up to|"
     r"detected|Voice message posted|Settings|needs the Manage)\b"
 )
-
-
-@pytest.fixture
-async def dc() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        yield fake
 
 
 def _no_english(texts: list[str]) -> None:

@@ -13,7 +13,7 @@ from bot.model.job import Blob, Job, JobKind, NewJob
 from bot.model.speech import AudioInput, Origin, SttOptions, Transcript, VoiceClip
 from bot.providers.base import PollResult, SttCapabilities, Ticket
 from bot.storage.sqlite import SqliteJobStore
-from tests.support import FakeClock, RecordingDeliverer
+from testkit.support import FakeClock, RecordingDeliverer
 
 ORIGIN = Origin(platform="telegram", chat_id="1", user_id="2")
 NEW = NewJob(JobKind.STT, ORIGIN, "nanogpt", "m", {}, deadline_at=1e12)

@@ -12,9 +12,9 @@ from bot.app.core import Core, RedactingFilter, setup_logging
 from bot.model.errors import AudioTooLong
 from bot.model.speech import Origin
 from bot.service.limits import AccessDenied, LimitExceeded
-from tests.fakes.audio import make_tone
-from tests.fakes.providers import FakeNanoGpt
-from tests.support import NANO_KEY, FakeClock, RecordingDeliverer, make_config
+from testkit.fakes.audio import make_tone
+from testkit.fakes.providers import FakeNanoGpt
+from testkit.support import NANO_KEY, FakeClock, RecordingDeliverer, make_config
 
 ALICE = Origin("telegram", "100", "1", reply_to="5")
 BOB = Origin("telegram", "100", "2", reply_to="6")

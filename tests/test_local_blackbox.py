@@ -13,14 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.audio import codec as audio
-from bot.model.speech import TtsOptions
-from bot.providers.local.piper import PiperTextToSpeech
-from bot.providers.local.settings import PiperSettings
-from tests.conftest import start_voicebot_run
-from tests.fakes.telegram import Call, FakeTelegram
-from tests.fakes.voices import FakeVoiceHost
-from tests.local_engines import (
+from testkit.fakes.telegram import Call, FakeTelegram
+from testkit.fakes.voices import FakeVoiceHost
+from testkit.local_engines import (
     SENTENCE,
     VOICE,
     joe_voice_path,
@@ -28,8 +23,9 @@ from tests.local_engines import (
     tiny_en_path,
     word_error_rate,
 )
-from tests.support import config_dict
-from tests.test_cli import voicebot
+from testkit.local_engines import voice_note as _voice_note
+from testkit.process import start_voicebot_run, voicebot
+from testkit.support import config_dict
 
 USER = 4242
 
@@ -60,16 +56,6 @@ def keyless_config(tmp_path: Path, tg: FakeTelegram, voice_source: str | None = 
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
-
-
-async def _voice_note(text: str) -> bytes:
-    """A Telegram-style OGG/Opus voice note of ``text`` spoken by Piper."""
-    piper = PiperTextToSpeech("test", PiperSettings(voices_dir=joe_voice_path().parent))
-    try:
-        wav = await piper.submit(text, TtsOptions(model="piper", voice=VOICE))
-    finally:
-        piper.close()
-    return audio.to_voice_clip([wav.data]).ogg
 
 
 def _final_reply_to(message: dict[str, Any]) -> Any:

@@ -21,8 +21,8 @@ from bot.providers.base import PollStatus
 from bot.providers.local.settings import WhisperSettings
 from bot.providers.local.whisper import DECODE_FAILED, LOAD_FAILED, WhisperSpeechToText
 from bot.text import ENGLISH, text_for
-from tests.fakes.audio import make_tone
-from tests.local_engines import (
+from testkit.fakes.audio import make_tone
+from testkit.local_engines import (
     SENTENCE,
     VOICE,
     joe_voice_path,
@@ -32,7 +32,7 @@ from tests.local_engines import (
     tiny_en_path,
     word_error_rate,
 )
-from tests.support import RecordingDeliverer
+from testkit.support import RecordingDeliverer
 
 ORIGIN = Origin(platform="test", chat_id="chat-1", user_id="user-1", reply_to="m-1")
 # Whisper decodes 30 s windows, and progress moves once per window: long texts span several.

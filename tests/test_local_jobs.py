@@ -19,7 +19,7 @@ from bot.storage import open_store
 from bot.storage.jobs import SqlJobStore
 from bot.storage.postgres_schema import MIGRATIONS as PG_MIGRATIONS
 from bot.storage.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
-from tests.support import old_postgres, old_sqlite
+from testkit.support import old_postgres, old_sqlite
 
 ORIGIN = Origin(platform="telegram", chat_id="42", user_id="7")
 

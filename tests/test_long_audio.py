@@ -16,9 +16,9 @@ from bot.model.errors import AudioTooLong
 from bot.model.job import JobState
 from bot.model.speech import Origin
 from bot.service.limits import LimitExceeded
-from tests.fakes.openai import FakeOpenAi
-from tests.support import Harness, config_dict
-from tests.synth import Recording, speechlike
+from testkit.fakes.openai import FakeOpenAi
+from testkit.support import Harness, config_dict
+from testkit.synth import Recording, speechlike
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -130,7 +130,7 @@ async def test_long_audio_transcript_with_a_gap_is_not_reused_for_a_resend(
     from dataclasses import replace
 
     from bot.model.job import NewJob
-    from tests.fakes.audio import make_tone
+    from testkit.fakes.audio import make_tone
 
     h = long_harness(tmp_path, whisper)
     core = await h.open()

@@ -14,11 +14,11 @@ import pytest
 import yaml
 
 from bot.chat.replies import INTERRUPTED_PART
-from tests.conftest import start_voicebot_run
-from tests.fakes.openai import FakeOpenAi
-from tests.fakes.telegram import Call, FakeTelegram
-from tests.support import config_dict
-from tests.synth import speechlike
+from testkit.fakes.openai import FakeOpenAi
+from testkit.fakes.telegram import Call, FakeTelegram
+from testkit.process import start_voicebot_run
+from testkit.support import config_dict
+from testkit.synth import speechlike
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -12,20 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import start_voicebot_run
-from tests.fakes.chat import FakeChat
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.discord_world import JSON
-from tests.fakes.openai import FakeOpenAi
-from tests.support import part_states, until, write_config
-from tests.synth import speechlike
+from testkit.fakes.chat import FakeChat
+from testkit.fakes.discord import FakeDiscord
+from testkit.fakes.discord_world import JSON
+from testkit.fakes.openai import FakeOpenAi
+from testkit.process import start_voicebot_run
+from testkit.support import part_states, until, write_config
+from testkit.synth import speechlike
 
 pytestmark = pytest.mark.timeout(240)
 KEY = "test-key"
 
 
 @pytest.fixture
-async def fakes() -> AsyncIterator[tuple[FakeDiscord, FakeOpenAi, FakeChat]]:
+async def dc_whisper_chat() -> AsyncIterator[tuple[FakeDiscord, FakeOpenAi, FakeChat]]:
     async with FakeDiscord() as dc, FakeOpenAi(KEY) as whisper, FakeChat(KEY) as chat:
         yield dc, whisper, chat
 
@@ -71,9 +71,9 @@ def mid_work(states: list[str]) -> bool:
 
 
 async def test_long_audio_discord_blackbox_sigkill_mid_parts_and_mid_summary(
-    tmp_path: Path, fakes: tuple[FakeDiscord, FakeOpenAi, FakeChat]
+    tmp_path: Path, dc_whisper_chat: tuple[FakeDiscord, FakeOpenAi, FakeChat]
 ) -> None:
-    dc, whisper, chat = fakes
+    dc, whisper, chat = dc_whisper_chat
     # Part 2 and piece 2 are held in flight (received, unanswered) until the kill lands.
     whisper.listen, whisper.answer_limit, chat.answer_limit = True, 1, 1
     path, db = config(tmp_path, dc, whisper, chat), tmp_path / "voicebot.sqlite3"

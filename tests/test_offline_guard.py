@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import subprocess_env
+from testkit.process import subprocess_env
 
 
 async def test_offline_guard_refuses_public_address_immediately() -> None:

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, subprocess_env
-from tests.fakes.audio import decode_info, make_tone
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.openai import FakeOpenAi
-from tests.fakes.telegram import Call, FakeTelegram
-from tests.support import config_dict
+from testkit.fakes.audio import decode_info, make_tone
+from testkit.fakes.discord import FakeDiscord
+from testkit.fakes.openai import FakeOpenAi
+from testkit.fakes.telegram import Call, FakeTelegram
+from testkit.process import ROOT, subprocess_env
+from testkit.support import config_dict
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from tests.conftest import ROOT, subprocess_env
+from testkit.process import ROOT, subprocess_env
 
 
 def test_ci_runs_the_readme_test_command() -> None:

@@ -5,26 +5,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bot.chat.settings import ChatSettings, Prefs
-from bot.config.load import Config, parse_config
+from bot.config.load import parse_config
 from bot.jobs.worker import INTERRUPTED_MESSAGE
 from bot.model.errors import AudioError, DeliveryError, InputError
 from bot.model.job import JobState
 from bot.model.speech import Origin
 from bot.text import ENGLISH
-from tests.fakes.audio import decode_info, make_tone
-from tests.fakes.providers import FakeCantonese, FakeNanoGpt
-from tests.support import Harness, config_dict, make_config
-
-ORIGIN = Origin(platform="test", chat_id="chat-1", user_id="user-1", reply_to="m-1")
-
-
-def harness_config(tmp_path: Path, nano: FakeNanoGpt, canto: FakeCantonese, **kw: Any) -> Config:
-    return make_config(tmp_path, nano_url=nano.url, canto_url=canto.url, **kw)
+from testkit.fakes.audio import decode_info, make_tone
+from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
+from testkit.support import ORIGIN, Harness, config_dict, harness_config
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.model.job import JobState
-from tests.fakes.providers import FakeNanoGpt
-from tests.test_faults import bench
+from testkit.clocked import bench
+from testkit.fakes.providers import FakeNanoGpt
 
 
 async def test_worker_offline_platform_jobs_run_and_replies_wait(

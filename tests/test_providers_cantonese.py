@@ -23,8 +23,8 @@ from bot.model.speech import AudioInput, Segment, SttOptions
 from bot.providers.base import PollStatus, Ticket
 from bot.providers.cantonese import CantoneseSpeechToText
 from bot.providers.http import HttpTransport
-from tests.fakes.audio import make_tone
-from tests.fakes.providers import FakeCantonese, UploadedFile
+from testkit.fakes.audio import make_tone
+from testkit.fakes.providers import FakeCantonese, UploadedFile
 
 KEY = "test-canto-key"
 

@@ -26,8 +26,8 @@ from bot.model.speech import AudioInput, SpeechAudio, SttOptions, Transcript, Tt
 from bot.providers.base import PollStatus, Ticket
 from bot.providers.http import HttpTransport
 from bot.providers.nanogpt import NanoGptSpeechToText, NanoGptTextToSpeech
-from tests.fakes.audio import decode_info, make_tone
-from tests.fakes.providers import FakeNanoGpt, UploadedFile
+from testkit.fakes.audio import decode_info, make_tone
+from testkit.fakes.providers import FakeNanoGpt, UploadedFile
 
 KEY = "test-nano-key"
 

@@ -25,8 +25,8 @@ from bot.model.speech import AudioInput, Segment, SttOptions, TtsOptions
 from bot.providers.openai import OpenAiSpeechToText, OpenAiTextToSpeech
 from bot.providers.registry import build_providers
 from bot.providers.values import segments_or_empty
-from tests.fakes.audio import decode_info, make_tone
-from tests.fakes.openai import FakeOpenAi, openai_error
+from testkit.fakes.audio import decode_info, make_tone
+from testkit.fakes.openai import FakeOpenAi, openai_error
 
 KEY = "test-openai-key"
 

@@ -22,7 +22,7 @@ from bot.providers.registry import (
     describe,
     http_options,
 )
-from tests.support import config_dict
+from testkit.support import config_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 

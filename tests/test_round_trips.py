@@ -11,9 +11,9 @@ from bot.app.core import Core
 from bot.model.job import JobState
 from bot.model.speech import Origin
 from bot.storage.sqlite import SqliteDatabase
-from tests.fakes.audio import make_tone
-from tests.fakes.providers import FakeCantonese, FakeNanoGpt
-from tests.support import FakeClock, RecordingDeliverer, make_config
+from testkit.fakes.audio import make_tone
+from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
+from testkit.support import FakeClock, RecordingDeliverer, make_config
 
 JOBS = 20
 # The poller's own queries (claims, next wake-up) run once per round for every due job at once,

@@ -18,7 +18,7 @@ from bot.jobs.schedule import (
 from bot.model.job import Job, JobKind, JobState
 from bot.model.speech import Origin
 from bot.storage.sqlite import SqliteJobStore
-from tests.support import FakeClock
+from testkit.support import FakeClock
 
 
 def stt_job(duration: float, submitted_at: float, **kw: object) -> Job:

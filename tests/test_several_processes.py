@@ -6,31 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
-import pytest
 
-from tests.conftest import start_voicebot_run
-from tests.fakes.audio import make_tone
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.providers import FakeCantonese, FakeNanoGpt
-from tests.fakes.telegram import FakeTelegram
-from tests.pgcluster import PgCluster
-from tests.support import write_config
-from tests.test_discord_blackbox import config_for as discord_config
-from tests.test_stress import Tally, Trigger, _finals, _wait_all_answered
+from testkit.discord_bot import config_for as discord_config
+from testkit.fakes.audio import make_tone
+from testkit.fakes.discord import FakeDiscord
+from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
+from testkit.fakes.telegram import FakeTelegram
+from testkit.pgcluster import PgCluster
+from testkit.process import start_voicebot_run
+from testkit.stress import Tally, Trigger
+from testkit.stress import final_replies as _finals
+from testkit.stress import wait_all_answered as _wait_all_answered
+from testkit.support import write_config
 
 CHAT = 77
-
-
-@pytest.fixture
-async def fakes() -> AsyncIterator[tuple[FakeTelegram, FakeNanoGpt]]:
-    async with FakeTelegram() as tg, FakeNanoGpt() as nano:
-        yield tg, nano
 
 
 def _config(tmp_path: Path, tg: FakeTelegram, nano: FakeNanoGpt, url: str | None) -> Path:
@@ -75,9 +69,9 @@ async def _health(log: Path) -> tuple[int, dict[str, Any]]:
 
 
 async def test_several_processes_telegram_standby_takes_over_without_loss_or_repeat(
-    tmp_path: Path, fakes: tuple[FakeTelegram, FakeNanoGpt], pg_url: str
+    tmp_path: Path, tg_nano: tuple[FakeTelegram, FakeNanoGpt], pg_url: str
 ) -> None:
-    tg, nano = fakes
+    tg, nano = tg_nano
     config = _config(tmp_path, tg, nano, pg_url)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     procs = [await start_voicebot_run(config, log) for log in logs]
@@ -120,9 +114,9 @@ async def test_several_processes_telegram_standby_takes_over_without_loss_or_rep
 
 
 async def test_several_processes_second_run_on_one_sqlite_file_is_refused(
-    tmp_path: Path, fakes: tuple[FakeTelegram, FakeNanoGpt]
+    tmp_path: Path, tg_nano: tuple[FakeTelegram, FakeNanoGpt]
 ) -> None:
-    tg, nano = fakes
+    tg, nano = tg_nano
     config = _config(tmp_path, tg, nano, None)
     first = await start_voicebot_run(config, tmp_path / "first.log")
     try:

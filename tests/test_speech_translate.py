@@ -20,13 +20,13 @@ from bot.model.errors import InputError
 from bot.model.job import Blob, JobKind, JobState, NewJob
 from bot.model.speech import Origin
 from bot.storage import open_store
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.providers import FakeCantonese, FakeNanoGpt
-from tests.local_engines import SENTENCE, tiny_en_path, word_error_rate
-from tests.support import RecordingDeliverer, config_dict
-from tests.test_discord_adapter import running_bot
-from tests.test_local_blackbox import _voice_note
-from tests.test_telegram_adapter import USER, placeholder_job_id, running
+from testkit.discord_bot import running_bot
+from testkit.fakes.discord import FakeDiscord
+from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
+from testkit.local_engines import SENTENCE, local_sections, tiny_en_path, word_error_rate
+from testkit.local_engines import voice_note as _voice_note
+from testkit.support import RecordingDeliverer, config_dict
+from testkit.telegram_bot import USER, placeholder_job_id, running
 
 pytestmark = pytest.mark.timeout(180)
 ORIGIN = Origin(platform="test", chat_id="c1", user_id="u1", reply_to="m1")
@@ -54,21 +54,6 @@ def tasks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def note() -> bytes:
     """A voice note of :data:`SENTENCE` spoken by Piper (needs the local-tts extra)."""
     return asyncio.run(_voice_note(SENTENCE))
-
-
-def local_sections(tmp_path: Path, **local: Any) -> dict[str, dict[str, Any]]:
-    instance = {
-        "type": "local",
-        "download_dir": str(tmp_path / "models"),
-        "offline": True,
-        "workers": 1,
-        "cpu_threads": 2,
-        **local,
-    }
-    return {
-        "providers": {"local": instance},
-        "stt": {"provider": "local", "model": str(tiny_en_path())},
-    }
 
 
 def close_to_sentence(text: str) -> bool:

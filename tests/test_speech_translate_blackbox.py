@@ -18,11 +18,10 @@ from bot.audio import codec as audio
 from bot.model.speech import TtsOptions
 from bot.providers.local.piper import PiperTextToSpeech
 from bot.providers.local.settings import PiperSettings
-from tests.conftest import start_voicebot_run
-from tests.fakes.telegram import Call, FakeTelegram
-from tests.local_engines import SENTENCE, VOICE, joe_voice_path, word_error_rate
-from tests.support import config_dict
-from tests.test_speech_translate import local_sections
+from testkit.fakes.telegram import Call, FakeTelegram
+from testkit.local_engines import SENTENCE, VOICE, joe_voice_path, local_sections, word_error_rate
+from testkit.process import start_voicebot_run
+from testkit.support import config_dict
 
 pytestmark = pytest.mark.timeout(240)
 USER = 4646

@@ -8,7 +8,7 @@ import pytest
 
 from bot.app.core import config_secrets
 from bot.config.load import ConfigError, parse_config
-from tests.support import config_dict
+from testkit.support import config_dict
 
 
 def test_storage_config_url_from_environment_wins(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from bot.model.job import JobKind, JobState, NewJob
 from bot.model.speech import Origin
 from bot.storage.postgres import PostgresJobStore, redacted
 from bot.storage.postgres_schema import MIGRATIONS
-from tests.pgcluster import PgCluster
+from testkit.pgcluster import PgCluster
 
 ORIGIN = Origin(platform="telegram", chat_id="42", user_id="7")
 NEW = NewJob(JobKind.TTS, ORIGIN, "nanogpt", "m", {"parts": ["hi"]}, deadline_at=1e12)

@@ -19,7 +19,7 @@ from bot.service.limits import Guard, LimitExceeded
 from bot.storage.jobs import SqlJobStore
 from bot.storage.sqlite import SqliteJobStore
 from bot.storage.sqlite_schema import MIGRATIONS
-from tests.support import Opener, old_sqlite
+from testkit.support import Opener, old_sqlite
 
 ORIGIN = Origin(platform="telegram", chat_id="42", user_id="7", reply_to="99", extra={"k": 1})
 TG = ["telegram"]

@@ -15,7 +15,7 @@ from bot.model.job import Blob, JobKind, NewJob, NewPart
 from bot.model.speech import Origin
 from bot.storage import open_store
 from bot.storage.jobs import SqlJobStore
-from tests.support import Opener, old_postgres, old_sqlite
+from testkit.support import Opener, old_postgres, old_sqlite
 
 ORIGIN = Origin(platform="telegram", chat_id="42", user_id="7")
 OTHER = Origin(platform="telegram", chat_id="43", user_id="8")

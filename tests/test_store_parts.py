@@ -9,7 +9,7 @@ import pytest
 from bot.model.job import Blob, JobKind, JobState, NewJob, NewPart
 from bot.model.speech import Origin
 from bot.storage.jobs import SqlJobStore
-from tests.support import Opener
+from testkit.support import Opener
 
 ORIGIN = Origin(platform="telegram", chat_id="42", user_id="7")
 TG = ["telegram"]

@@ -14,19 +14,21 @@ import os
 import random
 import signal
 import sqlite3
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.jobs.worker import INTERRUPTED_MESSAGE
-from tests.conftest import start_voicebot_run
-from tests.fakes.audio import make_tone
-from tests.fakes.providers import FakeNanoGpt
-from tests.fakes.telegram import FakeTelegram
-from tests.support import write_config
+from testkit.fakes.audio import make_tone
+from testkit.fakes.providers import FakeNanoGpt
+from testkit.fakes.telegram import FakeTelegram
+from testkit.process import start_voicebot_run
+from testkit.stress import Tally, Trigger
+from testkit.stress import final_replies as _finals
+from testkit.stress import is_final_text as _is_final_text
+from testkit.stress import wait_all_answered as _wait_all_answered
+from testkit.support import write_config
 
 JOBS = int(os.environ.get("VOICEBOT_STRESS_JOBS", "60"))
 KILLS = int(os.environ.get("VOICEBOT_STRESS_KILLS", "5"))
@@ -36,27 +38,6 @@ CHATS = (101, 102, 103, 104)
 MODELS = (("Whisper-Large-V3", "Kokoro-82m"), ("Elevenlabs-STT", "Elevenlabs-Turbo-V2.5"))
 
 pytestmark = pytest.mark.timeout(60 + 2 * JOBS + 10 * KILLS)
-
-
-@dataclass
-class Trigger:
-    """One user message that must get exactly one final reply."""
-
-    kind: str  # "stt" | "tts"
-    chat: int
-    message_id: int
-    key: str  # audio sha256 (stt) or the /speak text (tts)
-
-
-@dataclass
-class Tally:
-    triggers: list[Trigger] = field(default_factory=list)
-
-
-@pytest.fixture
-async def fakes() -> AsyncIterator[tuple[FakeTelegram, FakeNanoGpt]]:
-    async with FakeTelegram() as tg, FakeNanoGpt() as nano:
-        yield tg, nano
 
 
 def _config(
@@ -96,10 +77,6 @@ async def _feed(
         await asyncio.sleep(rng.uniform(0.2, 1.8) * gap)
 
 
-def _is_final_text(text: str | None) -> bool:
-    return bool(text) and "…" not in (text or "") and not (text or "").startswith("✅ Done")
-
-
 def _adapter_starts(log: Path) -> int:
     return log.read_text(errors="replace").count("telegram adapter started")
 
@@ -117,51 +94,10 @@ async def _started(log: Path, times: int, timeout: float = 60.0) -> None:
         await asyncio.sleep(0.1)
 
 
-def _finals(tg: FakeTelegram) -> dict[tuple[int, int], set[tuple[int, int, str]]]:
-    """(chat, trigger id) → distinct (chat, bot message id, what) that carried a final reply."""
-    reply_of: dict[tuple[int, int], tuple[int, int]] = {}  # bot message → trigger it replied to
-    finals: dict[tuple[int, int], set[tuple[int, int, str]]] = collections.defaultdict(set)
-    for call in tg.calls:
-        if not call.ok or call.method not in ("sendMessage", "sendVoice", "editMessageText"):
-            continue
-        chat = call.chat_id
-        if call.method == "editMessageText":
-            trigger = reply_of.get((chat, call.params["message_id"]))
-            target = call.params["message_id"]
-        else:
-            assert call.message is not None
-            reply = call.params.get("reply_parameters") or {}
-            trigger = (chat, reply["message_id"]) if "message_id" in reply else None
-            target = call.message["message_id"]
-            if trigger is not None:
-                reply_of[(chat, target)] = trigger
-        if trigger is None:
-            continue
-        if call.method == "sendVoice":
-            finals[trigger].add((chat, target, "voice"))
-        elif _is_final_text(call.text):
-            finals[trigger].add((chat, target, call.text or ""))
-    return finals
-
-
-def _all_answered(tg: FakeTelegram, tally: Tally) -> bool:
-    finals = _finals(tg)
-    return all(finals.get((t.chat, t.message_id)) for t in tally.triggers)
-
-
-async def _wait_all_answered(tg: FakeTelegram, tally: Tally, timeout: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not _all_answered(tg, tally) and loop.time() < deadline:
-        with_timeout = min(1.0, max(0.0, deadline - loop.time()))
-        with contextlib.suppress(TimeoutError):
-            await tg.wait_for(lambda c: True, timeout=with_timeout, start=len(tg.calls))
-
-
 async def test_stress_sigkill_at_random_moments_every_job_answered_once(
-    tmp_path: Path, fakes: tuple[FakeTelegram, FakeNanoGpt]
+    tmp_path: Path, tg_nano: tuple[FakeTelegram, FakeNanoGpt]
 ) -> None:
-    tg, nano = fakes
+    tg, nano = tg_nano
     rng = random.Random(SEED)
     print(f"stress seed {SEED}: {JOBS} jobs, {KILLS} kills")
     nano.polls_to_complete = 1
@@ -269,12 +205,12 @@ PROCESSES = 3
 
 @pytest.mark.timeout(120 + 2 * PG_JOBS + 20 * PG_KILLS)
 async def test_stress_three_processes_on_postgres_sigkill_every_job_answered_once(
-    tmp_path: Path, fakes: tuple[FakeTelegram, FakeNanoGpt], pg_url: str
+    tmp_path: Path, tg_nano: tuple[FakeTelegram, FakeNanoGpt], pg_url: str
 ) -> None:
     """``PROCESSES`` ``voicebot run`` on one PostgreSQL database share the work; one of them is
     SIGKILLed at random moments and restarted. Each kill's in-flight submits are noted at the
     instant of the kill: an "interrupted" reply for any other job is a false one."""
-    tg, nano = fakes
+    tg, nano = tg_nano
     rng = random.Random(SEED)
     print(f"stress (postgres) seed {SEED}: {PG_JOBS} jobs, {PG_KILLS} kills, {PROCESSES} procs")
     nano.polls_to_complete = 1

@@ -12,11 +12,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.fakes.audio import make_tone
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.providers import FakeCantonese, FakeNanoGpt
-from tests.support import write_config
-from tests.test_discord_blackbox import BotProcess, config_for
+from testkit.discord_bot import config_for
+from testkit.fakes.audio import make_tone
+from testkit.fakes.discord import FakeDiscord
+from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
+from testkit.process import BotProcess
+from testkit.support import write_config
 
 pytestmark = pytest.mark.timeout(90)
 TG_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1"

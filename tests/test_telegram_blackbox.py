@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.conftest import start_voicebot_run
-from tests.fakes.audio import make_tone
-from tests.fakes.providers import FakeCantonese, FakeNanoGpt
-from tests.fakes.telegram import Call, FakeTelegram
-from tests.support import write_config
+from testkit.fakes.audio import make_tone
+from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
+from testkit.fakes.telegram import Call, FakeTelegram
+from testkit.process import start_voicebot_run
+from testkit.support import write_config
 
 USER = 42
-
-
-@pytest.fixture
-async def fakes() -> AsyncIterator[tuple[FakeTelegram, FakeNanoGpt, FakeCantonese]]:
-    async with FakeTelegram() as tg, FakeNanoGpt() as nano, FakeCantonese() as canto:
-        yield tg, nano, canto
 
 
 def bot_config(tmp_path: Path, tg: FakeTelegram, nano: FakeNanoGpt, canto: FakeCantonese) -> Path:
@@ -51,9 +42,9 @@ def replies_to(message: dict[str, Any]) -> Any:
 
 
 async def test_telegram_blackbox_sigkill_while_pending_then_restart_replies_once(
-    tmp_path: Path, fakes: tuple[FakeTelegram, FakeNanoGpt, FakeCantonese]
+    tmp_path: Path, tg_nano_canto: tuple[FakeTelegram, FakeNanoGpt, FakeCantonese]
 ) -> None:
-    tg, nano, canto = fakes
+    tg, nano, canto = tg_nano_canto
     config, log = bot_config(tmp_path, tg, nano, canto), tmp_path / "bot.log"
     nano.polls_to_complete = 10_000  # pending at the provider until we say otherwise
     proc = await start_voicebot_run(config, log)
@@ -98,9 +89,9 @@ async def test_telegram_blackbox_sigkill_while_pending_then_restart_replies_once
 
 
 async def test_telegram_blackbox_sigint_exits_cleanly_while_polling(
-    tmp_path: Path, fakes: tuple[FakeTelegram, FakeNanoGpt, FakeCantonese]
+    tmp_path: Path, tg_nano_canto: tuple[FakeTelegram, FakeNanoGpt, FakeCantonese]
 ) -> None:
-    tg, nano, canto = fakes
+    tg, nano, canto = tg_nano_canto
     log = tmp_path / "bot.log"
     proc = await start_voicebot_run(bot_config(tmp_path, tg, nano, canto), log)
     try:

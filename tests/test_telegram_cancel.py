@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot.model.job import JobState
-from tests.fakes.audio import make_tone
-from tests.test_telegram_adapter import ADMIN, GROUP, MEMBER, USER, placeholder_job_id, running
+from testkit.fakes.audio import make_tone
+from testkit.telegram_bot import ADMIN, GROUP, MEMBER, USER, placeholder_job_id, running
 
 pytestmark = pytest.mark.usefixtures("ptb_timedelta")
 

@@ -4,24 +4,17 @@ transcript, once per transcript + action + language; no llm route, no buttons.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.model.job import JobKind, JobState
-from tests.fakes.audio import make_tone
-from tests.fakes.chat import FakeChat
-from tests.test_telegram_adapter import USER, placeholder_job_id, running
+from testkit.fakes.audio import make_tone
+from testkit.fakes.chat import FakeChat
+from testkit.telegram_bot import USER, placeholder_job_id, running
 
 pytestmark = pytest.mark.usefixtures("ptb_timedelta")
 KEY = "test-chat-key"
-
-
-@pytest.fixture
-async def chat() -> AsyncIterator[FakeChat]:
-    async with FakeChat(KEY) as fake:
-        yield fake
 
 
 def buttons(markup: object) -> list[str]:

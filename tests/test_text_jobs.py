@@ -5,7 +5,6 @@ within ``max_input_tokens``, resumed after a restart without paying a finished p
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +14,12 @@ from bot.config.load import parse_config
 from bot.model.errors import InputError
 from bot.model.job import JobKind, JobState, NewJob
 from bot.model.speech import Origin, Transcript
-from tests.fakes.chat import FakeChat, tokens
-from tests.support import Harness, config_dict
+from testkit.fakes.chat import FakeChat, tokens
+from testkit.support import Harness, config_dict
 
 ORIGIN = Origin(platform="test", chat_id="chat-1", user_id="user-1", reply_to="m-1")
 KEY = "test-chat-key"
 LONG = " ".join(f"Sentence number {i} says something about topic {i % 7}." for i in range(600))
-
-
-@pytest.fixture
-async def chat() -> AsyncIterator[FakeChat]:
-    async with FakeChat(KEY) as fake:
-        yield fake
 
 
 class TextHarness(Harness):

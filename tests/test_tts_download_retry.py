@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from bot.model.job import JobState
-from tests.fakes.audio import decode_info
-from tests.fakes.providers import FakeCantonese, FakeNanoGpt
-from tests.support import Harness
-from tests.test_pipeline import ORIGIN, harness_config
+from testkit.fakes.audio import decode_info
+from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
+from testkit.support import ORIGIN, Harness, harness_config
 
 UNAVAILABLE = {"error": "upstream storage unavailable"}
 

@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import start_voicebot_run
-from tests.fakes.chat import FakeChat
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.openai import FakeOpenAi
-from tests.fakes.telegram import Call, FakeTelegram
-from tests.support import part_states, until, write_config
-from tests.synth import speechlike
+from testkit.fakes.chat import FakeChat
+from testkit.fakes.discord import FakeDiscord
+from testkit.fakes.openai import FakeOpenAi
+from testkit.fakes.telegram import Call, FakeTelegram
+from testkit.process import start_voicebot_run
+from testkit.support import part_states, until, write_config
+from testkit.synth import speechlike
 
 pytestmark = pytest.mark.timeout(300)
 KEY = "test-key"

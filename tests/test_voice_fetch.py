@@ -17,9 +17,9 @@ from bot.model.speech import Origin
 from bot.providers.local.piper import VOICE_FETCH_FAILED
 from bot.providers.local.voices import VoiceFetchError, fetch_voice, voice_url
 from bot.text import encode
-from tests.fakes.audio import make_tone
-from tests.fakes.voices import FakeVoiceHost
-from tests.local_engines import VOICE, joe_voice_path, local_config_dict, running_core
+from testkit.fakes.audio import make_tone
+from testkit.fakes.voices import FakeVoiceHost
+from testkit.local_engines import VOICE, joe_voice_path, local_config_dict, running_core
 
 ORIGIN = Origin(platform="test", chat_id="chat-1", user_id="user-1", reply_to="m-1")
 LAYOUT = "/en/en_US/joe/medium/en_US-joe-medium"

@@ -16,13 +16,16 @@ import yaml
 from bot.app.core import Core
 from bot.config.load import Config, parse_config
 from bot.model.job import Job
-from bot.model.speech import VoiceClip
+from bot.model.speech import Origin, VoiceClip
 from bot.storage.jobs import SqlJobStore
 from bot.storage.postgres_schema import MIGRATIONS as PG_MIGRATIONS
 from bot.storage.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
+from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
 
+ORIGIN = Origin(platform="test", chat_id="chat-1", user_id="user-1", reply_to="m-1")
 NANO_KEY = "test-nano-key"
 CANTO_KEY = "test-canto-key"
+CHAT_KEY = "test-chat-key"
 Opener = Callable[[], Awaitable[SqlJobStore]]
 """What the ``opener`` fixture gives: opens another store on the test's database."""
 
@@ -210,3 +213,7 @@ async def until(check: Callable[[], bool], timeout: float = 60.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("timed out")
         await asyncio.sleep(0.02)
+
+
+def harness_config(tmp_path: Path, nano: FakeNanoGpt, canto: FakeCantonese, **kw: Any) -> Config:
+    return make_config(tmp_path, nano_url=nano.url, canto_url=canto.url, **kw)

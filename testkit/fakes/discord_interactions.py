@@ -8,15 +8,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tests.fakes.discord_http import (
+from testkit.fakes.discord_http import (
     INVALID_WEBHOOK_TOKEN,
     JSON,
     RecordedRequest,
     Reply,
     error,
 )
-from tests.fakes.discord_rest import UNKNOWN_MESSAGE, Composed, Handler, Route
-from tests.fakes.discord_world import (
+from testkit.fakes.discord_rest import UNKNOWN_MESSAGE, Composed, Handler, Route
+from testkit.fakes.discord_world import (
     FLAG_EPHEMERAL,
     FLAG_LOADING,
     MESSAGE_CHAT_INPUT_COMMAND,
@@ -25,7 +25,7 @@ from tests.fakes.discord_world import (
 )
 
 if TYPE_CHECKING:
-    from tests.fakes.discord import FakeDiscord
+    from testkit.fakes.discord import FakeDiscord
 
 UNKNOWN_INTERACTION = error(404, 10062, "Unknown interaction")
 UNKNOWN_WEBHOOK = error(404, 10015, "Unknown Webhook")

@@ -24,8 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.openai import openai_error
-from tests.fakes.providers import _FakeServer
+from testkit.fakes.openai import openai_error
+from testkit.fakes.providers import _FakeServer
 
 
 def tokens(text: str) -> int:

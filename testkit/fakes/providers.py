@@ -48,7 +48,7 @@ from typing import Any, Self
 from aiohttp import web
 from multidict import CIMultiDict
 
-from tests.fakes.audio import make_tone
+from testkit.fakes.audio import make_tone
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from tests.fakes.discord_http import JSON, RecordedPart, RecordedRequest, Reply, error, form_error
-from tests.fakes.discord_world import (
+from testkit.fakes.discord_http import JSON, RecordedPart, RecordedRequest, Reply, error, form_error
+from testkit.fakes.discord_world import (
     FLAG_LOADING,
     FLAG_SUPPRESS_EMBEDS,
     FLAG_VOICE_MESSAGE,
@@ -19,7 +19,7 @@ from tests.fakes.discord_world import (
 )
 
 if TYPE_CHECKING:
-    from tests.fakes.discord import FakeDiscord
+    from testkit.fakes.discord import FakeDiscord
 
 Handler = Callable[[RecordedRequest, "re.Match[str]"], Awaitable[Reply]]
 

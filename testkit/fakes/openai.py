@@ -27,8 +27,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.audio import decode_info, make_tone, ogg_duration, sound_spans
-from tests.fakes.providers import RecordedRequest, _FakeServer
+from testkit.fakes.audio import decode_info, make_tone, ogg_duration, sound_spans
+from testkit.fakes.providers import RecordedRequest, _FakeServer
 
 MAX_UPLOAD = 25 * 1024 * 1024
 FORMATS = ("flac", "mp3", "mp4", "mpeg", "mpga", "m4a", "ogg", "wav", "webm")

@@ -13,8 +13,12 @@ import pytest
 
 from bench.local import word_error_rate
 from bot.app.core import Core
+from bot.audio import codec as audio
 from bot.config.load import Config, parse_config
-from tests.support import RecordingDeliverer, config_dict
+from bot.model.speech import TtsOptions
+from bot.providers.local.piper import PiperTextToSpeech
+from bot.providers.local.settings import PiperSettings
+from testkit.support import RecordingDeliverer, config_dict
 
 SENTENCE = "The quick brown fox jumps over the lazy dog while the orange cat sleeps in the sun."
 VOICE = "en_US-joe-medium"
@@ -82,3 +86,28 @@ async def running_core(config: Config) -> AsyncIterator[tuple[Core, RecordingDel
     finally:
         await core.poller.stop(timeout=5.0)
         await core.close()
+
+
+def local_sections(tmp_path: Path, **local: Any) -> dict[str, dict[str, Any]]:
+    instance = {
+        "type": "local",
+        "download_dir": str(tmp_path / "models"),
+        "offline": True,
+        "workers": 1,
+        "cpu_threads": 2,
+        **local,
+    }
+    return {
+        "providers": {"local": instance},
+        "stt": {"provider": "local", "model": str(tiny_en_path())},
+    }
+
+
+async def voice_note(text: str) -> bytes:
+    """A Telegram-style OGG/Opus voice note of ``text`` spoken by Piper."""
+    piper = PiperTextToSpeech("test", PiperSettings(voices_dir=joe_voice_path().parent))
+    try:
+        wav = await piper.submit(text, TtsOptions(model="piper", voice=VOICE))
+    finally:
+        piper.close()
+    return audio.to_voice_clip([wav.data]).ogg

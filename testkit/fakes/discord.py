@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from tests.fakes.discord_gateway import FakeGateway
-from tests.fakes.discord_http import (
+from testkit.fakes.discord_gateway import FakeGateway
+from testkit.fakes.discord_http import (
     JSON,
     UNAUTHORIZED,
     UNKNOWN_ROUTE,
@@ -38,9 +38,9 @@ from tests.fakes.discord_http import (
     read_request,
     to_response,
 )
-from tests.fakes.discord_interactions import InteractionRecord, Interactions, slash_data
-from tests.fakes.discord_rest import RestRoutes, Route
-from tests.fakes.discord_world import FLAG_VOICE_MESSAGE, FakeIds, FakeWorld, make_waveform
+from testkit.fakes.discord_interactions import InteractionRecord, Interactions, slash_data
+from testkit.fakes.discord_rest import RestRoutes, Route
+from testkit.fakes.discord_world import FLAG_VOICE_MESSAGE, FakeIds, FakeWorld, make_waveform
 
 __all__ = ["FakeDiscord", "FakeIds", "InteractionRecord", "RecordedRequest", "make_waveform"]
 
