@@ -48,7 +48,7 @@ def config_dict(
         "tts": {"provider": "nanogpt", "model": "Kokoro-82m", "voice": "af_bella"},
         "jobs": {"deadline_seconds": 600, "max_poll_interval": 2},
         "health": {"port": 0},  # any free port: bots in tests never fight over 9464
-        # Usage limits are off unless a test sets them (tests/test_limits.py does).
+        # Usage limits are off unless a test sets them (tests/core/test_limits.py does).
         "limits": {
             "jobs_per_minute": 0,
             "concurrent_per_user": 0,

@@ -1,4 +1,5 @@
-"""Test-wide setup: no network but loopback, and helpers to run voicebot in a subprocess offline."""
+"""Test-wide setup: no network but loopback, a marker per tier (by folder), one fixture per fake
+server, and the databases the store contract runs on."""
 
 from __future__ import annotations
 
@@ -35,6 +36,34 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
     os.environ.pop(_proxy, None)
+
+
+TIERS = ("unit", "core", "adapters", "e2e")
+"""One folder and one marker each (registered in pyproject.toml); ``-m "not e2e"`` runs fast."""
+TESTS = Path(__file__).resolve().parent
+
+
+def _needs_postgres(item: pytest.Item) -> bool:
+    """A PostgreSQL cluster is the e2e tier's, wherever the test lives: asked for by name, or as
+    the ``postgres`` case of a backend-parametrized ``target``."""
+    names = getattr(item, "fixturenames", ())
+    callspec = getattr(item, "callspec", None)
+    parametrized = callspec is not None and callspec.params.get("target") == "postgres"
+    return parametrized or "pg_url" in names or "pg_cluster" in names
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its folder's tier; a PostgreSQL case anywhere is also ``e2e``."""
+    for item in items:
+        parts = item.path.resolve().relative_to(TESTS).parts
+        tier = parts[0] if len(parts) > 1 and parts[0] in TIERS else None
+        if tier is None:
+            # Loud: an unmarked test would silently join every tier's run.
+            folders = ", ".join(f"tests/{t}/" for t in TIERS)
+            raise pytest.UsageError(f"{item.nodeid}: a test lives in one of {folders}")
+        item.add_marker(getattr(pytest.mark, tier))
+        if tier != "e2e" and _needs_postgres(item):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture

@@ -81,7 +81,7 @@ def decode_info(data: bytes) -> tuple[str, str, float, int, int]:
 
 def sound_spans(data: bytes, *, threshold: int = 1500) -> list[tuple[float, float]]:
     """Where there is sound (start, end seconds, 10 ms resolution): what the fake recognisers
-    "hear" as words in the synthesized recordings of ``tests/synth.py``."""
+    "hear" as words in the synthesized recordings of ``testkit/synth.py``."""
     rate, window = 16000, 160
     resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
     pcm = bytearray()

@@ -72,7 +72,7 @@ class FakeOpenAi(_FakeServer):
         self.text = "Hello there. Hi, how are you?"
         self.listen = False
         """Recognise what is in the upload: one ``verbose_json`` segment (and word) per stretch
-        of sound, at its real time (``tests/fakes/audio.sound_spans``), text ``word<N>``."""
+        of sound, at its real time (``testkit/fakes/audio.sound_spans``), text ``word<N>``."""
         self.delay = 0.0
         """Seconds each transcription takes (``max_in_flight`` counts them side by side)."""
         self.in_flight = 0

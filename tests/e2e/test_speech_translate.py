@@ -240,7 +240,7 @@ async def test_speech_translation_needs_the_kept_recording(tmp_path: Path, note:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each backend's database, as in the store contract (tests/test_store.py)."""
+    """Each backend's database, as in the store contract (tests/core/test_store.py)."""
     if request.param == "sqlite":
         return str(tmp_path / "jobs.sqlite3")
     return str(request.getfixturevalue("pg_url"))

@@ -1,5 +1,5 @@
 """Cancel and retry notes through the service, worker and poller (the store's side of cancel is in
-the contract suite, tests/test_store.py, on every backend)."""
+the contract suite, tests/core/test_store.py, on every backend)."""
 
 from __future__ import annotations
 

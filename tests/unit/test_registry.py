@@ -24,7 +24,7 @@ from bot.providers.registry import (
 )
 from testkit.support import config_dict
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 ISSUE_EXAMPLE = """
 providers:

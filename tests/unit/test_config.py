@@ -12,7 +12,7 @@ from bot.config.load import expand_env, load_config, parse_config
 from bot.model.errors import ConfigError
 from testkit.support import config_dict
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.yaml"
 
 
 def test_expand_env_variables_and_defaults() -> None:

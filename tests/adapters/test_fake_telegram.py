@@ -1,4 +1,4 @@
-"""The fake Telegram Bot API (tests/fakes/telegram.py) driven by the real python-telegram-bot."""
+"""The fake Telegram Bot API (testkit/fakes/telegram.py) driven by the real python-telegram-bot."""
 
 from __future__ import annotations
 
