@@ -48,3 +48,15 @@ def test_core_source_never_names_an_adapter() -> None:
         if pattern.search(path.read_text())
     ]
     assert offenders == []
+
+
+def test_wheel_ships_neither_tests_nor_testkit() -> None:
+    """testkit/ (fakes, synthetic audio, the PostgreSQL cluster) is for tests and bench/ only."""
+    import fnmatch
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    include = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    for package in ("testkit", "testkit.fakes", "tests", "tests.unit", "bench"):
+        assert not any(fnmatch.fnmatch(package, pattern) for pattern in include), package
+    assert any(fnmatch.fnmatch("bot.jobs", pattern) for pattern in include)
