@@ -134,7 +134,7 @@ async def test_stress_sigkill_at_random_moments_every_job_answered_once(
     print("stress figures:", figures)
     assert figures["jobs"] == JOBS
     assert figures["lost"] == 0, figures
-    # The one documented repeat (README, "How jobs survive restarts"): a reply the platform
+    # The one documented repeat (docs/restarts.md): a reply the platform
     # accepted in the instant before a kill, before the store recorded it. Each kill can catch at
     # most the deliveries in flight at that instant; VOICEBOT_STRESS_STRICT=1 demands none.
     if os.environ.get("VOICEBOT_STRESS_STRICT") == "1":
@@ -261,7 +261,7 @@ async def test_stress_three_processes_on_postgres_sigkill_every_job_answered_onc
     assert figures["lost"] == 0, figures
     if os.environ.get("VOICEBOT_STRESS_STRICT") == "1":
         assert figures["duplicated"] == 0, figures
-    else:  # the documented repeat: a reply accepted in the instant before a kill (README)
+    else:  # the documented repeat: a reply accepted in the instant before a kill (docs/restarts.md)
         assert figures["duplicated"] <= kills, figures
     assert figures["double_submitted"] == 0, figures
     assert figures["misdirected"] == 0, figures
