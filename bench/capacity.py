@@ -23,7 +23,7 @@ from bench import ours
 from bench.baseline import ReferenceClient
 from bench.fakes import FakeProviders
 from bench.mix import JobSpec, SpeedModel, bench_config, make_mix
-from tests.pgcluster import PgCluster, bindir
+from testkit.pgcluster import PgCluster, bindir
 
 
 def nano_specs() -> list[JobSpec]:

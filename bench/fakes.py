@@ -135,7 +135,7 @@ def _serve(conn: multiprocessing.connection.Connection) -> None:
 
 
 async def _serve_async(conn: multiprocessing.connection.Connection) -> None:
-    from tests.fakes.providers import FakeCantonese, FakeNanoGpt
+    from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
 
     nano = FakeNanoGpt(API_KEY_NANO)
     canto = FakeCantonese(API_KEY_CANTO)

@@ -22,10 +22,10 @@ from bot.chat import render, replies
 from bot.config.load import parse_config
 from bot.model.job import Job, JobKind, JobState, Part
 from bot.model.speech import Origin, Transcript
-from tests.fakes.chat import FakeChat
-from tests.fakes.openai import FakeOpenAi
-from tests.support import FakeClock, RecordingDeliverer, config_dict
-from tests.synth import speechlike
+from testkit.fakes.chat import FakeChat
+from testkit.fakes.openai import FakeOpenAi
+from testkit.support import FakeClock, RecordingDeliverer, config_dict
+from testkit.synth import speechlike
 
 ORIGIN = Origin(platform="bench", chat_id="c", user_id="u", reply_to="m")
 

@@ -193,7 +193,7 @@ def _capacity_rows(result: dict[str, Any]) -> list[str]:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    """The README tables: latency mix and capacity sweep, ours / reference / ratio, then goals."""
+    """bench/README.md's tables: latency mix, capacity sweep (ours / reference / ratio), goals."""
     meta = result["meta"]
     lines = [
         f"Run {meta['when']} ({meta['mode']}, {meta['cpus']} CPUs, schedule `{meta['schedule']}`).",

@@ -38,12 +38,12 @@ from bot.model.job import JobKind, NewJob
 from bot.model.speech import Origin
 from bot.storage import open_store
 from bot.storage.jobs import SqlJobStore
-from tests.fakes.audio import make_tone
-from tests.fakes.providers import FakeNanoGpt
-from tests.fakes.telegram import FakeTelegram
-from tests.pgcluster import PgCluster, bindir
-from tests.support import config_dict
-from tests.test_stress import _finals
+from testkit.fakes.audio import make_tone
+from testkit.fakes.providers import FakeNanoGpt
+from testkit.fakes.telegram import FakeTelegram
+from testkit.pgcluster import PgCluster, bindir
+from testkit.stress import final_replies
+from testkit.support import config_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -61,7 +61,7 @@ async def _start(config: Path, log: Path) -> asyncio.subprocess.Process:
 
 def _answered(tg: FakeTelegram, triggers: list[tuple[int, int]]) -> int:
     """How many triggers have their final reply (a voice, or the transcript edited in)."""
-    finals = _finals(tg)
+    finals = final_replies(tg)
     return sum(1 for t in triggers if finals.get(t))
 
 

@@ -1,8 +1,8 @@
-"""Test-wide setup: no network but loopback, and helpers to run voicebot in a subprocess offline."""
+"""Test-wide setup: no network but loopback, a marker per tier (by folder), one fixture per fake
+server, and the databases the store contract runs on."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -11,19 +11,21 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-OFFLINE_DIR = Path(__file__).resolve().parent / "offline"
+from testkit.process import OFFLINE_DIR
 
 sys.path.insert(0, str(OFFLINE_DIR))
-from tests_offline_guard import install  # noqa: E402
+from tests_offline_guard import install
 
 install()
 
 from bot.storage import open_store  # noqa: E402
 from bot.storage.jobs import SqlJobStore  # noqa: E402
-from tests.fakes.providers import FakeCantonese, FakeNanoGpt  # noqa: E402
-from tests.pgcluster import PgCluster, bindir  # noqa: E402
-from tests.support import Opener  # noqa: E402
+from testkit.fakes.chat import FakeChat  # noqa: E402
+from testkit.fakes.discord import FakeDiscord  # noqa: E402
+from testkit.fakes.providers import FakeCantonese, FakeNanoGpt  # noqa: E402
+from testkit.fakes.telegram import FakeTelegram  # noqa: E402
+from testkit.pgcluster import PgCluster, bindir  # noqa: E402
+from testkit.support import CHAT_KEY, Opener  # noqa: E402
 
 # httpx (PTB) honours proxy variables; a proxy must never sit between a client and a fake.
 os.environ["NO_PROXY"] = "127.0.0.1,localhost"
@@ -36,36 +38,32 @@ for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_pr
     os.environ.pop(_proxy, None)
 
 
-def subprocess_env(**extra: str) -> dict[str, str]:
-    """Environment for a ``voicebot`` subprocess: offline guard loaded, project importable."""
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    paths = [str(OFFLINE_DIR), str(ROOT)]
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
+TIERS = ("unit", "core", "adapters", "e2e")
+"""One folder and one marker each (registered in pyproject.toml); ``-m "not e2e"`` runs fast."""
+TESTS = Path(__file__).resolve().parent
 
 
-async def start_voicebot_run(config: Path, log: Path) -> asyncio.subprocess.Process:
-    """Start ``python -m adapters.cli --config CONFIG run`` offline, its output appended to ``log``.
+def _needs_postgres(item: pytest.Item) -> bool:
+    """A PostgreSQL cluster is the e2e tier's, wherever the test lives: asked for by name, or as
+    the ``postgres`` case of a backend-parametrized ``target``."""
+    names = getattr(item, "fixturenames", ())
+    callspec = getattr(item, "callspec", None)
+    parametrized = callspec is not None and callspec.params.get("target") == "postgres"
+    return parametrized or "pg_url" in names or "pg_cluster" in names
 
-    A file, not a pipe: nobody has to drain it for the bot to keep running.
-    """
-    with log.open("ab") as sink:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "adapters.cli",
-            "--config",
-            str(config),
-            "run",
-            cwd=ROOT,
-            env=subprocess_env(),
-            stdout=sink,
-            stderr=sink,
-        )
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its folder's tier; a PostgreSQL case anywhere is also ``e2e``."""
+    for item in items:
+        parts = item.path.resolve().relative_to(TESTS).parts
+        tier = parts[0] if len(parts) > 1 and parts[0] in TIERS else None
+        if tier is None:
+            # Loud: an unmarked test would silently join every tier's run.
+            folders = ", ".join(f"tests/{t}/" for t in TIERS)
+            raise pytest.UsageError(f"{item.nodeid}: a test lives in one of {folders}")
+        item.add_marker(getattr(pytest.mark, tier))
+        if tier != "e2e" and _needs_postgres(item):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture
@@ -87,6 +85,56 @@ async def canto() -> AsyncIterator[FakeCantonese]:
     """A fake cantonese.ai API on loopback, fresh for each test."""
     async with FakeCantonese() as fake:
         yield fake
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegram]:
+    """A fake Telegram Bot API on loopback, fresh for each test."""
+    async with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def dc() -> AsyncIterator[FakeDiscord]:
+    """A fake Discord (REST + gateway) on loopback, fresh for each test."""
+    async with FakeDiscord() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def chat() -> AsyncIterator[FakeChat]:
+    """A fake chat-completions API on loopback (key :data:`CHAT_KEY`), fresh for each test."""
+    async with FakeChat(CHAT_KEY) as fake:
+        yield fake
+
+
+# The black-box tests take their fakes as one tuple: one fixture per combination they start.
+@pytest.fixture
+def nano_canto(nano: FakeNanoGpt, canto: FakeCantonese) -> tuple[FakeNanoGpt, FakeCantonese]:
+    """The two provider fakes."""
+    return nano, canto
+
+
+@pytest.fixture
+def tg_nano(tg: FakeTelegram, nano: FakeNanoGpt) -> tuple[FakeTelegram, FakeNanoGpt]:
+    """Fake Telegram and fake NanoGPT."""
+    return tg, nano
+
+
+@pytest.fixture
+def tg_nano_canto(
+    tg: FakeTelegram, nano: FakeNanoGpt, canto: FakeCantonese
+) -> tuple[FakeTelegram, FakeNanoGpt, FakeCantonese]:
+    """Fake Telegram and both provider fakes."""
+    return tg, nano, canto
+
+
+@pytest.fixture
+def dc_nano_canto(
+    dc: FakeDiscord, nano: FakeNanoGpt, canto: FakeCantonese
+) -> tuple[FakeDiscord, FakeNanoGpt, FakeCantonese]:
+    """Fake Discord and both provider fakes."""
+    return dc, nano, canto
 
 
 @pytest.fixture

@@ -1,0 +1,84 @@
+"""Running ``voicebot`` as a subprocess, offline: the environment, ``run`` with its log in a file,
+and one-shot CLI commands."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OFFLINE_DIR = Path(__file__).resolve().parent / "offline"
+"""Holds ``sitecustomize``: a subprocess with it on PYTHONPATH refuses the network."""
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for a ``voicebot`` subprocess: offline guard loaded, project importable."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    paths = [str(OFFLINE_DIR), str(ROOT)]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+async def start_voicebot_run(config: Path, log: Path) -> asyncio.subprocess.Process:
+    """Start ``python -m adapters.cli --config CONFIG run`` offline, its output appended to ``log``.
+
+    A file, not a pipe: nobody has to drain it for the bot to keep running.
+    """
+    with log.open("ab") as sink:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "adapters.cli",
+            "--config",
+            str(config),
+            "run",
+            cwd=ROOT,
+            env=subprocess_env(),
+            stdout=sink,
+            stderr=sink,
+        )
+
+
+async def voicebot(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "adapters.cli",
+        *args,
+        cwd=ROOT,
+        env=env or subprocess_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+class BotProcess:
+    """``python -m adapters.cli --config X run`` with its log in a file (a pipe could fill up)."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config = config
+        self.log_path = log
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.proc = await start_voicebot_run(self.config, self.log_path)
+
+    async def end(self, sig: int, timeout: float = 10.0) -> int:
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(sig)
+        code = await asyncio.wait_for(self.proc.wait(), timeout)
+        return code
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")

@@ -1,0 +1,246 @@
+"""Shared test helpers: configs pointing at the local fakes, a fake clock, a recording deliverer,
+a core driven on that clock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import yaml
+
+from bot.app.core import Core
+from bot.config.load import Config, parse_config
+from bot.jobs.delivery import DEFAULT_LEASE, Delivery
+from bot.jobs.metrics import Metrics
+from bot.jobs.steps import JobSteps
+from bot.jobs.worker import JobWorker
+from bot.model.job import Job
+from bot.model.speech import Origin, VoiceClip
+from bot.storage.jobs import SqlJobStore
+from bot.storage.postgres_schema import MIGRATIONS as PG_MIGRATIONS
+from bot.storage.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
+from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
+
+ORIGIN = Origin(platform="test", chat_id="chat-1", user_id="user-1", reply_to="m-1")
+NANO_KEY = "test-nano-key"
+CANTO_KEY = "test-canto-key"
+CHAT_KEY = "test-chat-key"
+Opener = Callable[[], Awaitable[SqlJobStore]]
+"""What the ``opener`` fixture gives: opens another store on the test's database."""
+
+
+def job_worker(
+    store: SqlJobStore,
+    *,
+    clock: Callable[[], float],
+    steps: JobSteps | None = None,
+    lease: float = DEFAULT_LEASE,
+    **kwargs: Any,
+) -> JobWorker:
+    """A worker wired as the composition root wires it: each store role handed to its user
+    (``steps``: a stand-in for the store's own)."""
+    metrics = Metrics()
+    delivery = Delivery(store.replies, store.kept, clock=clock, metrics=metrics, lease=lease)
+    return JobWorker(
+        steps or store.steps,
+        parts=store.parts,
+        delivery=delivery,
+        recovery=store.claims,
+        clock=clock,
+        metrics=metrics,
+        **kwargs,
+    )
+
+
+def config_dict(
+    tmp_path: Path,
+    *,
+    nano_url: str = "http://127.0.0.1:9/api",
+    canto_url: str = "http://127.0.0.1:9",
+    **sections: dict[str, Any],
+) -> dict[str, Any]:
+    """A complete config document whose providers point at local fakes (port 9: discard)."""
+    data: dict[str, Any] = {
+        "storage": {"path": str(tmp_path / "voicebot.sqlite3")},
+        "providers": {
+            "nanogpt": {"api_key": NANO_KEY, "base_url": nano_url, "timeout": 10},
+            "cantonese": {"api_key": CANTO_KEY, "base_url": canto_url, "timeout": 10},
+        },
+        "stt": {"provider": "nanogpt", "model": "Whisper-Large-V3"},
+        "tts": {"provider": "nanogpt", "model": "Kokoro-82m", "voice": "af_bella"},
+        "jobs": {"deadline_seconds": 600, "max_poll_interval": 2},
+        "health": {"port": 0},  # any free port: bots in tests never fight over 9464
+        # Usage limits are off unless a test sets them (tests/core/test_limits.py does).
+        "limits": {
+            "jobs_per_minute": 0,
+            "concurrent_per_user": 0,
+            "concurrent_per_chat": 0,
+            "daily_audio_minutes_per_user": 0,
+            "daily_audio_minutes_per_chat": 0,
+            "daily_tts_chars_per_user": 0,
+            "daily_tts_chars_per_chat": 0,
+        },
+    }
+    for name, values in sections.items():
+        data[name] = {**data.get(name, {}), **values}
+    return data
+
+
+def make_config(tmp_path: Path, **kwargs: Any) -> Config:
+    """A validated :class:`Config` for tests (see :func:`config_dict`)."""
+    return parse_config(config_dict(tmp_path, **kwargs), env={})
+
+
+def write_config(tmp_path: Path, **kwargs: Any) -> Path:
+    """Write :func:`config_dict` as YAML and return its path (for subprocess tests)."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config_dict(tmp_path, **kwargs)), encoding="utf-8")
+    return path
+
+
+class FakeClock:
+    """A settable clock for poller tests: ``clock()`` returns ``clock.now``."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+
+class RecordingDeliverer:
+    """A platform stand-in that records deliveries and progress (the adapters test the real ones).
+
+    ``fail_with`` makes the next deliveries raise, to test retries and permanent refusals.
+    """
+
+    def __init__(self) -> None:
+        self.delivered: list[tuple[Job, VoiceClip | None]] = []
+        self.progressed: list[Job] = []
+        self.fail_with: list[Exception] = []
+        self._event = asyncio.Event()
+
+    async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
+        if self.fail_with:
+            raise self.fail_with.pop(0)
+        self.delivered.append((job, clip))
+        self._event.set()
+        return f"msg-{len(self.delivered)}"
+
+    async def progress(self, job: Job) -> None:
+        self.progressed.append(job)
+        self._event.set()
+
+    async def wait(self, count: int = 1, timeout: float = 10.0) -> None:
+        """Until ``count`` replies were delivered."""
+        await self._until(lambda: len(self.delivered) >= count, timeout)
+
+    async def wait_progress(self, count: int = 1, timeout: float = 10.0) -> None:
+        """Until ``count`` progress updates arrived (one follows each recorded submission)."""
+        await self._until(lambda: len(self.progressed) >= count, timeout)
+
+    async def _until(self, done: Callable[[], bool], timeout: float) -> None:
+        async def until() -> None:
+            while not done():
+                self._event.clear()
+                await self._event.wait()
+
+        await asyncio.wait_for(until(), timeout)
+
+
+class Harness:
+    """A Core on a fake clock with a recording deliverer for platform "test"; :meth:`drive` runs
+    due work ``steps`` times at most, the clock jumping ``dt`` seconds or to the next due time."""
+
+    def __init__(self, config: Config, *, steps: int = 30, dt: float = 1.0) -> None:
+        self.config = config
+        self.clock = FakeClock()
+        self.out = RecordingDeliverer()
+        self.core: Core | None = None
+        self._steps, self._dt = steps, dt
+
+    async def open(self) -> Core:
+        self.core = await Core.open(self.config, clock=self.clock)
+        self.core.worker.register("test", self.out)
+        await self.core.worker.recover(self.clock())
+        return self.core
+
+    async def close(self) -> None:
+        if self.core is not None:
+            await self.core.close()
+            self.core = None
+
+    async def drive(self, steps: int | None = None, dt: float | None = None) -> None:
+        """Run due work, jumping the fake clock to the next due time, until nothing is left."""
+        assert self.core is not None
+        store = self.core.store
+        for _ in range(self._steps if steps is None else steps):
+            await self.core.poller.run_once()
+            next_at = await store.claims.next_wakeup(["test"])
+            if next_at is None:
+                return
+            self.clock.now = max(self.clock.now + (self._dt if dt is None else dt), next_at)
+
+
+def old_sqlite(path: Path, version: int) -> None:
+    """A SQLite database file at schema ``version``, as an older release left it (no rows)."""
+    with sqlite3.connect(path) as conn:
+        for script in SQLITE_MIGRATIONS[:version]:
+            conn.executescript(script)
+        conn.execute(f"PRAGMA user_version={version}")
+
+
+async def old_postgres(url: str, version: int) -> None:
+    """The empty PostgreSQL database at ``url`` brought to schema ``version`` (no rows)."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CREATE TABLE voicebot_schema (version INTEGER NOT NULL)")
+        for number, script in enumerate(PG_MIGRATIONS[:version], start=1):
+            await conn.execute(script)
+            await conn.execute("INSERT INTO voicebot_schema (version) VALUES ($1)", number)
+    finally:
+        await conn.close()
+
+
+def ids(jobs: list[Job], key: Callable[[Job], Any] = lambda j: j.id) -> list[Any]:
+    """Project a list of jobs, for compact assertions."""
+    return [key(j) for j in jobs]
+
+
+def part_states(db: Path, kind: str) -> list[str]:
+    """Part states of the newest job of ``kind``, read from a running bot's database."""
+    if not db.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+        try:
+            rows = conn.execute(
+                "SELECT p.state FROM job_parts p JOIN jobs j ON j.id = p.job_id "
+                "WHERE j.kind = ? AND j.created_at = (SELECT MAX(created_at) FROM jobs "
+                "WHERE kind = ?) ORDER BY p.idx",
+                (kind, kind),
+            ).fetchall()
+        except sqlite3.OperationalError:
+            return []
+    return [str(r[0]) for r in rows]
+
+
+async def until(check: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Wait until ``check()`` holds (polled every 20 ms); fail after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.02)
+
+
+def harness_config(tmp_path: Path, nano: FakeNanoGpt, canto: FakeCantonese, **kw: Any) -> Config:
+    return make_config(tmp_path, nano_url=nano.url, canto_url=canto.url, **kw)
