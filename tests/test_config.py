@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from adapters import config_readers, load_platform_config
 from bot.config.load import expand_env, load_config, parse_config
 from bot.model.errors import ConfigError
 from tests.support import config_dict
@@ -23,12 +24,12 @@ def test_expand_env_variables_and_defaults() -> None:
 
 def test_example_config_loads_with_env_and_documents_every_key() -> None:
     env = {"NANOGPT_API_KEY": "k1", "TELEGRAM_BOT_TOKEN": "123:abc"}
-    config = load_config(EXAMPLE, env)
+    config = load_platform_config(EXAMPLE, env)
     assert config.providers["nanogpt"].api_key == "k1"
     assert config.providers["nanogpt"].base_url == "https://nano-gpt.com/api"
     assert config.providers["cantonese"].api_key is None
-    assert config.telegram.token == "123:abc"
-    assert config.discord.token is None
+    assert config.platforms["telegram"].token == "123:abc"
+    assert config.platforms["discord"].token is None
     assert config.stt.model == "Whisper-Large-V3"
     assert config.tts.voice == "af_bella"
     assert config.storage.path.is_absolute()
@@ -56,7 +57,7 @@ def test_missing_key_names_the_variable_to_set(tmp_path: Path) -> None:
 
 def test_example_config_without_keys_falls_back_to_the_local_engine() -> None:
     pytest.importorskip("faster_whisper", reason="the local extra is not installed")
-    config = load_config(EXAMPLE, {})
+    config = load_platform_config(EXAMPLE, {})
     assert (config.stt.provider, config.stt.model) == ("local", "base")
     assert config.stt.note is not None
     assert config.stt.note.startswith("stt: local `base` (offline on this machine")
@@ -83,7 +84,7 @@ def test_every_problem_reported_at_once_with_key_paths(tmp_path: Path) -> None:
     data["telegram"] = {"tokn": "x"}
     data["discord"] = {"guild_ids": ["abc"]}
     with pytest.raises(ConfigError) as info:
-        parse_config(data, env={})
+        parse_config(data, env={}, platforms=config_readers())
     problems = "\n".join(info.value.problems)
     assert (
         "stt.provider: 'whisperx' is not an instance in providers: (configured: cantonese, nanogpt)"

@@ -16,6 +16,7 @@ from discord.http import Route
 
 from adapters.discord.buttons import DiscordButtons, text_view
 from adapters.discord.cancel import DiscordCancel
+from adapters.discord.config import discord_config
 from adapters.discord.convert import (
     MESSAGE_LIMIT,
     PLATFORM,
@@ -63,7 +64,7 @@ class DiscordAdapter:
 
     def __init__(self, core: Core, *, guild_ready_timeout: float = 2.0) -> None:
         self.core = core
-        self.config = core.config.discord
+        self.config = discord_config(core.config)
         # The bot never joins voice channels: the "PyNaCl/davey not installed" warnings are noise.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False

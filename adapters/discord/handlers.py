@@ -12,6 +12,7 @@ from discord.app_commands import locale_str
 
 from adapters.commands import DISCORD_TEXTS, discord_help
 from adapters.discord.cancel import cancel_view
+from adapters.discord.config import discord_config
 from adapters.discord.convert import (
     PLATFORM,
     escape,
@@ -64,7 +65,7 @@ class Handlers:
     ) -> None:
         self.core = core
         self.service = core.service
-        self.config = core.config.discord
+        self.config = discord_config(core.config)
         self.client = client
         self.tree = tree
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from telegram import Chat, ChatMember, InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -13,14 +14,15 @@ from adapters.telegram.convert import GROUP_ANONYMOUS_BOT, PLATFORM, escape, is_
 from bot.chat.replies import CANCEL_BUTTON, CANCEL_DONE_TOAST
 from bot.model.errors import BotError
 from bot.model.speech import Origin
-from bot.text import ENGLISH, Text
+from bot.text import ENGLISH, Msg, Text
 
 if TYPE_CHECKING:
     from typing import Any
 
     from telegram.ext import ContextTypes
 
-    from adapters.telegram.adapter import TelegramAdapter
+    from bot.model.job import Job
+    from bot.service.voice import VoiceService
 
     Context = ContextTypes.DEFAULT_TYPE
 
@@ -39,9 +41,11 @@ def cancel_markup(job_id: str, tr: Text = ENGLISH) -> InlineKeyboardMarkup:
 class TelegramCancel:
     """Cancels the caller's job (any job of the chat for its admins) by command or button."""
 
-    def __init__(self, adapter: TelegramAdapter) -> None:
-        self.adapter = adapter
-        self.service = adapter.service
+    def __init__(
+        self, service: VoiceService, show_cancelled: Callable[[Job, Msg], Awaitable[None]]
+    ) -> None:
+        self.service = service
+        self.show_cancelled = show_cancelled  # the placeholder says so, its chat action stops
 
     def register(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         """Add the /cancel command (the ✖ button comes through :mod:`adapters.telegram.buttons`,
@@ -79,7 +83,7 @@ class TelegramCancel:
         except BotError as exc:
             text = tr.render(exc.text)
         else:
-            await self.adapter.show_cancelled(done.job, done.text)
+            await self.show_cancelled(done.job, done.text)
             text = tr.render(done.text)
         await message.reply_html(
             escape(text), do_quote=message.build_reply_arguments(allow_sending_without_reply=True)
@@ -107,4 +111,4 @@ class TelegramCancel:
             await query.answer(tr.render(exc.text), show_alert=True)
             return
         await query.answer(tr.render(CANCEL_DONE_TOAST))
-        await self.adapter.show_cancelled(done.job, done.text)
+        await self.show_cancelled(done.job, done.text)

@@ -33,7 +33,11 @@ from bot.model.errors import BotError, InputError
 from bot.text import Msg, Size, Text, msg
 
 if TYPE_CHECKING:
-    from adapters.telegram.adapter import TelegramAdapter
+    from telegram import Bot
+
+    from adapters.telegram.config import TelegramConfig
+    from adapters.telegram.placeholders import Placeholders
+    from bot.service.voice import VoiceService
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -86,12 +90,20 @@ def too_big_text(size: int | None, limit: int) -> Msg:
 
 
 class TelegramHandlers:
-    """The bot's commands and message handlers, bound to one adapter."""
+    """The bot's commands and message handlers: they create jobs through the service and put
+    a placeholder under each."""
 
-    def __init__(self, adapter: TelegramAdapter) -> None:
-        self.adapter = adapter
-        self.service = adapter.service
-        self.config = adapter.config
+    def __init__(
+        self,
+        service: VoiceService,
+        bot: Bot,
+        placeholders: Placeholders,
+        config: TelegramConfig,
+    ) -> None:
+        self.service = service
+        self.bot = bot
+        self.placeholders = placeholders
+        self.config = config
 
     def register(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         """Add every handler and the error handler to ``app``."""
@@ -114,9 +126,9 @@ class TelegramHandlers:
         app.add_handler(
             MessageHandler(only_new & media & ~filters.COMMAND, self.guarded(self.media))
         )
-        cancel = TelegramCancel(self.adapter)
+        cancel = TelegramCancel(self.service, self.placeholders.show_cancelled)
         cancel.register(app)
-        buttons = TelegramButtons(self.adapter, cancel)
+        buttons = TelegramButtons(self.service, self.placeholders, cancel)
         buttons.register(app)
         for name, callback in (("summarize", buttons.summarize), ("translate", buttons.translate)):
             app.add_handler(CommandHandler(name, self.guarded(callback), filters=only_new))
@@ -282,7 +294,7 @@ class TelegramHandlers:
         if await self.service.already_created(origin):
             return  # a replayed update: its job exists and will be delivered
         job = await self.service.speak(origin, text, prefs=await self.prefs(message))
-        await self.adapter.announce(job)
+        await self.placeholders.announce(job)
 
     async def transcribe(self, update: Update, context: Context) -> None:
         """/transcribe as a reply to a voice note or audio message."""
@@ -330,14 +342,14 @@ class TelegramHandlers:
             prefs=prefs,
             dedup_key=attachment.file_unique_id,
         )
-        await self.adapter.announce(job)
+        await self.placeholders.announce(job)
 
     async def _download(self, attachment: AudioAttachment) -> bytes:
         limit = self.config.max_download_bytes
         # Checked before getFile: the public Bot API refuses big files, and we never fetch them.
         if attachment.file_size is not None and attachment.file_size > limit:
             raise InputError(too_big_text(attachment.file_size, limit))
-        bot = self.adapter.app.bot
+        bot = self.bot
         try:
             file = await bot.get_file(attachment.file_id)
         except BadRequest as exc:
