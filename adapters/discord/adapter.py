@@ -96,10 +96,11 @@ class DiscordAdapter:
         self.handlers = Handlers(self.core, self.client, self.tree)
         self.handlers.install()
         cancel = DiscordCancel(self.core.service, self.show_cancelled)
-        cancel.install(self.client, self.tree)
         buttons = DiscordButtons(self.core.service, cancel)
         buttons.install(self.client)
-        buttons.install_commands(self.tree)
+        for cog in (cancel, buttons):
+            for command in cog.get_app_commands():
+                self.tree.add_command(command)
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -26,7 +26,6 @@ from telegram.error import (
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.warnings import PTBUserWarning
 
-from adapters.commands import TELEGRAM_COMMANDS
 from adapters.telegram.actions import ChatActions
 from adapters.telegram.buttons import text_markup
 from adapters.telegram.config import telegram_config
@@ -85,9 +84,8 @@ class TelegramAdapter:
         self.placeholders = Placeholders(self.app.bot, self.service, self.actions)
         self._polling: asyncio.Task[None] | None = None
         self._leading = False
-        TelegramHandlers(self.service, self.app.bot, self.placeholders, self.config).register(
-            self.app
-        )
+        self.handlers = TelegramHandlers(self.service, self.app.bot, self.placeholders, self.config)
+        self.handlers.register(self.app)
 
     def _build(self) -> PtbApp:
         cfg = self.config
@@ -206,7 +204,9 @@ class TelegramAdapter:
         takes a two-letter ISO 639-1 code: ``pt`` for pt_BR, ``zh`` for zh_Hant_HK)."""
         for locale in shipped_locales():
             tr = text_for(locale)
-            commands = [BotCommand(name, tr.render(desc)) for name, desc in TELEGRAM_COMMANDS]
+            commands = [
+                BotCommand(c.name, tr.render(c.menu)) for c in self.handlers.commands if c.menu
+            ]
             code = None if locale == "en" else locale.split("_")[0]
             try:
                 await self.app.bot.set_my_commands(commands, language_code=code)

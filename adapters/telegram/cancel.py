@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 from telegram import Chat, ChatMember, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
-from telegram.ext import Application, CommandHandler, filters
 
 from adapters.telegram.convert import GROUP_ANONYMOUS_BOT, PLATFORM, escape, is_private, origin_for
 from bot.chat.replies import CANCEL_BUTTON, CANCEL_DONE_TOAST
@@ -17,8 +16,6 @@ from bot.model.speech import Origin
 from bot.text import ENGLISH, Msg, Text
 
 if TYPE_CHECKING:
-    from typing import Any
-
     from telegram.ext import ContextTypes
 
     from bot.model.job import Job
@@ -47,11 +44,6 @@ class TelegramCancel:
         self.service = service
         self.show_cancelled = show_cancelled  # the placeholder says so, its chat action stops
 
-    def register(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-        """Add the /cancel command (the ✖ button comes through :mod:`adapters.telegram.buttons`,
-        the one callback-query dispatcher)."""
-        app.add_handler(CommandHandler("cancel", self.command, filters=filters.UpdateType.MESSAGE))
-
     async def _is_admin(self, chat: Chat, user_id: int, context: Context) -> bool:
         if is_private(chat):
             return True
@@ -65,7 +57,9 @@ class TelegramCancel:
         return member.status in (ChatMember.OWNER, ChatMember.ADMINISTRATOR)
 
     async def command(self, update: Update, context: Context) -> None:
-        """/cancel [job]: the caller's newest queued or running job, or the one named."""
+        """/cancel [job]: the caller's newest queued or running job, or the one named (the ✖
+        button comes through :mod:`adapters.telegram.buttons`, the one callback-query
+        dispatcher)."""
         message = update.message
         if message is None:
             return
