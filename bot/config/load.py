@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -204,11 +204,12 @@ def _read_limits(root: Section) -> LimitsConfig:
     return LimitsConfig(**values)
 
 
-_IDENTITY = re.compile(r"^(telegram|discord):(user|chat|guild):-?\d+$")
-
-
-def _read_access(root: Section) -> AccessConfig:
+def _read_access(root: Section, platforms: Collection[str]) -> AccessConfig:
+    """``access:`` lists of ``platform:user|chat|guild:ID`` (a platform: one whose section is
+    read; any name when no platform readers were given)."""
     sec = root.section("access")
+    names = "|".join(re.escape(p) for p in sorted(platforms)) or r"[a-z][a-z0-9_]*"
+    identity = re.compile(rf"^({names}):(user|chat|guild):-?\d+$")
     lists: dict[str, tuple[str, ...]] = {}
     for name in ("admins", "allow", "deny"):
         raw = sec.raw(name)
@@ -219,9 +220,9 @@ def _read_access(root: Section) -> AccessConfig:
                 raw = []
             for item in raw:
                 text = str(item).strip()
-                if name == "admins" and re.fullmatch(r"(telegram|discord):-?\d+", text):
+                if name == "admins" and re.fullmatch(rf"({names}):-?\d+", text):
                     text = text.replace(":", ":user:", 1)  # admins are users: allow the short form
-                if not _IDENTITY.match(text):
+                if not identity.match(text):
                     sec.problems.append(
                         f"{sec._key(name)}: {text!r} is not platform:user|chat|guild:ID "
                         "(e.g. telegram:user:12345)"
@@ -269,7 +270,7 @@ def parse_config(
     stt, tts = _read_stt_tts(root, providers, require_keys=require_keys)
     jobs = _read_jobs(root)
     read = {name: reader(root.section(name)) for name, reader in (platforms or {}).items()}
-    limits, access = _read_limits(root), _read_access(root)
+    limits, access = _read_limits(root), _read_access(root, read)
     llm = _read_llm(root, providers)
     health = _read_health(root)
     log = root.section("logging")
