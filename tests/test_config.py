@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,3 +123,32 @@ def test_relative_db_path_is_relative_to_config_file(tmp_path: Path) -> None:
     path.parent.mkdir()
     path.write_text(yaml.safe_dump(data))
     assert load_config(path, {}).storage.path == tmp_path / "conf" / "data" / "bot.sqlite3"
+
+
+def test_config_platform_sections_belong_to_their_plugins(tmp_path: Path) -> None:
+    data = config_dict(tmp_path, telegram={"token": "1:x"}, slack={"token": "y"})
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, env={}, platforms=config_readers())
+    assert info.value.problems == ["slack: unknown key"]
+    del data["slack"]
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, env={})  # the core alone knows no platform
+    assert info.value.problems == ["telegram: unknown key"]
+    config = parse_config(data, env={}, platforms=config_readers())
+    assert config.platforms["telegram"].token == "1:x"
+    assert config.platforms["discord"].token is None
+
+
+def test_config_platform_plugins_read_config_without_their_libraries() -> None:
+    code = (
+        "import sys\n"
+        "from adapters import config_readers, platforms\n"
+        "from adapters.cli import main\n"
+        "assert [p.name for p in platforms()] == ['telegram', 'discord'], platforms()\n"
+        "assert set(config_readers()) == {'telegram', 'discord'}\n"
+        "loaded = sorted(m for m in ('telegram', 'discord') if m in sys.modules)\n"
+        "assert loaded == [], loaded\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
