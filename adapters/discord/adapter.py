@@ -1,4 +1,5 @@
-"""DiscordAdapter: discord.py client lifecycle in the shared loop, plus delivery and progress."""
+"""DiscordAdapter: discord.py client lifecycle in the shared loop (login, gateway, shards, command
+sync); a job's replies are :mod:`adapters.discord.replies`."""
 
 from __future__ import annotations
 

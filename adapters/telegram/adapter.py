@@ -1,4 +1,5 @@
-"""TelegramAdapter: PTB's manual lifecycle in the shared loop, placeholders, and job delivery."""
+"""TelegramAdapter: PTB's manual lifecycle in the shared loop (long polling under a leader lock),
+the command menu, and job delivery; placeholders live in :mod:`adapters.telegram.placeholders`."""
 
 from __future__ import annotations
 
@@ -17,8 +18,6 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
-    ChatMigrated,
-    Forbidden,
     InvalidToken,
     RetryAfter,
     TelegramError,
@@ -33,6 +32,7 @@ from adapters.telegram.convert import (
     MESSAGE_LIMIT,
     PLATFORM,
     code_job_id,
+    delivery_error,
     escape,
     seconds,
     voice_duration,
@@ -40,7 +40,7 @@ from adapters.telegram.convert import (
 from adapters.telegram.handlers import TelegramHandlers
 from adapters.telegram.placeholders import Placeholders, reply_kwargs, send_text
 from bot.chat.replies import failure_text, transcript_reply
-from bot.model.errors import ConfigError, DeliveryError
+from bot.model.errors import ConfigError
 from bot.model.job import Job, JobKind, JobState
 from bot.model.speech import VoiceClip
 from bot.text import shipped_locales, text_for
@@ -52,16 +52,6 @@ _LOGGER = logging.getLogger(__name__)
 
 PtbApp = Application[Any, Any, Any, Any, Any, Any]
 
-_CHAT_GONE = (
-    "chat not found",
-    "bot was kicked",
-    "bot is not a member",
-    "have no rights to send",
-    "not enough rights",
-    "chat_write_forbidden",
-    "user is deactivated",
-    "group chat was deactivated",
-)
 _ALLOWED_UPDATES = ["message", "callback_query"]
 
 
@@ -272,15 +262,8 @@ class TelegramAdapter:
                 first = await self._deliver_transcript(job, placeholder)
             else:
                 first = await self._deliver_speech(job, clip, placeholder)
-        except RetryAfter as exc:
-            raise DeliveryError(str(exc), retry_after=seconds(exc.retry_after)) from exc
-        except (Forbidden, ChatMigrated) as exc:
-            raise DeliveryError(f"telegram refused: {exc}", permanent=True) from exc
-        except BadRequest as exc:
-            gone = any(marker in exc.message.lower() for marker in _CHAT_GONE)
-            raise DeliveryError(f"telegram refused: {exc}", permanent=gone) from exc
         except TelegramError as exc:
-            raise DeliveryError(f"telegram error: {exc}") from exc
+            raise delivery_error(exc) from exc
         finally:
             self.actions.done(job.id)
         self.placeholders.forget(job.id)
