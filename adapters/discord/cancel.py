@@ -36,7 +36,8 @@ ShowCancelled = Callable[[Job, Msg], Awaitable[None]]
 
 
 def cancel_view(tr: Text) -> discord.ui.View:
-    """A view with the ✖ button; answered by :meth:`DiscordCancel.on_interaction`, not the view."""
+    """A view with the ✖ button; answered by :meth:`DiscordCancel.button` (through the one
+    dispatcher, :class:`adapters.discord.buttons.DiscordButtons`), not by the view."""
     view = discord.ui.View(timeout=None)
     label = tr.render(CANCEL_BUTTON)
     view.add_item(
