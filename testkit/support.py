@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import yaml
 
+from adapters import config_readers
 from bot.app.core import Core
 from bot.config.load import Config, parse_config
 from bot.jobs.delivery import DEFAULT_LEASE, Delivery
@@ -93,7 +94,7 @@ def config_dict(
 
 def make_config(tmp_path: Path, **kwargs: Any) -> Config:
     """A validated :class:`Config` for tests (see :func:`config_dict`)."""
-    return parse_config(config_dict(tmp_path, **kwargs), env={})
+    return parse_config(config_dict(tmp_path, **kwargs), env={}, platforms=config_readers())
 
 
 def write_config(tmp_path: Path, **kwargs: Any) -> Path:

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import re
 import sys
 from collections.abc import Iterable
 
+from adapters import enabled, platforms
 from bot.config.load import Config
 from bot.providers.registry import describe
-
-# Telegram: "<bot id>:<35-character secret>" (BotFather's format); Discord: three base64url
-# parts joined by dots (user id, timestamp, HMAC). Shapes only: a real check needs the network.
-_TELEGRAM_TOKEN = re.compile(r"^\d{5,}:[A-Za-z0-9_-]{30,}$")
-_DISCORD_TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{20,}$")
 
 
 def model_problem(key: str, model: str, known: Iterable[str]) -> str | None:
@@ -35,17 +30,11 @@ def model_problem(key: str, model: str, known: Iterable[str]) -> str | None:
 def token_problems(config: Config) -> list[str]:
     """A sentence per configured token that cannot be a real one."""
     problems = []
-    tg, dc = config.telegram.token, config.discord.token
-    if tg and not _TELEGRAM_TOKEN.match(tg):
-        problems.append(
-            "telegram.token: does not look like a bot token (expected 123456789:ABC…, as "
-            "@BotFather gives it); check TELEGRAM_BOT_TOKEN"
-        )
-    if dc and not _DISCORD_TOKEN.match(dc):
-        problems.append(
-            "discord.token: does not look like a bot token (three dot-separated parts, from the "
-            "developer portal's Bot page); check DISCORD_BOT_TOKEN"
-        )
+    for plugin in platforms():
+        settings = config.platforms.get(plugin.name)
+        problem = plugin.token_problem(settings.token if settings else None)
+        if problem is not None:
+            problems.append(problem)
     return problems
 
 
@@ -73,10 +62,10 @@ def config_problems(config: Config) -> list[str]:
         ("tts.model", config.tts.provider, config.tts.model, "TTS_MODELS"),
     ):
         problems.append(model_problem(key, model, _known_models(config, instance, listing)) or "")
-    if not (config.telegram.token or config.discord.token):
+    if not enabled(config):
+        tokens = " and/or ".join(p.token_env for p in platforms())
         problems.append(
-            "no chat platform: set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN to use "
-            "'voicebot run' (transcribe/speak work without)"
+            f"no chat platform: set {tokens} to use 'voicebot run' (transcribe/speak work without)"
         )
     return [p for p in problems if p]
 
@@ -101,8 +90,9 @@ def check_config(config: Config) -> int:
     for note in (config.stt.note, config.tts.note):
         if note:
             print(f"  note: {note}")
-    print(f"  telegram: {'on' if config.telegram.token else 'off (set TELEGRAM_BOT_TOKEN)'}")
-    print(f"  discord: {'on' if config.discord.token else 'off (set DISCORD_BOT_TOKEN)'}")
+    on = enabled(config)
+    for plugin in platforms():
+        print(f"  {plugin.name}: {'on' if plugin in on else f'off (set {plugin.token_env})'}")
     for problem in problems:
         print(f"  note: {problem}")
     return 0

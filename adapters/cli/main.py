@@ -14,7 +14,7 @@ import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from adapters import configured_adapters
+from adapters import configured_adapters, enabled, load_platform_config, platforms
 from adapters.cli.check import check_config
 from adapters.cli.watch import (
     EXIT_INTERRUPTED,
@@ -26,7 +26,7 @@ from adapters.cli.watch import (
 from bot.app.core import Core, run_bot, setup_logging
 from bot.chat import render
 from bot.chat.status import render_job, user_state
-from bot.config.load import Config, load_config
+from bot.config.load import Config
 from bot.model.errors import BotError, ConfigError, InputError
 from bot.model.job import Job, JobState
 from bot.model.speech import Origin, VoiceClip
@@ -271,7 +271,7 @@ def _configured_providers(argv: Sequence[str] | None) -> list[str]:
     pre.add_argument("--config", type=Path, default=None)
     known, _ = pre.parse_known_args(argv)
     try:
-        return sorted(load_config(_config_path(known.config)).providers)
+        return sorted(load_platform_config(_config_path(known.config)).providers)
     except BotError:
         return []
 
@@ -311,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _db_copy(args.source, args.target)
         # Reading the local database needs no provider key.
         keys = args.command not in ("jobs", "status")
-        config = load_config(_config_path(args.config), require_keys=keys)
+        config = load_platform_config(_config_path(args.config), require_keys=keys)
         setup_logging(config)
         if args.command in ("transcribe", "speak", "jobs", "status"):
             logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -342,10 +342,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(config: Config) -> int:
-    if not (config.telegram.token or config.discord.token):
+    if not enabled(config):
+        known = platforms()
         print(
-            "voicebot: no chat platform configured: set TELEGRAM_BOT_TOKEN and/or "
-            "DISCORD_BOT_TOKEN (telegram.token / discord.token in the config)",
+            "voicebot: no chat platform configured: set "
+            + " and/or ".join(p.token_env for p in known)
+            + " ("
+            + " / ".join(f"{p.name}.token" for p in known)
+            + " in the config)",
             file=sys.stderr,
         )
         return 2

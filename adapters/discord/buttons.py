@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
+from discord.ext import commands
 
 from adapters.discord.cancel import CUSTOM_ID as CANCEL_ID
 from adapters.discord.cancel import DiscordCancel
 from adapters.discord.convert import interaction_origin
-from adapters.discord.handlers import _t, answer
+from adapters.discord.handlers import answer
+from adapters.discord.texts import t
 from bot.chat.replies import ENGLISH_BUTTON, SUMMARIZE_BUTTON, TRANSLATE_BUTTON, text_job_toast
 from bot.model.errors import BotError
 from bot.text import ENGLISH, Msg, Text
@@ -23,7 +25,6 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 Interaction = discord.Interaction[discord.Client]
 # custom_id (at most 100 characters) → the service's action; the job id follows the prefix.
-Opt = str | None
 TEXT_ACTIONS = {
     "voicebot:sum:": "summary",
     "voicebot:tr:": "translate",
@@ -57,8 +58,9 @@ def text_view(
     return view
 
 
-class DiscordButtons:
-    """The one ``on_interaction`` listener for components: routes by ``custom_id``."""
+class DiscordButtons(commands.Cog):
+    """The one ``on_interaction`` listener for components (routes by ``custom_id``), and the
+    /summarize and /translate commands that do what its buttons do."""
 
     def __init__(self, service: VoiceService, cancel: DiscordCancel) -> None:
         self.service = service
@@ -120,22 +122,18 @@ class DiscordButtons:
             return
         _LOGGER.info("discord: job %s (%s of %s)", job.id, action, job_id)
 
-    def install_commands(self, tree: app_commands.CommandTree[discord.Client]) -> None:
-        """/summarize and /translate for a transcript named by its job id."""
-        buttons = self
+    @app_commands.command(name="summarize", description=t("summarize"))
+    @app_commands.describe(job=t("text.job"), language=t("text.language"))
+    async def summarize(
+        self, interaction: Interaction, job: str, language: str | None = None
+    ) -> None:
+        """/summarize JOB [language]: a summary of a transcript named by its job id."""
+        await self.start(interaction, "summary", job.strip(), language, None)
 
-        @tree.command(name="summarize", description=_t("summarize"))
-        @app_commands.describe(job=_t("text.job"), language=_t("text.language"))
-        async def summarize(
-            interaction: Interaction, job: str, language: str | None = None
-        ) -> None:
-            await buttons.start(interaction, "summary", job.strip(), language, None)
-
-        @tree.command(name="translate", description=_t("translate"))
-        @app_commands.describe(job=_t("text.job"), language=_t("text.language"))
-        async def translate(
-            interaction: Interaction, job: str, language: str | None = None
-        ) -> None:
-            await buttons.start(interaction, "translate", job.strip(), language, None)
-
-        del summarize, translate
+    @app_commands.command(name="translate", description=t("translate"))
+    @app_commands.describe(job=t("text.job"), language=t("text.language"))
+    async def translate(
+        self, interaction: Interaction, job: str, language: str | None = None
+    ) -> None:
+        """/translate JOB [language]: a translation of a transcript named by its job id."""
+        await self.start(interaction, "translate", job.strip(), language, None)

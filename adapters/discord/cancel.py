@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
-from discord.app_commands import locale_str
+from discord.ext import commands
 
-from adapters.commands import DISCORD_TEXTS
 from adapters.discord.convert import (
     PLATFORM,
     escape,
@@ -18,6 +17,7 @@ from adapters.discord.convert import (
     placeholder_id,
     settings_key,
 )
+from adapters.discord.texts import t
 from bot.chat.replies import CANCEL_BUTTON, CANCEL_NOTHING
 from bot.model.errors import BotError, InputError
 from bot.model.job import Job
@@ -36,7 +36,8 @@ ShowCancelled = Callable[[Job, Msg], Awaitable[None]]
 
 
 def cancel_view(tr: Text) -> discord.ui.View:
-    """A view with the ✖ button; answered by :meth:`DiscordCancel.on_interaction`, not the view."""
+    """A view with the ✖ button; answered by :meth:`DiscordCancel.button` (through the one
+    dispatcher, :class:`adapters.discord.buttons.DiscordButtons`), not by the view."""
     view = discord.ui.View(timeout=None)
     label = tr.render(CANCEL_BUTTON)
     view.add_item(
@@ -51,31 +52,21 @@ def _is_moderator(interaction: Interaction) -> bool:
     return interaction.guild_id is None or perms.manage_messages or perms.manage_guild
 
 
-class DiscordCancel:
+class DiscordCancel(commands.Cog):
     """Cancels the caller's job (any job of the channel for its moderators)."""
 
     def __init__(self, service: VoiceService, show: ShowCancelled) -> None:
         self.service = service
         self.show = show
 
-    def install(
-        self, client: discord.Client, tree: app_commands.CommandTree[discord.Client]
-    ) -> None:
-        """Add /cancel (the ✖ button comes through :class:`adapters.discord.buttons.DiscordButtons`,
-        the one component dispatcher)."""
-        handler = self
-
-        @tree.command(name="cancel", description=locale_str(DISCORD_TEXTS["cancel"].id))
-        @app_commands.describe(job=locale_str(DISCORD_TEXTS["cancel.job"].id))
-        async def cancel(interaction: Interaction, job: str | None = None) -> None:
-            await handler.command(interaction, job)
-
-        del cancel
-
-    async def command(self, interaction: Interaction, job_id: str | None) -> None:
-        """/cancel [job]: answered privately; the job's placeholder says it too."""
+    @app_commands.command(name="cancel", description=t("cancel"))
+    @app_commands.describe(job=t("cancel.job"))
+    async def command(self, interaction: Interaction, job: str | None = None) -> None:
+        """/cancel [job]: answered privately; the job's placeholder says it too (the ✖ button
+        comes through :class:`adapters.discord.buttons.DiscordButtons`, the one component
+        dispatcher)."""
         origin = interaction_origin(interaction)
-        done = await self.service.cancel(origin, job_id, admin=_is_moderator(interaction))
+        done = await self.service.cancel(origin, job, admin=_is_moderator(interaction))
         tr = await self.service.preferences.text_for(origin)
         await interaction.response.send_message(escape(tr.render(done.text)), ephemeral=True)
         await self.show(done.job, done.text)

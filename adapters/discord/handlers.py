@@ -1,4 +1,5 @@
-"""Discord events and commands: voice messages, "Transcribe" menu, /speak, /status, /settings."""
+"""Discord events and commands: voice messages, the "Transcribe" menu, /speak, /status, /settings
+(one decorated method per slash command)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
-from discord.app_commands import locale_str
+from discord.ext import commands
 
-from adapters.commands import DISCORD_TEXTS, discord_help
 from adapters.discord.cancel import cancel_view
+from adapters.discord.config import discord_config
 from adapters.discord.convert import (
     PLATFORM,
     escape,
@@ -20,6 +21,7 @@ from adapters.discord.convert import (
     pick_audio,
     settings_key,
 )
+from adapters.discord.texts import discord_help, t
 from bot.chat.settings import OUTPUTS, SETTING_NAMES, SETTINGS_USAGE, Prefs, UserSettings
 from bot.model.errors import BotError, InputError
 from bot.model.speech import Origin
@@ -39,11 +41,6 @@ Interaction = discord.Interaction[discord.Client]
 Choice = app_commands.Choice
 
 
-def _t(key: str) -> locale_str:
-    """A command text the translator localizes (the English text is its msgid)."""
-    return locale_str(DISCORD_TEXTS[key].id)
-
-
 async def answer(interaction: Interaction, text: str) -> None:
     """Answer only the user who asked, whether or not the interaction was deferred already."""
     text = escape(text)
@@ -56,15 +53,19 @@ async def answer(interaction: Interaction, text: str) -> None:
     await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
 
-class Handlers:
-    """Turns Discord events into service calls; every failure becomes a short user sentence."""
+class Handlers(commands.Cog):
+    """Turns Discord events into service calls; every failure becomes a short user sentence.
+
+    A Cog only for its way of binding ``app_commands`` methods to an instance: the client is a
+    plain :class:`discord.Client` and :meth:`install` adds the commands to its tree.
+    """
 
     def __init__(
         self, core: Core, client: discord.Client, tree: app_commands.CommandTree[discord.Client]
     ) -> None:
         self.core = core
         self.service = core.service
-        self.config = core.config.discord
+        self.config = discord_config(core.config)
         self.client = client
         self.tree = tree
 
@@ -72,72 +73,11 @@ class Handlers:
         """Register the message listener, the commands and the error handler."""
         self.client.event(self.on_message)
         self.tree.error(self.on_command_error)
-        self._install_commands()
-
-    def _install_commands(self) -> None:
-        tree, handlers = self.tree, self
-
-        @tree.command(name="speak", description=_t("speak"))
-        @app_commands.describe(text=_t("speak.text"), voice=_t("speak.voice"))
-        async def speak(interaction: Interaction, text: str, voice: str | None = None) -> None:
-            await handlers.speak(interaction, text, voice)
-
-        @speak.autocomplete("voice")
-        async def speak_voice(interaction: Interaction, current: str) -> list[Choice[str]]:
-            return handlers.complete("voice", current)
-
-        @tree.command(name="status", description=_t("status"))
-        @app_commands.describe(job=_t("status.job"))
-        async def status(interaction: Interaction, job: str | None = None) -> None:
-            await handlers.status(interaction, job)
-
-        @tree.command(name="settings", description=_t("settings"))
-        @app_commands.describe(
-            name=_t("settings.name"), value=_t("settings.value"), scope=_t("settings.scope")
-        )
-        @app_commands.choices(
-            name=[Choice(name=n, value=n) for n in SETTING_NAMES],
-            scope=[
-                Choice(name=_t("scope.chat"), value="chat"),
-                Choice(name=_t("scope.me"), value="me"),
-            ],
-        )
-        async def settings(
-            interaction: Interaction,
-            name: str | None = None,
-            value: str | None = None,
-            scope: str = "chat",
-        ) -> None:
-            await handlers.settings(interaction, name, value, scope)
-
-        @settings.autocomplete("value")
-        async def settings_value(interaction: Interaction, current: str) -> list[Choice[str]]:
-            return handlers.complete(str(interaction.namespace.name or ""), current)
-
-        @tree.command(name="voices", description=_t("voices"))
-        async def voices(interaction: Interaction) -> None:
-            await handlers.voices(interaction)
-
-        @tree.command(name="forget", description=_t("forget"))
-        async def forget(interaction: Interaction) -> None:
-            tr = await handlers.text(interaction)
-            await answer(interaction, await handlers.service.forget(_origin(interaction), tr))
-
-        @tree.command(name="usage", description=_t("usage"))
-        async def usage(interaction: Interaction) -> None:
-            tr = await handlers.text(interaction)
-            await answer(interaction, await handlers.service.usage_text(_origin(interaction), tr))
-
-        @tree.command(name="help", description=_t("help"))
-        async def help_(interaction: Interaction) -> None:
-            await answer(interaction, discord_help(await handlers.text(interaction)))
-
-        @tree.context_menu(name=_t("Transcribe"))
-        async def transcribe(interaction: Interaction, message: discord.Message) -> None:
-            await handlers.transcribe_menu(interaction, message)
-
-        del speak, speak_voice, status, settings, settings_value, voices, forget, usage
-        del help_, transcribe
+        for command in self.get_app_commands():
+            self.tree.add_command(command)
+        # Context menus cannot be methods decorated in a class (discord.py): built here.
+        menu = app_commands.ContextMenu(name=t("Transcribe"), callback=self.transcribe_menu)
+        self.tree.add_command(menu)
 
     def complete(self, setting: str, current: str) -> list[Choice[str]]:
         """Autocompletion for a setting's value: voices, output modes, interface languages."""
@@ -289,7 +229,9 @@ class Handlers:
         )
         _LOGGER.info("discord: job %s for menu on message %s", job.id, message.id)
 
-    async def speak(self, interaction: Interaction, text: str, voice: str | None) -> None:
+    @app_commands.command(name="speak", description=t("speak"))
+    @app_commands.describe(text=t("speak.text"), voice=t("speak.voice"))
+    async def speak(self, interaction: Interaction, text: str, voice: str | None = None) -> None:
         """/speak: defer, queue the synthesis; delivery posts the voice message."""
         await interaction.response.defer(thinking=True)
         origin = interaction_origin(interaction)
@@ -297,20 +239,43 @@ class Handlers:
         job = await self.service.speak(origin, text, prefs=prefs, voice=voice)
         _LOGGER.info("discord: job %s for /speak", job.id)
 
-    async def status(self, interaction: Interaction, job: str | None) -> None:
+    @speak.autocomplete("voice")
+    async def speak_voice(self, interaction: Interaction, current: str) -> list[Choice[str]]:
+        """The voices matching what was typed so far."""
+        return self.complete("voice", current)
+
+    @app_commands.command(name="status", description=t("status"))
+    @app_commands.describe(job=t("status.job"))
+    async def status(self, interaction: Interaction, job: str | None = None) -> None:
         """/status [job]: this channel's jobs (ephemeral)."""
         tr = await self.text(interaction)
         text = await self.service.status_text(PLATFORM, str(interaction.channel_id), job, tr)
         await answer(interaction, text)
 
+    @app_commands.command(name="voices", description=t("voices"))
     async def voices(self, interaction: Interaction) -> None:
         """/voices: the current TTS model's voices (ephemeral)."""
         tr = await self.text(interaction)
         prefs = await self.service.preferences.for_origin(_origin(interaction))
         await answer(interaction, self.service.preferences.voices(tr, prefs.chat, prefs.user))
 
+    @app_commands.command(name="settings", description=t("settings"))
+    @app_commands.describe(
+        name=t("settings.name"), value=t("settings.value"), scope=t("settings.scope")
+    )
+    @app_commands.choices(
+        name=[Choice(name=n, value=n) for n in SETTING_NAMES],
+        scope=[
+            Choice(name=t("scope.chat"), value="chat"),
+            Choice(name=t("scope.me"), value="me"),
+        ],
+    )
     async def settings(
-        self, interaction: Interaction, name: str | None, value: str | None, scope: str = "chat"
+        self,
+        interaction: Interaction,
+        name: str | None = None,
+        value: str | None = None,
+        scope: str = "chat",
     ) -> None:
         """/settings: show, or change the server's (needs Manage Server) or one's own."""
         key = settings_key(interaction.guild_id, interaction.channel_id or 0)
@@ -332,6 +297,28 @@ class Handlers:
         tr = await self.text(interaction)  # ui_language may just have changed
         saved = tr.gettext("Settings updated:")
         await answer(interaction, f"{saved}\n{await self._describe(interaction, tr)}")
+
+    @settings.autocomplete("value")
+    async def settings_value(self, interaction: Interaction, current: str) -> list[Choice[str]]:
+        """The values of the setting chosen in the same command."""
+        return self.complete(str(interaction.namespace.name or ""), current)
+
+    @app_commands.command(name="forget", description=t("forget"))
+    async def forget(self, interaction: Interaction) -> None:
+        """/forget: delete the caller's jobs in this channel."""
+        tr = await self.text(interaction)
+        await answer(interaction, await self.service.forget(_origin(interaction), tr))
+
+    @app_commands.command(name="usage", description=t("usage"))
+    async def usage(self, interaction: Interaction) -> None:
+        """/usage: spend per user and chat (the bot's admins only)."""
+        tr = await self.text(interaction)
+        await answer(interaction, await self.service.usage_text(_origin(interaction), tr))
+
+    @app_commands.command(name="help", description=t("help"))
+    async def help(self, interaction: Interaction) -> None:
+        """/help: what the bot does and how."""
+        await answer(interaction, discord_help(await self.text(interaction)))
 
     async def _describe(self, interaction: Interaction, tr: Text) -> str:
         origin = _origin(interaction)

@@ -1,4 +1,5 @@
-"""TelegramAdapter: PTB's manual lifecycle in the shared loop, placeholders, and job delivery."""
+"""TelegramAdapter: PTB's manual lifecycle in the shared loop (long polling under a leader lock),
+the command menu, and job delivery; placeholders live in :mod:`adapters.telegram.placeholders`."""
 
 from __future__ import annotations
 
@@ -6,22 +7,17 @@ import asyncio
 import contextlib
 import logging
 import warnings
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from telegram import (
     BotCommand,
     InlineKeyboardMarkup,
-    LinkPreviewOptions,
     Message,
-    ReplyParameters,
     Update,
 )
-from telegram.constants import ChatAction, ParseMode
+from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
-    ChatMigrated,
-    Forbidden,
     InvalidToken,
     RetryAfter,
     TelegramError,
@@ -29,24 +25,25 @@ from telegram.error import (
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.warnings import PTBUserWarning
 
-from adapters.commands import TELEGRAM_COMMANDS
 from adapters.telegram.actions import ChatActions
 from adapters.telegram.buttons import text_markup
-from adapters.telegram.cancel import cancel_markup
+from adapters.telegram.config import telegram_config
 from adapters.telegram.convert import (
     MESSAGE_LIMIT,
     PLATFORM,
     code_job_id,
+    delivery_error,
     escape,
     seconds,
     voice_duration,
 )
 from adapters.telegram.handlers import TelegramHandlers
-from bot.chat.replies import failure_text, progress_text, transcript_reply
-from bot.model.errors import ConfigError, DeliveryError
+from adapters.telegram.placeholders import Placeholders, reply_kwargs, send_text
+from bot.chat.replies import failure_text, transcript_reply
+from bot.model.errors import ConfigError
 from bot.model.job import Job, JobKind, JobState
 from bot.model.speech import VoiceClip
-from bot.text import Msg, shipped_locales, text_for
+from bot.text import shipped_locales, text_for
 
 if TYPE_CHECKING:
     from bot.app.core import Core
@@ -55,18 +52,7 @@ _LOGGER = logging.getLogger(__name__)
 
 PtbApp = Application[Any, Any, Any, Any, Any, Any]
 
-_CHAT_GONE = (
-    "chat not found",
-    "bot was kicked",
-    "bot is not a member",
-    "have no rights to send",
-    "not enough rights",
-    "chat_write_forbidden",
-    "user is deactivated",
-    "group chat was deactivated",
-)
 _ALLOWED_UPDATES = ["message", "callback_query"]
-_SETUP_WAIT = 15.0  # seconds deliver() waits for a placeholder that is being sent right now
 
 
 class TelegramAdapter:
@@ -80,16 +66,16 @@ class TelegramAdapter:
 
     def __init__(self, core: Core, *, poll_timeout: int = 30) -> None:
         self.core = core
-        self.config = core.config.telegram
+        self.config = telegram_config(core.config)
         self.service = core.service
         self._poll_timeout = poll_timeout
         self.app: PtbApp = self._build()
         self.actions = ChatActions(self.app.bot, max_age=core.config.jobs.deadline_seconds)
-        self._placeholders: dict[str, str] = {}
+        self.placeholders = Placeholders(self.app.bot, self.service, self.actions)
         self._polling: asyncio.Task[None] | None = None
         self._leading = False
-        self._setting_up: dict[str, asyncio.Event] = {}
-        TelegramHandlers(self).register(self.app)
+        self.handlers = TelegramHandlers(self.service, self.app.bot, self.placeholders, self.config)
+        self.handlers.register(self.app)
 
     def _build(self) -> PtbApp:
         cfg = self.config
@@ -208,7 +194,9 @@ class TelegramAdapter:
         takes a two-letter ISO 639-1 code: ``pt`` for pt_BR, ``zh`` for zh_Hant_HK)."""
         for locale in shipped_locales():
             tr = text_for(locale)
-            commands = [BotCommand(name, tr.render(desc)) for name, desc in TELEGRAM_COMMANDS]
+            commands = [
+                BotCommand(c.name, tr.render(c.menu)) for c in self.handlers.commands if c.menu
+            ]
             code = None if locale == "en" else locale.split("_")[0]
             try:
                 await self.app.bot.set_my_commands(commands, language_code=code)
@@ -260,95 +248,25 @@ class TelegramAdapter:
             await self.app.stop()
         await self.app.shutdown()
 
-    # -- placeholders -----------------------------------------------------------------------
-
-    async def announce(self, job: Job) -> None:
-        """Reply at once with a placeholder for a new job and keep a chat action going.
-
-        Called right after the job was created, before anything awaits, so :meth:`deliver` and
-        :meth:`progress` can wait for the placeholder instead of racing it.
-        """
-        ready = asyncio.Event()
-        self._setting_up[job.id] = ready
-        try:
-            if job.state.terminal:
-                return  # a reused transcript: the result itself follows at once
-            action = ChatAction.RECORD_VOICE if job.kind is JobKind.TTS else ChatAction.TYPING
-            self.actions.track(job, action)
-            # A new job is picked up immediately, so say what is about to happen, not "queued".
-            tr = text_for(job.origin.locale)
-            text = code_job_id(progress_text(replace(job, state=JobState.SUBMITTED), tr), job.id)
-            try:
-                sent = await self.send_text(job, text, markup=cancel_markup(job.id, tr))
-            except TelegramError as exc:
-                _LOGGER.warning("job %s: placeholder not sent: %s", job.id, exc)
-                return
-            self._placeholders[job.id] = sent
-            await self.service.set_progress_message(job.id, sent)
-        finally:
-            ready.set()
-            self._setting_up.pop(job.id, None)
-
-    async def _placeholder(self, job: Job) -> str | None:
-        ready = self._setting_up.get(job.id)
-        if ready is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ready.wait(), _SETUP_WAIT)
-        return job.progress_message_id or self._placeholders.get(job.id)
-
     async def progress(self, job: Job) -> None:
-        """Edit the placeholder to show the job's state (best effort)."""
-        placeholder = await self._placeholder(job)
-        if job.state.terminal:
-            return
-        action = ChatAction.RECORD_VOICE if job.kind is JobKind.TTS else ChatAction.TYPING
-        self.actions.track(job, action)  # also resumes the action after a restart
-        if placeholder is None:
-            return
-        text = code_job_id(progress_text(job, text_for(job.origin.locale)), job.id)
-        with contextlib.suppress(BadRequest):  # "not modified" or gone: nothing to show
-            await self.app.bot.edit_message_text(
-                text,
-                chat_id=job.origin.chat_id,
-                message_id=int(placeholder),
-                parse_mode="HTML",
-                reply_markup=cancel_markup(job.id, text_for(job.origin.locale)),
-            )
-
-    async def show_cancelled(self, job: Job, message: Msg) -> None:
-        """A job was cancelled: stop its chat action; the placeholder says so (no button)."""
-        text = text_for(job.origin.locale).render(message)
-        self.actions.done(job.id)
-        placeholder = job.progress_message_id or self._placeholders.pop(job.id, None)
-        if placeholder is None:
-            return
-        with contextlib.suppress(TelegramError):  # gone or unchanged: the reply says it anyway
-            await self.app.bot.edit_message_text(
-                text, chat_id=job.origin.chat_id, message_id=int(placeholder)
-            )
+        """Edit the job's placeholder to show its state (best effort)."""
+        await self.placeholders.progress(job)
 
     # -- delivery ---------------------------------------------------------------------------
 
     async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
         """Send a finished job's reply; map Telegram's refusals to :class:`DeliveryError`."""
-        placeholder = await self._placeholder(job)
+        placeholder = await self.placeholders.wait(job)
         try:
             if job.kind in (JobKind.STT, JobKind.TEXT):
                 first = await self._deliver_transcript(job, placeholder)
             else:
                 first = await self._deliver_speech(job, clip, placeholder)
-        except RetryAfter as exc:
-            raise DeliveryError(str(exc), retry_after=seconds(exc.retry_after)) from exc
-        except (Forbidden, ChatMigrated) as exc:
-            raise DeliveryError(f"telegram refused: {exc}", permanent=True) from exc
-        except BadRequest as exc:
-            gone = any(marker in exc.message.lower() for marker in _CHAT_GONE)
-            raise DeliveryError(f"telegram refused: {exc}", permanent=gone) from exc
         except TelegramError as exc:
-            raise DeliveryError(f"telegram error: {exc}") from exc
+            raise delivery_error(exc) from exc
         finally:
             self.actions.done(job.id)
-        self._placeholders.pop(job.id, None)
+        self.placeholders.forget(job.id)
         return first
 
     async def _deliver_transcript(self, job: Job, placeholder: str | None) -> str | None:
@@ -372,7 +290,7 @@ class TelegramAdapter:
                 if index == 0 and placeholder is not None:
                     sent = await self._edit_or_send(job, placeholder, text, markup)
                 else:
-                    sent = await self.send_text(job, text, markup=markup)
+                    sent = await send_text(self.app.bot, job, text, markup=markup)
             else:
                 file = reply.files[index - len(reply.messages)]
                 message = await self.app.bot.send_document(
@@ -380,7 +298,7 @@ class TelegramAdapter:
                     file.data,
                     filename=file.filename,
                     reply_markup=markup,
-                    **self._reply_kwargs(job),
+                    **reply_kwargs(job),
                 )
                 sent = str(message.message_id)
             first = first or sent
@@ -397,7 +315,7 @@ class TelegramAdapter:
             text = escape(failure_text(job, text_for(job.origin.locale)))
             if placeholder is not None:
                 return await self._edit_or_send(job, placeholder, text)
-            return await self.send_text(job, text)
+            return await send_text(self.app.bot, job, text)
         sent: str | None = job.extra.get("telegram_voice")
         if sent is None:
             message: Message = await self.app.bot.send_voice(
@@ -405,7 +323,7 @@ class TelegramAdapter:
                 clip.ogg,
                 duration=voice_duration(clip.duration),
                 filename=f"speech-{job.id}.ogg",
-                **self._reply_kwargs(job),
+                **reply_kwargs(job),
             )
             sent = str(message.message_id)
             # Recorded before the placeholder clean-up: a crash during that extra round trip
@@ -448,33 +366,5 @@ class TelegramAdapter:
                 return placeholder  # an earlier attempt already put exactly this text there
             # Placeholder deleted (or otherwise not editable): never lose the result.
             _LOGGER.info("job %s: placeholder not editable (%s); replying anew", job.id, exc)
-            return await self.send_text(job, text, markup=markup)
+            return await send_text(self.app.bot, job, text, markup=markup)
         return placeholder
-
-    # -- sending ----------------------------------------------------------------------------
-
-    def _reply_kwargs(self, job: Job) -> dict[str, Any]:
-        origin = job.origin
-        kwargs: dict[str, Any] = {}
-        if origin.reply_to is not None:
-            # The original may have been deleted meanwhile; the reply still goes to the chat.
-            kwargs["reply_parameters"] = ReplyParameters(
-                int(origin.reply_to), allow_sending_without_reply=True
-            )
-        if origin.thread_id is not None:
-            kwargs["message_thread_id"] = int(origin.thread_id)
-        return kwargs
-
-    async def send_text(
-        self, job: Job, html_text: str, *, markup: InlineKeyboardMarkup | None = None
-    ) -> str:
-        """Send an HTML message to the job's chat as a reply to its origin; return its id."""
-        message = await self.app.bot.send_message(
-            job.origin.chat_id,
-            html_text,
-            parse_mode=ParseMode.HTML,
-            link_preview_options=LinkPreviewOptions(is_disabled=True),
-            reply_markup=markup,
-            **self._reply_kwargs(job),
-        )
-        return str(message.message_id)

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
     from telegram.ext import ContextTypes
 
-    from adapters.telegram.adapter import TelegramAdapter
+    from adapters.telegram.placeholders import Placeholders
+    from bot.service.voice import VoiceService
 
     Context = ContextTypes.DEFAULT_TYPE
 
@@ -55,9 +56,11 @@ def text_markup(
 class TelegramButtons:
     """The one callback-query handler: routes each button press by its data's prefix."""
 
-    def __init__(self, adapter: TelegramAdapter, cancel: TelegramCancel) -> None:
-        self.adapter = adapter
-        self.service = adapter.service
+    def __init__(
+        self, service: VoiceService, placeholders: Placeholders, cancel: TelegramCancel
+    ) -> None:
+        self.service = service
+        self.placeholders = placeholders
         self.cancel = cancel
 
     def register(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -116,7 +119,7 @@ class TelegramButtons:
         fresh = job.origin.extra.get("source") == origin.extra["source"]
         await query.answer(text_job_toast(job, fresh=fresh, tr=tr))
         if fresh:
-            await self.adapter.announce(job)
+            await self.placeholders.announce(job)
 
     async def summarize(self, update: Update, context: Context) -> None:
         """/summarize [ID] [language], or as a reply to a transcript."""
@@ -150,4 +153,4 @@ class TelegramButtons:
             tr = await self.service.preferences.text_for(origin)
             await message.reply_html(escape(text_job_toast(job, fresh=False, tr=tr)))
             return
-        await self.adapter.announce(job)
+        await self.placeholders.announce(job)

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from telegram import Chat, ChatMember, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
-from telegram.ext import Application, CommandHandler, filters
 
 from adapters.telegram.convert import GROUP_ANONYMOUS_BOT, PLATFORM, escape, is_private, origin_for
 from bot.chat.replies import CANCEL_BUTTON, CANCEL_DONE_TOAST
 from bot.model.errors import BotError
 from bot.model.speech import Origin
-from bot.text import ENGLISH, Text
+from bot.text import ENGLISH, Msg, Text
 
 if TYPE_CHECKING:
-    from typing import Any
-
     from telegram.ext import ContextTypes
 
-    from adapters.telegram.adapter import TelegramAdapter
+    from bot.model.job import Job
+    from bot.service.voice import VoiceService
 
     Context = ContextTypes.DEFAULT_TYPE
 
@@ -39,14 +38,11 @@ def cancel_markup(job_id: str, tr: Text = ENGLISH) -> InlineKeyboardMarkup:
 class TelegramCancel:
     """Cancels the caller's job (any job of the chat for its admins) by command or button."""
 
-    def __init__(self, adapter: TelegramAdapter) -> None:
-        self.adapter = adapter
-        self.service = adapter.service
-
-    def register(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-        """Add the /cancel command (the ✖ button comes through :mod:`adapters.telegram.buttons`,
-        the one callback-query dispatcher)."""
-        app.add_handler(CommandHandler("cancel", self.command, filters=filters.UpdateType.MESSAGE))
+    def __init__(
+        self, service: VoiceService, show_cancelled: Callable[[Job, Msg], Awaitable[None]]
+    ) -> None:
+        self.service = service
+        self.show_cancelled = show_cancelled  # the placeholder says so, its chat action stops
 
     async def _is_admin(self, chat: Chat, user_id: int, context: Context) -> bool:
         if is_private(chat):
@@ -61,7 +57,9 @@ class TelegramCancel:
         return member.status in (ChatMember.OWNER, ChatMember.ADMINISTRATOR)
 
     async def command(self, update: Update, context: Context) -> None:
-        """/cancel [job]: the caller's newest queued or running job, or the one named."""
+        """/cancel [job]: the caller's newest queued or running job, or the one named (the ✖
+        button comes through :mod:`adapters.telegram.buttons`, the one callback-query
+        dispatcher)."""
         message = update.message
         if message is None:
             return
@@ -79,7 +77,7 @@ class TelegramCancel:
         except BotError as exc:
             text = tr.render(exc.text)
         else:
-            await self.adapter.show_cancelled(done.job, done.text)
+            await self.show_cancelled(done.job, done.text)
             text = tr.render(done.text)
         await message.reply_html(
             escape(text), do_quote=message.build_reply_arguments(allow_sending_without_reply=True)
@@ -107,4 +105,4 @@ class TelegramCancel:
             await query.answer(tr.render(exc.text), show_alert=True)
             return
         await query.answer(tr.render(CANCEL_DONE_TOAST))
-        await self.adapter.show_cancelled(done.job, done.text)
+        await self.show_cancelled(done.job, done.text)

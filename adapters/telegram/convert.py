@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from telegram import Chat, Message, MessageEntity
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
+from bot.model.errors import DeliveryError
 from bot.model.speech import Origin
 from bot.text import ENGLISH, Text
 
@@ -141,3 +143,28 @@ def code_job_id(text: str, job_id: str) -> str:
 def megabytes(size: int, tr: Text = ENGLISH) -> str:
     """``20 MB``, ``25.3 MB`` (``25,3 MB``): sizes as people read them."""
     return tr.size(size)
+
+
+# BadRequest texts that mean the chat is gone for this bot: retrying can never succeed.
+_CHAT_GONE = (
+    "chat not found",
+    "bot was kicked",
+    "bot is not a member",
+    "have no rights to send",
+    "not enough rights",
+    "chat_write_forbidden",
+    "user is deactivated",
+    "group chat was deactivated",
+)
+
+
+def delivery_error(exc: TelegramError) -> DeliveryError:
+    """Map a failed send to a DeliveryError: a flood wait, a refusal for good, or transient."""
+    if isinstance(exc, RetryAfter):
+        return DeliveryError(str(exc), retry_after=seconds(exc.retry_after))
+    if isinstance(exc, Forbidden | ChatMigrated):
+        return DeliveryError(f"telegram refused: {exc}", permanent=True)
+    if isinstance(exc, BadRequest):
+        gone = any(marker in exc.message.lower() for marker in _CHAT_GONE)
+        return DeliveryError(f"telegram refused: {exc}", permanent=gone)
+    return DeliveryError(f"telegram error: {exc}")

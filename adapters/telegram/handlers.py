@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from telegram import ChatMember, LinkPreviewOptions, Message, Update
@@ -12,7 +13,6 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
-from adapters.commands import telegram_help
 from adapters.telegram.buttons import TelegramButtons
 from adapters.telegram.cancel import TelegramCancel
 from adapters.telegram.convert import (
@@ -26,6 +26,7 @@ from adapters.telegram.convert import (
     megabytes,
     origin_for,
 )
+from adapters.telegram.texts import telegram_help
 from bot.chat.replies import FILE_UNAVAILABLE
 from bot.chat.settings import SETTINGS_USAGE, Prefs
 from bot.chat.views import settings_hint
@@ -33,7 +34,11 @@ from bot.model.errors import BotError, InputError
 from bot.text import Msg, Size, Text, msg
 
 if TYPE_CHECKING:
-    from adapters.telegram.adapter import TelegramAdapter
+    from telegram import Bot
+
+    from adapters.telegram.config import TelegramConfig
+    from adapters.telegram.placeholders import Placeholders
+    from bot.service.voice import VoiceService
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -44,7 +49,15 @@ GENERIC_ERROR = msg("Sorry, something went wrong on my side. Please try again in
 TRANSCRIBE_USAGE = msg("Reply to a voice note or audio file with /transcribe to transcribe it.")
 ADMINS_ONLY = msg("Only this group's admins can change its settings.")
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
-_SHORT_FORMS = ("language", "diarize", "voice", "autotranscribe")
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One command: what answers it, and its line in the command menu (None: not listed)."""
+
+    name: str
+    callback: Callback
+    menu: Msg | None = None
 
 
 async def _answer(update: Update, html_text: str) -> None:
@@ -86,40 +99,65 @@ def too_big_text(size: int | None, limit: int) -> Msg:
 
 
 class TelegramHandlers:
-    """The bot's commands and message handlers, bound to one adapter."""
+    """The bot's commands and message handlers: they create jobs through the service and put
+    a placeholder under each."""
 
-    def __init__(self, adapter: TelegramAdapter) -> None:
-        self.adapter = adapter
-        self.service = adapter.service
-        self.config = adapter.config
+    def __init__(
+        self,
+        service: VoiceService,
+        bot: Bot,
+        placeholders: Placeholders,
+        config: TelegramConfig,
+    ) -> None:
+        self.service = service
+        self.bot = bot
+        self.placeholders = placeholders
+        self.config = config
+        self.cancel = TelegramCancel(service, placeholders.show_cancelled)
+        self.buttons = TelegramButtons(service, placeholders, self.cancel)
+        self.commands = self._commands()
+
+    def _commands(self) -> tuple[Command, ...]:
+        """Every command; those with a menu line in the menu's order (setMyCommands)."""
+        short, b, c = self.short_setting, self.buttons, self.cancel
+        return (
+            Command("transcribe", self.transcribe, msg("Transcribe the voice note you reply to")),
+            Command("speak", self.speak, msg("Read text aloud as a voice message")),
+            Command("status", self.status, msg("Recent jobs of this chat, or one: /status ID")),
+            Command("cancel", c.command, msg("Stop your running job, or one: /cancel ID")),
+            Command("summarize", b.summarize, msg("Summarize the transcript you reply to")),
+            Command(
+                "translate",
+                b.translate,
+                msg("Translate the transcript you reply to: /translate [language]"),
+            ),
+            Command(
+                "settings",
+                self.settings,
+                msg("Show or change settings (this chat's, or yours: /settings me)"),
+            ),
+            Command("language", short, msg("Transcription language: /language German (or auto)")),
+            Command("voices", self.voices, msg("The voices /speak can use")),
+            Command("diarize", short, msg("Label speakers: /diarize on|off")),
+            Command("voice", short, msg("Voice for /speak: /voice NAME (or default)")),
+            Command("autotranscribe", short, msg("Transcribe every voice note here: on|off")),
+            Command("forget", self.forget, msg("Delete your stored jobs in this chat")),
+            Command("help", self.help, msg("What this bot does and how")),
+            Command("start", self.help),
+            Command("usage", self.usage),
+        )
 
     def register(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-        """Add every handler and the error handler to ``app``."""
-        commands: dict[str, Callback] = {
-            "start": self.help,
-            "help": self.help,
-            "transcribe": self.transcribe,
-            "speak": self.speak,
-            "status": self.status,
-            "settings": self.settings,
-            "forget": self.forget,
-            "usage": self.usage,
-            "voices": self.voices,
-            **dict.fromkeys(_SHORT_FORMS, self.short_setting),
-        }
+        """Add every command, the media handler, the button dispatcher and the error handler."""
         only_new = filters.UpdateType.MESSAGE
-        for name, callback in commands.items():
-            app.add_handler(CommandHandler(name, self.guarded(callback), filters=only_new))
+        for command in self.commands:
+            handler = self.guarded(command.callback)
+            app.add_handler(CommandHandler(command.name, handler, filters=only_new))
         media = filters.VOICE | filters.AUDIO | filters.VIDEO_NOTE | filters.Document.ALL
         app.add_handler(
             MessageHandler(only_new & media & ~filters.COMMAND, self.guarded(self.media))
         )
-        cancel = TelegramCancel(self.adapter)
-        cancel.register(app)
-        buttons = TelegramButtons(self.adapter, cancel)
-        buttons.register(app)
-        for name, callback in (("summarize", buttons.summarize), ("translate", buttons.translate)):
-            app.add_handler(CommandHandler(name, self.guarded(callback), filters=only_new))
+        self.buttons.register(app)
         app.add_error_handler(self.on_error)
 
     def guarded(self, callback: Callback) -> Callback:
@@ -282,7 +320,7 @@ class TelegramHandlers:
         if await self.service.already_created(origin):
             return  # a replayed update: its job exists and will be delivered
         job = await self.service.speak(origin, text, prefs=await self.prefs(message))
-        await self.adapter.announce(job)
+        await self.placeholders.announce(job)
 
     async def transcribe(self, update: Update, context: Context) -> None:
         """/transcribe as a reply to a voice note or audio message."""
@@ -330,14 +368,14 @@ class TelegramHandlers:
             prefs=prefs,
             dedup_key=attachment.file_unique_id,
         )
-        await self.adapter.announce(job)
+        await self.placeholders.announce(job)
 
     async def _download(self, attachment: AudioAttachment) -> bytes:
         limit = self.config.max_download_bytes
         # Checked before getFile: the public Bot API refuses big files, and we never fetch them.
         if attachment.file_size is not None and attachment.file_size > limit:
             raise InputError(too_big_text(attachment.file_size, limit))
-        bot = self.adapter.app.bot
+        bot = self.bot
         try:
             file = await bot.get_file(attachment.file_id)
         except BadRequest as exc:

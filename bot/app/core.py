@@ -96,7 +96,7 @@ class RedactingFilter(logging.Filter):
 def config_secrets(config: Config) -> list[str]:
     """Every secret the configuration holds."""
     found = [p.api_key or "" for p in config.providers.values()]
-    found += [config.telegram.token or "", config.discord.token or ""]
+    found += [p.token or "" for p in config.platforms.values()]
     if config.storage.url:
         found.append(urlsplit(config.storage.url).password or "")
     return [s for s in found if s]

@@ -1,17 +1,20 @@
-"""YAML configuration: ${VAR} expansion, validation of every key at once, frozen dataclasses."""
+"""The configuration: every section validated at once into frozen dataclasses.
+
+The chat platforms' sections are read by their plugins (``platforms=``): this module names none.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
-from bot.config.platforms import DiscordConfig, TelegramConfig, read_discord, read_telegram
+from bot.config.providers import read_providers
 from bot.config.reader import MISSING, Section, positive, read_choice
 from bot.config.reader import expand_env as expand_env  # public here since before the split
 from bot.config.routes import read_route, route_checks
@@ -21,12 +24,21 @@ from bot.providers.registry import (
     LLM_TYPES,
     STT,
     TTS,
-    TYPES,
-    Option,
     ProviderConfig,
 )
 
-_INSTANCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+
+class PlatformSettings(Protocol):
+    """A chat platform's validated config section, as its plugin reads it."""
+
+    @property
+    def token(self) -> str | None:
+        """The bot token; None: the platform is not started."""
+        ...
+
+
+PlatformReader = Callable[[Section], PlatformSettings]
+"""Reads one platform's section, appending every problem to the section's list."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,82 +144,14 @@ class Config:
     stt: SttConfig
     tts: TtsConfig
     jobs: JobsConfig
-    telegram: TelegramConfig
-    discord: DiscordConfig
     log_level: str = "INFO"
     limits: LimitsConfig = LimitsConfig()
     access: AccessConfig = AccessConfig()
     health: HealthConfig = HealthConfig()
     llm: LlmConfig = LlmConfig()
-
-
-def _read_provider(root: Section, name: str) -> ProviderConfig | None:
-    """Read one instance with its type's schema (``type`` defaults to the instance's name)."""
-    sec = root.section(name)
-    kind = sec.get("type", str, None) or name
-    spec = TYPES.get(kind)
-    if not _INSTANCE_NAME.match(name):
-        sec.problems.append(f"{sec.path}: a name is letters, digits, '_', '-' or '.'")
-    if spec is None:
-        known = ", ".join(sorted(TYPES))
-        if "type" in sec.data:
-            sec.problems.append(f"{sec._key('type')}: unknown type {kind!r} (known: {known})")
-        else:
-            sec.problems.append(f"{sec.path}: unknown provider; add `type:` (one of {known})")
-        return None
-    settings = {opt.name: _read_option(sec, opt) for opt in spec.options}
-    if (problem := spec.missing_extra()) is not None:
-        sec.problems.append(f"{sec.path}: {problem}")
-    sec.finish()
-    key_env = next((o.env for o in spec.options if o.name == "api_key"), None)
-    return ProviderConfig(
-        name=name,
-        type=kind,
-        settings=settings,
-        key_hint=sec.hints.get("api_key", key_env),
-        key_unset="api_key" in sec.hints,
-        declared=name in root.data,
-    )
-
-
-def _read_option(sec: Section, opt: Option) -> Any:
-    if opt.kind is list:
-        raw = sec.raw(opt.name)
-        if raw is MISSING or raw is None:
-            return tuple(opt.default or ())
-        if not isinstance(raw, list) or not all(isinstance(i, str | int | float) for i in raw):
-            sec.problems.append(f"{sec._key(opt.name)}: expected a list of names, got {raw!r}")
-            return tuple(opt.default or ())
-        return tuple(str(i) for i in raw)
-    value = sec.get(opt.name, opt.kind, opt.default)
-    if opt.positive:
-        positive(sec, opt.name, value)
-    if opt.choices and value is not None and value not in opt.choices:
-        sec.problems.append(
-            f"{sec._key(opt.name)}: must be one of {', '.join(opt.choices)}, got {value!r}"
-        )
-    if opt.url and isinstance(value, str):
-        value = value.rstrip("/")
-        if not value.startswith(("http://", "https://")):
-            sec.problems.append(f"{sec._key(opt.name)}: must start with http:// or https://")
-    return value
-
-
-def _read_providers(root: Section) -> dict[str, ProviderConfig]:
-    """Every configured instance, plus the built-in types older configs use without a section."""
-    prov = root.section("providers")
-    providers: dict[str, ProviderConfig] = {}
-    for name in prov.data:
-        pc = _read_provider(prov, str(name))
-        if pc is not None:
-            providers[pc.name] = pc
-    for kind, spec in TYPES.items():
-        if spec.implicit and kind not in providers:
-            implicit = _read_provider(Section({}, "providers", [], root.env), kind)
-            if implicit is not None:
-                providers[kind] = implicit
-    prov.finish()
-    return providers
+    platforms: Mapping[str, PlatformSettings] = field(default_factory=dict)
+    """Each chat platform's section by name, read by the platform readers passed to
+    :func:`parse_config`."""
 
 
 def _read_stt_tts(
@@ -260,11 +204,12 @@ def _read_limits(root: Section) -> LimitsConfig:
     return LimitsConfig(**values)
 
 
-_IDENTITY = re.compile(r"^(telegram|discord):(user|chat|guild):-?\d+$")
-
-
-def _read_access(root: Section) -> AccessConfig:
+def _read_access(root: Section, platforms: Collection[str]) -> AccessConfig:
+    """``access:`` lists of ``platform:user|chat|guild:ID`` (a platform: one whose section is
+    read; any name when no platform readers were given)."""
     sec = root.section("access")
+    names = "|".join(re.escape(p) for p in sorted(platforms)) or r"[a-z][a-z0-9_]*"
+    identity = re.compile(rf"^({names}):(user|chat|guild):-?\d+$")
     lists: dict[str, tuple[str, ...]] = {}
     for name in ("admins", "allow", "deny"):
         raw = sec.raw(name)
@@ -275,9 +220,9 @@ def _read_access(root: Section) -> AccessConfig:
                 raw = []
             for item in raw:
                 text = str(item).strip()
-                if name == "admins" and re.fullmatch(r"(telegram|discord):-?\d+", text):
+                if name == "admins" and re.fullmatch(rf"({names}):-?\d+", text):
                     text = text.replace(":", ":user:", 1)  # admins are users: allow the short form
-                if not _IDENTITY.match(text):
+                if not identity.match(text):
                     sec.problems.append(
                         f"{sec._key(name)}: {text!r} is not platform:user|chat|guild:ID "
                         "(e.g. telegram:user:12345)"
@@ -307,25 +252,48 @@ def parse_config(
     base_dir: Path | None = None,
     *,
     require_keys: bool = True,
+    platforms: Mapping[str, PlatformReader] | None = None,
 ) -> Config:
     """Validate a parsed YAML document into a :class:`Config`.
 
     ``require_keys=False`` accepts a missing provider key (commands that only read the database).
+    ``platforms`` reads the chat platforms' sections (name → reader); a top-level section that
+    neither this module nor a reader knows is an unknown key.
 
     Raises:
         ConfigError: listing every problem with its key path.
     """
     problems: list[str] = []
     root = Section(data, "", problems, os.environ if env is None else env)
+    storage = _read_storage(root, base_dir)
+    providers = read_providers(root)
+    stt, tts = _read_stt_tts(root, providers, require_keys=require_keys)
+    jobs = _read_jobs(root)
+    read = {name: reader(root.section(name)) for name, reader in (platforms or {}).items()}
+    limits, access = _read_limits(root), _read_access(root, read)
+    llm = _read_llm(root, providers)
+    health = _read_health(root)
+    log = root.section("logging")
+    level = read_choice(log, "level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+    log.finish()
+    root.finish()
+    if problems:
+        raise ConfigError(sorted(dict.fromkeys(problems)))
+    return Config(
+        storage, providers, stt, tts, jobs, level, limits, access, health, llm, platforms=read
+    )
+
+
+def _read_storage(root: Section, base_dir: Path | None) -> StorageConfig:
+    """``storage:``; ``VOICEBOT_DATABASE_URL`` wins over ``storage.url``."""
     st = root.section("storage")
-    environ = os.environ if env is None else env
     url = st.get("url", str, None)
-    url = environ.get("VOICEBOT_DATABASE_URL") or url
+    url = root.env.get("VOICEBOT_DATABASE_URL") or url
     db_path = Path(st.get("path", str, "voicebot.sqlite3") or "voicebot.sqlite3").expanduser()
     if url and url.startswith("sqlite:///"):
         db_path, url = Path(url.removeprefix("sqlite:///")).expanduser(), None
     elif url and not url.startswith(("postgresql://", "postgres://")):
-        problems.append("storage.url: expected postgresql://… or sqlite:///path")
+        st.problems.append("storage.url: expected postgresql://… or sqlite:///path")
         url = None
     if base_dir is not None and not db_path.is_absolute():
         db_path = base_dir / db_path
@@ -334,8 +302,10 @@ def parse_config(
     )
     positive(st, "retention_days", storage.retention_days)
     st.finish()
-    providers = _read_providers(root)
-    stt, tts = _read_stt_tts(root, providers, require_keys=require_keys)
+    return storage
+
+
+def _read_jobs(root: Section) -> JobsConfig:
     j = root.section("jobs")
     jobs = JobsConfig(
         deadline_seconds=j.get("deadline_seconds", float, 1800.0) or 1800.0,
@@ -346,19 +316,7 @@ def parse_config(
     for key in ("deadline_seconds", "concurrency", "max_poll_interval", "part_concurrency"):
         positive(j, key, getattr(jobs, key))
     j.finish()
-    telegram, discord = read_telegram(root), read_discord(root)
-    limits, access = _read_limits(root), _read_access(root)
-    llm = _read_llm(root, providers)
-    health = _read_health(root)
-    log = root.section("logging")
-    level = read_choice(log, "level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
-    log.finish()
-    root.finish()
-    if problems:
-        raise ConfigError(sorted(dict.fromkeys(problems)))
-    return Config(
-        storage, providers, stt, tts, jobs, telegram, discord, level, limits, access, health, llm
-    )
+    return jobs
 
 
 def _read_llm(root: Section, providers: Mapping[str, ProviderConfig]) -> LlmConfig:
@@ -382,9 +340,13 @@ def _read_llm(root: Section, providers: Mapping[str, ProviderConfig]) -> LlmConf
 
 
 def load_config(
-    path: Path, env: Mapping[str, str] | None = None, *, require_keys: bool = True
+    path: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    require_keys: bool = True,
+    platforms: Mapping[str, PlatformReader] | None = None,
 ) -> Config:
-    """Read and validate the YAML file at ``path``.
+    """Read and validate the YAML file at ``path`` (see :func:`parse_config`).
 
     Raises:
         ConfigError: the file is missing, not YAML, or invalid.
@@ -403,4 +365,6 @@ def load_config(
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError([f"{path}: not valid YAML{where}"]) from exc
-    return parse_config(data, env, base_dir=path.resolve().parent, require_keys=require_keys)
+    return parse_config(
+        data, env, base_dir=path.resolve().parent, require_keys=require_keys, platforms=platforms
+    )

@@ -16,6 +16,7 @@ import av
 import pytest
 import yaml
 
+from adapters import config_readers
 from bot.config.load import load_config
 from bot.model.errors import ConfigError
 from bot.model.job import Job
@@ -386,6 +387,6 @@ def test_bad_config_names_the_key_and_touches_nothing(tmp_path: Path, name: str)
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(ConfigError) as info:
-        load_config(path, env={})
+        load_config(path, env={}, platforms=config_readers())
     assert any(expected in p for p in info.value.problems), info.value.problems
     assert not (tmp_path / "voicebot.sqlite3").exists()  # refused before opening anything

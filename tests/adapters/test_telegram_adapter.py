@@ -49,6 +49,29 @@ async def test_telegram_voice_note_gets_placeholder_then_transcript(tmp_path: Pa
         assert sent_texts == ["sendMessage", "editMessageText"]  # one reply, edited in place
 
 
+async def test_telegram_menu_lists_the_commands_in_order(tmp_path: Path) -> None:
+    async with running(tmp_path) as w:
+        menu = [c["command"] for c in w.tg.commands()]
+        german = [c["command"] for c in w.tg.commands(language_code="de")]
+    assert menu == [
+        "transcribe",
+        "speak",
+        "status",
+        "cancel",
+        "summarize",
+        "translate",
+        "settings",
+        "language",
+        "voices",
+        "diarize",
+        "voice",
+        "autotranscribe",
+        "forget",
+        "help",
+    ]
+    assert german == menu  # one table: every language lists the same commands
+
+
 async def test_telegram_async_diarized_transcript(tmp_path: Path) -> None:
     async with running(tmp_path, stt={"model": "Elevenlabs-STT"}) as w:
         asked = w.tg.send_text(USER, USER, "/diarize on")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from adapters import config_readers, load_platform_config
 from bot.config.load import expand_env, load_config, parse_config
 from bot.model.errors import ConfigError
 from testkit.support import config_dict
@@ -23,12 +27,12 @@ def test_expand_env_variables_and_defaults() -> None:
 
 def test_example_config_loads_with_env_and_documents_every_key() -> None:
     env = {"NANOGPT_API_KEY": "k1", "TELEGRAM_BOT_TOKEN": "123:abc"}
-    config = load_config(EXAMPLE, env)
+    config = load_platform_config(EXAMPLE, env)
     assert config.providers["nanogpt"].api_key == "k1"
     assert config.providers["nanogpt"].base_url == "https://nano-gpt.com/api"
     assert config.providers["cantonese"].api_key is None
-    assert config.telegram.token == "123:abc"
-    assert config.discord.token is None
+    assert config.platforms["telegram"].token == "123:abc"
+    assert config.platforms["discord"].token is None
     assert config.stt.model == "Whisper-Large-V3"
     assert config.tts.voice == "af_bella"
     assert config.storage.path.is_absolute()
@@ -56,7 +60,7 @@ def test_missing_key_names_the_variable_to_set(tmp_path: Path) -> None:
 
 def test_example_config_without_keys_falls_back_to_the_local_engine() -> None:
     pytest.importorskip("faster_whisper", reason="the local extra is not installed")
-    config = load_config(EXAMPLE, {})
+    config = load_platform_config(EXAMPLE, {})
     assert (config.stt.provider, config.stt.model) == ("local", "base")
     assert config.stt.note is not None
     assert config.stt.note.startswith("stt: local `base` (offline on this machine")
@@ -83,7 +87,7 @@ def test_every_problem_reported_at_once_with_key_paths(tmp_path: Path) -> None:
     data["telegram"] = {"tokn": "x"}
     data["discord"] = {"guild_ids": ["abc"]}
     with pytest.raises(ConfigError) as info:
-        parse_config(data, env={})
+        parse_config(data, env={}, platforms=config_readers())
     problems = "\n".join(info.value.problems)
     assert (
         "stt.provider: 'whisperx' is not an instance in providers: (configured: cantonese, nanogpt)"
@@ -119,3 +123,32 @@ def test_relative_db_path_is_relative_to_config_file(tmp_path: Path) -> None:
     path.parent.mkdir()
     path.write_text(yaml.safe_dump(data))
     assert load_config(path, {}).storage.path == tmp_path / "conf" / "data" / "bot.sqlite3"
+
+
+def test_config_platform_sections_belong_to_their_plugins(tmp_path: Path) -> None:
+    data = config_dict(tmp_path, telegram={"token": "1:x"}, slack={"token": "y"})
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, env={}, platforms=config_readers())
+    assert info.value.problems == ["slack: unknown key"]
+    del data["slack"]
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, env={})  # the core alone knows no platform
+    assert info.value.problems == ["telegram: unknown key"]
+    config = parse_config(data, env={}, platforms=config_readers())
+    assert config.platforms["telegram"].token == "1:x"
+    assert config.platforms["discord"].token is None
+
+
+def test_config_platform_plugins_read_config_without_their_libraries() -> None:
+    code = (
+        "import sys\n"
+        "from adapters import config_readers, platforms\n"
+        "from adapters.cli import main\n"
+        "assert [p.name for p in platforms()] == ['telegram', 'discord'], platforms()\n"
+        "assert set(config_readers()) == {'telegram', 'discord'}\n"
+        "loaded = sorted(m for m in ('telegram', 'discord') if m in sys.modules)\n"
+        "assert loaded == [], loaded\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()

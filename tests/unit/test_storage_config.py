@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from adapters import config_readers
+from adapters.discord.config import discord_config
 from bot.app.core import config_secrets
 from bot.config.load import ConfigError, parse_config
 from testkit.support import config_dict
@@ -35,10 +37,10 @@ def test_storage_config_rejects_other_urls(tmp_path: Path) -> None:
 
 
 def test_storage_config_discord_shards(tmp_path: Path) -> None:
-    ok = parse_config(
-        config_dict(tmp_path, discord={"shard_count": 4, "shard_ids": [1, 3]}), env={}
-    )
-    assert (ok.discord.shard_count, ok.discord.shard_ids) == (4, (1, 3))
+    data = config_dict(tmp_path, discord={"shard_count": 4, "shard_ids": [1, 3]})
+    ok = discord_config(parse_config(data, env={}, platforms=config_readers()))
+    assert (ok.shard_count, ok.shard_ids) == (4, (1, 3))
     with pytest.raises(ConfigError) as err:
-        parse_config(config_dict(tmp_path, discord={"shard_count": 2, "shard_ids": [2]}), env={})
+        data = config_dict(tmp_path, discord={"shard_count": 2, "shard_ids": [2]})
+        parse_config(data, env={}, platforms=config_readers())
     assert any("shard_ids" in p for p in err.value.problems)

@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 from telegram import Bot, Message, Update
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TimedOut
 
 from adapters.telegram.convert import (
     audio_attachment,
     code_job_id,
     command_args,
+    delivery_error,
     escape,
     megabytes,
     origin_for,
@@ -116,3 +118,15 @@ def test_convert_escape_for_html_parse_mode() -> None:
     assert "<" not in escaped and html.unescape(escaped) == raw
     shown = code_job_id("🎙 Transcribing… job ab12cd <x>", "ab12cd")
     assert shown == "🎙 Transcribing… job <code>ab12cd</code> &lt;x&gt;"
+
+
+def test_telegram_delivery_error_tells_flood_waits_refusals_and_transient_failures() -> None:
+    flood = delivery_error(RetryAfter(dtm.timedelta(seconds=7)))
+    assert (flood.retry_after, flood.permanent) == (7.0, False)
+    assert delivery_error(Forbidden("Forbidden: bot was blocked by the user")).permanent
+    assert delivery_error(ChatMigrated(-100999)).permanent
+    assert delivery_error(BadRequest("Chat not found")).permanent
+    too_long = delivery_error(BadRequest("Message is too long"))
+    assert not too_long.permanent and too_long.retry_after is None
+    assert not delivery_error(TimedOut()).permanent
+    assert str(delivery_error(TimedOut())).startswith("telegram error:")

@@ -1,22 +1,14 @@
-"""The chat platforms' config sections (``telegram:``, ``discord:``) as frozen dataclasses."""
+"""The ``discord:`` config section (read without importing discord.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from bot.config.load import Config
 from bot.config.reader import MISSING, Section, positive
 
-
-@dataclass(frozen=True, slots=True)
-class TelegramConfig:
-    """Telegram Bot API settings; no token means the adapter is not started."""
-
-    token: str | None = None
-    api_base: str = "https://api.telegram.org"
-    max_download_bytes: int = 20 * 1024 * 1024
-    max_messages: int = 3
-    local_mode: bool = False
+NAME = "discord"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,22 +28,8 @@ class DiscordConfig:
     shard_ids: tuple[int, ...] | None = None
 
 
-def read_telegram(root: Section) -> TelegramConfig:
-    t = root.section("telegram")
-    telegram = TelegramConfig(
-        token=t.get("token", str, None),
-        api_base=(t.get("api_base", str, "https://api.telegram.org") or "").rstrip("/"),
-        max_download_bytes=t.get("max_download_bytes", int, 20 * 1024 * 1024) or 1,
-        max_messages=t.get("max_messages", int, 3) or 3,
-        local_mode=bool(t.get("local_mode", bool, False)),
-    )
-    positive(t, "max_download_bytes", telegram.max_download_bytes)
-    t.finish()
-    return telegram
-
-
-def read_discord(root: Section) -> DiscordConfig:
-    d = root.section("discord")
+def read_config(d: Section) -> DiscordConfig:
+    """Validate the ``discord:`` section (every problem goes to the section's list)."""
     ids = d.raw("guild_ids")
     guild_ids: tuple[int, ...] = ()
     if ids is not MISSING and ids is not None:
@@ -89,3 +67,9 @@ def _read_shards(d: Section) -> dict[str, Any]:
     else:
         return {"shard_count": count, "shard_ids": tuple(raw)}
     return {"shard_count": count, "shard_ids": None}
+
+
+def discord_config(config: Config) -> DiscordConfig:
+    """This platform's section of a loaded config (the defaults when it was not read)."""
+    found = config.platforms.get(NAME)
+    return found if isinstance(found, DiscordConfig) else DiscordConfig()

@@ -1,0 +1,223 @@
+"""A job's replies on Discord: the transcript in parts, the voice message, progress and cancel
+notices, through the interaction token while it lives, else in the channel."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import discord
+
+from adapters.discord.buttons import text_view
+from adapters.discord.config import DiscordConfig
+from adapters.discord.convert import (
+    MESSAGE_LIMIT,
+    UNKNOWN_MESSAGE,
+    VOICE_MESSAGES_REFUSED,
+    InteractionRef,
+    delivery_error,
+    escape,
+    files_within,
+    placeholder_id,
+    token_dead,
+    upload_limit,
+)
+from adapters.discord.outbox import Outbox, audio_file
+from bot.chat.replies import FileReply, failure_text, progress_text, transcript_reply
+from bot.model.job import Job, JobKind, JobState
+from bot.model.speech import VoiceClip
+from bot.text import Msg, text_for
+
+if TYPE_CHECKING:
+    from bot.service.voice import VoiceService
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Replies:
+    """Posts and edits what a job says; keeps what it sent in the job row, so a retried
+    delivery never posts a part twice."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        service: VoiceService,
+        clock: Callable[[], float],
+        config: DiscordConfig,
+    ) -> None:
+        self.outbox = outbox
+        self.service = service
+        self.clock = clock
+        self.config = config
+
+    async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
+        """Send a finished job's reply; Discord's refusals become :class:`DeliveryError`."""
+        try:
+            if job.kind is JobKind.TTS and job.state is JobState.COMPLETED and clip is not None:
+                return await self._deliver_voice(job, clip)
+            if job.kind is JobKind.TTS:
+                tr = text_for(job.origin.locale)
+                return await self._deliver_text(job, (escape(failure_text(job, tr)),), ())
+            reply = transcript_reply(
+                job,
+                limit=MESSAGE_LIMIT,
+                max_messages=self.config.max_messages,
+                escape=escape,
+                tr=text_for(job.origin.locale),
+            )
+            files = files_within(reply.files, upload_limit(job.origin))
+            return await self._deliver_text(job, reply.messages, files)
+        except discord.HTTPException as exc:
+            mapped = delivery_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    def _live_ref(self, job: Job) -> InteractionRef | None:
+        ref = InteractionRef.from_extra(job.origin.extra)
+        if ref is None or not ref.usable(self.clock()):
+            return None
+        return ref
+
+    async def _deliver_text(
+        self, job: Job, parts: Sequence[str], files: Sequence[FileReply]
+    ) -> str | None:
+        # Parts already sent by an earlier, interrupted attempt are not sent again.
+        sent = job.extra.get("discord_sent") or {}
+        first: str | None = sent.get("first")
+        for index in range(int(sent.get("count", 0)), len(parts)):
+            attach = files if index == 0 else ()
+            # Summarize / Translate go under the last part of a transcript.
+            view = self._text_buttons(job) if index == len(parts) - 1 else None
+            message_id = await self._send_part(job, index, parts[index], attach, view)
+            first = first or str(message_id)
+            job = await self.service.update_job_extra(
+                job, discord_sent={"count": index + 1, "first": first}
+            )
+        return first
+
+    def _text_buttons(self, job: Job) -> discord.ui.View | None:
+        names = self.service.text_buttons(job)
+        return text_view(job.id, text_for(job.origin.locale), names) if names else None
+
+    async def _send_part(
+        self,
+        job: Job,
+        index: int,
+        text: str,
+        files: Sequence[FileReply],
+        view: discord.ui.View | None = None,
+    ) -> int:
+        ref = self._live_ref(job)
+        if ref is not None:
+            try:
+                return await self._send_interaction_part(ref, index, text, files, view)
+            except discord.HTTPException as exc:
+                if not token_dead(exc):
+                    raise
+                _LOGGER.info(
+                    "job %s: interaction token no longer valid; replying in channel", job.id
+                )
+        channel = int(job.origin.chat_id)
+        if index == 0:
+            placeholder = placeholder_id(job)
+            if placeholder is not None:
+                try:
+                    return await self.outbox.edit(channel, placeholder, text, files, view=view)
+                except discord.NotFound:
+                    pass  # the placeholder was deleted: post a fresh reply instead
+            reply_to = int(job.origin.reply_to) if job.origin.reply_to else None
+            return await self.outbox.send(channel, text, files, reply_to=reply_to, view=view)
+        return await self.outbox.send(channel, text, files, view=view)
+
+    async def _send_interaction_part(
+        self,
+        ref: InteractionRef,
+        index: int,
+        text: str,
+        files: Sequence[FileReply],
+        view: discord.ui.View | None = None,
+    ) -> int:
+        if index == 0:
+            try:
+                return await self.outbox.edit_original(ref, text, files, view=view)
+            except discord.NotFound as exc:
+                if exc.code != UNKNOWN_MESSAGE:
+                    raise  # unknown webhook: the token is dead, the caller falls back
+        return await self.outbox.followup(ref, text, files, view=view)
+
+    async def _deliver_voice(self, job: Job, clip: VoiceClip) -> str:
+        sent = job.extra.get("discord_sent") or {}
+        if sent.get("first"):
+            return str(sent["first"])
+        ref = self._live_ref(job)
+        message_id, posted = await self._post_clip(job, clip, ref)
+        await self.service.update_job_extra(
+            job, discord_sent={"count": 1, "first": str(message_id)}
+        )
+        if posted and ref is not None:
+            guild = job.origin.extra.get("guild_id") or "@me"
+            link = f"https://discord.com/channels/{guild}/{job.origin.chat_id}/{message_id}"
+            tr = text_for(job.origin.locale)
+            length = tr.duration(max(1.0, clip.duration))
+            text = tr.gettext(
+                "🔊 Voice message posted ({length}): {link}", length=length, link=link
+            )
+            try:
+                await self.outbox.edit_original(ref, text)
+            except discord.HTTPException as exc:
+                _LOGGER.info("job %s: could not confirm /speak: %s", job.id, exc)
+        return str(message_id)
+
+    async def _post_clip(
+        self, job: Job, clip: VoiceClip, ref: InteractionRef | None
+    ) -> tuple[int, bool]:
+        """Post the clip in the channel; returns (message id, whether it went to the channel)."""
+        channel = int(job.origin.chat_id)
+        try:
+            try:
+                return await self.outbox.voice_message(channel, clip), True
+            except discord.Forbidden as exc:
+                if exc.code != VOICE_MESSAGES_REFUSED:
+                    raise
+                _LOGGER.info("job %s: voice messages refused here (50173); sending a file", job.id)
+                return await self.outbox.send(channel, None, [audio_file(clip)]), True
+        except discord.Forbidden:
+            if ref is None:
+                raise
+        # The bot may not post in this channel, but the interaction can still answer there.
+        return await self.outbox.edit_original(ref, "🔊", [audio_file(clip)]), False
+
+    async def progress(self, job: Job) -> None:
+        """Edit the placeholder (or the deferred interaction response) to the job's state."""
+        text = escape(progress_text(job, text_for(job.origin.locale)))
+        ref = self._live_ref(job)
+        if ref is not None:
+            try:
+                await self.outbox.edit_original(ref, text)
+                return
+            except discord.HTTPException as exc:
+                if not token_dead(exc) and not isinstance(exc, discord.NotFound):
+                    raise
+        placeholder = placeholder_id(job)
+        if placeholder is not None:
+            with contextlib.suppress(discord.NotFound):
+                await self.outbox.edit(
+                    int(job.origin.chat_id), placeholder, text, keep_buttons=True
+                )
+
+    async def show_cancelled(self, job: Job, message: Msg) -> None:
+        """After /cancel: the placeholder (or the command's response) says so, best effort, in
+        the language of the job's requester."""
+        text = text_for(job.origin.locale).render(message)
+        try:
+            ref = self._live_ref(job)
+            placeholder = placeholder_id(job)
+            if placeholder is not None:
+                await self.outbox.edit(int(job.origin.chat_id), placeholder, escape(text))
+            elif ref is not None:
+                await self.outbox.edit_original(ref, escape(text))
+        except discord.HTTPException as exc:
+            _LOGGER.info("job %s: could not show the cancel: %s", job.id, exc)
