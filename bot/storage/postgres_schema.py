@@ -111,9 +111,7 @@ MIGRATIONS += (
 MIGRATIONS += (
     # v4: long recordings (SQLite v10): the parts a long recording is split into, each a durable
     # sub-job of its ``jobs`` row (see the SQLite migration for the columns).
-    f"""
-    {tables.job_parts(POSTGRES)}
-    """,
+    tables.script(tables.job_parts(POSTGRES)),
 )
 
 MIGRATIONS += (
@@ -123,9 +121,7 @@ MIGRATIONS += (
 
 MIGRATIONS += (
     # v6: a person's own settings (SQLite v12), which win over the chat's (user > chat > config).
-    f"""
-    {tables.settings(POSTGRES, "user")}
-    """,
+    tables.script(tables.settings(POSTGRES, "user")),
 )
 
 MIGRATIONS += (

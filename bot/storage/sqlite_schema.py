@@ -160,9 +160,7 @@ MIGRATIONS += (
     # counts for limits, usage and replies). A part keeps its audio until the provider has it;
     # its own state, ticket, result and cost make a restart resume without paying a finished
     # part again. ``audio_start``: where the part begins in the recording (seconds).
-    f"""
-    {tables.job_parts(SQLITE)}
-    """,
+    tables.script(tables.job_parts(SQLITE)),
 )
 
 MIGRATIONS += (
@@ -176,9 +174,7 @@ MIGRATIONS += (
 MIGRATIONS += (
     # v12: a person's own settings (transcription language, voice, interface language), which win
     # over the chat's in every chat they use (user > chat > config).
-    f"""
-    {tables.settings(SQLITE, "user")}
-    """,
+    tables.script(tables.settings(SQLITE, "user")),
 )
 
 MIGRATIONS += (

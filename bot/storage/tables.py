@@ -113,6 +113,11 @@ UNIQUE_KEY = """
     """
 
 
+def script(*statements: str) -> str:
+    """A migration made of ``statements`` alone, laid out as the hand-written ones are."""
+    return "\n    " + "\n    ".join(statements) + "\n    "
+
+
 def jobs(types: Mapping[str, str], later: str = "") -> str:
     """The ``jobs`` table, with ``later`` columns (already typed) appended to the first ones."""
     return Template(_JOBS).substitute(types, later=later)
