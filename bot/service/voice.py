@@ -15,6 +15,7 @@ from bot.model.job import Job
 from bot.providers.base import SpeechToText, TextToSpeech
 from bot.service.chat_admin import ChatAdmin
 from bot.service.chat_jobs import ChatJobs
+from bot.service.desk import JobDesk
 from bot.service.intake import Intake
 from bot.service.limits import Guard, UsageQueries
 from bot.service.records import JobRecords, Recordings
@@ -63,30 +64,19 @@ class VoiceService:
         guard = Guard(usage, config.limits, config.access, clock)
         self.routes = ProviderRoutes(config, stt=stt, tts=tts)
         self.preferences = Preferences(settings, config, choices=self.routes.choices, clock=clock)
+        desk = JobDesk(store, recordings, guard, self.preferences, self.routes, clock, wake)
         self.intake = Intake(
-            store,
-            recordings,
-            guard,
-            self.preferences,
-            self.routes,
+            desk,
             stt=config.stt,
             tts=config.tts,
             jobs=config.jobs,
             audio_pool=audio_pool or AudioPool(),
-            clock=clock,
-            wake=wake,
         )
         self.text_jobs = TextJobs(
-            store,
-            recordings,
-            guard,
-            self.preferences,
-            self.routes,
+            desk,
             llm=config.llm,
             providers=config.providers,
             deadline_seconds=config.jobs.deadline_seconds,
-            clock=clock,
-            wake=wake,
         )
         self.chat_admin = ChatAdmin(
             store, guard, usage=usage, settings=settings, choices=self.routes.choices, clock=clock

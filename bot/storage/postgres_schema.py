@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from bot.storage import tables
-from bot.storage.tables import POSTGRES
+from bot.storage.tables import (
+    POSTGRES,
+    UNIQUE_KEY,
+    job_blobs,
+    job_parts,
+    jobs,
+    script,
+    settings,
+    usage_daily,
+)
 
-# Each entry migrates from version i to i+1; never edit a released entry, append a new one.
-# The same tables, columns and meaning as the SQLite schema (v3 here = SQLite v9; a db copy moves
-# rows 1:1).
 # Leases came with PostgreSQL's first schema (SQLite added them in v7).
 _LEASES = """,
         lease_owner TEXT,
         lease_until DOUBLE PRECISION"""
 
+# Each entry migrates from version i to i+1; never edit a released entry, append a new one.
+# The same tables, columns and meaning as the SQLite schema (v3 here = SQLite v9; a db copy moves
+# rows 1:1).
 MIGRATIONS: tuple[str, ...] = (
     f"""
-    {tables.jobs(POSTGRES, _LEASES)}
+    {jobs(POSTGRES, _LEASES)}
     -- Claims: unfinished jobs by next step time, finished ones by delivery time.
     CREATE INDEX jobs_due ON jobs (next_poll_at) WHERE state IN ('queued', 'submitted');
     CREATE INDEX jobs_undelivered ON jobs (deliver_after)
@@ -27,8 +35,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_completed ON jobs (completed_at) WHERE completed_at IS NOT NULL;
     CREATE INDEX jobs_dedup ON jobs (dedup_key) WHERE dedup_key IS NOT NULL;
     CREATE INDEX jobs_active ON jobs (state) WHERE state = 'submitting';
-    {tables.job_blobs(POSTGRES)}
-    {tables.settings(POSTGRES, "chat")}
+    {job_blobs(POSTGRES)}
+    {settings(POSTGRES, "chat")}
     CREATE TABLE speed_stats (
         provider TEXT NOT NULL,
         model TEXT NOT NULL,
@@ -60,7 +68,7 @@ MIGRATIONS: tuple[str, ...] = (
 MIGRATIONS += (
     # v2: /usage from a daily rollup kept by a trigger (the jobs table's sums per UTC day).
     f"""
-    {tables.usage_daily(POSTGRES)}
+    {usage_daily(POSTGRES)}
     CREATE FUNCTION voicebot_usage() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
         sign INTEGER;
@@ -111,17 +119,17 @@ MIGRATIONS += (
 MIGRATIONS += (
     # v4: long recordings (SQLite v10): the parts a long recording is split into, each a durable
     # sub-job of its ``jobs`` row (see the SQLite migration for the columns).
-    tables.script(tables.job_parts(POSTGRES)),
+    script(job_parts(POSTGRES)),
 )
 
 MIGRATIONS += (
     # v5: summaries and translations (SQLite v11): at most one live job per ``unique_key``.
-    tables.UNIQUE_KEY,
+    UNIQUE_KEY,
 )
 
 MIGRATIONS += (
     # v6: a person's own settings (SQLite v12), which win over the chat's (user > chat > config).
-    tables.script(tables.settings(POSTGRES, "user")),
+    script(settings(POSTGRES, "user")),
 )
 
 MIGRATIONS += (
