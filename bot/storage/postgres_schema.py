@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-from bot.storage.tables import (
-    POSTGRES,
-    UNIQUE_KEY,
-    job_blobs,
-    job_parts,
-    jobs,
-    script,
-    settings,
-    usage_daily,
-)
+# The module itself, not the package: bot.storage imports this schema (no import loop).
+import bot.storage.tables as tables
 
 # Leases came with PostgreSQL's first schema (SQLite added them in v7).
 _LEASES = """,
@@ -23,7 +15,7 @@ _LEASES = """,
 # rows 1:1).
 MIGRATIONS: tuple[str, ...] = (
     f"""
-    {jobs(POSTGRES, _LEASES)}
+    {tables.jobs(tables.POSTGRES, _LEASES)}
     -- Claims: unfinished jobs by next step time, finished ones by delivery time.
     CREATE INDEX jobs_due ON jobs (next_poll_at) WHERE state IN ('queued', 'submitted');
     CREATE INDEX jobs_undelivered ON jobs (deliver_after)
@@ -35,8 +27,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_completed ON jobs (completed_at) WHERE completed_at IS NOT NULL;
     CREATE INDEX jobs_dedup ON jobs (dedup_key) WHERE dedup_key IS NOT NULL;
     CREATE INDEX jobs_active ON jobs (state) WHERE state = 'submitting';
-    {job_blobs(POSTGRES)}
-    {settings(POSTGRES, "chat")}
+    {tables.job_blobs(tables.POSTGRES)}
+    {tables.settings(tables.POSTGRES, "chat")}
     CREATE TABLE speed_stats (
         provider TEXT NOT NULL,
         model TEXT NOT NULL,
@@ -68,7 +60,7 @@ MIGRATIONS: tuple[str, ...] = (
 MIGRATIONS += (
     # v2: /usage from a daily rollup kept by a trigger (the jobs table's sums per UTC day).
     f"""
-    {usage_daily(POSTGRES)}
+    {tables.usage_daily(tables.POSTGRES)}
     CREATE FUNCTION voicebot_usage() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
         sign INTEGER;
@@ -119,17 +111,17 @@ MIGRATIONS += (
 MIGRATIONS += (
     # v4: long recordings (SQLite v10): the parts a long recording is split into, each a durable
     # sub-job of its ``jobs`` row (see the SQLite migration for the columns).
-    script(job_parts(POSTGRES)),
+    tables.script(tables.job_parts(tables.POSTGRES)),
 )
 
 MIGRATIONS += (
     # v5: summaries and translations (SQLite v11): at most one live job per ``unique_key``.
-    UNIQUE_KEY,
+    tables.UNIQUE_KEY,
 )
 
 MIGRATIONS += (
     # v6: a person's own settings (SQLite v12), which win over the chat's (user > chat > config).
-    script(settings(POSTGRES, "user")),
+    tables.script(tables.settings(tables.POSTGRES, "user")),
 )
 
 MIGRATIONS += (

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from bot.storage.tables import (
-    SQLITE,
-    UNIQUE_KEY,
-    job_blobs,
-    job_parts,
-    jobs,
-    script,
-    settings,
-    usage_daily,
-)
+# The module itself, not the package: bot.storage imports this schema (no import loop).
+import bot.storage.tables as tables
 
 # Each entry migrates from version i to i+1; never edit a released entry, append a new one.
 MIGRATIONS: tuple[str, ...] = (
     f"""
-    {jobs(SQLITE)}
+    {tables.jobs(tables.SQLITE)}
     -- The poller's hot query: unfinished jobs by next poll time.
     CREATE INDEX jobs_due ON jobs (next_poll_at)
         WHERE state IN ('queued', 'submitted');
@@ -28,8 +20,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_dedup ON jobs (dedup_key) WHERE dedup_key IS NOT NULL;
     CREATE INDEX jobs_active ON jobs (state) WHERE state = 'submitting';
     -- Input audio (kept only until the provider has it) and output audio (voice clips).
-    {job_blobs(SQLITE)}
-    {settings(SQLITE, "chat")}
+    {tables.job_blobs(tables.SQLITE)}
+    {tables.settings(tables.SQLITE, "chat")}
     """,
 )
 
@@ -104,7 +96,7 @@ MIGRATIONS += (
     # v8: /usage from a daily rollup kept by triggers (exactly the jobs table's sums per UTC day
     # of creation, so a 30-day answer reads ~30 rows per user instead of every job).
     f"""
-    {usage_daily(SQLITE)}
+    {tables.usage_daily(tables.SQLITE)}
     INSERT INTO usage_daily
         SELECT CAST(created_at / 86400 AS INTEGER) * 86400.0, platform, chat_id, user_id,
                COUNT(*), COALESCE(SUM(CASE WHEN kind = 'stt' THEN input_duration END), 0),
@@ -168,7 +160,7 @@ MIGRATIONS += (
     # counts for limits, usage and replies). A part keeps its audio until the provider has it;
     # its own state, ticket, result and cost make a restart resume without paying a finished
     # part again. ``audio_start``: where the part begins in the recording (seconds).
-    script(job_parts(SQLITE)),
+    tables.script(tables.job_parts(tables.SQLITE)),
 )
 
 MIGRATIONS += (
@@ -176,13 +168,13 @@ MIGRATIONS += (
     # action + language + model): at most one live job per key, so a button pressed twice (or
     # by two people, or replayed after a crash) never pays twice. A failed or cancelled job gives
     # its key up when the same thing is asked again.
-    UNIQUE_KEY,
+    tables.UNIQUE_KEY,
 )
 
 MIGRATIONS += (
     # v12: a person's own settings (transcription language, voice, interface language), which win
     # over the chat's in every chat they use (user > chat > config).
-    script(settings(SQLITE, "user")),
+    tables.script(tables.settings(tables.SQLITE, "user")),
 )
 
 MIGRATIONS += (
