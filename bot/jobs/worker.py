@@ -10,18 +10,19 @@ from collections.abc import Callable, Mapping
 from bot.audio import codec as audio
 from bot.audio.pool import AudioPool
 from bot.chat import replies
+from bot.jobs import calls
 from bot.jobs.delivery import Deliverer, Delivery
 from bot.jobs.metrics import Metrics
 from bot.jobs.outcomes import (
     deadline_message,
     log_provider_failure,
-    part_entry,
     poll_parts,
     progress_step,
     retry_note,
     retry_submit,
     stuck_message,
 )
+from bot.jobs.routing import JobProviders
 from bot.jobs.schedule import BackoffSchedule, PollSchedule
 from bot.jobs.speech_translate import by_speech, in_english
 from bot.jobs.split import PartStore, SplitRunner, is_split
@@ -34,15 +35,13 @@ from bot.model.errors import (
     UnknownJob,
 )
 from bot.model.job import REPLY_STATES, Blob, Job, JobKind, JobState
-from bot.model.speech import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions, VoiceClip
+from bot.model.speech import SpeechAudio, Transcript, VoiceClip
 from bot.providers.base import (
     PollResult,
     PollStatus,
     SpeechToText,
-    SttCapabilities,
     TextToSpeech,
     Ticket,
-    TtsCapabilities,
 )
 from bot.providers.chat import TextGenerator
 from bot.text import encode, msg
@@ -98,8 +97,7 @@ class JobWorker:
             max_input_tokens=max_input_tokens,
             concurrency=part_concurrency,
         )
-        self._stt = stt
-        self._tts = tts
+        self._providers = JobProviders(stt, tts)
         self._clock = clock
         self.schedule: PollSchedule = schedule or BackoffSchedule()
 
@@ -127,7 +125,7 @@ class JobWorker:
         queue, anything else fails. Run at start, after registering deliverers, and then
         periodically by the poller: another process may die."""
         ids = await self._recovery.recover_interrupted(
-            now, INTERRUPTED_MESSAGE, self.deliverers, rerun=self._reruns_free
+            now, INTERRUPTED_MESSAGE, self.deliverers, rerun=self._providers.reruns_free
         )
         if ids:
             _LOGGER.warning("%d job(s) were interrupted mid-submit: %s", len(ids), ", ".join(ids))
@@ -149,16 +147,6 @@ class JobWorker:
                     job.id, next_poll_at=self._clock() + 5.0, now=self._clock()
                 )
 
-    def _capabilities(self, job: Job) -> SttCapabilities | TtsCapabilities:
-        if job.kind is JobKind.TTS:
-            return self._tts[job.provider].capabilities(job.model)
-        return self._stt[job.provider].capabilities(job.model)  # speech in (or a translation)
-
-    def _gone(self, job: Job) -> bool:
-        """Whether the provider instance named in the job left the config since it was created
-        (renamed or removed: its jobs can be neither sent nor polled)."""
-        return job.provider not in (self._tts if job.kind is JobKind.TTS else self._stt)
-
     async def _unavailable(self, job: Job, now: float) -> None:
         """Fail a job whose provider is gone with a sentence that says so, at once, rather than
         let it fail on every claim until its deadline."""
@@ -173,21 +161,6 @@ class JobWorker:
             job.id, reason, now=now, error_code=code, polled=job.state is JobState.SUBMITTED
         )
 
-    def _min_interval(self, job: Job) -> float:
-        return self._capabilities(job).min_poll_interval
-
-    def _reruns_free(self, job: Job) -> bool:
-        """Whether ``job``'s provider declares that running it again costs nothing (splitting a
-        long recording pays nothing: its parts are paid, and settled, one by one)."""
-        if is_split(job):
-            return True
-        if job.kind is JobKind.TEXT and not by_speech(job):  # a chat request may be charged
-            return False
-        try:
-            return self._capabilities(job).rerun_when_lost
-        except (KeyError, ProviderError):  # provider gone from the config: treat as paid
-            return False
-
     # -- submit -----------------------------------------------------------------------------
 
     async def submit(self, job: Job, now: float) -> None:
@@ -201,7 +174,7 @@ class JobWorker:
         if job.kind is JobKind.TEXT and not by_speech(job):
             await self._text.submit(job, now)
             return
-        if self._gone(job):
+        if self._providers.gone(job):
             await self._unavailable(job, now)
             return
         started = await self._steps.begin_submit(job.id, now)
@@ -232,47 +205,18 @@ class JobWorker:
         await self._record_answer(job, answer)
 
     async def _submit_stt(self, job: Job, blob: Blob | None) -> Transcript | Ticket:
-        if blob is None:
-            raise AudioError(
-                user_message=msg("The audio for this job is gone; please send it again.")
-            )
-        provider = self._stt[job.provider]
-        audio_in = AudioInput(
-            data=blob.data,
-            filename=blob.filename or "audio.ogg",
-            content_type=blob.content_type or "application/octet-stream",
-            duration=job.input_duration or 0.0,
-        )
-        opts = job.options
-        if by_speech(job):  # the model's own translate task, into English
-            options = SttOptions(model=job.model, timestamps=True, translate=True)
-        else:
-            options = SttOptions(
-                model=job.model,
-                language=str(opts.get("language", "auto")),
-                diarize=bool(opts.get("diarize", False)),
-            )
-        return await provider.submit(audio_in, options)
+        audio_in = calls.audio_input(job, blob)
+        return await self._providers.stt[job.provider].submit(audio_in, calls.stt_options(job))
 
     async def _submit_tts(self, job: Job) -> Ticket | VoiceClip:
-        provider = self._tts[job.provider]
-        options = TtsOptions(
-            model=job.model,
-            voice=str(job.options.get("voice", "")),
-            speed=float(job.options.get("speed", 1.0)),
-        )
-        parts = [str(p) for p in job.options.get("parts", ())]
-        answers = [await provider.submit(part, options) for part in parts]
+        provider, options = self._providers.tts[job.provider], calls.tts_options(job)
+        answers = [await provider.submit(part, options) for part in calls.tts_parts(job)]
         audios = [a for a in answers if isinstance(a, SpeechAudio)]
         if len(audios) == len(answers):
             return await self._audio.run(audio.to_voice_clip, [a.data for a in audios])
         if len(answers) == 1 and isinstance(answers[0], Ticket):
             return answers[0]
-        # Some parts' audio is still to fetch: one ticket keeps every part, the fetched ones as
-        # bytes, so polling retries only what is missing and no part is synthesized twice.
-        entries = [part_entry(a) for a in answers]
-        cost = sum(a.cost or 0.0 for a in answers if isinstance(a, Ticket)) or None
-        return Ticket(provider=job.provider, data={"kind": "tts", "parts": entries}, cost=cost)
+        return calls.parts_ticket(job, answers)
 
     async def _record_answer(self, job: Job, answer: Transcript | Ticket | VoiceClip) -> None:
         now = self._clock()
@@ -286,7 +230,7 @@ class JobWorker:
             submitted = dataclasses.replace(
                 job, submitted_at=now, updated_at=now, queue_position=answer.queue_position
             )
-            delay = self.schedule.first_poll(submitted, self._min_interval(job))
+            delay = self.schedule.first_poll(submitted, self._providers.min_interval(job))
             stored = await self._steps.mark_submitted(
                 job.id,
                 dict(answer.data),
@@ -294,7 +238,7 @@ class JobWorker:
                 now=now,
                 cost=answer.cost,
                 queue_position=answer.queue_position,
-                keep_input=self._reruns_free(job),
+                keep_input=self._providers.reruns_free(job),
             )
             await self.delivery.notify(stored)
 
@@ -358,12 +302,10 @@ class JobWorker:
         if job.kind is JobKind.TEXT and not by_speech(job):
             await self._text.step(job, now)
             return
-        if self._gone(job):
+        if self._providers.gone(job):
             await self._unavailable(job, now)
             return
-        provider: SpeechToText | TextToSpeech = (
-            self._tts[job.provider] if job.kind is JobKind.TTS else self._stt[job.provider]
-        )
+        provider = self._providers.for_job(job)
         ticket = Ticket(provider=job.provider, data=job.ticket or {})
         try:
             with self.metrics.provider_call(job, "poll"):
@@ -379,7 +321,7 @@ class JobWorker:
     async def _poll_failed(self, job: Job, exc: ProviderError) -> None:
         now = self._clock()
         # A run lost to a restart (a local engine): running it again costs nothing.
-        lost = isinstance(exc, UnknownJob) and self._reruns_free(job)
+        lost = isinstance(exc, UnknownJob) and self._providers.reruns_free(job)
         requeued = await self._steps.requeue_lost(job.id, now) if lost else None
         if requeued is not None:
             _LOGGER.info(
@@ -388,7 +330,7 @@ class JobWorker:
             await self.delivery.notify(requeued)
             return
         if exc.retryable:
-            delay = self.schedule.next_poll(job, self._min_interval(job), exc.retry_after)
+            delay = self.schedule.next_poll(job, self._providers.min_interval(job), exc.retry_after)
             _LOGGER.info("job %s: poll failed (%s); next poll in %.1fs", job.id, exc, delay)
             moved = await self._steps.reschedule(
                 job.id, next_poll_at=now + delay, now=now, queue_position=job.queue_position
@@ -429,13 +371,13 @@ class JobWorker:
                 polled=True,
             )
             return
-        if self._stuck(job, now):
+        if self._providers.stuck(job, now):
             await self._steps.fail(job.id, stuck_message(job), now=now, error_code="stuck")
             return
         self.schedule.observe_queue(job, result.queue_position, now)
         # Scheduled from what this answer said (queue position as of now), not the last one.
         answered = dataclasses.replace(job, queue_position=result.queue_position, updated_at=now)
-        delay = self.schedule.next_poll(answered, self._min_interval(job), None)
+        delay = self.schedule.next_poll(answered, self._providers.min_interval(job), None)
         stored = await self._steps.reschedule(
             job.id,
             next_poll_at=now + delay,
@@ -445,9 +387,3 @@ class JobWorker:
         )
         if result.queue_position != job.queue_position or progress_step(job, result):
             await self.delivery.notify(stored)
-
-    def _stuck(self, job: Job, now: float) -> bool:
-        if job.kind is not JobKind.STT or job.submitted_at is None:
-            return False
-        limit = self._stt[job.provider].capabilities(job.model).max_processing_seconds
-        return now - job.submitted_at > limit

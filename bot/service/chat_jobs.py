@@ -61,7 +61,7 @@ class ChatJobs:
         """Remember the placeholder message that shows a job's progress."""
         await self._store.set_progress_message(job_id, message_id, self._clock())
 
-    async def update_job_extra(self, job: Job, **changes: object) -> Job:
+    async def update_job_extra(self, job: Job, /, **changes: object) -> Job:
         """Merge adapter notes into the job's ``extra`` and return the updated job."""
         extra = {**job.extra, **changes}
         await self._store.update_extra(job.id, extra, self._clock())

@@ -7,7 +7,7 @@ import hashlib
 import logging
 import math
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from bot.audio import codec as audio
@@ -15,16 +15,14 @@ from bot.audio import splitting
 from bot.audio.codec import AudioInfo
 from bot.audio.pool import AudioPool
 from bot.chat import render
-from bot.chat.preferences import Preferences
 from bot.chat.settings import Prefs, unknown_voice
 from bot.config.load import JobsConfig, SttConfig, TtsConfig
 from bot.model.errors import InputError
 from bot.model.job import Activity, Blob, Job, JobKind, JobState, NewJob
 from bot.model.speech import Origin
 from bot.providers.base import SttCapabilities, TtsCapabilities
-from bot.service.limits import Guard, text_too_long
-from bot.service.records import JobRecords, Recordings
-from bot.service.routes import ProviderRoutes
+from bot.service.desk import JobDesk
+from bot.service.limits import text_too_long
 from bot.text import msg
 
 _LOGGER = logging.getLogger(__name__)
@@ -74,30 +72,18 @@ class Intake:
 
     def __init__(
         self,
-        store: JobRecords,
-        recordings: Recordings,
-        guard: Guard,
-        preferences: Preferences,
-        routes: ProviderRoutes,
+        desk: JobDesk,
         *,
         stt: SttConfig,
         tts: TtsConfig,
         jobs: JobsConfig,
         audio_pool: AudioPool,
-        clock: Callable[[], float],
-        wake: Callable[[], None],
     ) -> None:
-        self._store = store
-        self._recordings = recordings
-        self._guard = guard
-        self._preferences = preferences
-        self._routes = routes
+        self._desk = desk
         self._stt = stt
         self._tts = tts
         self._jobs = jobs
         self._audio = audio_pool
-        self._clock = clock
-        self._wake = wake
 
     async def already_created(self, origin: Origin) -> bool:
         """True when a job was already created from the same platform event
@@ -106,7 +92,7 @@ class Intake:
         source = origin.extra.get("source")
         if not source:
             return False
-        found = await self._store.find_by_source(origin.platform, origin.chat_id, str(source))
+        found = await self._desk.store.find_by_source(origin.platform, origin.chat_id, str(source))
         return found is not None
 
     # -- voice notes ------------------------------------------------------------------------
@@ -135,17 +121,17 @@ class Intake:
             ProviderNotConfigured: the chosen provider is unknown or cannot run (no API key,
                 a missing extra).
         """
-        self._guard.check_access(origin)  # the one access check, before a reuse too
-        prefs = prefs or await self._preferences.for_origin(origin)
-        origin = self._preferences.stamp_locale(origin, prefs)
+        self._desk.guard.check_access(origin)  # the one access check, before a reuse too
+        prefs = prefs or await self._desk.preferences.for_origin(origin)
+        origin = self._desk.preferences.stamp_locale(origin, prefs)
         route = self._stt_route(prefs, filename, provider, model, language, diarize)
-        now = self._clock()
+        now = self._desk.clock()
         key = route.dedup_hash(origin.platform, dedup_key) if dedup_key else None
         if key is not None:
             reused = await self._reuse(origin, key, route.options, now)
             if reused is not None:
                 return reused
-        activity = await self._guard.check_start(origin)
+        activity = await self._desk.guard.check_start(origin)
         return await self._create_stt(origin, data, filename, route, key, activity, now)
 
     def _stt_route(
@@ -160,7 +146,7 @@ class Intake:
         """Which provider and model transcribe, what they can do, and the job's options: the
         caller's choice first, then the person's and the chat's settings, then the config."""
         cfg, settings = self._stt, prefs.chat
-        name, model, caps = self._routes.stt_route(provider, model)
+        name, model, caps = self._desk.routes.stt_route(provider, model)
         lang = language or prefs.user.language or settings.language or cfg.language
         want_diarize = diarize if diarize is not None else settings.diarize
         options: dict[str, object] = {
@@ -187,7 +173,7 @@ class Intake:
             # Kept for "Translate → English" by the model's own task (see bot.service.text_jobs).
             options["keep_audio_until"] = now + caps.keep_audio_seconds
         info = await self._audio.run(audio.probe, data, filename)
-        whole = self._guard.max_audio_seconds()
+        whole = self._desk.guard.max_audio_seconds()
         if whole is not None and info.duration > whole:
             raise audio.too_long(whole / 60)
         new = NewJob(
@@ -201,7 +187,7 @@ class Intake:
             dedup_key=key,
         )
         if splitting.needs_split(info, caps.max_duration_seconds, caps.max_upload_bytes):
-            await self._guard.check_audio(origin, info.duration, activity)
+            await self._desk.guard.check_audio(origin, info.duration, activity)
             return await self._create_split(new, caps, data, filename, info, now)
         return await self._create_whole(new, caps, data, filename, info, activity, now)
 
@@ -217,7 +203,7 @@ class Intake:
     ) -> Job:
         """Store a recording the model takes in one piece, in a format and size it accepts
         (re-encoded when needed), once the daily caps allow its length."""
-        limits = [x for x in (caps.max_duration_seconds, self._guard.max_audio_seconds()) if x]
+        limits = [x for x in (caps.max_duration_seconds, self._desk.guard.max_audio_seconds()) if x]
         prepared = await self._audio.run(
             audio.prepare_for_upload,
             data,
@@ -227,21 +213,21 @@ class Intake:
             max_duration=min(limits) if limits else None,
             info=info,  # probed already: the file is not read twice
         )
-        await self._guard.check_audio(new.origin, prepared.duration, activity)
+        await self._desk.guard.check_audio(new.origin, prepared.duration, activity)
         blob = Blob(prepared.data, prepared.filename, prepared.content_type)
-        job = await self._store.create(
+        job = await self._desk.store.create(
             replace(new, input_duration=prepared.duration),
             now=now,
             input_blob=blob,
-            admit=self._guard.admission(new.origin, seconds=prepared.duration),
+            admit=self._desk.guard.admission(new.origin, seconds=prepared.duration),
         )
         await self._keep_recording(job, blob)
-        self._wake()
+        self._desk.wake()
         return job
 
     async def _keep_recording(self, job: Job, blob: Blob) -> None:
         if "keep_audio_until" in job.options:
-            await self._recordings.keep_recording(job.id, blob)
+            await self._desk.recordings.keep_recording(job.id, blob)
 
     async def _create_split(
         self,
@@ -260,7 +246,7 @@ class Intake:
         parts = math.ceil(info.duration / (seconds * 0.9))
         rounds = math.ceil(parts / self._jobs.part_concurrency)
         blob = Blob(data, filename, audio.mime_for(info.container))
-        job = await self._store.create(
+        job = await self._desk.store.create(
             replace(
                 new,
                 options={**new.options, "part_seconds": seconds},
@@ -268,13 +254,13 @@ class Intake:
             ),
             now=now,
             input_blob=blob,
-            admit=self._guard.admission(new.origin, seconds=info.duration),
+            admit=self._desk.guard.admission(new.origin, seconds=info.duration),
         )
         await self._keep_recording(job, blob)
         _LOGGER.info(
             "job %s: %.0f s of audio, to split into about %d parts", job.id, info.duration, parts
         )
-        self._wake()
+        self._desk.wake()
         return job
 
     async def _reuse(
@@ -282,11 +268,11 @@ class Intake:
     ) -> Job | None:
         """A finished job holding the finished transcript of the same file and options, at no
         cost; None when there is none to reuse."""
-        previous = await self._store.find_reusable(key)
+        previous = await self._desk.store.find_reusable(key)
         if previous is None or previous.result is None or previous.result.get("missing_parts"):
             return None
         _LOGGER.info("reusing transcript of job %s (same file and options)", previous.id)
-        job = await self._store.create(
+        job = await self._desk.store.create(
             NewJob(
                 kind=JobKind.STT,
                 origin=origin,
@@ -302,7 +288,7 @@ class Intake:
             state=JobState.COMPLETED,
             result={**previous.result, "cost": 0.0},
         )
-        self._wake()
+        self._desk.wake()
         return job
 
     # -- /speak -----------------------------------------------------------------------------
@@ -325,18 +311,18 @@ class Intake:
             ProviderNotConfigured: the chosen provider is unknown or cannot run (no API key,
                 a missing extra).
         """
-        prefs = prefs or await self._preferences.for_origin(origin)
-        origin = self._preferences.stamp_locale(origin, prefs)
-        name, model, caps = self._routes.tts_route(provider, model)
+        prefs = prefs or await self._desk.preferences.for_origin(origin)
+        origin = self._desk.preferences.stamp_locale(origin, prefs)
+        name, model, caps = self._desk.routes.tts_route(provider, model)
         text = clean_text(text)
         if not text:
             raise InputError(SPEAK_USAGE)
-        self._guard.check_access(origin)
-        activity = await self._guard.check_start(origin)
-        await self._guard.check_chars(origin, len(text), activity)
+        self._desk.guard.check_access(origin)
+        activity = await self._desk.guard.check_start(origin)
+        await self._desk.guard.check_chars(origin, len(text), activity)
         options = self._tts_options(text, caps, voice or prefs.user.voice or prefs.chat.voice)
-        now = self._clock()
-        job = await self._store.create(
+        now = self._desk.clock()
+        job = await self._desk.store.create(
             NewJob(
                 kind=JobKind.TTS,
                 origin=origin,
@@ -346,9 +332,9 @@ class Intake:
                 deadline_at=now + self._jobs.deadline_seconds,
             ),
             now=now,
-            admit=self._guard.admission(origin, chars=len(text)),
+            admit=self._desk.guard.admission(origin, chars=len(text)),
         )
-        self._wake()
+        self._desk.wake()
         return job
 
     def _tts_options(

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
-from bot.chat.preferences import Preferences
 from bot.chat.replies import (
     ENGLISH_ONLY,
     RECORDING_GONE,
@@ -22,9 +21,7 @@ from bot.model.errors import InputError
 from bot.model.job import Blob, Job, JobKind, JobState, NewJob
 from bot.model.speech import Origin
 from bot.providers.registry import ProviderConfig
-from bot.service.limits import Guard
-from bot.service.records import JobRecords, Recordings
-from bot.service.routes import ProviderRoutes
+from bot.service.desk import JobDesk
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,28 +36,16 @@ class TextJobs:
 
     def __init__(
         self,
-        store: JobRecords,
-        recordings: Recordings,
-        guard: Guard,
-        preferences: Preferences,
-        routes: ProviderRoutes,
+        desk: JobDesk,
         *,
         llm: LlmConfig,
         providers: Mapping[str, ProviderConfig],
         deadline_seconds: float,
-        clock: Callable[[], float],
-        wake: Callable[[], None],
     ) -> None:
-        self._store = store
-        self._recordings = recordings
-        self._guard = guard
-        self._preferences = preferences
-        self._routes = routes
+        self._desk = desk
         self._llm = llm
         self._providers = providers
         self._deadline_seconds = deadline_seconds
-        self._clock = clock
-        self._wake = wake
 
     def offers_text(self) -> bool:
         """Whether summaries and translations are offered (an ``llm:`` route that can run)."""
@@ -77,7 +62,7 @@ class TextJobs:
         if self.offers_text():
             return ACTIONS
         until = float(job.options.get("keep_audio_until") or 0)
-        if until > self._clock() and self._routes.translates(job):
+        if until > self._desk.clock() and self._desk.routes.translates(job):
             return (ENGLISH_BUTTON,)
         return ()
 
@@ -93,19 +78,21 @@ class TextJobs:
             InputError: unknown action, no such transcript here, no chat model configured
                 (or only Translate → English, by the speech model), or its recording is gone.
         """
-        self._guard.check_access(origin)
-        if action not in ACTIONS or not (self.offers_text() or self._routes.route_translates()):
+        self._desk.guard.check_access(origin)
+        if action not in ACTIONS or not (
+            self.offers_text() or self._desk.routes.route_translates()
+        ):
             raise InputError(TEXT_UNAVAILABLE)
-        source = await self._store.find_for_chat(origin.platform, origin.chat_id, source_id)
+        source = await self._desk.store.find_for_chat(origin.platform, origin.chat_id, source_id)
         if source is None or source.kind is not JobKind.STT or source.transcript is None:
             raise InputError(no_transcript(source_id))
         lang = language_name(language)
-        if action == TRANSLATE and lang == "English" and self._routes.translates(source):
+        if action == TRANSLATE and lang == "English" and self._desk.routes.translates(source):
             job = await self._speech_translation(origin, source)
             if job is not None:
                 return job
         if not self.offers_text():
-            english_only = self._routes.translates(source)
+            english_only = self._desk.routes.translates(source)
             raise InputError(ENGLISH_ONLY if english_only else TEXT_UNAVAILABLE)
         return await self._chat_model_job(origin, source, action, lang)
 
@@ -115,14 +102,14 @@ class TextJobs:
         llm = self._llm
         raw = f"{source.id}|{action}|{lang}|{llm.provider}|{llm.model}"
         key = hashlib.sha256(raw.encode()).hexdigest()
-        existing = await self._store.find_unique(key)
+        existing = await self._desk.store.find_unique(key)
         if existing is not None:
             return existing
-        before = await self._store.find_released(key)  # its finished pieces are not paid again
-        await self._guard.check_start(origin)
+        before = await self._desk.store.find_released(key)  # its finished pieces are not paid again
+        await self._desk.guard.check_start(origin)
         origin = await self._stamped(origin)  # replies in the asker's language
-        now = self._clock()
-        job = await self._store.create(
+        now = self._desk.clock()
+        job = await self._desk.store.create(
             NewJob(
                 kind=JobKind.TEXT,
                 origin=origin,
@@ -139,9 +126,9 @@ class TextJobs:
                 unique_key=key,
             ),
             now=now,
-            admit=self._guard.admission(origin),
+            admit=self._desk.guard.admission(origin),
         )
-        self._wake()
+        self._desk.wake()
         return job
 
     async def _speech_translation(self, origin: Origin, source: Job) -> Job | None:
@@ -154,7 +141,7 @@ class TextJobs:
         """
         raw = f"{source.id}|{TRANSLATE}|English|{SPEECH}|{source.provider}|{source.model}"
         key = hashlib.sha256(raw.encode()).hexdigest()
-        existing = await self._store.find_unique(key)
+        existing = await self._desk.store.find_unique(key)
         if existing is not None:
             return existing
         recording = await self._kept_recording(source)
@@ -163,10 +150,10 @@ class TextJobs:
                 return None
             raise InputError(RECORDING_GONE)
         audio_job, blob = recording
-        await self._guard.check_start(origin)
+        await self._desk.guard.check_start(origin)
         origin = await self._stamped(origin)
-        now = self._clock()
-        job = await self._store.create(
+        now = self._desk.clock()
+        job = await self._desk.store.create(
             NewJob(
                 kind=JobKind.TEXT,
                 origin=origin,
@@ -186,33 +173,33 @@ class TextJobs:
             ),
             now=now,
             input_blob=blob,
-            admit=self._guard.admission(origin),
+            admit=self._desk.guard.admission(origin),
         )
-        self._wake()
+        self._desk.wake()
         return job
 
     async def _kept_recording(self, source: Job) -> tuple[Job, Blob] | None:
         """The job that holds ``source``'s recording (itself, or the one whose transcript it
         reused) and the recording, while it is kept."""
         reused = source.options.get("reused_from")
-        audio_job = await self._store.get(str(reused)) if reused else source
+        audio_job = await self._desk.store.get(str(reused)) if reused else source
         if audio_job is None:
             return None
-        if float(audio_job.options.get("keep_audio_until") or 0) <= self._clock():
+        if float(audio_job.options.get("keep_audio_until") or 0) <= self._desk.clock():
             return None  # past its time, even if the hourly clean-up has not dropped it yet
-        blob = await self._recordings.load_blob(audio_job.id, RECORDING)
+        blob = await self._desk.recordings.load_blob(audio_job.id, RECORDING)
         return (audio_job, blob) if blob is not None else None
 
     async def _stamped(self, origin: Origin) -> Origin:
         """``origin`` with the asker's language, so the job replies in it."""
-        prefs = await self._preferences.for_origin(origin)
-        return self._preferences.stamp_locale(origin, prefs)
+        prefs = await self._desk.preferences.for_origin(origin)
+        return self._desk.preferences.stamp_locale(origin, prefs)
 
     async def transcript_for_message(
         self, platform: str, chat_id: str, message_id: str
     ) -> Job | None:
         """The finished transcription shown in a chat message (its reply or placeholder)."""
-        for job in await self._store.recent_for_chat(platform, chat_id, limit=50):
+        for job in await self._desk.store.recent_for_chat(platform, chat_id, limit=50):
             shown = message_id in (job.delivery_message_id, job.progress_message_id)
             if shown and job.kind is JobKind.STT and job.state is JobState.COMPLETED:
                 return job

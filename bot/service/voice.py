@@ -6,24 +6,39 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 from bot.audio.pool import AudioPool
 from bot.chat.preferences import ChatSettingsStore, Preferences
-from bot.chat.settings import ChatSettings, Prefs
 from bot.config.load import Config
 from bot.model.job import Job
-from bot.model.speech import Origin
-from bot.providers.base import SpeechToText, SttCapabilities, TextToSpeech, TtsCapabilities
-from bot.service.chat_admin import Cancelled, ChatAdmin
+from bot.providers.base import SpeechToText, TextToSpeech
+from bot.service.chat_admin import ChatAdmin
 from bot.service.chat_jobs import ChatJobs
+from bot.service.desk import JobDesk
 from bot.service.intake import Intake
 from bot.service.limits import Guard, UsageQueries
 from bot.service.records import JobRecords, Recordings
 from bot.service.routes import ProviderRoutes
 from bot.service.text_jobs import TextJobs
-from bot.text import ENGLISH, Text
 
 _LOGGER = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _Forward(Generic[P, R]):
+    """A façade method that is ``method`` of the part the façade holds as attribute ``part``."""
+
+    def __init__(self, part: str, method: Callable[Concatenate[Any, P], R]) -> None:
+        self._part = part
+        self._name = method.__name__
+        self.__doc__ = method.__doc__
+
+    def __get__(self, service: object, owner: type | None = None) -> Callable[P, R]:
+        # Looked up on each access, so a part replaced on the instance (a test's) is the one called.
+        return cast("Callable[P, R]", getattr(getattr(service, self._part), self._name))
 
 
 class VoiceService:
@@ -49,172 +64,55 @@ class VoiceService:
         guard = Guard(usage, config.limits, config.access, clock)
         self.routes = ProviderRoutes(config, stt=stt, tts=tts)
         self.preferences = Preferences(settings, config, choices=self.routes.choices, clock=clock)
+        desk = JobDesk(store, recordings, guard, self.preferences, self.routes, clock, wake)
         self.intake = Intake(
-            store,
-            recordings,
-            guard,
-            self.preferences,
-            self.routes,
+            desk,
             stt=config.stt,
             tts=config.tts,
             jobs=config.jobs,
             audio_pool=audio_pool or AudioPool(),
-            clock=clock,
-            wake=wake,
         )
         self.text_jobs = TextJobs(
-            store,
-            recordings,
-            guard,
-            self.preferences,
-            self.routes,
+            desk,
             llm=config.llm,
             providers=config.providers,
             deadline_seconds=config.jobs.deadline_seconds,
-            clock=clock,
-            wake=wake,
         )
         self.chat_admin = ChatAdmin(
             store, guard, usage=usage, settings=settings, choices=self.routes.choices, clock=clock
         )
         self.chat_jobs = ChatJobs(store, clock=clock, eta=eta)
 
+    # Each call below is the part's own method, bound to the part this service holds: the
+    # façade adds nothing, so it restates no signature (the docstrings are the parts').
+
     # -- providers (ProviderRoutes) ---------------------------------------------------------
-
-    def stt_capabilities(
-        self, provider: str | None = None, model: str | None = None
-    ) -> SttCapabilities:
-        """What the (default) speech-to-text model can do."""
-        return self.routes.stt_capabilities(provider, model)
-
-    def tts_capabilities(
-        self, provider: str | None = None, model: str | None = None
-    ) -> TtsCapabilities:
-        """What the (default) text-to-speech model can do."""
-        return self.routes.tts_capabilities(provider, model)
+    stt_capabilities = _Forward("routes", ProviderRoutes.stt_capabilities)
+    tts_capabilities = _Forward("routes", ProviderRoutes.tts_capabilities)
 
     # -- creating jobs (Intake) -------------------------------------------------------------
-
-    async def transcribe(
-        self,
-        origin: Origin,
-        data: bytes,
-        filename: str,
-        *,
-        prefs: Prefs | None = None,
-        dedup_key: str | None = None,
-        provider: str | None = None,
-        model: str | None = None,
-        language: str | None = None,
-        diarize: bool | None = None,
-    ) -> Job:
-        """Store audio as a transcription job (see :meth:`Intake.transcribe`)."""
-        return await self.intake.transcribe(
-            origin,
-            data,
-            filename,
-            prefs=prefs,
-            dedup_key=dedup_key,
-            provider=provider,
-            model=model,
-            language=language,
-            diarize=diarize,
-        )
-
-    async def speak(
-        self,
-        origin: Origin,
-        text: str,
-        *,
-        prefs: Prefs | None = None,
-        voice: str | None = None,
-        provider: str | None = None,
-        model: str | None = None,
-    ) -> Job:
-        """Store a text-to-speech job (see :meth:`Intake.speak`)."""
-        return await self.intake.speak(
-            origin, text, prefs=prefs, voice=voice, provider=provider, model=model
-        )
-
-    async def already_created(self, origin: Origin) -> bool:
-        """Whether a job came from this platform event already (see
-        :meth:`Intake.already_created`)."""
-        return await self.intake.already_created(origin)
+    transcribe = _Forward("intake", Intake.transcribe)
+    speak = _Forward("intake", Intake.speak)
+    already_created = _Forward("intake", Intake.already_created)
 
     # -- summaries and translations (TextJobs) ----------------------------------------------
-
-    def offers_text(self) -> bool:
-        """Whether summaries and translations are offered (an ``llm:`` route that can run)."""
-        return self.text_jobs.offers_text()
-
-    def text_buttons(self, job: Job) -> tuple[str, ...]:
-        """The buttons under a finished transcript (see :meth:`TextJobs.text_buttons`)."""
-        return self.text_jobs.text_buttons(job)
-
-    async def text_job(
-        self, origin: Origin, source_id: str, action: str, language: str | None = None
-    ) -> Job:
-        """A summary or translation of a transcript as a job (see :meth:`TextJobs.text_job`)."""
-        return await self.text_jobs.text_job(origin, source_id, action, language)
-
-    async def transcript_for_message(
-        self, platform: str, chat_id: str, message_id: str
-    ) -> Job | None:
-        """The finished transcription shown in a chat message (its reply or placeholder)."""
-        return await self.text_jobs.transcript_for_message(platform, chat_id, message_id)
+    offers_text = _Forward("text_jobs", TextJobs.offers_text)
+    text_buttons = _Forward("text_jobs", TextJobs.text_buttons)
+    text_job = _Forward("text_jobs", TextJobs.text_job)
+    transcript_for_message = _Forward("text_jobs", TextJobs.transcript_for_message)
 
     # -- a chat's jobs (ChatJobs) -----------------------------------------------------------
-
-    async def job(self, platform: str, chat_id: str, job_id: str) -> Job | None:
-        """A job of this chat (another chat's job is invisible: None)."""
-        return await self.chat_jobs.job(platform, chat_id, job_id)
-
-    async def recent_jobs(self, platform: str, chat_id: str, limit: int = 10) -> list[Job]:
-        """This chat's newest jobs."""
-        return await self.chat_jobs.recent_jobs(platform, chat_id, limit)
-
-    async def status_text(
-        self, platform: str, chat_id: str, job_id: str | None = None, tr: Text = ENGLISH
-    ) -> str:
-        """What /status answers: one job in detail, or this chat's recent jobs."""
-        return await self.chat_jobs.status_text(platform, chat_id, job_id, tr)
-
-    async def set_progress_message(self, job_id: str, message_id: str) -> None:
-        """Remember the placeholder message that shows a job's progress."""
-        await self.chat_jobs.set_progress_message(job_id, message_id)
-
-    async def update_job_extra(self, job: Job, **changes: object) -> Job:
-        """Merge adapter notes into the job's ``extra`` and return the updated job."""
-        return await self.chat_jobs.update_job_extra(job, **changes)
+    job = _Forward("chat_jobs", ChatJobs.job)
+    recent_jobs = _Forward("chat_jobs", ChatJobs.recent_jobs)
+    status_text = _Forward("chat_jobs", ChatJobs.status_text)
+    set_progress_message = _Forward("chat_jobs", ChatJobs.set_progress_message)
+    update_job_extra = _Forward("chat_jobs", ChatJobs.update_job_extra)
 
     # -- access, usage, privacy, cancelling, settings (ChatAdmin) ---------------------------
-
-    def allowed(self, origin: Origin) -> bool:
-        """Whether to answer this user/chat at all (deny and allow lists)."""
-        return self.chat_admin.allowed(origin)
-
-    def is_admin(self, origin: Origin) -> bool:
-        """Whether this user is a configured bot admin."""
-        return self.chat_admin.is_admin(origin)
-
-    async def usage_text(self, origin: Origin, tr: Text = ENGLISH) -> str:
-        """What /usage shows a bot admin (see :meth:`ChatAdmin.usage_text`)."""
-        return await self.chat_admin.usage_text(origin, tr)
-
-    async def forget(self, origin: Origin, tr: Text = ENGLISH) -> str:
-        """Delete the caller's jobs in this chat and say how many."""
-        return await self.chat_admin.forget(origin, tr)
-
-    async def cancel(self, origin: Origin, job_id: str | None, *, admin: bool) -> Cancelled:
-        """Cancel an unfinished job of this chat (see :meth:`ChatAdmin.cancel`)."""
-        return await self.chat_admin.cancel(origin, job_id, admin=admin)
-
-    async def settings(self, platform: str, chat_id: str) -> ChatSettings:
-        """This chat's settings (defaults when never changed)."""
-        return await self.chat_admin.settings(platform, chat_id)
-
-    async def change_setting(
-        self, platform: str, chat_id: str, name: str, value: str
-    ) -> ChatSettings:
-        """Change one chat setting from user text (see :meth:`ChatAdmin.change_setting`)."""
-        return await self.chat_admin.change_setting(platform, chat_id, name, value)
+    allowed = _Forward("chat_admin", ChatAdmin.allowed)
+    is_admin = _Forward("chat_admin", ChatAdmin.is_admin)
+    usage_text = _Forward("chat_admin", ChatAdmin.usage_text)
+    forget = _Forward("chat_admin", ChatAdmin.forget)
+    cancel = _Forward("chat_admin", ChatAdmin.cancel)
+    settings = _Forward("chat_admin", ChatAdmin.settings)
+    change_setting = _Forward("chat_admin", ChatAdmin.change_setting)

@@ -167,10 +167,8 @@ class Claims:
         platforms: Iterable[str],
         rerun: Callable[[Job], bool] = lambda job: False,
     ) -> list[str]:
-        """Settle every job of these platforms left SUBMITTING by a process that died (its lease
-        expired; never this process's own): back to QUEUED when ``rerun(job)`` (its provider
-        reruns for free), else FAILED with ``message`` (resubmitting could pay twice). Returns
-        the failed ids."""
+        """See :meth:`bot.jobs.steps.Recovery.recover_interrupted`; a job leased by this
+        process's own owner is never settled here."""
         names = list(platforms)
         if not names:
             return []

@@ -101,12 +101,10 @@ class SqlJobStore:
         output_blob: Blob | None = None,
         admit: Admission | None = None,
     ) -> Job:
-        """Insert a job (QUEUED with its input, or already COMPLETED for a reused result).
-        With ``new.unique_key`` held by a live job, nothing is inserted and that job is
-        returned (a failed or cancelled holder gives the key up first, in the same transaction).
-        With ``admit``, its limits are checked in the same transaction, serialised per user and
-        chat (SQLite: one writer; PostgreSQL: advisory transaction locks), so two creations
-        never both pass on the same remaining allowance."""
+        """See :meth:`bot.service.records.JobRecords.create`. A failed or cancelled holder of
+        ``new.unique_key`` gives it up in the same transaction; ``admit`` is checked there too,
+        serialised per user and chat (SQLite: one writer; PostgreSQL: advisory transaction
+        locks), so two creations never both pass on the same remaining allowance."""
         blobs = (("input", input_blob), ("output", output_blob))
         size = len(input_blob.data) if input_blob else None
         for _ in range(20):

@@ -2,52 +2,20 @@
 
 from __future__ import annotations
 
+# The module itself, not the package: bot.storage imports this schema (no import loop).
+import bot.storage.tables as tables
+
+# Leases came with PostgreSQL's first schema (SQLite added them in v7).
+_LEASES = """,
+        lease_owner TEXT,
+        lease_until DOUBLE PRECISION"""
+
 # Each entry migrates from version i to i+1; never edit a released entry, append a new one.
 # The same tables, columns and meaning as the SQLite schema (v3 here = SQLite v9; a db copy moves
 # rows 1:1).
 MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE jobs (
-        id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        platform TEXT NOT NULL,
-        chat_id TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        reply_to TEXT,
-        thread_id TEXT,
-        origin_extra TEXT NOT NULL DEFAULT '{}',
-        provider TEXT NOT NULL,
-        model TEXT NOT NULL,
-        options TEXT NOT NULL DEFAULT '{}',
-        state TEXT NOT NULL,
-        ticket TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        poll_count INTEGER NOT NULL DEFAULT 0,
-        next_poll_at DOUBLE PRECISION,
-        deadline_at DOUBLE PRECISION NOT NULL,
-        queue_position INTEGER,
-        result TEXT,
-        error TEXT,
-        error_code TEXT,
-        cost DOUBLE PRECISION,
-        currency TEXT,
-        input_duration DOUBLE PRECISION,
-        input_bytes BIGINT,
-        dedup_key TEXT,
-        progress_message_id TEXT,
-        created_at DOUBLE PRECISION NOT NULL,
-        updated_at DOUBLE PRECISION NOT NULL,
-        submitted_at DOUBLE PRECISION,
-        completed_at DOUBLE PRECISION,
-        delivered_at DOUBLE PRECISION,
-        delivery_message_id TEXT,
-        delivery_error TEXT,
-        delivery_attempts INTEGER NOT NULL DEFAULT 0,
-        deliver_after DOUBLE PRECISION,
-        extra TEXT NOT NULL DEFAULT '{}',
-        lease_owner TEXT,
-        lease_until DOUBLE PRECISION
-    );
+    f"""
+    {tables.jobs(tables.POSTGRES, _LEASES)}
     -- Claims: unfinished jobs by next step time, finished ones by delivery time.
     CREATE INDEX jobs_due ON jobs (next_poll_at) WHERE state IN ('queued', 'submitted');
     CREATE INDEX jobs_undelivered ON jobs (deliver_after)
@@ -59,21 +27,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_completed ON jobs (completed_at) WHERE completed_at IS NOT NULL;
     CREATE INDEX jobs_dedup ON jobs (dedup_key) WHERE dedup_key IS NOT NULL;
     CREATE INDEX jobs_active ON jobs (state) WHERE state = 'submitting';
-    CREATE TABLE job_blobs (
-        job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-        role TEXT NOT NULL,
-        data BYTEA NOT NULL,
-        filename TEXT,
-        content_type TEXT,
-        PRIMARY KEY (job_id, role)
-    );
-    CREATE TABLE chat_settings (
-        platform TEXT NOT NULL,
-        chat_id TEXT NOT NULL,
-        data TEXT NOT NULL,
-        updated_at DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (platform, chat_id)
-    );
+    {tables.job_blobs(tables.POSTGRES)}
+    {tables.settings(tables.POSTGRES, "chat")}
     CREATE TABLE speed_stats (
         provider TEXT NOT NULL,
         model TEXT NOT NULL,
@@ -104,19 +59,8 @@ MIGRATIONS: tuple[str, ...] = (
 
 MIGRATIONS += (
     # v2: /usage from a daily rollup kept by a trigger (the jobs table's sums per UTC day).
-    """
-    CREATE TABLE usage_daily (
-        day DOUBLE PRECISION NOT NULL,
-        platform TEXT NOT NULL,
-        chat_id TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        jobs BIGINT NOT NULL DEFAULT 0,
-        audio_seconds DOUBLE PRECISION NOT NULL DEFAULT 0,
-        chars BIGINT NOT NULL DEFAULT 0,
-        cost DOUBLE PRECISION NOT NULL DEFAULT 0,
-        currency TEXT,
-        PRIMARY KEY (day, platform, chat_id, user_id)
-    );
+    f"""
+    {tables.usage_daily(tables.POSTGRES)}
     CREATE FUNCTION voicebot_usage() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
         sign INTEGER;
@@ -167,48 +111,17 @@ MIGRATIONS += (
 MIGRATIONS += (
     # v4: long recordings (SQLite v10): the parts a long recording is split into, each a durable
     # sub-job of its ``jobs`` row (see the SQLite migration for the columns).
-    """
-    CREATE TABLE job_parts (
-        job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-        idx INTEGER NOT NULL,
-        audio_start DOUBLE PRECISION NOT NULL,
-        audio_seconds DOUBLE PRECISION NOT NULL,
-        state TEXT NOT NULL,
-        ticket TEXT,
-        result TEXT,
-        error TEXT,
-        cost DOUBLE PRECISION,
-        currency TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        keep_input INTEGER NOT NULL DEFAULT 0,
-        updated_at DOUBLE PRECISION NOT NULL,
-        data BYTEA,
-        filename TEXT,
-        content_type TEXT,
-        PRIMARY KEY (job_id, idx)
-    );
-    """,
+    tables.script(tables.job_parts(tables.POSTGRES)),
 )
 
 MIGRATIONS += (
     # v5: summaries and translations (SQLite v11): at most one live job per ``unique_key``.
-    """
-    ALTER TABLE jobs ADD COLUMN unique_key TEXT;
-    CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key) WHERE unique_key IS NOT NULL;
-    """,
+    tables.UNIQUE_KEY,
 )
 
 MIGRATIONS += (
     # v6: a person's own settings (SQLite v12), which win over the chat's (user > chat > config).
-    """
-    CREATE TABLE user_settings (
-        platform TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        data TEXT NOT NULL,
-        updated_at DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (platform, user_id)
-    );
-    """,
+    tables.script(tables.settings(tables.POSTGRES, "user")),
 )
 
 MIGRATIONS += (

@@ -2,48 +2,13 @@
 
 from __future__ import annotations
 
+# The module itself, not the package: bot.storage imports this schema (no import loop).
+import bot.storage.tables as tables
+
 # Each entry migrates from version i to i+1; never edit a released entry, append a new one.
 MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE jobs (
-        id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        platform TEXT NOT NULL,
-        chat_id TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        reply_to TEXT,
-        thread_id TEXT,
-        origin_extra TEXT NOT NULL DEFAULT '{}',
-        provider TEXT NOT NULL,
-        model TEXT NOT NULL,
-        options TEXT NOT NULL DEFAULT '{}',
-        state TEXT NOT NULL,
-        ticket TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        poll_count INTEGER NOT NULL DEFAULT 0,
-        next_poll_at REAL,
-        deadline_at REAL NOT NULL,
-        queue_position INTEGER,
-        result TEXT,
-        error TEXT,
-        error_code TEXT,
-        cost REAL,
-        currency TEXT,
-        input_duration REAL,
-        input_bytes INTEGER,
-        dedup_key TEXT,
-        progress_message_id TEXT,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        submitted_at REAL,
-        completed_at REAL,
-        delivered_at REAL,
-        delivery_message_id TEXT,
-        delivery_error TEXT,
-        delivery_attempts INTEGER NOT NULL DEFAULT 0,
-        deliver_after REAL,
-        extra TEXT NOT NULL DEFAULT '{}'
-    );
+    f"""
+    {tables.jobs(tables.SQLITE)}
     -- The poller's hot query: unfinished jobs by next poll time.
     CREATE INDEX jobs_due ON jobs (next_poll_at)
         WHERE state IN ('queued', 'submitted');
@@ -55,21 +20,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_dedup ON jobs (dedup_key) WHERE dedup_key IS NOT NULL;
     CREATE INDEX jobs_active ON jobs (state) WHERE state = 'submitting';
     -- Input audio (kept only until the provider has it) and output audio (voice clips).
-    CREATE TABLE job_blobs (
-        job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-        role TEXT NOT NULL,
-        data BLOB NOT NULL,
-        filename TEXT,
-        content_type TEXT,
-        PRIMARY KEY (job_id, role)
-    );
-    CREATE TABLE chat_settings (
-        platform TEXT NOT NULL,
-        chat_id TEXT NOT NULL,
-        data TEXT NOT NULL,
-        updated_at REAL NOT NULL,
-        PRIMARY KEY (platform, chat_id)
-    );
+    {tables.job_blobs(tables.SQLITE)}
+    {tables.settings(tables.SQLITE, "chat")}
     """,
 )
 
@@ -143,19 +95,8 @@ MIGRATIONS += (
 MIGRATIONS += (
     # v8: /usage from a daily rollup kept by triggers (exactly the jobs table's sums per UTC day
     # of creation, so a 30-day answer reads ~30 rows per user instead of every job).
-    """
-    CREATE TABLE usage_daily (
-        day REAL NOT NULL,
-        platform TEXT NOT NULL,
-        chat_id TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        jobs INTEGER NOT NULL DEFAULT 0,
-        audio_seconds REAL NOT NULL DEFAULT 0,
-        chars INTEGER NOT NULL DEFAULT 0,
-        cost REAL NOT NULL DEFAULT 0,
-        currency TEXT,
-        PRIMARY KEY (day, platform, chat_id, user_id)
-    );
+    f"""
+    {tables.usage_daily(tables.SQLITE)}
     INSERT INTO usage_daily
         SELECT CAST(created_at / 86400 AS INTEGER) * 86400.0, platform, chat_id, user_id,
                COUNT(*), COALESCE(SUM(CASE WHEN kind = 'stt' THEN input_duration END), 0),
@@ -219,27 +160,7 @@ MIGRATIONS += (
     # counts for limits, usage and replies). A part keeps its audio until the provider has it;
     # its own state, ticket, result and cost make a restart resume without paying a finished
     # part again. ``audio_start``: where the part begins in the recording (seconds).
-    """
-    CREATE TABLE job_parts (
-        job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-        idx INTEGER NOT NULL,
-        audio_start REAL NOT NULL,
-        audio_seconds REAL NOT NULL,
-        state TEXT NOT NULL,
-        ticket TEXT,
-        result TEXT,
-        error TEXT,
-        cost REAL,
-        currency TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        keep_input INTEGER NOT NULL DEFAULT 0,
-        updated_at REAL NOT NULL,
-        data BLOB,
-        filename TEXT,
-        content_type TEXT,
-        PRIMARY KEY (job_id, idx)
-    );
-    """,
+    tables.script(tables.job_parts(tables.SQLITE)),
 )
 
 MIGRATIONS += (
@@ -247,24 +168,13 @@ MIGRATIONS += (
     # action + language + model): at most one live job per key, so a button pressed twice (or
     # by two people, or replayed after a crash) never pays twice. A failed or cancelled job gives
     # its key up when the same thing is asked again.
-    """
-    ALTER TABLE jobs ADD COLUMN unique_key TEXT;
-    CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key) WHERE unique_key IS NOT NULL;
-    """,
+    tables.UNIQUE_KEY,
 )
 
 MIGRATIONS += (
     # v12: a person's own settings (transcription language, voice, interface language), which win
     # over the chat's in every chat they use (user > chat > config).
-    """
-    CREATE TABLE user_settings (
-        platform TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        data TEXT NOT NULL,
-        updated_at REAL NOT NULL,
-        PRIMARY KEY (platform, user_id)
-    );
-    """,
+    tables.script(tables.settings(tables.SQLITE, "user")),
 )
 
 MIGRATIONS += (
