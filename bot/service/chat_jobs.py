@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 
 from bot.chat.status import render_job, render_job_list
 from bot.model.job import Job
@@ -60,9 +59,3 @@ class ChatJobs:
     async def set_progress_message(self, job_id: str, message_id: str) -> None:
         """Remember the placeholder message that shows a job's progress."""
         await self._store.set_progress_message(job_id, message_id, self._clock())
-
-    async def update_job_extra(self, job: Job, **changes: object) -> Job:
-        """Merge adapter notes into the job's ``extra`` and return the updated job."""
-        extra = {**job.extra, **changes}
-        await self._store.update_extra(job.id, extra, self._clock())
-        return replace(job, extra=extra)

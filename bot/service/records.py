@@ -63,10 +63,6 @@ class JobRecords(Protocol):
         """Remember the placeholder message the adapter edits as the job moves."""
         ...
 
-    async def update_extra(self, job_id: str, extra: Mapping[str, Any], now: float) -> bool:
-        """Replace the adapter's per-job notes."""
-        ...
-
     async def cancel(self, job_id: str, now: float) -> Job | None:
         """QUEUED/SUBMITTING/SUBMITTED → CANCELLED (final, never delivered), whoever holds it.
 

@@ -183,10 +183,6 @@ class VoiceService:
         """Remember the placeholder message that shows a job's progress."""
         await self.chat_jobs.set_progress_message(job_id, message_id)
 
-    async def update_job_extra(self, job: Job, **changes: object) -> Job:
-        """Merge adapter notes into the job's ``extra`` and return the updated job."""
-        return await self.chat_jobs.update_job_extra(job, **changes)
-
     # -- access, usage, privacy, cancelling, settings (ChatAdmin) ---------------------------
 
     def allowed(self, origin: Origin) -> bool:

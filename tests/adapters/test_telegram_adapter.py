@@ -13,6 +13,7 @@ from bot.model.errors import DeliveryError
 from bot.model.job import JobState
 from bot.model.speech import Origin
 from testkit.fakes.audio import decode_info, make_tone
+from testkit.support import reply_for
 from testkit.telegram_bot import (
     ADMIN,
     GROUP,
@@ -263,25 +264,25 @@ async def test_telegram_deliver_maps_platform_refusals(tmp_path: Path) -> None:
         job = await w.core.service.speak(origin, "hi")
         failed = replace(job, state=JobState.FAILED, error="Nope.")
         # The original message is gone: the reply still arrives.
-        first = await w.adapter.deliver(failed, None)
+        first = await w.adapter.deliver(reply_for(failed))
         assert first is not None
         sent = w.tg.sent(USER)[-1]
         assert sent.params["reply_parameters"]["allow_sending_without_reply"] is True
         assert sent.text is not None and "Nope." in sent.text
         # The placeholder was deleted: a new reply replaces the edit.
         gone = replace(failed, progress_message_id="555")
-        assert await w.adapter.deliver(gone, None) == str(int(first) + 1)
+        assert await w.adapter.deliver(reply_for(gone)) == str(int(first) + 1)
         w.tg.fail("sendMessage", 429, retry_after=7)
         with pytest.raises(DeliveryError) as flood:
-            await w.adapter.deliver(failed, None)
+            await w.adapter.deliver(reply_for(failed))
         assert flood.value.retry_after == 7 and not flood.value.permanent
         w.tg.fail("sendMessage", 400, "Bad Request: chat not found")
         with pytest.raises(DeliveryError) as missing:
-            await w.adapter.deliver(failed, None)
+            await w.adapter.deliver(reply_for(failed))
         assert missing.value.permanent
         w.tg.block(USER)
         with pytest.raises(DeliveryError) as blocked:
-            await w.adapter.deliver(failed, None)
+            await w.adapter.deliver(reply_for(failed))
         assert blocked.value.permanent
 
 

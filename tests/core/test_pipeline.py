@@ -12,9 +12,10 @@ from bot.audio import codec
 from bot.audio.codec import AudioInfo, probe
 from bot.chat.settings import ChatSettings, Prefs
 from bot.config.load import parse_config
+from bot.jobs.delivery import Reply
 from bot.jobs.worker import INTERRUPTED_MESSAGE
 from bot.model.errors import AudioError, DeliveryError, InputError
-from bot.model.job import JobState
+from bot.model.job import Job, JobState
 from bot.model.speech import Origin
 from bot.text import ENGLISH
 from testkit.fakes.audio import decode_info, make_tone
@@ -257,6 +258,40 @@ async def test_pipeline_delivery_retry_and_permanent_refusal(h: Harness) -> None
     gone = await h.core.store.get(other.id)
     assert gone is not None and gone.delivery_error == "bot was blocked"
     assert len(h.out.delivered) == 1
+
+
+class _Interrupted:
+    """A platform whose first delivery sends one message, checkpoints it, then fails."""
+
+    def __init__(self) -> None:
+        self.replies: list[Reply] = []
+
+    async def deliver(self, reply: Reply) -> str | None:
+        self.replies.append(reply)
+        if len(self.replies) == 1:
+            noted = await reply.checkpoint(sent=1, first="m-1")
+            assert noted.extra["sent"] == 1
+            await reply.checkpoint(sent=2)  # merges into the previous checkpoint's extra
+            raise DeliveryError("flood", retry_after=1.0)
+        return "m-1"
+
+    async def progress(self, job: Job) -> None:
+        return None
+
+
+async def test_pipeline_delivery_checkpoint_is_in_the_retried_job(h: Harness) -> None:
+    """What a failed delivery already sent is recorded through its checkpoint (not the
+    service), and the retry is handed the job with it."""
+    assert h.core is not None
+    platform = _Interrupted()
+    h.core.worker.register("test", platform)
+    job = await h.core.service.transcribe(ORIGIN, make_tone(1.0), "v.ogg")
+    await h.drive()
+    assert [r.job.id for r in platform.replies] == [job.id, job.id]
+    assert "sent" not in platform.replies[0].job.extra
+    assert platform.replies[1].job.extra == {"sent": 2, "first": "m-1"}
+    stored = await h.core.store.get(job.id)
+    assert stored is not None and stored.delivery_message_id == "m-1"
 
 
 async def test_pipeline_dedup_reuses_transcript_without_paying(
