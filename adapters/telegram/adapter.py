@@ -71,7 +71,7 @@ class TelegramAdapter:
         self._poll_timeout = poll_timeout
         self.app: PtbApp = self._build()
         self.actions = ChatActions(self.app.bot, max_age=core.config.jobs.deadline_seconds)
-        self.placeholders = Placeholders(self.app.bot, self.service, self.actions)
+        self.placeholders = Placeholders(self.app.bot, self.actions)
         self._polling: asyncio.Task[None] | None = None
         self._leading = False
         self.handlers = TelegramHandlers(self.service, self.app.bot, self.placeholders, self.config)
@@ -257,7 +257,7 @@ class TelegramAdapter:
     async def deliver(self, reply: Reply) -> str | None:
         """Send a finished job's reply; map Telegram's refusals to :class:`DeliveryError`."""
         job = reply.job
-        placeholder = await self.placeholders.wait(job)
+        placeholder = job.placeholder_id
         try:
             if job.kind in (JobKind.STT, JobKind.TEXT):
                 first = await self._deliver_transcript(reply, placeholder)
@@ -267,7 +267,6 @@ class TelegramAdapter:
             raise delivery_error(exc) from exc
         finally:
             self.actions.done(job.id)
-        self.placeholders.forget(job.id)
         return first
 
     async def _deliver_transcript(self, out: Reply, placeholder: str | None) -> str | None:

@@ -23,6 +23,7 @@ from bot.model.job import Blob, Job, JobKind, JobState, NewJob
 from bot.model.speech import Origin
 from bot.providers.registry import ProviderConfig
 from bot.service.limits import Guard
+from bot.service.placeholder import Placeholder, create_shown
 from bot.service.records import JobRecords, Recordings
 from bot.service.routes import ProviderRoutes
 
@@ -82,11 +83,17 @@ class TextJobs:
         return ()
 
     async def text_job(
-        self, origin: Origin, source_id: str, action: str, language: str | None = None
+        self,
+        origin: Origin,
+        source_id: str,
+        action: str,
+        language: str | None = None,
+        placeholder: Placeholder | None = None,
     ) -> Job:
         """A summary or translation of a finished transcript of this chat, as a durable job.
         Asked again (a second press, another user, a replayed update) while one is live or done,
         that job is returned instead: the same transcript + action + language is paid once.
+        ``placeholder``: shows a new job before it is stored (see :mod:`.placeholder`).
 
         Raises:
             AccessDenied, LimitExceeded: not for this user or chat, or over a limit.
@@ -101,15 +108,22 @@ class TextJobs:
             raise InputError(no_transcript(source_id))
         lang = language_name(language)
         if action == TRANSLATE and lang == "English" and self._routes.translates(source):
-            job = await self._speech_translation(origin, source)
+            job = await self._speech_translation(origin, source, placeholder)
             if job is not None:
                 return job
         if not self.offers_text():
             english_only = self._routes.translates(source)
             raise InputError(ENGLISH_ONLY if english_only else TEXT_UNAVAILABLE)
-        return await self._chat_model_job(origin, source, action, lang)
+        return await self._chat_model_job(origin, source, action, lang, placeholder)
 
-    async def _chat_model_job(self, origin: Origin, source: Job, action: str, lang: str) -> Job:
+    async def _chat_model_job(
+        self,
+        origin: Origin,
+        source: Job,
+        action: str,
+        lang: str,
+        placeholder: Placeholder | None,
+    ) -> Job:
         """``action`` on ``source``'s transcript by the ``llm:`` route's model, as a durable
         job (the one already asked for, while it is live or done)."""
         llm = self._llm
@@ -122,7 +136,8 @@ class TextJobs:
         await self._guard.check_start(origin)
         origin = await self._stamped(origin)  # replies in the asker's language
         now = self._clock()
-        job = await self._store.create(
+        job = await create_shown(
+            self._store,
             NewJob(
                 kind=JobKind.TEXT,
                 origin=origin,
@@ -138,13 +153,16 @@ class TextJobs:
                 deadline_at=now + self._deadline_seconds,
                 unique_key=key,
             ),
+            placeholder,
             now=now,
             admit=self._guard.admission(origin),
         )
         self._wake()
         return job
 
-    async def _speech_translation(self, origin: Origin, source: Job) -> Job | None:
+    async def _speech_translation(
+        self, origin: Origin, source: Job, placeholder: Placeholder | None
+    ) -> Job | None:
         """The translation into English by the model that made ``source``, from its kept
         recording, as a durable job (once per transcript); None when the recording is no longer
         kept and the chat model can translate instead.
@@ -166,7 +184,8 @@ class TextJobs:
         await self._guard.check_start(origin)
         origin = await self._stamped(origin)
         now = self._clock()
-        job = await self._store.create(
+        job = await create_shown(
+            self._store,
             NewJob(
                 kind=JobKind.TEXT,
                 origin=origin,
@@ -184,6 +203,7 @@ class TextJobs:
                 input_duration=audio_job.input_duration,
                 unique_key=key,
             ),
+            placeholder,
             now=now,
             input_blob=blob,
             admit=self._guard.admission(origin),
@@ -213,7 +233,7 @@ class TextJobs:
     ) -> Job | None:
         """The finished transcription shown in a chat message (its reply or placeholder)."""
         for job in await self._store.recent_for_chat(platform, chat_id, limit=50):
-            shown = message_id in (job.delivery_message_id, job.progress_message_id)
+            shown = message_id in (job.delivery_message_id, job.placeholder_id)
             if shown and job.kind is JobKind.STT and job.state is JobState.COMPLETED:
                 return job
         return None

@@ -18,6 +18,7 @@ from bot.service.chat_admin import Cancelled, ChatAdmin
 from bot.service.chat_jobs import ChatJobs
 from bot.service.intake import Intake
 from bot.service.limits import Guard, UsageQueries
+from bot.service.placeholder import Placeholder
 from bot.service.records import JobRecords, Recordings
 from bot.service.routes import ProviderRoutes
 from bot.service.text_jobs import TextJobs
@@ -107,6 +108,7 @@ class VoiceService:
         model: str | None = None,
         language: str | None = None,
         diarize: bool | None = None,
+        placeholder: Placeholder | None = None,
     ) -> Job:
         """Store audio as a transcription job (see :meth:`Intake.transcribe`)."""
         return await self.intake.transcribe(
@@ -119,6 +121,7 @@ class VoiceService:
             model=model,
             language=language,
             diarize=diarize,
+            placeholder=placeholder,
         )
 
     async def speak(
@@ -130,10 +133,17 @@ class VoiceService:
         voice: str | None = None,
         provider: str | None = None,
         model: str | None = None,
+        placeholder: Placeholder | None = None,
     ) -> Job:
         """Store a text-to-speech job (see :meth:`Intake.speak`)."""
         return await self.intake.speak(
-            origin, text, prefs=prefs, voice=voice, provider=provider, model=model
+            origin,
+            text,
+            prefs=prefs,
+            voice=voice,
+            provider=provider,
+            model=model,
+            placeholder=placeholder,
         )
 
     async def already_created(self, origin: Origin) -> bool:
@@ -152,10 +162,15 @@ class VoiceService:
         return self.text_jobs.text_buttons(job)
 
     async def text_job(
-        self, origin: Origin, source_id: str, action: str, language: str | None = None
+        self,
+        origin: Origin,
+        source_id: str,
+        action: str,
+        language: str | None = None,
+        placeholder: Placeholder | None = None,
     ) -> Job:
         """A summary or translation of a transcript as a job (see :meth:`TextJobs.text_job`)."""
-        return await self.text_jobs.text_job(origin, source_id, action, language)
+        return await self.text_jobs.text_job(origin, source_id, action, language, placeholder)
 
     async def transcript_for_message(
         self, platform: str, chat_id: str, message_id: str
@@ -178,10 +193,6 @@ class VoiceService:
     ) -> str:
         """What /status answers: one job in detail, or this chat's recent jobs."""
         return await self.chat_jobs.status_text(platform, chat_id, job_id, tr)
-
-    async def set_progress_message(self, job_id: str, message_id: str) -> None:
-        """Remember the placeholder message that shows a job's progress."""
-        await self.chat_jobs.set_progress_message(job_id, message_id)
 
     # -- access, usage, privacy, cancelling, settings (ChatAdmin) ---------------------------
 
