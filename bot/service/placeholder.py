@@ -10,7 +10,10 @@ in its origin. Nothing is written back after creation, so a delivery or a progre
 waits for, or races, a placeholder being sent; a placeholder that cannot be sent leaves a job
 without one (its reply is then sent anew); a job answered from an existing one (a reused
 transcript, a summary already asked for) gets none, as its reply follows at once; a job the
-store refuses after all, or finds already there, takes the placeholder back.
+store refuses after all, or finds already there, takes the placeholder back; a restart between
+the placeholder and the write leaves that placeholder unused (the platform event was not
+confirmed: it is replayed and answered anew). Rows stored before kept the placeholder in
+``progress_message_id``; :attr:`bot.model.job.Job.placeholder_id` reads either.
 """
 
 from __future__ import annotations

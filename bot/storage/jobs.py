@@ -234,16 +234,6 @@ class SqlJobStore:
         )
         return job_from_row(rows[0]) if rows else None
 
-    async def set_progress_message(self, job_id: str, message_id: str, now: float) -> bool:
-        """Remember the placeholder message the adapter edits as the job moves."""
-        return (
-            await self.db.execute(
-                "UPDATE jobs SET progress_message_id = ?, updated_at = ? WHERE id = ?",
-                (message_id, now, job_id),
-            )
-            > 0
-        )
-
     async def update_extra(self, job_id: str, extra: Mapping[str, Any], now: float) -> bool:
         """Replace the adapter's per-job notes (e.g. an interaction token's fate)."""
         return (
