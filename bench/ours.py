@@ -13,9 +13,10 @@ from typing import Any
 from bench.mix import NANO_STT_MODEL, NANO_TTS_MODEL, PLATFORM, JobSpec
 from bot.app.core import Core
 from bot.config.load import Config
+from bot.jobs.delivery import Reply
 from bot.jobs.poller import ClockWatch
 from bot.model.job import Job, JobState
-from bot.model.speech import Origin, VoiceClip
+from bot.model.speech import Origin
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ class BenchDeliverer:
     _event: asyncio.Event = field(default_factory=asyncio.Event)
     _waiters: dict[str, asyncio.Future[None]] = field(default_factory=dict)
 
-    async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
+    async def deliver(self, reply: Reply) -> str | None:
+        job = reply.job
         ticket = job.ticket or {}
         run = ticket.get("runId", ticket.get("request_id"))
         self.deliveries[job.id] = Delivery(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ import yaml
 from adapters import config_readers
 from bot.app.core import Core
 from bot.config.load import Config, parse_config
-from bot.jobs.delivery import DEFAULT_LEASE, Delivery
+from bot.jobs.delivery import DEFAULT_LEASE, Delivery, Reply
 from bot.jobs.metrics import Metrics
 from bot.jobs.steps import JobSteps
 from bot.jobs.worker import JobWorker
@@ -46,7 +47,7 @@ def job_worker(
     """A worker wired as the composition root wires it: each store role handed to its user
     (``steps``: a stand-in for the store's own)."""
     metrics = Metrics()
-    delivery = Delivery(store.replies, store.kept, clock=clock, metrics=metrics, lease=lease)
+    delivery = Delivery(store.replies, store.kept, store, clock=clock, metrics=metrics, lease=lease)
     return JobWorker(
         steps or store.steps,
         parts=store.parts,
@@ -118,6 +119,19 @@ class FakeClock:
         return self.now
 
 
+def reply_for(job: Job, clip: VoiceClip | None = None, buttons: tuple[str, ...] = ()) -> Reply:
+    """A :class:`Reply` as delivery hands it to an adapter, whose checkpoint records each call
+    in ``job.extra`` of the job it returns (nothing is stored)."""
+    latest = job
+
+    async def checkpoint(**changes: object) -> Job:
+        nonlocal latest
+        latest = dataclasses.replace(latest, extra={**latest.extra, **changes})
+        return latest
+
+    return Reply(job, clip, buttons, checkpoint)
+
+
 class RecordingDeliverer:
     """A platform stand-in that records deliveries and progress (the adapters test the real ones).
 
@@ -126,14 +140,16 @@ class RecordingDeliverer:
 
     def __init__(self) -> None:
         self.delivered: list[tuple[Job, VoiceClip | None]] = []
+        self.replies: list[Reply] = []
         self.progressed: list[Job] = []
         self.fail_with: list[Exception] = []
         self._event = asyncio.Event()
 
-    async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
+    async def deliver(self, reply: Reply) -> str | None:
         if self.fail_with:
             raise self.fail_with.pop(0)
-        self.delivered.append((job, clip))
+        self.replies.append(reply)
+        self.delivered.append((reply.job, reply.clip))
         self._event.set()
         return f"msg-{len(self.delivered)}"
 

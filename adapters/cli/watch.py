@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from bot.chat.status import format_age
+from bot.jobs.delivery import Reply
 from bot.model.errors import BotError
 from bot.model.job import Job, JobKind, JobState
 from bot.model.speech import VoiceClip
@@ -47,10 +48,10 @@ class CliDeliverer:
         fut = self._waiting.setdefault(job_id, asyncio.get_running_loop().create_future())
         return fut
 
-    async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
-        fut = self._waiting.get(job.id)
+    async def deliver(self, reply: Reply) -> str | None:
+        fut = self._waiting.get(reply.job.id)
         if fut is not None and not fut.done():
-            fut.set_result((job, clip))
+            fut.set_result((reply.job, reply.clip))
         return None
 
     async def progress(self, job: Job) -> None:

@@ -25,10 +25,10 @@ from adapters.discord.outbox import Outbox
 from adapters.discord.replies import Replies
 from adapters.discord.translator import CatalogTranslator
 from bot.app.supervise import describe
+from bot.jobs.delivery import Reply
 from bot.jobs.leader import Leader
 from bot.model.errors import BotError, DeliveryError
 from bot.model.job import Job
-from bot.model.speech import VoiceClip
 from bot.text import Msg
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class DiscordAdapter:
                 **options,
             )
         self.tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(self.client)
-        self.replies = Replies(Outbox(self.client), self.core.service, self.core.clock, self.config)
+        self.replies = Replies(Outbox(self.client), self.core.clock, self.config)
         self.handlers = Handlers(self.core, self.client, self.tree)
         self.handlers.install()
         cancel = DiscordCancel(self.core.service, self.show_cancelled)
@@ -246,12 +246,12 @@ class DiscordAdapter:
 
     # -- delivery ---------------------------------------------------------------------------
 
-    async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
+    async def deliver(self, reply: Reply) -> str | None:
         """Send a finished job's reply; see :class:`bot.jobs.delivery.Deliverer`."""
         if self.client.is_closed():
             # Shutting down (or not started yet): try again later rather than log a crash.
             raise DeliveryError("discord client is not connected", retry_after=5.0)
-        return await self.replies.deliver(job, clip)
+        return await self.replies.deliver(reply)
 
     async def progress(self, job: Job) -> None:
         """Edit the placeholder (or the deferred interaction response) to the job's state."""

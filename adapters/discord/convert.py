@@ -157,7 +157,7 @@ def interaction_origin(
 
 def placeholder_id(job: Job) -> int | None:
     """The channel message showing this job's progress, if there is one."""
-    raw = job.progress_message_id or job.origin.extra.get("placeholder_id")
+    raw = job.placeholder_id
     return int(raw) if raw else None
 
 

@@ -198,14 +198,13 @@ class Handlers(commands.Cog):
         placeholder: discord.Message,
     ) -> None:
         data = await self._download(attachment)
-        # The placeholder id goes into the origin itself, so delivery finds it even if the job
-        # finishes before set_progress_message below (fast models) or after a restart.
+        # The placeholder id goes into the origin: the job is stored with it, so progress and
+        # delivery find it however fast the job finishes, and after a restart.
         locale = prefs.user.client_locale
         origin = message_origin(message, placeholder_id=placeholder.id, locale=locale)
         job = await self.service.transcribe(
             origin, data, attachment.filename, prefs=prefs, dedup_key=str(attachment.id)
         )
-        await self.service.set_progress_message(job.id, str(placeholder.id))
         _LOGGER.info("discord: job %s for message %s", job.id, message.id)
 
     # -- commands ---------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import discord
 
@@ -26,12 +25,10 @@ from adapters.discord.convert import (
 )
 from adapters.discord.outbox import Outbox, audio_file
 from bot.chat.replies import FileReply, failure_text, progress_text, transcript_reply
+from bot.jobs.delivery import Reply
 from bot.model.job import Job, JobKind, JobState
 from bot.model.speech import VoiceClip
 from bot.text import Msg, text_for
-
-if TYPE_CHECKING:
-    from bot.service.voice import VoiceService
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,23 +40,22 @@ class Replies:
     def __init__(
         self,
         outbox: Outbox,
-        service: VoiceService,
         clock: Callable[[], float],
         config: DiscordConfig,
     ) -> None:
         self.outbox = outbox
-        self.service = service
         self.clock = clock
         self.config = config
 
-    async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
+    async def deliver(self, out: Reply) -> str | None:
         """Send a finished job's reply; Discord's refusals become :class:`DeliveryError`."""
+        job, clip = out.job, out.clip
         try:
             if job.kind is JobKind.TTS and job.state is JobState.COMPLETED and clip is not None:
-                return await self._deliver_voice(job, clip)
+                return await self._deliver_voice(out, clip)
             if job.kind is JobKind.TTS:
                 tr = text_for(job.origin.locale)
-                return await self._deliver_text(job, (escape(failure_text(job, tr)),), ())
+                return await self._deliver_text(out, (escape(failure_text(job, tr)),), ())
             reply = transcript_reply(
                 job,
                 limit=MESSAGE_LIMIT,
@@ -68,7 +64,7 @@ class Replies:
                 tr=text_for(job.origin.locale),
             )
             files = files_within(reply.files, upload_limit(job.origin))
-            return await self._deliver_text(job, reply.messages, files)
+            return await self._deliver_text(out, reply.messages, files)
         except discord.HTTPException as exc:
             mapped = delivery_error(exc)
             if mapped is None:
@@ -82,25 +78,20 @@ class Replies:
         return ref
 
     async def _deliver_text(
-        self, job: Job, parts: Sequence[str], files: Sequence[FileReply]
+        self, out: Reply, parts: Sequence[str], files: Sequence[FileReply]
     ) -> str | None:
+        job = out.job
         # Parts already sent by an earlier, interrupted attempt are not sent again.
         sent = job.extra.get("discord_sent") or {}
         first: str | None = sent.get("first")
         for index in range(int(sent.get("count", 0)), len(parts)):
             attach = files if index == 0 else ()
             # Summarize / Translate go under the last part of a transcript.
-            view = self._text_buttons(job) if index == len(parts) - 1 else None
+            view = _text_buttons(job, out.buttons) if index == len(parts) - 1 else None
             message_id = await self._send_part(job, index, parts[index], attach, view)
             first = first or str(message_id)
-            job = await self.service.update_job_extra(
-                job, discord_sent={"count": index + 1, "first": first}
-            )
+            job = await out.checkpoint(discord_sent={"count": index + 1, "first": first})
         return first
-
-    def _text_buttons(self, job: Job) -> discord.ui.View | None:
-        names = self.service.text_buttons(job)
-        return text_view(job.id, text_for(job.origin.locale), names) if names else None
 
     async def _send_part(
         self,
@@ -148,15 +139,14 @@ class Replies:
                     raise  # unknown webhook: the token is dead, the caller falls back
         return await self.outbox.followup(ref, text, files, view=view)
 
-    async def _deliver_voice(self, job: Job, clip: VoiceClip) -> str:
+    async def _deliver_voice(self, out: Reply, clip: VoiceClip) -> str:
+        job = out.job
         sent = job.extra.get("discord_sent") or {}
         if sent.get("first"):
             return str(sent["first"])
         ref = self._live_ref(job)
         message_id, posted = await self._post_clip(job, clip, ref)
-        await self.service.update_job_extra(
-            job, discord_sent={"count": 1, "first": str(message_id)}
-        )
+        await out.checkpoint(discord_sent={"count": 1, "first": str(message_id)})
         if posted and ref is not None:
             guild = job.origin.extra.get("guild_id") or "@me"
             link = f"https://discord.com/channels/{guild}/{job.origin.chat_id}/{message_id}"
@@ -221,3 +211,8 @@ class Replies:
                 await self.outbox.edit_original(ref, escape(text))
         except discord.HTTPException as exc:
             _LOGGER.info("job %s: could not show the cancel: %s", job.id, exc)
+
+
+def _text_buttons(job: Job, names: tuple[str, ...]) -> discord.ui.View | None:
+    """The core's text buttons for ``job``, in its requester's language (None: none)."""
+    return text_view(job.id, text_for(job.origin.locale), names) if names else None

@@ -40,9 +40,9 @@ from adapters.telegram.convert import (
 from adapters.telegram.handlers import TelegramHandlers
 from adapters.telegram.placeholders import Placeholders, reply_kwargs, send_text
 from bot.chat.replies import failure_text, transcript_reply
+from bot.jobs.delivery import Reply
 from bot.model.errors import ConfigError
 from bot.model.job import Job, JobKind, JobState
-from bot.model.speech import VoiceClip
 from bot.text import shipped_locales, text_for
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class TelegramAdapter:
         self._poll_timeout = poll_timeout
         self.app: PtbApp = self._build()
         self.actions = ChatActions(self.app.bot, max_age=core.config.jobs.deadline_seconds)
-        self.placeholders = Placeholders(self.app.bot, self.service, self.actions)
+        self.placeholders = Placeholders(self.app.bot, self.actions)
         self._polling: asyncio.Task[None] | None = None
         self._leading = False
         self.handlers = TelegramHandlers(self.service, self.app.bot, self.placeholders, self.config)
@@ -254,22 +254,23 @@ class TelegramAdapter:
 
     # -- delivery ---------------------------------------------------------------------------
 
-    async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
+    async def deliver(self, reply: Reply) -> str | None:
         """Send a finished job's reply; map Telegram's refusals to :class:`DeliveryError`."""
-        placeholder = await self.placeholders.wait(job)
+        job = reply.job
+        placeholder = job.placeholder_id
         try:
             if job.kind in (JobKind.STT, JobKind.TEXT):
-                first = await self._deliver_transcript(job, placeholder)
+                first = await self._deliver_transcript(reply, placeholder)
             else:
-                first = await self._deliver_speech(job, clip, placeholder)
+                first = await self._deliver_speech(reply, placeholder)
         except TelegramError as exc:
             raise delivery_error(exc) from exc
         finally:
             self.actions.done(job.id)
-        self.placeholders.forget(job.id)
         return first
 
-    async def _deliver_transcript(self, job: Job, placeholder: str | None) -> str | None:
+    async def _deliver_transcript(self, out: Reply, placeholder: str | None) -> str | None:
+        job = out.job
         reply = transcript_reply(
             job,
             limit=MESSAGE_LIMIT,
@@ -284,7 +285,7 @@ class TelegramAdapter:
         steps = len(reply.messages) + len(reply.files)
         for index in range(done, steps):
             # Summarize / Translate go under the last piece of a transcript (never a failure).
-            markup = self._text_buttons(job) if index == steps - 1 else None
+            markup = _text_buttons(job, out.buttons) if index == steps - 1 else None
             if index < len(reply.messages):
                 text = reply.messages[index]
                 if index == 0 and placeholder is not None:
@@ -303,14 +304,11 @@ class TelegramAdapter:
                 sent = str(message.message_id)
             first = first or sent
             if index + 1 < steps:
-                job = await self.service.update_job_extra(
-                    job, telegram_parts=index + 1, telegram_first=first
-                )
+                job = await out.checkpoint(telegram_parts=index + 1, telegram_first=first)
         return first
 
-    async def _deliver_speech(
-        self, job: Job, clip: VoiceClip | None, placeholder: str | None
-    ) -> str | None:
+    async def _deliver_speech(self, reply: Reply, placeholder: str | None) -> str | None:
+        job, clip = reply.job, reply.clip
         if job.state is JobState.FAILED or clip is None:
             text = escape(failure_text(job, text_for(job.origin.locale)))
             if placeholder is not None:
@@ -328,7 +326,7 @@ class TelegramAdapter:
             sent = str(message.message_id)
             # Recorded before the placeholder clean-up: a crash during that extra round trip
             # must not send the voice message a second time.
-            await self.service.update_job_extra(job, telegram_voice=sent)
+            await reply.checkpoint(telegram_voice=sent)
         if placeholder is not None:
             # The voice message is the answer; a leftover "Synthesizing…" line would only confuse.
             try:
@@ -345,10 +343,6 @@ class TelegramAdapter:
                         parse_mode=ParseMode.HTML,
                     )
         return sent
-
-    def _text_buttons(self, job: Job) -> InlineKeyboardMarkup | None:
-        names = self.service.text_buttons(job)
-        return text_markup(job.id, text_for(job.origin.locale), names) if names else None
 
     async def _edit_or_send(
         self, job: Job, placeholder: str, text: str, markup: InlineKeyboardMarkup | None = None
@@ -368,3 +362,8 @@ class TelegramAdapter:
             _LOGGER.info("job %s: placeholder not editable (%s); replying anew", job.id, exc)
             return await send_text(self.app.bot, job, text, markup=markup)
         return placeholder
+
+
+def _text_buttons(job: Job, names: tuple[str, ...]) -> InlineKeyboardMarkup | None:
+    """The core's text buttons for ``job``, in its requester's language (None: none)."""
+    return text_markup(job.id, text_for(job.origin.locale), names) if names else None

@@ -112,14 +112,14 @@ class TelegramButtons:
         tr = await self.service.preferences.text_for(origin)
         language = language or query.from_user.language_code
         try:
-            job = await self.service.text_job(origin, job_id, action, language)
+            job = await self.service.text_job(
+                origin, job_id, action, language, placeholder=self.placeholders
+            )
         except BotError as exc:
             await query.answer(tr.render(exc.text), show_alert=True)
             return
         fresh = job.origin.extra.get("source") == origin.extra["source"]
         await query.answer(text_job_toast(job, fresh=fresh, tr=tr))
-        if fresh:
-            await self.placeholders.announce(job)
 
     async def summarize(self, update: Update, context: Context) -> None:
         """/summarize [ID] [language], or as a reply to a transcript."""
@@ -148,9 +148,9 @@ class TelegramButtons:
         origin = origin_for(message, update_id=update.update_id)
         if await self.service.already_created(origin):
             return  # a replayed update: its job exists and will be delivered
-        job = await self.service.text_job(origin, job_id, action, language)
+        job = await self.service.text_job(
+            origin, job_id, action, language, placeholder=self.placeholders
+        )
         if job.origin.extra.get("source") != origin.extra.get("source"):
             tr = await self.service.preferences.text_for(origin)
             await message.reply_html(escape(text_job_toast(job, fresh=False, tr=tr)))
-            return
-        await self.placeholders.announce(job)

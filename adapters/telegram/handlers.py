@@ -1,4 +1,6 @@
-"""Telegram commands and message handlers: turn updates into service calls and short replies."""
+"""Telegram commands and message handlers: turn updates into service calls and short replies
+(a new job's placeholder is sent by the service, through :mod:`adapters.telegram.placeholders`,
+right before it stores the job)."""
 
 from __future__ import annotations
 
@@ -319,8 +321,8 @@ class TelegramHandlers:
         origin = origin_for(message, update_id=update.update_id)
         if await self.service.already_created(origin):
             return  # a replayed update: its job exists and will be delivered
-        job = await self.service.speak(origin, text, prefs=await self.prefs(message))
-        await self.placeholders.announce(job)
+        prefs = await self.prefs(message)
+        await self.service.speak(origin, text, prefs=prefs, placeholder=self.placeholders)
 
     async def transcribe(self, update: Update, context: Context) -> None:
         """/transcribe as a reply to a voice note or audio message."""
@@ -361,14 +363,14 @@ class TelegramHandlers:
         if await self.service.already_created(origin):
             return  # a replayed update: its job exists and will be delivered
         data = await self._download(attachment)
-        job = await self.service.transcribe(
+        await self.service.transcribe(
             origin,
             data,
             attachment.filename,
             prefs=prefs,
             dedup_key=attachment.file_unique_id,
+            placeholder=self.placeholders,
         )
-        await self.placeholders.announce(job)
 
     async def _download(self, attachment: AudioAttachment) -> bytes:
         limit = self.config.max_download_bytes

@@ -1,13 +1,13 @@
-"""The "working on it" message under a new job: sent at once, edited as the job moves, replaced
-or removed by the result; plus the reply helpers every Telegram send shares."""
+"""The "working on it" message under a new job: sent right before the job is stored (by the
+service, see :mod:`bot.service.placeholder`), edited as the job moves, replaced or removed by the
+result; plus the reply helpers every Telegram send shares."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
@@ -20,12 +20,7 @@ from bot.chat.replies import progress_text
 from bot.model.job import Job, JobKind, JobState
 from bot.text import Msg, text_for
 
-if TYPE_CHECKING:
-    from bot.service.voice import VoiceService
-
 _LOGGER = logging.getLogger(__name__)
-
-_SETUP_WAIT = 15.0  # seconds a delivery waits for a placeholder that is being sent right now
 
 
 def reply_kwargs(job: Job) -> dict[str, Any]:
@@ -62,60 +57,43 @@ def _action(job: Job) -> str:
 
 
 class Placeholders:
-    """One placeholder message per job, and the chat action ("typing…") that goes with it.
+    """One placeholder message per job, and the chat action ("typing…") that goes with it: a
+    :class:`bot.service.placeholder.Placeholder`, which the service calls right before it stores
+    the job, under the id shown, with the placeholder's id in its origin. Nothing is written back
+    and nothing here needs to outlive a restart: a delivery or progress update finds the
+    placeholder in the job itself, however soon it comes."""
 
-    The message id is stored in the job row (``progress_message_id``); the dict here only bridges
-    the moment between sending it and storing it.
-    """
-
-    def __init__(self, bot: Bot, service: VoiceService, actions: ChatActions) -> None:
+    def __init__(self, bot: Bot, actions: ChatActions) -> None:
         self.bot = bot
-        self.service = service
         self.actions = actions
-        self._sent: dict[str, str] = {}
-        self._setting_up: dict[str, asyncio.Event] = {}
 
-    async def announce(self, job: Job) -> None:
-        """Reply at once with a placeholder for a new job and keep a chat action going.
-
-        Called right after the job was created, before anything awaits, so :meth:`wait` (a
-        delivery or a progress update) waits for the placeholder instead of racing it.
-        """
-        ready = asyncio.Event()
-        self._setting_up[job.id] = ready
+    async def show(self, job: Job) -> str | None:
+        """Reply at once with a placeholder for a job about to be stored, and keep a chat
+        action going; the message id, or None when it could not be sent."""
+        tr = text_for(job.origin.locale)
+        # A new job is picked up immediately, so say what is about to happen, not "queued".
+        text = code_job_id(progress_text(replace(job, state=JobState.SUBMITTED), tr), job.id)
         try:
-            if job.state.terminal:
-                return  # a reused transcript: the result itself follows at once
-            self.actions.track(job, _action(job))
-            # A new job is picked up immediately, so say what is about to happen, not "queued".
-            tr = text_for(job.origin.locale)
-            text = code_job_id(progress_text(replace(job, state=JobState.SUBMITTED), tr), job.id)
-            try:
-                sent = await send_text(self.bot, job, text, markup=cancel_markup(job.id, tr))
-            except TelegramError as exc:
-                _LOGGER.warning("job %s: placeholder not sent: %s", job.id, exc)
-                return
-            self._sent[job.id] = sent
-            await self.service.set_progress_message(job.id, sent)
-        finally:
-            ready.set()
-            self._setting_up.pop(job.id, None)
+            sent = await send_text(self.bot, job, text, markup=cancel_markup(job.id, tr))
+        except TelegramError as exc:
+            _LOGGER.warning("job %s: placeholder not sent: %s", job.id, exc)
+            sent = None
+        # After the message: Telegram ends a chat action at the bot's next message.
+        self.actions.track(job, _action(job))
+        return sent
 
-    async def wait(self, job: Job) -> str | None:
-        """The job's placeholder id, once it is sent (None: it has none)."""
-        ready = self._setting_up.get(job.id)
-        if ready is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ready.wait(), _SETUP_WAIT)
-        return job.progress_message_id or self._sent.get(job.id)
-
-    def forget(self, job_id: str) -> None:
-        """The job was answered: its placeholder is no longer ours to track."""
-        self._sent.pop(job_id, None)
+    async def withdraw(self, job: Job) -> None:
+        """The job was not stored with this placeholder: stop its action, delete the message."""
+        self.actions.done(job.id)
+        placeholder = job.origin.placeholder_id
+        if placeholder is None:
+            return
+        with contextlib.suppress(TelegramError):  # already gone: nothing to take back
+            await self.bot.delete_message(job.origin.chat_id, int(placeholder))
 
     async def progress(self, job: Job) -> None:
         """Edit the placeholder to show the job's state (best effort)."""
-        placeholder = await self.wait(job)
+        placeholder = job.placeholder_id
         if job.state.terminal:
             return
         self.actions.track(job, _action(job))  # also resumes the action after a restart
@@ -135,7 +113,7 @@ class Placeholders:
         """A job was cancelled: stop its chat action; the placeholder says so (no button)."""
         text = text_for(job.origin.locale).render(message)
         self.actions.done(job.id)
-        placeholder = job.progress_message_id or self._sent.pop(job.id, None)
+        placeholder = job.placeholder_id
         if placeholder is None:
             return
         with contextlib.suppress(TelegramError):  # gone or unchanged: the reply says it anyway

@@ -17,13 +17,12 @@ from bot.app.health import HealthServer
 from bot.app.supervise import AdapterSupervisor
 from bot.audio.pool import AudioPool
 from bot.config.load import Config
-from bot.jobs.delivery import DEFAULT_LEASE, Delivery
+from bot.jobs.delivery import DEFAULT_LEASE, Delivery, Reply
 from bot.jobs.metrics import Metrics
 from bot.jobs.poller import Poller
 from bot.jobs.schedule import PredictiveSchedule
 from bot.jobs.worker import JobWorker
 from bot.model.job import Job
-from bot.model.speech import VoiceClip
 from bot.providers.registry import build_providers, build_text_generator
 from bot.service.voice import VoiceService
 from bot.storage import open_store
@@ -57,7 +56,7 @@ class ChatAdapter(Protocol):
         when that process dies."""
         ...
 
-    async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
+    async def deliver(self, reply: Reply) -> str | None:
         """See :class:`bot.jobs.delivery.Deliverer`."""
         ...
 
@@ -139,6 +138,20 @@ class Core:
         self.audio = AudioPool()
         self.metrics = Metrics()
         self.metrics.count_audio_cpu(lambda: self.audio.cpu_seconds)
+        self.service = VoiceService(
+            store,
+            config,
+            settings=store.usage,
+            usage=store.usage,
+            recordings=store.kept,
+            stt=self.stt,
+            tts=self.tts,
+            # The poller is built below, with the worker that needs the service's buttons.
+            wake=lambda: self.poller.wake(),
+            clock=clock,
+            eta=self.schedule.eta,
+            audio_pool=self.audio,
+        )
         self.worker = self._worker(store, lease=DEFAULT_LEASE)
         self.poller = Poller(
             store.claims,
@@ -150,25 +163,19 @@ class Core:
             concurrency=config.jobs.concurrency,
             max_idle=config.jobs.max_poll_interval,
         )
-        self.service = VoiceService(
-            store,
-            config,
-            settings=store.usage,
-            usage=store.usage,
-            recordings=store.kept,
-            stt=self.stt,
-            tts=self.tts,
-            wake=self.poller.wake,
-            clock=clock,
-            eta=self.schedule.eta,
-            audio_pool=self.audio,
-        )
 
     def _worker(self, store: SqlJobStore, *, lease: float) -> JobWorker:
-        """The worker, handed each store role it calls (steps, parts, replies, recovery)."""
+        """The worker, handed each store role it calls (steps, parts, replies, recovery) and
+        the text buttons the service offers under a transcript."""
         jobs = self.config.jobs
         delivery = Delivery(
-            store.replies, store.kept, clock=self.clock, metrics=self.metrics, lease=lease
+            store.replies,
+            store.kept,
+            store,
+            clock=self.clock,
+            metrics=self.metrics,
+            lease=lease,
+            buttons=self.service.text_buttons,
         )
         return JobWorker(
             store.steps,

@@ -1,12 +1,17 @@
 """Delivery: the platform half of the worker — progress shown, replies sent under the lease the
-step kept (or claimed), failed sends retried with backoff."""
+step kept (or claimed), failed sends retried with backoff.
+
+An adapter gets everything a reply needs in one :class:`Reply`: the job, its clip, the text
+buttons the core offers under it, and a ``checkpoint`` that records how far a multi-message
+send got (so a retried delivery resumes instead of re-sending); it never calls back into the
+service."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.chat import replies
 from bot.jobs.metrics import Metrics
@@ -20,11 +25,40 @@ MAX_DELIVERY_ATTEMPTS = 12
 DEFAULT_LEASE = 15.0  # seconds a claimed step is leased for (Poller's default)
 
 
+class Checkpoint(Protocol):
+    """Records progress of a multi-message delivery in the job's ``extra``."""
+
+    async def __call__(self, **changes: object) -> Job:
+        """Merge ``changes`` into the job's ``extra`` (stored at once).
+
+        Returns:
+            The job with the merged ``extra``.
+        """
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reply:
+    """What an adapter is handed to answer a finished job."""
+
+    job: Job
+    clip: VoiceClip | None
+    """The synthesised voice of a completed speech job (None otherwise, or if lost)."""
+    buttons: tuple[str, ...]
+    """The text buttons to show under a transcript (``summary``, ``translate``, ``english``)."""
+    checkpoint: Checkpoint
+    """Call after each message of a multi-message reply; ``job.extra`` says what a previous,
+    interrupted attempt already sent."""
+
+
 class Deliverer(Protocol):
     """What an adapter offers the core to put results back into a chat."""
 
-    async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
+    async def deliver(self, reply: Reply) -> str | None:
         """Send the final reply (transcript, voice clip or failure) for a finished job.
+
+        Args:
+            reply: the job, its clip, its buttons, and where to record partial progress.
 
         Returns:
             The platform's id of the (first) reply message, recorded with the delivery.
@@ -59,6 +93,14 @@ class ReplyMarks(Protocol):
         ...
 
 
+class Notes(Protocol):
+    """The adapter's notes kept with a job (what a delivery already sent)."""
+
+    async def update_extra(self, job_id: str, extra: Mapping[str, Any], now: float) -> bool:
+        """Replace the job's ``extra``; False when the job is gone."""
+        ...
+
+
 class Blobs(Protocol):
     """The audio kept beside a job."""
 
@@ -75,13 +117,18 @@ class Delivery:
         self,
         marks: ReplyMarks,
         blobs: Blobs,
+        notes: Notes,
         *,
         clock: Callable[[], float],
         metrics: Metrics,
         lease: float = DEFAULT_LEASE,
+        buttons: Callable[[Job], tuple[str, ...]] = lambda job: (),
     ) -> None:
         self._marks = marks
         self._blobs = blobs
+        self._notes = notes
+        # Which text buttons go under a transcript: decided by the service (what it offers).
+        self._buttons = buttons
         self.metrics = metrics
         self._clock = clock
         self.deliverers: dict[str, Deliverer] = {}
@@ -148,8 +195,9 @@ class Delivery:
             blob = await self._blobs.load_blob(job.id, "output")
             if blob is not None:
                 clip = VoiceClip(blob.data, job.clip_duration or 0.0, job.waveform or b"")
+        reply = Reply(job, clip, self._buttons(job), self._checkpoint(job))
         try:
-            message_id = await deliverer.deliver(job, clip)
+            message_id = await deliverer.deliver(reply)
         except DeliveryError as exc:
             await self._failed(job, exc, exc.permanent, exc.retry_after)
         except Exception as exc:
@@ -157,6 +205,19 @@ class Delivery:
             await self._failed(job, exc, False, None)
         else:
             await self._marks.mark_delivered(job.id, message_id, self._clock())
+
+    def _checkpoint(self, job: Job) -> Checkpoint:
+        """A checkpoint that merges into the newest ``extra`` it stored (not the first one)."""
+        latest = job
+
+        async def checkpoint(**changes: object) -> Job:
+            nonlocal latest
+            extra = {**latest.extra, **changes}
+            await self._notes.update_extra(job.id, extra, self._clock())
+            latest = dataclasses.replace(latest, extra=extra)
+            return latest
+
+        return checkpoint
 
     async def _failed(
         self, job: Job, exc: Exception, permanent: bool, retry_after: float | None

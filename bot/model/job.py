@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -86,6 +87,18 @@ class NewJob:
     dedup_key: str | None = None
     unique_key: str | None = None
     """At most one live job per key (see :meth:`bot.storage.jobs.SqlJobStore.create`)."""
+    id: str | None = None
+    """The id to store it under, drawn by :func:`new_job_id` before the job exists (an
+    adapter shows it in the placeholder it sends first); None: the store draws one. Taken
+    by another job already, the store draws another."""
+
+
+def new_job_id() -> str:
+    """A fresh job id: six characters people can type into /status (no 0/o/1/l/i)."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(6))
+
+
+_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +224,12 @@ class Job:
         if self.kind is JobKind.TTS and self.result is not None:
             return base64.b64decode(self.result.get("waveform", ""))
         return None
+
+    @property
+    def placeholder_id(self) -> str | None:
+        """The chat message showing this job's progress: sent before the job was created, so
+        its id came in the origin (``placeholder_id``); rows from before kept it apart."""
+        return self.origin.placeholder_id or self.progress_message_id
 
     @property
     def delivered(self) -> bool:

@@ -155,6 +155,13 @@ class Origin:
         return str(value) if value else None
 
     @property
+    def placeholder_id(self) -> str | None:
+        """The "working on it" message the adapter sent before the job was created, which
+        progress edits and the reply replaces (``extra["placeholder_id"]``), if any."""
+        value = self.extra.get("placeholder_id")
+        return str(value) if value else None
+
+    @property
     def settings_chat(self) -> str:
         """The chat id its settings are stored under: ``chat_id`` unless the platform keeps them
         wider (Discord: one set per server, ``extra["settings_chat"]``)."""

@@ -1,10 +1,9 @@
-"""A chat's jobs as its people (/status) and its adapter (progress message, notes) see them."""
+"""A chat's jobs as its people see them: /status, one job or the recent ones."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 
 from bot.chat.status import render_job, render_job_list
 from bot.model.job import Job
@@ -15,8 +14,7 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class ChatJobs:
-    """Finds a chat's jobs (another chat's are invisible), describes them, and keeps the
-    adapter's notes on them."""
+    """Finds a chat's jobs (another chat's are invisible) and describes them."""
 
     def __init__(
         self,
@@ -56,13 +54,3 @@ class ChatJobs:
                 "No job {id} in this chat. Use /status to list this chat's jobs.", id=wanted
             )
         return render_job(job, now, eta=self._eta(job), tr=tr)
-
-    async def set_progress_message(self, job_id: str, message_id: str) -> None:
-        """Remember the placeholder message that shows a job's progress."""
-        await self._store.set_progress_message(job_id, message_id, self._clock())
-
-    async def update_job_extra(self, job: Job, /, **changes: object) -> Job:
-        """Merge adapter notes into the job's ``extra`` and return the updated job."""
-        extra = {**job.extra, **changes}
-        await self._store.update_extra(job.id, extra, self._clock())
-        return replace(job, extra=extra)

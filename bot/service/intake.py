@@ -1,5 +1,6 @@
 """Intake: voice notes and /speak text in, checked against access, limits and the provider's
-capabilities, stored as durable jobs the poller runs (one path for every platform)."""
+capabilities, stored as durable jobs the poller runs (one path for every platform: the adapter
+has answered before the job is stored, see :mod:`bot.service.placeholder`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import hashlib
 import logging
 import math
 import unicodedata
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from bot.audio import codec as audio
@@ -18,11 +18,12 @@ from bot.chat import render
 from bot.chat.settings import Prefs, unknown_voice
 from bot.config.load import JobsConfig, SttConfig, TtsConfig
 from bot.model.errors import InputError
-from bot.model.job import Activity, Blob, Job, JobKind, JobState, NewJob
+from bot.model.job import Activity, Admission, Blob, Job, JobKind, JobState, NewJob, new_job_id
 from bot.model.speech import Origin
 from bot.providers.base import SttCapabilities, TtsCapabilities
 from bot.service.desk import JobDesk
 from bot.service.limits import text_too_long
+from bot.service.placeholder import Placeholder, create_shown
 from bot.text import msg
 
 _LOGGER = logging.getLogger(__name__)
@@ -46,6 +47,16 @@ def _kept_until(job: Job) -> dict[str, object]:
     :mod:`bot.service.text_jobs`), else nothing."""
     until = job.options.get("keep_audio_until")
     return {"keep_audio_until": until} if until else {}
+
+
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """A recording that passed every check: the job to store, its input, and the limits its
+    insert checks once more (in the same transaction)."""
+
+    new: NewJob
+    blob: Blob
+    admit: Admission | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +120,14 @@ class Intake:
         model: str | None = None,
         language: str | None = None,
         diarize: bool | None = None,
+        placeholder: Placeholder | None = None,
     ) -> Job:
         """Check and store audio as a transcription job; the poller takes it from there.
 
         ``dedup_key`` identifies the same file on the platform (Telegram's ``file_unique_id``): a
         finished transcript with the same key and options is reused instead of paid for again.
+        ``placeholder``: shows the job before it is stored (see :mod:`.placeholder`); a reused
+        transcript needs none, its reply follows at once.
 
         Raises:
             AccessDenied, LimitExceeded: not for this user or chat, or over a limit.
@@ -127,12 +141,23 @@ class Intake:
         route = self._stt_route(prefs, filename, provider, model, language, diarize)
         now = self._desk.clock()
         key = route.dedup_hash(origin.platform, dedup_key) if dedup_key else None
+        new = NewJob(
+            kind=JobKind.STT,
+            origin=origin,
+            provider=route.provider,
+            model=route.model,
+            options=route.options,
+            deadline_at=now + self._jobs.deadline_seconds,
+            dedup_key=key,
+            id=new_job_id(),  # drawn now: a placeholder shows it before the job is stored
+        )
         if key is not None:
-            reused = await self._reuse(origin, key, route.options, now)
+            reused = await self._reuse(new, key, now)
             if reused is not None:
                 return reused
         activity = await self._desk.guard.check_start(origin)
-        return await self._create_stt(origin, data, filename, route, key, activity, now)
+        ready = await self._ready_stt(new, route.caps, data, filename, activity, now)
+        return await self._store_stt(ready, placeholder, now)
 
     def _stt_route(
         self,
@@ -157,41 +182,32 @@ class Intake:
         }
         return _SttRoute(name, model, caps, options)
 
-    async def _create_stt(
+    async def _ready_stt(
         self,
-        origin: Origin,
+        new: NewJob,
+        caps: SttCapabilities,
         data: bytes,
         filename: str,
-        route: _SttRoute,
-        key: str | None,
         activity: Activity | None,
         now: float,
-    ) -> Job:
-        """Probe the recording once, check its length, and store it whole or to be split."""
-        caps, options = route.caps, route.options
+    ) -> _Ready:
+        """Probe the recording once, check its length, and ready it whole or to be split."""
         if caps.translates_to_english and caps.keep_audio_seconds > 0:
             # Kept for "Translate → English" by the model's own task (see bot.service.text_jobs).
-            options["keep_audio_until"] = now + caps.keep_audio_seconds
+            new = replace(
+                new, options={**new.options, "keep_audio_until": now + caps.keep_audio_seconds}
+            )
         info = await self._audio.run(audio.probe, data, filename)
         whole = self._desk.guard.max_audio_seconds()
         if whole is not None and info.duration > whole:
             raise audio.too_long(whole / 60)
-        new = NewJob(
-            kind=JobKind.STT,
-            origin=origin,
-            provider=route.provider,
-            model=route.model,
-            options=options,
-            deadline_at=now + self._jobs.deadline_seconds,
-            input_duration=info.duration,
-            dedup_key=key,
-        )
+        new = replace(new, input_duration=info.duration)
         if splitting.needs_split(info, caps.max_duration_seconds, caps.max_upload_bytes):
-            await self._desk.guard.check_audio(origin, info.duration, activity)
-            return await self._create_split(new, caps, data, filename, info, now)
-        return await self._create_whole(new, caps, data, filename, info, activity, now)
+            await self._desk.guard.check_audio(new.origin, info.duration, activity)
+            return self._ready_split(new, caps, data, filename, info, now)
+        return await self._ready_whole(new, caps, data, filename, info, activity)
 
-    async def _create_whole(
+    async def _ready_whole(
         self,
         new: NewJob,
         caps: SttCapabilities,
@@ -199,9 +215,8 @@ class Intake:
         filename: str,
         info: AudioInfo,
         activity: Activity | None,
-        now: float,
-    ) -> Job:
-        """Store a recording the model takes in one piece, in a format and size it accepts
+    ) -> _Ready:
+        """A recording the model takes in one piece, in a format and size it accepts
         (re-encoded when needed), once the daily caps allow its length."""
         limits = [x for x in (caps.max_duration_seconds, self._desk.guard.max_audio_seconds()) if x]
         prepared = await self._audio.run(
@@ -214,22 +229,13 @@ class Intake:
             info=info,  # probed already: the file is not read twice
         )
         await self._desk.guard.check_audio(new.origin, prepared.duration, activity)
-        blob = Blob(prepared.data, prepared.filename, prepared.content_type)
-        job = await self._desk.store.create(
+        return _Ready(
             replace(new, input_duration=prepared.duration),
-            now=now,
-            input_blob=blob,
-            admit=self._desk.guard.admission(new.origin, seconds=prepared.duration),
+            Blob(prepared.data, prepared.filename, prepared.content_type),
+            self._desk.guard.admission(new.origin, seconds=prepared.duration),
         )
-        await self._keep_recording(job, blob)
-        self._desk.wake()
-        return job
 
-    async def _keep_recording(self, job: Job, blob: Blob) -> None:
-        if "keep_audio_until" in job.options:
-            await self._desk.recordings.keep_recording(job.id, blob)
-
-    async def _create_split(
+    def _ready_split(
         self,
         new: NewJob,
         caps: SttCapabilities,
@@ -237,52 +243,58 @@ class Intake:
         filename: str,
         info: AudioInfo,
         now: float,
-    ) -> Job:
-        """Store a recording longer or larger than the model takes as one job to split at
-        silences (by the worker: the user is answered at once). Limits and daily caps count the
-        whole recording, here, before any part is paid; the deadline grows with the rounds of
-        parts to run."""
+    ) -> _Ready:
+        """A recording longer or larger than the model takes, as one job to split at silences
+        (by the worker: the user is answered at once). Limits and daily caps count the whole
+        recording, here, before any part is paid; the deadline grows with the rounds of parts
+        to run."""
         seconds = splitting.part_seconds(caps.max_duration_seconds, caps.max_upload_bytes)
         parts = math.ceil(info.duration / (seconds * 0.9))
         rounds = math.ceil(parts / self._jobs.part_concurrency)
-        blob = Blob(data, filename, audio.mime_for(info.container))
-        job = await self._desk.store.create(
+        _LOGGER.info(
+            "job %s: %.0f s of audio, to split into about %d parts", new.id, info.duration, parts
+        )
+        return _Ready(
             replace(
                 new,
                 options={**new.options, "part_seconds": seconds},
                 deadline_at=now + self._jobs.deadline_seconds * max(1, rounds),
             ),
+            Blob(data, filename, audio.mime_for(info.container)),
+            self._desk.guard.admission(new.origin, seconds=info.duration),
+        )
+
+    async def _store_stt(self, ready: _Ready, placeholder: Placeholder | None, now: float) -> Job:
+        """Store a checked recording as its job (shown first, see :mod:`.placeholder`)."""
+        job = await create_shown(
+            self._desk.store,
+            ready.new,
+            placeholder,
             now=now,
-            input_blob=blob,
-            admit=self._desk.guard.admission(new.origin, seconds=info.duration),
+            input_blob=ready.blob,
+            admit=ready.admit,
         )
-        await self._keep_recording(job, blob)
-        _LOGGER.info(
-            "job %s: %.0f s of audio, to split into about %d parts", job.id, info.duration, parts
-        )
+        if "keep_audio_until" in job.options:
+            await self._desk.recordings.keep_recording(job.id, ready.blob)
         self._desk.wake()
         return job
 
-    async def _reuse(
-        self, origin: Origin, key: str, options: Mapping[str, object], now: float
-    ) -> Job | None:
+    async def _reuse(self, new: NewJob, key: str, now: float) -> Job | None:
         """A finished job holding the finished transcript of the same file and options, at no
-        cost; None when there is none to reuse."""
+        cost (stored as ``new``, under its id); None when there is none to reuse."""
         previous = await self._desk.store.find_reusable(key)
         if previous is None or previous.result is None or previous.result.get("missing_parts"):
             return None
         _LOGGER.info("reusing transcript of job %s (same file and options)", previous.id)
         job = await self._desk.store.create(
-            NewJob(
-                kind=JobKind.STT,
-                origin=origin,
+            replace(
+                new,
                 provider=previous.provider,
                 model=previous.model,
                 # The recording stays with the original (Translate → English finds it there).
-                options={**options, "reused_from": previous.id, **_kept_until(previous)},
+                options={**new.options, "reused_from": previous.id, **_kept_until(previous)},
                 deadline_at=now,
                 input_duration=previous.input_duration,
-                dedup_key=key,
             ),
             now=now,
             state=JobState.COMPLETED,
@@ -302,8 +314,10 @@ class Intake:
         voice: str | None = None,
         provider: str | None = None,
         model: str | None = None,
+        placeholder: Placeholder | None = None,
     ) -> Job:
-        """Store a text-to-speech job; long text is split into parts whose audio is joined.
+        """Store a text-to-speech job; long text is split into parts whose audio is joined
+        (``placeholder``: shows the job before it is stored, see :mod:`.placeholder`).
 
         Raises:
             InputError: empty text, or longer than the provider can take (limit stated).
@@ -322,7 +336,8 @@ class Intake:
         await self._desk.guard.check_chars(origin, len(text), activity)
         options = self._tts_options(text, caps, voice or prefs.user.voice or prefs.chat.voice)
         now = self._desk.clock()
-        job = await self._desk.store.create(
+        job = await create_shown(
+            self._desk.store,
             NewJob(
                 kind=JobKind.TTS,
                 origin=origin,
@@ -331,6 +346,7 @@ class Intake:
                 options=options,
                 deadline_at=now + self._jobs.deadline_seconds,
             ),
+            placeholder,
             now=now,
             admit=self._desk.guard.admission(origin, chars=len(text)),
         )

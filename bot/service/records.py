@@ -59,14 +59,6 @@ class JobRecords(Protocol):
         """The job created from one platform event (``origin.extra["source"]``), if any."""
         ...
 
-    async def set_progress_message(self, job_id: str, message_id: str, now: float) -> bool:
-        """Remember the placeholder message the adapter edits as the job moves."""
-        ...
-
-    async def update_extra(self, job_id: str, extra: Mapping[str, Any], now: float) -> bool:
-        """Replace the adapter's per-job notes."""
-        ...
-
     async def cancel(self, job_id: str, now: float) -> Job | None:
         """QUEUED/SUBMITTING/SUBMITTED → CANCELLED (final, never delivered), whoever holds it.
 

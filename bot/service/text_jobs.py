@@ -22,6 +22,7 @@ from bot.model.job import Blob, Job, JobKind, JobState, NewJob
 from bot.model.speech import Origin
 from bot.providers.registry import ProviderConfig
 from bot.service.desk import JobDesk
+from bot.service.placeholder import Placeholder, create_shown
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -67,11 +68,17 @@ class TextJobs:
         return ()
 
     async def text_job(
-        self, origin: Origin, source_id: str, action: str, language: str | None = None
+        self,
+        origin: Origin,
+        source_id: str,
+        action: str,
+        language: str | None = None,
+        placeholder: Placeholder | None = None,
     ) -> Job:
         """A summary or translation of a finished transcript of this chat, as a durable job.
         Asked again (a second press, another user, a replayed update) while one is live or done,
         that job is returned instead: the same transcript + action + language is paid once.
+        ``placeholder``: shows a new job before it is stored (see :mod:`.placeholder`).
 
         Raises:
             AccessDenied, LimitExceeded: not for this user or chat, or over a limit.
@@ -88,15 +95,22 @@ class TextJobs:
             raise InputError(no_transcript(source_id))
         lang = language_name(language)
         if action == TRANSLATE and lang == "English" and self._desk.routes.translates(source):
-            job = await self._speech_translation(origin, source)
+            job = await self._speech_translation(origin, source, placeholder)
             if job is not None:
                 return job
         if not self.offers_text():
             english_only = self._desk.routes.translates(source)
             raise InputError(ENGLISH_ONLY if english_only else TEXT_UNAVAILABLE)
-        return await self._chat_model_job(origin, source, action, lang)
+        return await self._chat_model_job(origin, source, action, lang, placeholder)
 
-    async def _chat_model_job(self, origin: Origin, source: Job, action: str, lang: str) -> Job:
+    async def _chat_model_job(
+        self,
+        origin: Origin,
+        source: Job,
+        action: str,
+        lang: str,
+        placeholder: Placeholder | None,
+    ) -> Job:
         """``action`` on ``source``'s transcript by the ``llm:`` route's model, as a durable
         job (the one already asked for, while it is live or done)."""
         llm = self._llm
@@ -109,7 +123,8 @@ class TextJobs:
         await self._desk.guard.check_start(origin)
         origin = await self._stamped(origin)  # replies in the asker's language
         now = self._desk.clock()
-        job = await self._desk.store.create(
+        job = await create_shown(
+            self._desk.store,
             NewJob(
                 kind=JobKind.TEXT,
                 origin=origin,
@@ -125,13 +140,16 @@ class TextJobs:
                 deadline_at=now + self._deadline_seconds,
                 unique_key=key,
             ),
+            placeholder,
             now=now,
             admit=self._desk.guard.admission(origin),
         )
         self._desk.wake()
         return job
 
-    async def _speech_translation(self, origin: Origin, source: Job) -> Job | None:
+    async def _speech_translation(
+        self, origin: Origin, source: Job, placeholder: Placeholder | None
+    ) -> Job | None:
         """The translation into English by the model that made ``source``, from its kept
         recording, as a durable job (once per transcript); None when the recording is no longer
         kept and the chat model can translate instead.
@@ -153,7 +171,8 @@ class TextJobs:
         await self._desk.guard.check_start(origin)
         origin = await self._stamped(origin)
         now = self._desk.clock()
-        job = await self._desk.store.create(
+        job = await create_shown(
+            self._desk.store,
             NewJob(
                 kind=JobKind.TEXT,
                 origin=origin,
@@ -171,6 +190,7 @@ class TextJobs:
                 input_duration=audio_job.input_duration,
                 unique_key=key,
             ),
+            placeholder,
             now=now,
             input_blob=blob,
             admit=self._desk.guard.admission(origin),
@@ -200,7 +220,7 @@ class TextJobs:
     ) -> Job | None:
         """The finished transcription shown in a chat message (its reply or placeholder)."""
         for job in await self._desk.store.recent_for_chat(platform, chat_id, limit=50):
-            shown = message_id in (job.delivery_message_id, job.progress_message_id)
+            shown = message_id in (job.delivery_message_id, job.placeholder_id)
             if shown and job.kind is JobKind.STT and job.state is JobState.COMPLETED:
                 return job
         return None

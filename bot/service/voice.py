@@ -105,8 +105,6 @@ class VoiceService:
     job = _Forward("chat_jobs", ChatJobs.job)
     recent_jobs = _Forward("chat_jobs", ChatJobs.recent_jobs)
     status_text = _Forward("chat_jobs", ChatJobs.status_text)
-    set_progress_message = _Forward("chat_jobs", ChatJobs.set_progress_message)
-    update_job_extra = _Forward("chat_jobs", ChatJobs.update_job_extra)
 
     # -- access, usage, privacy, cancelling, settings (ChatAdmin) ---------------------------
     allowed = _Forward("chat_admin", ChatAdmin.allowed)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.jobs.leader import Leader
-from bot.model.job import Admission, Blob, Job, JobState, NewJob
+from bot.model.job import Admission, Blob, Job, JobState, NewJob, new_job_id
 from bot.model.speech import Origin
 from bot.storage.claims import Claims
 from bot.storage.codec import (
@@ -48,7 +48,6 @@ _INSERT_JOB = (
     f"INSERT INTO jobs ({', '.join(NEW_JOB_COLUMNS)}) VALUES ({marks(len(NEW_JOB_COLUMNS))})"
 )
 _INSERT_BLOB = f"INSERT INTO job_blobs ({', '.join(BLOB_COLUMNS)}) VALUES ({marks(5)})"
-_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o/1/l/i: ids are typed by hand in /status
 
 
 def new_owner() -> str:
@@ -107,8 +106,8 @@ class SqlJobStore:
         locks), so two creations never both pass on the same remaining allowance."""
         blobs = (("input", input_blob), ("output", output_blob))
         size = len(input_blob.data) if input_blob else None
-        for _ in range(20):
-            job_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(6))
+        for attempt in range(20):
+            job_id = new.id if new.id and attempt == 0 else new_job_id()
             row = new_job_row(job_id, new, now=now, state=state, input_bytes=size, result=result)
 
             async def body(tx: Executor, row: Sequence[Any] = row) -> Job:
@@ -232,16 +231,6 @@ class SqlJobStore:
             ("cancelled", now, now, job_id),
         )
         return job_from_row(rows[0]) if rows else None
-
-    async def set_progress_message(self, job_id: str, message_id: str, now: float) -> bool:
-        """Remember the placeholder message the adapter edits as the job moves."""
-        return (
-            await self.db.execute(
-                "UPDATE jobs SET progress_message_id = ?, updated_at = ? WHERE id = ?",
-                (message_id, now, job_id),
-            )
-            > 0
-        )
 
     async def update_extra(self, job_id: str, extra: Mapping[str, Any], now: float) -> bool:
         """Replace the adapter's per-job notes (e.g. an interaction token's fate)."""

@@ -91,6 +91,22 @@ async def test_discord_async_diarized_transcript_with_progress(
     assert nano.requests_to("transcribe")[0].form["diarize"] == "true"
 
 
+async def test_discord_voice_message_job_is_stored_with_its_placeholder(
+    tmp_path: Path, dc: FakeDiscord, nano: FakeNanoGpt, canto: FakeCantonese
+) -> None:
+    """The placeholder is sent first and its id is in the job as created: nothing is written
+    back into the job afterwards."""
+    async with running_bot(tmp_path, dc, nano, canto) as bot:
+        await dc.send_voice_message(dc.ids.text_channel, dc.ids.member, make_tone(1.0), 1.0)
+        [placeholder] = await dc.wait_for(lambda: dc.bot_messages(dc.ids.text_channel))
+        await dc.wait_for(
+            lambda: [m for m in dc.bot_messages() if "Fake transcript" in m["content"]]
+        )
+        [job] = await bot.core.service.recent_jobs("discord", str(dc.ids.text_channel))
+    assert job.origin.placeholder_id == str(placeholder["id"])
+    assert job.progress_message_id is None and job.placeholder_id == str(placeholder["id"])
+
+
 async def test_discord_bad_audio_edits_placeholder_with_reason(
     tmp_path: Path, dc: FakeDiscord, nano: FakeNanoGpt, canto: FakeCantonese
 ) -> None:

@@ -6,13 +6,15 @@ import html
 import math
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.model.errors import DeliveryError
-from bot.model.job import JobState
+from bot.model.job import Job, JobState, NewJob
 from bot.model.speech import Origin
 from testkit.fakes.audio import decode_info, make_tone
+from testkit.support import reply_for
 from testkit.telegram_bot import (
     ADMIN,
     GROUP,
@@ -47,6 +49,39 @@ async def test_telegram_voice_note_gets_placeholder_then_transcript(tmp_path: Pa
         assert not w.adapter.actions.active(str(USER))
         sent_texts = [c.method for c in w.tg.sent(USER)]
         assert sent_texts == ["sendMessage", "editMessageText"]  # one reply, edited in place
+
+
+async def test_telegram_job_is_stored_with_its_placeholder_in_one_write(tmp_path: Path) -> None:
+    """The placeholder is sent before the job is stored: the job as created carries its id and
+    shows the id it is stored under; nothing is written back afterwards."""
+    async with running(tmp_path) as w:
+        created: list[Job] = []
+        create = w.core.store.create
+
+        async def recorded(new: NewJob, **kwargs: Any) -> Job:
+            created.append(await create(new, **kwargs))
+            return created[-1]
+
+        w.core.store.create = recorded  # type: ignore[method-assign]
+        voice = w.tg.send_voice(USER, USER, make_tone(1.0), duration=1)
+        placeholder = await w.reply_to(voice)
+        job = await w.delivered(placeholder_job_id(placeholder))
+    assert placeholder.message is not None
+    message_id = str(placeholder.message["message_id"])
+    [first] = created
+    assert first.id == job.id and first.origin.placeholder_id == message_id
+    assert job.progress_message_id is None and job.placeholder_id == message_id
+    assert f"cancel:{job.id}" in str(placeholder.params.get("reply_markup"))
+
+
+async def test_telegram_refused_speech_gets_no_placeholder(tmp_path: Path) -> None:
+    """Every check runs before the placeholder is sent: a refusal is the only answer."""
+    async with running(tmp_path) as w:
+        asked = w.tg.send_text(USER, USER, "/speak " + "x" * 100_000)
+        answer = await w.reply_to(asked)
+        assert answer.text is not None and "…" not in answer.text
+        assert [c.method for c in w.tg.sent(USER)] == ["sendMessage"]
+        assert await w.core.service.recent_jobs("telegram", str(USER)) == []
 
 
 async def test_telegram_menu_lists_the_commands_in_order(tmp_path: Path) -> None:
@@ -263,25 +298,25 @@ async def test_telegram_deliver_maps_platform_refusals(tmp_path: Path) -> None:
         job = await w.core.service.speak(origin, "hi")
         failed = replace(job, state=JobState.FAILED, error="Nope.")
         # The original message is gone: the reply still arrives.
-        first = await w.adapter.deliver(failed, None)
+        first = await w.adapter.deliver(reply_for(failed))
         assert first is not None
         sent = w.tg.sent(USER)[-1]
         assert sent.params["reply_parameters"]["allow_sending_without_reply"] is True
         assert sent.text is not None and "Nope." in sent.text
         # The placeholder was deleted: a new reply replaces the edit.
         gone = replace(failed, progress_message_id="555")
-        assert await w.adapter.deliver(gone, None) == str(int(first) + 1)
+        assert await w.adapter.deliver(reply_for(gone)) == str(int(first) + 1)
         w.tg.fail("sendMessage", 429, retry_after=7)
         with pytest.raises(DeliveryError) as flood:
-            await w.adapter.deliver(failed, None)
+            await w.adapter.deliver(reply_for(failed))
         assert flood.value.retry_after == 7 and not flood.value.permanent
         w.tg.fail("sendMessage", 400, "Bad Request: chat not found")
         with pytest.raises(DeliveryError) as missing:
-            await w.adapter.deliver(failed, None)
+            await w.adapter.deliver(reply_for(failed))
         assert missing.value.permanent
         w.tg.block(USER)
         with pytest.raises(DeliveryError) as blocked:
-            await w.adapter.deliver(failed, None)
+            await w.adapter.deliver(reply_for(failed))
         assert blocked.value.permanent
 
 

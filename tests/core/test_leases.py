@@ -7,10 +7,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from bot.jobs.delivery import Reply
 from bot.jobs.poller import Poller
 from bot.jobs.worker import JobWorker
 from bot.model.job import Blob, Job, JobKind, NewJob
-from bot.model.speech import AudioInput, Origin, SttOptions, Transcript, VoiceClip
+from bot.model.speech import AudioInput, Origin, SttOptions, Transcript
 from bot.providers.base import PollResult, SttCapabilities, Ticket
 from bot.storage.sqlite import SqliteJobStore
 from bot.storage.steps import Steps
@@ -29,10 +30,10 @@ class SlowDeliverer:
         self.finished = asyncio.Event()
         self.delivered: list[str] = []
 
-    async def deliver(self, job: Job, clip: VoiceClip | None) -> str | None:
+    async def deliver(self, reply: Reply) -> str | None:
         self.started.set()
         await self.release.wait()
-        self.delivered.append(job.id)
+        self.delivered.append(reply.job.id)
         self.finished.set()
         return "m1"
 

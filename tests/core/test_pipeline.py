@@ -12,10 +12,12 @@ from bot.audio import codec
 from bot.audio.codec import AudioInfo, probe
 from bot.chat.settings import ChatSettings, Prefs
 from bot.config.load import parse_config
+from bot.jobs.delivery import Reply
 from bot.jobs.worker import INTERRUPTED_MESSAGE
 from bot.model.errors import AudioError, DeliveryError, InputError
-from bot.model.job import JobState
+from bot.model.job import Job, JobState
 from bot.model.speech import Origin
+from bot.storage.jobs import SqlJobStore
 from bot.text import ENGLISH
 from testkit.fakes.audio import decode_info, make_tone
 from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
@@ -259,6 +261,40 @@ async def test_pipeline_delivery_retry_and_permanent_refusal(h: Harness) -> None
     assert len(h.out.delivered) == 1
 
 
+class _Interrupted:
+    """A platform whose first delivery sends one message, checkpoints it, then fails."""
+
+    def __init__(self) -> None:
+        self.replies: list[Reply] = []
+
+    async def deliver(self, reply: Reply) -> str | None:
+        self.replies.append(reply)
+        if len(self.replies) == 1:
+            noted = await reply.checkpoint(sent=1, first="m-1")
+            assert noted.extra["sent"] == 1
+            await reply.checkpoint(sent=2)  # merges into the previous checkpoint's extra
+            raise DeliveryError("flood", retry_after=1.0)
+        return "m-1"
+
+    async def progress(self, job: Job) -> None:
+        return None
+
+
+async def test_pipeline_delivery_checkpoint_is_in_the_retried_job(h: Harness) -> None:
+    """What a failed delivery already sent is recorded through its checkpoint (not the
+    service), and the retry is handed the job with it."""
+    assert h.core is not None
+    platform = _Interrupted()
+    h.core.worker.register("test", platform)
+    job = await h.core.service.transcribe(ORIGIN, make_tone(1.0), "v.ogg")
+    await h.drive()
+    assert [r.job.id for r in platform.replies] == [job.id, job.id]
+    assert "sent" not in platform.replies[0].job.extra
+    assert platform.replies[1].job.extra == {"sent": 2, "first": "m-1"}
+    stored = await h.core.store.get(job.id)
+    assert stored is not None and stored.delivery_message_id == "m-1"
+
+
 async def test_pipeline_dedup_reuses_transcript_without_paying(
     h: Harness, nano: FakeNanoGpt
 ) -> None:
@@ -277,6 +313,44 @@ async def test_pipeline_dedup_reuses_transcript_without_paying(
     )
     await h.drive()
     assert nano.submits["transcribe"] == 2  # other options: not the same answer
+
+
+class _Placeholders:
+    """A platform's placeholders: each job shown, before it was stored."""
+
+    def __init__(self, store: SqlJobStore) -> None:
+        self.store = store
+        self.shown: list[Job] = []
+
+    async def show(self, job: Job) -> str | None:
+        assert await self.store.get(job.id) is None  # not stored yet
+        self.shown.append(job)
+        return f"p-{len(self.shown)}"
+
+    async def withdraw(self, job: Job) -> None:
+        raise AssertionError(f"job {job.id} was stored, its placeholder must stay")
+
+
+async def test_pipeline_placeholder_shown_before_the_job_is_stored_with_it(h: Harness) -> None:
+    """Intake shows a new job through the platform's placeholder, then stores it with the
+    placeholder in its origin; a reused transcript (answered at once) and a refusal get none."""
+    assert h.core is not None
+    placeholders = _Placeholders(h.core.store)
+    audio, service = make_tone(1.0), h.core.service
+    job = await service.transcribe(ORIGIN, audio, "v.ogg", dedup_key="f", placeholder=placeholders)
+    [shown] = placeholders.shown
+    assert shown.id == job.id and job.placeholder_id == "p-1"
+    await h.drive()
+    again = await service.transcribe(
+        ORIGIN, audio, "v.ogg", dedup_key="f", placeholder=placeholders
+    )
+    assert again.state is JobState.COMPLETED and again.placeholder_id is None
+    with pytest.raises(AudioError):
+        await service.transcribe(ORIGIN, b"not audio" * 50, "x.ogg", placeholder=placeholders)
+    speech = await service.speak(ORIGIN, "Hello there.", placeholder=placeholders)
+    assert len(placeholders.shown) == 2 and speech.placeholder_id == "p-2"
+    stored = await h.core.store.get(job.id)
+    assert stored is not None and stored.origin.placeholder_id == "p-1"
 
 
 async def test_pipeline_recording_is_probed_once(

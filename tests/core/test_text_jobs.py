@@ -239,3 +239,23 @@ async def test_text_retry_after_a_failure_reuses_the_finished_pieces(
     assert retry.id != first.id and done is not None and done.state is JobState.COMPLETED
     assert paid_before >= 3
     assert chat.submits["chat"] == len(parts)  # every piece and the reduce paid exactly once
+
+
+@pytest.mark.parametrize("offered", [True, False])
+async def test_text_buttons_come_with_the_reply_from_the_core(
+    tmp_path: Path, chat: FakeChat, offered: bool
+) -> None:
+    """The adapter is handed the buttons to show under a transcript; it asks nobody."""
+    h = TextHarness(tmp_path, chat if offered else None)
+    core = await h.open()
+    try:
+        new = NewJob(JobKind.STT, ORIGIN, "nanogpt", "Whisper-Large-V3", {}, deadline_at=1e12)
+        job = await core.store.create(
+            new, now=h.clock(), state=JobState.COMPLETED, result=Transcript("Hello.").to_dict()
+        )
+        await core.worker.delivery.deliver(job, h.clock())
+    finally:
+        await h.close()
+    [reply] = h.out.replies
+    assert reply.job.id == job.id
+    assert reply.buttons == (("summary", "translate") if offered else ())
