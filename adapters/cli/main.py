@@ -16,6 +16,7 @@ from pathlib import Path
 
 from adapters import configured_adapters, enabled, load_platform_config, platforms
 from adapters.cli.check import check_config
+from adapters.cli.refusals import REFUSALS, refused
 from adapters.cli.watch import (
     EXIT_INTERRUPTED,
     CliDeliverer,
@@ -190,19 +191,23 @@ async def _transcribe(core: Core, args: argparse.Namespace) -> int:
         data = args.file.read_bytes()
     except OSError as exc:
         raise BotError(f"cannot read {args.file}: {exc.strerror}") from exc
-    job, _ = await _through_pipeline(
-        core,
-        args,
-        lambda: core.service.transcribe(
-            _origin(),
-            data,
-            args.file.name,
-            provider=args.provider,
-            model=args.model,
-            language=args.language,
-            diarize=args.diarize,
-        ),
-    )
+    try:
+        job, _ = await _through_pipeline(
+            core,
+            args,
+            lambda: core.service.transcribe(
+                _origin(),
+                data,
+                args.file.name,
+                provider=args.provider,
+                model=args.model,
+                language=args.language,
+                diarize=args.diarize,
+                timings=args.format in ("srt", "vtt"),
+            ),
+        )
+    except REFUSALS as exc:
+        return refused(args, exc)
     if job.state is JobState.FAILED or job.transcript is None:
         raise BotError(f"job {job.id} failed: {ENGLISH.render(job.error or '')}")
     transcript = job.transcript
@@ -224,13 +229,16 @@ async def _transcribe(core: Core, args: argparse.Namespace) -> int:
 
 
 async def _speak(core: Core, args: argparse.Namespace) -> int:
-    job, clip = await _through_pipeline(
-        core,
-        args,
-        lambda: core.service.speak(
-            _origin(), args.text, voice=args.voice, provider=args.provider, model=args.model
-        ),
-    )
+    try:
+        job, clip = await _through_pipeline(
+            core,
+            args,
+            lambda: core.service.speak(
+                _origin(), args.text, voice=args.voice, provider=args.provider, model=args.model
+            ),
+        )
+    except REFUSALS as exc:
+        return refused(args, exc)
     if job.state is JobState.FAILED or clip is None:
         raise BotError(f"job {job.id} failed: {ENGLISH.render(job.error or '')}")
     try:

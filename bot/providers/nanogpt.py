@@ -22,6 +22,7 @@ from bot.providers.base import (
 )
 from bot.providers.chat import chat_endpoint
 from bot.providers.http import HttpAnswer, HttpEndpoint, HttpTransport, malformed
+from bot.providers.languages import WHISPER_LANGUAGES
 from bot.providers.nanogpt_shapes import (
     download_ticket,
     minutes,
@@ -58,9 +59,12 @@ _ASYNC_STT = replace(
     # The docs poll every 5 s but state no minimum; 1 s keeps short notes snappy.
     min_poll_interval=1.0,
 )
+# Whisper-Large-V3 and Wizper (fal's Whisper v3) answer text only: NanoGPT documents no
+# timings or speakers for them, so subtitles and diarization are refused before anything is paid.
+_WHISPER_STT = replace(_PLAIN_STT, languages=WHISPER_LANGUAGES)
 _STT_MODELS: dict[str, SttCapabilities] = {
-    "Whisper-Large-V3": _PLAIN_STT,
-    "Wizper": _PLAIN_STT,
+    "Whisper-Large-V3": _WHISPER_STT,
+    "Wizper": _WHISPER_STT,
     "Elevenlabs-STT": _ASYNC_STT,
 }
 

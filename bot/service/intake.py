@@ -21,6 +21,7 @@ from bot.model.errors import InputError
 from bot.model.job import Activity, Admission, Blob, Job, JobKind, JobState, NewJob, new_job_id
 from bot.model.speech import Origin
 from bot.providers.base import SttCapabilities, TtsCapabilities
+from bot.service.checks import Unsupported, check_stt, chosen_language, known_language
 from bot.service.desk import JobDesk
 from bot.service.limits import text_too_long
 from bot.service.placeholder import Placeholder, create_shown
@@ -120,16 +121,19 @@ class Intake:
         model: str | None = None,
         language: str | None = None,
         diarize: bool | None = None,
+        timings: bool = False,
         placeholder: Placeholder | None = None,
     ) -> Job:
         """Check and store audio as a transcription job; the poller takes it from there.
 
+        ``language`` (a code or a name), ``diarize`` and ``timings`` (subtitles wanted) are what
+        the caller asks for: the model is checked for them before the audio is even probed.
         ``dedup_key`` identifies the same file on the platform (Telegram's ``file_unique_id``): a
         finished transcript with the same key and options is reused instead of paid for again.
-        ``placeholder``: shows the job before it is stored (see :mod:`.placeholder`); a reused
-        transcript needs none, its reply follows at once.
+        ``placeholder``: shows the job before it is stored (see :mod:`.placeholder`).
 
         Raises:
+            Unsupported: the model cannot do what was asked (timings, speakers, the language).
             AccessDenied, LimitExceeded: not for this user or chat, or over a limit.
             AudioError, AudioTooLong: the audio is unusable (message says why).
             ProviderNotConfigured: the chosen provider is unknown or cannot run (no API key,
@@ -139,9 +143,21 @@ class Intake:
         prefs = prefs or await self._desk.preferences.for_origin(origin)
         origin = self._desk.preferences.stamp_locale(origin, prefs)
         route = self._stt_route(prefs, filename, provider, model, language, diarize)
+        check_stt(route.model, route.caps, diarize=diarize, timings=timings)
         now = self._desk.clock()
         key = route.dedup_hash(origin.platform, dedup_key) if dedup_key else None
-        new = NewJob(
+        new = self._new_stt(origin, route, key, now)
+        if key is not None:
+            reused = await self._reuse(new, key, now)
+            if reused is not None:
+                return reused
+        activity = await self._desk.guard.check_start(origin)
+        ready = await self._ready_stt(new, route.caps, data, filename, activity, now)
+        return await self._store_stt(ready, placeholder, now)
+
+    def _new_stt(self, origin: Origin, route: _SttRoute, key: str | None, now: float) -> NewJob:
+        """The transcription job to store once the recording passed its checks."""
+        return NewJob(
             kind=JobKind.STT,
             origin=origin,
             provider=route.provider,
@@ -151,13 +167,6 @@ class Intake:
             dedup_key=key,
             id=new_job_id(),  # drawn now: a placeholder shows it before the job is stored
         )
-        if key is not None:
-            reused = await self._reuse(new, key, now)
-            if reused is not None:
-                return reused
-        activity = await self._desk.guard.check_start(origin)
-        ready = await self._ready_stt(new, route.caps, data, filename, activity, now)
-        return await self._store_stt(ready, placeholder, now)
 
     def _stt_route(
         self,
@@ -169,10 +178,15 @@ class Intake:
         diarize: bool | None,
     ) -> _SttRoute:
         """Which provider and model transcribe, what they can do, and the job's options: the
-        caller's choice first, then the person's and the chat's settings, then the config."""
+        caller's choice first, then the person's and the chat's settings, then the config (the
+        language checked against the model's either way)."""
         cfg, settings = self._stt, prefs.chat
         name, model, caps = self._desk.routes.stt_route(provider, model)
-        lang = language or prefs.user.language or settings.language or cfg.language
+        if language:
+            lang = chosen_language(language, caps)
+        else:
+            lang = prefs.user.language or settings.language or cfg.language
+            known_language(lang, caps)
         want_diarize = diarize if diarize is not None else settings.diarize
         options: dict[str, object] = {
             "language": lang,
@@ -320,7 +334,8 @@ class Intake:
         (``placeholder``: shows the job before it is stored, see :mod:`.placeholder`).
 
         Raises:
-            InputError: empty text, or longer than the provider can take (limit stated).
+            InputError: empty text.
+            Unsupported: longer than the model takes (limit stated), or a voice it lacks.
             AccessDenied, LimitExceeded: not for this user or chat, or over a limit.
             ProviderNotConfigured: the chosen provider is unknown or cannot run (no API key,
                 a missing extra).
@@ -359,15 +374,15 @@ class Intake:
         """A speech job's options: the text in parts the model takes, and a voice it has.
 
         Raises:
-            InputError: the text is longer than the model takes in all its parts, or the
-                voice is not one of the model's.
+            Unsupported: the text is longer than the model takes in all its parts, or the
+                voice is not one of the model's (before anything is stored or sent).
         """
         limit = caps.max_chars if caps.asynchronous else caps.max_chars * MAX_TTS_PARTS
         if len(text) > limit:
-            raise InputError(text_too_long(len(text), limit))
+            raise Unsupported(text_too_long(len(text), limit))
         chosen = voice or self._tts.voice
         if caps.voices and chosen not in caps.voices:
-            raise InputError(unknown_voice(chosen, caps.voices))
+            raise Unsupported(unknown_voice(chosen, caps.voices))
         return {
             "voice": chosen,
             "speed": self._tts.speed,
