@@ -41,6 +41,7 @@ class ChatAdmin:
         usage: UsageQueries,
         settings: ChatSettingsStore,
         choices: Choices,
+        check_diarize: Callable[[], None],
         clock: Callable[[], float],
     ) -> None:
         self._store = store
@@ -48,6 +49,7 @@ class ChatAdmin:
         self._settings = settings
         self._guard = guard
         self._choices = choices
+        self._check_diarize = check_diarize
         self._clock = clock
 
     def allowed(self, origin: Origin) -> bool:
@@ -154,9 +156,12 @@ class ChatAdmin:
 
         Raises:
             InputError: unknown setting or bad value (the message says which and why).
+            Unsupported: speaker labels turned on for a model that cannot diarize.
         """
         current = await self.settings(platform, chat_id)
         languages, voices = self._choices()
         updated = apply_setting(current, name, value, languages=languages, voices=voices)
+        if updated.diarize and not current.diarize:
+            self._check_diarize()  # refused now, not silently ignored on every voice note
         await self._settings.put_settings(platform, chat_id, updated.to_dict(), self._clock())
         return updated

@@ -11,6 +11,7 @@ from bot.model.errors import ProviderError, ProviderNotConfigured
 from bot.model.job import Job
 from bot.providers.base import SpeechToText, SttCapabilities, TextToSpeech, TtsCapabilities
 from bot.providers.registry import STT, TTS, TYPES
+from bot.service.checks import check_stt
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -116,6 +117,19 @@ class ProviderRoutes:
         except ProviderError:
             voices = frozenset()
         return languages, voices
+
+    def check_diarize(self) -> None:
+        """Refuse turning speaker labels on for the configured model when it cannot diarize
+        (nothing is checked when that route cannot run).
+
+        Raises:
+            Unsupported: the sentence a voice note with ``diarize`` would get on the CLI.
+        """
+        try:
+            caps = self.stt_capabilities()
+        except ProviderError:
+            return
+        check_stt(self._config.stt.model, caps, diarize=True, timings=False)
 
     def route_translates(self) -> bool:
         """Whether the configured speech-to-text model translates into English itself."""

@@ -79,7 +79,13 @@ class VoiceService:
             deadline_seconds=config.jobs.deadline_seconds,
         )
         self.chat_admin = ChatAdmin(
-            store, guard, usage=usage, settings=settings, choices=self.routes.choices, clock=clock
+            store,
+            guard,
+            usage=usage,
+            settings=settings,
+            choices=self.routes.choices,
+            check_diarize=self.routes.check_diarize,
+            clock=clock,
         )
         self.chat_jobs = ChatJobs(store, clock=clock, eta=eta)
 

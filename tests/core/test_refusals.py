@@ -131,3 +131,22 @@ async def test_refusals_speech_longer_than_the_model_takes(
         await _nothing_sent(core, nano)
     finally:
         await core.close()
+
+
+async def test_refusals_speaker_labels_setting_on_a_model_that_cannot_diarize(
+    tmp_path: Path, nano: FakeNanoGpt
+) -> None:
+    core = await _open(tmp_path / "whisper", nano)
+    try:
+        with pytest.raises(Unsupported, match="Whisper-Large-V3 cannot tell speakers apart"):
+            await core.service.change_setting("telegram", "100", "diarize", "on")
+        assert (await core.service.settings("telegram", "100")).diarize is None
+        await core.service.change_setting("telegram", "100", "diarize", "off")
+    finally:
+        await core.close()
+    core = await _open(tmp_path / "scribe", nano, stt={"model": "Elevenlabs-STT"})
+    try:
+        changed = await core.service.change_setting("telegram", "100", "diarize", "on")
+        assert changed.diarize is True
+    finally:
+        await core.close()
