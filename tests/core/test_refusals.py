@@ -7,12 +7,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from bot.app.core import Core
 from bot.model.errors import AudioTooLong
 from bot.model.speech import Origin
-from bot.service.checks import NoTimings, Unsupported
+from bot.providers.http import HttpTransport
+from bot.providers.languages import WHISPER_LANGUAGES
+from bot.providers.local.whisper import whisper_languages
+from bot.providers.nanogpt import NanoGptSpeechToText
+from bot.service.checks import NoTimings, Unsupported, check_stt, chosen_language, known_language
 from bot.service.limits import LimitExceeded
 from testkit.fakes.audio import make_tone
 from testkit.fakes.providers import FakeNanoGpt
@@ -150,3 +155,22 @@ async def test_refusals_speaker_labels_setting_on_a_model_that_cannot_diarize(
         assert changed.diarize is True
     finally:
         await core.close()
+
+
+async def test_refusals_follow_what_each_model_declares(session: aiohttp.ClientSession) -> None:
+    nano = NanoGptSpeechToText(HttpTransport(session), api_key="k", base_url="http://127.0.0.1:9")
+    for model in ("Whisper-Large-V3", "Wizper"):
+        caps = nano.capabilities(model)
+        assert (caps.timestamps, caps.diarization) == (False, False)
+        assert caps.languages == WHISPER_LANGUAGES and "yue" in caps.languages
+        with pytest.raises(NoTimings):
+            check_stt(model, caps, diarize=None, timings=True)
+    scribe = nano.capabilities("Elevenlabs-STT")
+    check_stt("Elevenlabs-STT", scribe, diarize=True, timings=True)
+    assert chosen_language("Klingon", scribe) == "tlh"  # no languages declared: any language
+    wizper = nano.capabilities("Wizper")
+    assert chosen_language("Deutsch", wizper) == "de"
+    assert chosen_language("auto", wizper) == "auto"
+    known_language("de-AT", wizper)  # a regional code of a language the model knows
+    assert whisper_languages("base.en") == {"en"}  # local English-only models
+    assert whisper_languages("base") == WHISPER_LANGUAGES

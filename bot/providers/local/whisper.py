@@ -16,6 +16,7 @@ from typing import Any
 from bot.model.errors import ProviderBadRequest, ProviderNotConfigured, UnknownJob
 from bot.model.speech import AudioInput, Segment, SttOptions, Transcript, Word
 from bot.providers.base import PollResult, PollStatus, SttCapabilities, Ticket
+from bot.providers.languages import WHISPER_LANGUAGES
 from bot.providers.local.settings import (
     STT_EXTRA,
     WHISPER_SIZES_MB,
@@ -68,14 +69,10 @@ class _Run:
 
 def whisper_languages(model: str) -> frozenset[str]:
     """What a Whisper model transcribes: English only for the ``*.en`` models, else Whisper's
-    list (from faster-whisper's tokenizer)."""
+    list (the same codes as faster-whisper's tokenizer, without reaching into its privates)."""
     if model.endswith(".en"):
         return frozenset({"en"})
-    try:
-        from faster_whisper.tokenizer import _LANGUAGE_CODES
-    except ImportError:  # an older faster-whisper: do not guess
-        return frozenset()
-    return frozenset(_LANGUAGE_CODES)
+    return WHISPER_LANGUAGES
 
 
 class WhisperSpeechToText:
