@@ -197,8 +197,7 @@ def voice_file(voice: str | None) -> str | None:
 def for_operator(sentence: str) -> str:
     """A chat user's sentence as the CLI prints it: the person running it is the operator, so
     never "the operator has been told" but where to look."""
-    told = _TOLD.search(sentence) is not None
-    sentence = _TOLD.sub("", sentence).rstrip(".")
-    if told and "could not be loaded" in sentence:
-        return f"{sentence}; the log above says why, and 'voicebot models' what is missing"
-    return f"{sentence}; the log above says why" if told else sentence
+    hint = "the log above says why"
+    if "could not be loaded" in sentence:  # a local model or voice: what is missing, and where
+        hint += ", and 'voicebot models' what is missing"
+    return _TOLD.sub(f"; {hint}", sentence, count=1)
