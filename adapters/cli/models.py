@@ -56,8 +56,8 @@ def needs(config: Config) -> list[Need]:
     ):
         pc = config.providers.get(route)
         spec = TYPES.get(pc.type) if pc is not None else None
-        if pc is None or spec is None:
-            continue
+        if pc is None or spec is None or spec.missing_role_extra(role) is not None:
+            continue  # an engine not installed: the config's own note says which extra
         model = config.stt.model if role == STT else config.tts.model
         presence = spec.model_presence(role, model, voice, pc.settings)
         if presence is not None:
@@ -198,6 +198,6 @@ def for_operator(sentence: str) -> str:
     """A chat user's sentence as the CLI prints it: the person running it is the operator, so
     never "the operator has been told" but where to look."""
     hint = "the log above says why"
-    if "could not be loaded" in sentence:  # a local model or voice: what is missing, and where
+    if any(w in sentence for w in ("could not be loaded", "not downloaded")):  # a local engine
         hint += ", and 'voicebot models' what is missing"
     return _TOLD.sub(f"; {hint}", sentence, count=1)

@@ -194,6 +194,11 @@ def test_cli_sentences_address_the_operator_running_it() -> None:
         "The bot's speech service key was rejected; the log above says why."
     )
     assert for_operator("Nothing to say.") == "Nothing to say."
+    fetch = "The local voice is not downloaded yet and fetching it failed; the bot's operator has "
+    assert for_operator(fetch + "been told. Please try again later.") == (
+        "The local voice is not downloaded yet and fetching it failed; the log above says why, "
+        "and 'voicebot models' what is missing. Please try again later."
+    )
 
 
 def test_progress_bar_draws_one_line_and_ends_it() -> None:
