@@ -209,3 +209,31 @@ def test_progress_bar_draws_one_line_and_ends_it() -> None:
     bar.end()
     text = out.getvalue()
     assert text.count("\r") == 2 and text.endswith("100 %\n") and "#" * 30 in text
+
+
+def test_fetch_whisper_asks_the_hub_for_the_model_files_and_names_a_failure_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("faster_whisper")
+    import huggingface_hub
+    from faster_whisper.utils import disabled_tqdm
+
+    from bot.providers.local.presence import HubUnreachable, fetch_whisper
+
+    asked: list[tuple[str, dict[str, Any]]] = []
+
+    def snapshot(repo: str, **kwargs: Any) -> str:
+        asked.append((repo, kwargs))
+        if len(asked) > 2:
+            raise OSError("Got: ConnectError: refused\nAn error happened while trying ...")
+        return str(tmp_path / "snap")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot)
+    assert fetch_whisper("base", tmp_path, progress=False) == tmp_path / "snap"
+    fetch_whisper("base", tmp_path, progress=True)
+    (repo, quiet), (_, shown) = asked
+    assert repo == "Systran/faster-whisper-base" and quiet["cache_dir"] == str(tmp_path)
+    assert "model.bin" in quiet["allow_patterns"] and "tokenizer.json" in quiet["allow_patterns"]
+    assert quiet["tqdm_class"] is disabled_tqdm and shown["tqdm_class"] is None
+    with pytest.raises(HubUnreachable, match=r"^ConnectError: refused$"):
+        fetch_whisper("base", tmp_path, progress=False)
