@@ -16,7 +16,14 @@ from pathlib import Path
 
 from adapters import configured_adapters, enabled, load_platform_config, platforms
 from adapters.cli.check import check_config
-from adapters.cli.models import for_operator, models_command, startup_notes, voice_file
+from adapters.cli.models import (
+    MODELS_HELP,
+    for_operator,
+    models_arguments,
+    models_command,
+    startup_notes,
+    voice_file,
+)
 from adapters.cli.watch import (
     EXIT_INTERRUPTED,
     CliDeliverer,
@@ -115,15 +122,7 @@ def _parser(providers: Sequence[str] = ()) -> argparse.ArgumentParser:
     st = command("status", "show one job (no provider key needed)")
     st.add_argument("job_id", help="job id as shown by 'voicebot jobs' or in chat")
     command("check-config", "validate the configuration, token shapes and model names, then exit")
-    m = command("models", "the local models and voices the config needs: where, whether present")
-    m.add_argument(
-        "action",
-        nargs="?",
-        choices=("list", "fetch"),
-        default="list",
-        help="list (default), or fetch what is missing",
-    )
-    m.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    models_arguments(command("models", MODELS_HELP))
     db = command("db", "database maintenance (no config or provider key needed)")
     tools = db.add_subparsers(
         dest="db_command", required=True, metavar="ACTION", help="what to do (ACTION --help)"

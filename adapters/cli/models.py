@@ -3,6 +3,7 @@ for, whether it is there; fetching what is missing; the start-up line when one i
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import re
@@ -94,6 +95,21 @@ def by_hand(need: Need) -> str:
 def startup_notes(config: Config) -> list[str]:
     """One line per local model or voice the config needs that is not on this machine."""
     return [describe(n) for n in needs(config) if not n.presence.present]
+
+
+MODELS_HELP = "the local models and voices the config needs: where, whether present"
+
+
+def models_arguments(parser: argparse.ArgumentParser) -> None:
+    """``voicebot models [list|fetch] [--no-progress]``."""
+    parser.add_argument(
+        "action",
+        nargs="?",
+        choices=("list", "fetch"),
+        default="list",
+        help="list (default), or fetch what is missing",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
 def models_command(config: Config, action: str, *, progress: bool) -> int:
