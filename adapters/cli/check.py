@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterable
 
 from adapters import enabled, platforms
+from adapters.cli.models import startup_notes
 from bot.config.load import Config
 from bot.providers.registry import describe
 
@@ -95,4 +96,6 @@ def check_config(config: Config) -> int:
         print(f"  {plugin.name}: {'on' if plugin in on else f'off (set {plugin.token_env})'}")
     for problem in problems:
         print(f"  note: {problem}")
+    for note in startup_notes(config):
+        print(f"  note: {note}")
     return 0

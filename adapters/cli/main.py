@@ -16,6 +16,14 @@ from pathlib import Path
 
 from adapters import configured_adapters, enabled, load_platform_config, platforms
 from adapters.cli.check import check_config
+from adapters.cli.models import (
+    MODELS_HELP,
+    for_operator,
+    models_arguments,
+    models_command,
+    startup_notes,
+    voice_file,
+)
 from adapters.cli.refusals import REFUSALS, refused
 from adapters.cli.watch import (
     EXIT_INTERRUPTED,
@@ -108,13 +116,14 @@ def _parser(providers: Sequence[str] = ()) -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", type=Path, required=True, help="where to write the .ogg file")
     s.add_argument("--provider", metavar="NAME", help=provider_help)
     s.add_argument("--model", help="model name (default: tts.model)")
-    s.add_argument("--voice", help="voice name (default: tts.voice)")
+    s.add_argument("--voice", help="voice name, or the path of a voice file (default: tts.voice)")
     _wait_options(s)
     j = command("jobs", "list recent jobs (no provider key needed)")
     j.add_argument("-n", "--limit", type=int, default=20, help="how many (default: 20)")
     st = command("status", "show one job (no provider key needed)")
     st.add_argument("job_id", help="job id as shown by 'voicebot jobs' or in chat")
     command("check-config", "validate the configuration, token shapes and model names, then exit")
+    models_arguments(command("models", MODELS_HELP))
     db = command("db", "database maintenance (no config or provider key needed)")
     tools = db.add_subparsers(
         dest="db_command", required=True, metavar="ACTION", help="what to do (ACTION --help)"
@@ -209,7 +218,7 @@ async def _transcribe(core: Core, args: argparse.Namespace) -> int:
     except REFUSALS as exc:
         return refused(args, exc)
     if job.state is JobState.FAILED or job.transcript is None:
-        raise BotError(f"job {job.id} failed: {ENGLISH.render(job.error or '')}")
+        raise BotError(f"job {job.id} failed: {for_operator(ENGLISH.render(job.error or ''))}")
     transcript = job.transcript
     if args.format == "json":
         print(json.dumps({"job": job.id, **transcript.to_dict()}, ensure_ascii=False, indent=2))
@@ -234,13 +243,17 @@ async def _speak(core: Core, args: argparse.Namespace) -> int:
             core,
             args,
             lambda: core.service.speak(
-                _origin(), args.text, voice=args.voice, provider=args.provider, model=args.model
+                _origin(),
+                args.text,
+                voice=voice_file(args.voice),
+                provider=args.provider,
+                model=args.model,
             ),
         )
     except REFUSALS as exc:
         return refused(args, exc)
     if job.state is JobState.FAILED or clip is None:
-        raise BotError(f"job {job.id} failed: {ENGLISH.render(job.error or '')}")
+        raise BotError(f"job {job.id} failed: {for_operator(ENGLISH.render(job.error or ''))}")
     try:
         args.output.write_bytes(clip.ogg)
     except OSError as exc:
@@ -325,6 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
         if args.command == "check-config":
             return check_config(config)
+        if args.command == "models":
+            return models_command(config, args.action, progress=not args.no_progress)
         _check_provider(config, args)
         if args.command == "run":
             return _run(config)
@@ -339,7 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except InputError as exc:
         # The same sentence a chat user gets (the operator detail is in str(exc)).
-        print(f"voicebot: {args.command}: {exc.user_message}", file=sys.stderr)
+        sentence = for_operator(exc.user_message)
+        print(f"voicebot: {args.command}: {sentence}", file=sys.stderr)
         return 1
     except BotError as exc:
         print(f"voicebot: {exc}", file=sys.stderr)
@@ -361,6 +377,8 @@ def _run(config: Config) -> int:
             file=sys.stderr,
         )
         return 2
+    for note in startup_notes(config):  # said now, not by the first voice note that fails
+        _LOGGER.warning("%s", note)
     asyncio.run(run_bot(config, configured_adapters, on_signal=_arm_exit_watchdog))
     return 0
 

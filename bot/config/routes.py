@@ -85,6 +85,7 @@ def route_checks(
     """
     if pc is None or spec is None or role not in spec.roles:
         return note
+    _path_errors(sec, role, spec, used, fallback=note is not None)
     missing = spec.missing_role_extra(role)
     problems = [missing] if missing else spec.route_problems(role, used[0], used[1], pc.settings)
     if note is None:
@@ -97,3 +98,13 @@ def route_checks(
         return f"{role}: unavailable: {'; '.join(problems)}; or {note}"
     what = f"`{used[1]}`" if role == TTS else f"`{used[0]}`"
     return f"{role}: {pc.name} {what} ({spec.summary}); {note}"
+
+
+def _path_errors(
+    sec: Section, role: str, spec: ProviderType, used: tuple[str, str | None], *, fallback: bool
+) -> None:
+    """A model or voice given as a path that is not there is a configuration error, on a
+    fallback route too: unlike a name, nothing will ever fetch it."""
+    field_name = "model" if role != TTS else "voice"
+    key = sec._key(f"fallback.{field_name}" if fallback else field_name)
+    sec.problems.extend(f"{key}: {p}" for p in spec.path_problems(role, used[0], used[1]))

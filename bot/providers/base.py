@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -118,6 +119,17 @@ class TtsCapabilities:
     """Known voice names; empty means "not enumerated, pass through"."""
     rerun_when_lost: bool = False
     """As :attr:`SttCapabilities.rerun_when_lost`."""
+    voice_files: str | None = None
+    """The suffix of a voice file this engine also takes by its path (Piper: ``.onnx``); only
+    the operator can give one (config, CLI): a chat's voice name never holds a ``/``."""
+
+    def has_voice(self, voice: str) -> bool:
+        """Whether ``voice`` is one of :attr:`voices` (or they are not enumerated), or the path
+        of a voice file (checked by the engine when it loads it)."""
+        if not self.voices or voice in self.voices:
+            return True
+        is_path = "/" in voice or os.sep in voice
+        return self.voice_files is not None and is_path and voice.endswith(self.voice_files)
 
 
 class SpeechToText(Protocol):

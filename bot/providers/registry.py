@@ -40,6 +40,7 @@ import aiohttp
 from bot.providers.base import SpeechToText, TextToSpeech
 from bot.providers.chat import TextGenerator
 from bot.providers.http import HttpTransport
+from bot.providers.local.presence import Presence
 from bot.providers.local.settings import COMPUTE_TYPES, DEVICES, TASKS
 from bot.providers.local.voices import VOICE_SOURCE
 
@@ -172,6 +173,12 @@ class ProviderType:
     check: str | None = None
     """``module:function(role, model, voice, settings) -> list[str]``: a route's problems (a
     model path that is not there), found when the config is read; imported only then."""
+    presence: str | None = None
+    """``module:function(role, model, voice, settings) -> Presence``: where an engine on this
+    machine looks for a route's model or voice and whether it is there (``voicebot models``)."""
+    paths: str | None = None
+    """``module:function(role, model, voice) -> list[str]``: what is wrong with a model or voice
+    given as a path; an error even on a fallback route (nothing can fetch a path)."""
 
     def route_problems(
         self, role: str, model: str, voice: str | None, settings: Mapping[str, Any]
@@ -184,6 +191,24 @@ class ProviderType:
         module, _, attr = self.check.partition(":")
         check = getattr(importlib.import_module(module), attr)
         return cast(list[str], check(role, model, voice, settings))
+
+    def path_problems(self, role: str, model: str, voice: str | None) -> list[str]:
+        """What is wrong with ``model``/``voice`` when given as a path (see :attr:`paths`)."""
+        if self.paths is None:
+            return []
+        module, _, attr = self.paths.partition(":")
+        check = getattr(importlib.import_module(module), attr)
+        return cast(list[str], check(role, model, voice))
+
+    def model_presence(
+        self, role: str, model: str, voice: str | None, settings: Mapping[str, Any]
+    ) -> Presence | None:
+        """Where this machine has ``role``'s model or voice (None: a hosted type)."""
+        if self.presence is None:
+            return None
+        module, _, attr = self.presence.partition(":")
+        find = getattr(importlib.import_module(module), attr)
+        return cast(Presence, find(role, model, voice, settings))
 
     def missing_extra(self) -> str | None:
         """The config problem when this type's optional dependencies are not installed."""
@@ -266,6 +291,8 @@ TYPES: dict[str, ProviderType] = {
         extra="local",
         role_extras={STT: ("local", ("faster_whisper",)), TTS: ("local-tts", ("piper",))},
         check="bot.providers.local.factory:route_problems",
+        paths="bot.providers.local.factory:path_problems",
+        presence="bot.providers.local.presence:route_presence",
     ),
     "openai": ProviderType(
         name="openai",

@@ -381,7 +381,7 @@ class Intake:
         if len(text) > limit:
             raise Unsupported(text_too_long(len(text), limit))
         chosen = voice or self._tts.voice
-        if caps.voices and chosen not in caps.voices:
+        if not caps.has_voice(chosen):
             raise Unsupported(unknown_voice(chosen, caps.voices))
         return {
             "voice": chosen,

@@ -10,6 +10,7 @@ import aiohttp
 from bot.model.errors import ConfigError
 from bot.providers.local.piper import PiperTextToSpeech
 from bot.providers.local.settings import (
+    looks_like_path,
     read_piper,
     read_whisper,
     voice_problem,
@@ -55,8 +56,10 @@ def route_problems(
     directory or a voice that is not there (the instance's own settings are checked when it is
     built, at start)."""
     if role == STT:
-        problem = whisper_model_problem(model)
+        problem = None if looks_like_path(model) else whisper_model_problem(model)
         return [] if problem is None else [f"stt.model: {problem}"]
+    if looks_like_path(voice or ""):
+        return []  # a path: path_problems, an error even on a fallback route
     piper, _ = read_piper(settings, "")
     problem = voice_problem(voice or "", piper.voices_dir)
     if problem is None or piper.can_fetch(voice or ""):
@@ -64,3 +67,14 @@ def route_problems(
     if piper.offline and piper.voices_dir is not None and fetchable_name(voice or ""):
         problem += "; offline: true, so it is not downloaded"
     return [f"tts.voice: {problem}"]
+
+
+def path_problems(role: str, model: str, voice: str | None) -> list[str]:
+    """What is wrong with a model directory or voice file given as a path (one that is not
+    there, or not a model): unlike a size or a voice name, nothing can fetch it, so it is a
+    configuration error even on a fallback route."""
+    value = model if role == STT else voice or ""
+    if not looks_like_path(value):
+        return []
+    problem = whisper_model_problem(value) if role == STT else voice_problem(value, None)
+    return [] if problem is None else [problem]

@@ -82,6 +82,7 @@ class PiperTextToSpeech:
             max_chars=self.settings.max_chars,
             voices=frozenset(voices),
             rerun_when_lost=True,
+            voice_files=".onnx",
         )
 
     def voice_path(self, voice: str) -> Path:

@@ -116,11 +116,23 @@ def engine_missing(module: str, extra: str) -> str | None:
     return f"needs `pip install voicebot[{extra}]` ({module} is not installed)"
 
 
+def looks_like_path(value: str) -> bool:
+    """Whether a model or voice is given as a path (not a Whisper size or a voice name): the
+    operator pointed at something on this machine, so its absence is a configuration error."""
+    shaped = value.startswith(("~", ".")) or value.endswith(".onnx")
+    return shaped or "/" in value or os.sep in value
+
+
 def whisper_model_problem(model: str) -> str | None:
     """Why ``model`` is neither a Whisper size name nor a usable CTranslate2 directory, or None."""
     if model in WHISPER_SIZES_MB:
         return None
     path = Path(model).expanduser()
+    if not path.exists() and looks_like_path(model):
+        return (
+            f"model directory {model!r} does not exist (a CTranslate2 Whisper model directory "
+            "holds model.bin, config.json and tokenizer.json; or name a size such as base)"
+        )
     if not path.exists():
         sizes = ", ".join(("tiny", "base", "small", "medium", "large-v3", "large-v3-turbo"))
         return (
@@ -203,7 +215,7 @@ def voice_problem(voice: str, voices_dir: Path | None) -> str | None:
     if voice in find_voices(voices_dir):
         return None
     path = Path(voice).expanduser()
-    if voice.endswith(".onnx") or os.sep in voice:
+    if looks_like_path(voice):
         if not path.is_file():
             return f"voice file {voice!r} does not exist"
         if not path.with_name(path.name + ".json").is_file():

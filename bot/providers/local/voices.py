@@ -8,6 +8,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -21,6 +22,8 @@ READ_TIMEOUT = 60.0
 """Seconds without a byte before a download is given up."""
 _CHUNK = 256 * 1024
 _STALE_PART = 3600.0
+Progress = Callable[[str, int, int | None], None]
+"""Called as bytes arrive: (file name, bytes so far, expected bytes or None)."""
 # <family>_<REGION>-<name>-<quality>, e.g. en_US-joe-medium or ca_ES-upc_ona-x_low: nothing that
 # could leave the voices directory or the source's folder layout.
 _VOICE = re.compile(
@@ -60,6 +63,7 @@ async def fetch_voice(
     *,
     connect_timeout: float = CONNECT_TIMEOUT,
     read_timeout: float = READ_TIMEOUT,
+    progress: Progress | None = None,
 ) -> Path:
     """Download ``voice`` into ``voices_dir`` and return its ``.onnx`` path.
 
@@ -81,8 +85,9 @@ async def fetch_voice(
         config = await _download(session, config_url, voices_dir, voice, timeout)
         parts.append(config)
         _check_config(config)
+        model_url = voice_url(source, voice, ".onnx")
         model = await _download(
-            session, voice_url(source, voice, ".onnx"), voices_dir, voice, timeout, log_size=True
+            session, model_url, voices_dir, voice, timeout, log_size=True, progress=progress
         )
         parts.append(model)
         target = voices_dir / f"{voice}.onnx"
@@ -114,6 +119,7 @@ async def _download(
     timeout: aiohttp.ClientTimeout,
     *,
     log_size: bool = False,
+    progress: Progress | None = None,
 ) -> Path:
     """One file into a temporary file in ``voices_dir``; its length checked against the header."""
     try:
@@ -134,6 +140,8 @@ async def _download(
                 async for chunk in response.content.iter_chunked(_CHUNK):
                     out.write(chunk)
                     received += len(chunk)
+                    if progress is not None:
+                        progress(f"{voice}.onnx", received, expected)
         if expected is not None and received != expected:
             raise VoiceFetchError(f"{url}: got {received} of {expected} bytes")
         if received == 0:

@@ -17,6 +17,7 @@ from bot.model.errors import ProviderBadRequest, ProviderNotConfigured, UnknownJ
 from bot.model.speech import AudioInput, Segment, SttOptions, Transcript, Word
 from bot.providers.base import PollResult, PollStatus, SttCapabilities, Ticket
 from bot.providers.languages import WHISPER_LANGUAGES
+from bot.providers.local.presence import default_cache, first_line
 from bot.providers.local.settings import (
     STT_EXTRA,
     WHISPER_SIZES_MB,
@@ -268,7 +269,13 @@ class WhisperSpeechToText:
             return str(download_model(size, local_files_only=True, cache_dir=cache))
         except Exception as exc:  # huggingface_hub's "not in the cache" errors vary by version
             if self.settings.offline:
-                _LOGGER.error("%s: model %s is not in the cache %s", self.name, size, cache)
+                _LOGGER.error(
+                    "%s: Whisper model %s is not in %s and offline: true forbids downloading it; "
+                    "'voicebot models' says how to place it by hand",
+                    self.name,
+                    size,
+                    cache or default_cache(),
+                )
                 raise _RunFailed(LOAD_FAILED, "model") from exc
         where = cache or "the Hugging Face cache"
         _LOGGER.warning(
@@ -280,8 +287,14 @@ class WhisperSpeechToText:
         )
         try:
             return str(download_model(size, cache_dir=cache))
-        except Exception as exc:
-            _LOGGER.error("%s: download of Whisper model %s failed: %s", self.name, size, exc)
+        except Exception as exc:  # one line, not the hub's three: what failed and what to do
+            _LOGGER.error(
+                "%s: cannot download Whisper model %s (%s); 'voicebot models' says how to place "
+                "it by hand",
+                self.name,
+                size,
+                first_line(exc),
+            )
             raise _RunFailed(LOAD_FAILED, "model") from exc
 
 
