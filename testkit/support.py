@@ -1,5 +1,5 @@
-"""Shared test helpers: configs pointing at the local fakes, a fake clock, a recording deliverer,
-a core driven on that clock."""
+"""Shared test helpers: configs pointing at the local fakes, a fake clock, a recording deliverer
+(the core built on them is :mod:`testkit.core`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from typing import Any
 import asyncpg
 import yaml
 
-from bot.app.core import Core
 from bot.config.load import Config, parse_config
 from bot.jobs.delivery import DEFAULT_LEASE, Delivery
 from bot.jobs.metrics import Metrics
@@ -155,40 +154,6 @@ class RecordingDeliverer:
                 await self._event.wait()
 
         await asyncio.wait_for(until(), timeout)
-
-
-class Harness:
-    """A Core on a fake clock with a recording deliverer for platform "test"; :meth:`drive` runs
-    due work ``steps`` times at most, the clock jumping ``dt`` seconds or to the next due time."""
-
-    def __init__(self, config: Config, *, steps: int = 30, dt: float = 1.0) -> None:
-        self.config = config
-        self.clock = FakeClock()
-        self.out = RecordingDeliverer()
-        self.core: Core | None = None
-        self._steps, self._dt = steps, dt
-
-    async def open(self) -> Core:
-        self.core = await Core.open(self.config, clock=self.clock)
-        self.core.worker.register("test", self.out)
-        await self.core.worker.recover(self.clock())
-        return self.core
-
-    async def close(self) -> None:
-        if self.core is not None:
-            await self.core.close()
-            self.core = None
-
-    async def drive(self, steps: int | None = None, dt: float | None = None) -> None:
-        """Run due work, jumping the fake clock to the next due time, until nothing is left."""
-        assert self.core is not None
-        store = self.core.store
-        for _ in range(self._steps if steps is None else steps):
-            await self.core.poller.run_once()
-            next_at = await store.claims.next_wakeup(["test"])
-            if next_at is None:
-                return
-            self.clock.now = max(self.clock.now + (self._dt if dt is None else dt), next_at)
 
 
 def old_sqlite(path: Path, version: int) -> None:
