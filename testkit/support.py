@@ -209,3 +209,26 @@ async def until(check: Callable[[], bool], timeout: float = 60.0) -> None:
 
 def harness_config(tmp_path: Path, nano: FakeNanoGpt, canto: FakeCantonese, **kw: Any) -> Config:
     return make_config(tmp_path, nano_url=nano.url, canto_url=canto.url, **kw)
+
+
+def unanswered(db: Path) -> int | None:
+    """How many jobs in a running bot's SQLite database still owe their answer (finished but
+    not recorded delivered, or not finished); None while there is no job yet."""
+    if not db.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+        try:
+            total, owed = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(state != 'cancelled' AND delivered_at IS NULL "
+                "AND delivery_error IS NULL), 0) FROM jobs"
+            ).fetchone()
+        except sqlite3.OperationalError:  # not migrated yet
+            return None
+    return int(owed) if total else None
+
+
+async def until_answered(db: Path, timeout: float = 60.0) -> None:
+    """Until every job in a running bot's SQLite database has its answer recorded (delivered_at
+    or a delivery error): the worker answers a job only while that is unrecorded, so replies
+    counted after this (and a clean stop) are final, with no sleep to "let a second one come"."""
+    await until(lambda: unanswered(db) == 0, timeout)
