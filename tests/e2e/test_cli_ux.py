@@ -115,7 +115,7 @@ async def test_cli_sigint_after_submit_stops_polling_and_warns_of_charge(
 
 
 async def test_cli_progress_line_on_a_tty_only(tmp_path: Path, nano: FakeNanoGpt) -> None:
-    nano.polls_to_complete = 4
+    nano.polls_to_complete = 2  # one pending poll shows "transcribing"; more only cost time
     config = write_config(tmp_path, nano_url=nano.url)
     audio = tmp_path / "talk.ogg"
     audio.write_bytes(make_tone(1.0))
