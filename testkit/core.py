@@ -1,5 +1,5 @@
-"""The one core-with-fakes factory: a real Core on a fake clock, a recording deliverer for
-platform "test", and a ``drive`` that runs due work without sleeping."""
+"""The one core-with-fakes factory: a real Core on a fake clock, a recording deliverer (for
+platform "test" unless told), and a ``drive`` that runs due work without sleeping."""
 
 from __future__ import annotations
 
@@ -16,14 +16,16 @@ from testkit.support import ORIGIN, FakeClock, RecordingDeliverer, make_config
 
 
 class CoreWithFakes:
-    """A Core on a fake clock with a recording deliverer (``out``) for platform "test".
+    """A Core on a fake clock with a recording deliverer (``out``) for ``platform``.
 
     :meth:`open` and :meth:`close` may be called by hand for restart tests (a second instance on
     the same config is the process after a crash); :func:`core_with_fakes` does both for you.
     """
 
-    def __init__(self, config: Config, *, steps: int = 30, dt: float = 1.0) -> None:
-        self.config = config
+    def __init__(
+        self, config: Config, *, steps: int = 30, dt: float = 1.0, platform: str = "test"
+    ) -> None:
+        self.config, self.platform = config, platform
         self.clock = FakeClock()
         self.out = RecordingDeliverer()
         self._core: Core | None = None
@@ -38,7 +40,7 @@ class CoreWithFakes:
     async def open(self) -> Core:
         """Open the core, register the deliverer and settle what a crash left, as ``run`` does."""
         self._core = await Core.open(self.config, clock=self.clock)
-        self._core.worker.register("test", self.out)
+        self._core.worker.register(self.platform, self.out)
         await self._core.worker.recover(self.clock())
         return self._core
 
@@ -60,7 +62,7 @@ class CoreWithFakes:
         gaps: list[float] = []
         for _ in range(self._steps if steps is None else steps):
             await self.core.poller.run_once()
-            next_at = await self.core.store.claims.next_wakeup(["test"])
+            next_at = await self.core.store.claims.next_wakeup([self.platform])
             if next_at is None:
                 break
             gap = max(self._dt if dt is None else dt, next_at - self.clock.now)
