@@ -254,6 +254,7 @@ async def test_nanogpt_tts_timed_queue_reports_places_then_zero(
     assert isinstance(ticket, Ticket)
     queued = await client.poll(ticket)
     assert queued.status is PollStatus.PENDING and queued.queue_position in (1, 2, 3)
+    # The fake's timed queue is what is under test: its places move with time, not with calls.
     await asyncio.sleep(0.3)
     working = await client.poll(ticket)
     assert working.status is PollStatus.PENDING and working.queue_position == 0
