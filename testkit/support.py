@@ -1,5 +1,5 @@
-"""Shared test helpers: configs pointing at the local fakes, a fake clock, a recording deliverer,
-a core driven on that clock."""
+"""Shared test helpers: configs pointing at the local fakes, a fake clock, a recording deliverer
+(the core built on them is :mod:`testkit.core`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import asyncpg
 import yaml
 
 from adapters import config_readers
-from bot.app.core import Core
 from bot.config.load import Config, parse_config
 from bot.jobs.delivery import DEFAULT_LEASE, Delivery, Reply
 from bot.jobs.metrics import Metrics
@@ -174,40 +173,6 @@ class RecordingDeliverer:
         await asyncio.wait_for(until(), timeout)
 
 
-class Harness:
-    """A Core on a fake clock with a recording deliverer for platform "test"; :meth:`drive` runs
-    due work ``steps`` times at most, the clock jumping ``dt`` seconds or to the next due time."""
-
-    def __init__(self, config: Config, *, steps: int = 30, dt: float = 1.0) -> None:
-        self.config = config
-        self.clock = FakeClock()
-        self.out = RecordingDeliverer()
-        self.core: Core | None = None
-        self._steps, self._dt = steps, dt
-
-    async def open(self) -> Core:
-        self.core = await Core.open(self.config, clock=self.clock)
-        self.core.worker.register("test", self.out)
-        await self.core.worker.recover(self.clock())
-        return self.core
-
-    async def close(self) -> None:
-        if self.core is not None:
-            await self.core.close()
-            self.core = None
-
-    async def drive(self, steps: int | None = None, dt: float | None = None) -> None:
-        """Run due work, jumping the fake clock to the next due time, until nothing is left."""
-        assert self.core is not None
-        store = self.core.store
-        for _ in range(self._steps if steps is None else steps):
-            await self.core.poller.run_once()
-            next_at = await store.claims.next_wakeup(["test"])
-            if next_at is None:
-                return
-            self.clock.now = max(self.clock.now + (self._dt if dt is None else dt), next_at)
-
-
 def old_sqlite(path: Path, version: int) -> None:
     """A SQLite database file at schema ``version``, as an older release left it (no rows)."""
     with sqlite3.connect(path) as conn:
@@ -261,3 +226,26 @@ async def until(check: Callable[[], bool], timeout: float = 60.0) -> None:
 
 def harness_config(tmp_path: Path, nano: FakeNanoGpt, canto: FakeCantonese, **kw: Any) -> Config:
     return make_config(tmp_path, nano_url=nano.url, canto_url=canto.url, **kw)
+
+
+def unanswered(db: Path) -> int | None:
+    """How many jobs in a running bot's SQLite database still owe their answer (finished but
+    not recorded delivered, or not finished); None while there is no job yet."""
+    if not db.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+        try:
+            total, owed = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(state != 'cancelled' AND delivered_at IS NULL "
+                "AND delivery_error IS NULL), 0) FROM jobs"
+            ).fetchone()
+        except sqlite3.OperationalError:  # not migrated yet
+            return None
+    return int(owed) if total else None
+
+
+async def until_answered(db: Path, timeout: float = 60.0) -> None:
+    """Until every job in a running bot's SQLite database has its answer recorded (delivered_at
+    or a delivery error): the worker answers a job only while that is unrecorded, so replies
+    counted after this (and a clean stop) are final, with no sleep to "let a second one come"."""
+    await until(lambda: unanswered(db) == 0, timeout)

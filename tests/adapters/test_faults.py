@@ -18,7 +18,7 @@ from bot.app.core import config_secrets, setup_logging
 from bot.model.errors import MalformedAnswer, ProviderTimeout
 from bot.model.job import Job, JobState
 from bot.text import ENGLISH, encode
-from testkit.clocked import bench
+from testkit.core import core_with_fakes
 from testkit.fakes.audio import make_tone
 from testkit.fakes.providers import FakeNanoGpt
 from testkit.support import NANO_KEY
@@ -110,7 +110,7 @@ async def test_fault_auth_and_balance_one_message_one_log_line_no_storm(
     user_text: str,
 ) -> None:
     caplog.set_level(logging.INFO)
-    async with bench(tmp_path, nano.url) as b:
+    async with core_with_fakes(tmp_path, nano_url=nano.url) as b:
         for _ in range(3):
             nano.push("transcribe", status, body)
         jobs = [await b.stt(1.0 + i / 10) for i in range(3)]
@@ -130,7 +130,7 @@ async def test_fault_auth_and_balance_one_message_one_log_line_no_storm(
 async def test_fault_key_revoked_while_polling_stops_polling(
     tmp_path: Path, nano: FakeNanoGpt, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with bench(tmp_path, nano.url, stt={"model": "Elevenlabs-STT"}) as b:
+    async with core_with_fakes(tmp_path, nano_url=nano.url, stt={"model": "Elevenlabs-STT"}) as b:
         nano.polls_to_complete = 10_000
         job = await b.stt()
         nano.push("transcribe/status", 401, {"error": "Invalid API key"})
@@ -149,7 +149,7 @@ async def test_fault_key_revoked_while_polling_stops_polling(
 async def test_fault_submit_not_taken_is_retried_once_taken(
     tmp_path: Path, nano: FakeNanoGpt, status: int, headers: dict[str, str]
 ) -> None:
-    async with bench(tmp_path, nano.url) as b:
+    async with core_with_fakes(tmp_path, nano_url=nano.url) as b:
         nano.push("transcribe", status, {"error": "busy"}, headers=headers)
         job = await b.stt()
         start = b.clock.now
@@ -176,7 +176,7 @@ async def test_fault_ambiguous_submit_fails_clearly_and_is_never_resent(
     async with ResetProxy(nano_port) as proxy:
         url = f"http://127.0.0.1:{proxy.port}/api"
         providers = {"nanogpt": {"api_key": NANO_KEY, "base_url": url, "timeout": 0.5}}
-        async with bench(tmp_path, url, providers=providers) as b:
+        async with core_with_fakes(tmp_path, nano_url=url, providers=providers) as b:
             if fault == "500":
                 nano.push("transcribe", 500, {"error": "Internal error"})
             elif fault == "malformed-json":
@@ -207,13 +207,15 @@ async def test_fault_connection_refused_submit_waits_and_succeeds_after_restart(
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         dead = probe.getsockname()[1]
-    async with bench(tmp_path, f"http://127.0.0.1:{dead}/api") as b:
+    async with core_with_fakes(tmp_path, nano_url=f"http://127.0.0.1:{dead}/api") as b:
         job = await b.stt()
         await b.drive(steps=5)
         queued = await b.core.store.get(job.id)
         assert queued is not None and queued.state is JobState.QUEUED  # provably not sent
         assert queued.attempts >= 2 and b.out.delivered == []
-    async with bench(tmp_path, nano.url) as b:  # the operator fixed the URL; same database
+    async with core_with_fakes(
+        tmp_path, nano_url=nano.url
+    ) as b:  # the operator fixed the URL; same database
         await b.core.worker.recover(b.clock())
         await b.drive()
         done = await b.only_result()
@@ -230,7 +232,9 @@ async def test_fault_poll_errors_back_off_capped_then_complete(
     jobs = {"max_poll_interval": 8}
     async with ResetProxy(int(nano.url.split(":")[2].split("/")[0])) as proxy:
         url = f"http://127.0.0.1:{proxy.port}/api"
-        async with bench(tmp_path, url, stt={"model": "Elevenlabs-STT"}, jobs=jobs) as b:
+        async with core_with_fakes(
+            tmp_path, nano_url=url, stt={"model": "Elevenlabs-STT"}, jobs=jobs
+        ) as b:
             nano.polls_to_complete = 1
             await b.stt()
             await b.core.poller.run_once()  # submitted
@@ -255,7 +259,9 @@ async def test_fault_status_never_completes_hits_deadline(
     tmp_path: Path, nano: FakeNanoGpt
 ) -> None:
     config = {"deadline_seconds": 120, "max_poll_interval": 10}
-    async with bench(tmp_path, nano.url, stt={"model": "Elevenlabs-STT"}, jobs=config) as b:
+    async with core_with_fakes(
+        tmp_path, nano_url=nano.url, stt={"model": "Elevenlabs-STT"}, jobs=config
+    ) as b:
         nano.polls_to_complete = 10**9
         await b.stt()
         await b.drive(steps=200)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -31,7 +30,9 @@ async def test_telegram_cancel_command_stops_running_job_and_warns_of_charge(
         job = await w.core.store.get(job_id)
         assert job is not None and job.state is JobState.CANCELLED
         polls = len(w.nano.requests_to("transcribe/status"))
-        await asyncio.sleep(2.5)
+        # Nothing of this platform is left to poll or deliver (recorded in the store), so no
+        # poll can follow and the count is final.
+        assert await w.core.store.claims.next_wakeup(["telegram"]) is None
         assert len(w.nano.requests_to("transcribe/status")) == polls
         assert placeholder.message is not None
         shown = w.tg.messages(USER)

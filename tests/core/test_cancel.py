@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bot.model.job import JobState
 from bot.text import ENGLISH
-from testkit.clocked import bench
+from testkit.core import core_with_fakes
 from testkit.fakes.providers import FakeNanoGpt
 
 
@@ -15,7 +15,7 @@ async def test_worker_job_cancelled_while_submitted_is_never_polled_or_delivered
     tmp_path: Path, nano: FakeNanoGpt
 ) -> None:
     nano.polls_to_complete = 3
-    async with bench(tmp_path, nano.url, stt={"model": "Elevenlabs-STT"}) as b:
+    async with core_with_fakes(tmp_path, nano_url=nano.url, stt={"model": "Elevenlabs-STT"}) as b:
         job = await b.stt()
         await b.core.poller.run_once()
         assert [r.route for r in nano.requests] == ["transcribe"]
@@ -31,7 +31,7 @@ async def test_worker_job_cancelled_while_submitted_is_never_polled_or_delivered
 async def test_worker_unreachable_provider_tells_chat_it_is_retried(
     tmp_path: Path, nano: FakeNanoGpt
 ) -> None:
-    async with bench(tmp_path, "http://127.0.0.1:9/api") as b:
+    async with core_with_fakes(tmp_path, nano_url="http://127.0.0.1:9/api") as b:
         job = await b.stt()
         await b.core.poller.run_once()
         [note] = b.out.progressed
@@ -45,7 +45,9 @@ async def test_worker_unreachable_provider_tells_chat_it_is_retried(
 
 async def test_worker_deadline_message_states_seconds(tmp_path: Path, nano: FakeNanoGpt) -> None:
     config = {"deadline_seconds": 15, "max_poll_interval": 2}
-    async with bench(tmp_path, nano.url, stt={"model": "Elevenlabs-STT"}, jobs=config) as b:
+    async with core_with_fakes(
+        tmp_path, nano_url=nano.url, stt={"model": "Elevenlabs-STT"}, jobs=config
+    ) as b:
         nano.polls_to_complete = 10**9
         await b.stt()
         await b.drive(steps=100)
@@ -59,7 +61,7 @@ async def test_worker_unreachable_until_deadline_says_so_not_a_wrong_duration(
     tmp_path: Path,
 ) -> None:
     config = {"deadline_seconds": 15, "max_poll_interval": 4}
-    async with bench(tmp_path, "http://127.0.0.1:9/api", jobs=config) as b:
+    async with core_with_fakes(tmp_path, nano_url="http://127.0.0.1:9/api", jobs=config) as b:
         await b.stt()
         await b.drive(steps=50)
         done = await b.only_result()
@@ -72,13 +74,15 @@ async def test_worker_unreachable_while_polling_tells_chat_it_is_retried(
     tmp_path: Path, nano: FakeNanoGpt
 ) -> None:
     nano.polls_to_complete = 10**6
-    async with bench(tmp_path, nano.url, stt={"model": "Elevenlabs-STT"}) as b:
+    async with core_with_fakes(tmp_path, nano_url=nano.url, stt={"model": "Elevenlabs-STT"}) as b:
         job = await b.stt()
         await b.core.poller.run_once()
         submitted = await b.core.store.get(job.id)
         assert submitted is not None and submitted.state is JobState.SUBMITTED
     # Same database, but the provider's host no longer answers (restart with a dead URL).
-    async with bench(tmp_path, "http://127.0.0.1:9/api", stt={"model": "Elevenlabs-STT"}) as b:
+    async with core_with_fakes(
+        tmp_path, nano_url="http://127.0.0.1:9/api", stt={"model": "Elevenlabs-STT"}
+    ) as b:
         b.clock.now = submitted.next_poll_at or b.clock.now
         await b.drive(steps=3)
         notes = [j for j in b.out.progressed if j.error]

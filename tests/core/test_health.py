@@ -61,9 +61,10 @@ async def test_health_off_switch(
         if "poller" in caplog.text or "health" in caplog.text:
             break
         await asyncio.sleep(0.02)
-    await asyncio.sleep(0.2)
+    # run_bot starts health (or not) before it waits for stop: once it returned, the line is in.
     stop.set()
     await asyncio.wait_for(task, 10)
+    assert "shutting down" in caplog.text
     assert ("health: serving http://127.0.0.1:" in caplog.text) is enabled
 
 

@@ -65,7 +65,11 @@ async def test_leases_long_step_is_renewed_and_not_taken_by_another_process(
         assert await other.claims.claim(clock.now, ["telegram"], 10, 15.0) == []
         deliverer.release.set()
         await asyncio.wait_for(deliverer.finished.wait(), 10)
-        await asyncio.sleep(0.1)  # mark_delivered follows the platform's answer
+        for _ in range(500):  # mark_delivered follows the platform's answer: wait for it
+            current = await other.get(job.id)
+            if current is not None and current.delivered_at is not None:
+                break
+            await asyncio.sleep(0.01)
     finally:
         await poller.stop()
     done = await other.get(job.id)

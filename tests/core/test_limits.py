@@ -12,19 +12,18 @@ from bot.app.core import Core, RedactingFilter, setup_logging
 from bot.model.errors import AudioTooLong
 from bot.model.speech import Origin
 from bot.service.limits import AccessDenied, Guard, LimitExceeded
+from testkit.core import CoreWithFakes
 from testkit.fakes.audio import make_tone
 from testkit.fakes.providers import FakeNanoGpt
-from testkit.support import NANO_KEY, FakeClock, RecordingDeliverer, make_config
+from testkit.support import NANO_KEY, FakeClock, make_config
 
 ALICE = Origin("telegram", "100", "1", reply_to="5")
 BOB = Origin("telegram", "100", "2", reply_to="6")
 
 
 async def open_core(tmp_path: Path, nano: FakeNanoGpt, **sections: Any) -> tuple[Core, FakeClock]:
-    clock = FakeClock()
-    core = await Core.open(make_config(tmp_path, nano_url=nano.url, **sections), clock=clock)
-    core.worker.register("telegram", RecordingDeliverer())
-    return core, clock
+    fakes = CoreWithFakes(make_config(tmp_path, nano_url=nano.url, **sections), platform="telegram")
+    return await fakes.open(), fakes.clock
 
 
 async def test_limits_rate_per_user_says_which_limit(tmp_path: Path, nano: FakeNanoGpt) -> None:

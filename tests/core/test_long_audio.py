@@ -16,8 +16,9 @@ from bot.model.errors import AudioTooLong
 from bot.model.job import JobState
 from bot.model.speech import Origin
 from bot.service.limits import LimitExceeded
+from testkit.core import CoreWithFakes
 from testkit.fakes.openai import FakeOpenAi
-from testkit.support import Harness, config_dict
+from testkit.support import config_dict
 from testkit.synth import Recording, speechlike
 
 pytestmark = pytest.mark.timeout(240)
@@ -53,9 +54,9 @@ def long_config(tmp_path: Path, fake: FakeOpenAi, **limits: Any) -> Config:
     return parse_config(data, env={})
 
 
-def long_harness(tmp_path: Path, fake: FakeOpenAi, **limits: Any) -> Harness:
+def long_harness(tmp_path: Path, fake: FakeOpenAi, **limits: Any) -> CoreWithFakes:
     """A core on :func:`long_config`, driven in half seconds (parts run side by side)."""
-    return Harness(long_config(tmp_path, fake, **limits), steps=200, dt=0.5)
+    return CoreWithFakes(long_config(tmp_path, fake, **limits), steps=200, dt=0.5)
 
 
 async def test_long_audio_twenty_minutes_split_at_pauses_and_stitched_on_time(

@@ -19,20 +19,25 @@ from bot.model.job import Job, JobState
 from bot.model.speech import Origin
 from bot.storage.jobs import SqlJobStore
 from bot.text import ENGLISH
+from testkit.core import CoreWithFakes
 from testkit.fakes.audio import decode_info, make_tone
 from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
-from testkit.support import ORIGIN, Harness, config_dict, harness_config
+from testkit.support import ORIGIN, config_dict, harness_config
 
 
 @pytest.fixture
-async def h(tmp_path: Path, nano: FakeNanoGpt, canto: FakeCantonese) -> AsyncIterator[Harness]:
-    harness = Harness(harness_config(tmp_path, nano, canto))
+async def h(
+    tmp_path: Path, nano: FakeNanoGpt, canto: FakeCantonese
+) -> AsyncIterator[CoreWithFakes]:
+    harness = CoreWithFakes(harness_config(tmp_path, nano, canto))
     await harness.open()
     yield harness
     await harness.close()
 
 
-async def test_pipeline_sync_transcription_delivered_once(h: Harness, nano: FakeNanoGpt) -> None:
+async def test_pipeline_sync_transcription_delivered_once(
+    h: CoreWithFakes, nano: FakeNanoGpt
+) -> None:
     assert h.core is not None
     job = await h.core.service.transcribe(ORIGIN, make_tone(2.0, "ogg"), "voice.ogg")
     assert job.state is JobState.QUEUED and job.input_duration == pytest.approx(2.0, abs=0.05)
@@ -52,7 +57,7 @@ async def test_pipeline_sync_transcription_delivered_once(h: Harness, nano: Fake
 async def test_pipeline_async_diarized_transcription(
     tmp_path: Path, nano: FakeNanoGpt, canto: FakeCantonese
 ) -> None:
-    h = Harness(harness_config(tmp_path, nano, canto, stt={"model": "Elevenlabs-STT"}))
+    h = CoreWithFakes(harness_config(tmp_path, nano, canto, stt={"model": "Elevenlabs-STT"}))
     core = await h.open()
     try:
         settings = ChatSettings(diarize=True)
@@ -75,7 +80,7 @@ async def test_pipeline_restart_while_pending_delivers_once_without_resubmitting
 ) -> None:
     config = harness_config(tmp_path, nano, canto, stt={"model": "Elevenlabs-STT"})
     nano.polls_to_complete = 4
-    first = Harness(config)
+    first = CoreWithFakes(config)
     core = await first.open()
     job = await core.service.transcribe(ORIGIN, make_tone(2.0), "v.ogg")
     await core.poller.run_once()  # submitted
@@ -83,7 +88,7 @@ async def test_pipeline_restart_while_pending_delivers_once_without_resubmitting
     assert state is not None and state.state is JobState.SUBMITTED
     await first.close()  # "crash": nothing in memory survives
 
-    second = Harness(config)
+    second = CoreWithFakes(config)
     second.clock.now = first.clock.now
     await second.open()
     try:
@@ -99,12 +104,12 @@ async def test_pipeline_crash_mid_submit_is_reported_not_resubmitted(
     tmp_path: Path, nano: FakeNanoGpt, canto: FakeCantonese
 ) -> None:
     config = harness_config(tmp_path, nano, canto)
-    first = Harness(config)
+    first = CoreWithFakes(config)
     core = await first.open()
     job = await core.service.transcribe(ORIGIN, make_tone(1.0), "v.ogg")
     assert await core.store.steps.begin_submit(job.id, first.clock())  # then the process dies
     await first.close()
-    second = Harness(config)
+    second = CoreWithFakes(config)
     await second.open()
     try:
         await second.drive()
@@ -118,7 +123,7 @@ async def test_pipeline_crash_mid_submit_is_reported_not_resubmitted(
 async def test_pipeline_cantonese_async(
     tmp_path: Path, nano: FakeNanoGpt, canto: FakeCantonese
 ) -> None:
-    h = Harness(harness_config(tmp_path, nano, canto, stt={"provider": "cantonese"}))
+    h = CoreWithFakes(harness_config(tmp_path, nano, canto, stt={"provider": "cantonese"}))
     core = await h.open()
     try:
         await core.service.transcribe(ORIGIN, make_tone(2.0, "mp3"), "v.mp3")
@@ -132,7 +137,7 @@ async def test_pipeline_cantonese_async(
         await h.close()
 
 
-async def test_pipeline_tts_sync_produces_voice_clip(h: Harness, nano: FakeNanoGpt) -> None:
+async def test_pipeline_tts_sync_produces_voice_clip(h: CoreWithFakes, nano: FakeNanoGpt) -> None:
     assert h.core is not None
     await h.core.service.speak(ORIGIN, "Hello there, this is a test.")
     await h.drive()
@@ -147,7 +152,7 @@ async def test_pipeline_tts_sync_produces_voice_clip(h: Harness, nano: FakeNanoG
 async def test_pipeline_tts_async_elevenlabs(
     tmp_path: Path, nano: FakeNanoGpt, canto: FakeCantonese
 ) -> None:
-    h = Harness(harness_config(tmp_path, nano, canto, tts={"model": "Elevenlabs-V3"}))
+    h = CoreWithFakes(harness_config(tmp_path, nano, canto, tts={"model": "Elevenlabs-V3"}))
     core = await h.open()
     try:
         await core.service.speak(ORIGIN, "Async speech.")
@@ -162,7 +167,7 @@ async def test_pipeline_tts_async_elevenlabs(
 async def test_pipeline_tts_content_policy_gets_its_own_message(
     tmp_path: Path, nano: FakeNanoGpt, canto: FakeCantonese
 ) -> None:
-    h = Harness(harness_config(tmp_path, nano, canto, tts={"model": "Elevenlabs-V3"}))
+    h = CoreWithFakes(harness_config(tmp_path, nano, canto, tts={"model": "Elevenlabs-V3"}))
     core = await h.open()
     try:
         nano.push(
@@ -183,7 +188,7 @@ async def test_pipeline_tts_content_policy_gets_its_own_message(
     [(401, "key was rejected"), (402, "out of credit"), (413, "too large")],
 )
 async def test_pipeline_submit_refusals_fail_with_clear_message(
-    h: Harness, nano: FakeNanoGpt, status: int, fragment: str
+    h: CoreWithFakes, nano: FakeNanoGpt, status: int, fragment: str
 ) -> None:
     assert h.core is not None
     nano.push("transcribe", status, {"error": "nope"})
@@ -195,7 +200,7 @@ async def test_pipeline_submit_refusals_fail_with_clear_message(
 
 
 async def test_pipeline_submit_429_is_retried_after_retry_after(
-    h: Harness, nano: FakeNanoGpt
+    h: CoreWithFakes, nano: FakeNanoGpt
 ) -> None:
     assert h.core is not None
     nano.push("transcribe", 429, {"error": "slow down"}, headers={"Retry-After": "7"})
@@ -212,7 +217,7 @@ async def test_pipeline_submit_429_is_retried_after_retry_after(
 async def test_pipeline_poll_errors_back_off_then_complete(
     tmp_path: Path, nano: FakeNanoGpt, canto: FakeCantonese
 ) -> None:
-    h = Harness(harness_config(tmp_path, nano, canto, stt={"model": "Elevenlabs-STT"}))
+    h = CoreWithFakes(harness_config(tmp_path, nano, canto, stt={"model": "Elevenlabs-STT"}))
     core = await h.open()
     try:
         nano.push("transcribe/status", 500, {"error": "boom"})
@@ -228,7 +233,7 @@ async def test_pipeline_poll_errors_back_off_then_complete(
 async def test_pipeline_deadline_fails_a_job_that_never_completes(
     tmp_path: Path, nano: FakeNanoGpt, canto: FakeCantonese
 ) -> None:
-    h = Harness(
+    h = CoreWithFakes(
         harness_config(
             tmp_path, nano, canto, stt={"model": "Elevenlabs-STT"}, jobs={"deadline_seconds": 60}
         )
@@ -247,7 +252,7 @@ async def test_pipeline_deadline_fails_a_job_that_never_completes(
         await h.close()
 
 
-async def test_pipeline_delivery_retry_and_permanent_refusal(h: Harness) -> None:
+async def test_pipeline_delivery_retry_and_permanent_refusal(h: CoreWithFakes) -> None:
     assert h.core is not None
     h.out.fail_with = [DeliveryError("flood", retry_after=3.0)]
     job = await h.core.service.transcribe(ORIGIN, make_tone(1.0), "v.ogg")
@@ -280,7 +285,7 @@ class _Interrupted:
         return None
 
 
-async def test_pipeline_delivery_checkpoint_is_in_the_retried_job(h: Harness) -> None:
+async def test_pipeline_delivery_checkpoint_is_in_the_retried_job(h: CoreWithFakes) -> None:
     """What a failed delivery already sent is recorded through its checkpoint (not the
     service), and the retry is handed the job with it."""
     assert h.core is not None
@@ -296,7 +301,7 @@ async def test_pipeline_delivery_checkpoint_is_in_the_retried_job(h: Harness) ->
 
 
 async def test_pipeline_dedup_reuses_transcript_without_paying(
-    h: Harness, nano: FakeNanoGpt
+    h: CoreWithFakes, nano: FakeNanoGpt
 ) -> None:
     assert h.core is not None
     audio = make_tone(1.0)
@@ -331,7 +336,9 @@ class _Placeholders:
         raise AssertionError(f"job {job.id} was stored, its placeholder must stay")
 
 
-async def test_pipeline_placeholder_shown_before_the_job_is_stored_with_it(h: Harness) -> None:
+async def test_pipeline_placeholder_shown_before_the_job_is_stored_with_it(
+    h: CoreWithFakes,
+) -> None:
     """Intake shows a new job through the platform's placeholder, then stores it with the
     placeholder in its origin; a reused transcript (answered at once) and a refusal get none."""
     assert h.core is not None
@@ -354,7 +361,7 @@ async def test_pipeline_placeholder_shown_before_the_job_is_stored_with_it(h: Ha
 
 
 async def test_pipeline_recording_is_probed_once(
-    h: Harness, monkeypatch: pytest.MonkeyPatch
+    h: CoreWithFakes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The intake's probe is passed on to the upload preparation: the file is read once."""
     assert h.core is not None
@@ -370,7 +377,7 @@ async def test_pipeline_recording_is_probed_once(
     assert job.input_duration == pytest.approx(2.0, abs=0.05)
 
 
-async def test_pipeline_bad_input_is_refused_before_a_job_exists(h: Harness) -> None:
+async def test_pipeline_bad_input_is_refused_before_a_job_exists(h: CoreWithFakes) -> None:
     assert h.core is not None
     with pytest.raises(AudioError, match="empty"):
         await h.core.service.transcribe(ORIGIN, b"", "v.ogg")
@@ -383,7 +390,7 @@ async def test_pipeline_bad_input_is_refused_before_a_job_exists(h: Harness) -> 
     assert await h.core.store.recent(10) == []
 
 
-async def test_pipeline_status_text_is_scoped_to_chat(h: Harness) -> None:
+async def test_pipeline_status_text_is_scoped_to_chat(h: CoreWithFakes) -> None:
     assert h.core is not None
     job = await h.core.service.transcribe(ORIGIN, make_tone(1.0), "v.ogg")
     svc = h.core.service
@@ -395,7 +402,7 @@ async def test_pipeline_status_text_is_scoped_to_chat(h: Harness) -> None:
     assert "done" in await svc.status_text("test", "chat-1", job.id)
 
 
-async def test_pipeline_settings_change_and_validate(h: Harness) -> None:
+async def test_pipeline_settings_change_and_validate(h: CoreWithFakes) -> None:
     assert h.core is not None
     svc = h.core.service
     updated = await svc.change_setting("test", "chat-1", "language", "de")
@@ -411,7 +418,7 @@ async def test_pipeline_settings_change_and_validate(h: Harness) -> None:
     )
 
 
-async def test_pipeline_replayed_platform_event_is_recognised(h: Harness) -> None:
+async def test_pipeline_replayed_platform_event_is_recognised(h: CoreWithFakes) -> None:
     assert h.core is not None
     origin = Origin("test", "chat-1", "user-1", reply_to="m-9", extra={"source": "update:77"})
     assert not await h.core.service.already_created(origin)
@@ -431,7 +438,7 @@ async def test_pipeline_provider_renamed_fails_its_jobs_at_once_with_a_clear_rea
     of failing on every claim until its deadline."""
     config = harness_config(tmp_path, nano, canto, stt={"model": "Elevenlabs-STT"})
     nano.polls_to_complete = 4
-    first = Harness(config)
+    first = CoreWithFakes(config)
     core = await first.open()
     job = await core.service.transcribe(ORIGIN, make_tone(2.0), "v.ogg")
     if step == "submitted":
@@ -442,7 +449,7 @@ async def test_pipeline_provider_renamed_fails_its_jobs_at_once_with_a_clear_rea
     data["providers"]["hosted"] = {"type": "nanogpt", **data["providers"].pop("nanogpt")}
     data["stt"] = {"provider": "hosted", "model": "Elevenlabs-STT"}
     data["tts"] = {**data["tts"], "provider": "hosted"}
-    second = Harness(parse_config(data, env={}))
+    second = CoreWithFakes(parse_config(data, env={}))
     second.clock.now = first.clock.now
     await second.open()
     try:

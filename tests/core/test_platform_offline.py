@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.model.job import JobState
-from testkit.clocked import bench
+from testkit.core import core_with_fakes
 from testkit.fakes.providers import FakeNanoGpt
 
 
 async def test_worker_offline_platform_jobs_run_and_replies_wait(
     tmp_path: Path, nano: FakeNanoGpt
 ) -> None:
-    async with bench(tmp_path, nano.url) as b:
+    async with core_with_fakes(tmp_path, nano_url=nano.url) as b:
         b.core.worker.set_online("test", False)
         job = await b.stt()
         await b.drive(steps=10)

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
 from bot.model.errors import (
-    InsufficientBalance,
-    MalformedAnswer,
-    ProviderAuthError,
-    ProviderBadRequest,
-    ProviderError,
-    ProviderUnavailable,
-    RateLimited,
     UnknownJob,
 )
 from bot.model.speech import AudioInput, Segment, SttOptions
@@ -150,53 +142,3 @@ async def test_cantonese_success_false_is_unknown_job(
         await client(session, fake.url).poll(Ticket("cantonese", {"request_id": "missing"}))
     assert "not found" in str(info.value)
     assert KEY not in str(info.value)
-
-
-@pytest.mark.parametrize(
-    ("status", "body", "headers", "error"),
-    [
-        (400, {"success": False, "error": "Unsupported file"}, None, ProviderBadRequest),
-        (401, {"success": False, "error": "Invalid API key"}, None, ProviderAuthError),
-        (402, {"success": False, "error": "Not enough credits"}, None, InsufficientBalance),
-        (429, {"success": False, "error": "Too many"}, {"Retry-After": "12"}, RateLimited),
-        (502, "Bad gateway", None, ProviderUnavailable),
-        (200, "<!doctype html>", None, MalformedAnswer),
-        (200, {"success": False, "error": "quota exceeded"}, None, ProviderBadRequest),
-    ],
-)
-async def test_cantonese_submit_failures_are_typed(
-    session: aiohttp.ClientSession,
-    fake: FakeCantonese,
-    voice: AudioInput,
-    status: int,
-    body: object,
-    headers: dict[str, str] | None,
-    error: type[ProviderError],
-) -> None:
-    fake.push("stt", status, body, headers)
-    with pytest.raises(error) as info:
-        await client(session, fake.url).submit(voice, SttOptions(model="cantonese"))
-    assert type(info.value) is error and info.value.provider == "cantonese"
-    assert KEY not in str(info.value)
-    if status == 429:
-        assert info.value.retry_after == 12.0
-
-
-async def test_cantonese_wrong_key_is_auth_error(
-    session: aiohttp.ClientSession, fake: FakeCantonese, voice: AudioInput
-) -> None:
-    with pytest.raises(ProviderAuthError) as info:
-        await client(session, fake.url, key="wrong-canto").submit(voice, SttOptions(model="c"))
-    assert "wrong-canto" not in str(info.value)
-    assert fake.submits["stt"] == 0
-
-
-async def test_cantonese_connection_refused_is_not_sent(
-    session: aiohttp.ClientSession, voice: AudioInput
-) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with pytest.raises(ProviderUnavailable) as info:
-        await client(session, f"http://127.0.0.1:{port}").submit(voice, SttOptions(model="c"))
-    assert info.value.request_sent is False

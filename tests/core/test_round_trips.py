@@ -7,13 +7,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bot.app.core import Core
 from bot.model.job import JobState
 from bot.model.speech import Origin
 from bot.storage.sqlite import SqliteDatabase
+from testkit.core import CoreWithFakes
 from testkit.fakes.audio import make_tone
 from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
-from testkit.support import FakeClock, RecordingDeliverer, make_config
+from testkit.support import RecordingDeliverer, make_config
 
 JOBS = 20
 # The poller's own queries (claims, next wake-up) run once per round for every due job at once,
@@ -74,10 +74,8 @@ async def _lifecycle(
         canto_url=canto.url,
         stt={"provider": "nanogpt", "model": model},
     )
-    clock = FakeClock()
-    core = await Core.open(config, clock=clock)
-    out = RecordingDeliverer()
-    core.worker.register("test", out)
+    fakes = CoreWithFakes(config, steps=40)
+    core = await fakes.open()
     assert isinstance(core.store.db, SqliteDatabase)
     counter = Counter(core.store.db)
     try:
@@ -85,14 +83,10 @@ async def _lifecycle(
         for i in range(JOBS):
             origin = Origin(platform="test", chat_id=f"chat-{i}", user_id=f"u-{i}", reply_to="m")
             await core.service.transcribe(origin, note, "voice.ogg")
-        for _ in range(40):
-            await core.poller.run_once()
-            next_at = await core.store.claims.next_wakeup(["test"])
-            if next_at is None:
-                break
-            clock.now = max(clock.now + 1.0, next_at)
+        await fakes.drive()
     finally:
-        await core.close()
+        await fakes.close()
+    out = fakes.out
     return counter, out
 
 

@@ -15,15 +15,16 @@ from bot.model.errors import InputError
 from bot.model.job import JobKind, JobState, NewJob
 from bot.model.speech import Origin, Transcript
 from bot.service.limits import Guard
+from testkit.core import CoreWithFakes
 from testkit.fakes.chat import FakeChat, tokens
-from testkit.support import Harness, config_dict
+from testkit.support import config_dict
 
 ORIGIN = Origin(platform="test", chat_id="chat-1", user_id="user-1", reply_to="m-1")
 KEY = "test-chat-key"
 LONG = " ".join(f"Sentence number {i} says something about topic {i % 7}." for i in range(600))
 
 
-class TextHarness(Harness):
+class TextHarness(CoreWithFakes):
     """A core whose ``llm`` is the fake chat-completions server (none: no ``llm`` section)."""
 
     def __init__(self, tmp_path: Path, chat: FakeChat | None, **llm: Any) -> None:

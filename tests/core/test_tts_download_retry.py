@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from bot.model.job import JobState
+from testkit.core import CoreWithFakes
 from testkit.fakes.audio import decode_info
 from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
-from testkit.support import ORIGIN, Harness, harness_config
+from testkit.support import ORIGIN, harness_config
 
 UNAVAILABLE = {"error": "upstream storage unavailable"}
 
@@ -20,7 +21,7 @@ async def test_tts_download_failure_retries_download_across_restart_never_resynt
 ) -> None:
     nano.tts_mode = "json"  # answers {"audioUrl": ...}: synthesis paid, audio fetched after
     config = harness_config(tmp_path, nano, canto)
-    first = Harness(config)
+    first = CoreWithFakes(config)
     core = await first.open()
     for _ in range(3):
         nano.push("audio", 503, UNAVAILABLE, {"Retry-After": "2"})
@@ -35,7 +36,7 @@ async def test_tts_download_failure_retries_download_across_restart_never_resynt
     await first.close()  # crash between retries: only the database survives
     assert len(nano.requests_to("audio")) == 2
 
-    second = Harness(config)
+    second = CoreWithFakes(config)
     second.clock.now = first.clock.now
     await second.open()
     try:
@@ -57,7 +58,7 @@ async def test_tts_download_gone_fails_clearly_without_resynthesizing(
     tmp_path: Path, nano: FakeNanoGpt, canto: FakeCantonese
 ) -> None:
     nano.tts_mode = "json"
-    h = Harness(harness_config(tmp_path, nano, canto))
+    h = CoreWithFakes(harness_config(tmp_path, nano, canto))
     core = await h.open()
     try:
         nano.push("audio", 503, UNAVAILABLE)
@@ -79,7 +80,7 @@ async def test_tts_download_failure_of_one_part_keeps_the_others(
     config = harness_config(
         tmp_path, nano, canto, tts={"model": "tts-1"}, limits={"max_speak_chars": 0}
     )
-    first = Harness(config)
+    first = CoreWithFakes(config)
     core = await first.open()
     sentence = "This sentence is long enough to matter here. "
     text = (sentence * 100).strip()  # > 4096 characters: several parts
@@ -93,7 +94,7 @@ async def test_tts_download_failure_of_one_part_keeps_the_others(
     assert nano.submits["tts"] == parts
     await first.close()
 
-    second = Harness(config)
+    second = CoreWithFakes(config)
     second.clock.now = first.clock.now
     await second.open()
     try:

@@ -25,7 +25,7 @@ from testkit.local_engines import (
 )
 from testkit.local_engines import voice_note as _voice_note
 from testkit.process import start_voicebot_run, voicebot
-from testkit.support import config_dict
+from testkit.support import config_dict, until_answered
 
 USER = 4242
 
@@ -155,7 +155,7 @@ async def test_local_blackbox_sigkill_mid_transcription_reruns_and_answers_once(
             start = len(tg.calls)
             proc = await start_voicebot_run(config, log)
             answer = await tg.wait_for(_final_reply_to(voice), timeout=120, start=start)
-            await asyncio.sleep(1.0)  # a second answer would come right after the first
+            await until_answered(tmp_path / "voicebot.sqlite3")  # no second answer can follow
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 15) == 0
         finally:

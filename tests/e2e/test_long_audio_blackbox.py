@@ -17,7 +17,7 @@ from bot.chat.replies import INTERRUPTED_PART
 from testkit.fakes.openai import FakeOpenAi
 from testkit.fakes.telegram import Call, FakeTelegram
 from testkit.process import start_voicebot_run
-from testkit.support import config_dict
+from testkit.support import config_dict, until_answered
 from testkit.synth import speechlike
 
 pytestmark = pytest.mark.timeout(240)
@@ -90,7 +90,7 @@ async def test_long_audio_blackbox_sigkill_mid_parts_resumes_without_paying_twic
             start = len(tg.calls)
             proc = await start_voicebot_run(config, log)
             srt = await tg.wait_for(srt_document, timeout=120, start=start)
-            await asyncio.sleep(1.0)  # a second answer would come right after the first
+            await until_answered(tmp_path / "voicebot.sqlite3")  # no second answer can follow
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 15) == 0
         finally:

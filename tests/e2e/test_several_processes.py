@@ -22,7 +22,7 @@ from testkit.process import start_voicebot_run
 from testkit.stress import Tally, Trigger
 from testkit.stress import final_replies as _finals
 from testkit.stress import wait_all_answered as _wait_all_answered
-from testkit.support import write_config
+from testkit.support import until, write_config
 
 CHAT = 77
 
@@ -78,7 +78,11 @@ async def test_several_processes_telegram_standby_takes_over_without_loss_or_rep
     tally = Tally()
     try:
         await tg.wait_held(timeout=30)
-        await asyncio.sleep(1.0)
+
+        def said(text: str) -> bool:
+            return any(log.exists() and text in log.read_text() for log in logs)
+
+        await until(lambda: said("polling as") and said("standing by"), 30)  # both settled
         polling = [i for i, log in enumerate(logs) if "polling as" in log.read_text()]
         assert len(polling) == 1, "exactly one process receives"
         leader, standby = polling[0], 1 - polling[0]
@@ -295,5 +299,5 @@ async def test_several_processes_discord_holder_steps_down_when_the_database_res
                 if proc.returncode is None:
                     proc.kill()
                     await proc.wait()
-        await asyncio.sleep(0.5)  # a late duplicate reply would land here
+        # Both processes have exited (codes checked): no late duplicate can land after this.
         assert nano.submits["transcribe"] == 1

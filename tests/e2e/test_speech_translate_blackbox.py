@@ -21,7 +21,7 @@ from bot.providers.local.settings import PiperSettings
 from testkit.fakes.telegram import Call, FakeTelegram
 from testkit.local_engines import SENTENCE, VOICE, joe_voice_path, local_sections, word_error_rate
 from testkit.process import start_voicebot_run
-from testkit.support import config_dict
+from testkit.support import config_dict, until_answered
 
 pytestmark = pytest.mark.timeout(240)
 USER = 4646
@@ -95,7 +95,7 @@ async def test_speech_translation_blackbox_sigkill_mid_run_translates_once(
             start = len(tg.calls)
             proc = await start_voicebot_run(config, log)
             answer = await tg.wait_for(lambda c: translated(c, mid), start=start, timeout=120)
-            await asyncio.sleep(1.5)  # a second answer would come right after the first
+            await until_answered(db)  # recorded delivered: no second answer can follow
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 15) == 0
         finally:

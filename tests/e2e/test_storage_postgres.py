@@ -49,7 +49,7 @@ async def test_postgres_leader_lock_has_one_holder_and_a_standby_takes_over(pg_u
     try:
         await asyncio.wait_for(first.acquire(), 5.0)
         standby = asyncio.create_task(second.acquire())
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # a window under test: the standby must not get it meanwhile
         assert not standby.done()  # held elsewhere
         await first.release()  # the holder stops (or dies: the server frees it either way)
         await asyncio.wait_for(standby, 10.0)

@@ -210,7 +210,11 @@ async def test_run_healthz_and_metrics_report_a_platform_that_is_down(
 async def test_run_sigterm_while_a_platform_hangs_in_start_exits_within_10s(
     tmp_path: Path, nano: FakeNanoGpt
 ) -> None:
+    handshaking = asyncio.Event()
+
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)  # the handshake's first byte: the bot is inside it now
+        handshaking.set()
         await reader.read()  # accept, then never answer the websocket handshake
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
@@ -224,7 +228,8 @@ async def test_run_sigterm_while_a_platform_hangs_in_start_exits_within_10s(
             await bot.start()
             try:
                 await log_shows(bot, "logging in using static token")
-                await asyncio.sleep(1.0)  # now inside the gateway handshake that never ends
+                # Inside the gateway handshake that never ends (recorded by the silent server).
+                await asyncio.wait_for(handshaking.wait(), 30)
             finally:
                 began = time.monotonic()
                 code = await bot.end(signal.SIGTERM, timeout=15)

@@ -24,7 +24,7 @@ from testkit.fakes.discord import FakeDiscord
 from testkit.fakes.openai import FakeOpenAi
 from testkit.fakes.telegram import Call, FakeTelegram
 from testkit.process import start_voicebot_run
-from testkit.support import part_states, until, write_config
+from testkit.support import part_states, until, until_answered, write_config
 from testkit.synth import speechlike
 
 pytestmark = pytest.mark.timeout(300)
@@ -179,7 +179,7 @@ async def test_two_hours_blackbox_telegram_sigkill_mid_parts_and_mid_summary(
                 return call.method == "editMessageText" and "Summary of" in (call.text or "")
 
             await tg.wait_for(summary, timeout=120)
-            await asyncio.sleep(1.5)  # a second answer would come right after the first
+            await until_answered(db)  # recorded delivered: no second answer can follow
         finally:
             await stop(proc)
         sent = tg.sent(USER)
@@ -238,7 +238,7 @@ async def test_two_hours_blackbox_discord_sigkill_mid_parts_and_mid_summary(
             await dc.wait_for(
                 lambda: record.original and "Summary of" in record.original["content"], 120
             )
-            await asyncio.sleep(1.5)  # a second answer would come right after the first
+            await until_answered(db)  # recorded delivered: no second answer can follow
         finally:
             await stop(proc)
         [answer] = answers()
