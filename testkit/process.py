@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +46,15 @@ async def start_voicebot_run(config: Path, log: Path) -> asyncio.subprocess.Proc
         )
 
 
-async def voicebot(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+async def voicebot(
+    *args: str,
+    env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], object] | None = None,
+) -> tuple[int, str, str]:
+    """Run ``python -m adapters.cli ARGS`` to the end: exit code, stdout, stderr.
+
+    ``preexec_fn`` runs in the child before exec (e.g. to drop root's file-permission bypass).
+    """
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -55,6 +64,7 @@ async def voicebot(*args: str, env: dict[str, str] | None = None) -> tuple[int, 
         env=env or subprocess_env(),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=preexec_fn,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
