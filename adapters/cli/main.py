@@ -9,6 +9,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,13 +17,17 @@ from pathlib import Path
 
 from adapters import configured_adapters, enabled, load_platform_config, platforms
 from adapters.cli.check import check_config
-from adapters.cli.watch import (
+from adapters.cli.exits import (
+    EXIT_CODES,
+    EXIT_FAILED,
     EXIT_INTERRUPTED,
-    CliDeliverer,
-    Interrupted,
-    ProgressLine,
-    wait_for_job,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    positive_int,
+    refused_as_usage,
 )
+from adapters.cli.watch import CliDeliverer, Interrupted, ProgressLine, wait_for_job
 from bot.app.core import Core, run_bot, setup_logging
 from bot.chat import render
 from bot.chat.status import render_job, user_state
@@ -34,13 +39,6 @@ from bot.text import ENGLISH
 
 _LOGGER = logging.getLogger(__name__)
 CLI = "cli"
-
-
-EXIT_CODES = """exit codes:
-  0    success
-  1    the job failed, or a file could not be read or written
-  2    invalid command line or configuration (nothing was sent)
-  130  interrupted (Ctrl-C or SIGTERM); the job was cancelled"""
 
 
 def _parser(providers: Sequence[str] = ()) -> argparse.ArgumentParser:
@@ -110,7 +108,7 @@ def _parser(providers: Sequence[str] = ()) -> argparse.ArgumentParser:
     s.add_argument("--voice", help="voice name (default: tts.voice)")
     _wait_options(s)
     j = command("jobs", "list recent jobs (no provider key needed)")
-    j.add_argument("-n", "--limit", type=int, default=20, help="how many (default: 20)")
+    j.add_argument("-n", "--limit", type=positive_int, default=20, help="how many (default: 20)")
     st = command("status", "show one job (no provider key needed)")
     st.add_argument("job_id", help="job id as shown by 'voicebot jobs' or in chat")
     command("check-config", "validate the configuration, token shapes and model names, then exit")
@@ -165,7 +163,7 @@ async def _through_pipeline(
     deliverer = CliDeliverer(clock=core.clock, give_up=args.give_up)
     core.worker.register(CLI, deliverer)
     await core.worker.recover(core.clock())
-    job = await create()
+    job = await refused_as_usage(create())
     _LOGGER.info("job %s created", job.id)
     finished = deliverer.expect(job.id)
     if sys.stderr.isatty() and not args.no_progress:
@@ -280,7 +278,7 @@ def _check_provider(config: Config, args: argparse.Namespace) -> None:
     name = getattr(args, "provider", None)
     if name is not None and name not in config.providers:
         configured = ", ".join(sorted(config.providers))
-        raise BotError(f"--provider {name}: no such provider instance (configured: {configured})")
+        raise UsageError(f"--provider {name}: no such provider instance (configured: {configured})")
 
 
 async def _with_core(config: Config, args: argparse.Namespace) -> int:
@@ -325,17 +323,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("voicebot: invalid configuration:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"voicebot: {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except Interrupted as exc:
         print(f"voicebot: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except InputError as exc:
         # The same sentence a chat user gets (the operator detail is in str(exc)).
         print(f"voicebot: {args.command}: {exc.user_message}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     except BotError as exc:
         print(f"voicebot: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("voicebot: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -352,9 +353,17 @@ def _run(config: Config) -> int:
             + " in the config)",
             file=sys.stderr,
         )
-        return 2
-    asyncio.run(run_bot(config, configured_adapters, on_signal=_arm_exit_watchdog))
-    return 0
+        return EXIT_USAGE
+    received: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not received:
+            received.append(sig)
+            _arm_exit_watchdog()
+
+    asyncio.run(run_bot(config, configured_adapters, on_signal=on_signal))
+    # SIGTERM is the service manager's ordinary stop (0); Ctrl-C is the shell's 130.
+    return EXIT_INTERRUPTED if received and received[0] == signal.SIGINT else EXIT_OK
 
 
 def _arm_exit_watchdog(after: float = 9.5) -> None:

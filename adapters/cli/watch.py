@@ -19,8 +19,6 @@ from bot.service.records import JobRecords
 
 _LOGGER = logging.getLogger(__name__)
 
-EXIT_INTERRUPTED = 130
-
 
 class Interrupted(BotError):
     """Ctrl-C (SIGINT) or SIGTERM while a command waited: its job was cancelled."""

@@ -1,0 +1,57 @@
+"""The CLI's exit codes: what ``--help`` documents, and which failure maps to which code."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from bot.model.errors import AudioError, BotError, InputError
+
+T = TypeVar("T")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell shows for Ctrl-C
+
+EXIT_CODES = """exit codes:
+  0    success (run: stopped by SIGTERM)
+  1    the job failed, or a file or the database could not be read or written
+  2    invalid command line or configuration, or a request refused before anything was sent
+  130  interrupted by Ctrl-C (SIGINT), or transcribe/speak by SIGTERM: its job was cancelled"""
+
+
+class UsageError(BotError):
+    """The command line asks for something that cannot be done; nothing was sent (exit 2)."""
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type`` for counts: a whole number of at least 1 (else a usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+async def refused_as_usage(creating: Awaitable[T]) -> T:
+    """Await a job's creation; a refusal there means nothing was sent, so it is a usage error.
+
+    The service checks everything knowable (provider, key, model, voice, options, limits)
+    before it stores a job; only a file that is not audio stays a file error (exit 1).
+    """
+    try:
+        return await creating
+    except AudioError:
+        raise
+    except InputError as exc:
+        # The same sentence a chat user gets (the operator detail is in str(exc)).
+        raise UsageError(exc.user_message) from exc
+    except UsageError:
+        raise
+    except BotError as exc:
+        # A provider that cannot run (unknown, no key): the operator's detail is the useful part.
+        raise UsageError(str(exc)) from exc
