@@ -46,16 +46,16 @@ async def start_voicebot_run(config: Path, log: Path) -> asyncio.subprocess.Proc
         )
 
 
-async def voicebot(
+async def start_voicebot(
     *args: str,
     env: dict[str, str] | None = None,
     preexec_fn: Callable[[], object] | None = None,
-) -> tuple[int, str, str]:
-    """Run ``python -m adapters.cli ARGS`` to the end: exit code, stdout, stderr.
+) -> asyncio.subprocess.Process:
+    """Start ``python -m adapters.cli ARGS`` offline, stdout and stderr piped.
 
     ``preexec_fn`` runs in the child before exec (e.g. to drop root's file-permission bypass).
     """
-    proc = await asyncio.create_subprocess_exec(
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "adapters.cli",
@@ -66,6 +66,16 @@ async def voicebot(
         stderr=asyncio.subprocess.PIPE,
         preexec_fn=preexec_fn,
     )
+
+
+async def voicebot(
+    *args: str,
+    env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], object] | None = None,
+) -> tuple[int, str, str]:
+    """Run ``python -m adapters.cli ARGS`` to the end: exit code, stdout, stderr (see
+    :func:`start_voicebot`)."""
+    proc = await start_voicebot(*args, env=env, preexec_fn=preexec_fn)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()

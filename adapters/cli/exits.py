@@ -1,8 +1,13 @@
-"""The CLI's exit codes: what ``--help`` documents, and which failure maps to which code."""
+"""The CLI's exit codes: what ``--help`` documents, which failure maps to which code, and an
+interrupted command ending at once."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import sys
+import threading
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -55,3 +60,18 @@ async def refused_as_usage(creating: Awaitable[T]) -> T:
     except BotError as exc:
         # A provider that cannot run (unknown, no key): the operator's detail is the useful part.
         raise UsageError(str(exc)) from exc
+
+
+def exit_now_if_engines_linger(code: int) -> None:
+    """End an interrupted command now, not when a local engine's worker thread lets go.
+
+    The job is cancelled and the database closed; what still runs is a faster-whisper or Piper
+    thread finishing its segment or loading its model, which the interpreter would join at exit
+    (seconds, on a CPU). Nothing it produces is wanted any more.
+    """
+    current = threading.current_thread()
+    if any(t is not current and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)

@@ -24,6 +24,7 @@ from adapters.cli.exits import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    exit_now_if_engines_linger,
     positive_int,
     refused_as_usage,
 )
@@ -32,6 +33,7 @@ from bot.app.core import Core, run_bot, setup_logging
 from bot.chat import render
 from bot.chat.status import render_job, user_state
 from bot.config.load import Config
+from bot.jobs.routing import JobProviders
 from bot.model.errors import BotError, ConfigError, InputError
 from bot.model.job import Job, JobState
 from bot.model.speech import Origin, VoiceClip
@@ -170,9 +172,19 @@ async def _through_pipeline(
         deliverer.line = ProgressLine(core.store, core.schedule.eta, core.clock, sys.stderr)
     core.poller.start()
     try:
-        return await wait_for_job(core.store, job, finished, deliverer.line, core.clock)
+        return await wait_for_job(
+            core.store, job, finished, deliverer.line, core.clock, free=_free(core, job)
+        )
     finally:
         await core.poller.stop(timeout=5.0)
+
+
+def _free(core: Core, job: Job) -> bool:
+    """Whether ``job``'s engine charges nothing for it (a local one: running it again is free)."""
+    try:
+        return JobProviders(core.stt, core.tts).capabilities(job).rerun_when_lost
+    except (KeyError, BotError):
+        return False
 
 
 def _origin() -> Origin:
@@ -329,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except Interrupted as exc:
         print(f"voicebot: {exc}", file=sys.stderr)
+        exit_now_if_engines_linger(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except InputError as exc:
         # The same sentence a chat user gets (the operator detail is in str(exc)).

@@ -4,18 +4,23 @@ every exit code is the one ``--help`` documents."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
+import signal
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from testkit.fakes.audio import make_tone
 from testkit.fakes.telegram import FakeTelegram
-from testkit.process import voicebot
-from testkit.support import write_config
+from testkit.local_engines import joe_voice_path, local_config_dict, voice_note
+from testkit.process import start_voicebot, voicebot
+from testkit.support import until, write_config
 
 _PR_CAPBSET_DROP = 24
 _CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH = 1, 2
@@ -149,3 +154,42 @@ async def test_cli_jobs_limit_below_one_is_a_usage_error(tmp_path: Path) -> None
         code, out, err = await voicebot("--config", str(config), "jobs", "-n", limit)
         assert code == 2 and out == ""
         assert "argument -n/--limit" in err and "no jobs yet" not in out
+
+
+def job_state(db: Path) -> str | None:
+    """The state of the newest job in a running command's database (None before it exists)."""
+    if not db.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+        try:
+            row = conn.execute("SELECT state FROM jobs ORDER BY created_at DESC LIMIT 1").fetchone()
+        except sqlite3.OperationalError:
+            return None
+    return None if row is None else str(row[0])
+
+
+async def test_cli_ctrl_c_on_a_local_transcription_exits_within_a_second_without_charges(
+    tmp_path: Path,
+) -> None:
+    data = local_config_dict(tmp_path, voices_dir=str(joe_voice_path().parent))
+    config = tmp_path / "local.yaml"
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    note = tmp_path / "long.ogg"  # about a minute and a half: seconds of work for tiny.en
+    note.write_bytes(await voice_note("The quick brown fox jumps over the lazy dog. " * 30))
+    proc = await start_voicebot("--config", str(config), "transcribe", str(note))
+    try:
+        # Handed to the engine: its worker thread is loading the model or transcribing.
+        await until(lambda: job_state(tmp_path / "voicebot.sqlite3") == "submitted", 60)
+        began = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        took = time.monotonic() - began
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 130 and out == b""
+    assert took < 1.0, f"Ctrl-C took {took:.1f} s"
+    assert one_line(err.decode()).endswith("(a local engine: nothing is charged)")
+    assert b"charged" not in err.replace(b"nothing is charged", b"")
+    assert job_state(tmp_path / "voicebot.sqlite3") == "cancelled"
