@@ -193,3 +193,17 @@ async def test_cli_ctrl_c_on_a_local_transcription_exits_within_a_second_without
     assert one_line(err.decode()).endswith("(a local engine: nothing is charged)")
     assert b"charged" not in err.replace(b"nothing is charged", b"")
     assert job_state(tmp_path / "voicebot.sqlite3") == "cancelled"
+
+
+async def test_cli_misspelled_local_model_exits_2_before_anything_runs(tmp_path: Path) -> None:
+    data = local_config_dict(tmp_path, voices_dir=str(joe_voice_path().parent))
+    config = tmp_path / "local.yaml"
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    note = tmp_path / "note.ogg"
+    note.write_bytes(make_tone(1.0))
+    code, out, err = await voicebot(
+        "--config", str(config), "transcribe", str(note), "--model", "tny"
+    )
+    assert code == 2 and out == ""
+    assert one_line(err).startswith("voicebot: transcribe: providers.local: 'tny' is neither")
+    assert job_state(tmp_path / "voicebot.sqlite3") is None  # no job: nothing was started
