@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,8 +46,16 @@ async def start_voicebot_run(config: Path, log: Path) -> asyncio.subprocess.Proc
         )
 
 
-async def voicebot(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
+async def start_voicebot(
+    *args: str,
+    env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], object] | None = None,
+) -> asyncio.subprocess.Process:
+    """Start ``python -m adapters.cli ARGS`` offline, stdout and stderr piped.
+
+    ``preexec_fn`` runs in the child before exec (e.g. to drop root's file-permission bypass).
+    """
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "adapters.cli",
@@ -55,7 +64,18 @@ async def voicebot(*args: str, env: dict[str, str] | None = None) -> tuple[int, 
         env=env or subprocess_env(),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=preexec_fn,
     )
+
+
+async def voicebot(
+    *args: str,
+    env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], object] | None = None,
+) -> tuple[int, str, str]:
+    """Run ``python -m adapters.cli ARGS`` to the end: exit code, stdout, stderr (see
+    :func:`start_voicebot`)."""
+    proc = await start_voicebot(*args, env=env, preexec_fn=preexec_fn)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()

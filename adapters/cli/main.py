@@ -10,32 +10,35 @@ import json
 import logging
 import os
 import sys
-import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from adapters import configured_adapters, enabled, load_platform_config, platforms
+from adapters import load_platform_config
 from adapters.cli.check import check_config
+from adapters.cli.exits import (
+    EXIT_CODES,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    UsageError,
+    exit_now_if_engines_linger,
+    positive_int,
+    refused_as_usage,
+)
 from adapters.cli.models import (
     MODELS_HELP,
     for_operator,
     models_arguments,
     models_command,
-    startup_notes,
     voice_file,
 )
-from adapters.cli.refusals import REFUSALS, refused
-from adapters.cli.watch import (
-    EXIT_INTERRUPTED,
-    CliDeliverer,
-    Interrupted,
-    ProgressLine,
-    wait_for_job,
-)
-from bot.app.core import Core, run_bot, setup_logging
+from adapters.cli.serve import run as serve
+from adapters.cli.watch import CliDeliverer, Interrupted, ProgressLine, wait_for_job
+from bot.app.core import Core, setup_logging
 from bot.chat import render
 from bot.chat.status import render_job, user_state
 from bot.config.load import Config
+from bot.jobs.routing import JobProviders
 from bot.model.errors import BotError, ConfigError, InputError
 from bot.model.job import Job, JobState
 from bot.model.speech import Origin, VoiceClip
@@ -43,13 +46,6 @@ from bot.text import ENGLISH
 
 _LOGGER = logging.getLogger(__name__)
 CLI = "cli"
-
-
-EXIT_CODES = """exit codes:
-  0    success
-  1    the job failed, or a file could not be read or written
-  2    invalid command line or configuration (nothing was sent)
-  130  interrupted (Ctrl-C or SIGTERM); the job was cancelled"""
 
 
 def _parser(providers: Sequence[str] = ()) -> argparse.ArgumentParser:
@@ -119,7 +115,7 @@ def _parser(providers: Sequence[str] = ()) -> argparse.ArgumentParser:
     s.add_argument("--voice", help="voice name, or the path of a voice file (default: tts.voice)")
     _wait_options(s)
     j = command("jobs", "list recent jobs (no provider key needed)")
-    j.add_argument("-n", "--limit", type=int, default=20, help="how many (default: 20)")
+    j.add_argument("-n", "--limit", type=positive_int, default=20, help="how many (default: 20)")
     st = command("status", "show one job (no provider key needed)")
     st.add_argument("job_id", help="job id as shown by 'voicebot jobs' or in chat")
     command("check-config", "validate the configuration, token shapes and model names, then exit")
@@ -175,16 +171,26 @@ async def _through_pipeline(
     deliverer = CliDeliverer(clock=core.clock, give_up=args.give_up)
     core.worker.register(CLI, deliverer)
     await core.worker.recover(core.clock())
-    job = await create()
+    job = await refused_as_usage(create())
     _LOGGER.info("job %s created", job.id)
     finished = deliverer.expect(job.id)
     if sys.stderr.isatty() and not args.no_progress:
         deliverer.line = ProgressLine(core.store, core.schedule.eta, core.clock, sys.stderr)
     core.poller.start()
     try:
-        return await wait_for_job(core.store, job, finished, deliverer.line, core.clock)
+        return await wait_for_job(
+            core.store, job, finished, deliverer.line, core.clock, free=_free(core, job)
+        )
     finally:
         await core.poller.stop(timeout=5.0)
+
+
+def _free(core: Core, job: Job) -> bool:
+    """Whether ``job``'s engine charges nothing for it (a local one: running it again is free)."""
+    try:
+        return JobProviders(core.stt, core.tts).capabilities(job).rerun_when_lost
+    except (KeyError, BotError):
+        return False
 
 
 def _origin() -> Origin:
@@ -200,23 +206,20 @@ async def _transcribe(core: Core, args: argparse.Namespace) -> int:
         data = args.file.read_bytes()
     except OSError as exc:
         raise BotError(f"cannot read {args.file}: {exc.strerror}") from exc
-    try:
-        job, _ = await _through_pipeline(
-            core,
-            args,
-            lambda: core.service.transcribe(
-                _origin(),
-                data,
-                args.file.name,
-                provider=args.provider,
-                model=args.model,
-                language=args.language,
-                diarize=args.diarize,
-                timings=args.format in ("srt", "vtt"),
-            ),
-        )
-    except REFUSALS as exc:
-        return refused(args, exc)
+    job, _ = await _through_pipeline(
+        core,
+        args,
+        lambda: core.service.transcribe(
+            _origin(),
+            data,
+            args.file.name,
+            provider=args.provider,
+            model=args.model,
+            language=args.language,
+            diarize=args.diarize,
+            timings=args.format in ("srt", "vtt"),
+        ),
+    )
     if job.state is JobState.FAILED or job.transcript is None:
         raise BotError(f"job {job.id} failed: {for_operator(ENGLISH.render(job.error or ''))}")
     transcript = job.transcript
@@ -238,20 +241,17 @@ async def _transcribe(core: Core, args: argparse.Namespace) -> int:
 
 
 async def _speak(core: Core, args: argparse.Namespace) -> int:
-    try:
-        job, clip = await _through_pipeline(
-            core,
-            args,
-            lambda: core.service.speak(
-                _origin(),
-                args.text,
-                voice=voice_file(args.voice),
-                provider=args.provider,
-                model=args.model,
-            ),
-        )
-    except REFUSALS as exc:
-        return refused(args, exc)
+    job, clip = await _through_pipeline(
+        core,
+        args,
+        lambda: core.service.speak(
+            _origin(),
+            args.text,
+            voice=voice_file(args.voice),
+            provider=args.provider,
+            model=args.model,
+        ),
+    )
     if job.state is JobState.FAILED or clip is None:
         raise BotError(f"job {job.id} failed: {for_operator(ENGLISH.render(job.error or ''))}")
     try:
@@ -301,7 +301,7 @@ def _check_provider(config: Config, args: argparse.Namespace) -> None:
     name = getattr(args, "provider", None)
     if name is not None and name not in config.providers:
         configured = ", ".join(sorted(config.providers))
-        raise BotError(f"--provider {name}: no such provider instance (configured: {configured})")
+        raise UsageError(f"--provider {name}: no such provider instance (configured: {configured})")
 
 
 async def _with_core(config: Config, args: argparse.Namespace) -> int:
@@ -342,55 +342,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             return models_command(config, args.action, progress=not args.no_progress)
         _check_provider(config, args)
         if args.command == "run":
-            return _run(config)
+            return serve(config)
         return asyncio.run(_with_core(config, args))
     except ConfigError as exc:
         print("voicebot: invalid configuration:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"voicebot: {args.command}: {for_operator(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
     except Interrupted as exc:
         print(f"voicebot: {exc}", file=sys.stderr)
+        exit_now_if_engines_linger(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except InputError as exc:
         # The same sentence a chat user gets (the operator detail is in str(exc)).
         sentence = for_operator(exc.user_message)
         print(f"voicebot: {args.command}: {sentence}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     except BotError as exc:
         print(f"voicebot: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("voicebot: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-
-
-def _run(config: Config) -> int:
-    if not enabled(config):
-        known = platforms()
-        print(
-            "voicebot: no chat platform configured: set "
-            + " and/or ".join(p.token_env for p in known)
-            + " ("
-            + " / ".join(f"{p.name}.token" for p in known)
-            + " in the config)",
-            file=sys.stderr,
-        )
-        return 2
-    for note in startup_notes(config):  # said now, not by the first voice note that fails
-        _LOGGER.warning("%s", note)
-    asyncio.run(run_bot(config, configured_adapters, on_signal=_arm_exit_watchdog))
-    return 0
-
-
-def _arm_exit_watchdog(after: float = 9.5) -> None:
-    """SIGTERM always ends the process within 10 s: run_bot's shutdown is bounded step by step,
-    and should anything still hold the event loop, this thread ends the process regardless."""
-
-    def hard_exit() -> None:
-        print("voicebot: shutdown took too long; exiting", file=sys.stderr, flush=True)
-        os._exit(EXIT_INTERRUPTED)
-
-    timer = threading.Timer(after, hard_exit)
-    timer.daemon = True
-    timer.start()

@@ -19,8 +19,6 @@ from bot.service.records import JobRecords
 
 _LOGGER = logging.getLogger(__name__)
 
-EXIT_INTERRUPTED = 130
-
 
 class Interrupted(BotError):
     """Ctrl-C (SIGINT) or SIGTERM while a command waited: its job was cancelled."""
@@ -136,8 +134,11 @@ async def wait_for_job(
     finished: asyncio.Future[tuple[Job, VoiceClip | None]],
     line: ProgressLine | None,
     clock: Callable[[], float],
+    *,
+    free: bool = False,
 ) -> tuple[Job, VoiceClip | None]:
-    """Wait for the job; on Ctrl-C/SIGTERM (or giving up) cancel it in the store and say so."""
+    """Wait for the job; on Ctrl-C/SIGTERM (or giving up) cancel it in the store and say so
+    (``free``: its engine charges nothing, a local one, so the note does not speak of charges)."""
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -156,7 +157,7 @@ async def wait_for_job(
         if finished in done:
             raise finished.exception()  # type: ignore[misc]  # checked above: not None
         sent = before is not None and before.state is not JobState.QUEUED
-        raise Interrupted(cancel_note(job.id, cancelled, sent=sent))
+        raise Interrupted(cancel_note(job.id, cancelled, sent=sent, free=free))
     finally:
         stop.cancel()
         if ticker is not None:
@@ -170,10 +171,12 @@ async def wait_for_job(
                 loop.remove_signal_handler(sig)
 
 
-def cancel_note(job_id: str, cancelled: Job | None, *, sent: bool) -> str:
+def cancel_note(job_id: str, cancelled: Job | None, *, sent: bool, free: bool = False) -> str:
     """One line saying what happened to the job when the command was interrupted."""
     if cancelled is None:
         return f"interrupted; job {job_id} had already finished (voicebot status {job_id})"
+    if free:
+        return f"cancelled job {job_id} (a local engine: nothing is charged)"
     if sent:
         return (
             f"cancelled job {job_id}; it had been sent to the provider, so it may still be charged"

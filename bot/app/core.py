@@ -269,15 +269,15 @@ async def run_bot(
     make_adapters: AdapterFactory,
     *,
     stop: asyncio.Event | None = None,
-    on_signal: Callable[[], None] = lambda: None,
+    on_signal: Callable[[signal.Signals], None] = lambda sig: None,
 ) -> None:
     """Run adapters and the poller in this event loop until SIGTERM/SIGINT (or ``stop``).
 
     Each adapter runs under an :class:`AdapterSupervisor`: one platform failing to start, or
     losing its connection, is retried in the background and never stops the other. Shutdown
     is bounded (about 9 s in all): adapters stop taking messages, the poller lets in-flight
-    steps finish, then the HTTP session and the database close. ``on_signal`` runs when a
-    signal arrives (the CLI arms a hard-exit watchdog there).
+    steps finish, then the HTTP session and the database close. ``on_signal`` runs with the
+    signal when one arrives (the CLI arms a hard-exit watchdog and picks its exit code there).
     """
     stop = stop or asyncio.Event()
     with _signals_set(stop, on_signal):
@@ -304,18 +304,20 @@ async def run_bot(
 
 
 @contextlib.contextmanager
-def _signals_set(stop: asyncio.Event, on_signal: Callable[[], None]) -> Iterator[None]:
+def _signals_set(
+    stop: asyncio.Event, on_signal: Callable[[signal.Signals], None]
+) -> Iterator[None]:
     """While inside, SIGTERM and SIGINT run ``on_signal`` and set ``stop`` (where the loop can
     take signals)."""
     loop = asyncio.get_running_loop()
 
-    def handler() -> None:
-        on_signal()
+    def handler(sig: signal.Signals) -> None:
+        on_signal(sig)
         stop.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, handler)
+            loop.add_signal_handler(sig, handler, sig)
     try:
         yield
     finally:

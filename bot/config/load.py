@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import yaml
 
 from bot.config.providers import read_providers
-from bot.config.reader import MISSING, Section, positive, read_choice
+from bot.config.reader import MISSING, Section, positive, read_choice, yaml_problem
 from bot.config.reader import expand_env as expand_env  # public here since before the split
 from bot.config.routes import read_route, route_checks
 from bot.model.errors import ConfigError
@@ -362,9 +362,7 @@ def load_config(
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError([f"{path}: not valid YAML{where}"]) from exc
+        raise ConfigError([f"{path}: not valid YAML{yaml_problem(exc)}"]) from exc
     return parse_config(
         data, env, base_dir=path.resolve().parent, require_keys=require_keys, platforms=platforms
     )

@@ -6,6 +6,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+import yaml
+
 T = TypeVar("T")
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -138,3 +140,23 @@ def read_choice(sec: Section, key: str, default: str, choices: tuple[str, ...]) 
     if value not in choices:
         sec.problems.append(f"{sec._key(key)}: must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and why PyYAML refused a document, worded for a person who opens the file.
+
+    The problem mark is where the parser gave up, often a line after the mistake (an unclosed
+    ``[`` or quote is only noticed at the next key), so the context mark (where the unclosed
+    construct began) is named too.
+    """
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return f": {exc}"
+    text = f" at {_where(exc.problem_mark)}: {exc.problem or 'syntax error'}"
+    if exc.context:
+        start = f" that starts at {_where(exc.context_mark)}" if exc.context_mark else ""
+        text += f" ({exc.context}{start})"
+    return text
+
+
+def _where(mark: yaml.Mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"

@@ -25,6 +25,7 @@ from bot.model.errors import (
     ProviderUnreachable,
     RateLimited,
     UnknownJob,
+    UnknownModel,
 )
 from bot.providers import waits
 
@@ -290,6 +291,15 @@ def _error_table(
     if api and answer.status == 404 and not _is_json(answer.body):
         # APIs answer 404 with a JSON error; an HTML or empty 404 means nothing is there.
         table[404] = EndpointNotFound
+    elif (
+        api
+        and answer.status == 404
+        and table[404] is EndpointNotFound
+        and "model" in vendor_text(answer.body).lower()
+    ):
+        # A client that reads a JSON 404 as "no such route" still hears an unknown model when
+        # the error text is about one (servers without OpenAI's code model_not_found).
+        table[404] = UnknownModel
     return table
 
 
@@ -301,9 +311,12 @@ def _status_error(
 ) -> ProviderError:
     """The typed error for a non-2xx answer: by ``table``, else 5xx unavailable, else 4xx."""
     provider, what, status, body = answer.provider, answer.what, answer.status, answer.body
-    if status == 429 and _vendor_code(body) == "insufficient_quota":
+    code = _vendor_code(body)
+    if status == 429 and code == "insufficient_quota":
         # OpenAI's "You exceeded your current quota": out of credit, waiting will not help.
         cls: type[ProviderError] = InsufficientBalance
+    elif code == "model_not_found":
+        cls = UnknownModel
     elif status in table:
         cls = table[status]
     elif status >= 500:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bot.model.errors import ProviderBadRequest, UnknownJob, UnknownModel
+from bot.model.errors import EndpointNotFound, ProviderBadRequest, UnknownJob, UnknownModel
 from bot.model.speech import AudioInput, SpeechAudio, SttOptions, Transcript, TtsOptions, Word
 from bot.providers.base import (
     PollResult,
@@ -68,8 +68,10 @@ def build(config: ProviderConfig, context: BuildContext) -> Built:
         config.timeout,
         headers={"Authorization": f"Bearer {key}"} if key else {},
         secrets=(key,) if key else (),
-        # On the /audio routes a JSON 404 means "no such model" (see http.py for HTML 404s).
-        statuses={404: UnknownModel},
+        # A 404 is "no such route" (a wrong base_url, or a server without that role, like
+        # faster-whisper-server's bare {"detail": "Not Found"} on /audio/speech) unless the
+        # answer is about a model (OpenAI's code model_not_found): see http.py.
+        statuses={404: EndpointNotFound},
     )
     s = config.settings
     voices: Sequence[str] = s.get("voices") or ()
@@ -198,6 +200,7 @@ class OpenAiTextToSpeech:
 
         Raises:
             UnknownModel: the server does not know ``options.model``.
+            EndpointNotFound: the server has no /audio/speech (a transcription-only server).
             MalformedAnswer: the answer is not audio (an HTML page, a JSON body...).
             ProviderError: any other HTTP failure, typed by status.
         """
@@ -214,6 +217,8 @@ class OpenAiTextToSpeech:
             answer = await self._http.call("POST", "audio/speech", json=payload)
         except UnknownModel as exc:
             raise _named(exc, options.model) from exc
+        except EndpointNotFound as exc:
+            raise _no_speech_route(exc, urlsplit(self._http.url("audio/speech")).path) from exc
         if not answer.content_type.startswith(_AUDIO_TYPES):
             raise malformed(answer, f"{answer.content_type or 'no content type'} instead of audio")
         if not answer.body:
@@ -239,6 +244,16 @@ def _named(exc: UnknownModel, model: str) -> UnknownModel:
             "The speech service does not know the model {model}; the operator has been told.",
             model=repr(model),
         ),
+    )
+
+
+def _no_speech_route(exc: EndpointNotFound, path: str) -> EndpointNotFound:
+    """The same error, saying what is missing: the model is not the problem, the route is."""
+    return EndpointNotFound(
+        f"{exc}; this server has no text-to-speech",
+        provider=exc.provider,
+        status=exc.status,
+        user_message=msg("This server has no text-to-speech (POST {route} not found).", route=path),
     )
 
 

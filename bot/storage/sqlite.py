@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from bot.jobs.leader import Leader
 from bot.model.errors import BotError
+from bot.storage.access import lock_failure, open_failure
 from bot.storage.codec import Row
 from bot.storage.database import Dialect, DuplicateKey, Executor, SoleLeader
 from bot.storage.jobs import SqlJobStore
@@ -80,8 +81,20 @@ class SqliteDatabase:
 
     @classmethod
     async def open(cls, path: Path | str) -> SqliteDatabase:
-        """Open (creating with mode 0600 and migrating) the database at ``path``."""
+        """Open (creating with mode 0600 and migrating) the database at ``path``.
+
+        Raises:
+            BotError: it cannot be opened; one line naming the path and the permission missing
+                (a folder the process may not write, a file it may not read...).
+        """
         path = Path(path)
+        try:
+            return cls._open(path)
+        except (OSError, sqlite3.Error) as exc:
+            raise BotError(open_failure(path, exc)) from exc
+
+    @classmethod
+    def _open(cls, path: Path) -> SqliteDatabase:
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
             # Create it private before SQLite does: transcripts and chat ids are personal data.
@@ -91,14 +104,18 @@ class SqliteDatabase:
         # another (asyncio.run in a worker thread): the lock below keeps calls serial.
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a process crash (SIGKILL); only power loss may drop the
-        # newest commits, and every transition is safe to replay from an older state.
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=5000")
-        db = cls(conn, path)
-        db._migrate()
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a process crash (SIGKILL); only power loss may drop the
+            # newest commits, and every transition is safe to replay from an older state.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=5000")
+            db = cls(conn, path)
+            db._migrate()
+        except BaseException:
+            conn.close()
+            raise
         return db
 
     def _migrate(self) -> None:
@@ -159,7 +176,10 @@ class SqliteDatabase:
             BotError: another process holds it (the message names the file and its pid).
         """
         lock_path = Path(f"{self.path}.run.lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise BotError(lock_failure(lock_path, exc)) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

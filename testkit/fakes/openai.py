@@ -16,7 +16,8 @@ Usage::
 Knobs: ``api_key=None`` accepts any request (self-hosted servers without keys);
 ``refuse_verbose=True`` answers ``verbose_json`` with the 400 OpenAI gives json-only models (as
 do servers that do not implement it); ``stt_models``/``tts_models`` are the known models (others
-404 ``model_not_found``). Routes: ``transcriptions``, ``speech``.
+404 ``model_not_found``); ``speech_route=False`` is a transcription-only server. Routes:
+``transcriptions``, ``speech``.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ class FakeOpenAi(_FakeServer):
         self.refuse_verbose = refuse_verbose
         self.stt_models = {"whisper-1", "whisper-large-v3-turbo", *JSON_ONLY, DIARIZE}
         self.tts_models = {"tts-1", "gpt-4o-mini-tts", "kokoro"}
+        self.speech_route = True
+        """False: a transcription-only server (faster-whisper-server): ``/v1/audio/speech``
+        answers FastAPI's bare 404 ``{"detail": "Not Found"}``."""
         self.rate_limited = 0
         """Answer this many next requests with 429 + x-ratelimit reset headers (no Retry-After)."""
         self.text = "Hello there. Hi, how are you?"
@@ -281,6 +285,9 @@ class FakeOpenAi(_FakeServer):
         rec = await self._record("speech", request)
         if (override := await self._override("speech")) is not None:
             return override
+        if not self.speech_route:
+            # FastAPI's answer for a route it does not have: no OpenAI error, no code.
+            return web.json_response({"detail": "Not Found"}, status=404)
         if (refused := self._gate(request)) is not None:
             return refused
         body = rec.json if isinstance(rec.json, dict) else None

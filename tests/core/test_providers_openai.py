@@ -10,6 +10,8 @@ import pytest
 from bot.chat import render
 from bot.config.load import parse_config
 from bot.model.errors import (
+    BotError,
+    EndpointNotFound,
     MalformedAnswer,
     PayloadTooLarge,
     RateLimited,
@@ -171,7 +173,40 @@ async def test_openai_unknown_model_is_named(
     assert "'tts-9'" in info.value.user_message
 
 
-async def test_openai_oversized_upload_refused_by_the_server(
+async def test_openai_speech_on_a_server_without_the_route_names_the_route_not_the_model(
+    session: aiohttp.ClientSession, fake: FakeOpenAi
+) -> None:
+    fake.speech_route = False  # faster-whisper-server: {"detail": "Not Found"}, no error code
+    _, tts = clients(session, fake.url)
+    with pytest.raises(EndpointNotFound) as info:
+        await tts.submit("Hi", TtsOptions(model="tts-1", voice="alloy"))
+    assert info.value.user_message == (
+        "This server has no text-to-speech (POST /v1/audio/speech not found)."
+    )
+    assert "tts-1" not in info.value.user_message and info.value.status == 404
+    assert "no text-to-speech" in str(info.value) and "Not Found" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        # A server that words an unknown model its own way, without OpenAI's code.
+        ({"detail": "Model 'tts-9' is not installed"}, UnknownModel),
+        ({"error": {"message": "no such thing", "code": "model_not_found"}}, UnknownModel),
+        ({"detail": "Not Found"}, EndpointNotFound),
+    ],
+)
+async def test_openai_speech_404_names_the_model_only_when_the_answer_is_about_one(
+    session: aiohttp.ClientSession, fake: FakeOpenAi, body: object, error: type[BotError]
+) -> None:
+    _, tts = clients(session, fake.url)
+    fake.push("speech", 404, body)
+    with pytest.raises(error) as info:
+        await tts.submit("Hi", TtsOptions(model="tts-9", voice="alloy"))
+    assert ("'tts-9'" in info.value.user_message) is (error is UnknownModel)
+
+
+async def test_openai_oversized_upload_refused_before_and_by_the_server(
     session: aiohttp.ClientSession, fake: FakeOpenAi
 ) -> None:
     """Refused before sending: test_providers_contract.py. Here: the server's own limit."""

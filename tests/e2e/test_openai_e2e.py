@@ -107,7 +107,7 @@ async def test_openai_e2e_cli_transcribe_speak_and_check_config(
     code, out, err = await voicebot(config, "transcribe", str(audio), "--provider", "homelab")
     assert code == 0 and out.strip() == "Hello there. Hi, how are you?", err
     code, _, err = await voicebot(config, "transcribe", str(audio), "--provider", "whisperx")
-    assert code == 1 and "configured: cantonese, groq, homelab, nanogpt" in err
+    assert code == 2 and "configured: cantonese, groq, homelab, nanogpt" in err
 
     code, out, _ = await voicebot(config, "transcribe", "--help")
     assert code == 0 and "(cantonese, groq, homelab, nanogpt)" in " ".join(out.split())
@@ -126,7 +126,7 @@ async def test_openai_e2e_cli_long_text_is_spoken_in_sentence_parts_joined_into_
     extra = {"max_chars": 40, "voices": ["af_bella", "am_adam"]}
     config = example_config(tmp_path, groq, homelab, homelab_extra=extra)
     code, _, err = await voicebot(config, "speak", "Hi.", "-o", "x.ogg", "--voice", "bogus")
-    assert code == 1 and "no voice 'bogus' here. /voices lists them all." in err
+    assert code == 2 and "no voice 'bogus' here. /voices lists them all." in err
     assert homelab.requests == []  # refused before anything was sent
     text = "The first sentence is here. A second one follows it! And a third? Yes, the end."
     out_file = tmp_path / "long.ogg"

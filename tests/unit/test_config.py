@@ -116,6 +116,32 @@ def test_missing_file_and_bad_yaml_are_clear(tmp_path: Path) -> None:
         load_config(bad)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # The parser only notices the unclosed [ at the next key: both lines are named.
+        (
+            "stt:\n  model: [a, b\ntts:\n  voice: x\n",
+            "at line 3, column 4: expected ',' or ']', but got ':' "
+            "(while parsing a flow sequence that starts at line 2, column 10)",
+        ),
+        (
+            "a: 1\n\tb: 2\n",
+            "at line 2, column 1: found character '\\t' that cannot start any token",
+        ),
+        ("a: 1\n b: 2\n", "at line 2, column 3: mapping values are not allowed here"),
+    ],
+)
+def test_bad_yaml_names_pyyaml_line_column_and_reason(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad)
+    assert caught.value.problems[0].startswith(f"{bad}: not valid YAML {expected}")
+
+
 def test_relative_db_path_is_relative_to_config_file(tmp_path: Path) -> None:
     data = config_dict(tmp_path)
     data["storage"]["path"] = "data/bot.sqlite3"
