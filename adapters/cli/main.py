@@ -353,12 +353,22 @@ def _run(config: Config) -> int:
             file=sys.stderr,
         )
         return 2
-    asyncio.run(run_bot(config, configured_adapters, on_signal=_arm_exit_watchdog))
+    # The drain takes up to shutdown.grace_seconds, its other steps ~9 s; a second signal
+    # leaves 2 s to release the leases of the steps it cuts short.
+    grace = config.shutdown.grace_seconds
+    asyncio.run(
+        run_bot(
+            config,
+            configured_adapters,
+            on_signal=lambda: _arm_exit_watchdog(grace + 9.5),
+            on_second_signal=lambda: _arm_exit_watchdog(2.0),
+        )
+    )
     return 0
 
 
 def _arm_exit_watchdog(after: float = 9.5) -> None:
-    """SIGTERM always ends the process within 10 s: run_bot's shutdown is bounded step by step,
+    """A signal always ends the process in time: run_bot's shutdown is bounded step by step,
     and should anything still hold the event loop, this thread ends the process regardless."""
 
     def hard_exit() -> None:

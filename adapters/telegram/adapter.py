@@ -74,6 +74,9 @@ class TelegramAdapter:
         self.placeholders = Placeholders(self.app.bot, self.actions)
         self._polling: asyncio.Task[None] | None = None
         self._leading = False
+        # Set by quiesce: the poll loop ends after the batch it is handling (see _poll).
+        self._quiescing = asyncio.Event()
+        self._in_batch = False
         self.handlers = TelegramHandlers(self.service, self.app.bot, self.placeholders, self.config)
         self.handlers.register(self.app)
 
@@ -162,7 +165,7 @@ class TelegramAdapter:
         """
         offset: int | None = None
         failures = 0
-        while True:
+        while not self._quiescing.is_set():
             try:
                 updates = await self.app.bot.get_updates(
                     offset=offset, timeout=self._poll_timeout, allowed_updates=_ALLOWED_UPDATES
@@ -186,8 +189,25 @@ class TelegramAdapter:
             failures = 0
             if not updates:
                 continue
-            await asyncio.gather(*(self.app.process_update(u) for u in updates))
+            self._in_batch = True
+            try:
+                await asyncio.gather(*(self.app.process_update(u) for u in updates))
+            finally:
+                self._in_batch = False
             offset = updates[-1].update_id + 1
+        await self._confirm(offset)
+
+    async def _confirm(self, offset: int | None) -> None:
+        """Confirm the batches handled (the next ``getUpdates`` would), so the process that
+        takes over receiving does not replay them; what came since stays unconfirmed for it."""
+        if offset is None:
+            return
+        try:
+            await self.app.bot.get_updates(
+                offset=offset, limit=1, timeout=0, allowed_updates=_ALLOWED_UPDATES
+            )
+        except TelegramError as exc:  # replayed then, and skipped by already_created
+            _LOGGER.info("telegram: could not confirm the last updates (%s)", exc)
 
     async def _register_commands(self) -> None:
         """The command menu, in English by default and per client language (``language_code``
@@ -235,6 +255,17 @@ class TelegramAdapter:
             await asyncio.sleep(5.0)
             return offset
         return max(ids) + 1
+
+    async def quiesce(self) -> None:
+        """Stop receiving and give up the leader lock (a standby takes over); replies still go
+        out. A batch being handled finishes (its jobs stored) and is confirmed first."""
+        self._quiescing.set()
+        if self._polling is None:
+            return
+        if not self._in_batch:
+            self._polling.cancel()  # waiting on getUpdates or the lock: nothing half-done
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._polling  # its end releases the leader lock
 
     async def stop(self) -> None:
         """Stop polling, then the application, in the reverse order of :meth:`start`."""
