@@ -77,6 +77,7 @@ class TelegramAdapter:
         # Set by quiesce: the poll loop ends after the batch it is handling (see _poll).
         self._quiescing = asyncio.Event()
         self._in_batch = False
+        self._offset: int | None = None  # the next getUpdates' offset: confirms what was handled
         self.handlers = TelegramHandlers(self.service, self.app.bot, self.placeholders, self.config)
         self.handlers.register(self.app)
 
@@ -163,9 +164,9 @@ class TelegramAdapter:
         Handlers store their job before returning, so an update is either confirmed with its
         job stored, or replayed after a crash, where ``service.already_created`` skips it.
         """
-        offset: int | None = None
         failures = 0
         while not self._quiescing.is_set():
+            offset = self._offset
             try:
                 updates = await self.app.bot.get_updates(
                     offset=offset, timeout=self._poll_timeout, allowed_updates=_ALLOWED_UPDATES
@@ -173,7 +174,7 @@ class TelegramAdapter:
             except (KeyError, TypeError, ValueError) as exc:
                 # An update the library cannot parse would come back on every poll and stall
                 # the bot for everyone: take the batch raw and skip just the unreadable ones.
-                offset = await self._skip_unreadable(offset, exc)
+                self._offset = await self._skip_unreadable(offset, exc)
                 continue
             except InvalidToken:
                 _LOGGER.error("telegram: the token was revoked; polling stopped")
@@ -194,17 +195,15 @@ class TelegramAdapter:
                 await asyncio.gather(*(self.app.process_update(u) for u in updates))
             finally:
                 self._in_batch = False
-            offset = updates[-1].update_id + 1
-        await self._confirm(offset)
+            self._offset = updates[-1].update_id + 1
 
-    async def _confirm(self, offset: int | None) -> None:
-        """Confirm the batches handled (the next ``getUpdates`` would), so the process that
-        takes over receiving does not replay them; what came since stays unconfirmed for it."""
-        if offset is None:
+    async def _confirm(self) -> None:
+        """Confirm the batches handled, so whoever receives next does not replay them."""
+        if self._offset is None:
             return
         try:
             await self.app.bot.get_updates(
-                offset=offset, limit=1, timeout=0, allowed_updates=_ALLOWED_UPDATES
+                offset=self._offset, limit=1, timeout=0, allowed_updates=_ALLOWED_UPDATES
             )
         except TelegramError as exc:  # replayed then, and skipped by already_created
             _LOGGER.info("telegram: could not confirm the last updates (%s)", exc)
@@ -266,6 +265,7 @@ class TelegramAdapter:
             self._polling.cancel()  # waiting on getUpdates or the lock: nothing half-done
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._polling  # its end releases the leader lock
+        await self._confirm()
 
     async def stop(self) -> None:
         """Stop polling, then the application, in the reverse order of :meth:`start`."""
