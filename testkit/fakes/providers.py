@@ -18,7 +18,7 @@ Knobs (plain attributes, change them any time):
     ``polls_to_complete``: the Nth status poll of a run completes (earlier polls: pending, then
         processing); ``processing_delay``: seconds after submit before a run may complete;
     ``sync_delay``: seconds a synchronous transcription takes to answer (it is counted as a
-        submit, i.e. charged, as it arrives);
+        submit, i.e. charged, as it arrives; setting it to 0 answers those waiting at once);
     ``processing_time``: optional ``(kind, model, info) -> seconds`` deciding each new run's
         processing time once, at submit (wins over ``processing_delay``; ``info`` holds the run's
         fields, e.g. ``chargedDuration`` minutes, ``textLength``, ``size``); it may instead return
@@ -388,8 +388,9 @@ class FakeNanoGpt(_FakeServer):
                 status=202,
             )
         text = f"Fake transcript of {len(upload.data)} bytes from {upload.filename}."
-        if self.sync_delay:
-            await asyncio.sleep(self.sync_delay)
+        answer_at = time.monotonic() + self.sync_delay
+        while self.sync_delay and time.monotonic() < answer_at:  # 0 answers at once
+            await asyncio.sleep(0.05)
         return web.json_response(
             {"transcription": text, "metadata": self._stt_metadata(model, rec, upload, minutes)}
         )
