@@ -18,7 +18,7 @@ from testkit.fakes.audio import make_tone
 from testkit.fakes.providers import FakeNanoGpt
 from testkit.fakes.telegram import FakeTelegram
 from testkit.process import start_voicebot_run
-from testkit.stress import Tally, Trigger, final_replies, wait_all_answered
+from testkit.stress import Tally, Trigger, interrupted, once_each, wait_all_answered
 from testkit.support import write_config
 
 CHAT = 91
@@ -60,17 +60,6 @@ async def healthz(log: Path) -> tuple[int, dict[str, Any]]:
     url = line.split("health: serving ")[1].split()[0]
     async with aiohttp.ClientSession() as http, http.get(url) as resp:
         return resp.status, await resp.json()
-
-
-def once_each(tg: FakeTelegram, tally: Tally) -> list[int]:
-    """How many final replies each trigger got (all 1: none lost, none answered twice)."""
-    finals = final_replies(tg)
-    return [len(finals.get((t.chat, t.message_id), set())) for t in tally.triggers]
-
-
-def interrupted(tg: FakeTelegram) -> list[str]:
-    """Replies that say a job was interrupted."""
-    return [c.text or "" for c in tg.calls if "interrupted" in (c.text or "")]
 
 
 @pytest.mark.parametrize("target", ["sqlite", "postgres"])
@@ -138,7 +127,7 @@ async def test_drain_second_signal_cuts_it_short_and_releases_the_lease(
         await asyncio.wait_for(proc.wait(), 10)
         took = loop.time() - began
     finally:
-        nano.sync_delay = 0.0  # the fake answers the abandoned request, so it can stop
+        nano.answer_now.set()  # the fake answers the abandoned request, so it can stop
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
