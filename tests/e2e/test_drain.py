@@ -1,6 +1,6 @@
 """Black box, ``voicebot run`` drained by SIGTERM: six synchronous transcriptions in flight finish
 and are delivered once, none interrupted, none submitted twice (SQLite and PostgreSQL); a second
-signal cuts the drain short."""
+signal cuts the drain short; a Discord holder hands its shards over before its drain ends."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from bot.model.job import JobState
 from bot.storage.sqlite import SqliteJobStore
 from testkit.fakes.audio import make_tone
+from testkit.fakes.discord import FakeDiscord
 from testkit.fakes.providers import FakeNanoGpt
 from testkit.fakes.telegram import FakeTelegram
 from testkit.process import start_voicebot_run
@@ -140,3 +141,47 @@ async def test_drain_second_signal_cuts_it_short_and_releases_the_lease(
         assert job.state is JobState.SUBMITTING and job.lease_owner is None  # free at once
     finally:
         await store.close()
+
+
+async def test_drain_discord_holder_hands_its_shards_over_at_once_and_still_delivers(
+    tmp_path: Path, pg_url: str
+) -> None:
+    async with FakeDiscord() as dc, FakeNanoGpt() as nano:
+        nano.sync_delay = 4.0
+        discord = {
+            "token": dc.token,
+            "api_base": dc.api_base,
+            "gateway_url": dc.gateway_url,
+            "message_content": True,
+            "ready_timeout": 20,
+        }
+        config = write_config(tmp_path, nano_url=nano.url, discord=discord, storage={"url": pg_url})
+        logs = [tmp_path / "a.log", tmp_path / "b.log"]
+        procs = [await start_voicebot_run(config, logs[0])]
+        try:
+            await wait_line(logs[0], "discord: commands synced", timeout=30)
+            procs.append(await start_voicebot_run(config, logs[1]))
+            await wait_line(logs[1], "standing by", timeout=30)
+            sent = await dc.send_voice_message(None, None, make_tone(1.0), 1.0)
+            await nano.wait_for("transcribe", timeout=30)
+            procs[0].send_signal(signal.SIGTERM)
+            # The standby connects the shards at once, while the transcription is in flight
+            # (in whichever process claimed it).
+            await wait_line(logs[1], "taking over the gateway", timeout=5)
+            assert await asyncio.wait_for(procs[0].wait(), 30) == 0
+            replies = [
+                m
+                for m in dc.bot_messages()
+                if (m.get("message_reference") or {}).get("message_id") == sent["id"]
+                and "…" not in m["content"]
+            ]
+            assert len(replies) == 1 and "Fake transcript" in replies[0]["content"]
+            await wait_line(logs[1], "discord: commands synced", timeout=30)
+            procs[1].send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(procs[1].wait(), 30) == 0
+        finally:
+            for proc in procs:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+        assert nano.submits["transcribe"] == 1
