@@ -9,19 +9,10 @@ import logging
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from telegram import (
-    BotCommand,
-    InlineKeyboardMarkup,
-    Message,
-    Update,
-)
+import aiohttp
+from telegram import BotCommand, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
-from telegram.error import (
-    BadRequest,
-    InvalidToken,
-    RetryAfter,
-    TelegramError,
-)
+from telegram.error import BadRequest, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.warnings import PTBUserWarning
 
@@ -201,12 +192,15 @@ class TelegramAdapter:
         """Confirm the batches handled, so whoever receives next does not replay them."""
         if self._offset is None:
             return
+        # Over the process's session: PTB's one getUpdates connection may still be held by the
+        # long poll just cancelled.
+        url = f"{self.config.api_base}/bot{self.config.token}/getUpdates"
+        body = {"offset": self._offset, "limit": 1, "timeout": 0}
         try:
-            await self.app.bot.get_updates(
-                offset=self._offset, limit=1, timeout=0, allowed_updates=_ALLOWED_UPDATES
-            )
-        except TelegramError as exc:  # replayed then, and skipped by already_created
-            _LOGGER.info("telegram: could not confirm the last updates (%s)", exc)
+            async with asyncio.timeout(3.0), self.core.session.post(url, json=body) as resp:
+                await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:  # replayed, skipped by already_created
+            _LOGGER.info("telegram: could not confirm the last updates (%s)", type(exc).__name__)
 
     async def _register_commands(self) -> None:
         """The command menu, in English by default and per client language (``language_code``
@@ -224,14 +218,18 @@ class TelegramAdapter:
                     "could not register the Telegram command menu (%s): %s", locale, exc
                 )
 
-    async def _skip_unreadable(self, offset: int | None, exc: Exception) -> int | None:
+    async def _raw_updates(self, offset: int | None, limit: int = 100) -> object:
+        """``getUpdates`` without waiting, its answer unparsed, over the shared request pool."""
         with warnings.catch_warnings():
             # PTB suggests get_updates, but that parses the batch: the raw answer is the point.
             warnings.simplefilter("ignore", PTBUserWarning)
-            raw = await self.app.bot.do_api_request(
-                "getUpdates",
-                api_kwargs={"offset": offset, "timeout": 0, "allowed_updates": _ALLOWED_UPDATES},
+            kwargs = {"offset": offset, "limit": limit, "timeout": 0}
+            return await self.app.bot.do_api_request(
+                "getUpdates", api_kwargs={**kwargs, "allowed_updates": _ALLOWED_UPDATES}
             )
+
+    async def _skip_unreadable(self, offset: int | None, exc: Exception) -> int | None:
+        raw = await self._raw_updates(offset)
         items = [i for i in raw if isinstance(i, dict)] if isinstance(raw, list) else []
         readable: list[Update] = []
         for item in items:
