@@ -63,6 +63,16 @@ async def healthz(log: Path) -> tuple[int, dict[str, Any]]:
         return resp.status, await resp.json()
 
 
+def replies_to(dc: FakeDiscord, message_id: object) -> list[dict[str, Any]]:
+    """The bot's final replies (no placeholder) to the user's message ``message_id``."""
+    return [
+        m
+        for m in dc.bot_messages()
+        if (m.get("message_reference") or {}).get("message_id") == message_id
+        and "…" not in m["content"]
+    ]
+
+
 @pytest.mark.parametrize("target", ["sqlite", "postgres"])
 async def test_drain_sigterm_lets_six_transcriptions_in_flight_finish_and_deliver_once(
     tmp_path: Path,
@@ -169,12 +179,8 @@ async def test_drain_discord_holder_hands_its_shards_over_at_once_and_still_deli
             # (in whichever process claimed it).
             await wait_line(logs[1], "taking over the gateway", timeout=5)
             assert await asyncio.wait_for(procs[0].wait(), 30) == 0
-            replies = [
-                m
-                for m in dc.bot_messages()
-                if (m.get("message_reference") or {}).get("message_id") == sent["id"]
-                and "…" not in m["content"]
-            ]
+            # Sent by whichever process ran the transcription.
+            replies = await dc.wait_for(lambda: replies_to(dc, sent["id"]), timeout=30)
             assert len(replies) == 1 and "Fake transcript" in replies[0]["content"]
             await wait_line(logs[1], "discord: commands synced", timeout=30)
             procs[1].send_signal(signal.SIGTERM)
@@ -184,4 +190,4 @@ async def test_drain_discord_holder_hands_its_shards_over_at_once_and_still_deli
                 if proc.returncode is None:
                     proc.kill()
                     await proc.wait()
-        assert nano.submits["transcribe"] == 1
+        assert nano.submits["transcribe"] == 1 and len(replies_to(dc, sent["id"])) == 1
