@@ -1,5 +1,5 @@
-"""Counting final replies in FakeTelegram's log: every trigger must get exactly one (the stress
-tests and bench/storage.py)."""
+"""Counting final replies in FakeTelegram's log: every trigger must get exactly one (the stress,
+drain and rolling deploy tests and bench/storage.py)."""
 
 from __future__ import annotations
 
@@ -69,3 +69,14 @@ async def wait_all_answered(tg: FakeTelegram, tally: Tally, timeout: float) -> N
         with_timeout = min(1.0, max(0.0, deadline - loop.time()))
         with contextlib.suppress(TimeoutError):
             await tg.wait_for(lambda c: True, timeout=with_timeout, start=len(tg.calls))
+
+
+def once_each(tg: FakeTelegram, tally: Tally) -> list[int]:
+    """How many final replies each trigger got (all 1: none lost, none answered twice)."""
+    finals = final_replies(tg)
+    return [len(finals.get((t.chat, t.message_id), set())) for t in tally.triggers]
+
+
+def interrupted(tg: FakeTelegram) -> list[str]:
+    """Replies that say a job was interrupted (possibly charged, to be sent again)."""
+    return [c.text or "" for c in tg.calls if "interrupted" in (c.text or "")]

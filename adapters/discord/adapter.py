@@ -225,13 +225,37 @@ class DiscordAdapter:
             return
         raise BotError("discord: lost the lock on these shards (database connection dropped)")
 
-    async def stop(self) -> None:
-        """Close the gateway and HTTP client; restore discord.py's endpoints."""
+    async def quiesce(self) -> None:
+        """Stop taking gateway events and give up the shard lock (a standby connects these
+        shards at once), while replies still go out over REST until :meth:`stop`."""
+        await self._end_standby()
+        if self._connect is not None:
+            self._connect.cancel()  # discord.py's reconnect loop must not bring the gateway back
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._connect
+            self._connect = None
+        shards = getattr(self.client, "shards", None)
+        with contextlib.suppress(Exception):
+            if isinstance(shards, dict):  # an AutoShardedClient: one gateway per shard
+                for shard in shards.values():
+                    await shard.disconnect()
+            elif self.client.ws is not None:
+                await self.client.ws.close(code=1000)
+        if self._gateway_lock is not None:
+            await self._gateway_lock.release()
+            self._gateway_lock = None
+        _LOGGER.info("discord: left the gateway (draining; replies still go out)")
+
+    async def _end_standby(self) -> None:
         if self._standby is not None:
             self._standby.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._standby
             self._standby = None
+
+    async def stop(self) -> None:
+        """Close the gateway and HTTP client; restore discord.py's endpoints."""
+        await self._end_standby()
         try:
             await self.client.close()
             if self._connect is not None:

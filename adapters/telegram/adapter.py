@@ -9,19 +9,10 @@ import logging
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from telegram import (
-    BotCommand,
-    InlineKeyboardMarkup,
-    Message,
-    Update,
-)
+import aiohttp
+from telegram import BotCommand, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
-from telegram.error import (
-    BadRequest,
-    InvalidToken,
-    RetryAfter,
-    TelegramError,
-)
+from telegram.error import BadRequest, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.warnings import PTBUserWarning
 
@@ -74,6 +65,10 @@ class TelegramAdapter:
         self.placeholders = Placeholders(self.app.bot, self.actions)
         self._polling: asyncio.Task[None] | None = None
         self._leading = False
+        # Set by quiesce: the poll loop ends after the batch it is handling (see _poll).
+        self._quiescing = asyncio.Event()
+        self._in_batch = False
+        self._offset: int | None = None  # the next getUpdates' offset: confirms what was handled
         self.handlers = TelegramHandlers(self.service, self.app.bot, self.placeholders, self.config)
         self.handlers.register(self.app)
 
@@ -160,9 +155,9 @@ class TelegramAdapter:
         Handlers store their job before returning, so an update is either confirmed with its
         job stored, or replayed after a crash, where ``service.already_created`` skips it.
         """
-        offset: int | None = None
         failures = 0
-        while True:
+        while not self._quiescing.is_set():
+            offset = self._offset
             try:
                 updates = await self.app.bot.get_updates(
                     offset=offset, timeout=self._poll_timeout, allowed_updates=_ALLOWED_UPDATES
@@ -170,7 +165,7 @@ class TelegramAdapter:
             except (KeyError, TypeError, ValueError) as exc:
                 # An update the library cannot parse would come back on every poll and stall
                 # the bot for everyone: take the batch raw and skip just the unreadable ones.
-                offset = await self._skip_unreadable(offset, exc)
+                self._offset = await self._skip_unreadable(offset, exc)
                 continue
             except InvalidToken:
                 _LOGGER.error("telegram: the token was revoked; polling stopped")
@@ -186,8 +181,26 @@ class TelegramAdapter:
             failures = 0
             if not updates:
                 continue
-            await asyncio.gather(*(self.app.process_update(u) for u in updates))
-            offset = updates[-1].update_id + 1
+            self._in_batch = True
+            try:
+                await asyncio.gather(*(self.app.process_update(u) for u in updates))
+            finally:
+                self._in_batch = False
+            self._offset = updates[-1].update_id + 1
+
+    async def _confirm(self) -> None:
+        """Confirm the batches handled, so whoever receives next does not replay them."""
+        if self._offset is None:
+            return
+        # Over the process's session: PTB's one getUpdates connection may still be held by the
+        # long poll just cancelled.
+        url = f"{self.config.api_base}/bot{self.config.token}/getUpdates"
+        body = {"offset": self._offset, "limit": 1, "timeout": 0}
+        try:
+            async with asyncio.timeout(3.0), self.core.session.post(url, json=body) as resp:
+                await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:  # replayed, skipped by already_created
+            _LOGGER.info("telegram: could not confirm the last updates (%s)", type(exc).__name__)
 
     async def _register_commands(self) -> None:
         """The command menu, in English by default and per client language (``language_code``
@@ -205,14 +218,18 @@ class TelegramAdapter:
                     "could not register the Telegram command menu (%s): %s", locale, exc
                 )
 
-    async def _skip_unreadable(self, offset: int | None, exc: Exception) -> int | None:
+    async def _raw_updates(self, offset: int | None, limit: int = 100) -> object:
+        """``getUpdates`` without waiting, its answer unparsed, over the shared request pool."""
         with warnings.catch_warnings():
             # PTB suggests get_updates, but that parses the batch: the raw answer is the point.
             warnings.simplefilter("ignore", PTBUserWarning)
-            raw = await self.app.bot.do_api_request(
-                "getUpdates",
-                api_kwargs={"offset": offset, "timeout": 0, "allowed_updates": _ALLOWED_UPDATES},
+            kwargs = {"offset": offset, "limit": limit, "timeout": 0}
+            return await self.app.bot.do_api_request(
+                "getUpdates", api_kwargs={**kwargs, "allowed_updates": _ALLOWED_UPDATES}
             )
+
+    async def _skip_unreadable(self, offset: int | None, exc: Exception) -> int | None:
+        raw = await self._raw_updates(offset)
         items = [i for i in raw if isinstance(i, dict)] if isinstance(raw, list) else []
         readable: list[Update] = []
         for item in items:
@@ -235,6 +252,18 @@ class TelegramAdapter:
             await asyncio.sleep(5.0)
             return offset
         return max(ids) + 1
+
+    async def quiesce(self) -> None:
+        """Stop receiving and give up the leader lock (a standby takes over); replies still go
+        out. A batch being handled finishes (its jobs stored) and is confirmed first."""
+        self._quiescing.set()
+        if self._polling is None:
+            return
+        if not self._in_batch:
+            self._polling.cancel()  # waiting on getUpdates or the lock: nothing half-done
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._polling  # its end releases the leader lock
+        await self._confirm()
 
     async def stop(self) -> None:
         """Stop polling, then the application, in the reverse order of :meth:`start`."""

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from bot.app.health import HealthServer
+from bot.app.shutdown import drain, signals_set
 from bot.app.supervise import AdapterSupervisor
 from bot.audio.pool import AudioPool
 from bot.config.load import Config
@@ -42,6 +42,11 @@ class ChatAdapter(Protocol):
 
     async def stop(self) -> None:
         """Stop taking messages and disconnect."""
+        ...
+
+    async def quiesce(self) -> None:
+        """Stop taking messages and give up the platform's lock at once (a standby process
+        takes over), staying connected so that replies still go out until :meth:`stop`."""
         ...
 
     async def wait_disconnected(self) -> None:
@@ -270,17 +275,20 @@ async def run_bot(
     *,
     stop: asyncio.Event | None = None,
     on_signal: Callable[[signal.Signals], None] = lambda sig: None,
+    on_second_signal: Callable[[], None] = lambda: None,
 ) -> None:
     """Run adapters and the poller in this event loop until SIGTERM/SIGINT (or ``stop``).
 
     Each adapter runs under an :class:`AdapterSupervisor`: one platform failing to start, or
-    losing its connection, is retried in the background and never stops the other. Shutdown
-    is bounded (about 9 s in all): adapters stop taking messages, the poller lets in-flight
-    steps finish, then the HTTP session and the database close. ``on_signal`` runs with the
-    signal when one arrives (the CLI arms a hard-exit watchdog and picks its exit code there).
+    losing its connection, is retried in the background and never stops the other. The first
+    signal drains (see :func:`bot.app.shutdown.drain`: no new work, the steps in flight finish
+    and deliver for up to ``shutdown.grace_seconds``, then their leases are released); a
+    second one cuts the drain short. ``on_signal`` (with the signal) and ``on_second_signal``
+    run when they arrive (the CLI arms a hard-exit watchdog and picks its exit code there).
     """
     stop = stop or asyncio.Event()
-    with _signals_set(stop, on_signal):
+    cut = asyncio.Event()
+    with signals_set(stop, cut, on_signal, on_second_signal):
         core = await Core.open(config)
         supervisors: list[AdapterSupervisor] = []
         tasks: list[asyncio.Task[None]] = []
@@ -296,34 +304,10 @@ async def run_bot(
             tasks.append(asyncio.create_task(core.metrics.watch_loop(), name="loop-lag"))
             health = await _start_health(core, supervisors)
             await stop.wait()
-            _LOGGER.info("shutting down")
+            _LOGGER.info("shutting down: draining for up to %.0f s", config.shutdown.grace_seconds)
         finally:
-            if health is not None:
-                await health.stop()
-            await _shutdown(core, supervisors, tasks)
-
-
-@contextlib.contextmanager
-def _signals_set(
-    stop: asyncio.Event, on_signal: Callable[[signal.Signals], None]
-) -> Iterator[None]:
-    """While inside, SIGTERM and SIGINT run ``on_signal`` and set ``stop`` (where the loop can
-    take signals)."""
-    loop = asyncio.get_running_loop()
-
-    def handler(sig: signal.Signals) -> None:
-        on_signal(sig)
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, handler, sig)
-    try:
-        yield
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+            grace = config.shutdown.grace_seconds
+            await drain(core, supervisors, tasks, health, grace=grace, cut=cut)
 
 
 async def _start_adapters(core: Core, adapters: Iterable[ChatAdapter]) -> list[AdapterSupervisor]:
@@ -379,21 +363,3 @@ def _router(core: Core, adapter: ChatAdapter, up: bool) -> Callable[[], None]:
             core.poller.wake()
 
     return route
-
-
-async def _shutdown(
-    core: Core, supervisors: Sequence[AdapterSupervisor], tasks: Sequence[asyncio.Task[None]]
-) -> None:
-    """Each step has its own time budget, so no adapter state can hold the process."""
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        await asyncio.wait(tasks, timeout=1.0)
-    if supervisors:
-        await asyncio.gather(*(s.stop(timeout=4.0) for s in supervisors))
-    await core.poller.stop(timeout=3.0)
-    try:
-        async with asyncio.timeout(2.0):
-            await core.close()
-    except TimeoutError:
-        _LOGGER.warning("closing the database and HTTP session took too long")

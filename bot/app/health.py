@@ -77,13 +77,15 @@ class HealthServer:
         self.supervisors = supervisors
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.draining = False
+        """Set when a shutdown began: the report says "draining" (503) so no more work comes."""
 
     async def start(self, host: str, port: int) -> None:
         """Listen on ``host:port`` (port 0: any free port, then :attr:`port` says which)."""
         app = web.Application()
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
-        # A probe or scrape never holds shutdown (SIGTERM must end the process within 10 s).
+        # A probe or scrape never holds shutdown (it lasts the drain's grace and a few seconds).
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -117,9 +119,10 @@ class HealthServer:
             database = f"error: {type(exc).__name__}"
         poller = "alive" if self.core.poller.running else "stopped"
         ok = all(a["connected"] for a in adapters.values()) and database == "ok"
-        ok = ok and poller == "alive"
+        ok = ok and poller == "alive" and not self.draining
+        status = "draining" if self.draining else "ok" if ok else "unhealthy"
         body = {
-            "status": "ok" if ok else "unhealthy",
+            "status": status,
             "adapters": adapters,
             "database": database,
             "poller": poller,

@@ -28,6 +28,10 @@ class Connectable(Protocol):
 
     async def stop(self) -> None: ...
 
+    async def quiesce(self) -> None:
+        """Stop taking messages and give up the platform's lock; replies still go out."""
+        ...
+
     async def wait_disconnected(self) -> None:
         """Return (or raise the cause) once the platform connection has ended for good."""
         ...
@@ -91,8 +95,8 @@ class AdapterSupervisor:
     reason (including an exception inside the chat library), is retried with capped backoff.
 
     ``state`` is ``starting``, ``connected``, ``standby`` (connected and delivering, while
-    another process on the same database takes the messages) or ``down`` (``error`` says why),
-    for /healthz.
+    another process on the same database takes the messages), ``draining`` (delivering only,
+    the process is stopping) or ``down`` (``error`` says why), for /healthz.
     """
 
     def __init__(
@@ -173,6 +177,18 @@ class AdapterSupervisor:
                 await self.adapter.stop()
         except Exception as exc:
             _LOGGER.warning("%s: cleanup after failure: %s", self.adapter.platform, describe(exc))
+
+    async def quiesce(self, timeout: float = 2.0) -> None:
+        """Have the adapter stop taking messages (its lock given up) within ``timeout``
+        seconds; it stays connected to deliver. The caller has cancelled :meth:`run` first, so
+        the end of receiving is not taken for a lost connection."""
+        if self._state == "connected":
+            self._set("draining")
+        try:
+            async with asyncio.timeout(timeout):
+                await self.adapter.quiesce()
+        except Exception as exc:
+            _LOGGER.warning("%s: stopping intake: %s", self.adapter.platform, describe(exc))
 
     async def stop(self, timeout: float = 4.0) -> None:
         """Stop the adapter within ``timeout`` seconds, whatever state it is in."""

@@ -111,6 +111,15 @@ class HealthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ShutdownConfig:
+    """How ``voicebot run`` drains on SIGTERM/SIGINT."""
+
+    grace_seconds: float = 20.0
+    """How long steps in flight may take to finish and deliver after the signal (compose's
+    ``stop_grace_period`` is set above it, so Docker does not kill the drain)."""
+
+
+@dataclass(frozen=True, slots=True)
 class LimitsConfig:
     """Per-user and per-chat limits that protect the operator's provider budget (0 = no limit)."""
 
@@ -149,6 +158,7 @@ class Config:
     access: AccessConfig = AccessConfig()
     health: HealthConfig = HealthConfig()
     llm: LlmConfig = LlmConfig()
+    shutdown: ShutdownConfig = ShutdownConfig()
     platforms: Mapping[str, PlatformSettings] = field(default_factory=dict)
     """Each chat platform's section by name, read by the platform readers passed to
     :func:`parse_config`."""
@@ -246,6 +256,16 @@ def _read_health(root: Section) -> HealthConfig:
     return health
 
 
+def _read_shutdown(root: Section) -> ShutdownConfig:
+    sec = root.section("shutdown")
+    grace = sec.get("grace_seconds", float, 20.0)
+    shutdown = ShutdownConfig(grace_seconds=20.0 if grace is None else grace)
+    if shutdown.grace_seconds < 0:
+        sec.problems.append(f"{sec._key('grace_seconds')}: must be 0 or more")
+    sec.finish()
+    return shutdown
+
+
 def parse_config(
     data: Any,
     env: Mapping[str, str] | None = None,
@@ -273,6 +293,7 @@ def parse_config(
     limits, access = _read_limits(root), _read_access(root, read)
     llm = _read_llm(root, providers)
     health = _read_health(root)
+    shutdown = _read_shutdown(root)
     log = root.section("logging")
     level = read_choice(log, "level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
     log.finish()
@@ -280,7 +301,7 @@ def parse_config(
     if problems:
         raise ConfigError(sorted(dict.fromkeys(problems)))
     return Config(
-        storage, providers, stt, tts, jobs, level, limits, access, health, llm, platforms=read
+        storage, providers, stt, tts, jobs, level, limits, access, health, llm, shutdown, read
     )
 
 

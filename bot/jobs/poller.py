@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.jobs.delivery import DEFAULT_LEASE
 from bot.jobs.worker import JobWorker
@@ -268,32 +268,70 @@ class Poller:
         if self._keeper is None or self._keeper.done():
             self._keeper = asyncio.create_task(self._keep_forever(), name="poller-leases")
 
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Stop scheduling and let in-flight steps finish (up to ``timeout`` seconds).
+    async def stop(self, timeout: float = 10.0, *, cut: asyncio.Event | None = None) -> int:
+        """Stop claiming at once, let the steps in flight finish (up to ``timeout`` seconds, or
+        until ``cut`` is set) and give back the leases of those that do not; returns how many
+        were cut short.
 
         The loop is cancelled before the steps are collected: a loop still inside its claim
-        could otherwise start a step after that, which nobody would wait for. Steps cancelled at
-        the deadline give their leases back (a submit among them is then settled as interrupted
-        by whichever process looks next).
+        could otherwise start a step after that, which nobody would wait for. The lease keeper
+        runs on while they finish: a drain longer than a lease must not let another process
+        settle a submit still in flight here as interrupted. A step cut short at the deadline
+        gives its lease back at once, so another process (or this one, restarted) resumes it
+        without waiting for the lease to run out; a submit among them is settled as
+        interrupted, the one case a drain cannot avoid.
         """
         self._stopping = True
         self._event.set()
-        for task in (self._loop, self._keeper):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._loop = self._keeper = None
+        await _cancelled(self._loop)
+        self._loop = None
         tasks = dict(self._in_flight)
-        if not tasks:
-            return
-        _done, pending = await asyncio.wait(tasks.values(), timeout=timeout)
+        pending: set[asyncio.Task[None]] = set()
+        if tasks:
+            _LOGGER.info(
+                "poller: draining %d step(s) in flight (up to %.0f s)", len(tasks), timeout
+            )
+            pending = await _settle(set(tasks.values()), timeout, cut)
+        await _cancelled(self._keeper)
+        self._keeper = None
+        if not pending:
+            if tasks:
+                _LOGGER.info("poller: drained; every step in flight finished")
+            return 0
         for task in pending:
             task.cancel()
-        if pending:
-            _LOGGER.warning("poller: %d step(s) cancelled at shutdown", len(pending))
-            await asyncio.gather(*pending, return_exceptions=True)
-            cancelled = [job_id for job_id, task in tasks.items() if task in pending]
-            with contextlib.suppress(Exception):  # a database that is down must not hold us
-                async with asyncio.timeout(2.0):
-                    await self._queue.release(cancelled)
+        await asyncio.gather(*pending, return_exceptions=True)
+        cancelled = [job_id for job_id, task in tasks.items() if task in pending]
+        _LOGGER.warning(
+            "poller: %d step(s) still in flight after %.0f s were cut short and their leases "
+            "released (a submit among them is reported as interrupted): %s",
+            len(cancelled),
+            timeout,
+            ", ".join(cancelled),
+        )
+        with contextlib.suppress(Exception):  # a database that is down must not hold us
+            async with asyncio.timeout(2.0):
+                await self._queue.release(cancelled)
+        return len(cancelled)
+
+
+async def _settle(
+    tasks: set[asyncio.Task[None]], timeout: float, cut: asyncio.Event | None
+) -> set[asyncio.Task[None]]:
+    """Wait until ``tasks`` are done, ``timeout`` passed or ``cut`` is set; the unfinished."""
+    everything = asyncio.gather(*tasks, return_exceptions=True)
+    waiters: set[asyncio.Future[Any]] = {everything}
+    if cut is not None:
+        waiters.add(asyncio.ensure_future(cut.wait()))
+    await asyncio.wait(waiters, timeout=max(timeout, 0.0), return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters - {everything}:
+        waiter.cancel()
+    return {task for task in tasks if not task.done()}
+
+
+async def _cancelled(task: asyncio.Task[None] | None) -> None:
+    """Cancel ``task`` (if any) and wait until it has ended."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

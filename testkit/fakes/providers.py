@@ -17,6 +17,8 @@ Routes (names used by ``push``, ``wait_for``, ``submits`` and ``RecordedRequest.
 Knobs (plain attributes, change them any time):
     ``polls_to_complete``: the Nth status poll of a run completes (earlier polls: pending, then
         processing); ``processing_delay``: seconds after submit before a run may complete;
+    ``sync_delay``: seconds a synchronous transcription takes to answer (it is counted as a
+        submit, i.e. charged, as it arrives; ``answer_now.set()`` cuts the wait short);
     ``processing_time``: optional ``(kind, model, info) -> seconds`` deciding each new run's
         processing time once, at submit (wins over ``processing_delay``; ``info`` holds the run's
         fields, e.g. ``chargedDuration`` minutes, ``textLength``, ``size``); it may instead return
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import json
 import math
@@ -106,6 +109,8 @@ class _FakeServer:
         self.polls: collections.Counter[str] = collections.Counter()
         self.polls_to_complete = 3
         self.processing_delay = 0.0
+        self.sync_delay = 0.0  # seconds a synchronous model takes to answer (after charging)
+        self.answer_now = asyncio.Event()  # set: those waiting out sync_delay answer at once
         self.queue_slot_seconds = 2.0
         self.processing_time: (
             Callable[[str, str, Mapping[str, Any]], float | tuple[float, float]] | None
@@ -385,6 +390,9 @@ class FakeNanoGpt(_FakeServer):
                 status=202,
             )
         text = f"Fake transcript of {len(upload.data)} bytes from {upload.filename}."
+        if self.sync_delay:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.answer_now.wait(), self.sync_delay)
         return web.json_response(
             {"transcription": text, "metadata": self._stt_metadata(model, rec, upload, minutes)}
         )
