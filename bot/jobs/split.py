@@ -70,17 +70,9 @@ class PartStore(Protocol):
         """Part SUBMITTING → SUBMITTED with its ticket (audio dropped unless ``keep_input``)."""
         ...
 
-    async def complete_part(
-        self,
-        job_id: str,
-        index: int,
-        result: Mapping[str, Any],
-        *,
-        now: float,
-        cost: float | None = None,
-        currency: str | None = None,
-    ) -> bool:
-        """Part → COMPLETED with its result; the job's cost becomes its parts' sum."""
+    async def complete_part(self, job_id: str, index: int, t: Transcript, *, now: float) -> bool:
+        """Part → COMPLETED with its transcript (its cost, if any, counted): the job's cost
+        becomes its parts' sum."""
         ...
 
     async def fail_part(self, job_id: str, index: int, error: str, *, now: float) -> bool:
@@ -278,9 +270,7 @@ class SplitRunner:
         return None
 
     async def _complete(self, job: Job, part: Part, t: Transcript) -> None:
-        await self._parts.complete_part(
-            job.id, part.index, t.to_dict(), now=self._clock(), cost=t.cost, currency=t.currency
-        )
+        await self._parts.complete_part(job.id, part.index, t, now=self._clock())
 
 
 def _not_taken(exc: ProviderError) -> bool:

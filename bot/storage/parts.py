@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bot.model.job import Blob, JobState, NewPart, Part
+from bot.model.speech import Transcript
 from bot.storage.codec import Row, dumps
 from bot.storage.database import MINE, Executor, marks, state_in
 
@@ -168,16 +169,7 @@ class Parts:
 
         return await self.db.transact(body)
 
-    async def complete_part(
-        self,
-        job_id: str,
-        index: int,
-        result: Mapping[str, Any],
-        *,
-        now: float,
-        cost: float | None = None,
-        currency: str | None = None,
-    ) -> bool:
+    async def complete_part(self, job_id: str, index: int, t: Transcript, *, now: float) -> bool:
         """SUBMITTING/SUBMITTED → COMPLETED with its transcript; the job's cost becomes the sum
         of its parts' in the same transaction."""
         sql = (
@@ -186,7 +178,7 @@ class Parts:
             f"data = NULL WHERE {_KEY} "
             f"AND {state_in([JobState.SUBMITTING, JobState.SUBMITTED])} AND {_HELD}"
         )
-        params = (dumps(dict(result)), cost, currency, now, job_id, index, self.owner)
+        params = (dumps(t.to_dict()), t.cost, t.currency, now, job_id, index, self.owner)
         return await self._with_cost(job_id, sql, params)
 
     async def fail_part(self, job_id: str, index: int, error: str, *, now: float) -> bool:
