@@ -8,6 +8,7 @@ import pytest
 
 from bot.model.job import Blob, JobKind, JobState, NewJob, NewPart
 from bot.model.speech import Origin, Transcript
+from bot.providers.base import Ticket
 from bot.storage.jobs import SqlJobStore
 from testkit.support import Opener
 
@@ -65,7 +66,8 @@ async def test_store_parts_transitions_are_guarded_and_cost_summed(opener: Opene
     assert not await store.parts.fail_part(job_id, 0, "late", now=22.0)  # finished stays finished
     assert await store.parts.load_part_input(job_id, 0) is None  # paid for: audio dropped
     assert await store.parts.begin_part(job_id, 1, 23.0)
-    assert await store.parts.part_submitted(job_id, 1, {"runId": "r2"}, now=24.0, cost=0.5)
+    ticket = Ticket("nanogpt", {"runId": "r2"}, cost=0.5)
+    assert await store.parts.part_submitted(job_id, 1, ticket, now=24.0)
     assert await store.parts.load_part_input(job_id, 1) is None
     assert not await store.parts.requeue_part(
         job_id, 1, 25.0
