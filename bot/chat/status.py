@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.model.job import Job, JobKind, JobState
-from bot.text import ENGLISH, Text
+from bot.text import ENGLISH, Text, msg
 
 
 def user_state(job: Job) -> str:
@@ -23,19 +23,28 @@ def user_state(job: Job) -> str:
 
 _RUNNING = {JobKind.STT: "transcribing", JobKind.TTS: "synthesizing", JobKind.TEXT: "writing"}
 
+# The words for each key of user_state and kind_name, each written out for the catalog's extractor.
+_WORDS = {
+    word.id: word
+    for word in (
+        msg("queued"),
+        msg("transcribing"),
+        msg("synthesizing"),
+        msg("writing"),
+        msg("done"),
+        msg("cancelled"),
+        msg("failed"),
+        msg("transcription"),
+        msg("speech"),
+        msg("summary"),
+        msg("translation"),
+    )
+}
+
 
 def state_words(job: Job, tr: Text = ENGLISH) -> str:
     """The words for :func:`user_state` in the reader's language."""
-    words = {
-        "queued": tr.gettext("queued"),
-        "transcribing": tr.gettext("transcribing"),
-        "synthesizing": tr.gettext("synthesizing"),
-        "writing": tr.gettext("writing"),
-        "done": tr.gettext("done"),
-        "cancelled": tr.gettext("cancelled"),
-        "failed": tr.gettext("failed"),
-    }
-    return words[user_state(job)]
+    return tr.render(_WORDS[user_state(job)])
 
 
 def kind_name(job: Job) -> str:
@@ -47,13 +56,7 @@ def kind_name(job: Job) -> str:
 
 def kind_words(job: Job, tr: Text = ENGLISH) -> str:
     """:func:`kind_name` in the reader's language."""
-    words = {
-        "transcription": tr.gettext("transcription"),
-        "speech": tr.gettext("speech"),
-        "summary": tr.gettext("summary"),
-        "translation": tr.gettext("translation"),
-    }
-    return words[kind_name(job)]
+    return tr.render(_WORDS[kind_name(job)])
 
 
 def format_age(seconds: float, tr: Text = ENGLISH) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from bot.audio import splitting
 from bot.audio.pool import AudioPool
@@ -58,29 +58,15 @@ class PartStore(Protocol):
         ...
 
     async def part_submitted(
-        self,
-        job_id: str,
-        index: int,
-        ticket: Mapping[str, Any],
-        *,
-        now: float,
-        cost: float | None = None,
-        keep_input: bool = False,
+        self, job_id: str, index: int, ticket: Ticket, *, now: float, keep_input: bool = False
     ) -> bool:
-        """Part SUBMITTING → SUBMITTED with its ticket (audio dropped unless ``keep_input``)."""
+        """Part SUBMITTING → SUBMITTED with the provider's ticket (its data kept to poll with,
+        its cost counted; the audio dropped unless ``keep_input``)."""
         ...
 
-    async def complete_part(
-        self,
-        job_id: str,
-        index: int,
-        result: Mapping[str, Any],
-        *,
-        now: float,
-        cost: float | None = None,
-        currency: str | None = None,
-    ) -> bool:
-        """Part → COMPLETED with its result; the job's cost becomes its parts' sum."""
+    async def complete_part(self, job_id: str, index: int, t: Transcript, *, now: float) -> bool:
+        """Part → COMPLETED with its transcript (its cost, if any, counted): the job's cost
+        becomes its parts' sum."""
         ...
 
     async def fail_part(self, job_id: str, index: int, error: str, *, now: float) -> bool:
@@ -246,13 +232,9 @@ class SplitRunner:
         if isinstance(answer, Transcript):
             await self._complete(job, part, answer)
         else:
+            keep = self._reruns_free(job)
             await self._parts.part_submitted(
-                job.id,
-                part.index,
-                answer.data,
-                now=self._clock(),
-                cost=answer.cost,
-                keep_input=self._reruns_free(job),
+                job.id, part.index, answer, now=self._clock(), keep_input=keep
             )
         return None
 
@@ -278,9 +260,7 @@ class SplitRunner:
         return None
 
     async def _complete(self, job: Job, part: Part, t: Transcript) -> None:
-        await self._parts.complete_part(
-            job.id, part.index, t.to_dict(), now=self._clock(), cost=t.cost, currency=t.currency
-        )
+        await self._parts.complete_part(job.id, part.index, t, now=self._clock())
 
 
 def _not_taken(exc: ProviderError) -> bool:

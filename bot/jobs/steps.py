@@ -131,11 +131,7 @@ class Recovery(Protocol):
     """Settles the steps a dead process left mid-submit (their lease expired)."""
 
     async def recover_interrupted(
-        self,
-        now: float,
-        message: str,
-        platforms: Iterable[str],
-        rerun: Callable[[Job], bool] = lambda job: False,
+        self, now: float, message: str, platforms: Iterable[str], rerun: Callable[[Job], bool]
     ) -> list[str]:
         """Settle the SUBMITTING jobs whose lease has expired (their process died mid-request).
 

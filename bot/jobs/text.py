@@ -180,9 +180,7 @@ class TextRunner:
         except ProviderError as exc:
             await self._parts.fail_part(job.id, part.index, encode(exc.text), now=self._clock())
             raise
-        await self._parts.complete_part(
-            job.id, part.index, Transcript(answer).to_dict(), now=self._clock()
-        )
+        await self._parts.complete_part(job.id, part.index, Transcript(answer), now=self._clock())
         return None
 
     async def _ask(self, job: Job, instructions: str, text: str, **fields: int) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -155,39 +155,15 @@ class Guard:
 
     def _check_start(self, act: Activity) -> None:
         lim = self._limits
-        if 0 < lim.jobs_per_minute <= act.started:
-            raise LimitExceeded(
-                msgn(
-                    "You started {n} job in the last minute (limit {limit}). "
-                    "Please wait a minute and try again.",
-                    "You started {n} jobs in the last minute (limit {limit}). "
-                    "Please wait a minute and try again.",
-                    act.started,
-                    limit=lim.jobs_per_minute,
+        for message, cap, count in (
+            (_STARTED, lim.jobs_per_minute, act.started),
+            (_USER_ACTIVE, lim.concurrent_per_user, act.user_active),
+            (_CHAT_ACTIVE, lim.concurrent_per_chat, act.chat_active),
+        ):
+            if 0 < cap <= count:
+                raise LimitExceeded(
+                    Msg(message.id, message.plural, count, {"n": count, "limit": cap})
                 )
-            )
-        if 0 < lim.concurrent_per_user <= act.user_active:
-            raise LimitExceeded(
-                msgn(
-                    "You already have {n} unfinished job (limit {limit}). "
-                    "Wait for one to finish; /status shows them.",
-                    "You already have {n} unfinished jobs (limit {limit}). "
-                    "Wait for one to finish; /status shows them.",
-                    act.user_active,
-                    limit=lim.concurrent_per_user,
-                )
-            )
-        if 0 < lim.concurrent_per_chat <= act.chat_active:
-            raise LimitExceeded(
-                msgn(
-                    "This chat already has {n} unfinished job (limit {limit}). "
-                    "Wait for one to finish; /status shows them.",
-                    "This chat already has {n} unfinished jobs (limit {limit}). "
-                    "Wait for one to finish; /status shows them.",
-                    act.chat_active,
-                    limit=lim.concurrent_per_chat,
-                )
-            )
 
     def _limited(self) -> bool:
         lim = self._limits
@@ -217,21 +193,11 @@ class Guard:
 
     def _check_seconds(self, act: Activity, seconds: float) -> None:
         lim = self._limits
-        caps = (lim.daily_audio_minutes_per_user, lim.daily_audio_minutes_per_chat)
-        for message, cap, used in (
-            (_AUDIO_USER, caps[0], act.user_seconds),
-            (_AUDIO_CHAT, caps[1], act.chat_seconds),
-        ):
-            if 0 < cap * 60 < used + seconds:
-                raise LimitExceeded(
-                    _refusal(
-                        message,
-                        minutes=math.ceil(seconds / 60),
-                        limit=cap,
-                        used=round(used / 60),
-                        reset=_until_reset(self._clock()),
-                    )
-                )
+        scopes = (
+            (_AUDIO_USER, lim.daily_audio_minutes_per_user, act.user_seconds),
+            (_AUDIO_CHAT, lim.daily_audio_minutes_per_chat, act.chat_seconds),
+        )
+        self._check_daily(scopes, seconds, 60, minutes=math.ceil(seconds / 60))
 
     async def check_chars(
         self, origin: Origin, chars: int, activity: Activity | None = None
@@ -249,21 +215,22 @@ class Guard:
 
     def _check_daily_chars(self, act: Activity, chars: int) -> None:
         lim = self._limits
-        caps = (lim.daily_tts_chars_per_user, lim.daily_tts_chars_per_chat)
-        for message, cap, used in (
-            (_CHARS_USER, caps[0], act.user_chars),
-            (_CHARS_CHAT, caps[1], act.chat_chars),
-        ):
-            if 0 < cap < used + chars:
-                raise LimitExceeded(
-                    _refusal(
-                        message,
-                        chars=chars,
-                        limit=cap,
-                        used=used,
-                        reset=_until_reset(self._clock()),
-                    )
-                )
+        scopes = (
+            (_CHARS_USER, lim.daily_tts_chars_per_user, act.user_chars),
+            (_CHARS_CHAT, lim.daily_tts_chars_per_chat, act.chat_chars),
+        )
+        self._check_daily(scopes, chars, 1, chars=chars)
+
+    def _check_daily(
+        self, scopes: Iterable[tuple[Msg, float, float]], adding: float, unit: float, **args: Any
+    ) -> None:
+        """Refuse when ``adding`` would pass a scope's daily cap (caps count in ``unit``s: 60
+        for audio minutes against the seconds used, 1 for characters)."""
+        for message, cap, used in scopes:
+            if 0 < cap * unit < used + adding:
+                reset = _until_reset(self._clock())
+                shown = round(used / unit)
+                raise LimitExceeded(_refusal(message, limit=cap, used=shown, reset=reset, **args))
 
 
 def text_too_long(chars: int, limit: int) -> Msg:
@@ -279,6 +246,26 @@ def _refusal(message: Msg, **args: object) -> Msg:
     return Msg(message.id, args=args)
 
 
+# Templates: the count and arguments are filled in when a limit is hit (_check_start).
+_STARTED = msgn(
+    "You started {n} job in the last minute (limit {limit}). Please wait a minute and try again.",
+    "You started {n} jobs in the last minute (limit {limit}). Please wait a minute and try again.",
+    0,
+)
+_USER_ACTIVE = msgn(
+    "You already have {n} unfinished job (limit {limit}). "
+    "Wait for one to finish; /status shows them.",
+    "You already have {n} unfinished jobs (limit {limit}). "
+    "Wait for one to finish; /status shows them.",
+    0,
+)
+_CHAT_ACTIVE = msgn(
+    "This chat already has {n} unfinished job (limit {limit}). "
+    "Wait for one to finish; /status shows them.",
+    "This chat already has {n} unfinished jobs (limit {limit}). "
+    "Wait for one to finish; /status shows them.",
+    0,
+)
 # Whole sentences per scope: word order and grammar differ between "your" and "this chat's".
 _AUDIO_USER = msg(
     "This audio ({minutes} min) would exceed your daily limit of {limit} audio minutes "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from bot.chat.replies import (
     ENGLISH_ONLY,
@@ -114,17 +115,12 @@ class TextJobs:
         """``action`` on ``source``'s transcript by the ``llm:`` route's model, as a durable
         job (the one already asked for, while it is live or done)."""
         llm = self._llm
-        raw = f"{source.id}|{action}|{lang}|{llm.provider}|{llm.model}"
-        key = hashlib.sha256(raw.encode()).hexdigest()
-        existing = await self._desk.store.find_unique(key)
+        key, existing = await self._asked(source.id, action, lang, llm.provider, llm.model)
         if existing is not None:
             return existing
         before = await self._desk.store.find_released(key)  # its finished pieces are not paid again
-        await self._desk.guard.check_start(origin)
-        origin = await self._stamped(origin)  # replies in the asker's language
-        now = self._desk.clock()
-        job = await create_shown(
-            self._desk.store,
+        origin, now = await self._admitted(origin)
+        return await self._store(
             NewJob(
                 kind=JobKind.TEXT,
                 origin=origin,
@@ -142,10 +138,7 @@ class TextJobs:
             ),
             placeholder,
             now=now,
-            admit=self._desk.guard.admission(origin),
         )
-        self._desk.wake()
-        return job
 
     async def _speech_translation(
         self, origin: Origin, source: Job, placeholder: Placeholder | None
@@ -157,9 +150,8 @@ class TextJobs:
         Raises:
             InputError: the recording is gone and no chat model is configured.
         """
-        raw = f"{source.id}|{TRANSLATE}|English|{SPEECH}|{source.provider}|{source.model}"
-        key = hashlib.sha256(raw.encode()).hexdigest()
-        existing = await self._desk.store.find_unique(key)
+        parts = (source.id, TRANSLATE, "English", SPEECH, source.provider, source.model)
+        key, existing = await self._asked(*parts)
         if existing is not None:
             return existing
         recording = await self._kept_recording(source)
@@ -168,11 +160,8 @@ class TextJobs:
                 return None
             raise InputError(RECORDING_GONE)
         audio_job, blob = recording
-        await self._desk.guard.check_start(origin)
-        origin = await self._stamped(origin)
-        now = self._desk.clock()
-        job = await create_shown(
-            self._desk.store,
+        origin, now = await self._admitted(origin)
+        return await self._store(
             NewJob(
                 kind=JobKind.TEXT,
                 origin=origin,
@@ -193,10 +182,7 @@ class TextJobs:
             placeholder,
             now=now,
             input_blob=blob,
-            admit=self._desk.guard.admission(origin),
         )
-        self._desk.wake()
-        return job
 
     async def _kept_recording(self, source: Job) -> tuple[Job, Blob] | None:
         """The job that holds ``source``'s recording (itself, or the one whose transcript it
@@ -210,10 +196,26 @@ class TextJobs:
         blob = await self._desk.recordings.load_blob(audio_job.id, RECORDING)
         return (audio_job, blob) if blob is not None else None
 
-    async def _stamped(self, origin: Origin) -> Origin:
-        """``origin`` with the asker's language, so the job replies in it."""
+    async def _asked(self, *parts: object) -> tuple[str, Job | None]:
+        """The unique key of one text job (what it does to which transcript, by which model)
+        and the live or finished job already holding it, if any."""
+        key = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
+        return key, await self._desk.store.find_unique(key)
+
+    async def _admitted(self, origin: Origin) -> tuple[Origin, float]:
+        """After the start limits: ``origin`` with the asker's language (so the job replies in
+        it), and the time it is created at."""
+        await self._desk.guard.check_start(origin)
         prefs = await self._desk.preferences.for_origin(origin)
-        return self._desk.preferences.stamp_locale(origin, prefs)
+        return self._desk.preferences.stamp_locale(origin, prefs), self._desk.clock()
+
+    async def _store(self, new: NewJob, placeholder: Placeholder | None, **create: Any) -> Job:
+        """Store ``new`` (shown through ``placeholder`` first), every limit checked again in
+        the store's transaction, and wake the poller."""
+        admit = self._desk.guard.admission(new.origin)
+        job = await create_shown(self._desk.store, new, placeholder, admit=admit, **create)
+        self._desk.wake()
+        return job
 
     async def transcript_for_message(
         self, platform: str, chat_id: str, message_id: str

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from bot.model.job import Blob, JobState, NewPart, Part
+from bot.model.speech import Transcript
+from bot.providers.base import Ticket
 from bot.storage.codec import Row, dumps
 from bot.storage.database import MINE, Executor, marks, state_in
 
@@ -139,14 +141,7 @@ class Parts:
         )
 
     async def part_submitted(
-        self,
-        job_id: str,
-        index: int,
-        ticket: Mapping[str, Any],
-        *,
-        now: float,
-        cost: float | None = None,
-        keep_input: bool = False,
+        self, job_id: str, index: int, ticket: Ticket, *, now: float, keep_input: bool = False
     ) -> bool:
         """SUBMITTING → SUBMITTED with the provider's ticket; the audio is dropped unless
         ``keep_input`` (the provider reruns a lost run for free and needs it again)."""
@@ -156,7 +151,15 @@ class Parts:
             f"keep_input = ?, updated_at = ?{drop} WHERE {_KEY} "
             f"AND {state_in([JobState.SUBMITTING])} AND {_HELD}"
         )
-        params = (dumps(dict(ticket)), cost, int(keep_input), now, job_id, index, self.owner)
+        params = (
+            dumps(dict(ticket.data)),
+            ticket.cost,
+            int(keep_input),
+            now,
+            job_id,
+            index,
+            self.owner,
+        )
         return await self._with_cost(job_id, sql, params)
 
     async def _with_cost(self, job_id: str, sql: str, params: Sequence[Any]) -> bool:
@@ -168,16 +171,7 @@ class Parts:
 
         return await self.db.transact(body)
 
-    async def complete_part(
-        self,
-        job_id: str,
-        index: int,
-        result: Mapping[str, Any],
-        *,
-        now: float,
-        cost: float | None = None,
-        currency: str | None = None,
-    ) -> bool:
+    async def complete_part(self, job_id: str, index: int, t: Transcript, *, now: float) -> bool:
         """SUBMITTING/SUBMITTED → COMPLETED with its transcript; the job's cost becomes the sum
         of its parts' in the same transaction."""
         sql = (
@@ -186,7 +180,7 @@ class Parts:
             f"data = NULL WHERE {_KEY} "
             f"AND {state_in([JobState.SUBMITTING, JobState.SUBMITTED])} AND {_HELD}"
         )
-        params = (dumps(dict(result)), cost, currency, now, job_id, index, self.owner)
+        params = (dumps(t.to_dict()), t.cost, t.currency, now, job_id, index, self.owner)
         return await self._with_cost(job_id, sql, params)
 
     async def fail_part(self, job_id: str, index: int, error: str, *, now: float) -> bool:

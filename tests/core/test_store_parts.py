@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from bot.model.job import Blob, JobKind, JobState, NewJob, NewPart
-from bot.model.speech import Origin
+from bot.model.speech import Origin, Transcript
+from bot.providers.base import Ticket
 from bot.storage.jobs import SqlJobStore
 from testkit.support import Opener
 
@@ -60,13 +61,13 @@ async def test_store_parts_transitions_are_guarded_and_cost_summed(opener: Opene
     job_id = await split_job(store)
     assert await store.parts.begin_part(job_id, 0, 20.0)
     assert not await store.parts.begin_part(job_id, 0, 20.5)  # already on its way
-    assert await store.parts.complete_part(
-        job_id, 0, {"text": "one"}, now=21.0, cost=0.25, currency="USD"
-    )
+    done = Transcript("one", cost=0.25, currency="USD")
+    assert await store.parts.complete_part(job_id, 0, done, now=21.0)
     assert not await store.parts.fail_part(job_id, 0, "late", now=22.0)  # finished stays finished
     assert await store.parts.load_part_input(job_id, 0) is None  # paid for: audio dropped
     assert await store.parts.begin_part(job_id, 1, 23.0)
-    assert await store.parts.part_submitted(job_id, 1, {"runId": "r2"}, now=24.0, cost=0.5)
+    ticket = Ticket("nanogpt", {"runId": "r2"}, cost=0.5)
+    assert await store.parts.part_submitted(job_id, 1, ticket, now=24.0)
     assert await store.parts.load_part_input(job_id, 1) is None
     assert not await store.parts.requeue_part(
         job_id, 1, 25.0
