@@ -43,7 +43,7 @@ _LOGGER = logging.getLogger(__name__)
 
 PtbApp = Application[Any, Any, Any, Any, Any, Any]
 
-_ALLOWED_UPDATES = ["message", "callback_query"]
+_ALLOWED_UPDATES = ["message", "callback_query", "guest_message"]
 
 
 class TelegramAdapter:
@@ -279,19 +279,21 @@ class TelegramAdapter:
 
     async def progress(self, job: Job) -> None:
         """Edit the job's placeholder to show its state (best effort)."""
-        await self.placeholders.progress(job)
+        shown = self.handlers.guest if self.handlers.guest.owns(job) else self.placeholders
+        await shown.progress(job)
 
     # -- delivery ---------------------------------------------------------------------------
 
     async def deliver(self, reply: Reply) -> str | None:
         """Send a finished job's reply; map Telegram's refusals to :class:`DeliveryError`."""
         job = reply.job
-        placeholder = job.placeholder_id
         try:
-            if job.kind in (JobKind.STT, JobKind.TEXT):
-                first = await self._deliver_transcript(reply, placeholder)
+            if self.handlers.guest.owns(job):  # answered through its guest query
+                first = await self.handlers.guest.deliver(reply)
+            elif job.kind in (JobKind.STT, JobKind.TEXT):
+                first = await self._deliver_transcript(reply, job.placeholder_id)
             else:
-                first = await self._deliver_speech(reply, placeholder)
+                first = await self._deliver_speech(reply, job.placeholder_id)
         except TelegramError as exc:
             raise delivery_error(exc) from exc
         finally:

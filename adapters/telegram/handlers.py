@@ -28,6 +28,7 @@ from adapters.telegram.convert import (
     megabytes,
     origin_for,
 )
+from adapters.telegram.guest import GuestCalls
 from adapters.telegram.texts import telegram_help
 from bot.chat.replies import FILE_UNAVAILABLE
 from bot.chat.settings import SETTINGS_USAGE, Prefs
@@ -117,6 +118,7 @@ class TelegramHandlers:
         self.config = config
         self.cancel = TelegramCancel(service, placeholders.show_cancelled)
         self.buttons = TelegramButtons(service, placeholders, self.cancel)
+        self.guest = GuestCalls(service, bot, self._download)
         self.commands = self._commands()
 
     def _commands(self) -> tuple[Command, ...]:
@@ -160,6 +162,8 @@ class TelegramHandlers:
             MessageHandler(only_new & media & ~filters.COMMAND, self.guarded(self.media))
         )
         self.buttons.register(app)
+        guest = filters.UpdateType.GUEST_MESSAGE  # Bot API 10.0: called where not a member
+        app.add_handler(MessageHandler(guest, self.guarded(self.guest.handle)))
         app.add_error_handler(self.on_error)
 
     def guarded(self, callback: Callback) -> Callback:
