@@ -68,7 +68,7 @@ _RAW_STRING_PARAMS = frozenset(
      "performer", "file_name", "description", "short_description", "name", "language_code",
      "voice", "audio", "document", "video_note", "video", "photo", "animation", "sticker",
      "thumbnail", "url", "inline_message_id", "business_connection_id", "message_effect_id",
-     "emoji", "custom_title", "query", "secret_token"}
+     "emoji", "custom_title", "query", "secret_token", "guest_query_id"}
 )  # fmt: skip
 
 _KNOWN_METHODS = (
@@ -76,6 +76,7 @@ _KNOWN_METHODS = (
     "editMessageText", "deleteMessage", "sendChatAction", "sendVoice", "sendAudio",
     "sendDocument", "getFile", "getChat", "getChatMember", "getChatAdministrators",
     "answerCallbackQuery", "setWebhook", "getWebhookInfo", "logOut", "close",
+    "answerGuestQuery",
 )  # fmt: skip
 _CANONICAL = {name.lower(): name for name in _KNOWN_METHODS}
 _CHAT_ACTIONS = frozenset(
@@ -263,6 +264,10 @@ class FakeTelegram:
         self._blocked: set[int] = set()
         self._failures: dict[str, deque[ApiError]] = {}
         self._commands: dict[tuple[str, str], list[JsonDict]] = {}
+        # Guest mode (Bot API 10.0): query id -> its answer (None until answered), and the
+        # inline messages those answers posted, by inline_message_id.
+        self.guest_answers: dict[str, JsonDict | None] = {}
+        self.inline_messages: dict[str, JsonDict] = {}
         self._updates_signal = _Signal()
         self._calls_signal = _Signal()
         self._closing = False
@@ -514,6 +519,35 @@ class FakeTelegram:
         doc = self._file_object(stored, mime_type=mime_type, file_name=file_name)
         return self._user_message(chat, user, reply_to, {"document": doc}, caption)
 
+    def post_unseen_voice(
+        self, chat: int, user: int, data: bytes, *, duration: int = 1
+    ) -> JsonDict:
+        """A voice note posted in a chat the bot is not a member of: stored, no update sent."""
+        stored = self._store_file(data, None, "voice/file_{n}.oga")
+        voice = self._file_object(stored, duration=duration, mime_type="audio/ogg")
+        return self._new_message(self._chat(chat), self._user(user), None, {"voice": voice})
+
+    def send_guest(
+        self, chat: int, user: int, text: str | None = None, *, reply_to: int | None = None
+    ) -> JsonDict:
+        """Inject a ``guest_message`` (Bot API 10.0): ``user`` calls the bot by @username in
+        ``chat``, which the bot need not be a member of; ``reply_to`` is the message the call
+        replies to, carried as ``reply_to_message``. Returns the message (``guest_query_id``)."""
+        mention = f"@{self.bot_user['username']}"
+        body = text if text is not None else mention
+        content: JsonDict = {"text": body, "guest_query_id": secrets.token_hex(8)}
+        at = body.find(mention)
+        if at >= 0:
+            offset = _utf16_len(body[:at])
+            content["entities"] = [
+                {"type": "mention", "offset": offset, "length": _utf16_len(mention)}
+            ]
+        target = None if reply_to is None else self._message(chat, reply_to)
+        message = self._new_message(self._chat(chat), self._user(user), target, content)
+        self.guest_answers[content["guest_query_id"]] = None
+        self._push_update({"guest_message": message})
+        return message
+
     def press_button(self, chat: int, user: int, message_id: int, data: str) -> JsonDict:
         """Inject a callback query for an inline button under a stored message."""
         query: JsonDict = {
@@ -722,6 +756,7 @@ class FakeTelegram:
             "getChat": self._get_chat,
             "getChatMember": self._get_chat_member,
             "getChatAdministrators": self._get_chat_administrators,
+            "answerGuestQuery": self._answer_guest_query,
         }
 
     def _true(self, call: Call) -> bool:
@@ -806,7 +841,7 @@ class FakeTelegram:
 
     def _edit_message_text(self, call: Call) -> JsonDict | bool:
         if call.params.get("inline_message_id"):
-            return True
+            return self._edit_inline_text(call)
         chat = self._chat(call.params.get("chat_id"))
         message = self._messages.get(chat["id"], {}).get(int(call.params.get("message_id") or 0))
         if message is None:
@@ -827,6 +862,46 @@ class FakeTelegram:
         message.pop("reply_markup", None)
         message.update(text=text, edit_date=int(time.time()), **extras)
         return message
+
+    def _answer_guest_query(self, call: Call) -> JsonDict:
+        """``answerGuestQuery``: one InlineQueryResult posted as an inline message, once per
+        query; answers ``SentGuestMessage``. The refusal of an unknown or answered query reuses
+        ``answerInlineQuery``'s documented text (the guest one is not documented)."""
+        query = str(call.params.get("guest_query_id") or "")
+        if query not in self.guest_answers or self.guest_answers[query] is not None:
+            raise ApiError(
+                400,
+                "Bad Request: query is too old and response timeout expired or query ID is invalid",
+            )
+        result = call.params.get("result")
+        if not isinstance(result, dict) or not result.get("id") or not result.get("type"):
+            raise ApiError(400, "Bad Request: RESULT_ID_INVALID")
+        message: JsonDict
+        if result["type"] == "article":
+            content = result.get("input_message_content") or {}
+            message = {"text": self._checked_text({"text": content.get("message_text")})}
+        elif result["type"] == "voice" and result.get("voice_file_id") in self._files:
+            stored = self._files[result["voice_file_id"]]
+            message = {"voice": self._file_object(stored, mime_type="audio/ogg")}
+        else:
+            raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        inline_id = f"AgAAA{secrets.token_urlsafe(16)}"
+        self.inline_messages[inline_id] = message
+        self.guest_answers[query] = {"result": result, "inline_message_id": inline_id}
+        return {"inline_message_id": inline_id}
+
+    def _edit_inline_text(self, call: Call) -> bool:
+        """``editMessageText`` of an inline message answers ``true``, not the message."""
+        message = self.inline_messages.get(str(call.params["inline_message_id"]))
+        if message is None:
+            return True  # *lenient*: inline messages the fake did not post
+        if "text" not in message:
+            raise ApiError(400, "Bad Request: there is no text in the message to edit")
+        text = self._checked_text(call.params)
+        if text == message["text"]:
+            raise ApiError(400, "Bad Request: message is not modified")
+        message["text"] = text
+        return True
 
     def _delete_message(self, call: Call) -> bool:
         chat = self._chat(call.params.get("chat_id"))
