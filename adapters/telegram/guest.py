@@ -96,8 +96,9 @@ def spoken_text(message: Message) -> str:
     """The text a guest call asks to hear: after the @mentions (and a /speak), else the
     replied-to message's text."""
     text = _MENTION.sub("", message.text or message.caption or "").strip()
-    if text.split(maxsplit=1)[:1] and text.split(maxsplit=1)[0].split("@")[0] == "/speak":
-        text = text.split(maxsplit=1)[1] if len(text.split(maxsplit=1)) > 1 else ""
+    if text.startswith("/"):  # "/speak hi" speaks "hi"; another command is not text to read
+        command, _, rest = text.partition(" ")
+        text = rest if command.split("@")[0] == "/speak" else ""
     quoted = message.reply_to_message
     if not text and quoted is not None:
         text = quoted.text or quoted.caption or ""

@@ -11,7 +11,15 @@ from typing import Any
 
 import aiohttp
 import pytest
-from telegram import Bot, ChatMemberAdministrator, ChatMemberOwner, ReplyParameters, Update
+from telegram import (
+    Bot,
+    ChatMemberAdministrator,
+    ChatMemberOwner,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
+    ReplyParameters,
+    Update,
+)
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter
 from telegram.ext import (
     AIORateLimiter,
@@ -353,3 +361,22 @@ async def test_fake_telegram_drop_pending_updates_on_start(tg: FakeTelegram) -> 
     await app.shutdown()
     assert tg.sent(USER) == []
     assert tg.pending_updates() == []
+
+
+async def test_fake_telegram_guest_query_is_answered_once_then_edited(tg: FakeTelegram) -> None:
+    """Bot API 10.0: a guest_message carries its query id and the replied-to message; the one
+    answer is an inline message the bot can edit afterwards."""
+    voice = tg.post_unseen_voice(GROUP, USER, make_tone(0.5))
+    tg.send_guest(GROUP, USER, reply_to=voice["message_id"])
+    async with _bot(tg) as bot:
+        [update] = await bot.get_updates(allowed_updates=["guest_message"])
+        message = update.guest_message
+        assert message is not None and message.guest_query_id
+        assert message.reply_to_message is not None and message.reply_to_message.voice is not None
+        result = InlineQueryResultArticle("1", "t", InputTextMessageContent("working"))
+        sent = await bot.answer_guest_query(message.guest_query_id, result)
+        assert tg.inline_messages[sent.inline_message_id] == {"text": "working"}
+        with pytest.raises(BadRequest, match="query"):
+            await bot.answer_guest_query(message.guest_query_id, result)
+        assert await bot.edit_message_text("done", inline_message_id=sent.inline_message_id)
+        assert tg.inline_messages[sent.inline_message_id] == {"text": "done"}

@@ -150,3 +150,4 @@ def test_telegram_guest_spoken_text_drops_mentions_and_speak() -> None:
     assert spoken_text(message("@voicebot_test_bot read this")) == "read this"
     assert spoken_text(message("/speak@voicebot_test_bot hi @voicebot_test_bot")) == "hi"
     assert spoken_text(message("@voicebot_test_bot")) == ""
+    assert spoken_text(message("@voicebot_test_bot /transcribe")) == ""

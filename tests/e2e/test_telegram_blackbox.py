@@ -103,3 +103,41 @@ async def test_telegram_blackbox_sigint_exits_130_cleanly_while_polling(
             proc.kill()
             await proc.wait()
     assert "telegram adapter started" in log.read_text()
+
+
+async def test_telegram_blackbox_guest_call_survives_sigkill_and_is_answered_once(
+    tmp_path: Path, tg_nano_canto: tuple[FakeTelegram, FakeNanoGpt, FakeCantonese]
+) -> None:
+    """A guest call (Bot API 10.0) in a group without the bot: answered at once, SIGKILL while
+    the provider works, and after the restart the transcript lands in that one answer."""
+    tg, nano, canto = tg_nano_canto
+    config, log = bot_config(tmp_path, tg, nano, canto), tmp_path / "bot.log"
+    nano.polls_to_complete = 10_000
+    strangers = -1009876543210
+    proc = await start_voicebot_run(config, log)
+    try:
+        await tg.wait_held(timeout=30)
+        voice = tg.post_unseen_voice(strangers, USER, make_tone(2.0), duration=2)
+        query = tg.send_guest(strangers, USER, reply_to=voice["message_id"])["guest_query_id"]
+        await tg.wait_for("answerGuestQuery", timeout=30)
+        await nano.wait_for("transcribe/status", timeout=30)
+        proc.kill()
+        await asyncio.wait_for(proc.wait(), 10)
+
+        nano.polls_to_complete = 1
+        start = len(tg.calls)
+        proc = await start_voicebot_run(config, log)
+        edit = await tg.wait_for(
+            lambda c: c.method == "editMessageText" and (c.text or "").startswith("Hello"),
+            timeout=30,
+            start=start,
+        )
+        assert await stop_bot(proc, signal.SIGTERM) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    answer = tg.guest_answers[query]
+    assert answer is not None and edit.params["inline_message_id"] == answer["inline_message_id"]
+    assert [c.method for c in tg.calls if c.method == "answerGuestQuery"] == ["answerGuestQuery"]
+    assert tg.sent(strangers) == [] and nano.submits["transcribe"] == 1
