@@ -122,6 +122,9 @@ class GuestCalls:
         self.service = service
         self.bot = bot
         self.download = download
+        # query id -> the answer show() posted, while its call is being handled: a refusal
+        # that comes after it (the store refused the job) edits it, as a query is answered once.
+        self._shown: dict[str, str] = {}
 
     def owns(self, job: Job) -> bool:
         """True for a job whose replies go through a guest query."""
@@ -144,6 +147,8 @@ class GuestCalls:
         except Exception:  # the caller still gets a sentence, not silence
             _LOGGER.exception("telegram: guest call %s failed", message.guest_query_id)
             await self._refuse(message, origin, GUEST_ERROR)
+        finally:
+            self._shown.pop(message.guest_query_id, None)
 
     async def _start(self, message: Message, target: Message | None, origin: Origin) -> None:
         prefs = await self.service.preferences.for_origin(origin)
@@ -170,12 +175,14 @@ class GuestCalls:
     async def _refuse(self, message: Message, origin: Origin, text: Msg | str) -> None:
         """Answer the query with a sentence (a refusal, or how to use the bot here)."""
         tr = await self.service.preferences.text_for(origin)
-        sentence = tr.render(text) if isinstance(text, Msg) else text
+        sentence = escape(tr.render(text) if isinstance(text, Msg) else text)
+        query = message.guest_query_id or ""
         try:
-            await self.bot.answer_guest_query(
-                message.guest_query_id or "", article("refused", escape(sentence))
-            )
-        except TelegramError as exc:  # answered already (the placeholder), or expired
+            if query in self._shown:
+                await self.bot.edit_message_text(sentence, inline_message_id=self._shown[query])
+            else:
+                await self.bot.answer_guest_query(query, article("refused", sentence))
+        except TelegramError as exc:  # expired, or the answer deleted meanwhile
             _LOGGER.info("telegram: guest query not answered: %s", exc)
 
     # -- the placeholder (bot.service.placeholder.Placeholder) ------------------------------
@@ -196,6 +203,7 @@ class GuestCalls:
         except TelegramError as exc:
             _LOGGER.warning("job %s: guest query not answered: %s", job.id, exc)
             return None
+        self._shown[job.origin.extra[GUEST_QUERY]] = sent.inline_message_id
         return sent.inline_message_id
 
     async def withdraw(self, job: Job) -> None:

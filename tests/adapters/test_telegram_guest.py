@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from telegram import Message
 
 from adapters.telegram.guest import GUEST_NO_DM, GUEST_USAGE, spoken_text
-from bot.text import ENGLISH
+from bot.model.errors import InputError
+from bot.model.job import Job, NewJob
+from bot.text import ENGLISH, msg
 from testkit.fakes.audio import make_tone
 from testkit.fakes.telegram import Call
 from testkit.telegram_bot import GROUP, USER, World, running
@@ -134,6 +137,27 @@ async def test_telegram_guest_transcript_retried_after_a_failed_edit_answers_onc
         await _posted(w, call["guest_query_id"])
         edits = [c for c in w.tg.calls if c.method == "editMessageText"]
         assert any(c.status == 500 for c in edits) and edits[-1].status == 200
+        assert len(_answers(w)) == 1
+
+
+async def test_telegram_guest_refusal_after_the_answer_replaces_it(tmp_path: Path) -> None:
+    """The store refusing the job after the query was answered: that one answer says why."""
+    async with running(tmp_path) as w:
+
+        async def refused(new: NewJob, **kwargs: Any) -> Job:
+            raise InputError(msg("Too many jobs in this chat right now."))
+
+        w.core.store.create = refused  # type: ignore[method-assign]
+        voice = w.tg.post_unseen_voice(STRANGERS, USER, make_tone(1.0))
+        call = w.tg.send_guest(STRANGERS, USER, reply_to=voice["message_id"])
+        await _answered(w, call["guest_query_id"])
+        edit = await w.tg.wait_for(
+            lambda c: c.method == "editMessageText" and "Too many" in (c.text or "")
+        )
+        answer = w.tg.guest_answers[call["guest_query_id"]]
+        assert (
+            answer is not None and edit.params["inline_message_id"] == answer["inline_message_id"]
+        )
         assert len(_answers(w)) == 1
 
 
