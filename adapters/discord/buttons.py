@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,8 @@ class DiscordButtons(commands.Cog):
     def __init__(self, service: VoiceService, cancel: DiscordCancel) -> None:
         self.service = service
         self.cancel = cancel
+        # Further buttons by custom_id prefix (the job id follows), registered by their owners.
+        self.prefixed: dict[str, Callable[[Interaction, str], Awaitable[None]]] = {}
 
     def install(self, client: discord.Client) -> None:
         """Listen to interactions (slash commands stay with the command tree)."""
@@ -78,6 +81,10 @@ class DiscordButtons(commands.Cog):
         if custom_id == CANCEL_ID:
             await self.cancel.button(interaction)
             return
+        for prefix, press in self.prefixed.items():
+            if custom_id.startswith(prefix):
+                await press(interaction, custom_id.removeprefix(prefix))
+                return
         for prefix, action in TEXT_ACTIONS.items():
             if custom_id.startswith(prefix):
                 english = "en" if prefix == ENGLISH_PREFIX else None
