@@ -105,7 +105,10 @@ class Replies:
         ref = self._live_ref(job)
         if ref is not None:
             try:
-                return await self._send_interaction_part(ref, index, text, files, view)
+                private = bool(job.origin.extra.get("ephemeral"))  # every part, not the 1st
+                return await self._send_interaction_part(
+                    ref, index, text, files, view, ephemeral=private
+                )
             except discord.HTTPException as exc:
                 if not token_dead(exc):
                     raise
@@ -131,6 +134,8 @@ class Replies:
         text: str,
         files: Sequence[FileReply],
         view: discord.ui.View | None = None,
+        *,
+        ephemeral: bool = False,
     ) -> int:
         if index == 0:
             try:
@@ -138,7 +143,7 @@ class Replies:
             except discord.NotFound as exc:
                 if exc.code != UNKNOWN_MESSAGE:
                     raise  # unknown webhook: the token is dead, the caller falls back
-        return await self.outbox.followup(ref, text, files, view=view)
+        return await self.outbox.followup(ref, text, files, view=view, ephemeral=ephemeral)
 
     async def _deliver_voice(self, out: Reply, clip: VoiceClip) -> str:
         job = out.job

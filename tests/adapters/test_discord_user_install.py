@@ -150,3 +150,19 @@ async def test_discord_user_install_in_a_server_with_the_bot_posts_publicly(
     assert record.callbacks == [{"type": 5}]
     assert record.original is not None and not record.original["flags"] & 64
     assert not any(cid.startswith("voicebot:post:") for cid in buttons(record.original))
+
+
+async def test_discord_private_transcript_stays_private_in_every_part(
+    tmp_path: Path, dc: FakeDiscord, nano: FakeNanoGpt, canto: FakeCantonese
+) -> None:
+    words = " ".join(f"word{i}" for i in range(700))  # ~5,500 characters: 3 messages
+    nano.push("transcribe", 200, {"transcription": words, "metadata": {"language": "en"}})
+    foreign = dc.ids.foreign_channel
+    async with running_bot(tmp_path, dc, nano, canto):
+        target = await dc.send_voice_message(foreign, dc.ids.owner, make_tone(1.0), 1.0)
+        record = dc.interaction(await dc.send_message_command("Transcribe", target))
+        await dc.wait_for(lambda: any("word699" in m["content"] for m in record.followups))
+    parts = [record.original, *record.followups]
+    assert len(parts) == 3 and all(m is not None and m["flags"] & 64 for m in parts)
+    assert all(m is not None and not buttons(m) for m in parts[:-1])  # Post it under the last
+    assert any(cid.startswith("voicebot:post:") for cid in buttons(record.followups[-1]))
