@@ -110,13 +110,16 @@ class DiscordButtons(commands.Cog):
     ) -> None:
         """A durable job answering in the interaction's (public) response; asked again (by
         anyone), the asker is told privately which job made it."""
-        origin = interaction_origin(interaction, reply_to=reply_to)
+        # Under a private transcript (the app used where the bot is not), the answer is
+        # private too, with its own "Post it".
+        private = bool(interaction.message and interaction.message.flags.ephemeral)
+        origin = interaction_origin(interaction, reply_to=reply_to, ephemeral=private)
         origin = replace(origin, extra={**origin.extra, "source": f"ci:{interaction.id}"})
         if not self.service.allowed(origin):
             return
-        # Deferred at once (Discord wants an answer within 3 s); the public "thinking…"
-        # response is the new job's placeholder, which its delivery edits.
-        await interaction.response.defer(thinking=True)
+        # Deferred at once (Discord wants an answer within 3 s); the "thinking…" response is
+        # the new job's placeholder, which its delivery edits.
+        await interaction.response.defer(thinking=True, ephemeral=private)
         tr = await self.service.preferences.text_for(origin)
         language = language or (str(interaction.locale.value) if interaction.locale else None)
         try:

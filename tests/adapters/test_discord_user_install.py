@@ -9,9 +9,11 @@ import pytest
 
 from testkit.discord_bot import running_bot
 from testkit.fakes.audio import make_tone
+from testkit.fakes.chat import FakeChat
 from testkit.fakes.discord import FakeDiscord
 from testkit.fakes.discord_http import JSON
 from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
+from tests.adapters.test_discord_text_buttons import llm_route
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -166,3 +168,22 @@ async def test_discord_private_transcript_stays_private_in_every_part(
     assert len(parts) == 3 and all(m is not None and m["flags"] & 64 for m in parts)
     assert all(m is not None and not buttons(m) for m in parts[:-1])  # Post it under the last
     assert any(cid.startswith("voicebot:post:") for cid in buttons(record.followups[-1]))
+
+
+async def test_discord_summary_of_a_private_transcript_is_private(
+    tmp_path: Path, dc: FakeDiscord, nano: FakeNanoGpt, canto: FakeCantonese, chat: FakeChat
+) -> None:
+    foreign = dc.ids.foreign_channel
+    async with running_bot(tmp_path, dc, nano, canto, extra=llm_route(chat)) as bot:
+        target = await dc.send_voice_message(foreign, dc.ids.owner, make_tone(1.0), 1.0)
+        record = dc.interaction(await dc.send_message_command("Transcribe", target))
+        await dc.wait_for(lambda: record.original and buttons(record.original))
+        [job] = await bot.core.service.recent_jobs("discord", str(foreign))
+        assert record.original is not None
+        click = await dc.press_button(record.original, f"voicebot:sum:{job.id}")
+        summary = dc.interaction(click)
+        await dc.wait_for(lambda: summary.original and "Summary of" in summary.original["content"])
+    assert summary.callbacks == [{"type": 5, "data": {"flags": 64}}]
+    assert summary.original is not None and summary.original["flags"] & 64
+    assert any(cid.startswith("voicebot:post:") for cid in buttons(summary.original))
+    assert channel_writes(dc, foreign) == []
