@@ -63,12 +63,16 @@ def reply_view(job: Job, names: tuple[str, ...]) -> discord.ui.View | None:
 async def send_by_dm(
     outbox: Outbox, job: Job, index: int, text: str, files: Sequence[FileReply]
 ) -> int:
-    """One part of a reply the interaction can no longer carry, sent to the user's DM (the
-    first part after a sentence saying why). No buttons: they act on the original channel."""
+    """One part of a reply the interaction can no longer carry, sent to the user's DM, the
+    first part after a sentence saying why (in the same message when it fits, so a retried
+    delivery does not repeat it). No buttons: they act on the original channel."""
     channel = await outbox.dm_channel(int(job.origin.user_id))
-    if index == 0:
-        await outbox.send(channel, escape(text_for(job.origin.locale).render(LATE_BY_DM)))
     _LOGGER.info("job %s: part %d sent by DM (interaction token expired)", job.id, index)
+    if index == 0:
+        notice = escape(text_for(job.origin.locale).render(LATE_BY_DM))
+        if len(notice) + 2 + len(text) <= MESSAGE_LIMIT:
+            return await outbox.send(channel, f"{notice}\n\n{text}", files)
+        await outbox.send(channel, notice)
     return await outbox.send(channel, text, files)
 
 
