@@ -24,6 +24,7 @@ from adapters.discord.handlers import Handlers
 from adapters.discord.outbox import Outbox
 from adapters.discord.replies import Replies
 from adapters.discord.translator import CatalogTranslator
+from adapters.discord.userinstall import POST_PREFIX, PostIt
 from bot.app.supervise import describe
 from bot.jobs.delivery import Reply
 from bot.jobs.leader import Leader
@@ -81,12 +82,18 @@ class DiscordAdapter:
                 shard_ids=list(self.config.shard_ids or range(self.config.shard_count)),
                 **options,
             )
-        self.tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(self.client)
+        # Commands are for servers that installed the app unless they say otherwise: only
+        # those that work without the bot in the channel are offered to user installs.
+        self.tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(
+            self.client,
+            allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
+        )
         self.replies = Replies(Outbox(self.client), self.core.clock, self.config)
         self.handlers = Handlers(self.core, self.client, self.tree)
         self.handlers.install()
         cancel = DiscordCancel(self.core.service, self.show_cancelled)
         buttons = DiscordButtons(self.core.service, cancel)
+        buttons.prefixed[POST_PREFIX] = PostIt(self.core.service, self.config).press
         buttons.install(self.client)
         for cog in (cancel, buttons):
             for command in cog.get_app_commands():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,8 @@ class DiscordButtons(commands.Cog):
     def __init__(self, service: VoiceService, cancel: DiscordCancel) -> None:
         self.service = service
         self.cancel = cancel
+        # Further buttons by custom_id prefix (the job id follows), registered by their owners.
+        self.prefixed: dict[str, Callable[[Interaction, str], Awaitable[None]]] = {}
 
     def install(self, client: discord.Client) -> None:
         """Listen to interactions (slash commands stay with the command tree)."""
@@ -78,6 +81,10 @@ class DiscordButtons(commands.Cog):
         if custom_id == CANCEL_ID:
             await self.cancel.button(interaction)
             return
+        for prefix, press in self.prefixed.items():
+            if custom_id.startswith(prefix):
+                await press(interaction, custom_id.removeprefix(prefix))
+                return
         for prefix, action in TEXT_ACTIONS.items():
             if custom_id.startswith(prefix):
                 english = "en" if prefix == ENGLISH_PREFIX else None
@@ -103,13 +110,16 @@ class DiscordButtons(commands.Cog):
     ) -> None:
         """A durable job answering in the interaction's (public) response; asked again (by
         anyone), the asker is told privately which job made it."""
-        origin = interaction_origin(interaction, reply_to=reply_to)
+        # Under a private transcript (the app used where the bot is not), the answer is
+        # private too, with its own "Post it".
+        private = bool(interaction.message and interaction.message.flags.ephemeral)
+        origin = interaction_origin(interaction, reply_to=reply_to, ephemeral=private)
         origin = replace(origin, extra={**origin.extra, "source": f"ci:{interaction.id}"})
         if not self.service.allowed(origin):
             return
-        # Deferred at once (Discord wants an answer within 3 s); the public "thinking…"
-        # response is the new job's placeholder, which its delivery edits.
-        await interaction.response.defer(thinking=True)
+        # Deferred at once (Discord wants an answer within 3 s); the "thinking…" response is
+        # the new job's placeholder, which its delivery edits.
+        await interaction.response.defer(thinking=True, ephemeral=private)
         tr = await self.service.preferences.text_for(origin)
         language = language or (str(interaction.locale.value) if interaction.locale else None)
         try:

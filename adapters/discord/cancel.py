@@ -60,6 +60,8 @@ class DiscordCancel(commands.Cog):
         self.show = show
 
     @app_commands.command(name="cancel", description=t("cancel"))
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.describe(job=t("cancel.job"))
     async def command(self, interaction: Interaction, job: str | None = None) -> None:
         """/cancel [job]: answered privately; the job's placeholder says it too (the ✖ button

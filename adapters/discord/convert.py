@@ -133,10 +133,25 @@ def interaction_ref(interaction: discord.Interaction[Any]) -> InteractionRef:
     return InteractionRef(interaction.application_id, interaction.token, created + TOKEN_LIFETIME)
 
 
+def bot_absent(interaction: discord.Interaction[Any]) -> bool:
+    """The app answers here only as a user install: the bot is not a member of this server
+    (or this is a DM between other people), so it can answer through the interaction but not
+    post in the channel. ``authorizing_integration_owners`` names the installs behind the
+    interaction: "0" (guild install) holds this guild's id only if the server installed the
+    app; ``context`` 1 is a DM with the bot itself."""
+    if not interaction.is_user_integration() or interaction.is_guild_integration():
+        return False
+    return not interaction.context.dm_channel
+
+
 def interaction_origin(
-    interaction: discord.Interaction[Any], *, reply_to: int | None = None
+    interaction: discord.Interaction[Any],
+    *,
+    reply_to: int | None = None,
+    ephemeral: bool = False,
 ) -> Origin:
-    """Origin of a job started by a slash command or the context menu."""
+    """Origin of a job started by a slash command or the context menu (``ephemeral``: its
+    response is seen by the invoker only)."""
     extra: dict[str, Any] = {
         "interaction": interaction_ref(interaction).to_extra(),
         "upload_limit": interaction.filesize_limit,
@@ -145,6 +160,10 @@ def interaction_origin(
     }
     if interaction.guild_id is not None:
         extra["guild_id"] = str(interaction.guild_id)
+    if bot_absent(interaction):
+        extra["bot_absent"] = True
+    if ephemeral:
+        extra["ephemeral"] = True
     return Origin(
         platform=PLATFORM,
         chat_id=str(interaction.channel_id),
@@ -153,6 +172,11 @@ def interaction_origin(
         thread_id=_thread_id(interaction.channel),
         extra=extra,
     )
+
+
+def is_bot_absent(origin: Origin) -> bool:
+    """Whether the job came from where the bot is not a member (see :func:`bot_absent`)."""
+    return bool(origin.extra.get("bot_absent"))
 
 
 def placeholder_id(job: Job) -> int | None:

@@ -15,6 +15,7 @@ from adapters.discord.cancel import cancel_view
 from adapters.discord.config import discord_config
 from adapters.discord.convert import (
     PLATFORM,
+    bot_absent,
     escape,
     interaction_origin,
     message_origin,
@@ -76,7 +77,15 @@ class Handlers(commands.Cog):
         for command in self.get_app_commands():
             self.tree.add_command(command)
         # Context menus cannot be methods decorated in a class (discord.py): built here.
-        menu = app_commands.ContextMenu(name=t("Transcribe"), callback=self.transcribe_menu)
+        # Also installable to a user: it then works in servers and DMs the bot is not in.
+        menu = app_commands.ContextMenu(
+            name=t("Transcribe"),
+            callback=self.transcribe_menu,
+            allowed_installs=app_commands.AppInstallationType(guild=True, user=True),
+            allowed_contexts=app_commands.AppCommandContext(
+                guild=True, dm_channel=True, private_channel=True
+            ),
+        )
         self.tree.add_command(menu)
 
     def complete(self, setting: str, current: str) -> list[Choice[str]]:
@@ -210,13 +219,15 @@ class Handlers(commands.Cog):
     # -- commands ---------------------------------------------------------------------------
 
     async def transcribe_menu(self, interaction: Interaction, message: discord.Message) -> None:
-        """Message context menu: works without Message Content (the target is resolved)."""
+        """Message context menu: works without Message Content (the target is resolved). Where
+        the bot is not a member the transcript is private, with a button to post it."""
         attachment = pick_audio(message)
         if attachment is None:
             await answer(interaction, (await self.text(interaction)).render(NO_AUDIO))
             return
-        await interaction.response.defer(thinking=True)
-        origin = interaction_origin(interaction, reply_to=message.id)
+        private = bot_absent(interaction)
+        await interaction.response.defer(thinking=True, ephemeral=private)
+        origin = interaction_origin(interaction, reply_to=message.id, ephemeral=private)
         prefs = await self.service.preferences.for_origin(origin)
         data = await self._download(attachment)
         job = await self.service.transcribe(
@@ -229,6 +240,8 @@ class Handlers(commands.Cog):
         _LOGGER.info("discord: job %s for menu on message %s", job.id, message.id)
 
     @app_commands.command(name="speak", description=t("speak"))
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.describe(text=t("speak.text"), voice=t("speak.voice"))
     async def speak(self, interaction: Interaction, text: str, voice: str | None = None) -> None:
         """/speak: defer, queue the synthesis; delivery posts the voice message."""
@@ -244,6 +257,8 @@ class Handlers(commands.Cog):
         return self.complete("voice", current)
 
     @app_commands.command(name="status", description=t("status"))
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.describe(job=t("status.job"))
     async def status(self, interaction: Interaction, job: str | None = None) -> None:
         """/status [job]: this channel's jobs (ephemeral)."""

@@ -101,6 +101,12 @@ class Outbox:
         )
         return int(data["id"])
 
+    async def dm_channel(self, user_id: int) -> int:
+        """Open (or find) the DM channel with ``user_id``; a user who installed the app can be
+        written to there even when no server is shared."""
+        data = await self._client.http.start_private_message(user_id)
+        return int(data["id"])
+
     # -- interaction responses (the token authenticates them, valid 15 minutes) ---------------
 
     async def _webhook(
@@ -166,3 +172,18 @@ class Outbox:
         return await self._webhook(
             "POST", "", ref, content=content, files=files, ephemeral=ephemeral, view=view
         )
+
+    async def voice_followup(self, ref: InteractionRef, clip: VoiceClip) -> int:
+        """Send a native voice message as the interaction's follow-up (after a deferred
+        response it takes the place of "thinking…"): where the bot is not a member, the
+        interaction is its only way into the channel."""
+        route = Route(
+            "POST",
+            "/webhooks/{webhook_id}/{webhook_token}",
+            webhook_id=ref.application_id,
+            webhook_token=ref.token,
+        )
+        data = await self._client.http.request(
+            route, form=voice_message_form(clip), params={"wait": "true"}
+        )
+        return int(data["id"])

@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 
 import discord
 
-from adapters.discord.buttons import text_view
 from adapters.discord.config import DiscordConfig
 from adapters.discord.convert import (
     MESSAGE_LIMIT,
@@ -19,11 +18,13 @@ from adapters.discord.convert import (
     delivery_error,
     escape,
     files_within,
+    is_bot_absent,
     placeholder_id,
     token_dead,
     upload_limit,
 )
 from adapters.discord.outbox import Outbox, audio_file
+from adapters.discord.userinstall import post_clip_absent, reply_view, send_by_dm
 from bot.chat.replies import FileReply, failure_text, progress_text, transcript_reply
 from bot.jobs.delivery import Reply
 from bot.model.job import Job, JobKind, JobState
@@ -104,13 +105,16 @@ class Replies:
         ref = self._live_ref(job)
         if ref is not None:
             try:
-                return await self._send_interaction_part(ref, index, text, files, view)
+                private = bool(job.origin.extra.get("ephemeral"))  # every part, not the 1st
+                return await self._send_interaction_part(
+                    ref, index, text, files, view, ephemeral=private
+                )
             except discord.HTTPException as exc:
                 if not token_dead(exc):
                     raise
-                _LOGGER.info(
-                    "job %s: interaction token no longer valid; replying in channel", job.id
-                )
+                _LOGGER.info("job %s: interaction token no longer valid", job.id)
+        if is_bot_absent(job.origin):  # the bot cannot post where it is not a member
+            return await send_by_dm(self.outbox, job, index, text, files)
         channel = int(job.origin.chat_id)
         if index == 0:
             placeholder = placeholder_id(job)
@@ -130,6 +134,8 @@ class Replies:
         text: str,
         files: Sequence[FileReply],
         view: discord.ui.View | None = None,
+        *,
+        ephemeral: bool = False,
     ) -> int:
         if index == 0:
             try:
@@ -137,7 +143,7 @@ class Replies:
             except discord.NotFound as exc:
                 if exc.code != UNKNOWN_MESSAGE:
                     raise  # unknown webhook: the token is dead, the caller falls back
-        return await self.outbox.followup(ref, text, files, view=view)
+        return await self.outbox.followup(ref, text, files, view=view, ephemeral=ephemeral)
 
     async def _deliver_voice(self, out: Reply, clip: VoiceClip) -> str:
         job = out.job
@@ -165,6 +171,8 @@ class Replies:
         self, job: Job, clip: VoiceClip, ref: InteractionRef | None
     ) -> tuple[int, bool]:
         """Post the clip in the channel; returns (message id, whether it went to the channel)."""
+        if is_bot_absent(job.origin):
+            return await post_clip_absent(self.outbox, job, clip, ref), False
         channel = int(job.origin.chat_id)
         try:
             try:
@@ -214,5 +222,6 @@ class Replies:
 
 
 def _text_buttons(job: Job, names: tuple[str, ...]) -> discord.ui.View | None:
-    """The core's text buttons for ``job``, in its requester's language (None: none)."""
-    return text_view(job.id, text_for(job.origin.locale), names) if names else None
+    """The core's text buttons for ``job``, in its requester's language (None: none), and
+    "Post it" under a reply only its requester sees."""
+    return reply_view(job, names)

@@ -46,6 +46,7 @@ __all__ = ["FakeDiscord", "FakeIds", "InteractionRecord", "RecordedRequest", "ma
 
 _T = TypeVar("_T")
 _API = re.compile(r"/api/v\d+(/.*)")
+MISSING_ACCESS = error(403, 50001, "Missing Access")
 _DOWNLOAD = re.compile(r"/(?:media/)?attachments/\d+/(?P<id>\d+)/[^/]+")
 
 
@@ -165,12 +166,19 @@ class FakeDiscord:
         for fault in self._faults:
             if fault.matches(req):
                 return fault.reply()
+        if route is not None and route.bot_auth and self._elsewhere(match):
+            return MISSING_ACCESS
         if route is not None and match is not None:
             return await route.handler(req, match)
         if (download := _DOWNLOAD.fullmatch(req.path)) and req.method == "GET":
             return self._download(int(download["id"]))
         self.unknown_requests.append(req)
         return error(405, 0, "405: Method Not Allowed") if wrong_method else UNKNOWN_ROUTE
+
+    def _elsewhere(self, match: re.Match[str] | None) -> bool:
+        """A bot-token request on a channel of a server the bot is not in."""
+        channel = match.groupdict().get("channel") if match is not None else None
+        return channel is not None and self.world.bot_absent(int(channel))
 
     def _download(self, attachment_id: int) -> Reply | web.Response:
         stored = self.world.files.get(attachment_id)
@@ -399,19 +407,24 @@ class FakeDiscord:
         *,
         guild: bool = True,
         command_guild: bool | None = None,
+        user_install: bool = False,
     ) -> JSON:
         """Dispatch INTERACTION_CREATE for a CHAT_INPUT command and return its payload.
 
         ``options``: ``{name: value}`` (str/int/bool/float, or an attachment dict from
         ``add_attachment``) or raw option dicts. Without ``channel_id`` it is used in
         ``text_channel`` (``guild=True``) or in the user's DM. ``data.id``/``data.guild_id``
-        come from what the bot synced; ``command_guild`` forces guild (True) or global (False).
+        come from what the bot synced; ``command_guild`` forces guild (True) or global (False);
+        ``user_install``: used through the app installed to the user (always so in
+        ``foreign_channel``, a server the bot is not in).
         """
         user_id = user_id or self.ids.member
         if channel_id is None:
             channel_id = self.ids.text_channel if guild else self.world.add_dm_channel(user_id)
         data = {"name": name, "type": 1, **slash_data(options or {})}
-        record = self._interactions.create(data, channel_id, user_id, command_guild)
+        record = self._interactions.create(
+            data, channel_id, user_id, command_guild, user_install=user_install
+        )
         await self.dispatch("INTERACTION_CREATE", record.payload)
         return record.payload
 
@@ -445,16 +458,18 @@ class FakeDiscord:
         user_id: int | None = None,
         *,
         command_guild: bool | None = None,
+        user_install: bool = False,
     ) -> JSON:
         """Dispatch a MESSAGE context-menu interaction (``data.type`` 3, ``target_id``,
-        ``resolved.messages``) on a stored message; returns the interaction payload."""
+        ``resolved.messages``) on a stored message; returns the interaction payload
+        (``user_install`` as in :meth:`send_slash`)."""
         mid = int(target_message["id"]) if isinstance(target_message, Mapping) else target_message
         message = self.world.messages[mid]
         channel_id = channel_id or int(message["channel_id"])
         data: JSON = {"name": name, "type": 3, "target_id": str(mid)}
         data["resolved"] = {"messages": {str(mid): message}}
         record = self._interactions.create(
-            data, channel_id, user_id or self.ids.member, command_guild
+            data, channel_id, user_id or self.ids.member, command_guild, user_install=user_install
         )
         await self.dispatch("INTERACTION_CREATE", record.payload)
         return record.payload

@@ -193,6 +193,8 @@ class FakeGateway:
         """
         if message.get("flags", 0) & FLAG_EPHEMERAL:
             return 0
+        if self._world.bot_absent(int(message["channel_id"])):
+            return 0  # a server the bot is not in sends it nothing
         in_guild = "guild_id" in message
         needed = INTENT_GUILD_MESSAGES if in_guild else INTENT_DIRECT_MESSAGES
         payload = self._world.gateway_message(message)

@@ -116,13 +116,26 @@ class Interactions:
         return data
 
     def _payload(
-        self, itype: int, channel_id: int, user_id: int, *, locale: str, guild_locale: str
+        self,
+        itype: int,
+        channel_id: int,
+        user_id: int,
+        *,
+        locale: str,
+        guild_locale: str,
+        user_install: bool = False,
     ) -> JSON:
         """What every interaction of ``itype`` carries: ids, token, channel, locales, the
-        invoking member (in a guild) or user (in a DM)."""
+        invoking member (in a guild) or user (in a DM), ``context`` (0 guild, 1 the bot's DM)
+        and ``authorizing_integration_owners`` ("0": the installing guild's id, "0" in the
+        bot's DM; "1": the user who installed the app to their account)."""
         host, world = self._host, self._host.world
         in_guild = world.is_guild_channel(channel_id)
+        absent = world.bot_absent(channel_id)  # only a user install reaches there
         channel = dict(world.channels[channel_id], permissions=str(world.permissions_of(user_id)))
+        owners: JSON = {} if absent else {"0": channel.get("guild_id", "0")}
+        if user_install or absent:
+            owners["1"] = str(user_id)
         payload: JSON = {
             "id": str(world.snowflake()),
             "application_id": str(host.ids.application),
@@ -137,16 +150,32 @@ class Interactions:
             "entitlement_sku_ids": [],
             "attachment_size_limit": host.upload_limit,
             "context": 0 if in_guild else 1,
-            "authorizing_integration_owners": {"0": str(host.ids.guild) if in_guild else "0"},
+            "authorizing_integration_owners": owners,
         }
         if in_guild:
-            payload["guild_id"] = str(host.ids.guild)
-            payload["guild"] = {"id": str(host.ids.guild), "locale": guild_locale, "features": []}
+            guild = channel["guild_id"]
+            payload["guild_id"] = guild
+            payload["guild"] = {"id": guild, "locale": guild_locale, "features": []}
             payload["guild_locale"] = guild_locale
             payload["member"] = world.member_payload(user_id, perms=True)
         else:
             payload["user"] = world.users[user_id]
         return payload
+
+    def _check_offered(self, data: JSON, payload: JSON) -> None:
+        """Discord shows a user-installed app only the commands whose ``integration_types``
+        hold 1 (USER_INSTALL) and whose ``contexts`` hold where it is used; the bot's own
+        guild install does not count where the bot is not a member."""
+        owners = payload["authorizing_integration_owners"]
+        if "1" not in owners or "0" in owners:
+            return
+        for cmds in self._host.commands.values():
+            for cmd in cmds:
+                if cmd["name"] == data["name"] and cmd["type"] == data["type"]:
+                    offered = 1 in (cmd.get("integration_types") or [0])
+                    if offered and payload["context"] in (cmd.get("contexts") or [0, 1, 2]):
+                        return
+        raise AssertionError(f"{data['name']!r} is not offered to a user install here")
 
     def _remember(self, payload: JSON) -> InteractionRecord:
         record = InteractionRecord(payload)
@@ -154,16 +183,29 @@ class Interactions:
         return record
 
     def create(
-        self, data: JSON, channel_id: int, user_id: int, command_guild: bool | None = None
+        self,
+        data: JSON,
+        channel_id: int,
+        user_id: int,
+        command_guild: bool | None = None,
+        *,
+        user_install: bool = False,
     ) -> InteractionRecord:
-        """Build, remember and return an APPLICATION_COMMAND interaction."""
+        """Build, remember and return an APPLICATION_COMMAND interaction (``user_install``:
+        through the app installed to the user; always so where the bot is not a member)."""
         world = self._host.world
-        in_guild = world.is_guild_channel(channel_id)
+        in_guild = world.is_guild_channel(channel_id) and not world.bot_absent(channel_id)
         data = {**self._command(data["name"], data["type"], in_guild, command_guild), **data}
         locale = world.user_locales.get(user_id, "en-US")
         payload = self._payload(
-            2, channel_id, user_id, locale=locale, guild_locale=world.guild_locale
+            2,
+            channel_id,
+            user_id,
+            locale=locale,
+            guild_locale=world.guild_locale,
+            user_install=user_install,
         )
+        self._check_offered(data, payload)
         return self._remember({**payload, "data": data})
 
     def create_component(
@@ -176,6 +218,9 @@ class Interactions:
         payload = self._payload(3, channel_id, user_id, locale="en-US", guild_locale="en-US")
         payload["data"] = {"custom_id": custom_id, "component_type": component_type}
         payload["message"] = self._host.world.gateway_message(message)
+        metadata = message.get("interaction_metadata")
+        if metadata:  # a click on an interaction's reply: the installs that authorized it
+            payload["authorizing_integration_owners"] = metadata["authorizing_integration_owners"]
         return self._remember(payload)
 
     def _response_message(self, record: InteractionRecord, composed: Composed) -> JSON:

@@ -101,6 +101,9 @@ class FakeIds:
     admin: int = 1_100_000_000_000_000_202  # has MANAGE_GUILD through admin_role
     admin_role: int = 1_100_000_000_000_000_301
     bot_role: int = 1_100_000_000_000_000_302
+    # A server `member` is in and the bot is not (the app reaches it only as a user install).
+    foreign_guild: int = 1_100_000_000_000_000_400
+    foreign_channel: int = 1_100_000_000_000_000_401
 
 
 def user_payload(uid: int, username: str, *, bot: bool = False) -> JSON:
@@ -178,6 +181,9 @@ class FakeWorld:
         ):
             self.channels[cid] = self._text_channel(cid, name, pos)
         self.channels[ids.thread] = self._thread(ids.thread, ids.text_channel)
+        self.channels[ids.foreign_channel] = self._text_channel(
+            ids.foreign_channel, "elsewhere", 0, guild=ids.foreign_guild
+        )
         self.dm_by_user: dict[int, int] = {}
         self.add_dm_channel(ids.member, ids.dm_channel)
         self.messages: dict[int, JSON] = {}
@@ -186,11 +192,11 @@ class FakeWorld:
 
     # --- channels --------------------------------------------------------------------------
 
-    def _text_channel(self, cid: int, name: str, position: int) -> JSON:
+    def _text_channel(self, cid: int, name: str, position: int, guild: int = 0) -> JSON:
         return {
             "id": str(cid),
             "type": CHANNEL_TEXT,
-            "guild_id": str(self.ids.guild),
+            "guild_id": str(guild or self.ids.guild),
             "name": name,
             "position": position,
             "permission_overwrites": [],
@@ -244,6 +250,12 @@ class FakeWorld:
         """Whether ``channel_id`` belongs to the guild (text channel or thread)."""
         channel = self.channels.get(channel_id)
         return channel is not None and "guild_id" in channel
+
+    def bot_absent(self, channel_id: int) -> bool:
+        """Whether ``channel_id`` is in a server the bot is not a member of: it gets no gateway
+        events from there and its bot-token requests there fail (403 Missing Access)."""
+        channel = self.channels.get(channel_id)
+        return channel is not None and channel.get("guild_id") not in (None, str(self.ids.guild))
 
     # --- guild -----------------------------------------------------------------------------
 
@@ -388,7 +400,7 @@ class FakeWorld:
             "flags": flags,
         }
         if self.is_guild_channel(channel_id):
-            message["guild_id"] = str(self.ids.guild)
+            message["guild_id"] = self.channels[channel_id]["guild_id"]
         if reference_id is not None:
             message["type"] = MESSAGE_REPLY
             message["message_reference"] = {

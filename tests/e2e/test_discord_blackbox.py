@@ -54,3 +54,42 @@ async def test_discord_run_killed_mid_job_delivers_exactly_once_after_restart(
     for log in (first.log, second.log):
         assert dc.token not in log
     assert "discord adapter started" in second.log
+
+
+async def test_discord_user_installed_transcribe_survives_a_kill_and_arrives_by_dm(
+    tmp_path: Path, dc_nano_canto: tuple[FakeDiscord, FakeNanoGpt, FakeCantonese]
+) -> None:
+    """A user-installed Transcribe in a server that never invited the bot; the process dies and
+    the 15-minute token runs out meanwhile: the restarted bot sends the transcript by DM, once."""
+    dc, nano, canto = dc_nano_canto
+    config = config_for(tmp_path, dc, nano, canto)
+    nano.processing_delay = 3600.0
+    nano.polls_to_complete = 1
+    first = BotProcess(config, tmp_path / "first.log")
+    await first.start()
+    try:
+        await dc.wait_for(lambda: dc.commands.get(None), timeout=20)
+        target = await dc.send_voice_message(
+            dc.ids.foreign_channel, dc.ids.owner, make_tone(2.0), 2.0
+        )
+        record = dc.interaction(await dc.send_message_command("Transcribe", target))
+        await nano.wait_for("transcribe/status", timeout=15)
+    finally:
+        assert await first.end(signal.SIGKILL) == -signal.SIGKILL
+    assert record.callbacks == [{"type": 5, "data": {"flags": 64}}]
+    dc.expire_token(record.token)
+    nano.processing_delay = 0.0
+
+    second = BotProcess(config, tmp_path / "second.log")
+    await second.start()
+    dm = dc.world.add_dm_channel(dc.ids.member)
+    try:
+        await dc.wait_for(
+            lambda: [m for m in dc.bot_messages(dm) if "how are you" in m["content"]], timeout=20
+        )
+    finally:
+        assert await second.end(signal.SIGTERM) == 0, second.log
+    [reply] = dc.bot_messages(dm)  # once: the reason, then the transcript
+    assert reply["content"].index("15 minutes") < reply["content"].index("how are you")
+    assert nano.submits["transcribe"] == 1
+    assert not [r for r in dc.requests if f"/channels/{dc.ids.foreign_channel}" in r.path]

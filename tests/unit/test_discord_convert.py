@@ -13,10 +13,13 @@ import pytest
 from adapters.discord.convert import (
     TOKEN_LIFETIME,
     InteractionRef,
+    bot_absent,
     delivery_error,
     escape,
     files_within,
+    interaction_origin,
     is_audio,
+    is_bot_absent,
     settings_key,
     token_dead,
     voice_message_form,
@@ -113,3 +116,64 @@ def test_discord_delivery_error_mapping() -> None:
     assert token_dead(http_error(401, 50027))
     assert token_dead(http_error(404, 10015))
     assert not token_dead(http_error(403, 50013))
+
+
+_USER = {"id": "5", "username": "u", "discriminator": "0", "global_name": None, "avatar": None}
+_MEMBER = {
+    "user": _USER,
+    "roles": [],
+    "joined_at": "2024-01-01T00:00:00+00:00",
+    "permissions": "0",
+    "flags": 0,
+}
+
+
+def interaction(context: int, owners: dict[str, str], guild_id: str | None) -> discord.Interaction:
+    """A real discord.Interaction from an INTERACTION_CREATE payload (Discord's shapes: context
+    0 guild, 1 the bot's DM, 2 other DMs; owners "0" installing guild ("0" in the bot's DM),
+    "1" installing user)."""
+    channel: dict[str, Any] = {"id": "77", "type": 0 if guild_id else 1}
+    payload: dict[str, Any] = {
+        "id": "9",
+        "application_id": "1",
+        "type": 2,
+        "token": "t",
+        "version": 1,
+        "channel_id": "77",
+        "channel": channel,
+        "locale": "en-US",
+        "app_permissions": "0",
+        "attachment_size_limit": 10,
+        "entitlements": [],
+        "context": context,
+        "authorizing_integration_owners": owners,
+        "data": {"id": "3", "name": "status", "type": 1},
+    }
+    if guild_id:
+        payload.update(guild_id=guild_id, member=_MEMBER)
+        channel.update(guild_id=guild_id, name="elsewhere", position=0, permission_overwrites=[])
+    else:
+        payload["user"] = _USER
+    state = discord.Client(intents=discord.Intents.none())._connection
+    state.user = discord.ClientUser(state=state, data={**_USER, "id": "1", "bot": True})
+    return discord.Interaction(data=payload, state=state)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("context", "owners", "guild_id", "absent"),
+    [
+        (0, {"0": "400"}, "400", False),  # the server installed the app
+        (0, {"0": "400", "1": "5"}, "400", False),  # both: the server's install counts
+        (0, {"1": "5"}, "400", True),  # a server that never invited the bot
+        (1, {"0": "0", "1": "5"}, None, False),  # the bot's own DM
+        (2, {"1": "5"}, None, True),  # a DM between other people
+    ],
+)
+def test_discord_bot_absent_reads_the_installs_behind_an_interaction(
+    context: int, owners: dict[str, str], guild_id: str | None, absent: bool
+) -> None:
+    found = interaction(context, owners, guild_id)
+    assert bot_absent(found) is absent
+    origin = interaction_origin(found, ephemeral=absent)
+    assert is_bot_absent(origin) is absent
+    assert bool(origin.extra.get("ephemeral")) is absent
