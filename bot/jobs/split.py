@@ -10,8 +10,9 @@ from typing import Protocol
 from bot.audio import splitting
 from bot.audio.pool import AudioPool
 from bot.chat.replies import INTERRUPTED_PART
+from bot.jobs.live import with_partial
 from bot.jobs.steps import JobSteps
-from bot.jobs.stitch import stitch
+from bot.jobs.stitch import finished_text, stitch
 from bot.model.errors import AudioError, ProviderError, ProviderUnavailable, RateLimited, UnknownJob
 from bot.model.job import Blob, Job, JobState, NewPart, Part
 from bot.model.speech import AudioInput, SttOptions, Transcript
@@ -165,8 +166,11 @@ class SplitRunner:
         stored = await self._steps.reschedule(
             job.id, next_poll_at=now + delay, now=now, progress=done
         )
-        if round(done * len(parts)) != round((job.progress or 0.0) * len(parts)):
-            await self._notify(stored)
+        # The finished parts' text, in order, at every step (the adapter drops repeats): a step
+        # after a restart shows the parts stored before it at once.
+        partial = finished_text(parts, text_for(job.origin.locale))
+        if partial or round(done * len(parts)) != round((job.progress or 0.0) * len(parts)):
+            await self._notify(with_partial(stored, partial))
 
     async def _finish(self, job: Job, parts: list[Part], now: float) -> None:
         if not any(p.state is JobState.COMPLETED for p in parts):

@@ -1,0 +1,91 @@
+"""Live partial transcripts: the text so far shown in a job's placeholder (handed to the adapter
+with the job, shown and never stored), and the edit budget that keeps those edits inside what
+each platform tolerates."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+from bot.model.job import Job
+
+_LOGGER = logging.getLogger(__name__)
+
+PARTIAL_KEY = "live_text"
+"""The key of ``Job.extra`` that carries the partial text to a deliverer's ``progress``."""
+LIVE_OPTION = "live_transcripts"
+"""The job option (set from the chat's setting, else the config) that turns live text off."""
+
+
+def live(job: Job) -> bool:
+    """Whether ``job`` shows its text as it is made (on unless its option says off)."""
+    return job.options.get(LIVE_OPTION) is not False
+
+
+def with_partial(job: Job | None, text: str | None) -> Job | None:
+    """``job`` carrying ``text`` for its placeholder (unchanged without text or when off)."""
+    if job is None or not text or job.state.terminal or not live(job):
+        return job
+    return dataclasses.replace(job, extra={**job.extra, PARTIAL_KEY: text})
+
+
+def partial_text(job: Job) -> str | None:
+    """The partial text a progress update carries, if any."""
+    value = job.extra.get(PARTIAL_KEY)
+    return str(value) if value else None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EditBudget:
+    """How often progress edits may reach one chat: at most ``per_chat`` in any ``window``
+    seconds, and a live-text edit of one message at most every ``per_message`` seconds."""
+
+    per_chat: int
+    window: float
+    per_message: float
+
+
+class EditThrottle:
+    """Decides which progress edits go out. An edit that would break the budget is dropped, not
+    queued: the next poll carries newer text, and a queued edit could land after the final reply.
+    State edits (no partial text) skip the per-message pause but count against the chat's."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._sent: dict[str, deque[float]] = {}
+        self._last: dict[str, float] = {}
+        self._shown: dict[str, str] = {}
+
+    def allow(self, chat: str, message: str, text: str, budget: EditBudget, *, live: bool) -> bool:
+        """Whether to edit ``message`` in ``chat`` to ``text`` now (recorded when True).
+
+        Args:
+            chat: the chat (channel) the budget is counted for.
+            message: the edited message (or draft).
+            text: what it would show; the same text again is never sent.
+            budget: the platform's budget for this chat.
+            live: the edit carries partial text (subject to the per-message pause).
+        """
+        now = self._clock()
+        if self._shown.get(message) == text:
+            return False
+        if live and now - self._last.get(message, float("-inf")) < budget.per_message:
+            return False
+        sent = self._sent.setdefault(chat, deque())
+        while sent and now - sent[0] >= budget.window:
+            sent.popleft()
+        if len(sent) >= budget.per_chat:
+            _LOGGER.debug("chat %s: progress edit skipped (edit budget used up)", chat)
+            return False
+        sent.append(now)
+        self._last[message] = now
+        self._shown[message] = text
+        return True
+
+    def forget(self, message: str) -> None:
+        """The message's job ended: drop what was kept about it."""
+        self._last.pop(message, None)
+        self._shown.pop(message, None)
