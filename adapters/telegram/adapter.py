@@ -287,6 +287,7 @@ class TelegramAdapter:
         """Send a finished job's reply; map Telegram's refusals to :class:`DeliveryError`."""
         job = reply.job
         placeholder = job.placeholder_id
+        self.placeholders.forget(job)
         try:
             if job.kind in (JobKind.STT, JobKind.TEXT):
                 first = await self._deliver_transcript(reply, placeholder)

@@ -38,6 +38,16 @@ def partial_text(job: Job) -> str | None:
     return str(value) if value else None
 
 
+def tail(text: str, limit: int) -> str:
+    """The end of ``text`` in at most ``limit`` characters, cut at a word and marked "…" (the
+    newest words are what a reader watching it grow wants to see)."""
+    if len(text) <= limit:
+        return text
+    end = text[len(text) - limit + 1 :]
+    cut = end.find(" ")
+    return "…" + (end[cut + 1 :] if 0 <= cut < limit // 2 else end)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class EditBudget:
     """How often progress edits may reach one chat: at most ``per_chat`` in any ``window``
@@ -57,7 +67,8 @@ class EditThrottle:
         self._clock = clock
         self._sent: dict[str, deque[float]] = {}
         self._last: dict[str, float] = {}
-        self._shown: dict[str, str] = {}
+        # A hash, not the text: a long transcript's text is not kept twice per job.
+        self._shown: dict[str, int] = {}
 
     def allow(self, chat: str, message: str, text: str, budget: EditBudget, *, live: bool) -> bool:
         """Whether to edit ``message`` in ``chat`` to ``text`` now (recorded when True).
@@ -70,7 +81,7 @@ class EditThrottle:
             live: the edit carries partial text (subject to the per-message pause).
         """
         now = self._clock()
-        if self._shown.get(message) == text:
+        if self._shown.get(message) == hash(text):
             return False
         if live and now - self._last.get(message, float("-inf")) < budget.per_message:
             return False
@@ -82,7 +93,7 @@ class EditThrottle:
             return False
         sent.append(now)
         self._last[message] = now
-        self._shown[message] = text
+        self._shown[message] = hash(text)
         return True
 
     def forget(self, message: str) -> None:
