@@ -136,6 +136,7 @@ class SplitRunner:
             if part.state is JobState.SUBMITTING:
                 await self._interrupted(job, part)
         parts = await self._parts.of(job.id)
+        shown = _finished(parts)
         running = [p for p in parts if p.state is JobState.SUBMITTED]
         free = max(0, self._concurrency - len(running))
         starting = [p for p in parts if p.state is JobState.QUEUED][:free]
@@ -151,9 +152,11 @@ class SplitRunner:
         if refused:  # auth, balance, bad request: every other part would be refused too
             await self._fail(job, refused[0].text, type(refused[0]).__name__)
             return
-        await self._settle(job, await self._parts.of(job.id), outcomes)
+        await self._settle(job, await self._parts.of(job.id), outcomes, shown)
 
-    async def _settle(self, job: Job, parts: list[Part], outcomes: Sequence[object]) -> None:
+    async def _settle(
+        self, job: Job, parts: list[Part], outcomes: Sequence[object], shown: int
+    ) -> None:
         now = self._clock()
         if all(p.state.terminal for p in parts):
             await self._finish(job, parts, now)
@@ -166,10 +169,11 @@ class SplitRunner:
         stored = await self._steps.reschedule(
             job.id, next_poll_at=now + delay, now=now, progress=done
         )
-        # The finished parts' text, in order, at every step (the adapter drops repeats): a step
-        # after a restart shows the parts stored before it at once.
+        # The finished parts' text, in order, whenever one more part joined it (``shown``: as
+        # many before this step); the stored parts are its only source, so it survives restarts.
         partial = finished_text(parts, text_for(job.origin.locale))
-        if partial or round(done * len(parts)) != round((job.progress or 0.0) * len(parts)):
+        moved = round(done * len(parts)) != round((job.progress or 0.0) * len(parts))
+        if moved or _finished(parts) != shown:
             await self._notify(with_partial(stored, partial))
 
     async def _finish(self, job: Job, parts: list[Part], now: float) -> None:
@@ -265,6 +269,11 @@ class SplitRunner:
 
     async def _complete(self, job: Job, part: Part, t: Transcript) -> None:
         await self._parts.complete_part(job.id, part.index, t, now=self._clock())
+
+
+def _finished(parts: Sequence[Part]) -> int:
+    """How many parts in a row, from the first, have ended (what the partial text shows)."""
+    return next((i for i, p in enumerate(parts) if not p.state.terminal), len(parts))
 
 
 def _not_taken(exc: ProviderError) -> bool:
