@@ -69,6 +69,9 @@ class EditThrottle:
         self._last: dict[str, float] = {}
         # A hash, not the text: a long transcript's text is not kept twice per job.
         self._shown: dict[str, int] = {}
+        # Per chat, the messages that asked for a live edit lately (and when): the budget is
+        # shared between them, so that 20 jobs in one chat all grow, in turn.
+        self._wanting: dict[str, dict[str, float]] = {}
 
     def allow(self, chat: str, message: str, text: str, budget: EditBudget, *, live: bool) -> bool:
         """Whether to edit ``message`` in ``chat`` to ``text`` now (recorded when True).
@@ -83,7 +86,9 @@ class EditThrottle:
         now = self._clock()
         if self._shown.get(message) == hash(text):
             return False
-        if live and now - self._last.get(message, float("-inf")) < budget.per_message:
+        if live and now - self._last.get(message, float("-inf")) < self._pause(
+            chat, message, budget
+        ):
             return False
         sent = self._sent.setdefault(chat, deque())
         while sent and now - sent[0] >= budget.window:
@@ -95,6 +100,17 @@ class EditThrottle:
         self._last[message] = now
         self._shown[message] = hash(text)
         return True
+
+    def _pause(self, chat: str, message: str, budget: EditBudget) -> float:
+        """The least time between two live edits of ``message``: the budget's, or longer when
+        more messages in the chat share it (each gets its turn)."""
+        now = self._clock()
+        wanting = self._wanting.setdefault(chat, {})
+        wanting[message] = now
+        for other, at in list(wanting.items()):
+            if now - at > budget.window + budget.per_message:
+                del wanting[other]
+        return max(budget.per_message, budget.window * len(wanting) / budget.per_chat)
 
     def forget(self, message: str) -> None:
         """The message's job ended: drop what was kept about it."""

@@ -12,7 +12,7 @@ from bot.model.job import Blob, Job, JobKind, JobState, NewJob
 from bot.model.speech import AudioInput, Origin, SttOptions, Transcript
 from bot.providers.base import PollResult, PollStatus, SttCapabilities, Ticket
 from bot.storage.jobs import SqlJobStore
-from testkit.support import FakeClock, RecordingDeliverer, job_worker
+from testkit.support import FakeClock, RecordingDeliverer, a_job, job_worker
 
 ORIGIN = Origin(platform="test", chat_id="chat-1", user_id="user-1")
 SEGMENTS = ("One finished segment.", "Then another one.", "And the last.")
@@ -79,18 +79,7 @@ async def test_live_transcripts_off_shows_progress_only(store: SqlJobStore) -> N
 
 
 def test_live_with_partial_leaves_finished_jobs_alone() -> None:
-    job = Job(
-        id="j1",
-        kind=JobKind.STT,
-        origin=ORIGIN,
-        provider="grow",
-        model="m",
-        options={},
-        state=JobState.COMPLETED,
-        created_at=0.0,
-        updated_at=0.0,
-        deadline_at=1.0,
-    )
+    job = a_job(ORIGIN, JobState.COMPLETED)
     assert with_partial(job, "text") is job
 
 
