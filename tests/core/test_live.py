@@ -4,14 +4,16 @@ platform's progress with the job (never stored), growing, only while the chat wa
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 
-from bot.jobs.live import EditBudget, EditThrottle, partial_text, tail, with_partial
+from bot.jobs.live import EditBudget, EditThrottle, live, partial_text, tail, with_partial
 from bot.model.job import Blob, Job, JobKind, JobState, NewJob
 from bot.model.speech import AudioInput, Origin, SttOptions, Transcript
 from bot.providers.base import PollResult, PollStatus, SttCapabilities, Ticket
 from bot.storage.jobs import SqlJobStore
+from testkit.core import core_with_fakes
 from testkit.support import FakeClock, RecordingDeliverer, a_job, job_worker
 
 ORIGIN = Origin(platform="test", chat_id="chat-1", user_id="user-1")
@@ -119,3 +121,12 @@ def test_live_throttle_never_sends_the_same_text_twice() -> None:
     assert throttle.allow("c", "m", "state 2", budget, live=False)  # a state edit: no pause
     throttle.forget("m")
     assert throttle.allow("c", "m", "state 2", budget, live=False)
+
+
+async def test_live_chat_setting_reaches_the_job_over_the_config(tmp_path: Path) -> None:
+    async with core_with_fakes(tmp_path) as h:
+        on = await h.stt()
+        await h.core.service.change_setting("test", ORIGIN.chat_id, "live", "off")
+        off = await h.stt()
+    assert live(on) and on.options["live_transcripts"] is True
+    assert not live(off)
