@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import signal
 import sqlite3
 from pathlib import Path
@@ -163,8 +164,11 @@ async def test_local_blackbox_sigkill_mid_transcription_reruns_and_answers_once(
                 proc.kill()
                 await proc.wait()
         finals = [c for c in tg.sent(USER) if _final_reply_to(voice)(c)]
+        drafts = [c.text or "" for c in tg.sent(USER) if c.method == "sendMessageDraft"]
     assert finals == [answer]  # one transcript, not an "interrupted" failure, not two
     assert answer.text is not None and word_error_rate(text, answer.text) <= 0.25, answer.text
+    # The text so far streamed as drafts into the private chat, each part of the final reply.
+    assert drafts and all(d.lstrip("…") in html.unescape(answer.text) for d in drafts), drafts
     assert "lost the run" in log.read_text(errors="replace")  # rerun from the kept input
 
 
