@@ -16,6 +16,7 @@ _LOGGER = logging.getLogger(__name__)
 
 PARTIAL_KEY = "live_text"
 """The key of ``Job.extra`` that carries the partial text to a deliverer's ``progress``."""
+_SWEEP_EVERY = 600.0  # seconds: longer than any budget's window or a poll's pause
 LIVE_OPTION = "live_transcripts"
 """The job option (set from the chat's setting, else the config) that turns live text off."""
 
@@ -72,6 +73,7 @@ class EditThrottle:
         # Per chat, the messages that asked for a live edit lately (and when): the budget is
         # shared between them, so that 20 jobs in one chat all grow, in turn.
         self._wanting: dict[str, dict[str, float]] = {}
+        self._swept = clock()
 
     def allow(self, chat: str, message: str, text: str, budget: EditBudget, *, live: bool) -> bool:
         """Whether to edit ``message`` in ``chat`` to ``text`` now (recorded when True).
@@ -84,6 +86,7 @@ class EditThrottle:
             live: the edit carries partial text (subject to the per-message pause).
         """
         now = self._clock()
+        self._sweep(now)
         if self._shown.get(message) == hash(text):
             return False
         if live and now - self._last.get(message, float("-inf")) < self._pause(
@@ -111,6 +114,22 @@ class EditThrottle:
             if now - at > budget.window + budget.per_message:
                 del wanting[other]
         return max(budget.per_message, budget.window * len(wanting) / budget.per_chat)
+
+    def _sweep(self, now: float) -> None:
+        """Every few minutes, drop what is kept about chats and messages quiet for that long (a
+        cancelled job's message is never forgotten otherwise): memory stays bounded by activity."""
+        if now - self._swept < _SWEEP_EVERY:
+            return
+        self._swept = now
+        for key, at in list(self._last.items()):
+            if now - at > _SWEEP_EVERY:
+                self.forget(key)
+        for chat, sent in list(self._sent.items()):
+            if not sent or now - sent[-1] > _SWEEP_EVERY:
+                del self._sent[chat]
+        for chat, wanting in list(self._wanting.items()):
+            if not wanting or now - max(wanting.values()) > _SWEEP_EVERY:
+                del self._wanting[chat]
 
     def forget(self, message: str) -> None:
         """The message's job ended: drop what was kept about it."""

@@ -130,3 +130,12 @@ async def test_live_chat_setting_reaches_the_job_over_the_config(tmp_path: Path)
         off = await h.stt()
     assert live(on) and on.options["live_transcripts"] is True
     assert not live(off)
+
+
+def test_live_throttle_forgets_quiet_chats_and_messages() -> None:
+    clock = FakeClock(0.0)
+    throttle, budget = EditThrottle(clock), EditBudget(per_chat=4, window=5.0, per_message=2.5)
+    assert throttle.allow("c", "m", "a", budget, live=True)
+    clock.advance(3600.0)
+    assert throttle.allow("other", "n", "b", budget, live=True)  # sweeps what went quiet
+    assert throttle.allow("c", "m", "a", budget, live=True)  # "a" again: nothing was kept
