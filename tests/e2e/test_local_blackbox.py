@@ -164,12 +164,41 @@ async def test_local_blackbox_sigkill_mid_transcription_reruns_and_answers_once(
                 proc.kill()
                 await proc.wait()
         finals = [c for c in tg.sent(USER) if _final_reply_to(voice)(c)]
-        drafts = [c.text or "" for c in tg.sent(USER) if c.method == "sendMessageDraft"]
     assert finals == [answer]  # one transcript, not an "interrupted" failure, not two
     assert answer.text is not None and word_error_rate(text, answer.text) <= 0.25, answer.text
-    # The text so far streamed as drafts into the private chat, each part of the final reply.
-    assert drafts and all(d.lstrip("…") in html.unescape(answer.text) for d in drafts), drafts
     assert "lost the run" in log.read_text(errors="replace")  # rerun from the kept input
+
+
+async def test_local_blackbox_long_voice_note_streams_drafts_then_replies_once(
+    tmp_path: Path,
+) -> None:
+    text = " ".join([SENTENCE] * 24)  # a few minutes of speech: many segments, many polls
+    note = await _voice_note(text)
+    async with FakeTelegram() as tg:
+        config, log = keyless_config(tmp_path, tg), tmp_path / "bot.log"
+        proc = await start_voicebot_run(config, log)
+        try:
+            await tg.wait_held(timeout=60)
+            voice = tg.send_voice(USER, USER, note, duration=180)
+            answer = await tg.wait_for(_final_reply_to(voice), timeout=240)
+            await until_answered(tmp_path / "voicebot.sqlite3")
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 15) == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        sent = tg.sent(USER)
+    finals = [c for c in sent if _final_reply_to(voice)(c)]
+    drafts = [c for c in sent if c.method == "sendMessageDraft"]
+    assert finals == [answer] and answer.text is not None  # the final reply, once
+    # The text so far streamed as drafts into the private chat (one draft, the placeholder's
+    # id), growing, each part of the final reply; the placeholder kept its status and button.
+    final = html.unescape(answer.text)
+    assert drafts and {d.params["draft_id"] for d in drafts} == {answer.params["message_id"]}
+    assert all((d.text or "").lstrip("…") in final for d in drafts), drafts
+    edits = [c for c in sent if c.method == "editMessageText" and c is not answer]
+    assert all("reply_markup" in c.params and "Transcribing…" in (c.text or "") for c in edits)
 
 
 async def _until_state(db: Path, state: str, timeout: float = 60.0) -> None:
