@@ -25,7 +25,7 @@ from testkit.local_engines import (
     word_error_rate,
 )
 from testkit.local_engines import voice_note as _voice_note
-from testkit.process import start_voicebot_run, voicebot
+from testkit.process import BotProcess, start_voicebot_run, voicebot
 from testkit.support import config_dict, until_answered
 
 USER = 4242
@@ -175,19 +175,15 @@ async def test_local_blackbox_long_voice_note_streams_drafts_then_replies_once(
     text = " ".join([SENTENCE] * 24)  # a few minutes of speech: many segments, many polls
     note = await _voice_note(text)
     async with FakeTelegram() as tg:
-        config, log = keyless_config(tmp_path, tg), tmp_path / "bot.log"
-        proc = await start_voicebot_run(config, log)
+        bot = BotProcess(keyless_config(tmp_path, tg), tmp_path / "bot.log")
+        await bot.start()
         try:
             await tg.wait_held(timeout=60)
             voice = tg.send_voice(USER, USER, note, duration=180)
             answer = await tg.wait_for(_final_reply_to(voice), timeout=240)
             await until_answered(tmp_path / "voicebot.sqlite3")
-            proc.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(proc.wait(), 15) == 0
         finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+            assert await bot.end(signal.SIGTERM, timeout=15) == 0
         sent = tg.sent(USER)
     finals = [c for c in sent if _final_reply_to(voice)(c)]
     drafts = [c for c in sent if c.method == "sendMessageDraft"]
