@@ -157,10 +157,12 @@ class Placeholders:
                     text,
                     message_thread_id=int(thread) if thread is not None else None,
                 )
-            except TelegramError as exc:
+            except BadRequest as exc:
                 _LOGGER.info("chat %s: draft refused (%s); edits from now on", chat, exc)
                 self.no_drafts.add(chat)
                 return False
+            except TelegramError as exc:  # flood control, network: the next poll tries again
+                _LOGGER.debug("chat %s: draft not sent: %s", chat, exc)
         return True
 
     def forget(self, job: Job) -> None:

@@ -182,3 +182,20 @@ async def test_live_discord_channel_edits_in_order_within_budget(
     for shown in texts.values():
         assert_growing(shown)
     assert len(edits) >= CHANNEL_BUDGET.per_chat * 5  # thirty seconds: the budget used
+
+
+async def test_live_telegram_draft_flood_control_does_not_end_drafts(tmp_path: Path) -> None:
+    async with running(tmp_path) as w:
+        clock = FakeClock(0.0)
+        placeholders = w.adapter.placeholders
+        placeholders.throttle = EditThrottle(clock)
+        job = running_job(1, "telegram", USER)
+        job = placed(job, await placeholders.show(job))
+        w.tg.fail("sendMessageDraft", 429, retry_after=1)
+        for n, at in enumerate((1.0, 5.0), start=1):
+            clock.now = at
+            await placeholders.progress(with_partial(job, " ".join(WORDS[:n])) or job)
+        drafts = methods(w.tg, "sendMessageDraft")
+        edits = methods(w.tg, "editMessageText")
+    assert [d.ok for d in drafts] == [False, True]  # refused once for flood, then streamed
+    assert all("word" not in (c.text or "") for c in edits)
