@@ -13,7 +13,7 @@ import pytest
 from telegram.ext import AIORateLimiter
 
 from adapters.discord.replies import CHANNEL_BUDGET
-from adapters.telegram.placeholders import GROUP_BUDGET, PRIVATE_BUDGET
+from adapters.telegram.placeholders import GROUP_BUDGET, PRIVATE_BUDGET, Placeholders
 from bot.jobs.live import EditBudget, EditThrottle, with_partial
 from bot.model.job import Job, JobState
 from bot.model.speech import Origin
@@ -22,7 +22,7 @@ from testkit.fakes.discord import FakeDiscord
 from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
 from testkit.fakes.telegram import Call, FakeTelegram
 from testkit.support import FakeClock, a_job
-from testkit.telegram_bot import GROUP, USER, running
+from testkit.telegram_bot import GROUP, USER, World, running
 
 pytestmark = pytest.mark.usefixtures("ptb_timedelta", "unlimited_ptb")
 
@@ -123,13 +123,18 @@ async def test_live_telegram_group_edits_in_order_within_budget(tmp_path: Path) 
     assert len(edits) >= GROUP_BUDGET.per_chat * 2  # two minutes and a half: the budget used
 
 
+async def private_placeholder(w: World) -> tuple[Placeholders, FakeClock, Job]:
+    """A running job's placeholder in the private chat, its throttle on a fake clock."""
+    clock = FakeClock(0.0)
+    placeholders = w.adapter.placeholders
+    placeholders.throttle = EditThrottle(clock)
+    job = running_job(1, "telegram", USER)
+    return placeholders, clock, placed(job, await placeholders.show(job))
+
+
 async def test_live_telegram_private_chat_streams_drafts(tmp_path: Path) -> None:
     async with running(tmp_path) as w:
-        clock = FakeClock(0.0)
-        placeholders = w.adapter.placeholders
-        placeholders.throttle = EditThrottle(clock)
-        job = running_job(1, "telegram", USER)
-        job = placed(job, await placeholders.show(job))
+        placeholders, clock, job = await private_placeholder(w)
         shown = ("sendMessageDraft", "editMessageText")
         count = lambda: len(methods(w.tg, *shown))  # noqa: E731
         times = await grow([job], placeholders.progress, clock, count, ticks=20)
@@ -186,11 +191,7 @@ async def test_live_discord_channel_edits_in_order_within_budget(
 
 async def test_live_telegram_draft_flood_control_does_not_end_drafts(tmp_path: Path) -> None:
     async with running(tmp_path) as w:
-        clock = FakeClock(0.0)
-        placeholders = w.adapter.placeholders
-        placeholders.throttle = EditThrottle(clock)
-        job = running_job(1, "telegram", USER)
-        job = placed(job, await placeholders.show(job))
+        placeholders, clock, job = await private_placeholder(w)
         w.tg.fail("sendMessageDraft", 429, retry_after=1)
         for n, at in enumerate((1.0, 5.0), start=1):
             clock.now = at
