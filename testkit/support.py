@@ -20,7 +20,7 @@ from bot.jobs.delivery import DEFAULT_LEASE, Delivery, Reply
 from bot.jobs.metrics import Metrics
 from bot.jobs.steps import JobSteps
 from bot.jobs.worker import JobWorker
-from bot.model.job import Job
+from bot.model.job import Job, JobKind, JobState
 from bot.model.speech import Origin, VoiceClip
 from bot.storage.jobs import SqlJobStore
 from bot.storage.postgres_schema import MIGRATIONS as PG_MIGRATIONS
@@ -102,6 +102,22 @@ def write_config(tmp_path: Path, **kwargs: Any) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config_dict(tmp_path, **kwargs)), encoding="utf-8")
     return path
+
+
+def a_job(origin: Origin, state: JobState, job_id: str = "ab12cd") -> Job:
+    """A speech-to-text job as a store would return it, for code that only reads one."""
+    return Job(
+        id=job_id,
+        kind=JobKind.STT,
+        origin=origin,
+        provider="p",
+        model="m",
+        options={},
+        state=state,
+        created_at=0.0,
+        updated_at=0.0,
+        deadline_at=1e12,
+    )
 
 
 class FakeClock:

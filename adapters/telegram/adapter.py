@@ -286,7 +286,7 @@ class TelegramAdapter:
 
     async def deliver(self, reply: Reply) -> str | None:
         """Send a finished job's reply; map Telegram's refusals to :class:`DeliveryError`."""
-        job = reply.job
+        self.placeholders.forget(job := reply.job)  # its live-text throttle, done with
         try:
             if self.handlers.guest.owns(job):  # answered through its guest query
                 first = await self.handlers.guest.deliver(reply)

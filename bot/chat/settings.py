@@ -19,7 +19,15 @@ _ON = {"on", "true", "yes", "1", "enable", "enabled"}
 _OFF = {"off", "false", "no", "0", "disable", "disabled"}
 OUTPUTS = ("messages", "file", "both")
 
-SETTING_NAMES = ("language", "diarize", "voice", "autotranscribe", "ui_language", "output")
+SETTING_NAMES = (
+    "language",
+    "diarize",
+    "voice",
+    "autotranscribe",
+    "ui_language",
+    "output",
+    "live",
+)
 USER_SETTING_NAMES = ("language", "voice", "ui_language")
 SETTINGS_USAGE = msg(
     "Settings: language <code|name|auto>, diarize <on|off>, voice <name|default>, "
@@ -34,6 +42,7 @@ _ALIASES = {
     "uilanguage": "ui_language",
     "ui": "ui_language",
     "interface": "ui_language",
+    "livetranscripts": "live",
 }
 
 
@@ -47,6 +56,8 @@ class ChatSettings:
     auto_transcribe: bool = True
     ui_language: str | None = None
     output: str | None = None
+    live: bool | None = None
+    """Show the transcript growing in the placeholder (``live_transcripts``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form for the store."""
@@ -62,6 +73,7 @@ class ChatSettings:
             auto_transcribe=bool(data.get("auto_transcribe", True)),
             ui_language=data.get("ui_language"),
             output=data.get("output"),
+            live=data.get("live"),
         )
 
 
@@ -247,6 +259,8 @@ def apply_setting(
         return replace(settings, auto_transcribe=_switch("autotranscribe", value))
     if key == "ui_language":
         return replace(settings, ui_language=parse_ui_language(value))
+    if key == "live":
+        return replace(settings, live=_switch("live", value))
     output = value.lower()
     if output not in OUTPUTS:
         raise InputError(

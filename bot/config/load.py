@@ -64,6 +64,8 @@ class SttConfig:
     model: str = "Whisper-Large-V3"
     language: str = "auto"
     diarize: bool = False
+    live_transcripts: bool = True
+    """The placeholder shows the text of finished segments/parts while a transcription runs."""
     note: str | None = None
     """Why this route is not the configured provider (its fallback is used); logged at start."""
 
@@ -177,6 +179,7 @@ def _read_stt_tts(
         model=model,
         language=s.get("language", str, "auto") or "auto",
         diarize=bool(s.get("diarize", bool, False)),
+        live_transcripts=bool(s.get("live_transcripts", bool, True)),
         note=route_checks(s, STT, providers.get(name), spec, (model, None), note),
     )
     s.finish()

@@ -10,8 +10,9 @@ from typing import Protocol
 from bot.audio import splitting
 from bot.audio.pool import AudioPool
 from bot.chat.replies import INTERRUPTED_PART
+from bot.jobs.live import with_partial
 from bot.jobs.steps import JobSteps
-from bot.jobs.stitch import stitch
+from bot.jobs.stitch import finished_text, stitch
 from bot.model.errors import AudioError, ProviderError, ProviderUnavailable, RateLimited, UnknownJob
 from bot.model.job import Blob, Job, JobState, NewPart, Part
 from bot.model.speech import AudioInput, SttOptions, Transcript
@@ -135,6 +136,7 @@ class SplitRunner:
             if part.state is JobState.SUBMITTING:
                 await self._interrupted(job, part)
         parts = await self._parts.of(job.id)
+        shown = _finished(parts)
         running = [p for p in parts if p.state is JobState.SUBMITTED]
         free = max(0, self._concurrency - len(running))
         starting = [p for p in parts if p.state is JobState.QUEUED][:free]
@@ -150,9 +152,11 @@ class SplitRunner:
         if refused:  # auth, balance, bad request: every other part would be refused too
             await self._fail(job, refused[0].text, type(refused[0]).__name__)
             return
-        await self._settle(job, await self._parts.of(job.id), outcomes)
+        await self._settle(job, await self._parts.of(job.id), outcomes, shown)
 
-    async def _settle(self, job: Job, parts: list[Part], outcomes: Sequence[object]) -> None:
+    async def _settle(
+        self, job: Job, parts: list[Part], outcomes: Sequence[object], shown: int
+    ) -> None:
         now = self._clock()
         if all(p.state.terminal for p in parts):
             await self._finish(job, parts, now)
@@ -165,8 +169,12 @@ class SplitRunner:
         stored = await self._steps.reschedule(
             job.id, next_poll_at=now + delay, now=now, progress=done
         )
-        if round(done * len(parts)) != round((job.progress or 0.0) * len(parts)):
-            await self._notify(stored)
+        # The finished parts' text, in order, whenever one more part joined it (``shown``: as
+        # many before this step); the stored parts are its only source, so it survives restarts.
+        partial = finished_text(parts, text_for(job.origin.locale))
+        moved = round(done * len(parts)) != round((job.progress or 0.0) * len(parts))
+        if moved or _finished(parts) != shown:
+            await self._notify(with_partial(stored, partial))
 
     async def _finish(self, job: Job, parts: list[Part], now: float) -> None:
         if not any(p.state is JobState.COMPLETED for p in parts):
@@ -261,6 +269,11 @@ class SplitRunner:
 
     async def _complete(self, job: Job, part: Part, t: Transcript) -> None:
         await self._parts.complete_part(job.id, part.index, t, now=self._clock())
+
+
+def _finished(parts: Sequence[Part]) -> int:
+    """How many parts in a row, from the first, have ended (what the partial text shows)."""
+    return next((i for i, p in enumerate(parts) if not p.state.terminal), len(parts))
 
 
 def _not_taken(exc: ProviderError) -> bool:

@@ -22,15 +22,11 @@ def stitch(parts: Sequence[Part], tr: Text = ENGLISH) -> Transcript:
     cost = 0.0
     diarized = False
     for part in parts:
+        texts.append(_text(part, len(parts), tr))
         t = part.transcript if part.state is JobState.COMPLETED else None
         if t is None:
-            gap = missing_part_text(
-                part.index, len(parts), part.start, part.duration, part.error, tr
-            )
-            texts.append(gap)
-            segments.append(Segment(gap, part.start, part.start + part.duration))
+            segments.append(Segment(texts[-1], part.start, part.start + part.duration))
             continue
-        texts.append(t.text.strip())
         segments += [_segment(s, part) for s in t.segments]
         words += [_word(w, part) for w in t.words]
         language = language or t.language
@@ -47,6 +43,25 @@ def stitch(parts: Sequence[Part], tr: Text = ENGLISH) -> Transcript:
         currency=currency,
         diarized=diarized,
     )
+
+
+def finished_text(parts: Sequence[Part], tr: Text = ENGLISH) -> str | None:
+    """The text of the parts that have ended, up to the first one still running, joined as
+    :func:`stitch` joins them: always a prefix of the final text (None: nothing yet)."""
+    texts: list[str] = []
+    for part in parts:
+        if not part.state.terminal:
+            break
+        texts.append(_text(part, len(parts), tr))
+    return "\n\n".join(x for x in texts if x) or None
+
+
+def _text(part: Part, count: int, tr: Text) -> str:
+    """A part's text in the stitched transcript: its own, or its marked gap."""
+    t = part.transcript if part.state is JobState.COMPLETED else None
+    if t is None:
+        return missing_part_text(part.index, count, part.start, part.duration, part.error, tr)
+    return t.text.strip()
 
 
 def _shift(value: float | None, part: Part) -> float | None:

@@ -12,6 +12,7 @@ from bot.audio.pool import AudioPool
 from bot.chat import replies
 from bot.jobs import calls
 from bot.jobs.delivery import Deliverer, Delivery
+from bot.jobs.live import with_partial
 from bot.jobs.metrics import Metrics
 from bot.jobs.outcomes import (
     deadline_message,
@@ -385,5 +386,11 @@ class JobWorker:
             queue_position=result.queue_position,
             progress=result.progress,
         )
-        if result.queue_position != job.queue_position or progress_step(job, result):
-            await self.delivery.notify(stored)
+        # Partial text goes with every poll that has some: the adapter drops what its edit
+        # budget (or the same text again) does not allow.
+        if (
+            result.queue_position != job.queue_position
+            or progress_step(job, result)
+            or result.partial
+        ):
+            await self.delivery.notify(with_partial(stored, result.partial))

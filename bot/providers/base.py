@@ -55,6 +55,9 @@ class PollResult:
     """Share of the work done (0-1) while RUNNING, when the provider measures it."""
     audio_parts: tuple[SpeechAudio, ...] = ()
     """COMPLETED speech in several parts (joined in this order); ``audio`` is then None."""
+    partial: str | None = None
+    """While RUNNING, the text of the segments finished so far (a prefix of the final text:
+    never a segment still being decoded); None when the provider streams nothing."""
 
 
 def in_progress(status: object) -> PollResult | None:

@@ -193,6 +193,7 @@ class Intake:
             "diarize": (cfg.diarize if want_diarize is None else want_diarize) and caps.diarization,
             "filename": filename,
             "output": settings.output or "messages",
+            "live_transcripts": cfg.live_transcripts if settings.live is None else settings.live,
         }
         return _SttRoute(name, model, caps, options)
 

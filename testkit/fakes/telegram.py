@@ -76,7 +76,7 @@ _KNOWN_METHODS = (
     "editMessageText", "deleteMessage", "sendChatAction", "sendVoice", "sendAudio",
     "sendDocument", "getFile", "getChat", "getChatMember", "getChatAdministrators",
     "answerCallbackQuery", "setWebhook", "getWebhookInfo", "logOut", "close",
-    "answerGuestQuery",
+    "answerGuestQuery", "sendMessageDraft",
 )  # fmt: skip
 _CANONICAL = {name.lower(): name for name in _KNOWN_METHODS}
 _CHAT_ACTIONS = frozenset(
@@ -124,6 +124,8 @@ class Call:
     status: int = 200
     result: Any = None
     error: str | None = None
+    at: float = field(default_factory=time.monotonic)
+    """When the fake received it (``time.monotonic``): edit budgets are counted on it."""
 
     @property
     def ok(self) -> bool:
@@ -747,6 +749,7 @@ class FakeTelegram:
             "getMyCommands": self._get_my_commands,
             "sendMessage": self._send_message,
             "editMessageText": self._edit_message_text,
+            "sendMessageDraft": self._send_message_draft,
             "deleteMessage": self._delete_message,
             "sendChatAction": self._send_chat_action,
             "sendVoice": self._send_voice,
@@ -901,6 +904,20 @@ class FakeTelegram:
         if text == message["text"]:
             raise ApiError(400, "Bad Request: message is not modified")
         message["text"] = text
+        return True
+
+    def _send_message_draft(self, call: Call) -> bool:
+        """Bot API 9.3 ``sendMessageDraft``: a draft streamed into a private chat (chat_id,
+        non-zero draft_id, text up to 4,096 characters, optional message_thread_id); True. The
+        draft is ephemeral: nothing is stored in the chat (the call is recorded)."""
+        chat = self._chat(call.params.get("chat_id"))
+        if chat.get("type") != "private":
+            raise ApiError(400, "Bad Request: TEXTDRAFT_PEER_INVALID")
+        if not call.params.get("draft_id"):
+            raise ApiError(400, "Bad Request: draft_id must be non-zero")
+        text = call.params.get("text") or ""
+        if len(text) > MAX_TEXT_LENGTH:
+            raise ApiError(400, "Bad Request: message is too long")
         return True
 
     def _delete_message(self, call: Call) -> bool:

@@ -12,6 +12,7 @@ import pytest
 
 from bot.chat import render, replies
 from bot.config.load import Config
+from bot.jobs.live import partial_text
 from bot.model.errors import AudioTooLong
 from bot.model.job import JobState
 from bot.model.speech import Origin
@@ -152,3 +153,41 @@ async def test_long_audio_transcript_with_a_gap_is_not_reused_for_a_resend(
     finally:
         await h.close()
     assert again.state is JobState.QUEUED  # sent again, not the gapped transcript reused
+
+
+async def test_long_audio_live_text_grows_by_finished_parts_across_a_restart(
+    tmp_path: Path, whisper: FakeOpenAi, twenty_minutes: Recording
+) -> None:
+    h = long_harness(tmp_path, whisper)
+    core = await h.open()
+    try:
+        job = await core.service.transcribe(ORIGIN, twenty_minutes.data, "meeting.ogg")
+        for _ in range(2):  # split, then the first parts: the process then stops
+            current = await core.store.get(job.id)
+            assert current is not None
+            await core.worker.advance(current, h.clock.advance(1))
+        parts = await core.store.parts.of(job.id)
+    finally:
+        await h.close()
+    finished = sum(1 for p in parts if p.state is JobState.COMPLETED)
+    assert 0 < finished < len(parts)
+    later = long_harness(tmp_path, whisper)
+    later.clock.now = h.clock.now + 60.0  # past the stopped process's lease
+    await later.open()
+    try:
+        await later.drive()
+    finally:
+        await later.close()
+    assert h.out.delivered == []
+    [(done, _)] = later.out.delivered  # the final reply, once
+    assert done.transcript is not None
+    final = done.transcript.text
+    before = [partial_text(j) or "" for j in h.out.progressed if partial_text(j)]
+    after = [partial_text(j) or "" for j in later.out.progressed if partial_text(j)]
+    assert before and after
+    # Only finished parts are shown: every text so far is the start of the final transcript,
+    # growing, and the restarted process goes on from the parts stored before it stopped.
+    assert all(final.startswith(text) for text in before + after)
+    sizes = [len(text) for text in before + after]
+    assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
+    assert whisper.submits["transcriptions"] == len(parts)  # no finished part paid twice

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import signal
 import sqlite3
 from pathlib import Path
@@ -24,7 +25,7 @@ from testkit.local_engines import (
     word_error_rate,
 )
 from testkit.local_engines import voice_note as _voice_note
-from testkit.process import start_voicebot_run, voicebot
+from testkit.process import BotProcess, start_voicebot_run, voicebot
 from testkit.support import config_dict, until_answered
 
 USER = 4242
@@ -166,6 +167,34 @@ async def test_local_blackbox_sigkill_mid_transcription_reruns_and_answers_once(
     assert finals == [answer]  # one transcript, not an "interrupted" failure, not two
     assert answer.text is not None and word_error_rate(text, answer.text) <= 0.25, answer.text
     assert "lost the run" in log.read_text(errors="replace")  # rerun from the kept input
+
+
+async def test_local_blackbox_long_voice_note_streams_drafts_then_replies_once(
+    tmp_path: Path,
+) -> None:
+    text = " ".join([SENTENCE] * 24)  # a few minutes of speech: many segments, many polls
+    note = await _voice_note(text)
+    async with FakeTelegram() as tg:
+        bot = BotProcess(keyless_config(tmp_path, tg), tmp_path / "bot.log")
+        await bot.start()
+        try:
+            await tg.wait_held(timeout=60)
+            voice = tg.send_voice(USER, USER, note, duration=180)
+            answer = await tg.wait_for(_final_reply_to(voice), timeout=240)
+            await until_answered(tmp_path / "voicebot.sqlite3")
+        finally:
+            assert await bot.end(signal.SIGTERM, timeout=15) == 0
+        sent = tg.sent(USER)
+    finals = [c for c in sent if _final_reply_to(voice)(c)]
+    drafts = [c for c in sent if c.method == "sendMessageDraft"]
+    assert finals == [answer] and answer.text is not None  # the final reply, once
+    # The text so far streamed as drafts into the private chat (one draft, the placeholder's
+    # id), growing, each part of the final reply; the placeholder kept its status and button.
+    final = html.unescape(answer.text)
+    assert drafts and {d.params["draft_id"] for d in drafts} == {answer.params["message_id"]}
+    assert all((d.text or "").lstrip("…") in final for d in drafts), drafts
+    edits = [c for c in sent if c.method == "editMessageText" and c is not answer]
+    assert all("reply_markup" in c.params and "Transcribing…" in (c.text or "") for c in edits)
 
 
 async def _until_state(db: Path, state: str, timeout: float = 60.0) -> None:

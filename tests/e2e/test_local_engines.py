@@ -14,6 +14,7 @@ from bot.chat.replies import transcript_reply
 from bot.chat.settings import ChatSettings, UserSettings
 from bot.chat.status import render_job
 from bot.config.load import parse_config
+from bot.jobs.live import partial_text
 from bot.model.errors import AudioTooLong, ConfigError, UnknownJob
 from bot.model.job import JobState
 from bot.model.speech import AudioInput, Origin, SttOptions
@@ -115,6 +116,32 @@ async def test_local_job_progress_reaches_status_and_placeholder(tmp_path: Path)
     seen = with_progress[0]
     assert 0.0 <= (seen.progress or 0.0) < 1.0
     assert "progress:" in render_job(seen, seen.updated_at)
+
+
+async def test_local_live_text_grows_by_finished_segments_to_the_transcript(
+    tmp_path: Path,
+) -> None:
+    async with running_core(local_config(tmp_path)) as (core, out):
+        ogg = await _speak(core, out, " ".join([PARAGRAPH] * 3))
+        provider = core.stt["local"]
+        audio = AudioInput(ogg, "long.ogg", "audio/ogg", 60.0)
+        ticket = await provider.submit(audio, SttOptions(model=str(tiny_en_path())))
+        partials: list[str] = []
+        while (result := await provider.poll(ticket)).status is not PollStatus.COMPLETED:
+            if result.partial and result.partial not in partials:
+                partials.append(result.partial)
+            await asyncio.sleep(0.02)
+        job = await core.service.transcribe(ORIGIN, ogg, "long.ogg")
+        await out.wait(2, timeout=180)
+    assert result.transcript is not None and partials
+    # Only finished segments: each text so far is the start of the transcript, and grows.
+    assert all(result.transcript.text.startswith(p) for p in partials)
+    assert [len(p) for p in partials] == sorted(len(p) for p in partials)
+    done, _ = out.delivered[-1]
+    assert done.id == job.id and done.transcript is not None
+    shown = [partial_text(j) or "" for j in out.progressed if j.id == job.id and partial_text(j)]
+    assert shown, "no placeholder update carried the text so far"
+    assert all(done.transcript.text.startswith(p) for p in shown)
 
 
 async def test_local_lost_run_is_rerun_after_restart_not_failed(tmp_path: Path) -> None:

@@ -64,6 +64,8 @@ class _Run:
     last_poll: float
     done: float = 0.0
     started: bool = False
+    texts: list[str] = field(default_factory=list)
+    """The finished segments' text, appended by the worker thread (read by ``poll``)."""
     cancel: threading.Event = field(default_factory=threading.Event)
     future: Future[Transcript] | None = None
 
@@ -166,7 +168,9 @@ class WhisperSpeechToText:
             if not run.started:
                 return PollResult(PollStatus.PENDING, queue_position=self._place(run))
             share = min(1.0, run.done / run.total) if run.total > 0 else 0.0
-            return PollResult(PollStatus.RUNNING, progress=share)
+            # A copy of the list: the thread may append while it is joined.
+            partial = " ".join(list(run.texts)) or None
+            return PollResult(PollStatus.RUNNING, progress=share, partial=partial)
         del self._runs[run.id]
         return _outcome(run.future)
 
@@ -221,6 +225,9 @@ class WhisperSpeechToText:
             if run.cancel.is_set():
                 raise _Cancelled
             run.done = float(segment.end)
+            text = segment.text.strip()
+            if text:  # as _transcript joins them, so the partial is a prefix of the result
+                run.texts.append(text)
             yield segment
 
     def _model(self, model: str) -> Any:
