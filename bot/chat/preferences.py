@@ -131,6 +131,7 @@ class Preferences:
             language=self.config.stt.language,
             diarize=self.config.stt.diarize,
             voice=self.config.tts.voice,
+            live=self.config.stt.live_transcripts,
         )
         return describe_settings(tr, settings, user or UserSettings(), defaults, ui_locale)
 

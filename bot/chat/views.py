@@ -17,6 +17,7 @@ class Defaults:
     diarize: bool
     voice: str
     output: str = "messages"
+    live: bool = True
 
 
 def _source(tr: Text, user: object, chat: object) -> str:
@@ -55,6 +56,11 @@ def describe_settings(
             "diarize: {value} ({source})",
             value=tr.on_off(diarize),
             source=_source(tr, None, chat.diarize),
+        ),
+        tr.gettext(
+            "live: {value} ({source})",
+            value=tr.on_off(defaults.live if chat.live is None else chat.live),
+            source=_source(tr, None, chat.live),
         ),
         tr.gettext("autotranscribe: {value}", value=tr.on_off(chat.auto_transcribe)),
         tr.gettext(

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.chat.settings import ChatSettings, apply_setting
+from bot.chat.settings import ChatSettings, UserSettings, apply_setting
+from bot.chat.views import Defaults, describe_settings
 from bot.config.load import parse_config
 from bot.model.errors import InputError
+from bot.text import text_for
 from testkit.support import config_dict
 
 
@@ -27,3 +29,12 @@ def test_live_transcripts_chat_setting_round_trips() -> None:
     assert ChatSettings().live is None  # the config decides
     with pytest.raises(InputError):
         apply_setting(off, "live", "sometimes")
+
+
+def test_live_transcripts_shown_in_settings_with_whose_choice_it_is() -> None:
+    tr = text_for("en")
+    defaults = Defaults(language="auto", diarize=False, voice="alloy", live=False)
+    shown = describe_settings(tr, ChatSettings(), UserSettings(), defaults, "en")
+    assert "live: off (default)" in shown
+    chat = apply_setting(ChatSettings(), "live", "on")
+    assert "live: on (this chat)" in describe_settings(tr, chat, UserSettings(), defaults, "en")
