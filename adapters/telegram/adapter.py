@@ -10,7 +10,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from telegram import BotCommand, InlineKeyboardMarkup, Message, Update
+from telegram import BotCommand, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
@@ -26,10 +26,9 @@ from adapters.telegram.convert import (
     delivery_error,
     escape,
     seconds,
-    voice_duration,
 )
 from adapters.telegram.handlers import TelegramHandlers
-from adapters.telegram.placeholders import Placeholders, reply_kwargs, send_text
+from adapters.telegram.placeholders import Placeholders, reply_kwargs, send_text, send_voice
 from bot.chat.replies import failure_text, transcript_reply
 from bot.jobs.delivery import Reply
 from bot.model.errors import ConfigError
@@ -347,17 +346,13 @@ class TelegramAdapter:
             return await send_text(self.app.bot, job, text)
         sent: str | None = job.extra.get("telegram_voice")
         if sent is None:
-            message: Message = await self.app.bot.send_voice(
-                job.origin.chat_id,
-                clip.ogg,
-                duration=voice_duration(clip.duration),
-                filename=f"speech-{job.id}.ogg",
-                **reply_kwargs(job),
-            )
+            message = await send_voice(self.app.bot, reply, clip)
             sent = str(message.message_id)
             # Recorded before the placeholder clean-up: a crash during that extra round trip
-            # must not send the voice message a second time.
-            await reply.checkpoint(telegram_voice=sent)
+            # must not send the voice message a second time. The file id lets an identical
+            # /speak later send the same voice again without uploading it.
+            file_id = message.voice.file_id if message.voice else None
+            await reply.checkpoint(telegram_voice=sent, telegram_voice_file=file_id)
         if placeholder is not None:
             # The voice message is the answer; a leftover "Synthesizing…" line would only confuse.
             try:

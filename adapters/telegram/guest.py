@@ -281,7 +281,13 @@ class GuestCalls:
     async def _voice(self, reply: Reply) -> str | None:
         job, clip = reply.job, reply.clip
         assert clip is not None
-        file_id: str | None = job.extra.get("telegram_guest_voice")
+        # A reused clip: the voice Telegram already keeps (sent in a chat or another answer).
+        notes = reply.clip_notes
+        file_id: str | None = (
+            job.extra.get("telegram_guest_voice")
+            or notes.get("telegram_guest_voice")
+            or notes.get("telegram_voice_file")
+        )
         if file_id is None:
             try:
                 sent = await self.bot.send_voice(

@@ -10,16 +10,18 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
+from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, Message, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, TelegramError
 
 from adapters.telegram.actions import ChatActions
 from adapters.telegram.cancel import cancel_markup
-from adapters.telegram.convert import code_job_id
+from adapters.telegram.convert import code_job_id, voice_duration
 from bot.chat.replies import progress_text
+from bot.jobs.delivery import Reply
 from bot.jobs.live import EditBudget, EditThrottle, partial_text, tail
 from bot.model.job import Job, JobKind, JobState
+from bot.model.speech import VoiceClip
 from bot.text import Msg, text_for
 
 _LOGGER = logging.getLogger(__name__)
@@ -65,6 +67,23 @@ async def send_text(
         **reply_kwargs(job),
     )
     return str(message.message_id)
+
+
+async def send_voice(bot: Bot, reply: Reply, clip: VoiceClip) -> Message:
+    """Send a speech job's clip as a voice message in reply to its origin: a reused clip by the
+    file id Telegram already keeps (nothing uploaded), else (or if that id is refused) its
+    bytes."""
+    job = reply.job
+    kwargs: dict[str, Any] = {"duration": voice_duration(clip.duration), **reply_kwargs(job)}
+    kept = reply.clip_notes.get("telegram_voice_file")
+    if kept:
+        try:
+            return await bot.send_voice(job.origin.chat_id, kept, **kwargs)
+        except BadRequest as exc:  # the file is gone on Telegram's side: upload it again
+            _LOGGER.info("job %s: stored voice refused (%s); uploading", job.id, exc)
+    return await bot.send_voice(
+        job.origin.chat_id, clip.ogg, filename=f"speech-{job.id}.ogg", **kwargs
+    )
 
 
 def _action(job: Job) -> str:

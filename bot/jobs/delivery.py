@@ -49,6 +49,9 @@ class Reply:
     checkpoint: Checkpoint
     """Call after each message of a multi-message reply; ``job.extra`` says what a previous,
     interrupted attempt already sent."""
+    clip_notes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """For a clip reused from an earlier job (``options["reused_from"]``): that job's adapter
+    notes, which may say where the platform already keeps the clip (sent again, not uploaded)."""
 
 
 class Deliverer(Protocol):
@@ -95,6 +98,10 @@ class ReplyMarks(Protocol):
 
 class Notes(Protocol):
     """The adapter's notes kept with a job (what a delivery already sent)."""
+
+    async def get(self, job_id: str) -> Job | None:
+        """The job with this id (whose notes a reused clip reads), or None."""
+        ...
 
     async def update_extra(self, job_id: str, extra: Mapping[str, Any], now: float) -> bool:
         """Replace the job's ``extra``; False when the job is gone."""
@@ -191,11 +198,10 @@ class Delivery:
         deliverer = self.deliverers.get(job.origin.platform)
         if deliverer is None:
             return
-        if clip is None and job.kind is JobKind.TTS and job.state is JobState.COMPLETED:
-            blob = await self._blobs.load_blob(job.id, "output")
-            if blob is not None:
-                clip = VoiceClip(blob.data, job.clip_duration or 0.0, job.waveform or b"")
-        reply = Reply(job, clip, self._buttons(job), self._checkpoint(job))
+        notes: Mapping[str, Any] = {}
+        if job.kind is JobKind.TTS and job.state is JobState.COMPLETED:
+            clip, notes = await self._clip(job, clip)
+        reply = Reply(job, clip, self._buttons(job), self._checkpoint(job), notes)
         try:
             message_id = await deliverer.deliver(reply)
         except DeliveryError as exc:
@@ -205,6 +211,22 @@ class Delivery:
             await self._failed(job, exc, False, None)
         else:
             await self._marks.mark_delivered(job.id, message_id, self._clock())
+
+    async def _clip(
+        self, job: Job, clip: VoiceClip | None
+    ) -> tuple[VoiceClip | None, Mapping[str, Any]]:
+        """A speech job's clip (``clip`` when the caller has it, else loaded from the job that
+        holds it: this one, or the one it reuses) and that job's adapter notes when reused."""
+        source = job.options.get("reused_from")
+        notes: Mapping[str, Any] = {}
+        if source:
+            original = await self._notes.get(str(source))
+            notes = original.extra if original is not None else {}
+        if clip is None:
+            blob = await self._blobs.load_blob(str(source or job.id), "output")
+            if blob is not None:
+                clip = VoiceClip(blob.data, job.clip_duration or 0.0, job.waveform or b"")
+        return clip, notes
 
     def _checkpoint(self, job: Job) -> Checkpoint:
         """A checkpoint that merges into the newest ``extra`` it stored (not the first one)."""

@@ -18,13 +18,14 @@ from bot.chat import render
 from bot.chat.settings import Prefs, unknown_voice
 from bot.config.load import JobsConfig, SttConfig, TtsConfig
 from bot.model.errors import InputError
-from bot.model.job import Activity, Admission, Blob, Job, JobKind, JobState, NewJob, new_job_id
+from bot.model.job import Activity, Admission, Blob, Job, JobKind, NewJob, new_job_id
 from bot.model.speech import Origin
 from bot.providers.base import SttCapabilities, TtsCapabilities
 from bot.service.checks import Unsupported, check_stt, chosen_language, known_language
 from bot.service.desk import JobDesk
 from bot.service.limits import text_too_long
 from bot.service.placeholder import Placeholder, create_shown
+from bot.service.reuse import reuse, speech_key
 from bot.text import msg
 
 _LOGGER = logging.getLogger(__name__)
@@ -41,13 +42,6 @@ def clean_text(text: str) -> str:
         if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf") or ch == "\u200d"
     ]
     return "".join(kept).strip()
-
-
-def _kept_until(job: Job) -> dict[str, object]:
-    """``keep_audio_until`` of a job whose recording is kept for Translate → English (see
-    :mod:`bot.service.text_jobs`), else nothing."""
-    until = job.options.get("keep_audio_until")
-    return {"keep_audio_until": until} if until else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +142,7 @@ class Intake:
         key = route.dedup_hash(origin.platform, dedup_key) if dedup_key else None
         new = self._new_stt(origin, route, key, now)
         if key is not None:
-            reused = await self._reuse(new, key, now)
+            reused = await reuse(self._desk, new, key, now)
             if reused is not None:
                 return reused
         activity = await self._desk.guard.check_start(origin)
@@ -294,30 +288,6 @@ class Intake:
         self._desk.wake()
         return job
 
-    async def _reuse(self, new: NewJob, key: str, now: float) -> Job | None:
-        """A finished job holding the finished transcript of the same file and options, at no
-        cost (stored as ``new``, under its id); None when there is none to reuse."""
-        previous = await self._desk.store.find_reusable(key)
-        if previous is None or previous.result is None or previous.result.get("missing_parts"):
-            return None
-        _LOGGER.info("reusing transcript of job %s (same file and options)", previous.id)
-        job = await self._desk.store.create(
-            replace(
-                new,
-                provider=previous.provider,
-                model=previous.model,
-                # The recording stays with the original (Translate → English finds it there).
-                options={**new.options, "reused_from": previous.id, **_kept_until(previous)},
-                deadline_at=now,
-                input_duration=previous.input_duration,
-            ),
-            now=now,
-            state=JobState.COMPLETED,
-            result={**previous.result, "cost": 0.0},
-        )
-        self._desk.wake()
-        return job
-
     # -- /speak -----------------------------------------------------------------------------
 
     async def speak(
@@ -347,21 +317,20 @@ class Intake:
         text = clean_text(text)
         if not text:
             raise InputError(SPEAK_USAGE)
-        self._desk.guard.check_access(origin)
+        self._desk.guard.check_access(origin)  # the one access check, before a reuse too
+        options = self._tts_options(text, caps, voice or prefs.user.voice or prefs.chat.voice)
+        now, key = self._desk.clock(), speech_key(origin.platform, name, model, options)
+        deadline = now + self._jobs.deadline_seconds
+        new = NewJob(JobKind.TTS, origin, name, model, options, deadline, dedup_key=key)
+        # The same clip asked again is free, like a transcript re-sent: no limit counts it.
+        reused = await reuse(self._desk, new, key, now)
+        if reused is not None:
+            return reused
         activity = await self._desk.guard.check_start(origin)
         await self._desk.guard.check_chars(origin, len(text), activity)
-        options = self._tts_options(text, caps, voice or prefs.user.voice or prefs.chat.voice)
-        now = self._desk.clock()
         job = await create_shown(
             self._desk.store,
-            NewJob(
-                kind=JobKind.TTS,
-                origin=origin,
-                provider=name,
-                model=model,
-                options=options,
-                deadline_at=now + self._jobs.deadline_seconds,
-            ),
+            new,
             placeholder,
             now=now,
             admit=self._desk.guard.admission(origin, chars=len(text)),
