@@ -448,3 +448,26 @@ async def test_discord_denied_guild_gets_no_answer_and_forget_deletes_jobs(
     assert remaining == []
     assert dc.bot_messages(dc.ids.text_channel) == []  # the denied guild heard nothing
     assert nano.submits["transcribe"] == 1
+
+
+async def test_discord_same_speak_posts_the_stored_clip_as_a_voice_message(
+    tmp_path: Path, dc: FakeDiscord, nano: FakeNanoGpt, canto: FakeCantonese
+) -> None:
+    def voice_posts() -> list[Any]:
+        return [
+            r
+            for r in dc.find_requests("POST", rf"/channels/{dc.ids.text_channel}/messages")
+            if r.status == 200 and r.json.get("flags") == 8192
+        ]
+
+    async with running_bot(tmp_path, dc, nano, canto):
+        for count in (1, 2):
+            await dc.send_slash("speak", {"text": "Hello there"})
+            await dc.wait_for(lambda n=count: len(voice_posts()) == n)
+        assert nano.submits["tts"] == 1  # the second one: no provider request at all
+        await dc.send_slash("speak", {"text": "Hello there, again"})
+        await dc.wait_for(lambda: len(voice_posts()) == 3)
+    assert nano.submits["tts"] == 2  # other text: synthesized anew
+    first, second, _ = voice_posts()
+    assert second.part("files[0]").data == first.part("files[0]").data
+    assert second.json["attachments"][0]["waveform"] == first.json["attachments"][0]["waveform"]

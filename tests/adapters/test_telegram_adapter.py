@@ -392,3 +392,43 @@ async def test_telegram_unreadable_update_is_skipped_and_the_bot_answers_on(
         placeholder = await w.reply_to(voice)
         assert placeholder.text is not None and "Transcribing" in placeholder.text
         assert "skipping update" in caplog.text
+
+
+async def test_telegram_same_speak_sends_the_stored_voice_without_uploading(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as w:
+        first = w.tg.send_text(USER, USER, "/speak Hello there")
+        job_id = placeholder_job_id(await w.reply_to(first))
+        done = await w.delivered(job_id)
+        file_id = done.extra["telegram_voice_file"]
+        again = await w.reply_to(w.tg.send_text(USER, USER, "/speak Hello there"))
+        # No placeholder, no provider request, no upload: the voice Telegram already keeps.
+        assert again.method == "sendVoice" and again.upload is None
+        assert again.params["voice"] == file_id and again.params["duration"] >= 1
+        assert len(w.nano.requests_to("tts")) == 1
+        assert [m.get("voice") is not None for m in w.tg.messages(USER)][-1]
+        await w.reply_to(w.tg.send_text(USER, USER, "/voice am_adam"))
+        other = await w.reply_to(w.tg.send_text(USER, USER, "/speak Hello there"))
+        assert other.method == "sendMessage"  # a new job's placeholder: synthesized anew
+        await w.delivered(placeholder_job_id(other))
+        assert [r.json["voice"] for r in w.nano.requests_to("tts")] == ["af_bella", "am_adam"]
+
+
+async def test_telegram_same_speak_uploads_the_stored_clip_when_its_file_is_gone(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as w:
+        first = w.tg.send_text(USER, USER, "/speak Hello there")
+        done = await w.delivered(placeholder_job_id(await w.reply_to(first)))
+        gone = {**done.extra, "telegram_voice_file": "no-such-file"}
+        await w.core.store.update_extra(done.id, gone, done.updated_at)
+        again = w.tg.send_text(USER, USER, "/speak Hello there")
+        voice = await w.tg.wait_for(
+            lambda c: c.method == "sendVoice" and c.status == 200 and c.upload is not None,
+            start=len(w.tg.calls) - 1,
+        )
+        assert voice.params["reply_parameters"]["message_id"] == again["message_id"]
+        uploads = [c.upload.data for c in w.tg.calls if c.method == "sendVoice" and c.upload]
+        assert len(uploads) == 2 and uploads[0] == uploads[1]  # the stored clip, not a new one
+        assert len(w.nano.requests_to("tts")) == 1

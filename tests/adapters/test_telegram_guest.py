@@ -106,6 +106,21 @@ async def test_telegram_guest_call_with_text_is_answered_with_a_voice(tmp_path: 
         assert len(_answers(w)) == 1
 
 
+async def test_telegram_guest_call_with_the_same_text_again_sends_the_kept_voice(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as w:
+        first = w.tg.send_guest(STRANGERS, USER, "@voicebot_test_bot hello there")
+        before = (await _answered(w, first["guest_query_id"])).params["result"]
+        await w.delivered(await _job_of(w, STRANGERS))
+        again = w.tg.send_guest(STRANGERS, USER, "@voicebot_test_bot hello there")
+        after = (await _answered(w, again["guest_query_id"])).params["result"]
+        # Answered with the voice Telegram keeps: not synthesized, not uploaded again.
+        assert after["voice_file_id"] == before["voice_file_id"]
+        assert len([c for c in w.tg.sent(USER) if c.method == "sendVoice"]) == 1
+        assert len(w.nano.requests_to("tts")) == 1
+
+
 async def test_telegram_guest_speak_without_a_private_chat_says_how(tmp_path: Path) -> None:
     async with running(tmp_path) as w:
         w.tg.block(USER)  # Forbidden, as for a user who never pressed Start
