@@ -318,16 +318,16 @@ class Intake:
         if not text:
             raise InputError(SPEAK_USAGE)
         self._desk.guard.check_access(origin)  # the one access check, before a reuse too
-        options = self._tts_options(text, caps, voice or prefs.user.voice or prefs.chat.voice)
-        now, key = self._desk.clock(), speech_key(origin.platform, name, model, options)
-        deadline = now + self._jobs.deadline_seconds
-        new = NewJob(JobKind.TTS, origin, name, model, options, deadline, dedup_key=key)
+        chosen = voice or prefs.user.voice or prefs.chat.voice or self._tts.voice
+        now = self._desk.clock()
+        new = self._new_tts(origin, name, model, chosen, text, now)
         # The same clip asked again is free, like a transcript re-sent: no limit counts it.
-        reused = await reuse(self._desk, new, key, now)
+        reused = await reuse(self._desk, new, str(new.dedup_key), now)
         if reused is not None:
             return reused
         activity = await self._desk.guard.check_start(origin)
         await self._desk.guard.check_chars(origin, len(text), activity)
+        new = replace(new, options={**new.options, **self._tts_options(text, caps, chosen)})
         job = await create_shown(
             self._desk.store,
             new,
@@ -338,9 +338,22 @@ class Intake:
         self._desk.wake()
         return job
 
-    def _tts_options(
-        self, text: str, caps: TtsCapabilities, voice: str | None
-    ) -> dict[str, object]:
+    def _new_tts(
+        self, origin: Origin, provider: str, model: str, voice: str, text: str, now: float
+    ) -> NewJob:
+        """A speech job before its text is cut into parts, under the key of the clip it makes."""
+        speed = self._tts.speed
+        return NewJob(
+            JobKind.TTS,
+            origin,
+            provider,
+            model,
+            {"voice": voice, "speed": speed, "chars": len(text)},
+            now + self._jobs.deadline_seconds,
+            dedup_key=speech_key(origin.platform, provider, model, voice, speed, text),
+        )
+
+    def _tts_options(self, text: str, caps: TtsCapabilities, voice: str) -> dict[str, object]:
         """A speech job's options: the text in parts the model takes, and a voice it has.
 
         Raises:
@@ -350,12 +363,6 @@ class Intake:
         limit = caps.max_chars if caps.asynchronous else caps.max_chars * MAX_TTS_PARTS
         if len(text) > limit:
             raise Unsupported(text_too_long(len(text), limit))
-        chosen = voice or self._tts.voice
-        if not caps.has_voice(chosen):
-            raise Unsupported(unknown_voice(chosen, caps.voices))
-        return {
-            "voice": chosen,
-            "speed": self._tts.speed,
-            "parts": render.split_sentences(text, caps.max_chars),
-            "chars": len(text),
-        }
+        if not caps.has_voice(voice):
+            raise Unsupported(unknown_voice(voice, caps.voices))
+        return {"parts": render.split_sentences(text, caps.max_chars)}

@@ -16,13 +16,12 @@ REUSED_FROM = "reused_from"
 """The option naming the job whose answer (transcript, or the clip beside it) a job reuses."""
 
 
-def speech_key(platform: str, provider: str, model: str, options: dict[str, object]) -> str:
+def speech_key(
+    platform: str, provider: str, model: str, voice: str, speed: float, text: str
+) -> str:
     """One hash per clip worth keeping: the same text said by the same voice, model, speed and
     provider instance. Per platform, as a Telegram ``file_id`` is only valid for this bot."""
-    parts = options["parts"]
-    assert isinstance(parts, list)
-    said = (options["voice"], options["speed"], *parts)  # the text as it is sent, in its parts
-    raw = "\x1f".join(map(str, ("tts", platform, provider, model, *said)))
+    raw = "\x1f".join(map(str, ("tts", platform, provider, model, voice, speed, text)))
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
