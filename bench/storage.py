@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from bot.jobs.steps import Completion
 from bot.model.job import JobKind, NewJob
 from bot.model.speech import Origin
 from bot.storage import open_store
@@ -265,7 +266,7 @@ async def step_cost(targets: list[str], jobs: int = 1000, rounds: int = 9) -> di
                 job = await store.create(new, now=1.0)
                 await store.claims.claim(2.0, ["telegram"], 1, 30.0)
                 await store.steps.begin_submit(job.id, 2.0)
-                await store.steps.complete(job.id, {"text": "x"}, now=3.0)
+                await store.steps.complete(job.id, Completion({"text": "x"}), 3.0)
             return 1e6 * (clock() - started) / jobs
         finally:
             await store.close()

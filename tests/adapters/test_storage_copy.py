@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from adapters.cli import main
+from bot.jobs.steps import Completion, Submission
 from bot.model.job import Blob, JobKind, NewJob
 from bot.model.speech import Origin
 from bot.storage import open_store
@@ -26,13 +27,13 @@ async def _fill(path: Path) -> list[str]:
         await store.claims.claim(200.0, ["telegram"], 1, 30.0)  # a lease that must not travel
         await store.steps.begin_submit(ids[1], 201.0)
         await store.steps.mark_submitted(
-            ids[1], {"run": 1}, next_poll_at=300.0, now=202.0, cost=0.5
+            ids[1], Submission({"run": 1}, next_poll_at=300.0, cost=0.5), 202.0
         )
         tts = NewJob(JobKind.TTS, ORIGIN, "nanogpt", "k", {"chars": 9}, 1e12)
         clip = await store.create(tts, now=150.0)
         await store.steps.begin_submit(clip.id, 151.0)
         await store.steps.complete(
-            clip.id, {"duration": 1.0}, now=152.0, output_blob=Blob(b"ogg", "v", "a")
+            clip.id, Completion({"duration": 1.0}, output_blob=Blob(b"ogg", "v", "a")), 152.0
         )
         await store.usage.put_settings("telegram", "42", {"language": "de"}, 1.0)
         await store.usage.put_user_settings("telegram", "7", {"voice": "af_bella"}, 1.0)

@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.jobs.delivery import Reply
 from bot.jobs.poller import Poller
+from bot.jobs.steps import Failure
 from bot.jobs.worker import JobWorker
 from bot.model.job import Blob, Job, JobKind, NewJob
 from bot.model.speech import AudioInput, Origin, SttOptions, Transcript
@@ -52,7 +53,7 @@ async def test_leases_long_step_is_renewed_and_not_taken_by_another_process(
     worker.register("telegram", deliverer)
     poller = Poller(mine.claims, worker, clock=clock, lease=15.0, max_idle=0.2)
     job = await mine.create(NEW, now=clock.now)
-    await mine.steps.fail(job.id, "no", now=clock.now)  # a reply to deliver
+    await mine.steps.fail(job.id, Failure("no"), clock.now)  # a reply to deliver
     try:
         poller.start()
         await asyncio.wait_for(deliverer.started.wait(), 10)
@@ -88,7 +89,7 @@ async def test_leases_step_cut_off_at_shutdown_is_released(tmp_path: Path) -> No
     worker.register("telegram", deliverer)
     poller = Poller(mine.claims, worker, clock=clock, lease=15.0, max_idle=0.2)
     job = await mine.create(NEW, now=clock.now)
-    await mine.steps.fail(job.id, "no", now=clock.now)
+    await mine.steps.fail(job.id, Failure("no"), clock.now)
     poller.start()
     await asyncio.wait_for(deliverer.started.wait(), 10)
     await poller.stop(timeout=0.1)  # the delivery never finishes: cancelled

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import asyncpg
 
+from bot.jobs.steps import Completion, Failure, NextPoll, Submission
 from bot.model.job import Blob, JobKind, NewJob, NewPart
 from bot.model.speech import Origin
 from bot.storage import open_store
@@ -55,15 +56,17 @@ async def test_store_job_counts_exact_through_every_transition(store: SqlJobStor
     assert await store.steps.begin_submit(d.id, 2.0)
     assert await store.steps.begin_submit(e.id, 2.0)
     await assert_exact(store)
-    assert await store.steps.mark_submitted(a.id, {"run": "a"}, next_poll_at=5.0, now=3.0)
+    assert await store.steps.mark_submitted(a.id, Submission({"run": "a"}, next_poll_at=5.0), 3.0)
     assert await store.steps.mark_submitted(
-        e.id, {"run": "e"}, next_poll_at=5.0, now=3.0, keep_input=True
+        e.id, Submission({"run": "e"}, next_poll_at=5.0, keep_input=True), 3.0
     )
-    assert await store.steps.reschedule(a.id, next_poll_at=6.0, now=4.0, progress=0.5)
+    assert await store.steps.reschedule(a.id, NextPoll(next_poll_at=6.0, progress=0.5), 4.0)
     await assert_exact(store)  # a poll that finds it running changes no count
     assert await store.steps.requeue_lost(e.id, 4.0)
-    assert await store.steps.complete(a.id, {"text": "hi"}, now=7.0, cost=0.01, currency="USD")
-    assert await store.steps.fail(b.id, "no", now=7.0)
+    assert await store.steps.complete(
+        a.id, Completion({"text": "hi"}, cost=0.01, currency="USD"), 7.0
+    )
+    assert await store.steps.fail(b.id, Failure("no"), 7.0)
     assert await store.cancel(c.id, 7.0)
     await assert_exact(store)
     assert await store.replies.mark_delivered(a.id, "m1", 8.0)
@@ -141,11 +144,13 @@ async def test_store_job_counts_exact_under_concurrent_steps_of_two_stores(opene
     async def step(store: SqlJobStore, job_id: str, i: int) -> None:
         assert await store.steps.begin_submit(job_id, 2.0)
         if i % 3 == 0:
-            await store.steps.complete(job_id, {"text": "ok"}, now=3.0)
+            await store.steps.complete(job_id, Completion({"text": "ok"}), 3.0)
         elif i % 3 == 1:
-            await store.steps.fail(job_id, "no", now=3.0)
+            await store.steps.fail(job_id, Failure("no"), 3.0)
         else:
-            await store.steps.mark_submitted(job_id, {"run": job_id}, next_poll_at=9.0, now=3.0)
+            await store.steps.mark_submitted(
+                job_id, Submission({"run": job_id}, next_poll_at=9.0), 3.0
+            )
 
     await asyncio.gather(*(step((first, second)[i % 2], j.id, i) for i, j in enumerate(jobs)))
     counts = await assert_exact(second)

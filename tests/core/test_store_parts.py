@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.jobs.steps import Failure
 from bot.model.job import Blob, JobKind, JobState, NewJob, NewPart
 from bot.model.speech import Origin, Transcript
 from bot.providers.base import Ticket
@@ -96,7 +97,7 @@ async def test_store_parts_change_only_under_the_jobs_lease(opener: Opener) -> N
 async def test_store_parts_deleted_with_their_job(opener: Opener) -> None:
     store = await opener()
     job_id = await split_job(store)
-    await store.steps.fail(job_id, "stopped", now=30.0)
+    await store.steps.fail(job_id, Failure("stopped"), 30.0)
     assert await store.forget("telegram", "42", "7") == 1
     assert await store.parts.of(job_id) == []
 
@@ -108,7 +109,7 @@ async def test_store_unique_key_one_live_job_and_a_failed_one_gives_it_up(opener
     again = await other.create(new, now=2.0)  # another process, the same button pressed
     assert again.id == first.id
     assert (await other.find_unique("k1")) == first
-    assert await store.steps.fail(first.id, "refused", now=3.0)
+    assert await store.steps.fail(first.id, Failure("refused"), 3.0)
     assert await store.find_unique("k1") is None
     retry = await other.create(new, now=4.0)
     assert retry.id != first.id and retry.state is JobState.QUEUED
