@@ -48,12 +48,12 @@ from bot.providers.chat import TextGenerator
 from bot.text import encode, msg
 
 _LOGGER = logging.getLogger(__name__)
-_UNREADABLE = msg("The speech service gave an answer I could not understand.")
 
 INTERRUPTED_MESSAGE = msg(
     "This job was interrupted while it was being sent to the speech service, so it may or may not "
     "have been charged. It was not resent automatically; please send it again to retry."
 ).id
+_UNREADABLE = msg("The speech service gave an answer I could not understand.")
 
 
 class JobWorker:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from adapters.cli import main
+from bot.jobs.poller import Reach
 from bot.jobs.steps import Completion, Submission
 from bot.model.job import Blob, JobKind, NewJob
 from bot.model.speech import Origin
@@ -24,7 +25,9 @@ async def _fill(path: Path) -> list[str]:
             new = NewJob(JobKind.STT, ORIGIN, "nanogpt", "m", {"i": i}, 1e12, input_duration=2.0)
             job = await store.create(new, now=100.0 + i, input_blob=Blob(b"a" * i, "a.ogg", None))
             ids.append(job.id)
-        await store.claims.claim(200.0, ["telegram"], 1, 30.0)  # a lease that must not travel
+        await store.claims.claim(
+            200.0, Reach(["telegram"]), 1, 30.0
+        )  # a lease that must not travel
         await store.steps.begin_submit(ids[1], 201.0)
         await store.steps.mark_submitted(
             ids[1], Submission({"run": 1}, next_poll_at=300.0, cost=0.5), 202.0

@@ -12,6 +12,7 @@ import pytest
 from bot.chat.replies import progress_text
 from bot.chat.status import progress_eta, render_job, render_job_list
 from bot.jobs.outcomes import progress_step
+from bot.jobs.poller import Reach
 from bot.jobs.steps import Completion, NextPoll, Submission
 from bot.model.job import Blob, Job, JobKind, JobState, NewJob
 from bot.model.speech import Origin
@@ -108,7 +109,9 @@ async def test_store_recover_waits_for_the_lease_then_requeues_a_free_rerun(
         hosted = await other.create(
             new_job("nanogpt"), now=100.0, input_blob=Blob(b"y", None, None)
         )
-        assert len(await other.claims.claim(100.0, ["telegram"], 10, lease=30.0)) == 2  # until 130
+        assert (
+            len(await other.claims.claim(100.0, Reach(["telegram"]), 10, lease=30.0)) == 2
+        )  # until 130
         for job in (local, hosted):
             assert await other.steps.begin_submit(job.id, 101.0)
         free = lambda job: job.provider == "local"  # noqa: E731
@@ -140,9 +143,9 @@ async def test_store_requeue_lost_respects_another_owners_lease(
     job = await _submitted(store, keep_input=True)
     other = await open_store(target, pool_size=2)
     try:
-        assert [j.id for j in await other.claims.claim(102.0, ["telegram"], 10, lease=30.0)] == [
-            job.id
-        ]
+        assert [
+            j.id for j in await other.claims.claim(102.0, Reach(["telegram"]), 10, lease=30.0)
+        ] == [job.id]
         assert not await store.steps.requeue_lost(job.id, 103.0)  # the poll step is the other's
         assert await other.steps.requeue_lost(job.id, 103.0)
     finally:
@@ -160,26 +163,28 @@ async def test_store_local_run_is_polled_by_its_own_process_until_that_one_is_go
     try:
         home = await other.create(new_job("local"), now=100.0, input_blob=Blob(b"x", None, None))
         paid = await other.create(new_job("nanogpt"), now=100.0, input_blob=Blob(b"y", None, None))
-        assert len(await other.claims.claim(100.0, ["telegram"], 10, lease=30.0)) == 2
+        assert len(await other.claims.claim(100.0, Reach(["telegram"]), 10, lease=30.0)) == 2
         for job, keep in ((home, True), (paid, False)):
             assert await other.steps.begin_submit(job.id, 101.0)
             assert await other.steps.mark_submitted(
                 job.id, Submission({"run": "r"}, next_poll_at=110.0, keep_input=keep), 101.0
             )
-        assert [j.id for j in await store.claims.claim(111.0, ["telegram"], 10, lease=30.0)] == [
-            paid.id
-        ]
+        assert [
+            j.id for j in await store.claims.claim(111.0, Reach(["telegram"]), 10, lease=30.0)
+        ] == [paid.id]
         assert await store.cancel(paid.id, 111.0) is not None  # only the local run is left
-        assert await store.claims.next_wakeup(["telegram"]) == pytest.approx(170.0)
-        assert [j.id for j in await other.claims.claim(111.0, ["telegram"], 10, lease=30.0)] == [
-            home.id
-        ]
+        assert await store.claims.next_wakeup(Reach(["telegram"])) == pytest.approx(170.0)
+        assert [
+            j.id for j in await other.claims.claim(111.0, Reach(["telegram"]), 10, lease=30.0)
+        ] == [home.id]
         assert await other.steps.reschedule(
             home.id, NextPoll(next_poll_at=120.0, progress=0.2), 111.0
         )
-        assert await other.claims.next_wakeup(["telegram"]) == pytest.approx(120.0)
-        assert await store.claims.claim(179.0, ["telegram"], 10, lease=30.0) == []
-        taken = await store.claims.claim(180.0, ["telegram"], 10, lease=30.0)  # a minute overdue
+        assert await other.claims.next_wakeup(Reach(["telegram"])) == pytest.approx(120.0)
+        assert await store.claims.claim(179.0, Reach(["telegram"]), 10, lease=30.0) == []
+        taken = await store.claims.claim(
+            180.0, Reach(["telegram"]), 10, lease=30.0
+        )  # a minute overdue
         assert [j.id for j in taken] == [home.id]
         assert await store.steps.requeue_lost(home.id, 180.0)
     finally:

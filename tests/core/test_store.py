@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.config.load import AccessConfig, LimitsConfig
+from bot.jobs.poller import Reach
 from bot.jobs.steps import Completion, Failure, NextPoll, Submission
 from bot.model.errors import BotError
 from bot.model.job import Blob, JobKind, JobState, NewJob
@@ -41,7 +42,7 @@ def new_job(**kw: object) -> NewJob:
 
 
 async def claimed(store: SqlJobStore, now: float, limit: int = 10) -> list[str]:
-    return [j.id for j in await store.claims.claim(now, TG, limit, lease=30.0)]
+    return [j.id for j in await store.claims.claim(now, Reach(TG), limit, lease=30.0)]
 
 
 async def test_store_create_roundtrip_keeps_origin_and_input(store: SqlJobStore) -> None:
@@ -92,7 +93,7 @@ async def test_store_survives_reopen_mid_job(opener: Opener) -> None:
     await store.close()
     reopened = await opener()
     assert await claimed(reopened, 8.0) == []
-    due = await reopened.claims.claim(10.0, TG, 10, 30.0)
+    due = await reopened.claims.claim(10.0, Reach(TG), 10, 30.0)
     assert [j.id for j in due] == [job.id] and due[0].ticket == {"runId": "abc", "cost": 0.2}
     assert due[0].lease_owner == reopened.owner and due[0].lease_until == 40.0
 
@@ -116,7 +117,7 @@ async def test_store_claim_is_exclusive_across_owners_until_the_lease_ends(
     job = await a.create(new_job(), now=1.0)
     assert await claimed(a, 2.0) == [job.id]  # leased until 32
     assert await claimed(b, 20.0) == []
-    assert await b.claims.next_wakeup(TG) == 32.0  # claimable again when the lease ends
+    assert await b.claims.next_wakeup(Reach(TG)) == 32.0  # claimable again when the lease ends
     assert not await b.steps.begin_submit(job.id, 20.0)  # another owner's step: refused
     assert await a.claims.renew([job.id], 60.0) == 1
     assert await b.claims.renew([job.id], 99.0) == 0  # only the holder renews
@@ -138,7 +139,7 @@ async def test_store_complete_hold_gives_a_fresh_full_lease(opener: Opener) -> N
     assert done is not None and done.state is JobState.COMPLETED
     assert (done.lease_owner, done.lease_until) == (a.owner, 60.0)
     assert await claimed(b, 40.0) == []
-    assert await b.claims.next_wakeup(TG) == 60.0
+    assert await b.claims.next_wakeup(Reach(TG)) == 60.0
     assert await a.replies.mark_delivered(job.id, "m1", 41.0)
     assert await claimed(b, 61.0) == []  # delivered: nothing left to claim
     other = await a.create(new_job(), now=1.0)
@@ -252,7 +253,7 @@ async def test_store_cancel_wins_over_the_step_in_flight(opener: Opener, state: 
     await store.close()
     reopened = await opener()
     assert await claimed(reopened, 1000.0) == []  # never polled nor delivered again
-    assert await reopened.claims.next_wakeup(TG) is None
+    assert await reopened.claims.next_wakeup(Reach(TG)) is None
     assert await reopened.claims.recover_interrupted(1000.0, "x", TG) == []
     got = await reopened.get(job.id)
     assert got is not None and got.state is JobState.CANCELLED and got.state.terminal
@@ -267,21 +268,19 @@ async def test_store_claim_leaves_replies_of_offline_platforms_waiting(
     reply = await store.create(new_job(), now=1.0)
     await store.steps.begin_submit(reply.id, 1.0)
     await store.steps.complete(reply.id, Completion({"text": "x"}), 2.0)
-    assert await store.claims.next_wakeup(TG) == 2.0
-    assert await store.claims.next_wakeup(TG, deliver_to=[]) is None  # nothing to wake up for
+    assert await store.claims.next_wakeup(Reach(TG)) == 2.0
+    assert await store.claims.next_wakeup(Reach(TG, [])) is None  # nothing to wake up for
     queued = await store.create(new_job(), now=3.0)
     other = await store.create(new_job(origin=Origin("discord", "1", "2")), now=3.0)
     await store.steps.begin_submit(other.id, 3.0)
     await store.steps.complete(other.id, Completion({"text": "y"}), 3.0)
     # Telegram is down: its reply waits (no attempt used), its submit and Discord's reply go.
-    jobs = await store.claims.claim(10.0, both, 10, 30.0, deliver_to=["discord"])
+    jobs = await store.claims.claim(10.0, Reach(both, ["discord"]), 10, 30.0)
     assert sorted(j.id for j in jobs) == sorted([queued.id, other.id])
     waiting = await store.get(reply.id)
     assert waiting is not None and waiting.lease_owner is None
     assert waiting.delivery_attempts == 0
-    assert [j.id for j in await store.claims.claim(11.0, both, 10, 30.0, deliver_to=both)] == [
-        reply.id
-    ]
+    assert [j.id for j in await store.claims.claim(11.0, Reach(both, both), 10, 30.0)] == [reply.id]
 
 
 async def test_store_job_counts_by_state_kind_and_provider(store: SqlJobStore) -> None:
@@ -334,7 +333,7 @@ async def test_store_undelivered_and_deferral(store: SqlJobStore) -> None:
     assert await claimed(store, 2.0) == [job.id]
     await store.replies.defer_delivery(job.id, 50.0, 3.0)
     assert await claimed(store, 10.0) == []
-    assert await store.claims.next_wakeup(TG) == 50.0
+    assert await store.claims.next_wakeup(Reach(TG)) == 50.0
     await store.replies.mark_undeliverable(job.id, "bot was blocked", 4.0)
     assert await claimed(store, 100.0) == []
     got = await store.get(job.id)

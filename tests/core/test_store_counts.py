@@ -11,6 +11,7 @@ from pathlib import Path
 
 import asyncpg
 
+from bot.jobs.poller import Reach
 from bot.jobs.steps import Completion, Failure, NextPoll, Submission
 from bot.model.job import Blob, JobKind, NewJob, NewPart
 from bot.model.speech import Origin
@@ -49,7 +50,7 @@ async def test_store_job_counts_exact_through_every_transition(store: SqlJobStor
     d = await store.create(new_job(), now=1.0)
     e = await store.create(new_job(provider="local"), now=1.0, input_blob=AUDIO)
     await assert_exact(store)
-    assert len(await store.claims.claim(2.0, TG, 10, lease=30.0)) == 5
+    assert len(await store.claims.claim(2.0, Reach(TG), 10, lease=30.0)) == 5
     await assert_exact(store)  # a claim takes a lease, it moves no job
     assert await store.steps.begin_submit(a.id, 2.0)
     assert await store.steps.begin_submit(b.id, 2.0)
@@ -113,7 +114,7 @@ async def test_store_job_counts_exact_after_split_and_interrupted_recovery(opene
     dead, store = await opener(), await opener()
     long = await dead.create(new_job(), now=1.0, input_blob=AUDIO)
     stranded = [await dead.create(new_job(provider=p), now=1.0, input_blob=AUDIO) for p in "xy"]
-    await dead.claims.claim(1.0, TG, 10, lease=5.0)
+    await dead.claims.claim(1.0, Reach(TG), 10, lease=5.0)
     for job in (long, *stranded):
         assert await dead.steps.begin_submit(job.id, 1.0)
     parts = [NewPart(0.0, 1.0, AUDIO), NewPart(1.0, 1.0, AUDIO)]
