@@ -20,6 +20,7 @@ from typing import Any
 from bot.app.core import Core
 from bot.chat import render, replies
 from bot.config.load import parse_config
+from bot.jobs.poller import Reach
 from bot.model.job import Job, JobKind, JobState, Part
 from bot.model.speech import Origin, Transcript
 from testkit.fakes.chat import FakeChat
@@ -33,7 +34,7 @@ ORIGIN = Origin(platform="bench", chat_id="c", user_id="u", reply_to="m")
 async def _drive(core: Core, clock: FakeClock, done: RecordingDeliverer, count: int) -> None:
     while len(done.delivered) < count:
         await core.poller.run_once()
-        next_at = await core.store.claims.next_wakeup(["bench"])
+        next_at = await core.store.claims.next_wakeup(Reach(["bench"]))
         if next_at is None and len(done.delivered) < count:
             raise RuntimeError("nothing left to do, yet not delivered")
         clock.now = max(clock.now + 0.5, next_at or clock.now)

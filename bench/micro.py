@@ -12,6 +12,7 @@ from typing import Any
 from bench.fakes import tone
 from bench.mix import PLATFORM
 from bot.audio.codec import probe, to_voice_clip
+from bot.jobs.poller import Reach
 from bot.storage.sqlite import SqliteJobStore
 
 
@@ -127,7 +128,7 @@ async def store_queries(db: Path, rows: int, lookups: int = 300) -> dict[str, An
         due_count = 0
         for _ in range(max(20, lookups // 10)):
             t0 = time.perf_counter()
-            jobs = await store.claims.claim(time.time(), [PLATFORM], 100, lease=30.0)
+            jobs = await store.claims.claim(time.time(), Reach([PLATFORM]), 100, lease=30.0)
             due.append(1000 * (time.perf_counter() - t0))
             due_count = len(jobs)
             await store.claims.release([j.id for j in jobs])  # the next round claims the same ones

@@ -34,6 +34,8 @@ from typing import Any
 
 import yaml
 
+from bot.jobs.poller import Reach
+from bot.jobs.steps import Completion
 from bot.model.job import JobKind, NewJob
 from bot.model.speech import Origin
 from bot.storage import open_store
@@ -197,7 +199,7 @@ async def _claim_wait(store: SqlJobStore, query: Awaitable[object]) -> float:
     loop: on SQLite the query runs on the event loop, so the claim waits for all of it."""
     t0 = time.perf_counter()
     running = asyncio.ensure_future(query)
-    claim = asyncio.ensure_future(store.claims.claim(time.time(), ["telegram"], 10, 15.0))
+    claim = asyncio.ensure_future(store.claims.claim(time.time(), Reach(["telegram"]), 10, 15.0))
     await claim
     waited = 1000 * (time.perf_counter() - t0)
     await running
@@ -263,9 +265,9 @@ async def step_cost(targets: list[str], jobs: int = 1000, rounds: int = 9) -> di
             started = clock()
             for _ in range(jobs):
                 job = await store.create(new, now=1.0)
-                await store.claims.claim(2.0, ["telegram"], 1, 30.0)
+                await store.claims.claim(2.0, Reach(["telegram"]), 1, 30.0)
                 await store.steps.begin_submit(job.id, 2.0)
-                await store.steps.complete(job.id, {"text": "x"}, now=3.0)
+                await store.steps.complete(job.id, Completion({"text": "x"}), 3.0)
             return 1e6 * (clock() - started) / jobs
         finally:
             await store.close()

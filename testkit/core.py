@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.app.core import Core
 from bot.config.load import Config
+from bot.jobs.poller import Reach
 from bot.model.job import Job
 from testkit.fakes.audio import make_tone
 from testkit.support import ORIGIN, FakeClock, RecordingDeliverer, make_config
@@ -62,7 +63,7 @@ class CoreWithFakes:
         gaps: list[float] = []
         for _ in range(self._steps if steps is None else steps):
             await self.core.poller.run_once()
-            next_at = await self.core.store.claims.next_wakeup([self.platform])
+            next_at = await self.core.store.claims.next_wakeup(Reach([self.platform]))
             if next_at is None:
                 break
             gap = max(self._dt if dt is None else dt, next_at - self.clock.now)

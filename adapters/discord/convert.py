@@ -10,10 +10,11 @@ from typing import Any
 
 import discord
 
-from bot.chat.replies import FileReply
+from bot.chat.replies import FileReply, TranscriptReply, transcript_reply
 from bot.model.errors import DeliveryError
 from bot.model.job import Job
 from bot.model.speech import Origin, VoiceClip
+from bot.text import text_for
 
 PLATFORM = "discord"
 MESSAGE_LIMIT = 2000
@@ -200,6 +201,21 @@ def files_within(files: Sequence[FileReply], limit: int) -> list[FileReply]:
             kept.append(item)
             total += len(item.data)
     return kept
+
+
+def discord_transcript(job: Job, max_messages: int) -> TranscriptReply:
+    """A finished transcript as Discord takes it: escaped messages in the job's language, and
+    only the files that fit the channel's upload limit."""
+    reply = transcript_reply(
+        job,
+        limit=MESSAGE_LIMIT,
+        max_messages=max_messages,
+        escape=escape,
+        tr=text_for(job.origin.locale),
+    )
+    return TranscriptReply(
+        reply.messages, tuple(files_within(reply.files, upload_limit(job.origin)))
+    )
 
 
 def voice_message_payload(clip: VoiceClip, *, reply_to: int | None = None) -> dict[str, Any]:

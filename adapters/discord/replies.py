@@ -11,21 +11,19 @@ import discord
 
 from adapters.discord.config import DiscordConfig
 from adapters.discord.convert import (
-    MESSAGE_LIMIT,
     UNKNOWN_MESSAGE,
     VOICE_MESSAGES_REFUSED,
     InteractionRef,
     delivery_error,
+    discord_transcript,
     escape,
-    files_within,
     is_bot_absent,
     placeholder_id,
     token_dead,
-    upload_limit,
 )
 from adapters.discord.outbox import Outbox, audio_file
 from adapters.discord.userinstall import post_clip_absent, reply_view, send_by_dm
-from bot.chat.replies import FileReply, failure_text, progress_text, transcript_reply
+from bot.chat.replies import FileReply, failure_text, progress_text
 from bot.jobs.delivery import Reply
 from bot.jobs.live import EditBudget, EditThrottle, partial_text, tail
 from bot.model.job import Job, JobKind, JobState
@@ -67,15 +65,8 @@ class Replies:
             if job.kind is JobKind.TTS:
                 tr = text_for(job.origin.locale)
                 return await self._deliver_text(out, (escape(failure_text(job, tr)),), ())
-            reply = transcript_reply(
-                job,
-                limit=MESSAGE_LIMIT,
-                max_messages=self.config.max_messages,
-                escape=escape,
-                tr=text_for(job.origin.locale),
-            )
-            files = files_within(reply.files, upload_limit(job.origin))
-            return await self._deliver_text(out, reply.messages, files)
+            reply = discord_transcript(job, self.config.max_messages)
+            return await self._deliver_text(out, reply.messages, reply.files)
         except discord.HTTPException as exc:
             mapped = delivery_error(exc)
             if mapped is None:

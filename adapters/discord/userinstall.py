@@ -15,13 +15,12 @@ from adapters.discord.convert import (
     MESSAGE_LIMIT,
     PLATFORM,
     InteractionRef,
+    discord_transcript,
     escape,
-    files_within,
     token_dead,
-    upload_limit,
 )
 from adapters.discord.outbox import NO_MENTIONS, Outbox, to_files
-from bot.chat.replies import FileReply, transcript_reply
+from bot.chat.replies import FileReply
 from bot.model.job import Job, JobState
 from bot.model.speech import VoiceClip
 from bot.text import msg, text_for
@@ -111,15 +110,8 @@ class PostIt:
             text = text_for(interaction.locale.value).render(NOTHING_TO_POST)
             await interaction.response.send_message(escape(text), ephemeral=True)
             return
-        reply = transcript_reply(
-            job,
-            limit=MESSAGE_LIMIT,
-            max_messages=self.config.max_messages,
-            escape=escape,
-            tr=text_for(job.origin.locale),
-        )
-        files = files_within(reply.files, upload_limit(job.origin))
-        first: dict[str, Any] = {"files": to_files(files)} if files else {}
+        reply = discord_transcript(job, self.config.max_messages)
+        first: dict[str, Any] = {"files": to_files(reply.files)} if reply.files else {}
         await interaction.response.send_message(
             reply.messages[0], allowed_mentions=NO_MENTIONS, **first
         )

@@ -55,7 +55,11 @@ if TYPE_CHECKING:
     from bot.chat.settings import Prefs
     from bot.jobs.delivery import Reply
     from bot.model.speech import Origin
+    from bot.service.placeholder import Placeholder
     from bot.service.voice import VoiceService
+
+    # Downloads an attachment and transcribes it, its progress shown by the given placeholder.
+    TranscribeFile = Callable[[Origin, AudioAttachment, Prefs, Placeholder], Awaitable[None]]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -76,8 +80,6 @@ GUEST_NO_DM = msg(
 GUEST_ERROR = msg("Sorry, something went wrong on my side. Please try again in a moment.")
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 _MENTION = re.compile(r"@\w+")
-
-Download = Callable[[AudioAttachment], Awaitable[bytes]]
 
 
 def is_guest(job: Job) -> bool:
@@ -118,10 +120,10 @@ class GuestCalls:
     (the query answered at once with the job's progress), and delivery (that answer edited
     into the transcript, or the voice message answered)."""
 
-    def __init__(self, service: VoiceService, bot: Bot, download: Download) -> None:
+    def __init__(self, service: VoiceService, bot: Bot, transcribe: TranscribeFile) -> None:
         self.service = service
         self.bot = bot
-        self.download = download
+        self.transcribe = transcribe
         # query id -> the answer show() posted, while its call is being handled: a refusal
         # that comes after it (the store refused the job) edits it, as a query is answered once.
         self._shown: dict[str, str] = {}
@@ -154,23 +156,12 @@ class GuestCalls:
         prefs = await self.service.preferences.for_origin(origin)
         attachment = audio_attachment(target)
         if target is not None and attachment is not None:
-            await self._transcribe(origin, attachment, prefs)
+            await self.transcribe(origin, attachment, prefs, self)
             return
         text = spoken_text(message)
         if not text:
             raise InputError(GUEST_USAGE)
         await self.service.speak(origin, text, prefs=prefs, placeholder=self)
-
-    async def _transcribe(self, origin: Origin, attachment: AudioAttachment, prefs: Prefs) -> None:
-        data = await self.download(attachment)
-        await self.service.transcribe(
-            origin,
-            data,
-            attachment.filename,
-            prefs=prefs,
-            dedup_key=attachment.file_unique_id,
-            placeholder=self,
-        )
 
     async def _refuse(self, message: Message, origin: Origin, text: Msg | str) -> None:
         """Answer the query with a sentence (a refusal, or how to use the bot here)."""

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from telegram import ChatMember, LinkPreviewOptions, Message, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
 from adapters.telegram.buttons import TelegramButtons
@@ -28,13 +27,13 @@ from adapters.telegram.convert import (
     megabytes,
     origin_for,
 )
+from adapters.telegram.files import TelegramFiles
 from adapters.telegram.guest import GuestCalls
 from adapters.telegram.texts import telegram_help
-from bot.chat.replies import FILE_UNAVAILABLE
 from bot.chat.settings import SETTINGS_USAGE, Prefs
 from bot.chat.views import settings_hint
 from bot.model.errors import BotError, InputError
-from bot.text import Msg, Size, Text, msg
+from bot.text import Msg, Text, msg
 
 if TYPE_CHECKING:
     from telegram import Bot
@@ -83,24 +82,6 @@ async def reply(message: Message, html_text: str) -> Message:
     )
 
 
-def too_big_text(size: int | None, limit: int) -> Msg:
-    """The answer for a file the Bot API will not hand over."""
-    if size:
-        return msg(
-            "This file is {size}; bots can only download files up to {limit} from Telegram. "
-            "(The bot's operator can lift this limit with a local Bot API server, "
-            "telegram.api_base.)",
-            size=Size(size),
-            limit=Size(limit),
-        )
-    return msg(
-        "This file is too big; bots can only download files up to {limit} from Telegram. "
-        "(The bot's operator can lift this limit with a local Bot API server, "
-        "telegram.api_base.)",
-        limit=Size(limit),
-    )
-
-
 class TelegramHandlers:
     """The bot's commands and message handlers: they create jobs through the service and put
     a placeholder under each."""
@@ -118,7 +99,8 @@ class TelegramHandlers:
         self.config = config
         self.cancel = TelegramCancel(service, placeholders.show_cancelled)
         self.buttons = TelegramButtons(service, placeholders, self.cancel)
-        self.guest = GuestCalls(service, bot, self._download)
+        self.files = TelegramFiles(service, bot, config.max_download_bytes)
+        self.guest = GuestCalls(service, bot, self.files.transcribe)
         self.commands = self._commands()
 
     def _commands(self) -> tuple[Command, ...]:
@@ -366,32 +348,4 @@ class TelegramHandlers:
         origin = origin_for(command, reply_to=audio, update_id=update_id)
         if await self.service.already_created(origin):
             return  # a replayed update: its job exists and will be delivered
-        data = await self._download(attachment)
-        await self.service.transcribe(
-            origin,
-            data,
-            attachment.filename,
-            prefs=prefs,
-            dedup_key=attachment.file_unique_id,
-            placeholder=self.placeholders,
-        )
-
-    async def _download(self, attachment: AudioAttachment) -> bytes:
-        limit = self.config.max_download_bytes
-        # Checked before getFile: the public Bot API refuses big files, and we never fetch them.
-        if attachment.file_size is not None and attachment.file_size > limit:
-            raise InputError(too_big_text(attachment.file_size, limit))
-        bot = self.bot
-        try:
-            file = await bot.get_file(attachment.file_id)
-        except BadRequest as exc:
-            if "too big" in exc.message.lower():
-                raise InputError(too_big_text(attachment.file_size, limit)) from exc
-            # Expired file_id, file gone, wrong bot...: the user can act on this, not on "oops".
-            raise InputError(
-                f"getFile refused: {exc.message}", user_message=FILE_UNAVAILABLE
-            ) from exc
-        if file.file_size is not None and file.file_size > limit:
-            raise InputError(too_big_text(file.file_size, limit))
-        # The file URL embeds the bot token: only PTB ever sees it; providers get the bytes.
-        return bytes(await file.download_as_bytearray())
+        await self.files.transcribe(origin, attachment, prefs, self.placeholders)

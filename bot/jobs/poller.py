@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.jobs.delivery import DEFAULT_LEASE
@@ -58,18 +59,26 @@ class ClockWatch:
         self._offset += jump
 
 
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """The platforms whose jobs a process steps, and those of them its replies go to now."""
+
+    platforms: Sequence[str]
+    deliver_to: Sequence[str] | None = None
+    """Replies only to these (those connected now; None: all of ``platforms``): a reply to a
+    platform that is down waits, its submits and polls do not."""
+
+    def replies(self) -> list[str]:
+        """The platforms a reply may be claimed for now."""
+        if self.deliver_to is None:
+            return list(self.platforms)
+        return [p for p in self.deliver_to if p in self.platforms]
+
+
 class Queue(Protocol):
     """The due steps the poller claims, each under a lease in the transaction that picks it."""
 
-    async def claim(
-        self,
-        now: float,
-        platforms: Iterable[str],
-        limit: int,
-        lease: float,
-        *,
-        deliver_to: Iterable[str] | None = None,
-    ) -> list[Job]:
+    async def claim(self, now: float, reach: Reach, limit: int, lease: float) -> list[Job]:
         """Lease up to ``limit`` steps due at ``now`` for this owner, replies first, each queue
         soonest first. A job leased by anyone (this process included) until after ``now`` is
         never returned, nor a poll of a run living in another process (``keep_input``: a local
@@ -77,12 +86,9 @@ class Queue(Protocol):
 
         Args:
             now: The current time.
-            platforms: Only jobs of these platforms.
+            reach: Only jobs of these platforms, and replies only to those connected.
             limit: At most this many steps.
             lease: Seconds the claimed steps are leased for.
-            deliver_to: Only replies of these platforms (those connected now; default: all of
-                ``platforms``): a reply to a platform that is down waits, its submits and polls
-                do not.
 
         Returns:
             The claimed jobs as they are now (a current snapshot), leased until ``now + lease``.
@@ -97,11 +103,8 @@ class Queue(Protocol):
         """Give up this owner's leases on ``job_ids`` (steps that will not finish)."""
         ...
 
-    async def next_wakeup(
-        self, platforms: Iterable[str], *, deliver_to: Iterable[str] | None = None
-    ) -> float | None:
-        """The earliest time a step (submit, poll, delivery) may become claimable; deliveries
-        only of ``deliver_to`` (as in :meth:`claim`)."""
+    async def next_wakeup(self, reach: Reach) -> float | None:
+        """The earliest time a step (submit, poll, delivery) of ``reach`` may become claimable."""
         ...
 
     async def shift_clock(
@@ -164,10 +167,11 @@ class Poller:
         # Replies wait for their platform's connection (no delivery attempt is used up while it
         # is down); submits and polls of its jobs go on meanwhile.
         online = [p for p in platforms if p not in self._worker.offline]
-        jobs = await self._queue.claim(now, platforms, free, self._lease, deliver_to=online)
+        reach = Reach(platforms, online)
+        jobs = await self._queue.claim(now, reach, free, self._lease)
         if len(jobs) >= free:
             return jobs, None
-        return jobs, await self._queue.next_wakeup(platforms, deliver_to=online)
+        return jobs, await self._queue.next_wakeup(reach)
 
     def _start(self, job: Job, now: float) -> None:
         task = asyncio.create_task(self._worker.advance(job, now), name=f"job-{job.id}")

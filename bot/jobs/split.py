@@ -11,7 +11,7 @@ from bot.audio import splitting
 from bot.audio.pool import AudioPool
 from bot.chat.replies import INTERRUPTED_PART
 from bot.jobs.live import with_partial
-from bot.jobs.steps import JobSteps
+from bot.jobs.steps import Completion, Failure, JobSteps, NextPoll
 from bot.jobs.stitch import finished_text, stitch
 from bot.model.errors import AudioError, ProviderError, ProviderUnavailable, RateLimited, UnknownJob
 from bot.model.job import Blob, Job, JobState, NewPart, Part
@@ -166,9 +166,7 @@ class SplitRunner:
         running = any(p.state is JobState.SUBMITTED for p in parts)
         delay = min(waits) if waits else (MIN_PART_POLL if running or not queued else 0.0)
         done = sum(1 for p in parts if p.state.terminal) / len(parts)
-        stored = await self._steps.reschedule(
-            job.id, next_poll_at=now + delay, now=now, progress=done
-        )
+        stored = await self._steps.reschedule(job.id, NextPoll(now + delay, progress=done), now)
         # The finished parts' text, in order, whenever one more part joined it (``shown``: as
         # many before this step); the stored parts are its only source, so it survives restarts.
         partial = finished_text(parts, text_for(job.origin.locale))
@@ -191,13 +189,13 @@ class SplitRunner:
         missing = sum(1 for p in parts if p.state is not JobState.COMPLETED)
         result = {**t.to_dict(), "missing_parts": missing} if missing else t.to_dict()
         await self._steps.complete(
-            job.id, result, now=now, cost=cost, currency=t.currency, polled=True
+            job.id, Completion(result, cost=cost, currency=t.currency, polled=True), now
         )
         _LOGGER.info("job %s: %d parts stitched", job.id, len(parts))
 
     async def _fail(self, job: Job, message: Msg, code: str = "split") -> None:
         stored = encode(message)  # each reader sees it in their language
-        await self._steps.fail(job.id, stored, now=self._clock(), error_code=code, polled=True)
+        await self._steps.fail(job.id, Failure(stored, code, polled=True), self._clock())
 
     def _reruns_free(self, job: Job) -> bool:
         try:

@@ -3,9 +3,60 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.model.job import Blob, Job, Started
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """What a provider's answer to a submit left to record: its ticket and when to ask next."""
+
+    ticket: Mapping[str, Any]
+    next_poll_at: float
+    cost: float | None = None
+    queue_position: int | None = None
+    keep_input: bool = False
+    """Keep the input audio past the submit: the provider reruns a lost job for free."""
+
+
+@dataclass(frozen=True, slots=True)
+class NextPoll:
+    """One more poll of a SUBMITTED job: when to ask next, its queue place and progress (0-1;
+    None keeps the last one)."""
+
+    next_poll_at: float
+    queue_position: int | None = None
+    progress: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A finished job's result, what it cost (None keeps the stored cost) and the synthesized
+    clip, stored in the same transaction."""
+
+    result: Mapping[str, Any]
+    cost: float | None = None
+    currency: str | None = None
+    output_blob: Blob | None = None
+    polled: bool = False
+    """The step was a poll (counted)."""
+    hold_until: float | None = None
+    """Keep this step's lease, renewed to this time (a full lease, not what is left of the
+    claim's), to deliver the reply at once in the same step (None: the lease ends and the
+    delivery is claimed like any other step)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a job failed: the user-facing sentence and its code (``polled``, ``hold_until``: as
+    in :class:`Completion`)."""
+
+    error: str
+    error_code: str | None = None
+    polled: bool = False
+    hold_until: float | None = None
 
 
 class JobSteps(Protocol):
@@ -33,19 +84,9 @@ class JobSteps(Protocol):
         """
         ...
 
-    async def mark_submitted(
-        self,
-        job_id: str,
-        ticket: Mapping[str, Any],
-        *,
-        next_poll_at: float,
-        now: float,
-        cost: float | None = None,
-        queue_position: int | None = None,
-        keep_input: bool = False,
-    ) -> Job | None:
+    async def mark_submitted(self, job_id: str, sent: Submission, now: float) -> Job | None:
         """SUBMITTING → SUBMITTED with the ticket; the input audio is dropped in the same step
-        unless ``keep_input`` (the provider reruns a lost job for free and needs it again).
+        unless ``sent.keep_input`` (the provider reruns a lost job for free and needs it again).
 
         Returns:
             The job as stored (no re-read needed), or None when the guard refused.
@@ -60,66 +101,24 @@ class JobSteps(Protocol):
         """
         ...
 
-    async def reschedule(
-        self,
-        job_id: str,
-        *,
-        next_poll_at: float,
-        now: float,
-        queue_position: int | None = None,
-        progress: float | None = None,
-    ) -> Job | None:
-        """Record one more poll of a SUBMITTED job, its progress (0-1; None keeps the last one)
-        and when to ask next.
+    async def reschedule(self, job_id: str, poll: NextPoll, now: float) -> Job | None:
+        """Record one more poll of a SUBMITTED job, its progress and when to ask next.
 
         Returns:
             The job as stored, or None when the guard refused.
         """
         ...
 
-    async def complete(
-        self,
-        job_id: str,
-        result: Mapping[str, Any],
-        *,
-        now: float,
-        cost: float | None = None,
-        currency: str | None = None,
-        output_blob: Blob | None = None,
-        polled: bool = False,
-        hold_until: float | None = None,
-    ) -> Job | None:
+    async def complete(self, job_id: str, done: Completion, now: float) -> Job | None:
         """SUBMITTING/SUBMITTED → COMPLETED with the result (and the output clip, together).
-
-        Args:
-            job_id: The job.
-            result: The provider's result, as stored.
-            now: The current time.
-            cost: What the step cost (None keeps the stored cost).
-            currency: The cost's currency.
-            output_blob: The synthesized clip, stored in the same transaction.
-            polled: The step was a poll (counted).
-            hold_until: keep this step's lease, renewed to this time (a full lease, not what
-                is left of the claim's), to deliver the reply at once in the same step (None:
-                the lease ends and the delivery is claimed like any other step).
 
         Returns:
             The job as stored, or None when the guard refused (nothing changed).
         """
         ...
 
-    async def fail(
-        self,
-        job_id: str,
-        error: str,
-        *,
-        now: float,
-        error_code: str | None = None,
-        polled: bool = False,
-        hold_until: float | None = None,
-    ) -> Job | None:
-        """Any unfinished state → FAILED with the user-facing sentence (``hold_until``: as in
-        :meth:`complete`).
+    async def fail(self, job_id: str, failure: Failure, now: float) -> Job | None:
+        """Any unfinished state → FAILED with the user-facing sentence.
 
         Returns:
             The job as stored, or None when the guard refused.

@@ -10,7 +10,7 @@ from typing import Any
 from bot.chat import render
 from bot.chat.replies import INTERRUPTED_PART
 from bot.jobs.split import PartStore
-from bot.jobs.steps import JobSteps
+from bot.jobs.steps import Completion, Failure, JobSteps, NextPoll
 from bot.model.errors import ProviderError, RateLimited
 from bot.model.job import Blob, Job, JobState, NewPart, Part
 from bot.model.speech import Transcript
@@ -160,7 +160,7 @@ class TextRunner:
         waits = [o for o in outcomes if isinstance(o, float)]
         done = sum(1 for p in parts if p.state is JobState.COMPLETED) / len(parts)
         delay = min(waits) if waits else 0.0
-        await self._steps.reschedule(job.id, next_poll_at=now + delay, now=now, progress=done)
+        await self._steps.reschedule(job.id, NextPoll(now + delay, progress=done), now)
 
     async def _run(self, job: Job, part: Part, maps: Sequence[Part]) -> float | None:
         if not await self._parts.begin_part(job.id, part.index, self._clock()):
@@ -205,7 +205,9 @@ class TextRunner:
 
     async def _complete(self, job: Job, text: str, cost: float | None) -> None:
         result = Transcript(text=text).to_dict()
-        await self._steps.complete(job.id, result, now=self._clock(), cost=cost, polled=True)
+        await self._steps.complete(
+            job.id, Completion(result, cost=cost, polled=True), self._clock()
+        )
 
     async def _failed(self, job: Job, exc: ProviderError) -> None:
         if isinstance(exc, RateLimited) and job.state is JobState.QUEUED:
@@ -218,7 +220,7 @@ class TextRunner:
 
     async def _fail(self, job: Job, message: Msg) -> None:
         stored = encode(message)  # each reader sees it in their language
-        await self._steps.fail(job.id, stored, now=self._clock(), error_code="text", polled=True)
+        await self._steps.fail(job.id, Failure(stored, "text", polled=True), self._clock())
 
 
 def _summary(job: Job) -> bool:

@@ -27,7 +27,7 @@ from bot.jobs.routing import JobProviders
 from bot.jobs.schedule import BackoffSchedule, PollSchedule
 from bot.jobs.speech_translate import by_speech, in_english
 from bot.jobs.split import PartStore, SplitRunner, is_split
-from bot.jobs.steps import JobSteps, Recovery
+from bot.jobs.steps import Completion, Failure, JobSteps, NextPoll, Recovery, Submission
 from bot.jobs.text import TextRunner
 from bot.model.errors import (
     AudioError,
@@ -53,6 +53,7 @@ INTERRUPTED_MESSAGE = msg(
     "This job was interrupted while it was being sent to the speech service, so it may or may not "
     "have been charged. It was not resent automatically; please send it again to retry."
 ).id
+_UNREADABLE = msg("The speech service gave an answer I could not understand.")
 
 
 class JobWorker:
@@ -144,9 +145,7 @@ class JobWorker:
         except Exception:
             _LOGGER.exception("job %s: unexpected error in state %s", job.id, job.state)
             if job.state is JobState.SUBMITTED:
-                await self._steps.reschedule(
-                    job.id, next_poll_at=self._clock() + 5.0, now=self._clock()
-                )
+                await self._steps.reschedule(job.id, NextPoll(self._clock() + 5.0), self._clock())
 
     async def _unavailable(self, job: Job, now: float) -> None:
         """Fail a job whose provider is gone with a sentence that says so, at once, rather than
@@ -159,7 +158,7 @@ class JobWorker:
         else:
             reason, code = replies.provider_gone_text(job.provider), "provider_gone"
         await self._steps.fail(
-            job.id, reason, now=now, error_code=code, polled=job.state is JobState.SUBMITTED
+            job.id, Failure(reason, code, polled=job.state is JobState.SUBMITTED), now
         )
 
     # -- submit -----------------------------------------------------------------------------
@@ -167,7 +166,7 @@ class JobWorker:
     async def submit(self, job: Job, now: float) -> None:
         """QUEUED → SUBMITTING → SUBMITTED / COMPLETED / FAILED (or back to QUEUED if unsent)."""
         if now >= job.deadline_at:
-            await self._steps.fail(job.id, deadline_message(job), now=now, error_code="deadline")
+            await self._steps.fail(job.id, Failure(deadline_message(job), "deadline"), now)
             return
         if is_split(job):
             await self._split.split(job, now)
@@ -192,16 +191,11 @@ class JobWorker:
             await self._submit_failed(job, exc)
             return
         except AudioError as exc:
-            await self._steps.fail(job.id, encode(exc.text), now=self._clock(), error_code="audio")
+            await self._steps.fail(job.id, Failure(encode(exc.text), "audio"), self._clock())
             return
         except Exception:
             _LOGGER.exception("job %s: submit crashed", job.id)
-            await self._steps.fail(
-                job.id,
-                encode(msg("The speech service gave an answer I could not understand.")),
-                now=self._clock(),
-                error_code="internal",
-            )
+            await self._steps.fail(job.id, Failure(encode(_UNREADABLE), "internal"), self._clock())
             return
         await self._record_answer(job, answer)
 
@@ -234,12 +228,14 @@ class JobWorker:
             delay = self.schedule.first_poll(submitted, self._providers.min_interval(job))
             stored = await self._steps.mark_submitted(
                 job.id,
-                dict(answer.data),
-                next_poll_at=now + delay,
-                now=now,
-                cost=answer.cost,
-                queue_position=answer.queue_position,
-                keep_input=self._providers.reruns_free(job),
+                Submission(
+                    dict(answer.data),
+                    next_poll_at=now + delay,
+                    cost=answer.cost,
+                    queue_position=answer.queue_position,
+                    keep_input=self._providers.reruns_free(job),
+                ),
+                now,
             )
             await self.delivery.notify(stored)
 
@@ -251,12 +247,14 @@ class JobWorker:
             _LOGGER.info("job %s: translated into English by %s", job.id, job.provider)
         stored = await self._steps.complete(
             job.id,
-            t.to_dict(),
-            now=now,
-            cost=t.cost,
-            currency=t.currency,
-            polled=polled,
-            hold_until=self.delivery.hold(job),
+            Completion(
+                t.to_dict(),
+                cost=t.cost,
+                currency=t.currency,
+                polled=polled,
+                hold_until=self.delivery.hold(job),
+            ),
+            now,
         )
         await self.delivery.reply(stored)
 
@@ -264,11 +262,13 @@ class JobWorker:
         result = {"duration": clip.duration, "waveform": base64.b64encode(clip.waveform).decode()}
         stored = await self._steps.complete(
             job.id,
-            result,
-            now=now,
-            output_blob=Blob(clip.ogg, "voice.ogg", "audio/ogg"),
-            polled=polled,
-            hold_until=self.delivery.hold(job),
+            Completion(
+                result,
+                output_blob=Blob(clip.ogg, "voice.ogg", "audio/ogg"),
+                polled=polled,
+                hold_until=self.delivery.hold(job),
+            ),
+            now,
         )
         await self.delivery.reply(stored, clip)
 
@@ -286,7 +286,7 @@ class JobWorker:
                 )
             return
         log_provider_failure(job, exc)
-        await self._steps.fail(job.id, encode(exc.text), now=now, error_code=type(exc).__name__)
+        await self._steps.fail(job.id, Failure(encode(exc.text), type(exc).__name__), now)
 
     # -- poll -------------------------------------------------------------------------------
 
@@ -294,7 +294,7 @@ class JobWorker:
         """Ask the provider about a SUBMITTED job and record what it said."""
         if now >= job.deadline_at:
             await self._steps.fail(
-                job.id, deadline_message(job), now=now, error_code="deadline", polled=False
+                job.id, Failure(deadline_message(job), "deadline", polled=False), now
             )
             return
         if is_split(job):
@@ -334,7 +334,7 @@ class JobWorker:
             delay = self.schedule.next_poll(job, self._providers.min_interval(job), exc.retry_after)
             _LOGGER.info("job %s: poll failed (%s); next poll in %.1fs", job.id, exc, delay)
             moved = await self._steps.reschedule(
-                job.id, next_poll_at=now + delay, now=now, queue_position=job.queue_position
+                job.id, NextPoll(now + delay, queue_position=job.queue_position), now
             )
             if moved is not None and isinstance(exc, ProviderUnreachable):
                 note = retry_note(exc, job.poll_count + 1, delay, sent=True)
@@ -342,7 +342,7 @@ class JobWorker:
             return
         log_provider_failure(job, exc)
         await self._steps.fail(
-            job.id, encode(exc.text), now=now, error_code=type(exc).__name__, polled=True
+            job.id, Failure(encode(exc.text), type(exc).__name__, polled=True), now
         )
 
     async def _record_poll(self, job: Job, result: PollResult) -> None:
@@ -359,21 +359,23 @@ class JobWorker:
                         audio.to_voice_clip, [a.data for a in parts if a is not None]
                     )
                 except AudioError as exc:
-                    await self._steps.fail(job.id, encode(exc.text), now=now, error_code="audio")
+                    await self._steps.fail(job.id, Failure(encode(exc.text), "audio"), now)
                     return
                 await self._complete_clip(job, clip, now, polled=True)
             return
         if result.status is PollStatus.FAILED:
             await self._steps.fail(
                 job.id,
-                result.error or encode(msg("The speech service could not process this job.")),
-                now=now,
-                error_code=result.error_code or "provider_failed",
-                polled=True,
+                Failure(
+                    result.error or encode(msg("The speech service could not process this job.")),
+                    result.error_code or "provider_failed",
+                    polled=True,
+                ),
+                now,
             )
             return
         if self._providers.stuck(job, now):
-            await self._steps.fail(job.id, stuck_message(job), now=now, error_code="stuck")
+            await self._steps.fail(job.id, Failure(stuck_message(job), "stuck"), now)
             return
         self.schedule.observe_queue(job, result.queue_position, now)
         # Scheduled from what this answer said (queue position as of now), not the last one.
@@ -381,10 +383,8 @@ class JobWorker:
         delay = self.schedule.next_poll(answered, self._providers.min_interval(job), None)
         stored = await self._steps.reschedule(
             job.id,
-            next_poll_at=now + delay,
-            now=now,
-            queue_position=result.queue_position,
-            progress=result.progress,
+            NextPoll(now + delay, result.queue_position, result.progress),
+            now,
         )
         # Partial text goes with every poll that has some: the adapter drops what its edit
         # budget (or the same text again) does not allow.

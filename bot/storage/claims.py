@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from bot.jobs.poller import Reach
 from bot.model.job import Job, JobState
 from bot.storage.codec import JOB_COLUMNS, job_from_row
 from bot.storage.database import (
@@ -67,19 +68,10 @@ class Claims:
 
     # -- claims -----------------------------------------------------------------------------
 
-    async def claim(
-        self,
-        now: float,
-        platforms: Iterable[str],
-        limit: int,
-        lease: float,
-        *,
-        deliver_to: Iterable[str] | None = None,
-    ) -> list[Job]:
-        """Lease up to ``limit`` due steps for this owner: replies (of ``deliver_to`` only)
+    async def claim(self, now: float, reach: Reach, limit: int, lease: float) -> list[Job]:
+        """Lease up to ``limit`` due steps for this owner: replies (to ``reach.replies()`` only)
         first, then submits and polls, each soonest first (see :class:`bot.jobs.poller.Queue`)."""
-        names = list(platforms)
-        online = names if deliver_to is None else [p for p in deliver_to if p in names]
+        names, online = list(reach.platforms), reach.replies()
         jobs: list[Job] = []
         home = (self.owner, now - HOME_GRACE)
         for where, order, extra, of in (
@@ -122,13 +114,10 @@ class Claims:
             (self.owner, *job_ids),
         )
 
-    async def next_wakeup(
-        self, platforms: Iterable[str], *, deliver_to: Iterable[str] | None = None
-    ) -> float | None:
-        """The earliest time a poll, a submit or a delivery (of ``deliver_to``, default all of
-        ``platforms``) may become claimable."""
-        names = list(platforms)
-        online = names if deliver_to is None else [p for p in deliver_to if p in names]
+    async def next_wakeup(self, reach: Reach) -> float | None:
+        """The earliest time a poll, a submit or a delivery (to ``reach.replies()``) may become
+        claimable."""
+        names, online = list(reach.platforms), reach.replies()
         at = "MIN(CASE WHEN lease_until > {0} THEN lease_until ELSE {0} END)"
         # Another process's local run: ours to poll only once it is overdue (HOME_GRACE).
         due = f"(CASE WHEN {AWAY} THEN next_poll_at + {HOME_GRACE} ELSE next_poll_at END)"

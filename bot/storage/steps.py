@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from bot.jobs.steps import Completion, Failure, NextPoll, Submission
 from bot.model.job import Blob, Job, JobState, Started
 from bot.storage.codec import BLOB_COLUMNS, JOB_COLUMNS, blob_row, dumps, job_from_row
 from bot.storage.database import (
@@ -109,19 +110,10 @@ class Steps:
         )
         return job_from_row(rows[0]) if rows else None
 
-    async def mark_submitted(
-        self,
-        job_id: str,
-        ticket: Mapping[str, Any],
-        *,
-        next_poll_at: float,
-        now: float,
-        cost: float | None = None,
-        queue_position: int | None = None,
-        keep_input: bool = False,
-    ) -> Job | None:
+    async def mark_submitted(self, job_id: str, sent: Submission, now: float) -> Job | None:
         """SUBMITTING → SUBMITTED with the ticket; the input audio is dropped in the same step
-        unless ``keep_input`` (a provider that reruns lost jobs for free needs it until the end)."""
+        unless ``sent.keep_input`` (a provider that reruns lost jobs for free needs it until the
+        end)."""
         return await returning_job(
             self.db,
             f"UPDATE jobs SET state = '{JobState.SUBMITTED.value}', ticket = ?, "
@@ -131,28 +123,20 @@ class Steps:
             "lease_owner = CASE WHEN ? = 1 THEN lease_owner END "
             f"WHERE id = ? AND {state_in([JobState.SUBMITTING])} AND {MINE}",
             (
-                dumps(dict(ticket)),
-                next_poll_at,
-                cost,
-                queue_position,
+                dumps(dict(sent.ticket)),
+                sent.next_poll_at,
+                sent.cost,
+                sent.queue_position,
                 now,
                 now,
-                int(keep_input),
-                int(keep_input),
+                int(sent.keep_input),
+                int(sent.keep_input),
                 job_id,
                 self.owner,
             ),
         )
 
-    async def reschedule(
-        self,
-        job_id: str,
-        *,
-        next_poll_at: float,
-        now: float,
-        queue_position: int | None = None,
-        progress: float | None = None,
-    ) -> Job | None:
+    async def reschedule(self, job_id: str, poll: NextPoll, now: float) -> Job | None:
         """Record one more poll of a SUBMITTED job, its progress (kept when not reported) and
         when to ask next."""
         return await returning_job(
@@ -160,25 +144,14 @@ class Steps:
             "UPDATE jobs SET next_poll_at = ?, queue_position = ?, poll_count = poll_count + 1, "
             f"progress = COALESCE(?, progress), updated_at = ?, {KEEP_HOME} "
             f"WHERE id = ? AND {state_in([JobState.SUBMITTED])} AND {MINE}",
-            (next_poll_at, queue_position, progress, now, job_id, self.owner),
+            (poll.next_poll_at, poll.queue_position, poll.progress, now, job_id, self.owner),
         )
 
-    async def complete(
-        self,
-        job_id: str,
-        result: Mapping[str, Any],
-        *,
-        now: float,
-        cost: float | None = None,
-        currency: str | None = None,
-        output_blob: Blob | None = None,
-        polled: bool = False,
-        hold_until: float | None = None,
-    ) -> Job | None:
+    async def complete(self, job_id: str, done: Completion, now: float) -> Job | None:
         """SUBMITTING/SUBMITTED → COMPLETED with the result; input audio dropped. With
-        ``hold_until`` the step keeps its lease, renewed to that time, to deliver at once
+        ``done.hold_until`` the step keeps its lease, renewed to that time, to deliver at once
         (nobody else can claim the reply meanwhile)."""
-        lease, held = _hold(hold_until, self.owner)
+        lease, held = _hold(done.hold_until, self.owner)
         sql = (
             f"UPDATE jobs SET state = '{JobState.COMPLETED.value}', result = ?, "
             "cost = COALESCE(?, cost), currency = COALESCE(?, currency), completed_at = ?, "
@@ -187,8 +160,9 @@ class Steps:
             f"AND {state_in([JobState.SUBMITTING, JobState.SUBMITTED])} AND {MINE} "
             f"RETURNING {JOB_COLUMNS}"
         )
-        done = (dumps(dict(result)), cost, currency, now, now, now, int(polled))
-        params = (*done, *held, job_id, self.owner)
+        row = (dumps(dict(done.result)), done.cost, done.currency, now, now, now, int(done.polled))
+        params = (*row, *held, job_id, self.owner)
+        output_blob = done.output_blob
         wake = self.db.notify()
         if output_blob is None and not wake:  # one statement: no transaction needed
             rows = await self.db.fetch(sql, params)
@@ -206,23 +180,15 @@ class Steps:
 
         return await self.db.transact(body)
 
-    async def fail(
-        self,
-        job_id: str,
-        error: str,
-        *,
-        now: float,
-        error_code: str | None = None,
-        polled: bool = False,
-        hold_until: float | None = None,
-    ) -> Job | None:
+    async def fail(self, job_id: str, failure: Failure, now: float) -> Job | None:
         """Any unfinished state → FAILED with the user-facing sentence; input audio dropped
-        (``hold_until``: as in :meth:`complete`)."""
-        lease, held = _hold(hold_until, self.owner)
+        (``failure.hold_until``: as in :meth:`complete`)."""
+        lease, held = _hold(failure.hold_until, self.owner)
+        row = (failure.error, failure.error_code, now, now, now, int(failure.polled))
         return await returning_job(
             self.db,
             f"UPDATE jobs SET state = '{JobState.FAILED.value}', error = ?, error_code = ?, "
             "completed_at = ?, updated_at = ?, deliver_after = ?, next_poll_at = NULL, "
             f"poll_count = poll_count + ?, {lease} WHERE id = ? AND {UNFINISHED} AND {MINE}",
-            (error, error_code, now, now, now, int(polled), *held, job_id, self.owner),
+            (*row, *held, job_id, self.owner),
         )

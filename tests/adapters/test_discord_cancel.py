@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from adapters.discord.cancel import CUSTOM_ID
+from bot.jobs.poller import Reach
 from bot.model.job import Job, JobState
 from testkit.discord_bot import Running, running_bot
 from testkit.fakes.audio import make_tone
@@ -92,7 +93,7 @@ async def test_discord_cancel_command_stops_polling_and_clears_the_button(
         polls = len(nano.requests_to("transcribe/status"))
         # Nothing of this platform is left to poll or deliver (recorded in the store), so no
         # poll can follow and the count is final.
-        assert await r.core.store.claims.next_wakeup(["discord"]) is None
+        assert await r.core.store.claims.next_wakeup(Reach(["discord"])) is None
         assert len(nano.requests_to("transcribe/status")) == polls
         again = dc.interaction(await dc.send_slash("cancel", {"job": job.id}))
         await dc.wait_for(lambda: again.callbacks)

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from adapters.cli import main
+from bot.jobs.poller import Reach
+from bot.jobs.steps import Completion, Submission
 from bot.model.job import Blob, JobKind, NewJob
 from bot.model.speech import Origin
 from bot.storage import open_store
@@ -23,16 +25,18 @@ async def _fill(path: Path) -> list[str]:
             new = NewJob(JobKind.STT, ORIGIN, "nanogpt", "m", {"i": i}, 1e12, input_duration=2.0)
             job = await store.create(new, now=100.0 + i, input_blob=Blob(b"a" * i, "a.ogg", None))
             ids.append(job.id)
-        await store.claims.claim(200.0, ["telegram"], 1, 30.0)  # a lease that must not travel
+        await store.claims.claim(
+            200.0, Reach(["telegram"]), 1, 30.0
+        )  # a lease that must not travel
         await store.steps.begin_submit(ids[1], 201.0)
         await store.steps.mark_submitted(
-            ids[1], {"run": 1}, next_poll_at=300.0, now=202.0, cost=0.5
+            ids[1], Submission({"run": 1}, next_poll_at=300.0, cost=0.5), 202.0
         )
         tts = NewJob(JobKind.TTS, ORIGIN, "nanogpt", "k", {"chars": 9}, 1e12)
         clip = await store.create(tts, now=150.0)
         await store.steps.begin_submit(clip.id, 151.0)
         await store.steps.complete(
-            clip.id, {"duration": 1.0}, now=152.0, output_blob=Blob(b"ogg", "v", "a")
+            clip.id, Completion({"duration": 1.0}, output_blob=Blob(b"ogg", "v", "a")), 152.0
         )
         await store.usage.put_settings("telegram", "42", {"language": "de"}, 1.0)
         await store.usage.put_user_settings("telegram", "7", {"voice": "af_bella"}, 1.0)

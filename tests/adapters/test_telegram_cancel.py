@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.jobs.poller import Reach
 from bot.model.job import JobState
 from testkit.fakes.audio import make_tone
 from testkit.telegram_bot import ADMIN, GROUP, MEMBER, USER, placeholder_job_id, running
@@ -32,7 +33,7 @@ async def test_telegram_cancel_command_stops_running_job_and_warns_of_charge(
         polls = len(w.nano.requests_to("transcribe/status"))
         # Nothing of this platform is left to poll or deliver (recorded in the store), so no
         # poll can follow and the count is final.
-        assert await w.core.store.claims.next_wakeup(["telegram"]) is None
+        assert await w.core.store.claims.next_wakeup(Reach(["telegram"])) is None
         assert len(w.nano.requests_to("transcribe/status")) == polls
         assert placeholder.message is not None
         shown = w.tg.messages(USER)

@@ -12,7 +12,7 @@ import pytest
 
 from bot.app.core import Core, run_bot
 from bot.jobs.delivery import Reply
-from bot.jobs.poller import Poller
+from bot.jobs.poller import Poller, Reach
 from bot.model.job import Blob, Job, JobKind, JobState, NewJob
 from bot.model.speech import AudioInput, Origin, SttOptions, Transcript
 from bot.providers.base import PollResult, SttCapabilities, Ticket
@@ -86,7 +86,7 @@ async def test_drain_step_in_flight_finishes_with_its_lease_renewed_and_nothing_
         if await _lease_until(other, first.id) > clock.now:
             break
         await asyncio.sleep(0.02)
-    claimed = await other.claims.claim(clock.now, ["telegram"], 10, 15.0)
+    claimed = await other.claims.claim(clock.now, Reach(["telegram"]), 10, 15.0)
     assert [j.id for j in claimed] == [later.id]  # another process takes the new job
     stt.answer.set()
     assert await asyncio.wait_for(draining, 10) == 0

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.jobs.delivery import Reply
-from bot.jobs.poller import Poller
+from bot.jobs.poller import Poller, Reach
+from bot.jobs.steps import Failure
 from bot.jobs.worker import JobWorker
 from bot.model.job import Blob, Job, JobKind, NewJob
 from bot.model.speech import AudioInput, Origin, SttOptions, Transcript
@@ -52,7 +53,7 @@ async def test_leases_long_step_is_renewed_and_not_taken_by_another_process(
     worker.register("telegram", deliverer)
     poller = Poller(mine.claims, worker, clock=clock, lease=15.0, max_idle=0.2)
     job = await mine.create(NEW, now=clock.now)
-    await mine.steps.fail(job.id, "no", now=clock.now)  # a reply to deliver
+    await mine.steps.fail(job.id, Failure("no"), clock.now)  # a reply to deliver
     try:
         poller.start()
         await asyncio.wait_for(deliverer.started.wait(), 10)
@@ -62,7 +63,7 @@ async def test_leases_long_step_is_renewed_and_not_taken_by_another_process(
         await poller.housekeep()  # what the keeper task does every lease / 3
         renewed = await other.get(job.id)
         assert renewed is not None and renewed.lease_until == clock.now + 15.0
-        assert await other.claims.claim(clock.now, ["telegram"], 10, 15.0) == []
+        assert await other.claims.claim(clock.now, Reach(["telegram"]), 10, 15.0) == []
         deliverer.release.set()
         await asyncio.wait_for(deliverer.finished.wait(), 10)
         for _ in range(500):  # mark_delivered follows the platform's answer: wait for it
@@ -88,11 +89,11 @@ async def test_leases_step_cut_off_at_shutdown_is_released(tmp_path: Path) -> No
     worker.register("telegram", deliverer)
     poller = Poller(mine.claims, worker, clock=clock, lease=15.0, max_idle=0.2)
     job = await mine.create(NEW, now=clock.now)
-    await mine.steps.fail(job.id, "no", now=clock.now)
+    await mine.steps.fail(job.id, Failure("no"), clock.now)
     poller.start()
     await asyncio.wait_for(deliverer.started.wait(), 10)
     await poller.stop(timeout=0.1)  # the delivery never finishes: cancelled
-    claimed = await other.claims.claim(clock.now, ["telegram"], 10, 15.0)
+    claimed = await other.claims.claim(clock.now, Reach(["telegram"]), 10, 15.0)
     assert [j.id for j in claimed] == [job.id]  # free at once, not after the lease
     await mine.close()
     await other.close()
@@ -150,7 +151,7 @@ async def test_leases_step_finished_offline_leaves_the_reply_to_one_process(
     theirs.register("telegram", out)
     new = NewJob(JobKind.STT, ORIGIN, "instant", "m", {}, deadline_at=1e12, input_duration=1.0)
     job = await mine.create(new, now=clock.now, input_blob=Blob(b"OggS", "a.ogg", "audio/ogg"))
-    claimed = await mine.claims.claim(clock.now, ["telegram"], 10, 15.0)
+    claimed = await mine.claims.claim(clock.now, Reach(["telegram"]), 10, 15.0)
     step = asyncio.create_task(worker.advance(claimed[0], clock.now))
     try:
         # Either the first process is already sending (the race) or its step has ended.
@@ -159,7 +160,7 @@ async def test_leases_step_finished_offline_leaves_the_reply_to_one_process(
             return_when=asyncio.FIRST_COMPLETED,
             timeout=10,
         )
-        replies = await other.claims.claim(clock.now, ["telegram"], 10, 15.0)
+        replies = await other.claims.claim(clock.now, Reach(["telegram"]), 10, 15.0)
         assert [j.id for j in replies] == [job.id]  # the lease was given back
         await theirs.advance(replies[0], clock.now)
         slow.release.set()

@@ -12,6 +12,8 @@ import pytest
 from bot.chat.replies import progress_text
 from bot.chat.status import progress_eta, render_job, render_job_list
 from bot.jobs.outcomes import progress_step
+from bot.jobs.poller import Reach
+from bot.jobs.steps import Completion, NextPoll, Submission
 from bot.model.job import Blob, Job, JobKind, JobState, NewJob
 from bot.model.speech import Origin
 from bot.providers.base import PollResult, PollStatus
@@ -41,7 +43,7 @@ async def _submitted(store: SqlJobStore, *, keep_input: bool) -> Job:
     assert await store.steps.begin_submit(job.id, 101.0)
     ticket = {"run": "r1"}
     assert await store.steps.mark_submitted(
-        job.id, ticket, next_poll_at=102.0, now=101.0, keep_input=keep_input
+        job.id, Submission(ticket, next_poll_at=102.0, keep_input=keep_input), 101.0
     )
     return job
 
@@ -53,7 +55,7 @@ async def test_store_keeps_input_while_submitted_only_when_asked(store: SqlJobSt
     )  # hosted: dropped once the API has it
     free = await _submitted(store, keep_input=True)
     assert await store.kept.load_blob(free.id, "input") == Blob(b"OggS", "a.ogg", "audio/ogg")
-    assert await store.steps.complete(free.id, {"text": "hi"}, now=110.0, polled=True)
+    assert await store.steps.complete(free.id, Completion({"text": "hi"}, polled=True), 110.0)
     assert await store.kept.load_blob(free.id, "input") is None  # and dropped when the job ends
 
 
@@ -61,7 +63,7 @@ async def test_store_requeue_lost_only_for_kept_input(store: SqlJobStore) -> Non
     paid = await _submitted(store, keep_input=False)
     assert not await store.steps.requeue_lost(paid.id, 105.0)  # a paid run is never silently resent
     free = await _submitted(store, keep_input=True)
-    assert await store.steps.reschedule(free.id, next_poll_at=106.0, now=105.0, progress=0.5)
+    assert await store.steps.reschedule(free.id, NextPoll(next_poll_at=106.0, progress=0.5), 105.0)
     assert await store.steps.requeue_lost(free.id, 107.0)
     again = await store.get(free.id)
     assert again is not None and again.state is JobState.QUEUED
@@ -74,8 +76,8 @@ async def test_store_progress_is_kept_when_a_poll_does_not_report_it(
     store: SqlJobStore,
 ) -> None:
     job = await _submitted(store, keep_input=True)
-    await store.steps.reschedule(job.id, next_poll_at=103.0, now=102.0, progress=0.4)
-    await store.steps.reschedule(job.id, next_poll_at=104.0, now=103.0)
+    await store.steps.reschedule(job.id, NextPoll(next_poll_at=103.0, progress=0.4), 102.0)
+    await store.steps.reschedule(job.id, NextPoll(next_poll_at=104.0), 103.0)
     stored = await store.get(job.id)
     assert stored is not None and stored.progress == pytest.approx(0.4)
 
@@ -107,7 +109,9 @@ async def test_store_recover_waits_for_the_lease_then_requeues_a_free_rerun(
         hosted = await other.create(
             new_job("nanogpt"), now=100.0, input_blob=Blob(b"y", None, None)
         )
-        assert len(await other.claims.claim(100.0, ["telegram"], 10, lease=30.0)) == 2  # until 130
+        assert (
+            len(await other.claims.claim(100.0, Reach(["telegram"]), 10, lease=30.0)) == 2
+        )  # until 130
         for job in (local, hosted):
             assert await other.steps.begin_submit(job.id, 101.0)
         free = lambda job: job.provider == "local"  # noqa: E731
@@ -127,7 +131,7 @@ async def test_store_recover_waits_for_the_lease_then_requeues_a_free_rerun(
             and await store.kept.load_blob(local.id, "input") is not None
         )
         assert not await other.steps.mark_submitted(
-            local.id, {"run": "late"}, next_poll_at=1, now=201
+            local.id, Submission({"run": "late"}, next_poll_at=1), 201
         )
     finally:
         await other.close()
@@ -139,9 +143,9 @@ async def test_store_requeue_lost_respects_another_owners_lease(
     job = await _submitted(store, keep_input=True)
     other = await open_store(target, pool_size=2)
     try:
-        assert [j.id for j in await other.claims.claim(102.0, ["telegram"], 10, lease=30.0)] == [
-            job.id
-        ]
+        assert [
+            j.id for j in await other.claims.claim(102.0, Reach(["telegram"]), 10, lease=30.0)
+        ] == [job.id]
         assert not await store.steps.requeue_lost(job.id, 103.0)  # the poll step is the other's
         assert await other.steps.requeue_lost(job.id, 103.0)
     finally:
@@ -159,24 +163,28 @@ async def test_store_local_run_is_polled_by_its_own_process_until_that_one_is_go
     try:
         home = await other.create(new_job("local"), now=100.0, input_blob=Blob(b"x", None, None))
         paid = await other.create(new_job("nanogpt"), now=100.0, input_blob=Blob(b"y", None, None))
-        assert len(await other.claims.claim(100.0, ["telegram"], 10, lease=30.0)) == 2
+        assert len(await other.claims.claim(100.0, Reach(["telegram"]), 10, lease=30.0)) == 2
         for job, keep in ((home, True), (paid, False)):
             assert await other.steps.begin_submit(job.id, 101.0)
             assert await other.steps.mark_submitted(
-                job.id, {"run": "r"}, next_poll_at=110.0, now=101.0, keep_input=keep
+                job.id, Submission({"run": "r"}, next_poll_at=110.0, keep_input=keep), 101.0
             )
-        assert [j.id for j in await store.claims.claim(111.0, ["telegram"], 10, lease=30.0)] == [
-            paid.id
-        ]
+        assert [
+            j.id for j in await store.claims.claim(111.0, Reach(["telegram"]), 10, lease=30.0)
+        ] == [paid.id]
         assert await store.cancel(paid.id, 111.0) is not None  # only the local run is left
-        assert await store.claims.next_wakeup(["telegram"]) == pytest.approx(170.0)
-        assert [j.id for j in await other.claims.claim(111.0, ["telegram"], 10, lease=30.0)] == [
-            home.id
-        ]
-        assert await other.steps.reschedule(home.id, next_poll_at=120.0, now=111.0, progress=0.2)
-        assert await other.claims.next_wakeup(["telegram"]) == pytest.approx(120.0)
-        assert await store.claims.claim(179.0, ["telegram"], 10, lease=30.0) == []
-        taken = await store.claims.claim(180.0, ["telegram"], 10, lease=30.0)  # a minute overdue
+        assert await store.claims.next_wakeup(Reach(["telegram"])) == pytest.approx(170.0)
+        assert [
+            j.id for j in await other.claims.claim(111.0, Reach(["telegram"]), 10, lease=30.0)
+        ] == [home.id]
+        assert await other.steps.reschedule(
+            home.id, NextPoll(next_poll_at=120.0, progress=0.2), 111.0
+        )
+        assert await other.claims.next_wakeup(Reach(["telegram"])) == pytest.approx(120.0)
+        assert await store.claims.claim(179.0, Reach(["telegram"]), 10, lease=30.0) == []
+        taken = await store.claims.claim(
+            180.0, Reach(["telegram"]), 10, lease=30.0
+        )  # a minute overdue
         assert [j.id for j in taken] == [home.id]
         assert await store.steps.requeue_lost(home.id, 180.0)
     finally:
@@ -246,7 +254,9 @@ async def test_store_sqlite_database_from_schema_v8_gains_progress_and_keep_inpu
         conn.execute("INSERT INTO job_blobs (job_id, role, data) VALUES ('abc234', 'input', x'00')")
     store = await open_store(str(path), pool_size=2)
     try:
-        assert await store.steps.mark_submitted("abc234", {"run": "r"}, next_poll_at=9.0, now=4.0)
+        assert await store.steps.mark_submitted(
+            "abc234", Submission({"run": "r"}, next_poll_at=9.0), 4.0
+        )
         job = await store.get("abc234")
         assert job is not None and job.progress is None
         assert await store.kept.load_blob("abc234", "input") is None  # keep_input defaults to off
@@ -264,7 +274,9 @@ async def test_store_postgres_database_from_schema_v2_gains_progress_and_keep_in
     try:
         free = await _submitted(store, keep_input=True)
         assert await store.kept.load_blob(free.id, "input") is not None
-        assert await store.steps.reschedule(free.id, next_poll_at=103.0, now=102.0, progress=0.3)
+        assert await store.steps.reschedule(
+            free.id, NextPoll(next_poll_at=103.0, progress=0.3), 102.0
+        )
         assert (await store.get(free.id)).progress == pytest.approx(0.3)  # type: ignore[union-attr]
     finally:
         await store.close()

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from bot.config.load import AccessConfig, LimitsConfig
+from bot.jobs.poller import Reach
+from bot.jobs.steps import Completion, Failure, NextPoll, Submission
 from bot.model.errors import BotError
 from bot.model.job import Blob, JobKind, JobState, NewJob
 from bot.model.speech import Origin
@@ -40,7 +42,7 @@ def new_job(**kw: object) -> NewJob:
 
 
 async def claimed(store: SqlJobStore, now: float, limit: int = 10) -> list[str]:
-    return [j.id for j in await store.claims.claim(now, TG, limit, lease=30.0)]
+    return [j.id for j in await store.claims.claim(now, Reach(TG), limit, lease=30.0)]
 
 
 async def test_store_create_roundtrip_keeps_origin_and_input(store: SqlJobStore) -> None:
@@ -58,15 +60,21 @@ async def test_store_transitions_are_guarded(store: SqlJobStore) -> None:
     job = await store.create(new_job(), now=100.0, input_blob=Blob(b"x", None, None))
     assert await store.steps.begin_submit(job.id, 101.0)
     assert not await store.steps.begin_submit(job.id, 101.5)  # already submitting
-    assert await store.steps.mark_submitted(job.id, {"runId": "r1"}, next_poll_at=105.0, now=102.0)
+    assert await store.steps.mark_submitted(
+        job.id, Submission({"runId": "r1"}, next_poll_at=105.0), 102.0
+    )
     assert not await store.steps.mark_submitted(
-        job.id, {"runId": "r2"}, next_poll_at=1.0, now=102.0
+        job.id, Submission({"runId": "r2"}, next_poll_at=1.0), 102.0
     )
     assert await store.kept.load_blob(job.id, "input") is None  # provider has it: audio dropped
     loaded = await store.get(job.id)
     assert loaded is not None and loaded.ticket == {"runId": "r1"}
-    assert await store.steps.complete(job.id, {"text": "hi"}, now=110.0, cost=0.01, currency="USD")
-    assert not await store.steps.fail(job.id, "late failure", now=111.0)  # terminal stays terminal
+    assert await store.steps.complete(
+        job.id, Completion({"text": "hi"}, cost=0.01, currency="USD"), 110.0
+    )
+    assert not await store.steps.fail(
+        job.id, Failure("late failure"), 111.0
+    )  # terminal stays terminal
     done = await store.get(job.id)
     assert done is not None and done.state is JobState.COMPLETED and done.cost == 0.01
     assert await store.replies.mark_delivered(job.id, "m1", 112.0)
@@ -80,12 +88,12 @@ async def test_store_survives_reopen_mid_job(opener: Opener) -> None:
     job = await store.create(new_job(), now=1.0, input_blob=Blob(b"x", None, None))
     await store.steps.begin_submit(job.id, 2.0)
     await store.steps.mark_submitted(
-        job.id, {"runId": "abc", "cost": 0.2}, next_poll_at=9.0, now=3.0
+        job.id, Submission({"runId": "abc", "cost": 0.2}, next_poll_at=9.0), 3.0
     )
     await store.close()
     reopened = await opener()
     assert await claimed(reopened, 8.0) == []
-    due = await reopened.claims.claim(10.0, TG, 10, 30.0)
+    due = await reopened.claims.claim(10.0, Reach(TG), 10, 30.0)
     assert [j.id for j in due] == [job.id] and due[0].ticket == {"runId": "abc", "cost": 0.2}
     assert due[0].lease_owner == reopened.owner and due[0].lease_until == 40.0
 
@@ -93,7 +101,7 @@ async def test_store_survives_reopen_mid_job(opener: Opener) -> None:
 async def test_store_claim_orders_replies_first_then_due_time(store: SqlJobStore) -> None:
     jobs = [await store.create(new_job(), now=float(t)) for t in (3, 1, 2)]
     finished = await store.create(new_job(), now=5.0)
-    await store.steps.fail(finished.id, "no", now=6.0)
+    await store.steps.fail(finished.id, Failure("no"), 6.0)
     got = await claimed(store, 10.0, limit=3)
     assert got == [finished.id, jobs[1].id, jobs[2].id]
     assert await claimed(store, 10.0) == [jobs[0].id]  # the rest are leased now
@@ -109,7 +117,7 @@ async def test_store_claim_is_exclusive_across_owners_until_the_lease_ends(
     job = await a.create(new_job(), now=1.0)
     assert await claimed(a, 2.0) == [job.id]  # leased until 32
     assert await claimed(b, 20.0) == []
-    assert await b.claims.next_wakeup(TG) == 32.0  # claimable again when the lease ends
+    assert await b.claims.next_wakeup(Reach(TG)) == 32.0  # claimable again when the lease ends
     assert not await b.steps.begin_submit(job.id, 20.0)  # another owner's step: refused
     assert await a.claims.renew([job.id], 60.0) == 1
     assert await b.claims.renew([job.id], 99.0) == 0  # only the holder renews
@@ -127,16 +135,18 @@ async def test_store_complete_hold_gives_a_fresh_full_lease(opener: Opener) -> N
     assert await a.steps.begin_submit(job.id, 3.0)
     # The step finishes at 30 (2 s of its claim's lease left) and keeps the job to reply:
     # the lease runs a full 30 s from now, so the reply cannot be claimed again mid-send.
-    done = await a.steps.complete(job.id, {"text": "hi"}, now=30.0, hold_until=60.0)
+    done = await a.steps.complete(job.id, Completion({"text": "hi"}, hold_until=60.0), 30.0)
     assert done is not None and done.state is JobState.COMPLETED
     assert (done.lease_owner, done.lease_until) == (a.owner, 60.0)
     assert await claimed(b, 40.0) == []
-    assert await b.claims.next_wakeup(TG) == 60.0
+    assert await b.claims.next_wakeup(Reach(TG)) == 60.0
     assert await a.replies.mark_delivered(job.id, "m1", 41.0)
     assert await claimed(b, 61.0) == []  # delivered: nothing left to claim
     other = await a.create(new_job(), now=1.0)
     assert await claimed(a, 2.0) == [other.id]
-    failed = await a.steps.fail(other.id, "no", now=3.0)  # no hold: the lease ends with the step
+    failed = await a.steps.fail(
+        other.id, Failure("no"), 3.0
+    )  # no hold: the lease ends with the step
     assert failed is not None and (failed.lease_owner, failed.lease_until) == (None, None)
     assert await claimed(b, 4.0) == [other.id]  # its reply is anyone's to send
 
@@ -156,7 +166,7 @@ async def test_store_transition_ends_the_lease(store: SqlJobStore) -> None:
     assert await store.steps.begin_submit(job.id, 1.0)
     still = await store.get(job.id)
     assert still is not None and still.lease_owner == store.owner  # the submit is running
-    await store.steps.mark_submitted(job.id, {"id": 1}, next_poll_at=5.0, now=2.0)
+    await store.steps.mark_submitted(job.id, Submission({"id": 1}, next_poll_at=5.0), 2.0)
     moved = await store.get(job.id)
     assert moved is not None and moved.lease_owner is None and moved.lease_until is None
     assert await claimed(store, 5.0) == [job.id]
@@ -173,7 +183,9 @@ async def test_store_recover_never_touches_a_live_lease(opener: Opener) -> None:
     got = await alive.get(job.id)
     assert got is not None and got.state is JobState.FAILED and got.error == "interrupted!"
     assert got.error_code == "interrupted" and got.lease_owner is None
-    assert not await dead.steps.mark_submitted(job.id, {"late": 1}, next_poll_at=50.0, now=41.0)
+    assert not await dead.steps.mark_submitted(
+        job.id, Submission({"late": 1}, next_poll_at=50.0), 41.0
+    )
 
 
 async def test_store_recover_interrupted_fails_only_submitting_of_own_platforms(
@@ -202,7 +214,7 @@ async def test_store_input_audio_goes_with_every_way_out_of_the_queue(
     requeued = await store.create(new_job(), now=1.0, input_blob=blob)
     await store.steps.begin_submit(requeued.id, 2.0)
     await store.steps.requeue(requeued.id, 5.0, 2.5)
-    assert await store.steps.fail(failed.id, "too late", now=3.0)
+    assert await store.steps.fail(failed.id, Failure("too late"), 3.0)
     assert await store.kept.load_blob(failed.id, "input") is None
     assert await store.kept.load_blob(requeued.id, "input") == blob  # not sent yet: kept for retry
     cancelled = await store.create(new_job(), now=1.0, input_blob=blob)
@@ -218,16 +230,18 @@ async def test_store_cancel_wins_over_the_step_in_flight(opener: Opener, state: 
     if state != "queued":
         await store.steps.begin_submit(job.id, 1.0)
     if state == "submitted":
-        await store.steps.mark_submitted(job.id, {"id": 1}, next_poll_at=5.0, now=2.0)
+        await store.steps.mark_submitted(job.id, Submission({"id": 1}, next_poll_at=5.0), 2.0)
         await claimed(store, 5.0)  # a poll is running
     cancelled = await store.cancel(job.id, 6.0)
     assert cancelled is not None and cancelled.state is JobState.CANCELLED
     assert cancelled.completed_at == 6.0 and cancelled.error_code == "cancelled"
     # The step in flight finishes after the cancel: every write it tries is refused.
-    assert not await store.steps.mark_submitted(job.id, {"id": 2}, next_poll_at=9.0, now=7.0)
-    assert not await store.steps.complete(job.id, {"text": "late"}, now=7.0)
-    assert not await store.steps.reschedule(job.id, next_poll_at=9.0, now=7.0)
-    assert not await store.steps.fail(job.id, "late", now=7.0)
+    assert not await store.steps.mark_submitted(
+        job.id, Submission({"id": 2}, next_poll_at=9.0), 7.0
+    )
+    assert not await store.steps.complete(job.id, Completion({"text": "late"}), 7.0)
+    assert not await store.steps.reschedule(job.id, NextPoll(next_poll_at=9.0), 7.0)
+    assert not await store.steps.fail(job.id, Failure("late"), 7.0)
     assert not await store.steps.begin_submit(job.id, 7.0)
     assert not await store.steps.requeue(job.id, 9.0, 7.0)
     assert not await store.steps.requeue_lost(job.id, 7.0)
@@ -239,7 +253,7 @@ async def test_store_cancel_wins_over_the_step_in_flight(opener: Opener, state: 
     await store.close()
     reopened = await opener()
     assert await claimed(reopened, 1000.0) == []  # never polled nor delivered again
-    assert await reopened.claims.next_wakeup(TG) is None
+    assert await reopened.claims.next_wakeup(Reach(TG)) is None
     assert await reopened.claims.recover_interrupted(1000.0, "x", TG) == []
     got = await reopened.get(job.id)
     assert got is not None and got.state is JobState.CANCELLED and got.state.terminal
@@ -253,22 +267,20 @@ async def test_store_claim_leaves_replies_of_offline_platforms_waiting(
     both = ["telegram", "discord"]
     reply = await store.create(new_job(), now=1.0)
     await store.steps.begin_submit(reply.id, 1.0)
-    await store.steps.complete(reply.id, {"text": "x"}, now=2.0)
-    assert await store.claims.next_wakeup(TG) == 2.0
-    assert await store.claims.next_wakeup(TG, deliver_to=[]) is None  # nothing to wake up for
+    await store.steps.complete(reply.id, Completion({"text": "x"}), 2.0)
+    assert await store.claims.next_wakeup(Reach(TG)) == 2.0
+    assert await store.claims.next_wakeup(Reach(TG, [])) is None  # nothing to wake up for
     queued = await store.create(new_job(), now=3.0)
     other = await store.create(new_job(origin=Origin("discord", "1", "2")), now=3.0)
     await store.steps.begin_submit(other.id, 3.0)
-    await store.steps.complete(other.id, {"text": "y"}, now=3.0)
+    await store.steps.complete(other.id, Completion({"text": "y"}), 3.0)
     # Telegram is down: its reply waits (no attempt used), its submit and Discord's reply go.
-    jobs = await store.claims.claim(10.0, both, 10, 30.0, deliver_to=["discord"])
+    jobs = await store.claims.claim(10.0, Reach(both, ["discord"]), 10, 30.0)
     assert sorted(j.id for j in jobs) == sorted([queued.id, other.id])
     waiting = await store.get(reply.id)
     assert waiting is not None and waiting.lease_owner is None
     assert waiting.delivery_attempts == 0
-    assert [j.id for j in await store.claims.claim(11.0, both, 10, 30.0, deliver_to=both)] == [
-        reply.id
-    ]
+    assert [j.id for j in await store.claims.claim(11.0, Reach(both, both), 10, 30.0)] == [reply.id]
 
 
 async def test_store_job_counts_by_state_kind_and_provider(store: SqlJobStore) -> None:
@@ -287,7 +299,7 @@ async def test_store_job_counts_by_state_kind_and_provider(store: SqlJobStore) -
 
 async def test_store_cancel_refuses_finished_jobs(store: SqlJobStore) -> None:
     job = await store.create(new_job(), now=1.0)
-    await store.steps.fail(job.id, "no", now=2.0)
+    await store.steps.fail(job.id, Failure("no"), 2.0)
     assert await store.cancel(job.id, 3.0) is None
     assert await store.cancel("nosuch", 3.0) is None
 
@@ -309,7 +321,7 @@ async def test_store_find_by_source_and_reusable(store: SqlJobStore) -> None:
     assert await store.find_by_source("telegram", "42", "u:2") is None
     assert await store.find_reusable("k") is None
     await store.steps.begin_submit(job.id, 2.0)
-    await store.steps.complete(job.id, {"text": "x"}, now=3.0)
+    await store.steps.complete(job.id, Completion({"text": "x"}), 3.0)
     reusable = await store.find_reusable("k")
     assert reusable is not None and reusable.id == job.id
 
@@ -317,11 +329,11 @@ async def test_store_find_by_source_and_reusable(store: SqlJobStore) -> None:
 async def test_store_undelivered_and_deferral(store: SqlJobStore) -> None:
     job = await store.create(new_job(), now=1.0)
     await store.steps.begin_submit(job.id, 1.0)
-    await store.steps.complete(job.id, {"text": "x"}, now=2.0)
+    await store.steps.complete(job.id, Completion({"text": "x"}), 2.0)
     assert await claimed(store, 2.0) == [job.id]
     await store.replies.defer_delivery(job.id, 50.0, 3.0)
     assert await claimed(store, 10.0) == []
-    assert await store.claims.next_wakeup(TG) == 50.0
+    assert await store.claims.next_wakeup(Reach(TG)) == 50.0
     await store.replies.mark_undeliverable(job.id, "bot was blocked", 4.0)
     assert await claimed(store, 100.0) == []
     got = await store.get(job.id)
@@ -332,9 +344,11 @@ async def test_store_output_clip_lands_with_completion(store: SqlJobStore) -> No
     job = await store.create(new_job(kind=JobKind.TTS), now=1.0)
     await store.steps.begin_submit(job.id, 1.0)
     clip = Blob(b"\x00OggS\xff", "voice.ogg", "audio/ogg")
-    assert await store.steps.complete(job.id, {"duration": 1.5}, now=2.0, output_blob=clip)
+    assert await store.steps.complete(job.id, Completion({"duration": 1.5}, output_blob=clip), 2.0)
     assert await store.kept.load_blob(job.id, "output") == clip
-    assert not await store.steps.complete(job.id, {"duration": 9}, now=3.0, output_blob=clip)
+    assert not await store.steps.complete(
+        job.id, Completion({"duration": 9}, output_blob=clip), 3.0
+    )
 
 
 async def test_store_shift_clock_moves_unfinished_jobs(store: SqlJobStore) -> None:
@@ -347,11 +361,11 @@ async def test_store_shift_clock_moves_unfinished_jobs(store: SqlJobStore) -> No
 
 async def test_store_forget_and_purge(store: SqlJobStore) -> None:
     old = await store.create(new_job(), now=1.0)
-    await store.steps.fail(old.id, "no", now=2.0)
+    await store.steps.fail(old.id, Failure("no"), 2.0)
     await claimed(store, 2.0)
     await store.replies.mark_delivered(old.id, "m", 3.0)
     undelivered = await store.create(new_job(), now=1.0)
-    await store.steps.fail(undelivered.id, "no", now=2.0)
+    await store.steps.fail(undelivered.id, Failure("no"), 2.0)
     gone = await store.create(new_job(), now=1.0)
     await store.cancel(gone.id, 2.0)
     assert await store.purge(10.0) == 2  # answered or cancelled; never an unanswered one
@@ -426,8 +440,10 @@ async def test_store_usage_rollup_equals_the_jobs_sums(store: SqlJobStore) -> No
     tts = new_job(kind=JobKind.TTS, options={"chars": 30}, input_duration=None)
     c = await store.create(tts, now=2 * day + 20)
     await store.steps.begin_submit(a.id, day + 11)
-    await store.steps.mark_submitted(a.id, {"r": 1}, next_poll_at=day + 20, now=day + 12, cost=0.25)
-    await store.steps.complete(a.id, {"text": "x"}, now=day + 30, cost=0.5, currency="USD")
+    await store.steps.mark_submitted(
+        a.id, Submission({"r": 1}, next_poll_at=day + 20, cost=0.25), day + 12
+    )
+    await store.steps.complete(a.id, Completion({"text": "x"}, cost=0.5, currency="USD"), day + 30)
     rows = {r["user_id"]: r for r in await store.usage.usage(0.0)}
     assert rows["7"]["jobs"] == 2 and rows["7"]["cost"] == 0.5 and rows["7"]["chars"] == 30
     assert rows["7"]["currency"] == "USD" and rows["u9"]["audio_seconds"] == 3.5

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import asyncpg
 
+from bot.jobs.poller import Reach
+from bot.jobs.steps import Completion, Failure, NextPoll, Submission
 from bot.model.job import Blob, JobKind, NewJob, NewPart
 from bot.model.speech import Origin
 from bot.storage import open_store
@@ -48,22 +50,24 @@ async def test_store_job_counts_exact_through_every_transition(store: SqlJobStor
     d = await store.create(new_job(), now=1.0)
     e = await store.create(new_job(provider="local"), now=1.0, input_blob=AUDIO)
     await assert_exact(store)
-    assert len(await store.claims.claim(2.0, TG, 10, lease=30.0)) == 5
+    assert len(await store.claims.claim(2.0, Reach(TG), 10, lease=30.0)) == 5
     await assert_exact(store)  # a claim takes a lease, it moves no job
     assert await store.steps.begin_submit(a.id, 2.0)
     assert await store.steps.begin_submit(b.id, 2.0)
     assert await store.steps.begin_submit(d.id, 2.0)
     assert await store.steps.begin_submit(e.id, 2.0)
     await assert_exact(store)
-    assert await store.steps.mark_submitted(a.id, {"run": "a"}, next_poll_at=5.0, now=3.0)
+    assert await store.steps.mark_submitted(a.id, Submission({"run": "a"}, next_poll_at=5.0), 3.0)
     assert await store.steps.mark_submitted(
-        e.id, {"run": "e"}, next_poll_at=5.0, now=3.0, keep_input=True
+        e.id, Submission({"run": "e"}, next_poll_at=5.0, keep_input=True), 3.0
     )
-    assert await store.steps.reschedule(a.id, next_poll_at=6.0, now=4.0, progress=0.5)
+    assert await store.steps.reschedule(a.id, NextPoll(next_poll_at=6.0, progress=0.5), 4.0)
     await assert_exact(store)  # a poll that finds it running changes no count
     assert await store.steps.requeue_lost(e.id, 4.0)
-    assert await store.steps.complete(a.id, {"text": "hi"}, now=7.0, cost=0.01, currency="USD")
-    assert await store.steps.fail(b.id, "no", now=7.0)
+    assert await store.steps.complete(
+        a.id, Completion({"text": "hi"}, cost=0.01, currency="USD"), 7.0
+    )
+    assert await store.steps.fail(b.id, Failure("no"), 7.0)
     assert await store.cancel(c.id, 7.0)
     await assert_exact(store)
     assert await store.replies.mark_delivered(a.id, "m1", 8.0)
@@ -110,7 +114,7 @@ async def test_store_job_counts_exact_after_split_and_interrupted_recovery(opene
     dead, store = await opener(), await opener()
     long = await dead.create(new_job(), now=1.0, input_blob=AUDIO)
     stranded = [await dead.create(new_job(provider=p), now=1.0, input_blob=AUDIO) for p in "xy"]
-    await dead.claims.claim(1.0, TG, 10, lease=5.0)
+    await dead.claims.claim(1.0, Reach(TG), 10, lease=5.0)
     for job in (long, *stranded):
         assert await dead.steps.begin_submit(job.id, 1.0)
     parts = [NewPart(0.0, 1.0, AUDIO), NewPart(1.0, 1.0, AUDIO)]
@@ -141,11 +145,13 @@ async def test_store_job_counts_exact_under_concurrent_steps_of_two_stores(opene
     async def step(store: SqlJobStore, job_id: str, i: int) -> None:
         assert await store.steps.begin_submit(job_id, 2.0)
         if i % 3 == 0:
-            await store.steps.complete(job_id, {"text": "ok"}, now=3.0)
+            await store.steps.complete(job_id, Completion({"text": "ok"}), 3.0)
         elif i % 3 == 1:
-            await store.steps.fail(job_id, "no", now=3.0)
+            await store.steps.fail(job_id, Failure("no"), 3.0)
         else:
-            await store.steps.mark_submitted(job_id, {"run": job_id}, next_poll_at=9.0, now=3.0)
+            await store.steps.mark_submitted(
+                job_id, Submission({"run": job_id}, next_poll_at=9.0), 3.0
+            )
 
     await asyncio.gather(*(step((first, second)[i % 2], j.id, i) for i, j in enumerate(jobs)))
     counts = await assert_exact(second)

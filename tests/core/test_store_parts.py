@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from bot.jobs.poller import Reach
+from bot.jobs.steps import Failure
 from bot.model.job import Blob, JobKind, JobState, NewJob, NewPart
 from bot.model.speech import Origin, Transcript
 from bot.providers.base import Ticket
@@ -32,7 +34,7 @@ PARTS = [
 
 async def split_job(store: SqlJobStore) -> str:
     job = await store.create(LONG, now=10.0, input_blob=Blob(b"whole", "a.ogg", "audio/ogg"))
-    [claimed] = await store.claims.claim(11.0, TG, 5, lease=30.0)
+    [claimed] = await store.claims.claim(11.0, Reach(TG), 5, lease=30.0)
     assert claimed.id == job.id and await store.steps.begin_submit(job.id, 11.0)
     assert await store.parts.store_parts(job.id, PARTS, next_poll_at=12.0, now=12.0)
     return job.id
@@ -84,7 +86,7 @@ async def test_store_parts_transitions_are_guarded_and_cost_summed(opener: Opene
 async def test_store_parts_change_only_under_the_jobs_lease(opener: Opener) -> None:
     store, other = await opener(), await opener()
     job_id = await split_job(store)
-    [held] = await store.claims.claim(100.0, TG, 5, lease=30.0)  # this process steps the job
+    [held] = await store.claims.claim(100.0, Reach(TG), 5, lease=30.0)  # this process steps the job
     assert held.id == job_id
     assert not await other.parts.begin_part(job_id, 0, 101.0)
     assert not await other.parts.fail_part(job_id, 0, "not mine", now=101.0)
@@ -96,7 +98,7 @@ async def test_store_parts_change_only_under_the_jobs_lease(opener: Opener) -> N
 async def test_store_parts_deleted_with_their_job(opener: Opener) -> None:
     store = await opener()
     job_id = await split_job(store)
-    await store.steps.fail(job_id, "stopped", now=30.0)
+    await store.steps.fail(job_id, Failure("stopped"), 30.0)
     assert await store.forget("telegram", "42", "7") == 1
     assert await store.parts.of(job_id) == []
 
@@ -108,7 +110,7 @@ async def test_store_unique_key_one_live_job_and_a_failed_one_gives_it_up(opener
     again = await other.create(new, now=2.0)  # another process, the same button pressed
     assert again.id == first.id
     assert (await other.find_unique("k1")) == first
-    assert await store.steps.fail(first.id, "refused", now=3.0)
+    assert await store.steps.fail(first.id, Failure("refused"), 3.0)
     assert await store.find_unique("k1") is None
     retry = await other.create(new, now=4.0)
     assert retry.id != first.id and retry.state is JobState.QUEUED

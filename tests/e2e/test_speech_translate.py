@@ -16,6 +16,7 @@ import pytest
 from bot.app.core import Core
 from bot.config.load import Config, parse_config
 from bot.jobs.speech_translate import RECORDING
+from bot.jobs.steps import Completion
 from bot.model.errors import InputError
 from bot.model.job import Blob, JobKind, JobState, NewJob
 from bot.model.speech import Origin
@@ -271,7 +272,7 @@ async def test_store_keeps_a_recording_until_its_time(target: str) -> None:
             await store.kept.keep_recording(job.id, blob)
             await store.kept.keep_recording(job.id, blob)  # once: a second call changes nothing
             assert await store.steps.begin_submit(job.id, 101.0)
-            await store.steps.complete(job.id, {"text": "hi"}, now=102.0)
+            await store.steps.complete(job.id, Completion({"text": "hi"}), 102.0)
             jobs.append(job)
         assert await store.kept.load_blob(jobs[0].id, "input") is None  # dropped as always
         assert await store.kept.load_blob(jobs[0].id, RECORDING) == blob  # kept
@@ -336,7 +337,7 @@ async def test_speech_translation_of_a_reused_transcript_uses_the_original_recor
         first = await core.service.transcribe(ORIGIN, note, "voice.ogg", dedup_key="file-1")
         assert await core.store.steps.begin_submit(first.id, core.clock())
         await core.store.steps.complete(
-            first.id, {"text": "The quick brown fox."}, now=core.clock()
+            first.id, Completion({"text": "The quick brown fox."}), core.clock()
         )
         other = Origin(platform="test", chat_id="c2", user_id="u2")
         again = await core.service.transcribe(other, note, "voice.ogg", dedup_key="file-1")

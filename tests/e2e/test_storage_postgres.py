@@ -7,6 +7,7 @@ import asyncio
 
 import asyncpg
 
+from bot.jobs.poller import Reach
 from bot.model.job import JobKind, JobState, NewJob
 from bot.model.speech import Origin
 from bot.storage.postgres import PostgresJobStore, redacted
@@ -80,7 +81,7 @@ async def test_postgres_server_restart_mid_run_loses_nothing(
         await asyncio.wait_for(lost, 10.0)  # the lock went with its connection: not leader now
         await asyncio.wait_for(leader.acquire(), 10.0)  # and it comes back
         ids = {j.id for j in created + more}
-        claimed = await store.claims.claim(100.0, ["telegram"], 100, 30.0)
+        claimed = await store.claims.claim(100.0, Reach(["telegram"]), 100, 30.0)
         assert {j.id for j in claimed} == ids
         assert all(j.state is JobState.QUEUED for j in claimed)
         woken.clear()
