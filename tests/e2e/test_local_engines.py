@@ -122,9 +122,11 @@ async def test_local_live_text_grows_by_finished_segments_to_the_transcript(
     tmp_path: Path,
 ) -> None:
     async with running_core(local_config(tmp_path)) as (core, out):
-        ogg = await _speak(core, out, " ".join([PARAGRAPH] * 3))
+        # Four windows: the job's polls (1 s, then 1.5 s later) land between two of them
+        # however fast the engine is today (with two, both could miss).
+        ogg = await _speak(core, out, " ".join([PARAGRAPH] * 6))
         provider = core.stt["local"]
-        audio = AudioInput(ogg, "long.ogg", "audio/ogg", 60.0)
+        audio = AudioInput(ogg, "long.ogg", "audio/ogg", 105.0)
         ticket = await provider.submit(audio, SttOptions(model=str(tiny_en_path())))
         partials: list[str] = []
         while (result := await provider.poll(ticket)).status is not PollStatus.COMPLETED:
