@@ -154,7 +154,7 @@ class WhisperSpeechToText:
         self._runs[run.id] = run
         run.future = self._executor.submit(self._transcribe, run)
         _LOGGER.debug("%s: run %s queued (%.1f s of audio)", self.name, run.id, run.total)
-        if 0 < run.total <= _INLINE_SECONDS:
+        if 0 < run.total <= _INLINE_SECONDS and self._busy(besides=run) < self.settings.workers:
             answer = await self._answer_inline(run, run.future)
             if answer is not None:
                 return answer
@@ -205,6 +205,13 @@ class WhisperSpeechToText:
         for run in self._runs.values():
             run.cancel.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _busy(self, besides: _Run) -> int:
+        """Runs queued or running other than ``besides`` (a note behind them is not waited for:
+        it gets a ticket and its queue position at once)."""
+        return sum(
+            1 for r in self._runs.values() if r is not besides and r.future and not r.future.done()
+        )
 
     def _place(self, run: _Run) -> int:
         waiting = [r for r in self._runs.values() if not r.started]
