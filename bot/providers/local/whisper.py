@@ -44,7 +44,7 @@ _INLINE_SECONDS = 30.0
 _INLINE_WAIT = 3.0
 # The batched path's segments are its VAD windows (up to 30 s each): asking Whisper for
 # timestamps inside them (False) gave sentence-sized segments but dropped a window's last
-# sentence now and then (3 of 150 sentences in 165 s of Piper speech), so not.
+# sentence now and then (3 sentences in 165 s of Piper speech), so not.
 _WITHOUT_TIMESTAMPS = True
 LOAD_FAILED = msg(
     "The local speech model could not be loaded; the bot's operator has been told."
@@ -168,7 +168,7 @@ class WhisperSpeechToText:
         # Read the outcome however it ends, so an exception left to poll is not "never retrieved".
         waited.add_done_callback(lambda f: f.cancelled() or f.exception())
         await asyncio.wait({waited}, timeout=_INLINE_WAIT)
-        if not future.done() or future.exception() is not None:
+        if not future.done() or future.cancelled() or future.exception() is not None:
             return None  # a failure is reported by poll, as for every run
         self._runs.pop(run.id, None)
         return future.result()
