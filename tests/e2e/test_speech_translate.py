@@ -170,8 +170,10 @@ async def stop(core: Core) -> None:
 
 
 async def test_speech_translation_lost_to_a_restart_runs_again_once(
-    tmp_path: Path, tasks: list[str], note: bytes
+    tmp_path: Path, tasks: list[str], note: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The short note would be answered within submit; this test needs a run in flight, polled.
+    monkeypatch.setattr("bot.providers.local.whisper._INLINE_SECONDS", 0.0)
     config = parse_config(config_dict(tmp_path, **local_sections(tmp_path)), env={})
     out = RecordingDeliverer()
     core = await open_core(config, out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import itertools
 import logging
@@ -38,6 +39,13 @@ _MAX_UPLOAD = 512 * 1024 * 1024
 # stop spending CPU on it. At least 5 minutes (ten times the default longest pause between polls)
 # and 3 times the longest pause seen so far; a run dropped by mistake is only rerun, for free.
 _ABANDON_AFTER = 300.0
+# A recording of at most one Whisper window (30 s) is waited for in submit, up to this long.
+_INLINE_SECONDS = 30.0
+_INLINE_WAIT = 3.0
+# The batched path's segments are its VAD windows (up to 30 s each): asking Whisper for
+# timestamps inside them (False) gave sentence-sized segments but dropped a window's last
+# sentence now and then (3 sentences in 165 s of Piper speech), so not.
+_WITHOUT_TIMESTAMPS = True
 LOAD_FAILED = msg(
     "The local speech model could not be loaded; the bot's operator has been told."
 ).id
@@ -132,8 +140,9 @@ class WhisperSpeechToText:
             keep_audio_seconds=self.settings.keep_audio_hours * 3600.0,
         )
 
-    async def submit(self, audio: AudioInput, options: SttOptions) -> Ticket:
-        """Queue a run on the worker threads and return its ticket at once."""
+    async def submit(self, audio: AudioInput, options: SttOptions) -> Transcript | Ticket:
+        """Queue a run on the worker threads and return its ticket; a voice note of one Whisper
+        window is answered here instead when the engine finishes it within a moment."""
         self._sweep()
         run = _Run(
             id=uuid.uuid4().hex,
@@ -145,7 +154,24 @@ class WhisperSpeechToText:
         self._runs[run.id] = run
         run.future = self._executor.submit(self._transcribe, run)
         _LOGGER.debug("%s: run %s queued (%.1f s of audio)", self.name, run.id, run.total)
+        if 0 < run.total <= _INLINE_SECONDS and self._busy(besides=run) < self.settings.workers:
+            answer = await self._answer_inline(run, run.future)
+            if answer is not None:
+                return answer
         return Ticket(provider=self.name, data={"run": run.id})
+
+    async def _answer_inline(self, run: _Run, future: Future[Transcript]) -> Transcript | None:
+        # The first poll of a ticket comes a second later at the soonest; a short note on a
+        # warm engine is done well before. Waiting a bounded moment here answers it without that
+        # second, and a run still going (a busy engine) is polled as usual.
+        waited = asyncio.wrap_future(future)
+        # Read the outcome however it ends, so an exception left to poll is not "never retrieved".
+        waited.add_done_callback(lambda f: f.cancelled() or f.exception())
+        await asyncio.wait({waited}, timeout=_INLINE_WAIT)
+        if not future.done() or future.cancelled() or future.exception() is not None:
+            return None  # a failure is reported by poll, as for every run
+        self._runs.pop(run.id, None)
+        return future.result()
 
     async def poll(self, ticket: Ticket) -> PollResult:
         """Where a run is; its outcome once finished (then it is forgotten).
@@ -180,6 +206,13 @@ class WhisperSpeechToText:
             run.cancel.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
+    def _busy(self, besides: _Run) -> int:
+        """Runs queued or running other than ``besides`` (a note behind them is not waited for:
+        it gets a ticket and its queue position at once)."""
+        return sum(
+            1 for r in self._runs.values() if r is not besides and r.future and not r.future.done()
+        )
+
     def _place(self, run: _Run) -> int:
         waiting = [r for r in self._runs.values() if not r.started]
         return 1 + waiting.index(run) if run in waiting else 1
@@ -199,24 +232,57 @@ class WhisperSpeechToText:
         if run.cancel.is_set():
             raise _Cancelled
         run.started = True
+        started = time.monotonic()
         model = self._model(run.options.model)
-        language = None if run.options.language in ("", "auto") else run.options.language
+        batched = self.batched(run.total)
         try:
-            segments, info = model.transcribe(
-                io.BytesIO(run.audio),
-                language=language,
-                task="translate" if run.options.translate else self.settings.task,
-                beam_size=self.settings.beam_size,
-                vad_filter=self.settings.vad_filter,
-                word_timestamps=self.settings.word_timestamps,
-                initial_prompt=run.options.context or None,
-            )
+            segments, info = self._start(model, run, batched)
         except (ValueError, OSError, EOFError) as exc:  # PyAV's decode errors are among these
             _LOGGER.info("%s: run %s: cannot decode audio: %s", self.name, run.id, exc)
             raise _RunFailed(DECODE_FAILED, "audio") from exc
         run.total = float(info.duration) or run.total
         collected = list(self._follow(run, segments))
+        _LOGGER.info(
+            "%s: run %s: %.1f s of audio transcribed in %.1f s (%s)",
+            self.name,
+            run.id,
+            run.total,
+            time.monotonic() - started,
+            f"batched by {self.settings.batch_size}" if batched else "sequential",
+        )
         return _transcript(collected, str(info.language), run.total)
+
+    def batched(self, duration: float) -> bool:
+        """Whether a recording of ``duration`` seconds takes the batched path (unknown: no)."""
+        return duration > 0 and duration >= self.settings.batch_min_seconds
+
+    def _start(self, model: Any, run: _Run, batched: bool) -> tuple[Iterable[Any], Any]:
+        """Begin decoding (lazily: the segments come as they are iterated) on either path."""
+        s = self.settings
+        language = None if run.options.language in ("", "auto") else run.options.language
+        common: dict[str, Any] = {
+            "language": language,
+            "task": "translate" if run.options.translate else s.task,
+            "beam_size": s.beam_size,
+            "word_timestamps": s.word_timestamps,
+            "initial_prompt": run.options.context or None,
+        }
+        if not batched:
+            return model.transcribe(io.BytesIO(run.audio), vad_filter=s.vad_filter, **common)  # type: ignore[no-any-return]
+        from faster_whisper import BatchedInferencePipeline  # the optional extra
+
+        # A pipeline per run: it keeps per-run state, and wrapping the loaded model is free.
+        # Its VAD cuts the recording at pauses into windows of at most 30 s (vad_filter is how
+        # it finds them, so it is always on here); each window is decoded on its own, side by
+        # side, so no window repeats or drops text because of the one before it.
+        pipeline = BatchedInferencePipeline(model)
+        return pipeline.transcribe(  # type: ignore[no-any-return]
+            io.BytesIO(run.audio),
+            vad_filter=True,
+            batch_size=s.batch_size,
+            without_timestamps=_WITHOUT_TIMESTAMPS,
+            **common,
+        )
 
     def _follow(self, run: _Run, segments: Iterable[Any]) -> Iterable[Any]:
         # faster-whisper decodes lazily: each segment is computed as it is asked for, so progress
