@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,16 +22,6 @@ from testkit.core import CoreWithFakes
 from testkit.fakes.audio import decode_info, make_tone
 from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
 from testkit.support import ORIGIN, config_dict, harness_config
-
-
-@pytest.fixture
-async def h(
-    tmp_path: Path, nano: FakeNanoGpt, canto: FakeCantonese
-) -> AsyncIterator[CoreWithFakes]:
-    harness = CoreWithFakes(harness_config(tmp_path, nano, canto))
-    await harness.open()
-    yield harness
-    await harness.close()
 
 
 async def test_pipeline_sync_transcription_delivered_once(

@@ -3,7 +3,6 @@ charge; any difference in text, voice, model or speed is synthesized anew."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,16 +11,6 @@ from bot.model.job import JobState
 from testkit.core import CoreWithFakes
 from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
 from testkit.support import ORIGIN, harness_config
-
-
-@pytest.fixture
-async def h(
-    tmp_path: Path, nano: FakeNanoGpt, canto: FakeCantonese
-) -> AsyncIterator[CoreWithFakes]:
-    harness = CoreWithFakes(harness_config(tmp_path, nano, canto))
-    await harness.open()
-    yield harness
-    await harness.close()
 
 
 async def test_speech_reuse_same_request_sends_the_stored_clip(
