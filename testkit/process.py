@@ -8,6 +8,9 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFLINE_DIR = Path(__file__).resolve().parent / "offline"
@@ -102,3 +105,26 @@ class BotProcess:
     @property
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+async def wait_line(log: Path, text: str, timeout: float) -> float:
+    """Seconds until ``text`` appears in ``log`` (a process writes it); TimeoutError after
+    ``timeout``."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while text not in await asyncio.to_thread(log.read_text, errors="replace"):
+        if loop.time() - start > timeout:
+            raise TimeoutError(f"{text!r} not in {log.name} after {timeout}s")
+        await asyncio.sleep(0.05)
+    return loop.time() - start
+
+
+async def healthz(log: Path) -> tuple[int, dict[str, Any]]:
+    """GET /healthz of the process writing ``log``, once it has logged where it serves (the
+    configs use port 0)."""
+    await wait_line(log, "health: serving http://127.0.0.1:", timeout=30)
+    text = await asyncio.to_thread(log.read_text, errors="replace")
+    line = next(x for x in text.splitlines() if "health: serving" in x)
+    url = line.split("health: serving ")[1].split()[0]
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        return resp.status, await resp.json()

@@ -7,8 +7,13 @@ import asyncio
 import collections
 import contextlib
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+from testkit.fakes.audio import make_tone
+from testkit.fakes.providers import FakeNanoGpt
 from testkit.fakes.telegram import FakeTelegram
+from testkit.support import write_config
 
 
 @dataclass
@@ -80,3 +85,27 @@ def once_each(tg: FakeTelegram, tally: Tally) -> list[int]:
 def interrupted(tg: FakeTelegram) -> list[str]:
     """Replies that say a job was interrupted (possibly charged, to be sent again)."""
     return [c.text or "" for c in tg.calls if "interrupted" in (c.text or "")]
+
+
+def telegram_run_config(
+    tmp_path: Path, tg: FakeTelegram, nano: FakeNanoGpt, url: str | None, **sections: Any
+) -> Path:
+    """A ``voicebot run`` config on the fake Telegram and NanoGPT, on PostgreSQL at ``url``
+    (else SQLite), polling at least every second."""
+    return write_config(
+        tmp_path,
+        nano_url=nano.url,
+        storage={"url": url} if url else {},
+        jobs={"max_poll_interval": 1},
+        telegram={"token": tg.token, "api_base": tg.api_base},
+        **sections,
+    )
+
+
+def send_voices(tg: FakeTelegram, tally: Tally, n: int, chat: int) -> None:
+    """``n`` distinct voice notes from ``chat`` (a private chat with its user), each recorded
+    in ``tally``."""
+    for _ in range(n):
+        data = make_tone(0.5, freq=200.0 + 7 * len(tally.triggers))
+        message = tg.send_voice(chat, chat, data, duration=1)
+        tally.triggers.append(Trigger("stt", chat, message["message_id"], ""))

@@ -9,7 +9,6 @@ import signal
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from bot.model.job import JobState
@@ -18,49 +17,18 @@ from testkit.fakes.audio import make_tone
 from testkit.fakes.discord import FakeDiscord
 from testkit.fakes.providers import FakeNanoGpt
 from testkit.fakes.telegram import FakeTelegram
-from testkit.process import start_voicebot_run
-from testkit.stress import Tally, Trigger, interrupted, once_each, wait_all_answered
+from testkit.process import healthz, start_voicebot_run, wait_line
+from testkit.stress import (
+    Tally,
+    interrupted,
+    once_each,
+    send_voices,
+    telegram_run_config,
+    wait_all_answered,
+)
 from testkit.support import write_config
 
 CHAT = 91
-
-
-def config_for(tmp_path: Path, tg: FakeTelegram, nano: FakeNanoGpt, url: str | None) -> Path:
-    """A ``voicebot run`` config on the fakes (PostgreSQL at ``url``, else SQLite)."""
-    return write_config(
-        tmp_path,
-        nano_url=nano.url,
-        storage={"url": url} if url else {},
-        jobs={"max_poll_interval": 1},
-        telegram={"token": tg.token, "api_base": tg.api_base},
-        shutdown={"grace_seconds": 20},
-    )
-
-
-def send_voice(tg: FakeTelegram, tally: Tally, n: int, chat: int = CHAT) -> None:
-    """``n`` distinct voice notes from ``chat``, each recorded in ``tally``."""
-    for _ in range(n):
-        data = make_tone(0.5, freq=200.0 + 7 * len(tally.triggers))
-        message = tg.send_voice(chat, chat, data, duration=1)
-        tally.triggers.append(Trigger("stt", chat, message["message_id"], ""))
-
-
-async def wait_line(log: Path, text: str, timeout: float) -> None:
-    """Until ``text`` appears in ``log`` (the process writes it)."""
-    for _ in range(int(timeout * 20)):
-        if text in await asyncio.to_thread(log.read_text, errors="replace"):
-            return
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"{text!r} not in {log.name} after {timeout}s")
-
-
-async def healthz(log: Path) -> tuple[int, dict[str, Any]]:
-    """GET /healthz of the process writing ``log`` (its port is logged: the configs use 0)."""
-    text = await asyncio.to_thread(log.read_text)
-    line = next(x for x in text.splitlines() if "health: serving" in x)
-    url = line.split("health: serving ")[1].split()[0]
-    async with aiohttp.ClientSession() as http, http.get(url) as resp:
-        return resp.status, await resp.json()
 
 
 def replies_to(dc: FakeDiscord, message_id: object) -> list[dict[str, Any]]:
@@ -82,14 +50,14 @@ async def test_drain_sigterm_lets_six_transcriptions_in_flight_finish_and_delive
 ) -> None:
     tg, nano = tg_nano
     url = str(request.getfixturevalue("pg_url")) if target == "postgres" else None
-    config = config_for(tmp_path, tg, nano, url)
+    config = telegram_run_config(tmp_path, tg, nano, url, shutdown={"grace_seconds": 20})
     nano.sync_delay = 3.0  # NanoGPT's synchronous Whisper takes a few seconds to answer
     log, tally = tmp_path / "bot.log", Tally()
     proc = await start_voicebot_run(config, log)
     try:
         await tg.wait_held(timeout=30)
         await wait_line(log, "health: serving", timeout=10)
-        send_voice(tg, tally, 6)
+        send_voices(tg, tally, 6, CHAT)
         await nano.wait_for("transcribe", count=6, timeout=30)  # all six in flight, paid
         assert nano.submits["transcribe"] == 6 and not once_each(tg, tally).count(1)
         proc.send_signal(signal.SIGTERM)
@@ -105,7 +73,7 @@ async def test_drain_sigterm_lets_six_transcriptions_in_flight_finish_and_delive
         assert "0 step(s) cut short" in log.read_text()
         proc = await start_voicebot_run(config, log)  # the restart finds nothing to redo
         await tg.wait_held(timeout=30)
-        send_voice(tg, tally, 1)
+        send_voices(tg, tally, 1, CHAT)
         await wait_all_answered(tg, tally, timeout=30)
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
@@ -122,13 +90,13 @@ async def test_drain_second_signal_cuts_it_short_and_releases_the_lease(
     tmp_path: Path, tg_nano: tuple[FakeTelegram, FakeNanoGpt]
 ) -> None:
     tg, nano = tg_nano
-    config = config_for(tmp_path, tg, nano, None)
+    config = telegram_run_config(tmp_path, tg, nano, None, shutdown={"grace_seconds": 20})
     nano.sync_delay = 60.0  # longer than any grace
     log, tally = tmp_path / "bot.log", Tally()
     proc = await start_voicebot_run(config, log)
     try:
         await tg.wait_held(timeout=30)
-        send_voice(tg, tally, 1)
+        send_voices(tg, tally, 1, CHAT)
         await nano.wait_for("transcribe", timeout=30)
         proc.send_signal(signal.SIGTERM)
         await wait_line(log, "draining: no new work taken", timeout=10)

@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import asyncpg
 
 from testkit.discord_bot import config_for as discord_config
@@ -18,61 +16,20 @@ from testkit.fakes.discord import FakeDiscord
 from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
 from testkit.fakes.telegram import FakeTelegram
 from testkit.pgcluster import PgCluster
-from testkit.process import start_voicebot_run
-from testkit.stress import Tally, Trigger
+from testkit.process import healthz, start_voicebot_run, wait_line
+from testkit.stress import Tally, send_voices, telegram_run_config
 from testkit.stress import final_replies as _finals
 from testkit.stress import wait_all_answered as _wait_all_answered
-from testkit.support import until, write_config
+from testkit.support import until
 
 CHAT = 77
-
-
-def _config(tmp_path: Path, tg: FakeTelegram, nano: FakeNanoGpt, url: str | None) -> Path:
-    return write_config(
-        tmp_path,
-        nano_url=nano.url,
-        storage={"url": url} if url else {},
-        jobs={"max_poll_interval": 1},
-        telegram={"token": tg.token, "api_base": tg.api_base},
-    )
-
-
-def _send(tg: FakeTelegram, tally: Tally, n: int) -> None:
-    for i in range(n):
-        data = make_tone(0.5, freq=300.0 + 11 * len(tally.triggers) + i)
-        message = tg.send_voice(CHAT, CHAT, data, duration=1)
-        tally.triggers.append(Trigger("stt", CHAT, message["message_id"], ""))
-
-
-async def _wait_line(log: Path, text: str, timeout: float) -> float:
-    """Seconds until ``text`` appears in ``log``."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    while text not in await asyncio.to_thread(log.read_text, errors="replace"):
-        if loop.time() - start > timeout:
-            raise TimeoutError(f"{text!r} not in {log.name} after {timeout}s")
-        await asyncio.sleep(0.1)
-    return loop.time() - start
-
-
-async def _health(log: Path) -> tuple[int, dict[str, Any]]:
-    """GET /healthz of the process writing ``log`` (its port is logged: the configs use 0)."""
-    await _wait_line(log, "health: serving http://127.0.0.1:", timeout=30)
-    text = await asyncio.to_thread(log.read_text)
-    line = next(x for x in text.splitlines() if "health: serving" in x)
-    port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"http://127.0.0.1:{port}/healthz") as resp,
-    ):
-        return resp.status, await resp.json()
 
 
 async def test_several_processes_telegram_standby_takes_over_without_loss_or_repeat(
     tmp_path: Path, tg_nano: tuple[FakeTelegram, FakeNanoGpt], pg_url: str
 ) -> None:
     tg, nano = tg_nano
-    config = _config(tmp_path, tg, nano, pg_url)
+    config = telegram_run_config(tmp_path, tg, nano, pg_url)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     procs = [await start_voicebot_run(config, log) for log in logs]
     tally = Tally()
@@ -87,21 +44,21 @@ async def test_several_processes_telegram_standby_takes_over_without_loss_or_rep
         assert len(polling) == 1, "exactly one process receives"
         leader, standby = polling[0], 1 - polling[0]
         # A standby is healthy, and says it stands by (it delivers, another one receives).
-        states = [(await _health(log))[1]["adapters"]["telegram"]["state"] for log in logs]
+        states = [(await healthz(log))[1]["adapters"]["telegram"]["state"] for log in logs]
         assert states[leader] == "connected" and states[standby] == "standby"
-        assert (await _health(logs[standby]))[0] == 200
-        _send(tg, tally, 3)
+        assert (await healthz(logs[standby]))[0] == 200
+        send_voices(tg, tally, 3, CHAT)
         await _wait_all_answered(tg, tally, timeout=30)
         nano.processing_time = lambda kind, model, info: 0.5
-        _send(tg, tally, 2)  # arriving as the leader dies: fetched or not, never lost
+        send_voices(tg, tally, 2, CHAT)  # arriving as the leader dies: fetched or not, never lost
         procs[leader].kill()
         assert await asyncio.wait_for(procs[leader].wait(), 10) == -signal.SIGKILL
-        takeover = await _wait_line(logs[standby], "polling as", timeout=15)
+        takeover = await wait_line(logs[standby], "polling as", timeout=15)
         print(f"standby took over receiving after {takeover:.1f} s")
         assert takeover <= 10.0
-        _send(tg, tally, 3)
+        send_voices(tg, tally, 3, CHAT)
         await _wait_all_answered(tg, tally, timeout=40)
-        status, body = await _health(logs[standby])
+        status, body = await healthz(logs[standby])
         assert status == 200 and body["adapters"]["telegram"]["state"] == "connected"
         procs[standby].send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(procs[standby].wait(), 15) == 0
@@ -121,7 +78,7 @@ async def test_several_processes_second_run_on_one_sqlite_file_is_refused(
     tmp_path: Path, tg_nano: tuple[FakeTelegram, FakeNanoGpt]
 ) -> None:
     tg, nano = tg_nano
-    config = _config(tmp_path, tg, nano, None)
+    config = telegram_run_config(tmp_path, tg, nano, None)
     first = await start_voicebot_run(config, tmp_path / "first.log")
     try:
         await tg.wait_held(timeout=30)
@@ -149,23 +106,23 @@ async def test_several_processes_discord_one_gateway_and_a_standby_takes_over(
         await dc.wait_for(lambda: dc.identify_payloads, timeout=30)
         procs.append(await start_voicebot_run(config, logs[1]))
         try:
-            await _wait_line(logs[1], "standing by", timeout=30)
+            await wait_line(logs[1], "standing by", timeout=30)
             assert len(dc.identify_payloads) == 1  # one gateway session for these shards
-            status, body = await _health(logs[1])
+            status, body = await healthz(logs[1])
             assert status == 200 and body["adapters"]["discord"]["state"] == "standby"
             await asyncio.sleep(3.0)  # a standby stays one: not taken for a lost connection
             assert "connection lost" not in logs[1].read_text()
             assert logs[1].read_text().count("another process has these shards") == 1
             procs[0].kill()
             assert await asyncio.wait_for(procs[0].wait(), 10) == -signal.SIGKILL
-            takeover = await _wait_line(logs[1], "taking over the gateway", timeout=15)
+            takeover = await wait_line(logs[1], "taking over the gateway", timeout=15)
             print(f"discord standby took over the gateway after {takeover:.1f} s")
             assert takeover <= 10.0
-            await _wait_line(logs[1], "discord: connected as", timeout=30)
+            await wait_line(logs[1], "discord: connected as", timeout=30)
             # Connected is reported once the take-over is complete: after the (localized) command
             # sync that follows the "connected as" line.
-            await _wait_line(logs[1], "discord: commands synced", timeout=30)
-            status, body = await _health(logs[1])
+            await wait_line(logs[1], "discord: commands synced", timeout=30)
+            status, body = await healthz(logs[1])
             assert status == 200 and body["adapters"]["discord"]["state"] == "connected"
             sent = await dc.send_voice_message(None, None, make_tone(1.0), 1.0)
             replies = await dc.wait_for(
@@ -198,7 +155,7 @@ async def test_several_processes_discord_holder_that_loses_its_shard_lock_reconn
         log = tmp_path / "bot.log"
         proc = await start_voicebot_run(config, log)
         try:
-            await _wait_line(log, "discord: connected as", timeout=30)
+            await wait_line(log, "discord: connected as", timeout=30)
             # The server ends the lock's connection (a network cut, a failover): the lock is
             # free for another process, so this one must stop receiving, then come back.
             conn = await asyncpg.connect(pg_url)
@@ -210,14 +167,14 @@ async def test_several_processes_discord_holder_that_loses_its_shard_lock_reconn
                 await conn.execute("SELECT pg_terminate_backend($1)", held[0]["pid"])
             finally:
                 await conn.close()
-            await _wait_line(log, "lost the lock on these shards", timeout=20)
+            await wait_line(log, "lost the lock on these shards", timeout=20)
             for _ in range(300):  # reconnected through the supervisor, not restarted
                 if log.read_text().count("discord adapter started") >= 2:
                     break
                 await asyncio.sleep(0.1)
             assert len(dc.identify_payloads) == 2, log.read_text()
             assert proc.returncode is None
-            status, body = await _health(log)
+            status, body = await healthz(log)
             assert status == 200 and body["adapters"]["discord"]["state"] == "connected"
             sent = await dc.send_voice_message(None, None, make_tone(1.0), 1.0)
             await dc.wait_for(
@@ -248,7 +205,7 @@ async def test_several_processes_discord_holder_steps_down_when_the_database_res
         config.write_text(text)
         logs = [tmp_path / "a.log", tmp_path / "b.log"]
         procs = [await start_voicebot_run(config, logs[0])]
-        await _wait_line(logs[0], "discord: connected as", timeout=30)
+        await wait_line(logs[0], "discord: connected as", timeout=30)
         procs.append(await start_voicebot_run(config, logs[1]))
         most = 0
         watching = True
@@ -260,7 +217,7 @@ async def test_several_processes_discord_holder_steps_down_when_the_database_res
                 await asyncio.sleep(0.005)
 
         try:
-            await _wait_line(logs[1], "standing by", timeout=30)
+            await wait_line(logs[1], "standing by", timeout=30)
             watcher = asyncio.create_task(watch())
             loop = asyncio.get_running_loop()
             began = loop.time()
@@ -273,7 +230,7 @@ async def test_several_processes_discord_holder_steps_down_when_the_database_res
             await watcher
             assert most == 1, f"{most} gateway sessions were live at once"
             assert len(dc.gateway.live_sessions) == 1 and len(dc.identify_payloads) == 2
-            await _wait_line(logs[0], "lost the lock on these shards", timeout=5)
+            await wait_line(logs[0], "lost the lock on these shards", timeout=5)
             print(
                 f"PostgreSQL restart took {restarted:.2f} s; the shards were connected again "
                 f"{taken:.2f} s after it began, never by two processes at once"
