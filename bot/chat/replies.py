@@ -66,11 +66,6 @@ FILE_UNAVAILABLE = msg(
 STUCK = msg("The speech service has been processing this for too long; the job was stopped.")
 
 
-def duration_text(seconds: float) -> str:
-    """``45 seconds``, ``1 minute``, ``2 minutes 30 seconds``, ``1 hour 5 minutes`` (English)."""
-    return ENGLISH.duration(seconds, short=False)
-
-
 def provider_gone_text(provider: str) -> str:
     """Why a job whose provider instance left the config (renamed or removed while the job was
     queued or running) was stopped (encoded for the job row)."""
