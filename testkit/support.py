@@ -25,6 +25,7 @@ from bot.model.speech import Origin, VoiceClip
 from bot.storage.jobs import SqlJobStore
 from bot.storage.postgres_schema import MIGRATIONS as PG_MIGRATIONS
 from bot.storage.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
+from testkit.fakes.chat import FakeChat
 from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
 
 ORIGIN = Origin(platform="test", chat_id="chat-1", user_id="user-1", reply_to="m-1")
@@ -265,3 +266,11 @@ async def until_answered(db: Path, timeout: float = 60.0) -> None:
     or a delivery error): the worker answers a job only while that is unrecorded, so replies
     counted after this (and a clean stop) are final, with no sleep to "let a second one come"."""
     await until(lambda: unanswered(db) == 0, timeout)
+
+
+def llm_route(chat: FakeChat) -> dict[str, Any]:
+    """Config sections routing summaries and translations to the fake chat server."""
+    return {
+        "providers": {"brain": {"type": "openai", "base_url": chat.url, "api_key": CHAT_KEY}},
+        "llm": {"provider": "brain", "model": "gpt-4o-mini"},
+    }

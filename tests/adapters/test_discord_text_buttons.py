@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from bot.model.job import Job, JobKind, JobState
 from testkit.discord_bot import Running, running_bot
@@ -15,16 +14,7 @@ from testkit.fakes.chat import FakeChat
 from testkit.fakes.discord import FakeDiscord
 from testkit.fakes.discord_world import JSON
 from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
-
-KEY = "test-chat-key"
-
-
-def llm_route(chat: FakeChat) -> dict[str, Any]:
-    """Config sections routing summaries and translations to the fake chat server."""
-    return {
-        "providers": {"brain": {"type": "openai", "base_url": chat.url, "api_key": KEY}},
-        "llm": {"provider": "brain", "model": "gpt-4o-mini"},
-    }
+from testkit.support import llm_route
 
 
 async def transcript_message(r: Running, voice: JSON) -> tuple[JSON, Job]:

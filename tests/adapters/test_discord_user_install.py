@@ -13,7 +13,7 @@ from testkit.fakes.chat import FakeChat
 from testkit.fakes.discord import FakeDiscord
 from testkit.fakes.discord_http import JSON
 from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
-from tests.adapters.test_discord_text_buttons import llm_route
+from testkit.support import llm_route
 
 pytestmark = pytest.mark.timeout(30)
 

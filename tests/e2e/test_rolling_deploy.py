@@ -12,8 +12,14 @@ from testkit.fakes.audio import make_tone
 from testkit.fakes.providers import FakeNanoGpt
 from testkit.fakes.telegram import FakeTelegram
 from testkit.process import BotProcess
-from testkit.stress import Tally, Trigger, interrupted, once_each, wait_all_answered
-from tests.e2e.test_drain import config_for
+from testkit.stress import (
+    Tally,
+    Trigger,
+    interrupted,
+    once_each,
+    telegram_run_config,
+    wait_all_answered,
+)
 
 CHATS = (301, 302, 303, 304)
 NOTES, SPEAKS = 60, 20
@@ -78,7 +84,7 @@ async def test_rolling_deploy_three_processes_lose_and_repeat_nothing(
 ) -> None:
     tg, nano = tg_nano
     nano.sync_delay = 1.0  # each transcription is in flight a while: restarts meet some
-    config = config_for(tmp_path, tg, nano, pg_url)
+    config = telegram_run_config(tmp_path, tg, nano, pg_url, shutdown={"grace_seconds": 20})
     bots = [BotProcess(config, tmp_path / f"bot{i}.log") for i in range(3)]
     tally = Tally()
     feeder: asyncio.Task[None] | None = None
