@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -128,3 +129,21 @@ async def healthz(log: Path) -> tuple[int, dict[str, Any]]:
     url = line.split("health: serving ")[1].split()[0]
     async with aiohttp.ClientSession() as http, http.get(url) as resp:
         return resp.status, await resp.json()
+
+
+async def sigkill(proc: asyncio.subprocess.Process) -> None:
+    """Kill -9 a ``voicebot run``: no clean-up at all (a crash, a power cut)."""
+    proc.kill()
+    assert await asyncio.wait_for(proc.wait(), 10) == -signal.SIGKILL
+
+
+async def terminate(proc: asyncio.subprocess.Process) -> None:
+    """Stop a ``voicebot run`` as a service manager does (SIGTERM), killed if it hangs."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 15)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()

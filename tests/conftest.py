@@ -26,6 +26,7 @@ from testkit.fakes.providers import FakeCantonese, FakeNanoGpt  # noqa: E402
 from testkit.fakes.telegram import FakeTelegram  # noqa: E402
 from testkit.pgcluster import PgCluster, bindir  # noqa: E402
 from testkit.support import CHAT_KEY, Opener  # noqa: E402
+from testkit.synth import two_hours  # noqa: E402
 
 # httpx (PTB) honours proxy variables; a proxy must never sit between a client and a fake.
 os.environ["NO_PROXY"] = "127.0.0.1,localhost"
@@ -64,6 +65,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(getattr(pytest.mark, tier))
         if tier != "e2e" and _needs_postgres(item):
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def two_hours_recording(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> bytes:
+    """Two hours of speech-like audio (:func:`testkit.synth.two_hours`): synthesized once, kept
+    in pytest's cache folder for later runs (in the session's temporary folder without it)."""
+    cache = request.config.cache
+    folder = cache.mkdir("voicebot-synth") if cache is not None else tmp_path_factory.getbasetemp()
+    return two_hours(Path(folder))
 
 
 @pytest.fixture

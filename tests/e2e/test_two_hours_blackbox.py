@@ -4,15 +4,12 @@ work goes on from the store. The transcript arrives once (message + .txt + .srt,
 end of the 2 hours), each part is sent once (those the kill caught are marked, not resent), and
 the summary arrives once with no chat request charged twice.
 
-Kept cheap: the recording is synthesized once per module at 10 kb/s (9 MB: under Telegram's
-20 MB bot download and Discord's 10 MB upload) and the fake speech server answers at once without
-decoding, so the bot's own split of 2 hours of audio is most of the time."""
+Kept cheap: the recording is synthesized once (``two_hours_recording``, at 10 kb/s) and the fake
+speech server answers at once without decoding, so the bot's own split of 2 hours of audio is
+most of the time."""
 
 from __future__ import annotations
 
-import asyncio
-import re
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,13 +20,13 @@ from testkit.fakes.chat import FakeChat
 from testkit.fakes.discord import FakeDiscord
 from testkit.fakes.openai import FakeOpenAi
 from testkit.fakes.telegram import Call, FakeTelegram
-from testkit.process import start_voicebot_run
+from testkit.process import sigkill, start_voicebot_run, terminate
 from testkit.support import part_states, until, until_answered, write_config
-from testkit.synth import speechlike
+from testkit.synth import TWO_HOURS, srt_end
 
 pytestmark = pytest.mark.timeout(300)
 KEY = "test-key"
-SECONDS = 2 * 3600
+SECONDS = TWO_HOURS
 USER = 4545
 ANSWERED_PARTS = 5  # then the next parts are held in flight until the kill
 ANSWERED_PIECES = 4  # then the next summary request is refused with a 429 (Retry-After 8 s)
@@ -39,15 +36,6 @@ PART_TEXT = " ".join(
     f"Sentence {i} of this part is about the budget, the roadmap and who does what next."
     for i in range(8)
 )
-
-
-@pytest.fixture(scope="module")
-def recording(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """Two hours of speech-like audio, made once for this module's tests."""
-    path = tmp_path_factory.getbasetemp() / "two-hours.ogg"
-    if not path.exists():
-        path.write_bytes(speechlike(SECONDS, seed=11, bit_rate=10000).data)
-    return path.read_bytes()
 
 
 @pytest.fixture
@@ -93,22 +81,6 @@ def summary_waiting(db: Path, chat: FakeChat) -> bool:
     return refused and states.count("completed") >= ANSWERED_PIECES and "submitting" not in states
 
 
-async def kill(proc: asyncio.subprocess.Process) -> None:
-    proc.kill()
-    assert await asyncio.wait_for(proc.wait(), 10) == -signal.SIGKILL
-
-
-async def stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 15)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-
-
 def check_parts(db: Path, whisper: FakeOpenAi) -> list[str]:
     """Each part sent exactly once; those the kill caught in flight failed (a marked gap)."""
     states = part_states(db, "stt")
@@ -120,12 +92,9 @@ def check_parts(db: Path, whisper: FakeOpenAi) -> list[str]:
 
 def check_srt(srt: bytes, states: list[str]) -> None:
     """Subtitles on the recording's clock to its end; the gaps say which part and why."""
-    text = srt.decode()
-    ends = re.findall(r"--> (\d\d):(\d\d):(\d\d)", text)
-    h, m, s = map(int, ends[-1])
-    assert 3600 * h + 60 * m + s >= SECONDS - 60  # the last cue ends in the last minute
+    assert srt_end(srt) >= SECONDS - 60  # the last cue ends in the last minute
     gap = states.index("failed") + 1
-    assert f"[part {gap} of 14" in text
+    assert f"[part {gap} of 14" in srt.decode()
 
 
 def check_charges(chat: FakeChat) -> None:
@@ -142,9 +111,10 @@ def check_charges(chat: FakeChat) -> None:
 
 
 async def test_two_hours_blackbox_telegram_sigkill_mid_parts_and_mid_summary(
-    tmp_path: Path, recording: bytes, services: tuple[FakeOpenAi, FakeChat]
+    tmp_path: Path, two_hours_recording: bytes, services: tuple[FakeOpenAi, FakeChat]
 ) -> None:
     whisper, chat = services
+    recording = two_hours_recording
     db, log = tmp_path / "voicebot.sqlite3", tmp_path / "bot.log"
     async with FakeTelegram() as tg:
         telegram = {"token": tg.token, "api_base": tg.api_base, "max_messages": 1}
@@ -154,7 +124,7 @@ async def test_two_hours_blackbox_telegram_sigkill_mid_parts_and_mid_summary(
             await tg.wait_held(timeout=60)
             tg.send_voice(USER, USER, recording, duration=SECONDS)
             await until(lambda: parts_in_flight(db, whisper), WAIT)
-            await kill(proc)  # mid-parts
+            await sigkill(proc)  # mid-parts
             whisper.release()
             proc = await start_voicebot_run(path, log)
 
@@ -172,7 +142,7 @@ async def test_two_hours_blackbox_telegram_sigkill_mid_parts_and_mid_summary(
             ]
             tg.press_button(USER, USER, document.message["message_id"], button)
             await until(lambda: summary_waiting(db, chat), WAIT)
-            await kill(proc)  # mid-summary, while it waits out the 429
+            await sigkill(proc)  # mid-summary, while it waits out the 429
             proc = await start_voicebot_run(path, log)
 
             def summary(call: Call) -> bool:
@@ -181,7 +151,7 @@ async def test_two_hours_blackbox_telegram_sigkill_mid_parts_and_mid_summary(
             await tg.wait_for(summary, timeout=120)
             await until_answered(db)  # recorded delivered: no second answer can follow
         finally:
-            await stop(proc)
+            await terminate(proc)
         sent = tg.sent(USER)
     states = check_parts(db, whisper)
     documents = [c.files["document"] for c in sent if c.method == "sendDocument"]
@@ -194,9 +164,10 @@ async def test_two_hours_blackbox_telegram_sigkill_mid_parts_and_mid_summary(
 
 
 async def test_two_hours_blackbox_discord_sigkill_mid_parts_and_mid_summary(
-    tmp_path: Path, recording: bytes, services: tuple[FakeOpenAi, FakeChat]
+    tmp_path: Path, two_hours_recording: bytes, services: tuple[FakeOpenAi, FakeChat]
 ) -> None:
     whisper, chat = services
+    recording = two_hours_recording
     db, log = tmp_path / "voicebot.sqlite3", tmp_path / "bot.log"
     async with FakeDiscord() as dc:
         discord = {
@@ -213,7 +184,7 @@ async def test_two_hours_blackbox_discord_sigkill_mid_parts_and_mid_summary(
             await dc.wait_for(lambda: dc.commands.get(None), timeout=60)
             voice = await dc.send_voice_message(None, None, recording, float(SECONDS))
             await until(lambda: parts_in_flight(db, whisper), WAIT)
-            await kill(proc)  # mid-parts
+            await sigkill(proc)  # mid-parts
             whisper.release()
             proc = await start_voicebot_run(path, log)
 
@@ -233,14 +204,14 @@ async def test_two_hours_blackbox_discord_sigkill_mid_parts_and_mid_summary(
             custom_id = message["components"][0]["components"][0]["custom_id"]
             record = dc.interaction(await dc.press_button(message, custom_id))
             await until(lambda: summary_waiting(db, chat), WAIT)
-            await kill(proc)  # mid-summary, while it waits out the 429
+            await sigkill(proc)  # mid-summary, while it waits out the 429
             proc = await start_voicebot_run(path, log)
             await dc.wait_for(
                 lambda: record.original and "Summary of" in record.original["content"], 120
             )
             await until_answered(db)  # recorded delivered: no second answer can follow
         finally:
-            await stop(proc)
+            await terminate(proc)
         [answer] = answers()
         summaries = [m for m in dc.bot_messages() if "Summary of" in (m.get("content") or "")]
     states = check_parts(db, whisper)
