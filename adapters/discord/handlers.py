@@ -22,6 +22,7 @@ from adapters.discord.convert import (
     pick_audio,
     settings_key,
 )
+from adapters.discord.links import DiscordLinks, first_link
 from adapters.discord.texts import discord_help, t
 from bot.chat.settings import OUTPUTS, SETTING_NAMES, SETTINGS_USAGE, Prefs, UserSettings
 from bot.model.errors import BotError, InputError
@@ -35,7 +36,7 @@ _LOGGER = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
 GENERIC_ERROR = msg("Sorry, something went wrong on my side; please try again later.")
-NO_AUDIO = msg("That message has no voice message or audio file to transcribe.")
+NO_AUDIO = msg("That message has no voice message, audio file or link to transcribe.")
 NEEDS_MANAGE_SERVER = msg("Changing this server's settings needs the Manage Server permission.")
 
 Interaction = discord.Interaction[discord.Client]
@@ -69,12 +70,13 @@ class Handlers(commands.Cog):
         self.config = discord_config(core.config)
         self.client = client
         self.tree = tree
+        self.links = DiscordLinks(self.service)
 
     def install(self) -> None:
         """Register the message listener, the commands and the error handler."""
         self.client.event(self.on_message)
         self.tree.error(self.on_command_error)
-        for command in self.get_app_commands():
+        for command in (*self.get_app_commands(), *self.links.get_app_commands()):
             self.tree.add_command(command)
         # Context menus cannot be methods decorated in a class (discord.py): built here.
         # Also installable to a user: it then works in servers and DMs the bot is not in.
@@ -220,8 +222,13 @@ class Handlers(commands.Cog):
 
     async def transcribe_menu(self, interaction: Interaction, message: discord.Message) -> None:
         """Message context menu: works without Message Content (the target is resolved). Where
-        the bot is not a member the transcript is private, with a button to post it."""
+        the bot is not a member the transcript is private, with a button to post it. A message
+        with no recording but a link: that link."""
         attachment = pick_audio(message)
+        link = first_link(message) if attachment is None else None
+        if link is not None:  # no recording attached, a link to one
+            await self.links.start(interaction, link, reply_to=message.id)
+            return
         if attachment is None:
             await answer(interaction, (await self.text(interaction)).render(NO_AUDIO))
             return

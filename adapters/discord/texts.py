@@ -11,6 +11,8 @@ DISCORD_TEXTS: dict[str, Msg] = {
     "speak": msg("Say a text as a voice message in this channel"),
     "speak.text": msg("What to say"),
     "speak.voice": msg("Voice name (default: yours or this server's)"),
+    "transcribe": msg("Transcribe a recording or video from a link"),
+    "transcribe.url": msg("The link (http or https) to a recording, podcast or video"),
     "status": msg("This channel's recent jobs, or one job"),
     "status.job": msg("A job id, e.g. ab12cd"),
     "settings": msg("Show or change settings"),
@@ -40,14 +42,22 @@ def t(key: str) -> locale_str:
 
 def discord_help(tr: Text) -> str:
     """/help on Discord (plain text, escaped by the adapter)."""
-    return (
-        _discord_help(tr)
-        + "\n"
-        + tr.gettext(
+    extra = (
+        tr.gettext(
+            "• /transcribe url: a recording or video on the web (a podcast, a lecture), or "
+            "Apps → Transcribe on a message with a link. Nothing is downloaded until you ask."
+        ),
+        tr.gettext(
             "• 📝 Summarize / 🌐 Translate under a transcript, or /summarize and /translate "
             "with its job id (when the bot has a chat model)."
-        )
+        ),
+        tr.gettext(
+            "• Add the app to your own account (its profile → Add App) to use Transcribe, "
+            "/transcribe, /speak, /status and /cancel in any server or DM, even where the bot "
+            "is not a member: the transcript is then shown to you only, with 📢 Post it."
+        ),
     )
+    return "\n".join((_discord_help(tr), *extra))
 
 
 def _discord_help(tr: Text) -> str:

@@ -22,6 +22,7 @@ from bot.model.speech import Origin
 from bot.text import ENGLISH, Msg, Text
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
     from typing import Any
 
     from telegram.ext import ContextTypes
@@ -62,6 +63,8 @@ class TelegramButtons:
         self.service = service
         self.placeholders = placeholders
         self.cancel = cancel
+        # More buttons by their data's prefix (the links' "Transcribe this link").
+        self.routes: dict[str, Callable[[Update, Context], Awaitable[None]]] = {}
 
     def register(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         """Add the dispatcher (every callback query of this bot is one of its buttons)."""
@@ -76,6 +79,10 @@ class TelegramButtons:
         if data.startswith(CANCEL_PREFIX):
             await self.cancel.button(update, context)
             return
+        for prefix, route in self.routes.items():
+            if data.startswith(prefix):
+                await route(update, context)
+                return
         for prefix, action in TEXT_ACTIONS.items():
             if data.startswith(prefix):
                 english = "en" if prefix == "en:" else None

@@ -16,6 +16,7 @@ from bot.model.speech import Origin
 from bot.text import ENGLISH, Msg, Text
 
 if TYPE_CHECKING:
+    from telegram import Bot
     from telegram.ext import ContextTypes
 
     from bot.model.job import Job
@@ -35,6 +36,21 @@ def cancel_markup(job_id: str, tr: Text = ENGLISH) -> InlineKeyboardMarkup:
     )
 
 
+async def is_chat_admin(bot: Bot, chat: Chat, user_id: int) -> bool:
+    """Whether ``user_id`` runs ``chat``: its owner or an admin (anyone, in a private chat);
+    False when Telegram cannot say."""
+    if is_private(chat):
+        return True
+    if user_id == GROUP_ANONYMOUS_BOT:
+        return False
+    try:
+        member = await bot.get_chat_member(chat.id, user_id)
+    except TelegramError as exc:
+        _LOGGER.info("telegram: cannot check admin status in %s: %s", chat.id, exc)
+        return False
+    return member.status in (ChatMember.OWNER, ChatMember.ADMINISTRATOR)
+
+
 class TelegramCancel:
     """Cancels the caller's job (any job of the chat for its admins) by command or button."""
 
@@ -45,16 +61,7 @@ class TelegramCancel:
         self.show_cancelled = show_cancelled  # the placeholder says so, its chat action stops
 
     async def _is_admin(self, chat: Chat, user_id: int, context: Context) -> bool:
-        if is_private(chat):
-            return True
-        if user_id == GROUP_ANONYMOUS_BOT:
-            return False
-        try:
-            member = await context.bot.get_chat_member(chat.id, user_id)
-        except TelegramError as exc:
-            _LOGGER.info("telegram: cannot check admin status in %s: %s", chat.id, exc)
-            return False
-        return member.status in (ChatMember.OWNER, ChatMember.ADMINISTRATOR)
+        return await is_chat_admin(context.bot, chat, user_id)
 
     async def command(self, update: Update, context: Context) -> None:
         """/cancel [job]: the caller's newest queued or running job, or the one named (the ✖

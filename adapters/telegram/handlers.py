@@ -14,6 +14,7 @@ from telegram import ChatMember, LinkPreviewOptions, Message, Update
 from telegram.constants import ParseMode
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
+from adapters.telegram import links
 from adapters.telegram.buttons import TelegramButtons
 from adapters.telegram.cancel import TelegramCancel
 from adapters.telegram.convert import (
@@ -48,7 +49,10 @@ Context = ContextTypes.DEFAULT_TYPE
 Callback = Callable[[Update, Context], Coroutine[Any, Any, None]]
 
 GENERIC_ERROR = msg("Sorry, something went wrong on my side. Please try again in a moment.")
-TRANSCRIBE_USAGE = msg("Reply to a voice note or audio file with /transcribe to transcribe it.")
+TRANSCRIBE_USAGE = msg(
+    "Reply to a voice note or audio file with /transcribe to transcribe it, or send "
+    "/transcribe followed by a link."
+)
 ADMINS_ONLY = msg("Only this group's admins can change its settings.")
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
@@ -92,6 +96,8 @@ class TelegramHandlers:
         bot: Bot,
         placeholders: Placeholders,
         config: TelegramConfig,
+        *,
+        links_enabled: bool = True,
     ) -> None:
         self.service = service
         self.bot = bot
@@ -101,13 +107,19 @@ class TelegramHandlers:
         self.buttons = TelegramButtons(service, placeholders, self.cancel)
         self.files = TelegramFiles(service, bot, config.max_download_bytes)
         self.guest = GuestCalls(service, bot, self.files.transcribe)
+        self.links = links.TelegramLinks(service, bot, placeholders, enabled=links_enabled)
+        self.buttons.routes[links.LINK_PREFIX] = self.links.pressed
         self.commands = self._commands()
 
     def _commands(self) -> tuple[Command, ...]:
         """Every command; those with a menu line in the menu's order (setMyCommands)."""
         short, b, c = self.short_setting, self.buttons, self.cancel
         return (
-            Command("transcribe", self.transcribe, msg("Transcribe the voice note you reply to")),
+            Command(
+                "transcribe",
+                self.transcribe,
+                msg("Transcribe the voice note you reply to, or a link: /transcribe URL"),
+            ),
             Command("speak", self.speak, msg("Read text aloud as a voice message")),
             Command("status", self.status, msg("Recent jobs of this chat, or one: /status ID")),
             Command("cancel", c.command, msg("Stop your running job, or one: /cancel ID")),
@@ -143,6 +155,9 @@ class TelegramHandlers:
         app.add_handler(
             MessageHandler(only_new & media & ~filters.COMMAND, self.guarded(self.media))
         )
+        # A message with a link (not audio, not a command): offered a button, never fetched.
+        texts = only_new & (filters.TEXT | filters.CAPTION) & ~filters.COMMAND
+        app.add_handler(MessageHandler(texts, self.guarded(self.links.offer)))
         self.buttons.register(app)
         guest = filters.UpdateType.GUEST_MESSAGE  # Bot API 10.0: called where not a member
         app.add_handler(MessageHandler(guest, self.guarded(self.guest.handle)))
@@ -311,15 +326,20 @@ class TelegramHandlers:
         await self.service.speak(origin, text, prefs=prefs, placeholder=self.placeholders)
 
     async def transcribe(self, update: Update, context: Context) -> None:
-        """/transcribe as a reply to a voice note or audio message."""
+        """/transcribe as a reply to a voice note or audio message; /transcribe URL, or as a
+        reply to a message with a link: that link."""
         message = update.message
         assert message is not None
         target = message.reply_to_message
         attachment = audio_attachment(target)
-        if target is None or attachment is None:
+        link = links.command_target(message, audio=attachment is not None)
+        if link is None and (target is None or attachment is None):
             raise InputError(TRANSCRIBE_USAGE)
         prefs = await self.prefs(message)
-        await self._transcribe(message, target, attachment, prefs, update.update_id)
+        if link is not None:
+            await self.links.transcribe(message, *link, update.update_id, prefs)
+        elif target is not None and attachment is not None:
+            await self._transcribe(message, target, attachment, prefs, update.update_id)
 
     # -- messages ---------------------------------------------------------------------------
 

@@ -7,13 +7,21 @@ from bot.text.translator import Text
 
 
 def telegram_help(tr: Text, limit: str) -> str:
-    """/help and /start on Telegram (HTML): the summary/translation line goes with the other
-    commands, before the closing "Files up to …" paragraph."""
+    """/help and /start on Telegram (HTML): the links line closes the first paragraph (what
+    the bot does), the summary/translation line goes with the other commands, before the
+    closing "Files up to …" paragraph."""
     text = _telegram_help(tr, limit)
     extra = tr.gettext(
         "/summarize, /translate [language] — as a reply to a transcript (or with its job "
         "id), or tap the buttons under it (when the bot has a chat model)"
     )
+    links = tr.gettext(
+        "🔗 <b>Links</b>: <code>/transcribe URL</code> — a recording or video on the web (a "
+        "podcast, a lecture); or send me a link and tap “🎙 Transcribe this link”. Nothing is "
+        "downloaded until you ask."
+    )
+    intro, gap, rest = text.partition("\n\n")
+    text = f"{intro}\n{links}{gap}{rest}" if gap else f"{text}\n{links}"
     head, gap, tail = text.rpartition("\n\n")
     return f"{head}\n{extra}{gap}{tail}" if gap else f"{text}\n{extra}"
 
