@@ -18,6 +18,7 @@ LAYERS = (
     "bot.text",
     "bot.model",
     "bot.audio",
+    "bot.links",
     "bot.providers",
     "bot.config",
     "bot.chat",

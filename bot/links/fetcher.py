@@ -1,0 +1,156 @@
+"""LinkFetcher: inspect a link (metadata only), then download its audio, SSRF-safe.
+
+Each inspect or download runs its own :class:`~bot.links.proxy.GateProxy`, so a refusal the
+proxy records belongs to that fetch alone and becomes that fetch's sentence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+
+import aiohttp
+
+from bot.links.direct import download_direct, gate_refusal, inspect_direct
+from bot.links.model import Downloaded, LinkInfo, LinkRefused, ProgressFn
+from bot.links.policy import LinkSettings, UrlProblem, address_problem, check_url, literal_address
+from bot.links.proxy import GateProxy, Resolver, SystemResolver
+
+_LOGGER = logging.getLogger(__name__)
+_USER_AGENT = "Mozilla/5.0 (compatible; voicebot link fetcher)"
+
+
+class LinkFetcher:
+    """Checks links and fetches their audio; holds one aiohttp session (closed by close)."""
+
+    def __init__(self, settings: LinkSettings, *, resolver: Resolver | None = None) -> None:
+        self._settings = settings
+        self._resolver = resolver or SystemResolver()
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            timeout = aiohttp.ClientTimeout(
+                total=None,
+                sock_connect=self._settings.timeout_seconds,
+                sock_read=self._settings.timeout_seconds,
+            )
+            self._session = aiohttp.ClientSession(
+                timeout=timeout,
+                trust_env=False,  # the gate is the only proxy: never HTTP(S)_PROXY from the env
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"},
+            )
+        return self._session
+
+    def check(self, url: str) -> str:
+        """The normalised link when it passes the checks that need no network.
+
+        Raises:
+            LinkRefused: links disabled, not http(s), credentials, a domain not allowed, an
+                address written in the link that is private, loopback, link-local...
+        """
+        if not self._settings.enabled:
+            raise LinkRefused("disabled")
+        try:
+            checked = check_url(url, self._settings)
+        except UrlProblem as exc:
+            raise LinkRefused(exc.reason, str(exc)) from exc
+        literal = literal_address(checked.host)
+        if literal is not None:
+            problem = address_problem(literal, self._settings, self._settings.networks())
+            if problem:  # refused before any connection; the gate would refuse it too
+                raise LinkRefused("private", f"{checked.host} is {problem}")
+        return checked.url
+
+    async def inspect(self, url: str) -> LinkInfo:
+        """Check the link and read its metadata (headers, or yt-dlp's extraction); no media.
+
+        Raises:
+            LinkRefused: with the sentence saying why the link will not be fetched.
+        """
+        url = self.check(url)
+        async with GateProxy(self._settings, self._resolver) as gate:
+            try:
+                async with asyncio.timeout(self._settings.timeout_seconds):
+                    info = await inspect_direct(self._http(), url, gate, self._settings)
+            except TimeoutError as exc:
+                raise LinkRefused("timeout", url) from exc
+            if info is not None:
+                return info
+            # yt-dlp loads its extractors: imported only when a page needs it.
+            from bot.links.ytdl import inspect_sync
+
+            limit = self._settings.timeout_seconds
+            return await _in_thread(  # type: ignore[no-any-return]
+                gate, limit, inspect_sync, url, self._settings, gate.url
+            )
+
+    async def download(self, info: LinkInfo, *, progress: ProgressFn | None = None) -> Downloaded:
+        """Fetch the link's best audio, every connection checked and pinned.
+
+        Raises:
+            LinkRefused: with the sentence (too large, timed out, a forbidden address...).
+            DownloadCancelled: ``progress`` returned False.
+        """
+        url = self.check(info.url)
+        if url != info.url:
+            info = LinkInfo(url, info.kind, info.title, info.duration, info.size, info.extractor)
+        async with GateProxy(self._settings, self._resolver) as gate:
+            if info.kind == "direct":
+                return await download_direct(self._http(), info, gate, self._settings, progress)
+            return await self._download_ytdl(info, gate, progress)
+
+    async def _download_ytdl(
+        self, info: LinkInfo, gate: GateProxy, progress: ProgressFn | None
+    ) -> Downloaded:
+        from bot.links.ytdl import Progress, download_sync
+
+        loop = asyncio.get_running_loop()
+        stop = threading.Event()
+
+        def report(done: int, total: int | None) -> bool:
+            if progress is None:
+                return True
+            future = asyncio.run_coroutine_threadsafe(progress(done, total), loop)
+            return future.result(timeout=self._settings.timeout_seconds)
+
+        hook = Progress(self._settings, report, stop)
+        limit = self._settings.download_timeout_seconds
+        return await _in_thread(  # type: ignore[no-any-return]
+            gate, limit, download_sync, info, self._settings, gate.url, hook, stop=stop
+        )
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+async def _in_thread(
+    gate: GateProxy, limit: float, func, *args, stop: threading.Event | None = None
+):  # type: ignore[no-untyped-def]
+    """Run a yt-dlp call in a thread, bounded by ``limit``; the gate's refusal wins over
+    yt-dlp's own wording. On timeout or cancellation the gate is stopped (the thread's
+    connections end) and the thread is awaited, so its temporary folder is gone after."""
+    stop = stop or threading.Event()
+    task = asyncio.ensure_future(asyncio.to_thread(func, *args))
+    try:
+        async with asyncio.timeout(limit):
+            return await asyncio.shield(task)
+    except TimeoutError as exc:
+        raise LinkRefused("timeout", f"yt-dlp took over {limit:g} s") from exc
+    except LinkRefused as exc:
+        if gate.refusals and exc.reason not in ("too_large", "playlist"):
+            raise gate_refusal(gate, str(exc)) from exc
+        raise
+    finally:
+        if not task.done():
+            stop.set()
+            await gate.stop()
+            with contextlib.suppress(BaseException):
+                await task
