@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from adapters import load_platform_config
 from adapters.cli.check import check_config
@@ -94,8 +95,17 @@ def _parser(providers: Sequence[str] = ()) -> argparse.ArgumentParser:
         )
 
     command("run", "start the configured chat adapters and the job poller")
-    t = command("transcribe", "transcribe an audio file and print the transcript")
-    t.add_argument("file", type=Path, help="audio file (any format FFmpeg reads)")
+    t = command(
+        "transcribe",
+        "transcribe an audio file, or the recording at an http(s) link, and print the transcript",
+    )
+    t.add_argument(
+        "file",
+        metavar="FILE_OR_URL",
+        help="audio file (any format FFmpeg reads), or an http(s) link to a recording or a page "
+        "with one (downloaded first, with progress; the config's links: section says which "
+        "links are allowed)",
+    )
     t.add_argument("--provider", metavar="NAME", help=provider_help)
     t.add_argument("--model", help="model name (default: stt.model)")
     t.add_argument("--language", help="language code such as en or yue (default: stt.language)")
@@ -201,25 +211,31 @@ def _origin() -> Origin:
     return Origin(platform=CLI, chat_id="local", user_id=user)
 
 
-async def _transcribe(core: Core, args: argparse.Namespace) -> int:
+def _is_link(source: str) -> bool:
+    return source.lower().startswith(("http://", "https://"))
+
+
+def _create_stt(core: Core, args: argparse.Namespace) -> Callable[[], Awaitable[Job]]:
+    """How the transcription job is created: from a link (downloaded by the job) or a file."""
+    chosen: dict[str, Any] = {
+        "provider": args.provider,
+        "model": args.model,
+        "language": args.language,
+        "diarize": args.diarize,
+        "timings": args.format in ("srt", "vtt"),
+    }
+    if _is_link(args.file):
+        return lambda: core.service.transcribe_link(_origin(), args.file, **chosen)
+    path = Path(args.file)
     try:
-        data = args.file.read_bytes()
+        data = path.read_bytes()
     except OSError as exc:
-        raise BotError(f"cannot read {args.file}: {exc.strerror}") from exc
-    job, _ = await _through_pipeline(
-        core,
-        args,
-        lambda: core.service.transcribe(
-            _origin(),
-            data,
-            args.file.name,
-            provider=args.provider,
-            model=args.model,
-            language=args.language,
-            diarize=args.diarize,
-            timings=args.format in ("srt", "vtt"),
-        ),
-    )
+        raise BotError(f"cannot read {path}: {exc.strerror}") from exc
+    return lambda: core.service.transcribe(_origin(), data, path.name, **chosen)
+
+
+async def _transcribe(core: Core, args: argparse.Namespace) -> int:
+    job, _ = await _through_pipeline(core, args, _create_stt(core, args))
     if job.state is JobState.FAILED or job.transcript is None:
         raise BotError(f"job {job.id} failed: {for_operator(ENGLISH.render(job.error or ''))}")
     transcript = job.transcript

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from bot.chat.sources import download_progress, downloading
 from bot.chat.status import format_age
 from bot.jobs.delivery import Reply
 from bot.model.errors import BotError
@@ -94,7 +95,9 @@ class ProgressLine:
     def text(self, job: Job) -> str:
         """The line for ``job`` as it is now."""
         now = self._clock()
-        if job.state is JobState.QUEUED:
+        if downloading(job):
+            where = "downloading " + (download_progress(job) or "the link")
+        elif job.state is JobState.QUEUED:
             where = "queued"
         elif job.state is JobState.SUBMITTING:
             where = "uploading"

@@ -18,10 +18,12 @@ from bot.app.supervise import AdapterSupervisor
 from bot.audio.pool import AudioPool
 from bot.config.load import Config
 from bot.jobs.delivery import DEFAULT_LEASE, Delivery, Reply
+from bot.jobs.links import LinkRunner
 from bot.jobs.metrics import Metrics
 from bot.jobs.poller import Poller
 from bot.jobs.schedule import PredictiveSchedule
 from bot.jobs.worker import JobWorker
+from bot.links import LinkFetcher
 from bot.model.job import Job
 from bot.providers.registry import build_providers, build_text_generator
 from bot.service.voice import VoiceService
@@ -141,6 +143,9 @@ class Core:
         self.llm = build_text_generator(config.providers, config.llm.provider, session)
         self.schedule = PredictiveSchedule(store.usage, clock, cap=config.jobs.max_poll_interval)
         self.audio = AudioPool()
+        # One fetcher for every link (its own connections: each one checked and pinned to the
+        # address it resolved to, so it never shares the providers' session).
+        self.links = LinkFetcher(config.links)
         self.metrics = Metrics()
         self.metrics.count_audio_cpu(lambda: self.audio.cpu_seconds)
         self.service = VoiceService(
@@ -156,6 +161,7 @@ class Core:
             clock=clock,
             eta=self.schedule.eta,
             audio_pool=self.audio,
+            fetcher=self.links,
         )
         self.worker = self._worker(store, lease=DEFAULT_LEASE)
         self.poller = Poller(
@@ -182,6 +188,16 @@ class Core:
             lease=lease,
             buttons=self.service.text_buttons,
         )
+        links = LinkRunner(
+            store.steps,
+            self.links,
+            self.stt,
+            check=self.service.links.check_length,
+            jobs=jobs,
+            audio_pool=self.audio,
+            notify=delivery.notify,
+            clock=self.clock,
+        )
         return JobWorker(
             store.steps,
             parts=store.parts,
@@ -196,6 +212,7 @@ class Core:
             llm=self.llm,
             max_input_tokens=self.config.llm.max_input_tokens,
             metrics=self.metrics,
+            links=links,
         )
 
     @classmethod
@@ -257,6 +274,7 @@ class Core:
     async def close(self) -> None:
         """Save what was learned; release the session, the audio threads and the database."""
         await self.schedule.flush()
+        await self.links.close()
         await self.session.close()
         for provider in {*self.stt.values(), *self.tts.values()}:
             close = getattr(provider, "close", None)  # engines on this machine own threads

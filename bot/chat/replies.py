@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from babel.core import get_global
 
 from bot.chat import render
+from bot.chat.sources import downloading_line, source_header
 from bot.chat.status import kind_name, part_progress, progress_percent, user_state
 from bot.model.job import Job, JobKind, JobState
 from bot.text import ENGLISH, Duration, Msg, Text, decode, encode, msg
@@ -132,7 +133,9 @@ def progress_text(job: Job, tr: Text = ENGLISH) -> str:
     state = user_state(job)
     kind = kind_name(job)
     icon = {"transcription": "🎙", "speech": "🔊", "summary": "📝", "translation": "🌐"}[kind]
-    if state == "queued":
+    if state == "downloading":
+        line = downloading_line(job, tr)
+    elif state == "queued":
         line = tr.gettext("{icon} Queued… job {id}", icon=icon, id=job.id)
     elif state in ("transcribing", "synthesizing", "writing"):
         percent = progress_percent(job)
@@ -348,14 +351,16 @@ def transcript_reply(
         text = split_speakers_note(split, tr) + "\n\n" + text
     if not text:
         return TranscriptReply((escape(tr.gettext("🔇 No speech detected in this audio.")),))
-    header = detected_language(job, tr)
+    source = source_header(job, tr)  # a link's: title, length, link (in the .txt too)
+    header = "\n".join(h for h in (source, detected_language(job, tr)) if h)
     shown = f"{header}\n\n{text}" if header else text
     parts = fit_chunks(shown, limit, escape=escape, utf16=utf16)
     output = str(job.options.get("output") or "messages")
     if len(parts) <= max_messages and output == "messages":
         return TranscriptReply(tuple(parts))
     name = "transcript" if job.kind is JobKind.STT else kind_name(job)
-    files = [FileReply(f"{name}-{job.id}.txt", text.encode() + b"\n", "text/plain")]
+    txt = f"{source}\n\n{text}" if source else text
+    files = [FileReply(f"{name}-{job.id}.txt", txt.encode() + b"\n", "text/plain")]
     srt = render.to_srt(transcript, diarize=diarize, label=label)
     if srt:
         files.append(FileReply(f"transcript-{job.id}.srt", srt.encode(), "application/x-subrip"))

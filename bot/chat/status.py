@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bot.chat.sources import download_progress, downloading
 from bot.model.job import Job, JobKind, JobState
 from bot.text import ENGLISH, Text, msg
 
 
 def user_state(job: Job) -> str:
-    """The state a user sees, as a stable key (queued, transcribing, synthesizing, done...)."""
+    """The state a user sees, as a stable key (queued, downloading, transcribing, done...)."""
+    if downloading(job):
+        return "downloading"
     if job.state in (JobState.QUEUED, JobState.SUBMITTING):
         return "queued"
     if job.state is JobState.SUBMITTED:
@@ -28,6 +31,7 @@ _WORDS = {
     word.id: word
     for word in (
         msg("queued"),
+        msg("downloading"),
         msg("transcribing"),
         msg("synthesizing"),
         msg("writing"),
@@ -114,6 +118,9 @@ def render_job(job: Job, now: float, *, eta: float | None = None, tr: Text = ENG
         lines.append(tr.gettext("audio: {length}", length=format_age(job.input_duration, tr)))
     if job.queue_position is not None and not job.state.terminal:
         lines.append(tr.gettext("queue position: {position}", position=job.queue_position))
+    fetched = download_progress(job, tr)
+    if fetched is not None:
+        lines.append(tr.gettext("download: {progress}", progress=fetched))
     percent = progress_percent(job)
     part = part_progress(job, tr)
     if part is not None:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from bot.jobs.links import pending_download
 from bot.jobs.speech_translate import by_speech
 from bot.jobs.split import is_split
 from bot.model.errors import ProviderError
@@ -41,8 +42,9 @@ class JobProviders:
 
     def reruns_free(self, job: Job) -> bool:
         """Whether ``job``'s provider declares that running it again costs nothing (splitting a
-        long recording pays nothing: its parts are paid, and settled, one by one)."""
-        if is_split(job):
+        long recording pays nothing: its parts are paid, and settled, one by one; nor does
+        downloading a link)."""
+        if is_split(job) or pending_download(job):
             return True
         if job.kind is JobKind.TEXT and not by_speech(job):  # a chat request may be charged
             return False

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from bot.audio import splitting
 from bot.audio.pool import AudioPool
 from bot.chat.replies import INTERRUPTED_PART
+from bot.config.load import JobsConfig
 from bot.jobs.live import with_partial
 from bot.jobs.steps import Completion, Failure, JobSteps, NextPoll
 from bot.jobs.stitch import finished_text, stitch
 from bot.model.errors import AudioError, ProviderError, ProviderUnavailable, RateLimited, UnknownJob
 from bot.model.job import Blob, Job, JobState, NewPart, Part
 from bot.model.speech import AudioInput, SttOptions, Transcript
-from bot.providers.base import PollStatus, SpeechToText, Ticket
+from bot.providers.base import PollStatus, SpeechToText, SttCapabilities, Ticket
 from bot.text import Msg, decode, encode, msg, text_for
 
 _LOGGER = logging.getLogger(__name__)
@@ -28,6 +31,26 @@ _PART_FAILED = encode(msg("the speech service could not process it"))
 def is_split(job: Job) -> bool:
     """Whether ``job`` is a long recording handled in parts (``part_seconds`` set at creation)."""
     return bool(job.options.get("part_seconds"))
+
+
+@dataclass(frozen=True, slots=True)
+class SplitPlan:
+    """How a recording too long or too large for its model is run: in parts of at most
+    ``part_seconds`` (about ``parts`` of them), its job given ``seconds`` to finish."""
+
+    part_seconds: float
+    parts: int
+    seconds: float
+
+
+def split_plan(duration: float, caps: SttCapabilities, jobs: JobsConfig) -> SplitPlan:
+    """The plan for ``duration`` seconds on a model with ``caps`` (intake and a link's
+    download use the same rule): the deadline grows with the rounds of parts to run,
+    ``jobs.part_concurrency`` at a time."""
+    seconds = splitting.part_seconds(caps.max_duration_seconds, caps.max_upload_bytes)
+    parts = math.ceil(duration / (seconds * 0.9))
+    rounds = math.ceil(parts / jobs.part_concurrency)
+    return SplitPlan(seconds, parts, jobs.deadline_seconds * max(1, rounds))
 
 
 class PartStore(Protocol):

@@ -12,6 +12,7 @@ from bot.audio.pool import AudioPool
 from bot.chat import replies
 from bot.jobs import calls
 from bot.jobs.delivery import Deliverer, Delivery
+from bot.jobs.links import LinkRunner, pending_download
 from bot.jobs.live import with_partial
 from bot.jobs.metrics import Metrics
 from bot.jobs.outcomes import (
@@ -29,21 +30,10 @@ from bot.jobs.speech_translate import by_speech, in_english
 from bot.jobs.split import PartStore, SplitRunner, is_split
 from bot.jobs.steps import Completion, Failure, JobSteps, NextPoll, Recovery, Submission
 from bot.jobs.text import TextRunner
-from bot.model.errors import (
-    AudioError,
-    ProviderError,
-    ProviderUnreachable,
-    UnknownJob,
-)
+from bot.model.errors import AudioError, ProviderError, ProviderUnreachable, UnknownJob
 from bot.model.job import REPLY_STATES, Blob, Job, JobKind, JobState
 from bot.model.speech import SpeechAudio, Transcript, VoiceClip
-from bot.providers.base import (
-    PollResult,
-    PollStatus,
-    SpeechToText,
-    TextToSpeech,
-    Ticket,
-)
+from bot.providers.base import PollResult, PollStatus, SpeechToText, TextToSpeech, Ticket
 from bot.providers.chat import TextGenerator
 from bot.text import encode, msg
 
@@ -75,8 +65,10 @@ class JobWorker:
         llm: TextGenerator | None = None,
         max_input_tokens: int = 8000,
         metrics: Metrics | None = None,
+        links: LinkRunner | None = None,
     ) -> None:
         self._steps = steps
+        self._links = links  # a link's job downloads its audio first
         self.metrics = metrics or Metrics()
         # The platforms: progress, replies and their retries.
         self.delivery = delivery
@@ -176,6 +168,9 @@ class JobWorker:
             return
         if self._providers.gone(job):
             await self._unavailable(job, now)
+            return
+        if self._links is not None and pending_download(job):
+            await self._links.download(job, now)
             return
         started = await self._steps.begin_submit(job.id, now)
         if started is None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import unicodedata
 from dataclasses import dataclass, replace
 
@@ -17,6 +16,7 @@ from bot.audio.pool import AudioPool
 from bot.chat import render
 from bot.chat.settings import Prefs, unknown_voice
 from bot.config.load import JobsConfig, SttConfig, TtsConfig
+from bot.jobs.split import split_plan
 from bot.model.errors import InputError
 from bot.model.job import Activity, Admission, Blob, Job, JobKind, NewJob, new_job_id
 from bot.model.speech import Origin
@@ -55,7 +55,7 @@ class _Ready:
 
 
 @dataclass(frozen=True, slots=True)
-class _SttRoute:
+class SttRoute:
     """Where one transcription goes and the options its job is stored with."""
 
     provider: str
@@ -136,11 +136,11 @@ class Intake:
         self._desk.guard.check_access(origin)  # the one access check, before a reuse too
         prefs = prefs or await self._desk.preferences.for_origin(origin)
         origin = self._desk.preferences.stamp_locale(origin, prefs)
-        route = self._stt_route(prefs, filename, provider, model, language, diarize)
+        route = self.stt_route(prefs, filename, provider, model, language, diarize)
         check_stt(route.model, route.caps, diarize=diarize, timings=timings)
         now = self._desk.clock()
         key = route.dedup_hash(origin.platform, dedup_key) if dedup_key else None
-        new = self._new_stt(origin, route, key, now)
+        new = self.new_stt(origin, route, key, now)
         if key is not None:
             reused = await reuse(self._desk, new, key, now)
             if reused is not None:
@@ -149,7 +149,7 @@ class Intake:
         ready = await self._ready_stt(new, route.caps, data, filename, activity, now)
         return await self._store_stt(ready, placeholder, now)
 
-    def _new_stt(self, origin: Origin, route: _SttRoute, key: str | None, now: float) -> NewJob:
+    def new_stt(self, origin: Origin, route: SttRoute, key: str | None, now: float) -> NewJob:
         """The transcription job to store once the recording passed its checks."""
         return NewJob(
             kind=JobKind.STT,
@@ -162,7 +162,7 @@ class Intake:
             id=new_job_id(),  # drawn now: a placeholder shows it before the job is stored
         )
 
-    def _stt_route(
+    def stt_route(
         self,
         prefs: Prefs,
         filename: str,
@@ -170,7 +170,7 @@ class Intake:
         model: str | None,
         language: str | None,
         diarize: bool | None,
-    ) -> _SttRoute:
+    ) -> SttRoute:
         """Which provider and model transcribe, what they can do, and the job's options: the
         caller's choice first, then the person's and the chat's settings, then the config (the
         language checked against the model's either way)."""
@@ -189,7 +189,7 @@ class Intake:
             "output": settings.output or "messages",
             "live_transcripts": cfg.live_transcripts if settings.live is None else settings.live,
         }
-        return _SttRoute(name, model, caps, options)
+        return SttRoute(name, model, caps, options)
 
     async def _ready_stt(
         self,
@@ -257,17 +257,15 @@ class Intake:
         (by the worker: the user is answered at once). Limits and daily caps count the whole
         recording, here, before any part is paid; the deadline grows with the rounds of parts
         to run."""
-        seconds = splitting.part_seconds(caps.max_duration_seconds, caps.max_upload_bytes)
-        parts = math.ceil(info.duration / (seconds * 0.9))
-        rounds = math.ceil(parts / self._jobs.part_concurrency)
+        plan = split_plan(info.duration, caps, self._jobs)
         _LOGGER.info(
-            "job %s: %.0f s of audio, to split into about %d parts", new.id, info.duration, parts
+            "job %s: %.0f s of audio, to split into about %d parts", new.id, info.duration, plan.parts
         )
         return _Ready(
             replace(
                 new,
-                options={**new.options, "part_seconds": seconds},
-                deadline_at=now + self._jobs.deadline_seconds * max(1, rounds),
+                options={**new.options, "part_seconds": plan.part_seconds},
+                deadline_at=now + plan.seconds,
             ),
             Blob(data, filename, audio.mime_for(info.container)),
             self._desk.guard.admission(new.origin, seconds=info.duration),

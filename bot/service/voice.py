@@ -11,6 +11,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 from bot.audio.pool import AudioPool
 from bot.chat.preferences import ChatSettingsStore, Preferences
 from bot.config.load import Config
+from bot.links import LinkFetcher
 from bot.model.job import Job
 from bot.providers.base import SpeechToText, TextToSpeech
 from bot.service.chat_admin import ChatAdmin
@@ -18,6 +19,7 @@ from bot.service.chat_jobs import ChatJobs
 from bot.service.desk import JobDesk
 from bot.service.intake import Intake
 from bot.service.limits import Guard, UsageQueries
+from bot.service.links import LinkIntake
 from bot.service.records import JobRecords, Recordings
 from bot.service.routes import ProviderRoutes
 from bot.service.text_jobs import TextJobs
@@ -60,6 +62,7 @@ class VoiceService:
         clock: Callable[[], float] = time.time,
         eta: Callable[[Job], float | None] = lambda job: None,
         audio_pool: AudioPool | None = None,
+        fetcher: LinkFetcher | None = None,
     ) -> None:
         guard = Guard(usage, config.limits, config.access, clock)
         self.routes = ProviderRoutes(config, stt=stt, tts=tts)
@@ -71,6 +74,13 @@ class VoiceService:
             tts=config.tts,
             jobs=config.jobs,
             audio_pool=audio_pool or AudioPool(),
+        )
+        self.links = LinkIntake(
+            desk,
+            self.intake,
+            fetcher,
+            jobs=config.jobs,
+            download_seconds=config.links.download_timeout_seconds,
         )
         self.text_jobs = TextJobs(
             desk,
@@ -100,6 +110,7 @@ class VoiceService:
     transcribe = _Forward("intake", Intake.transcribe)
     speak = _Forward("intake", Intake.speak)
     already_created = _Forward("intake", Intake.already_created)
+    transcribe_link = _Forward("links", LinkIntake.transcribe_link)
 
     # -- summaries and translations (TextJobs) ----------------------------------------------
     offers_text = _Forward("text_jobs", TextJobs.offers_text)

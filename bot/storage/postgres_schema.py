@@ -184,3 +184,21 @@ MIGRATIONS += (
         SELECT state, kind, provider, 0, COUNT(*) FROM jobs GROUP BY state, kind, provider;
     """,
 )
+
+MIGRATIONS += (
+    # v8: links (SQLite v14): a link's job learns its length once downloaded; the daily rollup
+    # follows a change of ``input_duration``.
+    """
+    CREATE FUNCTION voicebot_usage_duration() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE usage_daily SET audio_seconds = audio_seconds
+            + COALESCE(NEW.input_duration, 0) - COALESCE(OLD.input_duration, 0)
+        WHERE day = floor(NEW.created_at / 86400) * 86400 AND platform = NEW.platform
+          AND chat_id = NEW.chat_id AND user_id = NEW.user_id;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER jobs_usage_duration AFTER UPDATE OF input_duration ON jobs FOR EACH ROW
+        WHEN (NEW.kind = 'stt' AND OLD.input_duration IS DISTINCT FROM NEW.input_duration)
+        EXECUTE FUNCTION voicebot_usage_duration();
+    """,
+)

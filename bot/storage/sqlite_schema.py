@@ -213,3 +213,18 @@ MIGRATIONS += (
     END;
     """,
 )
+
+MIGRATIONS += (
+    # v14: links. A link's job is stored before its audio is downloaded, and learns its length
+    # only then: the daily rollup follows a change of ``input_duration`` as it follows the cost.
+    """
+    CREATE TRIGGER usage_on_duration AFTER UPDATE OF input_duration ON jobs
+    WHEN NEW.kind = 'stt' AND OLD.input_duration IS NOT NEW.input_duration
+    BEGIN
+        UPDATE usage_daily SET audio_seconds = audio_seconds
+            + COALESCE(NEW.input_duration, 0) - COALESCE(OLD.input_duration, 0)
+        WHERE day = CAST(NEW.created_at / 86400 AS INTEGER) * 86400.0
+          AND platform = NEW.platform AND chat_id = NEW.chat_id AND user_id = NEW.user_id;
+    END;
+    """,
+)

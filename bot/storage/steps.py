@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bot.jobs.links import Fetched
 from bot.jobs.steps import Completion, Failure, NextPoll, Submission
 from bot.model.job import Blob, Job, JobState, Started
 from bot.storage.codec import BLOB_COLUMNS, JOB_COLUMNS, blob_row, dumps, job_from_row
@@ -19,7 +20,7 @@ from bot.storage.database import (
     state_in,
 )
 
-_UPSERT_OUTPUT = (
+_UPSERT_BLOB = (
     f"INSERT INTO job_blobs ({', '.join(BLOB_COLUMNS)}) VALUES ({marks(5)}) "
     "ON CONFLICT (job_id, role) DO UPDATE SET data = excluded.data, "
     "filename = excluded.filename, content_type = excluded.content_type"
@@ -173,7 +174,7 @@ class Steps:
             if not rows:
                 return None
             if output_blob is not None:  # the clip and the state change land together
-                await tx.execute(_UPSERT_OUTPUT, blob_row(job_id, "output", output_blob))
+                await tx.execute(_UPSERT_BLOB, blob_row(job_id, "output", output_blob))
             if wake:
                 await tx.execute(wake)
             return job_from_row(rows[0])
@@ -192,3 +193,45 @@ class Steps:
             f"poll_count = poll_count + ?, {lease} WHERE id = ? AND {UNFINISHED} AND {MINE}",
             (*row, *held, job_id, self.owner),
         )
+
+    # -- a link's download (see bot.jobs.links) ------------------------------------------
+
+    async def download_progress(
+        self, job_id: str, done: int, share: float | None, now: float
+    ) -> Job | None:
+        """Record a SUBMITTING link job's download: ``done`` bytes so far (in ``input_bytes``
+        until the audio is stored) and the ``share`` of the whole, when its size is known. A
+        cancelled job (or one another process took) refuses: the download stops."""
+        return await returning_job(
+            self.db,
+            "UPDATE jobs SET progress = ?, input_bytes = ?, updated_at = ? "
+            f"WHERE id = ? AND {state_in([JobState.SUBMITTING])} AND {MINE}",
+            (share, done, now, job_id, self.owner),
+        )
+
+    async def downloaded(self, job_id: str, fetched: Fetched, now: float) -> Job | None:
+        """SUBMITTING → QUEUED with the downloaded audio as the job's input, its duration,
+        options and deadline, in one transaction (the lease ends: the next step is claimed like
+        any other, at once)."""
+        blob = fetched.blob
+        sql = (
+            f"UPDATE jobs SET state = '{JobState.QUEUED.value}', options = ?, "
+            "input_duration = ?, input_bytes = ?, deadline_at = ?, next_poll_at = ?, "
+            f"progress = NULL, updated_at = ?, {RELEASE} "
+            f"WHERE id = ? AND {state_in([JobState.SUBMITTING])} AND {MINE} "
+            f"RETURNING {JOB_COLUMNS}"
+        )
+        options = dumps(dict(fetched.options))
+        params = (options, fetched.duration, len(blob.data), fetched.deadline_at, now, now)
+        wake = self.db.notify()
+
+        async def body(tx: Executor) -> Job | None:
+            rows = await tx.fetch(sql, (*params, job_id, self.owner))
+            if not rows:
+                return None
+            await tx.execute(_UPSERT_BLOB, blob_row(job_id, "input", blob))
+            if wake:
+                await tx.execute(wake)
+            return job_from_row(rows[0])
+
+        return await self.db.transact(body)
