@@ -68,7 +68,9 @@ class TelegramAdapter:
         self._quiescing = asyncio.Event()
         self._in_batch = False
         self._offset: int | None = None  # the next getUpdates' offset: confirms what was handled
-        self.handlers = TelegramHandlers(self.service, self.app.bot, self.placeholders, self.config)
+        self.handlers = TelegramHandlers(
+            self.service, self.app.bot, self.placeholders, self.config, core.links.check
+        )
         self.handlers.register(self.app)
 
     def _build(self) -> PtbApp:

@@ -96,8 +96,7 @@ class TelegramHandlers:
         bot: Bot,
         placeholders: Placeholders,
         config: TelegramConfig,
-        *,
-        links_enabled: bool = True,
+        check_link: Callable[[str], object],
     ) -> None:
         self.service = service
         self.bot = bot
@@ -107,7 +106,7 @@ class TelegramHandlers:
         self.buttons = TelegramButtons(service, placeholders, self.cancel)
         self.files = TelegramFiles(service, bot, config.max_download_bytes)
         self.guest = GuestCalls(service, bot, self.files.transcribe)
-        self.links = links.TelegramLinks(service, bot, placeholders, enabled=links_enabled)
+        self.links = links.TelegramLinks(service, bot, placeholders, check_link)
         self.buttons.routes[links.LINK_PREFIX] = self.links.pressed
         self.commands = self._commands()
 

@@ -29,12 +29,14 @@ from adapters.telegram.convert import (
     is_private,
     origin_for,
 )
-from bot.links import find_links
+from bot.links import LinkRefused, find_links
 from bot.model.errors import BotError
 from bot.model.speech import Origin
 from bot.text import Msg, Text, msg
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from telegram import Bot, CallbackQuery, Update
     from telegram.ext import ContextTypes
 
@@ -132,19 +134,31 @@ class TelegramLinks:
     """Links in: the command, the offer under a message with links, and its button."""
 
     def __init__(
-        self, service: VoiceService, bot: Bot, placeholders: Placeholders, *, enabled: bool
+        self,
+        service: VoiceService,
+        bot: Bot,
+        placeholders: Placeholders,
+        check: Callable[[str], object],
     ) -> None:
         self.service = service
         self.bot = bot
         self.placeholders = placeholders
-        self.enabled = enabled  # links.enabled: no offers at all when off
+        # LinkFetcher.check: raises LinkRefused for a link no download could be allowed to
+        # start (links off, not http(s), a domain not allowed, a literal private address...).
+        self.check = check
         self._starting: set[str] = set()  # sources being created now: a double press waits
 
     def offered(self, message: Message | None) -> list[str]:
-        """The links a message is (or was) offered buttons for, in button order."""
-        if not self.enabled:
-            return []
-        return message_links(message)[:MAX_OFFERED]
+        """The links a message is (or was) offered buttons for, in button order: those that
+        pass every check needing no network (no DNS lookup, nothing fetched)."""
+        return [u for u in message_links(message) if self._may_offer(u)][:MAX_OFFERED]
+
+    def _may_offer(self, url: str) -> bool:
+        try:
+            self.check(url)
+        except LinkRefused:
+            return False
+        return True
 
     async def transcribe(
         self, command: Message, url: str, target: Message, update_id: int, prefs: Prefs

@@ -34,7 +34,9 @@ def ts_segment(seconds: float, freq: float) -> bytes:
         while pts < total:
             n = min(1024, total - pts)
             pcm = b"".join(
-                int(12000 * math.sin(2 * math.pi * freq * i / rate)).to_bytes(2, "little", signed=True)
+                int(12000 * math.sin(2 * math.pi * freq * i / rate)).to_bytes(
+                    2, "little", signed=True
+                )
                 for i in range(pts, pts + n)
             )
             frame = av.AudioFrame(format="s16", layout="mono", samples=n)
@@ -123,7 +125,9 @@ class MediaSite(_Counted):
                 "/download", ogg, "application/octet-stream", **{"Content-Disposition": disposition}
             ),
             "/song.mp3": lambda: self._send("/song.mp3", mp3, "audio/mpeg"),
-            "/page.html": lambda: self._send("/page.html", _page("A talk", ["/song.mp3"]), "text/html"),
+            "/page.html": lambda: self._send(
+                "/page.html", _page("A talk", ["/song.mp3"]), "text/html"
+            ),
             "/two.html": lambda: self._send(
                 "/two.html", _page("Two", ["/song.mp3", "/audio.ogg"]), "text/html"
             ),
@@ -140,7 +144,12 @@ class MediaSite(_Counted):
         }
 
     def _playlist(self, pattern: str) -> bytes:
-        lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:1", "#EXT-X-MEDIA-SEQUENCE:0"]
+        lines = [
+            "#EXTM3U",
+            "#EXT-X-VERSION:3",
+            "#EXT-X-TARGETDURATION:1",
+            "#EXT-X-MEDIA-SEQUENCE:0",
+        ]
         for i in range(HLS_SEGMENTS):
             lines += ["#EXTINF:1.0,", pattern.format(i=i)]
         return ("\n".join([*lines, "#EXT-X-ENDLIST", ""])).encode()
