@@ -14,10 +14,12 @@ from typing import Any, Protocol
 
 import yaml
 
+from bot.config.links import read_links
 from bot.config.providers import read_providers
 from bot.config.reader import MISSING, Section, positive, read_choice, yaml_problem
 from bot.config.reader import expand_env as expand_env  # public here since before the split
 from bot.config.routes import read_route, route_checks
+from bot.links import LinkSettings
 from bot.model.errors import ConfigError
 from bot.providers.registry import (
     DEFAULT_PROVIDER,
@@ -164,6 +166,7 @@ class Config:
     platforms: Mapping[str, PlatformSettings] = field(default_factory=dict)
     """Each chat platform's section by name, read by the platform readers passed to
     :func:`parse_config`."""
+    links: LinkSettings = LinkSettings()
 
 
 def _read_stt_tts(
@@ -296,7 +299,7 @@ def parse_config(
     limits, access = _read_limits(root), _read_access(root, read)
     llm = _read_llm(root, providers)
     health = _read_health(root)
-    shutdown = _read_shutdown(root)
+    shutdown, links = _read_shutdown(root), read_links(root)
     log = root.section("logging")
     level = read_choice(log, "level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
     log.finish()
@@ -304,7 +307,7 @@ def parse_config(
     if problems:
         raise ConfigError(sorted(dict.fromkeys(problems)))
     return Config(
-        storage, providers, stt, tts, jobs, level, limits, access, health, llm, shutdown, read
+        storage, providers, stt, tts, jobs, level, limits, access, health, llm, shutdown, read, links
     )
 
 

@@ -145,7 +145,10 @@ class LinkRunner:
         stored = await self._steps.downloaded(job.id, fetched, self._clock())
         if stored is not None:
             _LOGGER.info(
-                "job %s: %d bytes downloaded, %.0f s of audio", job.id, len(got.data), stored.input_duration or 0.0
+                "job %s: %d bytes downloaded, %.0f s of audio",
+                job.id,
+                len(got.data),
+                stored.input_duration or 0.0,
             )
             await self._notify(stored)
 

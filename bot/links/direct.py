@@ -93,6 +93,8 @@ async def _send(
         raise gate_refusal(gate, f"{url}: proxy {exc.status}") from exc
     except TimeoutError as exc:
         raise LinkRefused("timeout", url) from exc
+    except aiohttp.ClientResponseError as exc:  # a malformed answer (e.g. more than declared)
+        raise LinkRefused("failed", f"{url}: {exc!r}") from exc
     except aiohttp.ClientError as exc:
         raise gate_refusal(gate, f"{url}: {exc!r}", fallback="unreachable") from exc
 
@@ -126,7 +128,8 @@ async def inspect_direct(
                 continue
             if resp.status >= 400:
                 raise http_error(resp.status)
-            kind = media_kind(resp.content_type, urlsplit(str(resp.url)).path)
+            title = _title(resp)
+            kind = media_kind(resp.content_type, _name(resp))
             if kind != "direct":
                 if kind is None:
                     return None
@@ -134,7 +137,6 @@ async def inspect_direct(
             size = resp.content_length
             if size is not None and size > settings.max_bytes:
                 raise too_large(size, settings.max_bytes)
-            title = _title(resp, url)
             return LinkInfo(url, "direct", title, None, size, "http")
     raise LinkRefused("failed", url)  # pragma: no cover - the GET always returns or raises
 
@@ -155,16 +157,20 @@ def media_kind(content_type: str, path: str) -> str | None:
     return "other"
 
 
-def _title(resp: aiohttp.ClientResponse, url: str) -> str | None:
+def _name(resp: aiohttp.ClientResponse) -> str:
+    """The file's name: Content-Disposition's, else the last part of the (final) URL's path."""
     disposition = resp.content_disposition
     name = disposition.filename if disposition is not None else None
-    name = name or unquote(posixpath.basename(urlsplit(url).path))
-    return posixpath.splitext(name)[0] or None
+    return name or unquote(posixpath.basename(urlsplit(str(resp.url)).path))
 
 
-def file_name(title: str | None, url: str, content_type: str | None) -> str:
-    """A safe file name with an extension PyAV can probe."""
-    extension = posixpath.splitext(urlsplit(url).path)[1].lower()
+def _title(resp: aiohttp.ClientResponse) -> str | None:
+    return posixpath.splitext(_name(resp))[0] or None
+
+
+def file_name(title: str | None, name: str, content_type: str | None) -> str:
+    """A safe file name with an extension PyAV can probe (``name``'s, else the type's)."""
+    extension = posixpath.splitext(name)[1].lower()
     if extension not in MEDIA_EXTENSIONS:
         base = (content_type or "").split(";")[0].strip()
         extension = _TYPE_EXTENSIONS.get(base) or mimetypes.guess_extension(base) or ".bin"
@@ -191,12 +197,12 @@ async def download_direct(
                 if resp.status >= 400:
                     raise http_error(resp.status)
                 data = await _read(resp, settings.max_bytes, progress)
-                content_type = resp.content_type or None
+                content_type, name = resp.content_type or None, _name(resp)
     except TimeoutError as exc:
         raise LinkRefused("timeout", f"{info.url}: download timed out") from exc
     except aiohttp.ClientPayloadError as exc:
         raise LinkRefused("cut_short", f"{info.url}: {exc!r}") from exc
-    return Downloaded(bytes(data), file_name(info.title, info.url, content_type), content_type)
+    return Downloaded(bytes(data), file_name(info.title, name, content_type), content_type)
 
 
 async def _read(resp: aiohttp.ClientResponse, limit: int, progress: ProgressFn | None) -> bytearray:

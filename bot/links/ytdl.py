@@ -195,7 +195,7 @@ def download_sync(info: LinkInfo, settings: LinkSettings, proxy: str, hook: Prog
             raise too_large(path.stat().st_size, settings.max_bytes)
         payload = path.read_bytes()
     title = (data or {}).get("title") or info.title
-    return Downloaded(payload, file_name(title, "x" + path.suffix, None), None)
+    return Downloaded(payload, file_name(title, path.name, None), None)
 
 
 def refusal(exc: BaseException) -> LinkRefused:

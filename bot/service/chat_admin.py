@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from bot.chat import replies
 from bot.chat.preferences import ChatSettingsStore, Choices
 from bot.chat.settings import ChatSettings, apply_setting
+from bot.chat.sources import downloading
 from bot.model.errors import InputError
 from bot.model.job import Job, JobState
 from bot.model.speech import Origin
@@ -138,7 +139,8 @@ class ChatAdmin:
             job = mine[0]
         if job.origin.user_id != origin.user_id and not admin:
             raise InputError(replies.CANCEL_NOT_YOURS)
-        sent = job.state is not JobState.QUEUED
+        # A link still downloading has not reached the speech service: nothing to charge.
+        sent = job.state is not JobState.QUEUED and not downloading(job)
         cancelled = await self._store.cancel(job.id, self._clock())
         if cancelled is None:
             raise InputError(replies.cancel_too_late(job.id))

@@ -259,7 +259,10 @@ class Intake:
         to run."""
         plan = split_plan(info.duration, caps, self._jobs)
         _LOGGER.info(
-            "job %s: %.0f s of audio, to split into about %d parts", new.id, info.duration, plan.parts
+            "job %s: %.0f s of audio, to split into about %d parts",
+            new.id,
+            info.duration,
+            plan.parts,
         )
         return _Ready(
             replace(

@@ -13,7 +13,7 @@ from bot.chat.settings import Prefs
 from bot.config.load import JobsConfig
 from bot.links import LinkFetcher, LinkInfo, LinkRefused
 from bot.model.errors import AudioTooLong
-from bot.model.job import Activity, Job
+from bot.model.job import Activity, Job, NewJob
 from bot.model.speech import Origin
 from bot.service.checks import check_stt
 from bot.service.desk import JobDesk
@@ -98,8 +98,19 @@ class LinkIntake:
         if info.duration is not None:
             await self._check_seconds(origin, info.duration, activity)
         now = self._desk.clock()
+        new = self._new_link(origin, route, info, key, now)
+        admit = guard.admission(origin, seconds=info.duration or 0.0)
+        job = await create_shown(self._desk.store, new, placeholder, now=now, admit=admit)
+        _LOGGER.info("job %s: a %s link to download (%s)", job.id, info.kind, info.extractor)
+        self._desk.wake()
+        return job
+
+    def _new_link(
+        self, origin: Origin, route: SttRoute, info: LinkInfo, key: str, now: float
+    ) -> NewJob:
+        """The job of a checked link: what it said of itself in its options, no audio yet."""
         new = self._intake.new_stt(origin, route, None, now)
-        new = replace(
+        return replace(
             new,
             options={**new.options, "link": info.as_dict()},
             # The download comes first: the job's time to finish starts after it.
@@ -107,11 +118,6 @@ class LinkIntake:
             input_duration=info.duration,  # counted by the daily caps at once, when stated
             unique_key=key,
         )
-        admit = guard.admission(origin, seconds=info.duration or 0.0)
-        job = await create_shown(self._desk.store, new, placeholder, now=now, admit=admit)
-        _LOGGER.info("job %s: a %s link to download (%s)", job.id, info.kind, info.extractor)
-        self._desk.wake()
-        return job
 
     async def check_length(self, job: Job, seconds: float) -> None:
         """The limits again once a link's audio is downloaded and its real length known

@@ -14,7 +14,9 @@ import contextlib
 import io
 import math
 from collections import Counter
+from collections.abc import Callable
 from fractions import Fraction
+from functools import cache
 
 import av
 from aiohttp import web
@@ -50,6 +52,13 @@ def ts_segment(seconds: float, freq: float) -> bytes:
     return buf.getvalue()
 
 
+@cache
+def media() -> tuple[bytes, bytes, list[bytes]]:
+    """An OGG/Opus file, an MP3 file and the HLS segments (made once per test process)."""
+    segments = [ts_segment(1.0, 300 + 100 * i) for i in range(HLS_SEGMENTS)]
+    return make_tone(2.0, "ogg"), make_tone(2.0, "mp3"), segments
+
+
 class _Counted:
     """Requests and bytes served, per path."""
 
@@ -73,9 +82,7 @@ class MediaSite(_Counted):
         super().__init__()
         self.host = host
         self.forbidden = forbidden
-        self.audio = make_tone(2.0, "ogg")
-        self.mp3 = make_tone(2.0, "mp3")
-        self.segments = [ts_segment(1.0, 300 + 100 * i) for i in range(HLS_SEGMENTS)]
+        self.audio, self.mp3, self.segments = media()
         self.drip_delay = 0.2
         self._runner: web.AppRunner | None = None
         self.base = ""
@@ -96,7 +103,6 @@ class MediaSite(_Counted):
             await self._runner.cleanup()
 
     def _send(self, path: str, body: bytes, content_type: str, **headers: str) -> web.Response:
-        self.bytes[path] += len(body)
         return web.Response(body=body, content_type=content_type, headers=headers)
 
     async def _route(self, request: web.Request) -> web.StreamResponse:
@@ -104,19 +110,26 @@ class MediaSite(_Counted):
         self.requests[path] += 1
         if path.startswith("/redirect/"):
             return self._redirect(path)
-        if path.startswith("/hls/seg"):
-            index = int(path.removeprefix("/hls/seg").removesuffix(".ts"))
-            return self._send(path, self.segments[index], "video/mp2t")
+        if path in ("/slow.mp3", "/endless.mp3") and request.method == "HEAD":
+            length = {"Content-Length": str(len(self.mp3))} if path == "/slow.mp3" else {}
+            return web.Response(headers={"Content-Type": "audio/mpeg", **length})
         if path == "/slow.mp3":
             return await self._drip(request)
         if path == "/endless.mp3":
             return await self._endless(request)
-        handler = self._pages().get(path)
-        if handler is None:
-            raise web.HTTPNotFound()
-        return handler()
+        if path.startswith("/hls/seg"):
+            index = int(path.removeprefix("/hls/seg").removesuffix(".ts"))
+            resp = self._send(path, self.segments[index], "video/mp2t")
+        else:
+            handler = self._pages().get(path)
+            if handler is None:
+                raise web.HTTPNotFound()
+            resp = handler()
+        if request.method != "HEAD" and isinstance(resp.body, bytes):
+            self.bytes[path] += len(resp.body)  # a HEAD answer carries no body
+        return resp
 
-    def _pages(self) -> dict[str, object]:
+    def _pages(self) -> dict[str, Callable[[], web.Response]]:
         ogg, mp3 = self.audio, self.mp3
         disposition = 'attachment; filename="Lecture 3.ogg"'
         return {

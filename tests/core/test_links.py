@@ -1,0 +1,215 @@
+"""Links in the core: the real LinkFetcher against the local media site (127.0.0.1 allowed by
+``links.allowed_networks``), the real store and poller on a fake clock. A link is checked before
+a byte of its media is fetched, downloaded by its durable job (progress, cancel, a restart
+mid-download), and transcribed once, its reply naming the source."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from bot.chat import replies, status
+from bot.config.load import Config
+from bot.links import LinkRefused, LinkSettings
+from bot.model.errors import AudioTooLong
+from bot.model.job import Job, JobState
+from bot.service.limits import LimitExceeded
+from testkit.core import CoreWithFakes
+from testkit.fakes.media_site import MediaSite
+from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
+from testkit.support import ORIGIN, harness_config
+
+pytestmark = pytest.mark.timeout(60)
+
+LOCAL = LinkSettings(allowed_networks=("127.0.0.1/32",))
+
+
+class LinkSite(MediaSite):
+    """The media site and a page stating a two-hour recording in its JSON-LD metadata (what
+    yt-dlp's generic extractor reads; the recording itself is the 2 s /audio.ogg)."""
+
+    def _pages(self) -> dict[str, object]:
+        pages = super()._pages()
+        stated = {
+            "@context": "https://schema.org",
+            "@type": "AudioObject",
+            "name": "Two hours",
+            "contentUrl": f"{self.base}/audio.ogg",
+            "duration": "PT2H",
+            "encodingFormat": "audio/ogg",  # else yt-dlp opens the file to learn its format
+        }
+        body = (
+            '<html><head><title>Long</title><script type="application/ld+json">'
+            f"{json.dumps(stated)}</script></head><body>A long talk.</body></html>"
+        ).encode()
+        pages["/long.html"] = lambda: self._send("/long.html", body, "text/html")
+        return pages
+
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "HEAD" and request.path == "/slow.mp3":  # headers, not the drip
+            self.requests[request.path] += 1
+            size = str(len(self.mp3))
+            return web.Response(headers={"Content-Type": "audio/mpeg", "Content-Length": size})
+        return await super()._route(request)
+
+
+@pytest.fixture
+async def site() -> AsyncIterator[LinkSite]:
+    served = LinkSite()
+    await served.start()
+    yield served
+    await served.stop()
+
+
+def links_config(config: Config, settings: LinkSettings = LOCAL, **limits: Any) -> Config:
+    return dataclasses.replace(
+        config, links=settings, limits=dataclasses.replace(config.limits, **limits)
+    )
+
+
+@pytest.fixture
+def harness(
+    tmp_path: Path, nano: FakeNanoGpt, canto: FakeCantonese
+) -> Callable[..., CoreWithFakes]:
+    """A core whose links may reach the local media site (``limits``: as the config's)."""
+
+    def build(**limits: Any) -> CoreWithFakes:
+        return CoreWithFakes(links_config(harness_config(tmp_path, nano, canto), **limits))
+
+    return build
+
+
+async def until(fact: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
+    """Until ``fact`` holds (a recorded fact, looked at every 20 ms)."""
+    async with asyncio.timeout(timeout):
+        while not await fact():
+            await asyncio.sleep(0.02)
+
+
+async def test_link_direct_media_transcribed_once_naming_its_source(
+    harness: Callable[..., CoreWithFakes], site: LinkSite, nano: FakeNanoGpt
+) -> None:
+    async with harness() as h:
+        url = f"{site.base}/audio.ogg"
+        job = await h.core.service.transcribe_link(ORIGIN, url)
+        assert job.state is JobState.QUEUED and job.options["link"]["url"] == url
+        assert await h.core.store.kept.load_blob(job.id, "input") is None  # nothing fetched yet
+        assert status.user_state(job) == "downloading"
+        await h.drive()
+        done = await h.only_result()
+    assert done.state is JobState.COMPLETED, done.error
+    assert nano.submits["transcribe"] == 1
+    assert done.options["link"]["downloaded"] is True
+    assert done.input_duration == pytest.approx(2.0, abs=0.1)
+    [message] = replies.transcript_reply(done, limit=4096, max_messages=3).messages
+    assert message.startswith(f"🔗 audio (2 seconds)\n{url}\n\n")
+    assert "Fake transcript" in message
+    # The placeholder said it was downloading before it said anything else.
+    assert replies.progress_text(h.out.progressed[0]).startswith("⬇️ Downloading the link…")
+
+
+async def test_link_stating_a_length_over_the_limit_is_refused_before_any_media_byte(
+    harness: Callable[..., CoreWithFakes], site: LinkSite
+) -> None:
+    async with harness(max_audio_minutes=60) as h:
+        with pytest.raises(AudioTooLong) as refused:
+            await h.core.service.transcribe_link(ORIGIN, f"{site.base}/long.html")
+        assert await h.core.store.recent(5) == []
+    assert refused.value.user_message == (
+        "This recording is 2 hours long; the limit is 1 hour per recording."
+    )
+    assert site.requests["/audio.ogg"] == 0 and site.bytes["/audio.ogg"] == 0
+
+
+async def test_link_daily_cap_counts_the_stated_length_before_any_media_byte(
+    harness: Callable[..., CoreWithFakes], site: LinkSite
+) -> None:
+    async with harness(daily_audio_minutes_per_user=30, max_audio_minutes=0) as h:
+        with pytest.raises(LimitExceeded, match="120 min"):
+            await h.core.service.transcribe_link(ORIGIN, f"{site.base}/long.html")
+        assert await h.core.store.recent(5) == []
+    assert site.requests["/audio.ogg"] == 0
+
+
+async def test_link_rate_limits_apply_and_a_double_press_is_the_same_job(
+    harness: Callable[..., CoreWithFakes], site: LinkSite
+) -> None:
+    async with harness(concurrent_per_user=1) as h:
+        first = await h.core.service.transcribe_link(ORIGIN, f"{site.base}/audio.ogg")
+        again = await h.core.service.transcribe_link(ORIGIN, f"{site.base}/audio.ogg")
+        assert again.id == first.id
+        with pytest.raises(LimitExceeded, match="1 unfinished job"):
+            await h.core.service.transcribe_link(ORIGIN, f"{site.base}/song.mp3")
+        assert [j.id for j in await h.core.store.recent(5)] == [first.id]
+
+
+async def test_link_refused_by_default_settings_loses_nothing(
+    tmp_path: Path, nano: FakeNanoGpt, canto: FakeCantonese, site: LinkSite
+) -> None:
+    config = links_config(harness_config(tmp_path, nano, canto), LinkSettings())
+    async with CoreWithFakes(config) as h:
+        with pytest.raises(LinkRefused) as refused:
+            await h.core.service.transcribe_link(ORIGIN, f"{site.base}/audio.ogg")
+        assert await h.core.store.recent(5) == []
+    assert "private or local network" in refused.value.user_message
+    assert site.total_requests == 0
+
+
+async def downloading(h: CoreWithFakes, job: Job) -> bool:
+    stored = await h.core.store.get(job.id)
+    return stored is not None and stored.state is JobState.SUBMITTING and bool(stored.input_bytes)
+
+
+async def test_link_cancel_mid_download_stops_it_and_pays_nothing(
+    harness: Callable[..., CoreWithFakes], site: LinkSite, nano: FakeNanoGpt
+) -> None:
+    async with harness() as h:
+        job = await h.core.service.transcribe_link(ORIGIN, f"{site.base}/slow.mp3")
+        step = asyncio.create_task(h.core.poller.run_once())
+        await until(lambda: downloading(h, job))
+        shown = await h.core.store.get(job.id)
+        assert shown is not None
+        assert "download: " in status.render_job(shown, h.clock())
+        cancelled = await h.core.service.cancel(ORIGIN, job.id, admin=False)
+        assert not cancelled.sent  # "may still be charged" is not said of a download
+        await asyncio.wait_for(step, 10)  # the download stopped well before the file's end
+        sent = site.bytes["/slow.mp3"]
+        assert 0 < sent < len(site.mp3)
+        stored = await h.core.store.get(job.id)
+        await h.drive()
+    assert stored is not None and stored.state is JobState.CANCELLED
+    assert nano.submits["transcribe"] == 0 and h.out.delivered == []
+
+
+async def test_link_restart_mid_download_downloads_again_into_one_transcript(
+    harness: Callable[..., CoreWithFakes], site: LinkSite, nano: FakeNanoGpt
+) -> None:
+    first = harness()
+    await first.open()
+    try:
+        job = await first.core.service.transcribe_link(ORIGIN, f"{site.base}/slow.mp3")
+        step = asyncio.create_task(first.core.poller.run_once())
+        await until(lambda: downloading(first, job))
+        step.cancel()  # the process dies mid-download: its lease is left to expire
+        with pytest.raises(asyncio.CancelledError):
+            await step
+    finally:
+        await first.close()
+    site.drip_delay = 0.0
+    second = harness()
+    second.clock.now = first.clock.now + 600  # past the dead process's lease
+    async with second as h:
+        await h.drive()
+        done = await h.only_result()
+        jobs = await h.core.store.recent(5)
+    assert [j.id for j in jobs] == [job.id]
+    assert done.state is JobState.COMPLETED and done.error is None
+    assert nano.submits["transcribe"] == 1
+    assert site.requests["/slow.mp3"] >= 2  # downloaded again from the start
