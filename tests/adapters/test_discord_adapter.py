@@ -25,6 +25,7 @@ pytestmark = pytest.mark.timeout(30)
 
 NONE_PARSED = {"parse": []}
 COMMANDS = {
+    "transcribe",
     "speak",
     "status",
     "cancel",

@@ -1,5 +1,6 @@
-"""The app installed to a user: Transcribe, /speak, /status and /cancel where the bot is not a
-member (the fake sends ``authorizing_integration_owners`` / ``context`` as Discord does)."""
+"""The app installed to a user: Transcribe, /transcribe, /speak, /status and /cancel where the bot
+is not a member (the fake sends ``authorizing_integration_owners`` / ``context`` as Discord
+does)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from testkit.support import llm_route
 
 pytestmark = pytest.mark.timeout(30)
 
-ANYWHERE = {"Transcribe", "speak", "status", "cancel"}
+ANYWHERE = {"Transcribe", "transcribe", "speak", "status", "cancel"}
 
 
 def buttons(message: JSON) -> dict[str, str]:
