@@ -25,7 +25,7 @@ from yt_dlp.utils import DownloadCancelled as YtdlCancelled
 from yt_dlp.utils import YoutubeDLError
 
 from bot.links.direct import file_name
-from bot.links.model import Downloaded, DownloadCancelled, LinkInfo, LinkRefused, too_large
+from bot.links.model import DownloadCancelled, Downloaded, LinkInfo, LinkRefused, too_large
 from bot.links.policy import LinkSettings
 
 _LOGGER = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ _NOT_MEDIA = (
 )
 
 
-class _Stop(YtdlCancelled):
+class _Stop(YtdlCancelled):  # type: ignore[misc]
     """Raised by the progress hook: yt-dlp lets a DownloadCancelled through."""
 
     def __init__(self, why: BaseException) -> None:
@@ -132,12 +132,14 @@ def _info(url: str, data: dict[str, Any]) -> LinkInfo:
 
 def inspect_sync(url: str, settings: LinkSettings, proxy: str) -> LinkInfo:
     """The link's title, duration and size from yt-dlp's metadata (no media fetched)."""
-    with TemporaryDirectory(prefix="voicebot-link-") as folder:
-        with _GatedYoutubeDL(params(settings, proxy, folder, lambda _d: None)) as ydl:
-            try:
-                data = ydl.extract_info(url, download=False)
-            except YoutubeDLError as exc:
-                raise refusal(exc) from exc
+    with (
+        TemporaryDirectory(prefix="voicebot-link-") as folder,
+        _GatedYoutubeDL(params(settings, proxy, folder, lambda _d: None)) as ydl,
+    ):
+        try:
+            data = ydl.extract_info(url, download=False)
+        except YoutubeDLError as exc:
+            raise refusal(exc) from exc
     info = _info(url, data)
     if info.size is not None and info.size > settings.max_bytes:
         raise too_large(info.size, settings.max_bytes)
