@@ -8,13 +8,18 @@ site here; the forbidden site on 127.0.0.2 stays forbidden.
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from yt_dlp.networking.common import Request
+from yt_dlp.networking.exceptions import HTTPError, RequestError
 
 from bot.links import DownloadCancelled, LinkFetcher, LinkInfo, LinkRefused, LinkSettings
+from bot.links.proxy import GateProxy
+from bot.links.ytdl import _GatedYoutubeDL, params
 from testkit.fakes.media_site import ForbiddenSite, MediaSite, RawSite, StaticResolver
 
 OPEN = LinkSettings(allowed_networks=("127.0.0.1/32",), timeout_seconds=5.0)
@@ -245,3 +250,33 @@ async def test_links_progress_false_cancels_and_leaves_no_files(
             await fetcher.download(info, progress=stop)
     await fetcher.close()
     assert not any(private_tmp.iterdir())  # noqa: ASYNC240
+
+
+async def test_links_ytdl_cannot_bypass_the_gate_or_read_files(bad: ForbiddenSite) -> None:
+    """An extractor's own proxy choice (even "no proxy") is dropped: the request still goes
+    through the gate, which refuses the forbidden host; file:// is refused outright."""
+
+    def attempt(gate_url: str, folder: str) -> list[str]:
+        outcomes: list[str] = []
+        with _GatedYoutubeDL(params(LinkSettings(), gate_url, folder, lambda _d: None)) as ydl:
+            bypass = Request(
+                f"http://127.0.0.2:{port(bad.base)}/audio.ogg",
+                headers={"Ytdl-Request-Proxy": "__noproxy__"},
+                proxies={"all": "__noproxy__"},
+            )
+            for request in (bypass, "file:///etc/passwd"):
+                try:
+                    ydl.urlopen(request).read()
+                    outcomes.append("fetched")
+                except HTTPError as exc:
+                    outcomes.append(f"http {exc.status}")
+                except RequestError:
+                    outcomes.append("refused")
+        return outcomes
+
+    async with GateProxy(LinkSettings(), resolver()) as gate:
+        with tempfile.TemporaryDirectory() as folder:
+            outcomes = await asyncio.to_thread(attempt, gate.url, folder)
+    assert outcomes == ["http 403", "refused"]
+    assert gate.refusals and gate.refusals[0].reason == "private"
+    assert bad.total_requests == 0
