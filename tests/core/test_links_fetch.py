@@ -9,18 +9,23 @@ site here; the forbidden site on 127.0.0.2 stays forbidden.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import ssl
+import subprocess
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 from yt_dlp.networking.common import Request
 from yt_dlp.networking.exceptions import HTTPError, RequestError
 
 from bot.links import DownloadCancelled, LinkFetcher, LinkInfo, LinkRefused, LinkSettings
 from bot.links.proxy import GateProxy
 from bot.links.ytdl import _GatedYoutubeDL, params
-from testkit.fakes.media_site import ForbiddenSite, MediaSite, RawSite, StaticResolver
+from testkit.fakes.media_site import ForbiddenSite, MediaSite, RawSite, StaticResolver, media
 
 OPEN = LinkSettings(allowed_networks=("127.0.0.1/32",), timeout_seconds=5.0)
 
@@ -280,3 +285,47 @@ async def test_links_ytdl_cannot_bypass_the_gate_or_read_files(bad: ForbiddenSit
     assert outcomes == ["http 403", "refused"]
     assert gate.refusals and gate.refusals[0].reason == "private"
     assert bad.total_requests == 0
+
+
+async def test_links_https_is_tunnelled_to_the_checked_address(tmp_path: Path) -> None:
+    """CONNECT through the gate: TLS end to end (the client checks the certificate against the
+    link's host name), for aiohttp and for yt-dlp alike."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    make_cert = [
+        *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+        *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=media.test"),
+        *("-addext", "subjectAltName=DNS:media.test"),
+    ]
+    await asyncio.to_thread(subprocess.run, make_cert, check=True, capture_output=True)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    audio = media()[0]
+    app = web.Application()
+
+    async def serve(_request: web.Request) -> web.Response:
+        return web.Response(body=audio, content_type="audio/ogg")
+
+    app.router.add_get("/a.ogg", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_tls).start()
+    url = f"https://media.test:{runner.addresses[0][1]}/a.ogg"
+
+    def through_ytdl(gate_url: str, folder: str) -> bytes:
+        options = {**params(OPEN, gate_url, folder, lambda _d: None), "nocheckcertificate": True}
+        with _GatedYoutubeDL(options) as ydl:
+            return bytes(ydl.urlopen(url).read())
+
+    async with GateProxy(OPEN, resolver()) as gate:
+        client_tls = ssl.create_default_context(cafile=str(cert))
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(url, proxy=gate.url, ssl=client_tls) as resp,
+        ):
+            assert await resp.read() == audio
+        with tempfile.TemporaryDirectory() as folder:
+            assert await asyncio.to_thread(through_ytdl, gate.url, folder) == audio
+        assert gate.refusals == []
+    await runner.cleanup()
