@@ -138,7 +138,7 @@ def inspect_sync(url: str, settings: LinkSettings, proxy: str) -> LinkInfo:
     ):
         try:
             data = ydl.extract_info(url, download=False)
-        except YoutubeDLError as exc:
+        except Exception as exc:
             raise refusal(exc) from exc
     info = _info(url, data)
     if info.size is not None and info.size > settings.max_bytes:
@@ -187,7 +187,7 @@ def download_sync(info: LinkInfo, settings: LinkSettings, proxy: str, hook: Prog
                 data = ydl.extract_info(info.url, download=True)
             except _Stop as exc:
                 raise exc.why from exc
-            except YoutubeDLError as exc:
+            except Exception as exc:
                 raise refusal(exc) from exc
         files = [p for p in Path(folder).iterdir() if p.is_file() and not p.name.endswith(".part")]
         if not files:  # yt-dlp skips a file over max_filesize without an error
@@ -200,8 +200,11 @@ def download_sync(info: LinkInfo, settings: LinkSettings, proxy: str, hook: Prog
     return Downloaded(payload, file_name(title, path.name, None), None)
 
 
-def refusal(exc: BaseException) -> LinkRefused:
-    """A yt-dlp failure as the user's sentence (the gate's own refusals are checked first)."""
+def refusal(exc: Exception) -> LinkRefused:
+    """A yt-dlp failure as the user's sentence (the gate's own refusals are checked first);
+    anything but yt-dlp's own errors is an extractor's bug, logged with its stack."""
+    if not isinstance(exc, YoutubeDLError):
+        _LOGGER.warning("yt-dlp failed unexpectedly", exc_info=exc)
     text = str(exc).lower()
     if any(marker in text for marker in _NOT_MEDIA):
         return LinkRefused("not_media", str(exc))
