@@ -25,7 +25,7 @@ from yt_dlp.utils import DownloadCancelled as YtdlCancelled
 from yt_dlp.utils import YoutubeDLError
 
 from bot.links.direct import file_name
-from bot.links.model import Downloaded, DownloadCancelled, LinkInfo, LinkRefused, too_large
+from bot.links.model import DownloadCancelled, Downloaded, LinkInfo, LinkRefused, too_large
 from bot.links.policy import LinkSettings
 
 _LOGGER = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ _NOT_MEDIA = (
 )
 
 
-class _Stop(YtdlCancelled):
+class _Stop(YtdlCancelled):  # type: ignore[misc]
     """Raised by the progress hook: yt-dlp lets a DownloadCancelled through."""
 
     def __init__(self, why: BaseException) -> None:
@@ -132,12 +132,14 @@ def _info(url: str, data: dict[str, Any]) -> LinkInfo:
 
 def inspect_sync(url: str, settings: LinkSettings, proxy: str) -> LinkInfo:
     """The link's title, duration and size from yt-dlp's metadata (no media fetched)."""
-    with TemporaryDirectory(prefix="voicebot-link-") as folder:
-        with _GatedYoutubeDL(params(settings, proxy, folder, lambda _d: None)) as ydl:
-            try:
-                data = ydl.extract_info(url, download=False)
-            except YoutubeDLError as exc:
-                raise refusal(exc) from exc
+    with (
+        TemporaryDirectory(prefix="voicebot-link-") as folder,
+        _GatedYoutubeDL(params(settings, proxy, folder, lambda _d: None)) as ydl,
+    ):
+        try:
+            data = ydl.extract_info(url, download=False)
+        except Exception as exc:
+            raise refusal(exc) from exc
     info = _info(url, data)
     if info.size is not None and info.size > settings.max_bytes:
         raise too_large(info.size, settings.max_bytes)
@@ -185,7 +187,7 @@ def download_sync(info: LinkInfo, settings: LinkSettings, proxy: str, hook: Prog
                 data = ydl.extract_info(info.url, download=True)
             except _Stop as exc:
                 raise exc.why from exc
-            except YoutubeDLError as exc:
+            except Exception as exc:
                 raise refusal(exc) from exc
         files = [p for p in Path(folder).iterdir() if p.is_file() and not p.name.endswith(".part")]
         if not files:  # yt-dlp skips a file over max_filesize without an error
@@ -198,8 +200,11 @@ def download_sync(info: LinkInfo, settings: LinkSettings, proxy: str, hook: Prog
     return Downloaded(payload, file_name(title, path.name, None), None)
 
 
-def refusal(exc: BaseException) -> LinkRefused:
-    """A yt-dlp failure as the user's sentence (the gate's own refusals are checked first)."""
+def refusal(exc: Exception) -> LinkRefused:
+    """A yt-dlp failure as the user's sentence (the gate's own refusals are checked first);
+    anything but yt-dlp's own errors is an extractor's bug, logged with its stack."""
+    if not isinstance(exc, YoutubeDLError):
+        _LOGGER.warning("yt-dlp failed unexpectedly", exc_info=exc)
     text = str(exc).lower()
     if any(marker in text for marker in _NOT_MEDIA):
         return LinkRefused("not_media", str(exc))

@@ -8,14 +8,24 @@ site here; the forbidden site on 127.0.0.2 stays forbidden.
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import ssl
+import subprocess
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
+from yt_dlp.networking.common import Request
+from yt_dlp.networking.exceptions import HTTPError, RequestError
 
 from bot.links import DownloadCancelled, LinkFetcher, LinkInfo, LinkRefused, LinkSettings
-from testkit.fakes.media_site import ForbiddenSite, MediaSite, RawSite, StaticResolver
+from bot.links.proxy import GateProxy
+from bot.links.ytdl import _GatedYoutubeDL, params
+from testkit.fakes.media_site import ForbiddenSite, MediaSite, RawSite, StaticResolver, media
 
 OPEN = LinkSettings(allowed_networks=("127.0.0.1/32",), timeout_seconds=5.0)
 
@@ -194,7 +204,7 @@ async def test_links_page_with_audio_and_hls_through_ytdl(
     assert got.data == b"".join(site.segments)
     assert [site.requests[f"/hls/seg{i}.ts"] for i in range(3)] == [1, 1, 1]
     await fetcher.close()
-    assert list(private_tmp.iterdir()) == []
+    assert not any(private_tmp.iterdir())  # noqa: ASYNC240
 
 
 async def test_links_not_media_and_playlists_refused(site: MediaSite) -> None:
@@ -244,4 +254,78 @@ async def test_links_progress_false_cancels_and_leaves_no_files(
         with pytest.raises(DownloadCancelled):
             await fetcher.download(info, progress=stop)
     await fetcher.close()
-    assert list(private_tmp.iterdir()) == []
+    assert not any(private_tmp.iterdir())  # noqa: ASYNC240
+
+
+async def test_links_ytdl_cannot_bypass_the_gate_or_read_files(bad: ForbiddenSite) -> None:
+    """An extractor's own proxy choice (even "no proxy") is dropped: the request still goes
+    through the gate, which refuses the forbidden host; file:// is refused outright."""
+
+    def attempt(gate_url: str, folder: str) -> list[str]:
+        outcomes: list[str] = []
+        with _GatedYoutubeDL(params(LinkSettings(), gate_url, folder, lambda _d: None)) as ydl:
+            bypass = Request(
+                f"http://127.0.0.2:{port(bad.base)}/audio.ogg",
+                headers={"Ytdl-Request-Proxy": "__noproxy__"},
+                proxies={"all": "__noproxy__"},
+            )
+            for request in (bypass, "file:///etc/passwd"):
+                try:
+                    ydl.urlopen(request).read()
+                    outcomes.append("fetched")
+                except HTTPError as exc:
+                    outcomes.append(f"http {exc.status}")
+                except RequestError:
+                    outcomes.append("refused")
+        return outcomes
+
+    async with GateProxy(LinkSettings(), resolver()) as gate:
+        with tempfile.TemporaryDirectory() as folder:
+            outcomes = await asyncio.to_thread(attempt, gate.url, folder)
+    assert outcomes == ["http 403", "refused"]
+    assert gate.refusals and gate.refusals[0].reason == "private"
+    assert bad.total_requests == 0
+
+
+async def test_links_https_is_tunnelled_to_the_checked_address(tmp_path: Path) -> None:
+    """CONNECT through the gate: TLS end to end (the client checks the certificate against the
+    link's host name), for aiohttp and for yt-dlp alike."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    make_cert = [
+        *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+        *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=media.test"),
+        *("-addext", "subjectAltName=DNS:media.test"),
+    ]
+    await asyncio.to_thread(subprocess.run, make_cert, check=True, capture_output=True)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    audio = media()[0]
+    app = web.Application()
+
+    async def serve(_request: web.Request) -> web.Response:
+        return web.Response(body=audio, content_type="audio/ogg")
+
+    app.router.add_get("/a.ogg", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_tls).start()
+    url = f"https://media.test:{runner.addresses[0][1]}/a.ogg"
+
+    def through_ytdl(gate_url: str, folder: str) -> bytes:
+        options = {**params(OPEN, gate_url, folder, lambda _d: None), "nocheckcertificate": True}
+        with _GatedYoutubeDL(options) as ydl:
+            return bytes(ydl.urlopen(url).read())
+
+    async with GateProxy(OPEN, resolver()) as gate:
+        client_tls = ssl.create_default_context(cafile=str(cert))
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(url, proxy=gate.url, ssl=client_tls) as resp,
+        ):
+            assert await resp.read() == audio
+        with tempfile.TemporaryDirectory() as folder:
+            assert await asyncio.to_thread(through_ytdl, gate.url, folder) == audio
+        assert gate.refusals == []
+    await runner.cleanup()
