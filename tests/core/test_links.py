@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,12 @@ from bot.chat import replies, status
 from bot.config.load import Config
 from bot.links import LinkRefused, LinkSettings
 from bot.model.errors import AudioTooLong
-from bot.model.job import Job, JobState
+from bot.model.job import JobState
 from bot.service.limits import LimitExceeded
 from testkit.core import CoreWithFakes
 from testkit.fakes.media_site import MediaSite
 from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
-from testkit.support import ORIGIN, harness_config
+from testkit.support import ORIGIN, harness_config, until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -84,13 +84,6 @@ def harness(
         return CoreWithFakes(links_config(harness_config(tmp_path, nano, canto), **limits))
 
     return build
-
-
-async def until(fact: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
-    """Until ``fact`` holds (a recorded fact, looked at every 20 ms)."""
-    async with asyncio.timeout(timeout):
-        while not await fact():
-            await asyncio.sleep(0.02)
 
 
 async def test_link_direct_media_transcribed_once_naming_its_source(
@@ -162,9 +155,9 @@ async def test_link_refused_by_default_settings_loses_nothing(
     assert site.total_requests == 0
 
 
-async def downloading(h: CoreWithFakes, job: Job) -> bool:
-    stored = await h.core.store.get(job.id)
-    return stored is not None and stored.state is JobState.SUBMITTING and bool(stored.input_bytes)
+def downloading(h: CoreWithFakes) -> bool:
+    """Whether the placeholder has shown bytes of the download arriving."""
+    return any(job.input_bytes for job in h.out.progressed)
 
 
 async def test_link_cancel_mid_download_stops_it_and_pays_nothing(
@@ -173,7 +166,7 @@ async def test_link_cancel_mid_download_stops_it_and_pays_nothing(
     async with harness() as h:
         job = await h.core.service.transcribe_link(ORIGIN, f"{site.base}/slow.mp3")
         step = asyncio.create_task(h.core.poller.run_once())
-        await until(lambda: downloading(h, job))
+        await until(lambda: downloading(h), 20)
         shown = await h.core.store.get(job.id)
         assert shown is not None
         assert "download: " in status.render_job(shown, h.clock())
@@ -196,7 +189,7 @@ async def test_link_restart_mid_download_downloads_again_into_one_transcript(
     try:
         job = await first.core.service.transcribe_link(ORIGIN, f"{site.base}/slow.mp3")
         step = asyncio.create_task(first.core.poller.run_once())
-        await until(lambda: downloading(first, job))
+        await until(lambda: downloading(first), 20)
         step.cancel()  # the process dies mid-download: its lease is left to expire
         with pytest.raises(asyncio.CancelledError):
             await step
