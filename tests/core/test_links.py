@@ -16,15 +16,17 @@ import pytest
 from aiohttp import web
 
 from bot.chat import replies, status
-from bot.config.load import Config
+from bot.config.load import Config, parse_config
 from bot.links import LinkRefused, LinkSettings
 from bot.model.errors import AudioTooLong
 from bot.model.job import JobState
 from bot.service.limits import LimitExceeded
 from testkit.core import CoreWithFakes
 from testkit.fakes.media_site import MediaSite
+from testkit.fakes.openai import FakeOpenAi
 from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
-from testkit.support import ORIGIN, harness_config, until
+from testkit.support import ORIGIN, config_dict, harness_config, until
+from testkit.synth import speechlike
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -35,8 +37,12 @@ class LinkSite(MediaSite):
     """The media site and a page stating a two-hour recording in its JSON-LD metadata (what
     yt-dlp's generic extractor reads; the recording itself is the 2 s /audio.ogg)."""
 
+    long_recording = b""  # served as /long.ogg when a test sets it
+
     def _pages(self) -> dict[str, object]:
         pages = super()._pages()
+        long = self.long_recording
+        pages["/long.ogg"] = lambda: self._send("/long.ogg", long, "audio/ogg")
         stated = {
             "@context": "https://schema.org",
             "@type": "AudioObject",
@@ -206,3 +212,37 @@ async def test_link_restart_mid_download_downloads_again_into_one_transcript(
     assert done.state is JobState.COMPLETED and done.error is None
     assert nano.submits["transcribe"] == 1
     assert site.requests["/slow.mp3"] >= 2  # downloaded again from the start
+
+
+@pytest.mark.timeout(240)
+async def test_link_to_a_long_recording_is_split_into_parts_and_stitched(
+    tmp_path: Path, site: LinkSite
+) -> None:
+    recording = speechlike(20 * 60)
+    site.long_recording = recording.data
+    data = config_dict(tmp_path)
+    async with FakeOpenAi() as whisper:
+        whisper.listen = True  # hears the synthetic words, at their times
+        data["providers"]["whisper"] = {
+            "type": "openai",
+            "base_url": whisper.url,
+            "api_key": "test-openai-key",
+            "max_upload_bytes": 1_000_000,  # parts of about 4 minutes
+        }
+        data["stt"] = {"provider": "whisper", "model": "whisper-1"}
+        config = links_config(parse_config(data, env={}), max_audio_minutes=0)
+        async with CoreWithFakes(config, steps=200, dt=0.5) as h:
+            job = await h.core.service.transcribe_link(ORIGIN, f"{site.base}/long.ogg")
+            await h.drive()
+            done = await h.only_result()
+            parts = await h.core.store.parts.of(job.id)
+        uploads = whisper.submits["transcriptions"]
+    assert done.state is JobState.COMPLETED, done.error
+    assert done.options["part_seconds"] and len(parts) == uploads >= 5
+    assert done.input_duration == pytest.approx(20 * 60, abs=0.5)
+    t = done.transcript
+    assert t is not None and len(t.segments) == len(recording.words)
+    assert t.segments[-1].start == pytest.approx(recording.words[-1][0], abs=0.06)
+    reply = replies.transcript_reply(done, limit=4096, max_messages=3)
+    txt = reply.files[0].data.decode()
+    assert txt.startswith(f"🔗 long (20 minutes)\n{site.base}/long.ogg\n\n")
