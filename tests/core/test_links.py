@@ -25,7 +25,7 @@ from testkit.core import CoreWithFakes
 from testkit.fakes.media_site import MediaSite
 from testkit.fakes.openai import FakeOpenAi
 from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
-from testkit.support import ORIGIN, config_dict, harness_config, until
+from testkit.support import ORIGIN, config_dict, harness_config, until, whisper_route
 from testkit.synth import speechlike
 
 pytestmark = pytest.mark.timeout(60)
@@ -220,16 +220,9 @@ async def test_link_to_a_long_recording_is_split_into_parts_and_stitched(
 ) -> None:
     recording = speechlike(20 * 60)
     site.long_recording = recording.data
-    data = config_dict(tmp_path)
     async with FakeOpenAi() as whisper:
         whisper.listen = True  # hears the synthetic words, at their times
-        data["providers"]["whisper"] = {
-            "type": "openai",
-            "base_url": whisper.url,
-            "api_key": "test-openai-key",
-            "max_upload_bytes": 1_000_000,  # parts of about 4 minutes
-        }
-        data["stt"] = {"provider": "whisper", "model": "whisper-1"}
+        data = config_dict(tmp_path, **whisper_route(whisper))
         config = links_config(parse_config(data, env={}), max_audio_minutes=0)
         async with CoreWithFakes(config, steps=200, dt=0.5) as h:
             job = await h.core.service.transcribe_link(ORIGIN, f"{site.base}/long.ogg")
