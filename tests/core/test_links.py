@@ -26,7 +26,7 @@ from testkit.fakes.media_site import MediaSite
 from testkit.fakes.openai import FakeOpenAi
 from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
 from testkit.support import ORIGIN, config_dict, harness_config, until, whisper_route
-from testkit.synth import speechlike
+from testkit.synth import Recording, speechlike
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -64,6 +64,11 @@ class LinkSite(MediaSite):
             size = str(len(self.mp3))
             return web.Response(headers={"Content-Type": "audio/mpeg", "Content-Length": size})
         return await super()._route(request)
+
+
+@pytest.fixture(scope="module")
+def twenty_minutes() -> Recording:
+    return speechlike(20 * 60)
 
 
 @pytest.fixture
@@ -161,6 +166,25 @@ async def test_link_refused_by_default_settings_loses_nothing(
     assert site.total_requests == 0
 
 
+async def test_link_of_unstated_length_over_the_limit_fails_after_download_unpaid(
+    harness: Callable[..., CoreWithFakes],
+    site: LinkSite,
+    nano: FakeNanoGpt,
+    twenty_minutes: Recording,
+) -> None:
+    site.long_recording = twenty_minutes.data  # a plain file: its length is known once fetched
+    async with harness(max_audio_minutes=10) as h:
+        job = await h.core.service.transcribe_link(ORIGIN, f"{site.base}/long.ogg")
+        await h.drive()
+        failed = await h.only_result()
+    assert failed.id == job.id and failed.state is JobState.FAILED
+    assert replies.failure_text(failed) == (
+        f"❌ Transcription failed (job {job.id}): "
+        "This recording is 20 minutes long; the limit is 10 minutes per recording."
+    )
+    assert nano.submits["transcribe"] == 0
+
+
 def downloading(h: CoreWithFakes) -> bool:
     """Whether the placeholder has shown bytes of the download arriving."""
     return any(job.input_bytes for job in h.out.progressed)
@@ -216,9 +240,9 @@ async def test_link_restart_mid_download_downloads_again_into_one_transcript(
 
 @pytest.mark.timeout(240)
 async def test_link_to_a_long_recording_is_split_into_parts_and_stitched(
-    tmp_path: Path, site: LinkSite
+    tmp_path: Path, site: LinkSite, twenty_minutes: Recording
 ) -> None:
-    recording = speechlike(20 * 60)
+    recording = twenty_minutes
     site.long_recording = recording.data
     async with FakeOpenAi() as whisper:
         whisper.listen = True  # hears the synthetic words, at their times

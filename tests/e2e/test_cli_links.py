@@ -43,7 +43,7 @@ async def test_cli_transcribe_forbidden_link_is_refused_with_a_sentence(
     nano, canto = nano_canto
     config = write_config(tmp_path, nano_url=nano.url, canto_url=canto.url)  # default links:
     code, out, err = await voicebot("--config", str(config), "transcribe", f"{site.base}/a.ogg")
-    assert code != 0 and out == ""
+    assert code == 2 and out == ""  # refused before anything was fetched or sent
     assert err.startswith("voicebot: transcribe: That link points to a private or local network")
     assert "Traceback" not in err
     assert site.total_requests == 0 and nano.submits["transcribe"] == 0
