@@ -21,6 +21,7 @@ import pytest
 from aiohttp import web
 from yt_dlp.networking.common import Request
 from yt_dlp.networking.exceptions import HTTPError, RequestError
+from yt_dlp.utils import DownloadError
 
 from bot.links import DownloadCancelled, LinkFetcher, LinkInfo, LinkRefused, LinkSettings
 from bot.links.proxy import GateProxy
@@ -357,3 +358,25 @@ async def test_links_gate_refuses_what_is_not_a_checked_http_request(
         writer.close()
     assert answer.startswith(b"HTTP/1.1 400"), answer
     assert bad.total_requests == 0
+
+
+@pytest.mark.parametrize(
+    "protocol", ["rtmp", "rtsp", "mms", "f4m", "ism", "https+rtmp", "websocket_frag"]
+)
+def test_links_ytdl_downloads_only_through_its_own_http_downloaders(
+    protocol: str, tmp_path: Path
+) -> None:
+    """ffmpeg, rtmpdump and the like would connect past the gate: such formats are refused."""
+    info = {
+        "id": "x",
+        "title": "x",
+        "url": "rtmp://10.0.0.1/live",
+        "protocol": protocol,
+        "ext": "flv",
+    }
+    with (
+        _GatedYoutubeDL(params(OPEN, "http://127.0.0.1:9", str(tmp_path), lambda _d: None)) as ydl,
+        pytest.raises(DownloadError, match="unsupported media protocol"),
+    ):
+        ydl.process_info(info)
+    assert not any(tmp_path.iterdir())
