@@ -166,7 +166,7 @@ class Config:
     platforms: Mapping[str, PlatformSettings] = field(default_factory=dict)
     """Each chat platform's section by name, read by the platform readers passed to
     :func:`parse_config`."""
-    links: LinkSettings = LinkSettings()
+    links: LinkSettings = field(default_factory=LinkSettings)
 
 
 def _read_stt_tts(
@@ -306,9 +306,8 @@ def parse_config(
     root.finish()
     if problems:
         raise ConfigError(sorted(dict.fromkeys(problems)))
-    return Config(
-        storage, providers, stt, tts, jobs, level, limits, access, health, llm, shutdown, read, links
-    )
+    sections = (limits, access, health, llm, shutdown, read, links)
+    return Config(storage, providers, stt, tts, jobs, level, *sections)
 
 
 def _read_storage(root: Section, base_dir: Path | None) -> StorageConfig:

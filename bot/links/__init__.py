@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from bot.links.fetcher import LinkFetcher
 from bot.links.find import find_links
-from bot.links.model import Downloaded, DownloadCancelled, LinkInfo, LinkRefused, ProgressFn
+from bot.links.model import DownloadCancelled, Downloaded, LinkInfo, LinkRefused, ProgressFn
 from bot.links.policy import LinkSettings
 from bot.links.proxy import Resolver, SystemResolver
 
 __all__ = [
-    "Downloaded",
     "DownloadCancelled",
+    "Downloaded",
     "LinkFetcher",
     "LinkInfo",
     "LinkRefused",

@@ -20,8 +20,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 import aiohttp
 
 from bot.links.model import (
-    Downloaded,
     DownloadCancelled,
+    Downloaded,
     LinkInfo,
     LinkRefused,
     ProgressFn,
@@ -36,8 +36,11 @@ _CHUNK = 64 * 1024
 _REPORT_BYTES = 1024 * 1024
 _REPORT_SECONDS = 2.0
 MEDIA_EXTENSIONS = frozenset(
-    ".mp3 .m4a .m4b .aac .ogg .oga .opus .wav .flac .webm .weba .mp4 .m4v .mov .mkv .mka .wma "
-    ".amr .3gp .aiff .aif .caf .ts".split()
+    {
+        *(".mp3", ".m4a", ".m4b", ".aac", ".ogg", ".oga", ".opus", ".wav", ".flac", ".wma"),
+        *(".webm", ".weba", ".mp4", ".m4v", ".mov", ".mkv", ".mka", ".amr", ".3gp", ".ts"),
+        *(".aiff", ".aif", ".caf"),
+    }
 )
 HLS_TYPES = frozenset(
     {"application/vnd.apple.mpegurl", "application/x-mpegurl", "audio/mpegurl", "audio/x-mpegurl"}

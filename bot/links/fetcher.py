@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -19,6 +21,7 @@ from bot.links.policy import LinkSettings, UrlProblem, address_problem, check_ur
 from bot.links.proxy import GateProxy, Resolver, SystemResolver
 
 _LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
 _USER_AGENT = "Mozilla/5.0 (compatible; voicebot link fetcher)"
 
 
@@ -85,9 +88,7 @@ class LinkFetcher:
             from bot.links.ytdl import inspect_sync
 
             limit = self._settings.timeout_seconds
-            return await _in_thread(  # type: ignore[no-any-return]
-                gate, limit, inspect_sync, url, self._settings, gate.url
-            )
+            return await _in_thread(gate, limit, inspect_sync, url, self._settings, gate.url)
 
     async def download(self, info: LinkInfo, *, progress: ProgressFn | None = None) -> Downloaded:
         """Fetch the link's best audio, every connection checked and pinned.
@@ -112,15 +113,16 @@ class LinkFetcher:
         loop = asyncio.get_running_loop()
         stop = threading.Event()
 
-        def report(done: int, total: int | None) -> bool:
-            if progress is None:
-                return True
-            future = asyncio.run_coroutine_threadsafe(progress(done, total), loop)
+        async def ask(done: int, total: int | None) -> bool:
+            return True if progress is None else await progress(done, total)
+
+        def report(done: int, total: int | None) -> bool:  # called in yt-dlp's thread
+            future = asyncio.run_coroutine_threadsafe(ask(done, total), loop)
             return future.result(timeout=self._settings.timeout_seconds)
 
         hook = Progress(self._settings, report, stop)
         limit = self._settings.download_timeout_seconds
-        return await _in_thread(  # type: ignore[no-any-return]
+        return await _in_thread(
             gate, limit, download_sync, info, self._settings, gate.url, hook, stop=stop
         )
 
@@ -132,8 +134,12 @@ class LinkFetcher:
 
 
 async def _in_thread(
-    gate: GateProxy, limit: float, func, *args, stop: threading.Event | None = None
-):  # type: ignore[no-untyped-def]
+    gate: GateProxy,
+    limit: float,
+    func: Callable[..., T],
+    *args: Any,
+    stop: threading.Event | None = None,
+) -> T:
     """Run a yt-dlp call in a thread, bounded by ``limit``; the gate's refusal wins over
     yt-dlp's own wording. On timeout or cancellation the gate is stopped (the thread's
     connections end) and the thread is awaited, so its temporary folder is gone after."""

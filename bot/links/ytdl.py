@@ -22,15 +22,19 @@ import yt_dlp
 from yt_dlp.networking.common import Request
 from yt_dlp.networking.exceptions import RequestError
 from yt_dlp.utils import DownloadCancelled as YtdlCancelled
-from yt_dlp.utils import YoutubeDLError
+from yt_dlp.utils import DownloadError, YoutubeDLError
 
 from bot.links.direct import file_name
-from bot.links.model import Downloaded, DownloadCancelled, LinkInfo, LinkRefused, too_large
+from bot.links.model import DownloadCancelled, Downloaded, LinkInfo, LinkRefused, too_large
 from bot.links.policy import LinkSettings
 
 _LOGGER = logging.getLogger(__name__)
 _REPORT_BYTES = 1024 * 1024
 _REPORT_SECONDS = 2.0
+# Protocols served by yt-dlp's own downloaders through the gate (http, https, http_dash_segments,
+# m3u8, m3u8_native); rtmp, rtsp, mms, f4m, ism... are not offered.
+_PROTOCOLS = ("http", "m3u8")
+_FORMAT = "/".join(f"{kind}[protocol^={p}]" for kind in ("bestaudio", "best") for p in _PROTOCOLS)
 _NOT_MEDIA = (
     "unsupported url",
     "no video formats",
@@ -40,7 +44,7 @@ _NOT_MEDIA = (
 )
 
 
-class _Stop(YtdlCancelled):
+class _Stop(YtdlCancelled):  # type: ignore[misc]
     """Raised by the progress hook: yt-dlp lets a DownloadCancelled through."""
 
     def __init__(self, why: BaseException) -> None:
@@ -62,7 +66,15 @@ class _Logger:
 
 
 class _GatedYoutubeDL(yt_dlp.YoutubeDL):  # type: ignore[misc]
-    """A YoutubeDL whose every request goes through the gate proxy, over urllib only."""
+    """A YoutubeDL whose every request goes through the gate proxy, over urllib only, and whose
+    downloads use only its own HTTP, HLS and DASH downloaders (an external program such as ffmpeg
+    or rtmpdump would open its own connections, past the gate)."""
+
+    def process_info(self, info_dict: dict[str, Any]) -> Any:
+        protocols = str(info_dict.get("protocol") or "http").split("+")
+        if not all(p.startswith(_PROTOCOLS) for p in protocols):
+            raise DownloadError(f"unsupported media protocol {info_dict.get('protocol')!r}")
+        return super().process_info(info_dict)
 
     def build_request_director(self, handlers: Any, preferences: Any = None) -> Any:
         kept = [h for h in handlers if getattr(h, "RH_KEY", "") == "Urllib"]
@@ -85,13 +97,16 @@ def params(
 ) -> dict[str, Any]:
     """The YoutubeDL parameters: best audio, one item, the gate as proxy, files in ``folder``."""
     return {
-        "format": "bestaudio/best",
+        "format": _FORMAT,  # bestaudio/best, over the protocols above
         "noplaylist": True,
         "extract_flat": "in_playlist",  # a playlist is refused without resolving its entries
         "proxy": proxy,
         "socket_timeout": settings.timeout_seconds,
         "hls_prefer_native": True,
         "external_downloader": {},
+        # Never ffmpeg (HLS would fall back to it for what the native downloader cannot do, and
+        # ffmpeg follows a playlist's segment URLs itself): PyAV decodes what arrives.
+        "ffmpeg_location": "/nonexistent/voicebot-uses-no-ffmpeg",
         "postprocessors": [],
         "fixup": "never",
         "concurrent_fragment_downloads": 1,
@@ -132,12 +147,14 @@ def _info(url: str, data: dict[str, Any]) -> LinkInfo:
 
 def inspect_sync(url: str, settings: LinkSettings, proxy: str) -> LinkInfo:
     """The link's title, duration and size from yt-dlp's metadata (no media fetched)."""
-    with TemporaryDirectory(prefix="voicebot-link-") as folder:
-        with _GatedYoutubeDL(params(settings, proxy, folder, lambda _d: None)) as ydl:
-            try:
-                data = ydl.extract_info(url, download=False)
-            except YoutubeDLError as exc:
-                raise refusal(exc) from exc
+    with (
+        TemporaryDirectory(prefix="voicebot-link-") as folder,
+        _GatedYoutubeDL(params(settings, proxy, folder, lambda _d: None)) as ydl,
+    ):
+        try:
+            data = ydl.extract_info(url, download=False)
+        except Exception as exc:
+            raise refusal(exc) from exc
     info = _info(url, data)
     if info.size is not None and info.size > settings.max_bytes:
         raise too_large(info.size, settings.max_bytes)
@@ -185,7 +202,7 @@ def download_sync(info: LinkInfo, settings: LinkSettings, proxy: str, hook: Prog
                 data = ydl.extract_info(info.url, download=True)
             except _Stop as exc:
                 raise exc.why from exc
-            except YoutubeDLError as exc:
+            except Exception as exc:
                 raise refusal(exc) from exc
         files = [p for p in Path(folder).iterdir() if p.is_file() and not p.name.endswith(".part")]
         if not files:  # yt-dlp skips a file over max_filesize without an error
@@ -198,8 +215,11 @@ def download_sync(info: LinkInfo, settings: LinkSettings, proxy: str, hook: Prog
     return Downloaded(payload, file_name(title, path.name, None), None)
 
 
-def refusal(exc: BaseException) -> LinkRefused:
-    """A yt-dlp failure as the user's sentence (the gate's own refusals are checked first)."""
+def refusal(exc: Exception) -> LinkRefused:
+    """A yt-dlp failure as the user's sentence (the gate's own refusals are checked first);
+    anything but yt-dlp's own errors is an extractor's bug, logged with its stack."""
+    if not isinstance(exc, YoutubeDLError):
+        _LOGGER.warning("yt-dlp failed unexpectedly", exc_info=exc)
     text = str(exc).lower()
     if any(marker in text for marker in _NOT_MEDIA):
         return LinkRefused("not_media", str(exc))

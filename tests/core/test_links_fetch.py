@@ -8,14 +8,25 @@ site here; the forbidden site on 127.0.0.2 stays forbidden.
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import ssl
+import subprocess
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
+from yt_dlp.networking.common import Request
+from yt_dlp.networking.exceptions import HTTPError, RequestError
+from yt_dlp.utils import DownloadError
 
 from bot.links import DownloadCancelled, LinkFetcher, LinkInfo, LinkRefused, LinkSettings
-from testkit.fakes.media_site import ForbiddenSite, MediaSite, RawSite, StaticResolver
+from bot.links.proxy import GateProxy
+from bot.links.ytdl import _GatedYoutubeDL, params
+from testkit.fakes.media_site import ForbiddenSite, MediaSite, RawSite, StaticResolver, media
 
 OPEN = LinkSettings(allowed_networks=("127.0.0.1/32",), timeout_seconds=5.0)
 
@@ -58,6 +69,8 @@ def resolver() -> StaticResolver:
             "lan.test": [["127.0.0.2"]],
             "mixed.test": [["127.0.0.1", "127.0.0.2"]],
             "rebind.test": [["127.0.0.1"], ["127.0.0.2"]],
+            "v6.test": [["::1"]],
+            "mapped.test": [["::ffff:127.0.0.2"]],
         }
     )
 
@@ -97,6 +110,8 @@ async def test_links_ssrf_refused_with_default_settings(
         f"http://lan.test:{lan}/audio.ogg",
         f"http://media.test:{media}/audio.ogg",
         f"https://lan.test:{lan}/audio.ogg",
+        f"http://v6.test:{media}/audio.ogg",
+        f"http://mapped.test:{lan}/audio.ogg",
     ]
     for url in urls:
         error = await refused(LinkSettings(), url)
@@ -128,6 +143,7 @@ async def test_links_hops_to_a_forbidden_host_refused(site: MediaSite, bad: Forb
         f"http://media.test:{media}/hls/evil.m3u8": "private",  # HLS segments on 127.0.0.2
         f"http://rebind.test:{media}/audio.ogg": "private",  # DNS rebinding after inspect
         f"http://mixed.test:{media}/audio.ogg": "private",  # one of two addresses forbidden
+        f"http://mapped.test:{port(bad.base)}/audio.ogg": "private",  # ::ffff:127.0.0.2
         f"http://media.test:{media}/redirect/file": "scheme",
         f"http://media.test:{media}/redirect/loop": "redirects",
     }
@@ -194,7 +210,7 @@ async def test_links_page_with_audio_and_hls_through_ytdl(
     assert got.data == b"".join(site.segments)
     assert [site.requests[f"/hls/seg{i}.ts"] for i in range(3)] == [1, 1, 1]
     await fetcher.close()
-    assert list(private_tmp.iterdir()) == []
+    assert not any(private_tmp.iterdir())  # noqa: ASYNC240
 
 
 async def test_links_not_media_and_playlists_refused(site: MediaSite) -> None:
@@ -244,4 +260,123 @@ async def test_links_progress_false_cancels_and_leaves_no_files(
         with pytest.raises(DownloadCancelled):
             await fetcher.download(info, progress=stop)
     await fetcher.close()
-    assert list(private_tmp.iterdir()) == []
+    assert not any(private_tmp.iterdir())  # noqa: ASYNC240
+
+
+async def test_links_ytdl_cannot_bypass_the_gate_or_read_files(bad: ForbiddenSite) -> None:
+    """An extractor's own proxy choice (even "no proxy") is dropped: the request still goes
+    through the gate, which refuses the forbidden host; file:// is refused outright."""
+
+    def attempt(gate_url: str, folder: str) -> list[str]:
+        outcomes: list[str] = []
+        with _GatedYoutubeDL(params(LinkSettings(), gate_url, folder, lambda _d: None)) as ydl:
+            bypass = Request(
+                f"http://127.0.0.2:{port(bad.base)}/audio.ogg",
+                headers={"Ytdl-Request-Proxy": "__noproxy__"},
+                proxies={"all": "__noproxy__"},
+            )
+            for request in (bypass, "file:///etc/passwd"):
+                try:
+                    ydl.urlopen(request).read()
+                    outcomes.append("fetched")
+                except HTTPError as exc:
+                    outcomes.append(f"http {exc.status}")
+                except RequestError:
+                    outcomes.append("refused")
+        return outcomes
+
+    async with GateProxy(LinkSettings(), resolver()) as gate:
+        with tempfile.TemporaryDirectory() as folder:
+            outcomes = await asyncio.to_thread(attempt, gate.url, folder)
+    assert outcomes == ["http 403", "refused"]
+    assert gate.refusals and gate.refusals[0].reason == "private"
+    assert bad.total_requests == 0
+
+
+async def test_links_https_is_tunnelled_to_the_checked_address(tmp_path: Path) -> None:
+    """CONNECT through the gate: TLS end to end (the client checks the certificate against the
+    link's host name), for aiohttp and for yt-dlp alike."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    make_cert = [
+        *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+        *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=media.test"),
+        *("-addext", "subjectAltName=DNS:media.test"),
+    ]
+    await asyncio.to_thread(subprocess.run, make_cert, check=True, capture_output=True)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    audio = media()[0]
+    app = web.Application()
+
+    async def serve(_request: web.Request) -> web.Response:
+        return web.Response(body=audio, content_type="audio/ogg")
+
+    app.router.add_get("/a.ogg", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_tls).start()
+    url = f"https://media.test:{runner.addresses[0][1]}/a.ogg"
+
+    def through_ytdl(gate_url: str, folder: str) -> bytes:
+        options = {**params(OPEN, gate_url, folder, lambda _d: None), "nocheckcertificate": True}
+        with _GatedYoutubeDL(options) as ydl:
+            return bytes(ydl.urlopen(url).read())
+
+    async with GateProxy(OPEN, resolver()) as gate:
+        client_tls = ssl.create_default_context(cafile=str(cert))
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(url, proxy=gate.url, ssl=client_tls) as resp,
+        ):
+            assert await resp.read() == audio
+        with tempfile.TemporaryDirectory() as folder:
+            assert await asyncio.to_thread(through_ytdl, gate.url, folder) == audio
+        assert gate.refusals == []
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        b"GET ftp://127.0.0.1/x HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET file:///etc/passwd HTTP/1.1\r\n\r\n",
+        b"GET /audio.ogg HTTP/1.1\r\nHost: 127.0.0.2\r\n\r\n",
+        b"CONNECT 127.0.0.2:notaport HTTP/1.1\r\n\r\n",
+        b"nonsense\r\n\r\n",
+    ],
+)
+async def test_links_gate_refuses_what_is_not_a_checked_http_request(
+    request_head: bytes, bad: ForbiddenSite
+) -> None:
+    async with GateProxy(OPEN, resolver()) as gate:
+        host, gate_port = gate.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(gate_port))
+        writer.write(request_head)
+        answer = await reader.read()
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 400"), answer
+    assert bad.total_requests == 0
+
+
+@pytest.mark.parametrize(
+    "protocol", ["rtmp", "rtsp", "mms", "f4m", "ism", "https+rtmp", "websocket_frag"]
+)
+def test_links_ytdl_downloads_only_through_its_own_http_downloaders(
+    protocol: str, tmp_path: Path
+) -> None:
+    """ffmpeg, rtmpdump and the like would connect past the gate: such formats are refused."""
+    info = {
+        "id": "x",
+        "title": "x",
+        "url": "rtmp://10.0.0.1/live",
+        "protocol": protocol,
+        "ext": "flv",
+    }
+    with (
+        _GatedYoutubeDL(params(OPEN, "http://127.0.0.1:9", str(tmp_path), lambda _d: None)) as ydl,
+        pytest.raises(DownloadError, match="unsupported media protocol"),
+    ):
+        ydl.process_info(info)
+    assert not any(tmp_path.iterdir())
