@@ -26,6 +26,7 @@ from bot.storage.jobs import SqlJobStore
 from bot.storage.postgres_schema import MIGRATIONS as PG_MIGRATIONS
 from bot.storage.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
 from testkit.fakes.chat import FakeChat
+from testkit.fakes.openai import FakeOpenAi
 from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
 
 ORIGIN = Origin(platform="test", chat_id="chat-1", user_id="user-1", reply_to="m-1")
@@ -266,6 +267,22 @@ async def until_answered(db: Path, timeout: float = 60.0) -> None:
     or a delivery error): the worker answers a job only while that is unrecorded, so replies
     counted after this (and a clean stop) are final, with no sleep to "let a second one come"."""
     await until(lambda: unanswered(db) == 0, timeout)
+
+
+def whisper_route(whisper: FakeOpenAi, max_upload_bytes: int = 1_000_000) -> dict[str, Any]:
+    """Config sections transcribing with the OpenAI fake's whisper-1, whose upload limit makes
+    long recordings split (1 MB: parts of about 4 minutes)."""
+    return {
+        "providers": {
+            "whisper": {
+                "type": "openai",
+                "base_url": whisper.url,
+                "api_key": "test-openai-key",
+                "max_upload_bytes": max_upload_bytes,
+            }
+        },
+        "stt": {"provider": "whisper", "model": "whisper-1"},
+    }
 
 
 def llm_route(chat: FakeChat) -> dict[str, Any]:

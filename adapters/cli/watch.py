@@ -159,7 +159,9 @@ async def wait_for_job(
             line.clear()
         if finished in done:
             raise finished.exception()  # type: ignore[misc]  # checked above: not None
-        sent = before is not None and before.state is not JobState.QUEUED
+        sent = (  # a link still downloading has sent nothing to the provider either
+            before is not None and before.state is not JobState.QUEUED and not downloading(before)
+        )
         raise Interrupted(cancel_note(job.id, cancelled, sent=sent, free=free))
     finally:
         stop.cancel()

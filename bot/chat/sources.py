@@ -39,11 +39,8 @@ def download_progress(job: Job, tr: Text = ENGLISH) -> str | None:
 def downloading_line(job: Job, tr: Text = ENGLISH) -> str:
     """The placeholder's line while a link's audio is downloaded."""
     shown = download_progress(job, tr)
-    return tr.gettext(
-        "⬇️ Downloading the link…{progress} job {id}",
-        progress=f" {shown}," if shown else "",
-        id=job.id,
-    )
+    progress = " " + shown + "," if shown else ""
+    return tr.gettext("⬇️ Downloading the link…{progress} job {id}", progress=progress, id=job.id)
 
 
 def source_header(job: Job, tr: Text = ENGLISH) -> str | None:

@@ -22,7 +22,7 @@ import yt_dlp
 from yt_dlp.networking.common import Request
 from yt_dlp.networking.exceptions import RequestError
 from yt_dlp.utils import DownloadCancelled as YtdlCancelled
-from yt_dlp.utils import YoutubeDLError
+from yt_dlp.utils import DownloadError, YoutubeDLError
 
 from bot.links.direct import file_name
 from bot.links.model import DownloadCancelled, Downloaded, LinkInfo, LinkRefused, too_large
@@ -31,6 +31,10 @@ from bot.links.policy import LinkSettings
 _LOGGER = logging.getLogger(__name__)
 _REPORT_BYTES = 1024 * 1024
 _REPORT_SECONDS = 2.0
+# Protocols served by yt-dlp's own downloaders through the gate (http, https, http_dash_segments,
+# m3u8, m3u8_native); rtmp, rtsp, mms, f4m, ism... are not offered.
+_PROTOCOLS = ("http", "m3u8")
+_FORMAT = "/".join(f"{kind}[protocol^={p}]" for kind in ("bestaudio", "best") for p in _PROTOCOLS)
 _NOT_MEDIA = (
     "unsupported url",
     "no video formats",
@@ -62,7 +66,15 @@ class _Logger:
 
 
 class _GatedYoutubeDL(yt_dlp.YoutubeDL):  # type: ignore[misc]
-    """A YoutubeDL whose every request goes through the gate proxy, over urllib only."""
+    """A YoutubeDL whose every request goes through the gate proxy, over urllib only, and whose
+    downloads use only its own HTTP, HLS and DASH downloaders (an external program such as ffmpeg
+    or rtmpdump would open its own connections, past the gate)."""
+
+    def process_info(self, info_dict: dict[str, Any]) -> Any:
+        protocols = str(info_dict.get("protocol") or "http").split("+")
+        if not all(p.startswith(_PROTOCOLS) for p in protocols):
+            raise DownloadError(f"unsupported media protocol {info_dict.get('protocol')!r}")
+        return super().process_info(info_dict)
 
     def build_request_director(self, handlers: Any, preferences: Any = None) -> Any:
         kept = [h for h in handlers if getattr(h, "RH_KEY", "") == "Urllib"]
@@ -85,13 +97,16 @@ def params(
 ) -> dict[str, Any]:
     """The YoutubeDL parameters: best audio, one item, the gate as proxy, files in ``folder``."""
     return {
-        "format": "bestaudio/best",
+        "format": _FORMAT,  # bestaudio/best, over the protocols above
         "noplaylist": True,
         "extract_flat": "in_playlist",  # a playlist is refused without resolving its entries
         "proxy": proxy,
         "socket_timeout": settings.timeout_seconds,
         "hls_prefer_native": True,
         "external_downloader": {},
+        # Never ffmpeg (HLS would fall back to it for what the native downloader cannot do, and
+        # ffmpeg follows a playlist's segment URLs itself): PyAV decodes what arrives.
+        "ffmpeg_location": "/nonexistent/voicebot-uses-no-ffmpeg",
         "postprocessors": [],
         "fixup": "never",
         "concurrent_fragment_downloads": 1,

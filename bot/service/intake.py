@@ -134,10 +134,8 @@ class Intake:
                 a missing extra).
         """
         self._desk.guard.check_access(origin)  # the one access check, before a reuse too
-        prefs = prefs or await self._desk.preferences.for_origin(origin)
-        origin = self._desk.preferences.stamp_locale(origin, prefs)
-        route = self.stt_route(prefs, filename, provider, model, language, diarize)
-        check_stt(route.model, route.caps, diarize=diarize, timings=timings)
+        asked = (provider, model, language, diarize, timings)
+        origin, route = await self.stt_request(origin, prefs, filename, *asked)
         now = self._desk.clock()
         key = route.dedup_hash(origin.platform, dedup_key) if dedup_key else None
         new = self.new_stt(origin, route, key, now)
@@ -148,6 +146,26 @@ class Intake:
         activity = await self._desk.guard.check_start(origin)
         ready = await self._ready_stt(new, route.caps, data, filename, activity, now)
         return await self._store_stt(ready, placeholder, now)
+
+    async def stt_request(
+        self,
+        origin: Origin,
+        prefs: Prefs | None,
+        filename: str,
+        provider: str | None,
+        model: str | None,
+        language: str | None,
+        diarize: bool | None,
+        timings: bool,
+    ) -> tuple[Origin, SttRoute]:
+        """A transcription request's origin (stamped with the reader's locale) and its route,
+        the model checked for what was asked (timings, speakers, the language) before anything
+        is read or fetched (uploads and links alike)."""
+        prefs = prefs or await self._desk.preferences.for_origin(origin)
+        origin = self._desk.preferences.stamp_locale(origin, prefs)
+        route = self._stt_route(prefs, filename, provider, model, language, diarize)
+        check_stt(route.model, route.caps, diarize=diarize, timings=timings)
+        return origin, route
 
     def new_stt(self, origin: Origin, route: SttRoute, key: str | None, now: float) -> NewJob:
         """The transcription job to store once the recording passed its checks."""
@@ -162,7 +180,7 @@ class Intake:
             id=new_job_id(),  # drawn now: a placeholder shows it before the job is stored
         )
 
-    def stt_route(
+    def _stt_route(
         self,
         prefs: Prefs,
         filename: str,

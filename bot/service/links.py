@@ -15,7 +15,6 @@ from bot.links import LinkFetcher, LinkInfo, LinkRefused
 from bot.model.errors import AudioTooLong
 from bot.model.job import Activity, Job, NewJob
 from bot.model.speech import Origin
-from bot.service.checks import check_stt
 from bot.service.desk import JobDesk
 from bot.service.intake import Intake, SttRoute
 from bot.service.placeholder import Placeholder, create_shown
@@ -86,10 +85,8 @@ class LinkIntake:
         if self._fetcher is None:
             raise LinkRefused("disabled", "no link fetcher")
         info = await self._fetcher.inspect(url)  # fetches no media
-        prefs = prefs or await self._desk.preferences.for_origin(origin)
-        origin = self._desk.preferences.stamp_locale(origin, prefs)
-        route = self._intake.stt_route(prefs, "link", provider, model, language, diarize)
-        check_stt(route.model, route.caps, diarize=diarize, timings=timings)
+        asked = (provider, model, language, diarize, timings)
+        origin, route = await self._intake.stt_request(origin, prefs, "link", *asked)
         key = _link_key(origin, info, route)
         running = await self._desk.store.find_unique(key)
         if running is not None:  # pressed twice, or sent again while it runs

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +16,17 @@ import pytest
 from aiohttp import web
 
 from bot.chat import replies, status
-from bot.config.load import Config
+from bot.config.load import Config, parse_config
 from bot.links import LinkRefused, LinkSettings
 from bot.model.errors import AudioTooLong
-from bot.model.job import Job, JobState
+from bot.model.job import JobState
 from bot.service.limits import LimitExceeded
 from testkit.core import CoreWithFakes
 from testkit.fakes.media_site import MediaSite
+from testkit.fakes.openai import FakeOpenAi
 from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
-from testkit.support import ORIGIN, harness_config
+from testkit.support import ORIGIN, config_dict, harness_config, until, whisper_route
+from testkit.synth import Recording, speechlike
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -35,8 +37,12 @@ class LinkSite(MediaSite):
     """The media site and a page stating a two-hour recording in its JSON-LD metadata (what
     yt-dlp's generic extractor reads; the recording itself is the 2 s /audio.ogg)."""
 
+    long_recording = b""  # served as /long.ogg when a test sets it
+
     def _pages(self) -> dict[str, object]:
         pages = super()._pages()
+        long = self.long_recording
+        pages["/long.ogg"] = lambda: self._send("/long.ogg", long, "audio/ogg")
         stated = {
             "@context": "https://schema.org",
             "@type": "AudioObject",
@@ -58,6 +64,11 @@ class LinkSite(MediaSite):
             size = str(len(self.mp3))
             return web.Response(headers={"Content-Type": "audio/mpeg", "Content-Length": size})
         return await super()._route(request)
+
+
+@pytest.fixture(scope="module")
+def twenty_minutes() -> Recording:
+    return speechlike(20 * 60)
 
 
 @pytest.fixture
@@ -84,13 +95,6 @@ def harness(
         return CoreWithFakes(links_config(harness_config(tmp_path, nano, canto), **limits))
 
     return build
-
-
-async def until(fact: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
-    """Until ``fact`` holds (a recorded fact, looked at every 20 ms)."""
-    async with asyncio.timeout(timeout):
-        while not await fact():
-            await asyncio.sleep(0.02)
 
 
 async def test_link_direct_media_transcribed_once_naming_its_source(
@@ -162,9 +166,28 @@ async def test_link_refused_by_default_settings_loses_nothing(
     assert site.total_requests == 0
 
 
-async def downloading(h: CoreWithFakes, job: Job) -> bool:
-    stored = await h.core.store.get(job.id)
-    return stored is not None and stored.state is JobState.SUBMITTING and bool(stored.input_bytes)
+async def test_link_of_unstated_length_over_the_limit_fails_after_download_unpaid(
+    harness: Callable[..., CoreWithFakes],
+    site: LinkSite,
+    nano: FakeNanoGpt,
+    twenty_minutes: Recording,
+) -> None:
+    site.long_recording = twenty_minutes.data  # a plain file: its length is known once fetched
+    async with harness(max_audio_minutes=10) as h:
+        job = await h.core.service.transcribe_link(ORIGIN, f"{site.base}/long.ogg")
+        await h.drive()
+        failed = await h.only_result()
+    assert failed.id == job.id and failed.state is JobState.FAILED
+    assert replies.failure_text(failed) == (
+        f"❌ Transcription failed (job {job.id}): "
+        "This recording is 20 minutes long; the limit is 10 minutes per recording."
+    )
+    assert nano.submits["transcribe"] == 0
+
+
+def downloading(h: CoreWithFakes) -> bool:
+    """Whether the placeholder has shown bytes of the download arriving."""
+    return any(job.input_bytes for job in h.out.progressed)
 
 
 async def test_link_cancel_mid_download_stops_it_and_pays_nothing(
@@ -173,7 +196,7 @@ async def test_link_cancel_mid_download_stops_it_and_pays_nothing(
     async with harness() as h:
         job = await h.core.service.transcribe_link(ORIGIN, f"{site.base}/slow.mp3")
         step = asyncio.create_task(h.core.poller.run_once())
-        await until(lambda: downloading(h, job))
+        await until(lambda: downloading(h), 20)
         shown = await h.core.store.get(job.id)
         assert shown is not None
         assert "download: " in status.render_job(shown, h.clock())
@@ -196,7 +219,7 @@ async def test_link_restart_mid_download_downloads_again_into_one_transcript(
     try:
         job = await first.core.service.transcribe_link(ORIGIN, f"{site.base}/slow.mp3")
         step = asyncio.create_task(first.core.poller.run_once())
-        await until(lambda: downloading(first, job))
+        await until(lambda: downloading(first), 20)
         step.cancel()  # the process dies mid-download: its lease is left to expire
         with pytest.raises(asyncio.CancelledError):
             await step
@@ -213,3 +236,30 @@ async def test_link_restart_mid_download_downloads_again_into_one_transcript(
     assert done.state is JobState.COMPLETED and done.error is None
     assert nano.submits["transcribe"] == 1
     assert site.requests["/slow.mp3"] >= 2  # downloaded again from the start
+
+
+@pytest.mark.timeout(240)
+async def test_link_to_a_long_recording_is_split_into_parts_and_stitched(
+    tmp_path: Path, site: LinkSite, twenty_minutes: Recording
+) -> None:
+    recording = twenty_minutes
+    site.long_recording = recording.data
+    async with FakeOpenAi() as whisper:
+        whisper.listen = True  # hears the synthetic words, at their times
+        data = config_dict(tmp_path, **whisper_route(whisper))
+        config = links_config(parse_config(data, env={}), max_audio_minutes=0)
+        async with CoreWithFakes(config, steps=200, dt=0.5) as h:
+            job = await h.core.service.transcribe_link(ORIGIN, f"{site.base}/long.ogg")
+            await h.drive()
+            done = await h.only_result()
+            parts = await h.core.store.parts.of(job.id)
+        uploads = whisper.submits["transcriptions"]
+    assert done.state is JobState.COMPLETED, done.error
+    assert done.options["part_seconds"] and len(parts) == uploads >= 5
+    assert done.input_duration == pytest.approx(20 * 60, abs=0.5)
+    t = done.transcript
+    assert t is not None and len(t.segments) == len(recording.words)
+    assert t.segments[-1].start == pytest.approx(recording.words[-1][0], abs=0.06)
+    reply = replies.transcript_reply(done, limit=4096, max_messages=3)
+    txt = reply.files[0].data.decode()
+    assert txt.startswith(f"🔗 long (20 minutes)\n{site.base}/long.ogg\n\n")

@@ -21,6 +21,7 @@ import pytest
 from aiohttp import web
 from yt_dlp.networking.common import Request
 from yt_dlp.networking.exceptions import HTTPError, RequestError
+from yt_dlp.utils import DownloadError
 
 from bot.links import DownloadCancelled, LinkFetcher, LinkInfo, LinkRefused, LinkSettings
 from bot.links.proxy import GateProxy
@@ -68,6 +69,8 @@ def resolver() -> StaticResolver:
             "lan.test": [["127.0.0.2"]],
             "mixed.test": [["127.0.0.1", "127.0.0.2"]],
             "rebind.test": [["127.0.0.1"], ["127.0.0.2"]],
+            "v6.test": [["::1"]],
+            "mapped.test": [["::ffff:127.0.0.2"]],
         }
     )
 
@@ -107,6 +110,8 @@ async def test_links_ssrf_refused_with_default_settings(
         f"http://lan.test:{lan}/audio.ogg",
         f"http://media.test:{media}/audio.ogg",
         f"https://lan.test:{lan}/audio.ogg",
+        f"http://v6.test:{media}/audio.ogg",
+        f"http://mapped.test:{lan}/audio.ogg",
     ]
     for url in urls:
         error = await refused(LinkSettings(), url)
@@ -138,6 +143,7 @@ async def test_links_hops_to_a_forbidden_host_refused(site: MediaSite, bad: Forb
         f"http://media.test:{media}/hls/evil.m3u8": "private",  # HLS segments on 127.0.0.2
         f"http://rebind.test:{media}/audio.ogg": "private",  # DNS rebinding after inspect
         f"http://mixed.test:{media}/audio.ogg": "private",  # one of two addresses forbidden
+        f"http://mapped.test:{port(bad.base)}/audio.ogg": "private",  # ::ffff:127.0.0.2
         f"http://media.test:{media}/redirect/file": "scheme",
         f"http://media.test:{media}/redirect/loop": "redirects",
     }
@@ -329,3 +335,48 @@ async def test_links_https_is_tunnelled_to_the_checked_address(tmp_path: Path) -
             assert await asyncio.to_thread(through_ytdl, gate.url, folder) == audio
         assert gate.refusals == []
     await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        b"GET ftp://127.0.0.1/x HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET file:///etc/passwd HTTP/1.1\r\n\r\n",
+        b"GET /audio.ogg HTTP/1.1\r\nHost: 127.0.0.2\r\n\r\n",
+        b"CONNECT 127.0.0.2:notaport HTTP/1.1\r\n\r\n",
+        b"nonsense\r\n\r\n",
+    ],
+)
+async def test_links_gate_refuses_what_is_not_a_checked_http_request(
+    request_head: bytes, bad: ForbiddenSite
+) -> None:
+    async with GateProxy(OPEN, resolver()) as gate:
+        host, gate_port = gate.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(gate_port))
+        writer.write(request_head)
+        answer = await reader.read()
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 400"), answer
+    assert bad.total_requests == 0
+
+
+@pytest.mark.parametrize(
+    "protocol", ["rtmp", "rtsp", "mms", "f4m", "ism", "https+rtmp", "websocket_frag"]
+)
+def test_links_ytdl_downloads_only_through_its_own_http_downloaders(
+    protocol: str, tmp_path: Path
+) -> None:
+    """ffmpeg, rtmpdump and the like would connect past the gate: such formats are refused."""
+    info = {
+        "id": "x",
+        "title": "x",
+        "url": "rtmp://10.0.0.1/live",
+        "protocol": protocol,
+        "ext": "flv",
+    }
+    with (
+        _GatedYoutubeDL(params(OPEN, "http://127.0.0.1:9", str(tmp_path), lambda _d: None)) as ydl,
+        pytest.raises(DownloadError, match="unsupported media protocol"),
+    ):
+        ydl.process_info(info)
+    assert not any(tmp_path.iterdir())

@@ -263,7 +263,7 @@ async def test_store_sqlite_database_from_schema_v8_gains_progress_and_keep_inpu
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(SQLITE_MIGRATIONS) == 13
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(SQLITE_MIGRATIONS) == 14
 
 
 async def test_store_postgres_database_from_schema_v2_gains_progress_and_keep_input(
@@ -280,4 +280,4 @@ async def test_store_postgres_database_from_schema_v2_gains_progress_and_keep_in
         assert (await store.get(free.id)).progress == pytest.approx(0.3)  # type: ignore[union-attr]
     finally:
         await store.close()
-    assert len(PG_MIGRATIONS) == 7  # later: job_parts, unique_key, user_settings, job_counts
+    assert len(PG_MIGRATIONS) == 8  # later: job_parts, unique_key, user_settings, job_counts, links

@@ -19,7 +19,7 @@ from bot.model.speech import Origin
 from bot.service.limits import LimitExceeded
 from testkit.core import CoreWithFakes
 from testkit.fakes.openai import FakeOpenAi
-from testkit.support import config_dict
+from testkit.support import config_dict, whisper_route
 from testkit.synth import Recording, speechlike
 
 pytestmark = pytest.mark.timeout(240)
@@ -44,14 +44,8 @@ async def whisper() -> AsyncIterator[FakeOpenAi]:
 def long_config(tmp_path: Path, fake: FakeOpenAi, **limits: Any) -> Config:
     from bot.config.load import parse_config
 
-    data = config_dict(tmp_path, limits=limits)
-    data["providers"]["whisper"] = {
-        "type": "openai",
-        "base_url": fake.url,
-        "api_key": "test-openai-key",
-        "max_upload_bytes": MAX_UPLOAD,
-    }
-    data["stt"] = {"provider": "whisper", "model": "whisper-1"}
+    route = whisper_route(fake, MAX_UPLOAD)
+    data = config_dict(tmp_path, limits=limits, **route)
     return parse_config(data, env={})
 
 

@@ -17,7 +17,7 @@ from bot.chat.replies import INTERRUPTED_PART
 from testkit.fakes.openai import FakeOpenAi
 from testkit.fakes.telegram import Call, FakeTelegram
 from testkit.process import start_voicebot_run
-from testkit.support import config_dict, until_answered
+from testkit.support import config_dict, until_answered, whisper_route
 from testkit.synth import speechlike
 
 pytestmark = pytest.mark.timeout(240)
@@ -26,14 +26,7 @@ USER = 4343
 
 
 def long_config(tmp_path: Path, tg: FakeTelegram, whisper: FakeOpenAi) -> Path:
-    data = config_dict(tmp_path)
-    data["providers"]["whisper"] = {
-        "type": "openai",
-        "base_url": whisper.url,
-        "api_key": "test-openai-key",
-        "max_upload_bytes": 1_000_000,  # parts of about 4 minutes
-    }
-    data["stt"] = {"provider": "whisper", "model": "whisper-1"}
+    data = config_dict(tmp_path, **whisper_route(whisper))
     data["jobs"] = {"max_poll_interval": 1, "part_concurrency": 1}
     data["telegram"] = {"token": tg.token, "api_base": tg.api_base, "max_messages": 1}
     path = tmp_path / "config.yaml"

@@ -7,6 +7,7 @@ import ipaddress
 import pytest
 
 from bot.links import LinkInfo, LinkSettings, find_links
+from bot.links.direct import file_name, media_kind
 from bot.links.policy import UrlProblem, address_problem, check_url, literal_address
 
 DEFAULT = LinkSettings()
@@ -162,3 +163,34 @@ def test_links_info_round_trips_through_json_shapes() -> None:
     assert LinkInfo.from_dict(data) == info
     bare = LinkInfo("https://example.com/b.mp3", "direct", None, None, None)
     assert LinkInfo.from_dict(bare.as_dict()) == bare
+
+
+@pytest.mark.parametrize(
+    ("content_type", "name", "kind"),
+    [
+        ("audio/mpeg", "x", "direct"),
+        ("video/mp4", "clip", "direct"),
+        ("application/ogg", "a", "direct"),
+        ("application/octet-stream", "Lecture 3.m4a", "direct"),
+        ("", "talk.opus", "direct"),
+        ("application/vnd.apple.mpegurl", "index.m3u8", None),
+        ("audio/x-mpegurl", "list", None),
+        ("text/html", "watch", None),
+        ("application/octet-stream", "index.m3u8", None),
+        ("application/json", "data.mp3", "other"),
+        ("image/png", "cover.png", "other"),
+        ("application/octet-stream", "setup.exe", "other"),
+    ],
+)
+def test_links_media_kind_from_type_and_name(
+    content_type: str, name: str, kind: str | None
+) -> None:
+    assert media_kind(content_type, name) == kind
+
+
+def test_links_file_names_are_safe_and_probeable() -> None:
+    assert file_name("Lecture 3", "Lecture 3.ogg", "audio/ogg") == "Lecture 3.ogg"
+    assert file_name("../../etc/passwd", "x", "audio/mpeg") == "etc_passwd.mp3"
+    assert file_name(None, "download", "audio/mp4") == "recording.m4a"
+    assert file_name("a/b\\c:d", "v.webm", None) == "a_b_c_d.webm"
+    assert len(file_name("x" * 500, "a.mp3", None)) <= 104
