@@ -212,24 +212,33 @@ class TelegramLinks:
         if not await self._may_press(query, source):
             await _alert(query, tr, NOT_YOURS)
             return
+        if await self._start(query, origin, links[index], tr):
+            await self._retire(offer, index)
+
+    async def _start(self, query: CallbackQuery, origin: Origin, url: str, tr: Text) -> bool:
+        """Create the press's job unless its link already has one (a second press, a replayed
+        update: a toast); a refusal is an alert and the button stays. True: created."""
         key = str(origin.extra["source"])
-        if key in self._starting or await self.service.already_created(origin):
+        if key in self._starting:  # the same press twice at once: the first one decides
             await query.answer(tr.render(ALREADY_STARTED))
-            return
+            return False
         self._starting.add(key)
         try:
+            if await self.service.already_created(origin):
+                await query.answer(tr.render(ALREADY_STARTED))
+                return False
             prefs = await self.service.preferences.for_origin(origin)
             await self.service.transcribe_link(
-                origin, links[index], prefs=prefs, placeholder=self.placeholders
+                origin, url, prefs=prefs, placeholder=self.placeholders
             )
         except BotError as exc:  # a refusal: the button stays, the presser reads why
             _LOGGER.info("telegram: link button refused: %s", exc)
             await _alert(query, tr, exc.text)
-            return
+            return False
         finally:
             self._starting.discard(key)
         await query.answer()
-        await self._retire(offer, index)
+        return True
 
     async def _may_press(self, query: CallbackQuery, source: Message) -> bool:
         """The link's sender, or an admin of the group: the press is the consent to download,

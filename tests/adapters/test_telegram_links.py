@@ -3,14 +3,17 @@ message with links, who may press it, and /transcribe's link forms."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from testkit.telegram_bot import ADMIN, GROUP, MEMBER, USER, running
+from testkit.fakes.media_site import MediaSite
+from testkit.telegram_bot import ADMIN, GROUP, MEMBER, USER, placeholder_job_id, running
 
 pytestmark = pytest.mark.usefixtures("ptb_timedelta")
+TEST_SITE: dict[str, Any] = {"links": {"allowed_networks": ["127.0.0.1/32"]}}
 
 
 def buttons(call: Any) -> list[dict[str, Any]]:
@@ -96,3 +99,62 @@ async def test_telegram_links_transcribe_without_link_or_audio_says_how(tmp_path
         assert "<code>/transcribe URL</code>" in (helped.text or "")
         menu = {c["command"]: c["description"] for c in w.tg.commands()}
         assert "/transcribe URL" in menu["transcribe"]
+
+
+@pytest.fixture
+async def site() -> AsyncIterator[MediaSite]:
+    served = MediaSite()
+    await served.start()
+    try:
+        yield served
+    finally:
+        await served.stop()
+
+
+async def test_telegram_links_press_by_the_sender_transcribes_once_and_retires_the_offer(
+    tmp_path: Path, site: MediaSite
+) -> None:
+    async with running(tmp_path, **TEST_SITE) as w:
+        w.tg.add_chat(GROUP, title="Podcasts")
+        link = f"{site.base}/audio.ogg"
+        shared = w.tg.send_text(GROUP, USER, f"this one: {link}")
+        offer = await w.reply_to(shared)
+        assert offer.message is not None and site.total_requests == 0
+        mark = w.mark()
+        for _ in range(2):  # a double tap: one job, the second press told so
+            w.tg.press_button(GROUP, USER, offer.message["message_id"], "link:0")
+        placeholder = await w.reply_to(shared, start=mark)
+        job = await w.delivered(placeholder_job_id(placeholder))
+        assert job.origin.reply_to == str(shared["message_id"])  # under the link, not the offer
+        assert placeholder.message is not None
+        edit = await w.edit_of(placeholder.message["message_id"], chat=GROUP, start=mark)
+        assert link in (edit.text or "") and "Fake transcript" in (edit.text or "")
+        await w.tg.wait_for(lambda c: "already being" in str(c.params.get("text")), start=mark)
+        answers = [c for c in w.tg.calls[mark:] if c.method == "answerCallbackQuery"]
+        deleted = [c for c in w.tg.calls[mark:] if c.method == "deleteMessage"]
+        assert [j.id for j in await w.core.store.recent(limit=5)] == [job.id]
+    assert sorted(str(c.params.get("text", "")) for c in answers) == [
+        "",
+        "This link is already being transcribed.",
+    ]
+    assert [c.params["message_id"] for c in deleted] == [offer.message["message_id"]]
+
+
+async def test_telegram_links_transcribe_command_takes_the_link_or_the_quoted_one(
+    tmp_path: Path, site: MediaSite
+) -> None:
+    async with running(tmp_path, **TEST_SITE) as w:
+        link = f"{site.base}/audio.ogg"
+        command = w.tg.send_text(USER, USER, f"/transcribe {link}")
+        first = await w.reply_to(command)
+        await w.delivered(placeholder_job_id(first))
+        shared = w.tg.send_text(USER, USER, f"{site.base}/song.mp3")
+        await w.reply_to(shared)  # the offer
+        mark = w.mark()
+        w.tg.send_text(USER, USER, "/transcribe", reply_to=shared["message_id"])
+        second = await w.tg.wait_for(
+            lambda c: c.method == "sendMessage" and "<code>" in (c.text or ""), start=mark
+        )
+        job = await w.delivered(placeholder_job_id(second))
+    assert job.origin.reply_to == str(shared["message_id"])
+    assert job.options["link"]["url"].endswith("/song.mp3")
