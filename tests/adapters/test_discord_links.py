@@ -67,3 +67,19 @@ async def test_discord_links_help_mentions_links_and_the_user_install(
         await dc.wait_for(lambda: record.callbacks)
     text = record.callbacks[0]["data"]["content"]
     assert "/transcribe url" in text and "Add the app to your own account" in text
+
+
+async def test_discord_links_user_installed_transcribe_where_the_bot_is_not_a_member(
+    tmp_path: Path, dc: FakeDiscord, nano: FakeNanoGpt, canto: FakeCantonese, site: MediaSite
+) -> None:
+    foreign = dc.ids.foreign_channel
+    async with running_bot(tmp_path, dc, nano, canto, extra=TEST_SITE):
+        payload = await dc.send_slash("transcribe", {"url": f"{site.base}/audio.ogg"}, foreign)
+        record = dc.interaction(payload)
+        await dc.wait_for(
+            lambda: record.original and "Fake transcript" in record.original["content"]
+        )
+    assert record.callbacks == [{"type": 5, "data": {"flags": 64}}]  # deferred, private
+    assert record.original is not None and record.original["flags"] & 64
+    assert "voicebot:post:" in str(record.original["components"])  # 📢 Post it
+    assert not [r for r in dc.requests if f"/channels/{foreign}" in r.path]
