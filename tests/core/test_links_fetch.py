@@ -380,3 +380,13 @@ def test_links_ytdl_downloads_only_through_its_own_http_downloaders(
     ):
         ydl.process_info(info)
     assert not any(tmp_path.iterdir())
+
+
+async def test_links_system_resolver_answers_are_checked_too(site: MediaSite) -> None:
+    """Without an injected resolver, the system's answer for "localhost" is loopback: refused."""
+    fetcher = LinkFetcher(LinkSettings())
+    with pytest.raises(LinkRefused) as caught:
+        await fetcher.inspect(f"http://localhost:{port(site.base)}/audio.ogg")
+    await fetcher.close()
+    assert caught.value.reason == "private"
+    assert site.total_requests == 0
