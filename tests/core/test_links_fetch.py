@@ -390,3 +390,17 @@ async def test_links_system_resolver_answers_are_checked_too(site: MediaSite) ->
     await fetcher.close()
     assert caught.value.reason == "private"
     assert site.total_requests == 0
+
+
+async def test_links_lan_opened_by_config(bad: ForbiddenSite) -> None:
+    """allow_private_networks (or the LAN in allowed_networks) lets the operator's own LAN in."""
+    url = f"http://lan.test:{port(bad.base)}/audio.ogg"
+    for settings in (
+        LinkSettings(allow_private_networks=True),
+        LinkSettings(allowed_networks=("127.0.0.0/30",)),
+    ):
+        fetcher = LinkFetcher(settings, resolver=resolver())
+        got = await fetcher.download(await fetcher.inspect(url))
+        await fetcher.close()
+        assert got.data == bad.audio
+    assert bad.requests["/audio.ogg"] == 4  # HEAD and GET, twice
