@@ -31,6 +31,7 @@ async def test_telegram_links_message_with_a_link_gets_one_offer_and_nothing_is_
         [button] = buttons(offer)
         assert button == {"text": "🎙 Transcribe this link", "callback_data": "link:0"}
         await w.reply_to(w.tg.send_text(USER, USER, "/status"), start=len(w.tg.calls))
+        await w.tg.wait_held()  # polling again: every update sent so far was handled
         offers = [c for c in w.tg.sent(USER) if buttons(c)]
         assert offers == [offer]  # one reply: no second offer, no download, no job
         assert await w.core.store.recent(limit=5) == []
@@ -60,6 +61,7 @@ async def test_telegram_links_no_offer_where_automatic_answers_are_off_or_no_lin
         w.tg.send_text(USER, USER, "ftp://media.test/talk.mp3 and file:///etc/passwd")
         mark = w.mark()
         await w.reply_to(w.tg.send_text(USER, USER, "/status"), start=mark)
+        await w.tg.wait_held()  # polling again: every update sent so far was handled
         assert not [c for c in w.tg.calls[mark:] if buttons(c) and "link:" in str(buttons(c))]
 
 
@@ -158,3 +160,16 @@ async def test_telegram_links_transcribe_command_takes_the_link_or_the_quoted_on
         job = await w.delivered(placeholder_job_id(second))
     assert job.origin.reply_to == str(shared["message_id"])
     assert job.options["link"]["url"].endswith("/song.mp3")
+
+
+async def test_telegram_links_turned_off_no_offer_and_the_command_says_so(
+    tmp_path: Path, site: MediaSite
+) -> None:
+    async with running(tmp_path, links={"enabled": False}) as w:
+        mark = w.mark()
+        w.tg.send_text(USER, USER, f"{site.base}/audio.ogg")
+        answer = await w.reply_to(w.tg.send_text(USER, USER, f"/transcribe {site.base}/audio.ogg"))
+        await w.tg.wait_held()  # polling again: every update sent so far was handled
+        assert not [c for c in w.tg.calls[mark:] if buttons(c)]
+    assert answer.text == "Links are turned off on this bot."
+    assert site.total_requests == 0

@@ -231,6 +231,7 @@ async def test_links_blackbox_telegram_loopback_link_refused_by_default_nothing_
             tg.send_text(USER, USER, f"and this one? {site.base}/audio.ogg")  # offered no button
             status = tg.send_text(USER, USER, "/status")
             await tg.wait_for(replies_to(status), timeout=30)
+            await tg.wait_held(timeout=30)  # polling again: every update sent was handled
         finally:
             await terminate(proc)
         sent = tg.sent(USER)
