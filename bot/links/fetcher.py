@@ -41,6 +41,9 @@ class LinkFetcher:
                 sock_read=self._settings.timeout_seconds,
             )
             self._session = aiohttp.ClientSession(
+                # one request per connection: a pooled connection to the gate is never reused
+                # for another host (the gate would keep it on the first host's address anyway).
+                connector=aiohttp.TCPConnector(force_close=True),
                 timeout=timeout,
                 trust_env=False,  # the gate is the only proxy: never HTTP(S)_PROXY from the env
                 auto_decompress=False,
@@ -83,12 +86,20 @@ class LinkFetcher:
             except TimeoutError as exc:
                 raise LinkRefused("timeout", url) from exc
             if info is not None:
+                _LOGGER.info("link inspected: direct file, %s bytes", info.size)
                 return info
             # yt-dlp loads its extractors: imported only when a page needs it.
             from bot.links.ytdl import inspect_sync
 
             limit = self._settings.timeout_seconds
-            return await _in_thread(gate, limit, inspect_sync, url, self._settings, gate.url)
+            info = await _in_thread(gate, limit, inspect_sync, url, self._settings, gate.url)
+            _LOGGER.info(
+                "link inspected: %s (yt-dlp), %s s, %s bytes",
+                info.extractor,
+                info.duration,
+                info.size,
+            )
+            return info
 
     async def download(self, info: LinkInfo, *, progress: ProgressFn | None = None) -> Downloaded:
         """Fetch the link's best audio, every connection checked and pinned.

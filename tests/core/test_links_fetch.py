@@ -380,3 +380,27 @@ def test_links_ytdl_downloads_only_through_its_own_http_downloaders(
     ):
         ydl.process_info(info)
     assert not any(tmp_path.iterdir())
+
+
+async def test_links_system_resolver_answers_are_checked_too(site: MediaSite) -> None:
+    """Without an injected resolver, the system's answer for "localhost" is loopback: refused."""
+    fetcher = LinkFetcher(LinkSettings())
+    with pytest.raises(LinkRefused) as caught:
+        await fetcher.inspect(f"http://localhost:{port(site.base)}/audio.ogg")
+    await fetcher.close()
+    assert caught.value.reason == "private"
+    assert site.total_requests == 0
+
+
+async def test_links_lan_opened_by_config(bad: ForbiddenSite) -> None:
+    """allow_private_networks (or the LAN in allowed_networks) lets the operator's own LAN in."""
+    url = f"http://lan.test:{port(bad.base)}/audio.ogg"
+    for settings in (
+        LinkSettings(allow_private_networks=True),
+        LinkSettings(allowed_networks=("127.0.0.0/30",)),
+    ):
+        fetcher = LinkFetcher(settings, resolver=resolver())
+        got = await fetcher.download(await fetcher.inspect(url))
+        await fetcher.close()
+        assert got.data == bad.audio
+    assert bad.requests["/audio.ogg"] == 4  # HEAD and GET, twice
