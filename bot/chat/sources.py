@@ -30,7 +30,7 @@ def download_progress(job: Job, tr: Text = ENGLISH) -> str | None:
     if not job.progress:
         return tr.gettext("{done} so far", done=Size(done))
     total = int(done / job.progress)
-    percent = max(0, min(99, int(job.progress * 100)))
+    percent = max(0, min(100, int(job.progress * 100)))
     return tr.gettext(
         "{percent} % ({done} of {total})", percent=percent, done=Size(done), total=Size(total)
     )

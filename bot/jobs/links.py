@@ -142,6 +142,10 @@ class LinkRunner:
         except InputError as exc:  # not audio, or longer than a limit allows
             await self._fail(job, exc.text, "audio")
             return
+        except Exception:  # failed here, not left to be downloaded again and again
+            _LOGGER.exception("job %s: the downloaded audio could not be readied", job.id)
+            await self._fail(job, LinkRefused("failed").text, "internal")
+            return
         stored = await self._steps.downloaded(job.id, fetched, self._clock())
         if stored is not None:
             _LOGGER.info(

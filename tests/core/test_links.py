@@ -115,8 +115,11 @@ async def test_link_direct_media_transcribed_once_naming_its_source(
     [message] = replies.transcript_reply(done, limit=4096, max_messages=3).messages
     assert message.startswith(f"🔗 audio (2 seconds)\n{url}\n\n")
     assert "Fake transcript" in message
-    # The placeholder said it was downloading before it said anything else.
-    assert replies.progress_text(h.out.progressed[0]).startswith("⬇️ Downloading the link…")
+    # The placeholder said it was downloading, then how much had arrived, then moved on.
+    shown = [replies.progress_text(job) for job in h.out.progressed]
+    assert shown[0] == f"⬇️ Downloading the link… job {job.id}"
+    assert shown[1] == f"⬇️ Downloading the link… 100 % (0 MB of 0 MB), job {job.id}"  # 19 kB
+    assert shown[2] == f"🎙 Queued… job {job.id}" and len(shown) == 3
 
 
 async def test_link_stating_a_length_over_the_limit_is_refused_before_any_media_byte(
