@@ -73,7 +73,7 @@ def two_hours_recording(
 ) -> bytes:
     """Two hours of speech-like audio (:func:`testkit.synth.two_hours`): synthesized once, kept
     in pytest's cache folder for later runs (in the session's temporary folder without it)."""
-    cache = request.config.cache
+    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
     folder = cache.mkdir("voicebot-synth") if cache is not None else tmp_path_factory.getbasetemp()
     return two_hours(Path(folder))
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from testkit.fakes.audio import make_tone
 from testkit.fakes.chat import FakeChat
 from testkit.fakes.discord import FakeDiscord
 from testkit.fakes.discord_interactions import InteractionRecord
@@ -42,17 +43,28 @@ SLOW = 128 * 1024  # bytes a second until then: the whole would take a minute
 
 
 @pytest.fixture
-async def world(
-    two_hours_recording: bytes,
-) -> AsyncIterator[tuple[RecordingSite, FakeOpenAi, FakeChat]]:
-    site = RecordingSite(two_hours_recording)
+async def services() -> AsyncIterator[tuple[FakeOpenAi, FakeChat]]:
+    async with FakeOpenAi(KEY) as whisper, FakeChat(KEY) as chat:
+        whisper.quick, whisper.text = True, HEARD
+        yield whisper, chat
+
+
+@contextlib.asynccontextmanager
+async def serving(recording: bytes) -> AsyncIterator[RecordingSite]:
+    site = RecordingSite(recording)
     await site.start()
     try:
-        async with FakeOpenAi(KEY) as whisper, FakeChat(KEY) as chat:
-            whisper.quick, whisper.text = True, HEARD
-            yield site, whisper, chat
+        yield site
     finally:
         await site.stop()
+
+
+@pytest.fixture
+async def world(
+    two_hours_recording: bytes, services: tuple[FakeOpenAi, FakeChat]
+) -> AsyncIterator[tuple[RecordingSite, FakeOpenAi, FakeChat]]:
+    async with serving(two_hours_recording) as site:
+        yield site, *services
 
 
 def config(
@@ -147,7 +159,7 @@ async def test_links_blackbox_telegram_button_two_hour_link_survives_a_kill_mid_
 
             def srt(call: Call) -> bool:
                 upload = call.files.get("document")
-                return upload is not None and upload.filename.endswith(".srt")
+                return upload is not None and (upload.filename or "").endswith(".srt")
 
             document = await tg.wait_for(srt, timeout=60)
             assert document.message is not None
@@ -164,7 +176,7 @@ async def test_links_blackbox_telegram_button_two_hour_link_survives_a_kill_mid_
             await terminate(proc)
         sent = tg.sent(GROUP)
     check_once(db, site, whisper, chat)
-    files = {c.files["document"].filename.rsplit(".", 1)[1]: c for c in sent if c.files}
+    files = {str(c.files["document"].filename).rsplit(".", 1)[1]: c for c in sent if c.files}
     check_files({k: c.files["document"].data for k, c in files.items()}, site)
     notes = [c for c in sent if "attached as a file" in (c.text or "")]
     assert len(notes) == 1 and site.url in (notes[0].text or "")  # the one answer names it
@@ -216,11 +228,11 @@ def _says(record: InteractionRecord, text: str) -> bool:
 
 
 async def test_links_blackbox_telegram_loopback_link_refused_by_default_nothing_fetched(
-    tmp_path: Path, world: tuple[RecordingSite, FakeOpenAi, FakeChat]
+    tmp_path: Path, services: tuple[FakeOpenAi, FakeChat]
 ) -> None:
-    site, whisper, chat = world
+    whisper, chat = services
     log = tmp_path / "bot.log"
-    async with FakeTelegram() as tg:
+    async with FakeTelegram() as tg, serving(make_tone(2.0)) as site:
         telegram = {"token": tg.token, "api_base": tg.api_base}
         path = config(tmp_path, whisper, chat, links={}, telegram=telegram)  # the defaults
         proc = await start_voicebot_run(path, log)
