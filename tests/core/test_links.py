@@ -247,3 +247,36 @@ async def test_link_to_a_long_recording_is_split_into_parts_and_stitched(
     reply = replies.transcript_reply(done, limit=4096, max_messages=3)
     txt = reply.files[0].data.decode()
     assert txt.startswith(f"🔗 long (20 minutes)\n{site.base}/long.ogg\n\n")
+
+
+async def test_link_sent_again_reuses_its_transcript_at_no_cost(
+    harness: Callable[..., CoreWithFakes], site: LinkSite, nano: FakeNanoGpt
+) -> None:
+    """A link already transcribed, sent again (here, or in another chat like a re-sent file),
+    is answered from that transcript: nothing fetched (not even its metadata), nothing paid,
+    no limit counted; other options are another transcript."""
+    url = f"{site.base}/audio.ogg"
+    elsewhere = dataclasses.replace(ORIGIN, chat_id="chat-2", user_id="user-2")
+    async with harness(concurrent_per_user=1) as h:
+        first = await h.core.service.transcribe_link(ORIGIN, url)
+        await h.drive()
+        done = await h.only_result()
+        fetched = (site.total_requests, site.total_bytes)
+        again = await h.core.service.transcribe_link(ORIGIN, url)
+        other = await h.core.service.transcribe_link(elsewhere, url)
+        await h.drive()
+        assert (site.total_requests, site.total_bytes) == fetched
+        german = await h.core.service.transcribe_link(ORIGIN, url, language="de")
+        await h.drive()
+        delivered = [job for job, _ in h.out.delivered]
+    assert done.state is JobState.COMPLETED and done.transcript is not None
+    assert [j.id for j in delivered] == [first.id, again.id, other.id, german.id]
+    for reused in delivered[1:3]:
+        assert reused.id != first.id and reused.state is JobState.COMPLETED
+        assert reused.options["reused_from"] == first.id
+        assert reused.result is not None and reused.result["cost"] == 0.0 and not reused.cost
+        assert reused.transcript is not None and reused.transcript.text == done.transcript.text
+        [message] = replies.transcript_reply(reused, limit=4096, max_messages=3).messages
+        assert message.startswith(f"🔗 audio (2 seconds)\n{url}\n\n")
+    assert "reused_from" not in german.options
+    assert nano.submits["transcribe"] == 2  # the first, and the German one
