@@ -155,7 +155,6 @@ def params(
         "paths": {"home": folder, "temp": folder},
         "outtmpl": {"default": "media.%(ext)s"},
         "max_filesize": settings.max_bytes,
-        "check_formats": False,  # testing a format downloads part of it
         "progress_hooks": [hook],
         "cachedir": False,
         "enable_file_urls": False,
@@ -164,6 +163,11 @@ def params(
         "extractor_retries": 0,
         "color": "never",
     }
+
+
+def _inspect_params(settings: LinkSettings, proxy: str, folder: str) -> dict[str, Any]:
+    """The metadata pass's parameters: no format is tested (a test downloads part of it)."""
+    return {**params(settings, proxy, folder, lambda _d: None), "check_formats": False}
 
 
 def _info(url: str, data: dict[str, Any]) -> LinkInfo:
@@ -188,7 +192,7 @@ def inspect_sync(url: str, settings: LinkSettings, proxy: str) -> LinkInfo:
     """The link's title, duration and size from yt-dlp's metadata (no media fetched)."""
     with (
         TemporaryDirectory(prefix="voicebot-link-") as folder,
-        _InspectingYoutubeDL(url, params(settings, proxy, folder, lambda _d: None)) as ydl,
+        _InspectingYoutubeDL(url, _inspect_params(settings, proxy, folder)) as ydl,
     ):
         try:
             data = ydl.extract_info(url, download=False)
