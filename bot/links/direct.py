@@ -45,6 +45,8 @@ MEDIA_EXTENSIONS = frozenset(
 HLS_TYPES = frozenset(
     {"application/vnd.apple.mpegurl", "application/x-mpegurl", "audio/mpegurl", "audio/x-mpegurl"}
 )
+# What yt-dlp reads as a list of segments, not a file to download whole.
+MANIFEST_TYPES = HLS_TYPES | {"application/dash+xml", "video/vnd.mpeg.dash.mpd"}
 _TYPE_EXTENSIONS = {
     "audio/mpeg": ".mp3",
     "audio/mp4": ".m4a",
@@ -147,13 +149,15 @@ async def inspect_direct(
 def media_kind(content_type: str, path: str) -> str | None:
     """ "direct" for a media file, None for a page/playlist (yt-dlp), "other" for neither."""
     extension = posixpath.splitext(path)[1].lower()
-    if content_type.startswith(("audio/", "video/")) and content_type not in HLS_TYPES:
+    if content_type.startswith(("audio/", "video/")) and content_type not in MANIFEST_TYPES:
         return "direct"
     if content_type == "application/ogg":
         return "direct"
     if content_type in ("application/octet-stream", "") and extension in MEDIA_EXTENSIONS:
         return "direct"
-    if content_type in HLS_TYPES or content_type.startswith("text/html") or extension == ".m3u8":
+    if content_type in MANIFEST_TYPES or content_type.startswith("text/html"):
+        return None
+    if extension in (".m3u8", ".mpd"):
         return None
     if content_type == "application/xhtml+xml":
         return None

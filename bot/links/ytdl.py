@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
+from urllib.parse import urlsplit
 
 import yt_dlp
 from yt_dlp.networking.common import Request
@@ -24,7 +25,7 @@ from yt_dlp.networking.exceptions import RequestError
 from yt_dlp.utils import DownloadCancelled as YtdlCancelled
 from yt_dlp.utils import DownloadError, YoutubeDLError
 
-from bot.links.direct import file_name
+from bot.links.direct import file_name, media_kind
 from bot.links.model import DownloadCancelled, Downloaded, LinkInfo, LinkRefused, too_large
 from bot.links.policy import LinkSettings
 
@@ -92,6 +93,43 @@ class _GatedYoutubeDL(yt_dlp.YoutubeDL):  # type: ignore[misc]
         return super().urlopen(req)
 
 
+class _InspectingYoutubeDL(_GatedYoutubeDL):
+    """The metadata pass: no media byte is fetched, whatever an extractor asks for. Each GET
+    (but of the link itself, a page already) is preceded by a HEAD; a URL the HEAD shows to be
+    media (audio/video, or an octet stream named like media) is answered with that HEAD's
+    headers and an empty body. E.g. the generic extractor opens a URL a page's JSON-LD names,
+    only to read its Content-Type: a GET would have the server send the whole file."""
+
+    def __init__(self, page: str, ytdl_params: dict[str, Any]) -> None:
+        super().__init__(ytdl_params)
+        self._page = page
+
+    def urlopen(self, req: Any) -> Any:
+        if isinstance(req, str):
+            req = Request(req)
+        if isinstance(req, Request) and req.method == "GET" and req.url != self._page:
+            head = self._media_head(req)
+            if head is not None:
+                return head
+        return super().urlopen(req)
+
+    def _media_head(self, req: Request) -> Any:
+        """The HEAD answer of ``req``'s URL when it is media; None to GET it (not media, or
+        the HEAD failed: the GET then says what is wrong)."""
+        probe = req.copy()
+        probe.method = "HEAD"
+        try:
+            resp = super().urlopen(probe)
+        except RequestError:  # an HTTP error, the gate's refusal...: the GET itself tells
+            return None
+        content_type = str(resp.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if media_kind(content_type, str(urlsplit(resp.url).path)) == "direct":
+            _LOGGER.debug("inspect: %s is media (%s), not fetched", resp.url, content_type)
+            return resp
+        resp.close()
+        return None
+
+
 def params(
     settings: LinkSettings, proxy: str, folder: str, hook: Callable[..., None]
 ) -> dict[str, Any]:
@@ -127,6 +165,11 @@ def params(
     }
 
 
+def _inspect_params(settings: LinkSettings, proxy: str, folder: str) -> dict[str, Any]:
+    """The metadata pass's parameters: no format is tested (a test downloads part of it)."""
+    return {**params(settings, proxy, folder, lambda _d: None), "check_formats": False}
+
+
 def _info(url: str, data: dict[str, Any]) -> LinkInfo:
     if data.get("_type") in ("playlist", "multi_video"):
         raise LinkRefused("playlist", url)
@@ -149,7 +192,7 @@ def inspect_sync(url: str, settings: LinkSettings, proxy: str) -> LinkInfo:
     """The link's title, duration and size from yt-dlp's metadata (no media fetched)."""
     with (
         TemporaryDirectory(prefix="voicebot-link-") as folder,
-        _GatedYoutubeDL(params(settings, proxy, folder, lambda _d: None)) as ydl,
+        _InspectingYoutubeDL(url, _inspect_params(settings, proxy, folder)) as ydl,
     ):
         try:
             data = ydl.extract_info(url, download=False)

@@ -39,10 +39,13 @@ async def _original(desk: JobDesk, found: Job) -> Job | None:
     return found if not source else await desk.store.get(str(source))
 
 
-async def reuse(desk: JobDesk, new: NewJob, key: str, now: float) -> Job | None:
+async def reuse(
+    desk: JobDesk, new: NewJob, key: str, now: float, *, carry: tuple[str, ...] = ()
+) -> Job | None:
     """The finished answer of a job with the same dedup ``key``, stored as ``new`` (under its
     id), COMPLETED at no cost and marked ``reused_from`` the job that holds the transcript's
-    recording or the clip's audio; None when there is none to reuse."""
+    recording or the clip's audio; None when there is none to reuse. ``carry``: options of the
+    reused job the new one takes too (a link's, so its reply names the source)."""
     found = await desk.store.find_reusable(key)
     if found is None or found.result is None or found.result.get("missing_parts"):
         return None
@@ -60,7 +63,12 @@ async def reuse(desk: JobDesk, new: NewJob, key: str, now: float) -> Job | None:
             model=previous.model,
             # The recording or clip stays with the original (Translate → English and the
             # delivery find it there).
-            options={**new.options, REUSED_FROM: previous.id, **_kept_until(previous)},
+            options={
+                **new.options,
+                **{name: found.options[name] for name in carry if name in found.options},
+                REUSED_FROM: previous.id,
+                **_kept_until(previous),
+            },
             deadline_at=now,
             input_duration=previous.input_duration,
         ),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import math
 from collections import Counter
 from collections.abc import Callable
@@ -145,6 +146,7 @@ class MediaSite(_Counted):
                 "/two.html", _page("Two", ["/song.mp3", "/audio.ogg"]), "text/html"
             ),
             "/plain.html": lambda: self._send("/plain.html", _page("Nothing", []), "text/html"),
+            "/stated.html": lambda: self._send("/stated.html", self._stated(), "text/html"),
             "/data.json": lambda: self._send("/data.json", b'{"a": 1}', "application/json"),
             "/hls/index.m3u8": lambda: self._send(
                 "/hls/index.m3u8", self._playlist("/hls/seg{i}.ts"), "application/vnd.apple.mpegurl"
@@ -155,6 +157,21 @@ class MediaSite(_Counted):
                 "application/vnd.apple.mpegurl",
             ),
         }
+
+    def _stated(self) -> bytes:
+        """A page whose JSON-LD states a two-hour AudioObject at /audio.ogg without its
+        ``encodingFormat`` (yt-dlp's generic extractor then asks the media URL what it is)."""
+        stated = {
+            "@context": "https://schema.org",
+            "@type": "AudioObject",
+            "name": "Two hours",
+            "contentUrl": f"{self.base}/audio.ogg",
+            "duration": "PT2H",
+        }
+        return (
+            '<html><head><title>Long</title><script type="application/ld+json">'
+            f"{json.dumps(stated)}</script></head><body>A long talk.</body></html>"
+        ).encode()
 
     def _playlist(self, pattern: str) -> bytes:
         lines = [

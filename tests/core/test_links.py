@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -34,36 +33,17 @@ LOCAL = LinkSettings(allowed_networks=("127.0.0.1/32",))
 
 
 class LinkSite(MediaSite):
-    """The media site and a page stating a two-hour recording in its JSON-LD metadata (what
-    yt-dlp's generic extractor reads; the recording itself is the 2 s /audio.ogg)."""
+    """The media site and ``/long.ogg``, a recording a test sets (``/stated.html`` states a
+    two-hour recording in its JSON-LD metadata, what yt-dlp's generic extractor reads; the
+    recording itself is the 2 s /audio.ogg)."""
 
     long_recording = b""  # served as /long.ogg when a test sets it
 
-    def _pages(self) -> dict[str, object]:
+    def _pages(self) -> dict[str, Callable[[], web.Response]]:
         pages = super()._pages()
         long = self.long_recording
         pages["/long.ogg"] = lambda: self._send("/long.ogg", long, "audio/ogg")
-        stated = {
-            "@context": "https://schema.org",
-            "@type": "AudioObject",
-            "name": "Two hours",
-            "contentUrl": f"{self.base}/audio.ogg",
-            "duration": "PT2H",
-            "encodingFormat": "audio/ogg",  # else yt-dlp opens the file to learn its format
-        }
-        body = (
-            '<html><head><title>Long</title><script type="application/ld+json">'
-            f"{json.dumps(stated)}</script></head><body>A long talk.</body></html>"
-        ).encode()
-        pages["/long.html"] = lambda: self._send("/long.html", body, "text/html")
         return pages
-
-    async def _route(self, request: web.Request) -> web.StreamResponse:
-        if request.method == "HEAD" and request.path == "/slow.mp3":  # headers, not the drip
-            self.requests[request.path] += 1
-            size = str(len(self.mp3))
-            return web.Response(headers={"Content-Type": "audio/mpeg", "Content-Length": size})
-        return await super()._route(request)
 
 
 @pytest.fixture(scope="module")
@@ -127,12 +107,13 @@ async def test_link_stating_a_length_over_the_limit_is_refused_before_any_media_
 ) -> None:
     async with harness(max_audio_minutes=60) as h:
         with pytest.raises(AudioTooLong) as refused:
-            await h.core.service.transcribe_link(ORIGIN, f"{site.base}/long.html")
+            await h.core.service.transcribe_link(ORIGIN, f"{site.base}/stated.html")
         assert await h.core.store.recent(5) == []
     assert refused.value.user_message == (
         "This recording is 2 hours long; the limit is 1 hour per recording."
     )
-    assert site.requests["/audio.ogg"] == 0 and site.bytes["/audio.ogg"] == 0
+    # yt-dlp asked the stated file what it is with one HEAD: no GET, no media byte.
+    assert site.requests["/audio.ogg"] <= 1 and site.bytes["/audio.ogg"] == 0
 
 
 async def test_link_daily_cap_counts_the_stated_length_before_any_media_byte(
@@ -140,9 +121,9 @@ async def test_link_daily_cap_counts_the_stated_length_before_any_media_byte(
 ) -> None:
     async with harness(daily_audio_minutes_per_user=30, max_audio_minutes=0) as h:
         with pytest.raises(LimitExceeded, match="120 min"):
-            await h.core.service.transcribe_link(ORIGIN, f"{site.base}/long.html")
+            await h.core.service.transcribe_link(ORIGIN, f"{site.base}/stated.html")
         assert await h.core.store.recent(5) == []
-    assert site.requests["/audio.ogg"] == 0
+    assert site.bytes["/audio.ogg"] == 0
 
 
 async def test_link_rate_limits_apply_and_a_double_press_is_the_same_job(
@@ -266,3 +247,36 @@ async def test_link_to_a_long_recording_is_split_into_parts_and_stitched(
     reply = replies.transcript_reply(done, limit=4096, max_messages=3)
     txt = reply.files[0].data.decode()
     assert txt.startswith(f"🔗 long (20 minutes)\n{site.base}/long.ogg\n\n")
+
+
+async def test_link_sent_again_reuses_its_transcript_at_no_cost(
+    harness: Callable[..., CoreWithFakes], site: LinkSite, nano: FakeNanoGpt
+) -> None:
+    """A link already transcribed, sent again (here, or in another chat like a re-sent file),
+    is answered from that transcript: nothing fetched (not even its metadata), nothing paid,
+    no limit counted; other options are another transcript."""
+    url = f"{site.base}/audio.ogg"
+    elsewhere = dataclasses.replace(ORIGIN, chat_id="chat-2", user_id="user-2")
+    async with harness(concurrent_per_user=1) as h:
+        first = await h.core.service.transcribe_link(ORIGIN, url)
+        await h.drive()
+        done = await h.only_result()
+        fetched = (site.total_requests, site.total_bytes)
+        again = await h.core.service.transcribe_link(ORIGIN, url)
+        other = await h.core.service.transcribe_link(elsewhere, url)
+        await h.drive()
+        assert (site.total_requests, site.total_bytes) == fetched
+        german = await h.core.service.transcribe_link(ORIGIN, url, language="de")
+        await h.drive()
+        delivered = [job for job, _ in h.out.delivered]
+    assert done.state is JobState.COMPLETED and done.transcript is not None
+    assert [j.id for j in delivered] == [first.id, again.id, other.id, german.id]
+    for reused in delivered[1:3]:
+        assert reused.id != first.id and reused.state is JobState.COMPLETED
+        assert reused.options["reused_from"] == first.id
+        assert reused.result is not None and reused.result["cost"] == 0.0 and not reused.cost
+        assert reused.transcript is not None and reused.transcript.text == done.transcript.text
+        [message] = replies.transcript_reply(reused, limit=4096, max_messages=3).messages
+        assert message.startswith(f"🔗 audio (2 seconds)\n{url}\n\n")
+    assert "reused_from" not in german.options
+    assert nano.submits["transcribe"] == 2  # the first, and the German one

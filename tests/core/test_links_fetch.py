@@ -213,6 +213,32 @@ async def test_links_page_with_audio_and_hls_through_ytdl(
     assert not any(private_tmp.iterdir())  # noqa: ASYNC240
 
 
+async def test_links_inspect_of_a_page_stating_its_media_fetches_no_media_byte(
+    site: MediaSite,
+) -> None:
+    """A page's JSON-LD names a media URL without its format: yt-dlp asks that URL what it is
+    (generic extractor, url_transparent). Inspect learns it from a HEAD: no GET of the media."""
+    fetcher = LinkFetcher(OPEN, resolver=resolver())
+    try:
+        info = await fetcher.inspect(f"http://media.test:{port(site.base)}/stated.html")
+    finally:
+        await fetcher.close()
+    assert (info.kind, info.title, info.duration) == ("ytdl", "Two hours", 7200.0)
+    assert site.bytes["/audio.ogg"] == 0 and site.requests["/audio.ogg"] <= 1  # one HEAD
+
+
+async def test_media_site_answers_a_head_with_headers_only(site: MediaSite) -> None:
+    """The fake's slow and endless files answer a HEAD with their headers, no body, no bytes
+    counted (the inspect of a direct link is a HEAD)."""
+    async with aiohttp.ClientSession() as http:
+        for path, length in (("/slow.mp3", len(site.mp3)), ("/endless.mp3", None)):
+            async with http.head(site.base + path) as resp:
+                assert (resp.status, resp.content_type) == (200, "audio/mpeg")
+                assert resp.content_length == length
+                assert await resp.read() == b""
+    assert site.bytes["/slow.mp3"] == site.bytes["/endless.mp3"] == 0
+
+
 async def test_links_not_media_and_playlists_refused(site: MediaSite) -> None:
     base = f"http://media.test:{port(site.base)}"
     for path, reason in {
