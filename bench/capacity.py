@@ -223,6 +223,8 @@ async def _run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     fakes.start()
     try:
         with postgres() if "postgres" in args.only else contextlib.nullcontext() as cluster:
+            if cluster is not None:  # to look at the server meanwhile (psql, pg_stat_activity)
+                print(f"capacity: PostgreSQL at {cluster.url()}", file=sys.stderr, flush=True)
             return await sweep(
                 fakes, tuple(args.clients), args.window, work, cluster, tuple(args.only)
             )
