@@ -1,16 +1,17 @@
-"""PostgreSQL creates a job in one round trip: one statement gives a failed holder's unique key
-up, takes the limits' advisory locks, reads the activity they guard, inserts the row and its
+"""PostgreSQL creates a job in one round trip: one statement takes the limits' advisory locks,
+reads the activity they guard, gives a failed holder's unique key up, inserts the row and its
 audio and sends the NOTIFY.
 
-The locks and the read sit in a server-side function (``voicebot_admit_<hash>``): a statement's
-own snapshot is taken before any lock it takes, so a read in the same statement could miss a
-job another process committed while we waited; each statement inside a (volatile) PL/pgSQL
-function takes a fresh snapshot, so its read comes after the locks, as the separate statements
-of a transaction did. The limits themselves stay in Python (``Admission.check``): the insert
-only happens when the activity read under the locks is the one the caller last checked (the
-service's own read before it, or this statement's answer when that differed), so a burst still
-gets exactly the allowed number of jobs, across processes too. The function is named by a hash
-of its body, so every version of voicebot sharing a database calls the body it was written for.
+The locks, the read and the key's release sit in a server-side function
+(``voicebot_admit_<hash>``): a statement's own snapshot is taken before any lock it takes, so a
+read in the same statement could miss a job another process committed while we waited; each
+statement inside a (volatile) PL/pgSQL function takes a fresh snapshot, so its read comes after
+the locks, as the separate statements of a transaction did. The limits themselves stay in Python
+(``Admission.check``): the insert (and the key's release) only happen when the activity read
+under the locks is the one the caller last checked (the service's own read before it, or this
+statement's answer when that differed), so a burst still gets exactly the allowed number of
+jobs, across processes too. The function is named by a hash of its body, so every version of
+voicebot sharing a database calls the body it was written for.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from bot.storage.codec import BLOB_COLUMNS, JOB_COLUMNS, NEW_JOB_COLUMNS, Row
 from bot.storage.database import Dialect, marks, state_in
 from bot.storage.usage import activity_sql
 
-_ARGS = ("a_release", "a_keys", "a_platform", "a_user", "a_chat", "a_since", "a_day")
 _FIGURES = 7  # Activity's fields, in activity_sql's order
 
 
@@ -47,22 +47,23 @@ def admit_function(dialect: Dialect) -> tuple[str, str]:
         k TEXT;
         act DOUBLE PRECISION[];
     BEGIN
-        IF a_release IS NOT NULL THEN
+        IF a_keys IS NOT NULL THEN
+            FOREACH k IN ARRAY a_keys LOOP
+                PERFORM pg_advisory_xact_lock(hashtext(k));
+            END LOOP;
+            SELECT ARRAY[{figures}] INTO act FROM ({_named(activity, params)}) AS r ({columns});
+        END IF;
+        -- Only for a job about to be inserted: a refused one leaves the key where it was.
+        IF a_release IS NOT NULL AND act IS NOT DISTINCT FROM a_expected THEN
             UPDATE jobs SET unique_key = NULL WHERE unique_key = a_release AND {dead};
         END IF;
-        IF a_keys IS NULL THEN
-            RETURN NULL;
-        END IF;
-        FOREACH k IN ARRAY a_keys LOOP
-            PERFORM pg_advisory_xact_lock(hashtext(k));
-        END LOOP;
-        SELECT ARRAY[{figures}] INTO act FROM ({_named(activity, params)}) AS r ({columns});
         RETURN act;
     END"""
     name = "voicebot_admit_" + hashlib.sha256(body.encode()).hexdigest()[:12]
     create = (
         f"CREATE OR REPLACE FUNCTION {name}(a_release TEXT, a_keys TEXT[], a_platform TEXT, "
-        "a_user TEXT, a_chat TEXT, a_since DOUBLE PRECISION, a_day DOUBLE PRECISION) "
+        "a_user TEXT, a_chat TEXT, a_since DOUBLE PRECISION, a_day DOUBLE PRECISION, "
+        "a_expected DOUBLE PRECISION[]) "
         f"RETURNS DOUBLE PRECISION[] LANGUAGE plpgsql VOLATILE AS $fn${body}\n    $fn$"
     )
     return name, create
@@ -79,9 +80,10 @@ def create_statement(function: str, roles: Sequence[str], wake: str) -> str:
         for role in roles
     )
     return (
-        f"WITH a AS (SELECT {function}(?, ?::text[], ?, ?, ?, ?, ?) AS act), "
-        f"ins AS (INSERT INTO jobs ({columns}) SELECT {marks(len(NEW_JOB_COLUMNS))} FROM a "
-        f"WHERE a.act IS NOT DISTINCT FROM ?::double precision[] RETURNING {JOB_COLUMNS})"
+        f"WITH e AS (SELECT ?::double precision[] AS expected), "
+        f"a AS (SELECT {function}(?, ?::text[], ?, ?, ?, ?, ?, e.expected) AS act FROM e), "
+        f"ins AS (INSERT INTO jobs ({columns}) SELECT {marks(len(NEW_JOB_COLUMNS))} FROM a, e "
+        f"WHERE a.act IS NOT DISTINCT FROM e.expected RETURNING {JOB_COLUMNS})"
         f"{blobs}, w AS (SELECT {wake} FROM ins) "
         "SELECT ins.*, a.act AS admit_act, (SELECT COUNT(*) FROM w) AS woke "
         "FROM a LEFT JOIN ins ON TRUE"
@@ -105,7 +107,7 @@ def create_params(
         since, day = admit.started_since, admit.day
     admission = (unique_key, keys, origin.platform, origin.user_id, origin.chat_id, since, day)
     audio = [v for b in blobs for v in (b.data, b.filename, b.content_type)]
-    return (*admission, *row, None if expected is None else list(expected), *audio)
+    return (None if expected is None else list(expected), *admission, *row, *audio)
 
 
 def figures(activity: Activity | None) -> list[float] | None:
