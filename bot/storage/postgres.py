@@ -17,17 +17,19 @@ import asyncpg
 import asyncpg.exceptions as pgerr
 
 from bot.jobs.leader import Leader
+from bot.jobs.poller import IN_STEP
 from bot.model.errors import BotError
 from bot.model.job import Admission, Blob, Job, NewJob
 from bot.storage.codec import Row, job_from_row
 from bot.storage.database import Dialect, DuplicateKey, Executor
 from bot.storage.jobs import SqlJobStore
 from bot.storage.postgres_create import (
+    ADMIT_TRIES,
     admit_function,
     admitted,
     create_params,
     create_statement,
-    figures,
+    expected_activity,
 )
 from bot.storage.postgres_schema import MIGRATIONS
 from bot.storage.usage import activity_from
@@ -44,6 +46,7 @@ POSTGRES = Dialect(
     wake="pg_notify('voicebot_jobs', '')",
 )
 CHANNEL = "voicebot_jobs"  # the one in POSTGRES.wake
+_OTHERS = 4  # connections for whatever is not a job step, on top of the steps' pool_size
 ADMIT = admit_function(POSTGRES)
 MIGRATION_LOCK = 0x766F6963  # "voic": serialises migrations of every process on this database
 # A lost connection (server restart, failover, network blip) or a transaction the server chose
@@ -120,11 +123,18 @@ class PostgresDatabase:
         self._listen_task: asyncio.Task[None] | None = None
         self._wake: Callable[[], None] | None = None
         self._closed = False
+        # Whoever is not a job step (creating jobs, chat commands) shares a few connections:
+        # a burst of new jobs would otherwise queue ahead of the steps that finish the jobs
+        # already there (the pool serves in order of asking).
+        self._others = asyncio.Semaphore(_OTHERS)
+
+    def _lane(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return contextlib.nullcontext() if IN_STEP.get() else self._others
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = 10) -> PostgresDatabase:
         """Connect (retrying while the server starts) and migrate under the advisory lock."""
-        size = max(2, pool_size)
+        size = max(2, pool_size) + _OTHERS
         try:
             pool = await _retry(
                 lambda: asyncpg.create_pool(
@@ -166,7 +176,7 @@ class PostgresDatabase:
         """Rows of one statement (retried on a lost connection)."""
 
         async def run() -> list[Row]:
-            async with self._pool.acquire() as conn:
+            async with self._lane(), self._pool.acquire() as conn:
                 return await _Conn(conn).fetch(sql, params)
 
         return await self._retrying(run)
@@ -175,7 +185,7 @@ class PostgresDatabase:
         """Run one statement; the rows it changed (retried on a lost connection)."""
 
         async def run() -> int:
-            async with self._pool.acquire() as conn:
+            async with self._lane(), self._pool.acquire() as conn:
                 return await _Conn(conn).execute(sql, params)
 
         return await self._retrying(run)
@@ -184,7 +194,7 @@ class PostgresDatabase:
         """Run ``body`` in one transaction, run again whole if the connection dropped."""
 
         async def run() -> T:
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with self._lane(), self._pool.acquire() as conn, conn.transaction():
                 return await body(_Conn(conn))
 
         return await self._retrying(run)
@@ -365,8 +375,8 @@ class PostgresJobStore(SqlJobStore):
         the activity it read when that was not the expected one and still passes the limits."""
         present = [(role, blob) for role, blob in blobs if blob is not None]
         sql = create_statement(ADMIT[0], [r for r, _ in present], POSTGRES.wake)
-        expected = _expected(admit)
-        for _ in range(_ADMIT_TRIES):
+        expected = expected_activity(admit)
+        for _ in range(ADMIT_TRIES):
             params = create_params(
                 row, new.unique_key, new.origin, admit, expected, [b for _, b in present]
             )
@@ -378,18 +388,3 @@ class PostgresJobStore(SqlJobStore):
             expected = list(got["admit_act"])
         # The user's activity kept moving under us: one transaction, as other backends do.
         return await super()._create_once(new, row, blobs, admit)
-
-
-_ADMIT_TRIES = 4
-
-
-def _expected(admit: Admission | None) -> list[float] | None:
-    """The activity the insert may go ahead on: what the service read before, when that
-    passes every limit (else nothing: the first statement only reads)."""
-    if admit is None or admit.seen is None:
-        return None
-    try:
-        admit.check(admit.seen)
-    except Exception:  # refused on the earlier read: let a fresh one decide
-        return None
-    return figures(admit.seen)

@@ -131,3 +131,18 @@ def figures(activity: Activity | None) -> list[float] | None:
 def admitted(row: Row) -> bool:
     """Whether the statement inserted the job (else ``admit_act`` holds what it read)."""
     return row["id"] is not None
+
+
+ADMIT_TRIES = 4  # statements per create before falling back to a transaction
+
+
+def expected_activity(admit: Admission | None) -> list[float] | None:
+    """The activity the insert may go ahead on: what the service read before, when that
+    passes every limit (else nothing: the first statement only reads)."""
+    if admit is None or admit.seen is None:
+        return None
+    try:
+        admit.check(admit.seen)
+    except Exception:  # refused on the earlier read: let a fresh one decide
+        return None
+    return figures(admit.seen)
