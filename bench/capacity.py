@@ -10,8 +10,13 @@ to be busy; the bot's capacity is where its curve peaks.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import json
+import logging
+import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
@@ -152,27 +157,35 @@ def postgres() -> Iterator[PgCluster | None]:
         cluster.remove()
 
 
+CONTENDERS = ("reference", "sqlite", "postgres")
+
+
 async def sweep(
     fakes: FakeProviders,
     levels: tuple[int, ...],
     window: float,
     work: Path,
     cluster: PgCluster | None,
+    only: tuple[str, ...] = CONTENDERS,
 ) -> dict[str, Any]:
     """Every level for the reference loop, the bot on SQLite and (with ``cluster``) the bot on
-    PostgreSQL, one after the other."""
+    PostgreSQL, one after the other (``only``: those contenders alone)."""
     fakes.reset()
     fakes.configure({}, 0.0)
     rows: list[dict[str, Any]] = []
     for clients in levels:
         row: dict[str, Any] = {"clients": clients}
-        row["reference"] = await _reference(fakes, clients, window)
-        row["sqlite"] = await _ours(
-            lambda n: bench_config(work / f"capacity-{n}.sqlite3", fakes.nano_url, fakes.canto_url),
-            clients,
-            window,
-        )
-        if cluster is not None:
+        if "reference" in only:
+            row["reference"] = await _reference(fakes, clients, window)
+        if "sqlite" in only:
+            row["sqlite"] = await _ours(
+                lambda n: bench_config(
+                    work / f"capacity-{n}.sqlite3", fakes.nano_url, fakes.canto_url
+                ),
+                clients,
+                window,
+            )
+        if cluster is not None and "postgres" in only:
             row["postgres"] = await _ours(
                 lambda n: bench_config(
                     work / "unused", fakes.nano_url, fakes.canto_url, cluster.create_database()
@@ -192,7 +205,7 @@ async def sweep(
 def _capacity(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Each contender's best jobs/s over the sweep, and its CPU per job at that level."""
     best: dict[str, Any] = {}
-    for name in ("reference", "sqlite", "postgres"):
+    for name in CONTENDERS:
         runs = [r[name] for r in rows if name in r]
         if runs:
             top = max(runs, key=lambda r: r["jobs_per_s"])
@@ -203,3 +216,46 @@ def _capacity(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "audio_cpu_ms_per_job": top["audio_cpu_ms_per_job"],
             }
     return best
+
+
+async def _run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    fakes = FakeProviders()
+    fakes.start()
+    try:
+        with postgres() if "postgres" in args.only else contextlib.nullcontext() as cluster:
+            if cluster is not None:  # to look at the server meanwhile (psql, pg_stat_activity)
+                print(f"capacity: PostgreSQL at {cluster.url()}", file=sys.stderr, flush=True)
+            return await sweep(
+                fakes, tuple(args.clients), args.window, work, cluster, tuple(args.only)
+            )
+    finally:
+        fakes.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Only the capacity phase, at chosen levels and for chosen contenders (e.g. to profile the
+    bot at one level: ``python -m bench.capacity --only sqlite --clients 2048``)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.capacity", description=main.__doc__)
+    parser.add_argument("--only", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    parser.add_argument("--clients", nargs="+", type=int, default=[2048])
+    parser.add_argument("--window", type=float, default=20.0, help="seconds counted per level")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    with tempfile.TemporaryDirectory(prefix="voicebot-capacity-") as tmp:
+        result = asyncio.run(_run(args, Path(tmp)))
+    for row in result["levels"]:
+        for name in CONTENDERS:
+            if name in row:
+                r = row[name]
+                audio = r["audio_cpu_ms_per_job"]
+                print(
+                    f"{row['clients']:>5} {name:<9} {r['jobs_per_s']:7.1f} jobs/s "
+                    f"{r['cpu_ms_per_job']:6.2f} ms/job (audio {audio:.2f}, "
+                    f"rest {r['cpu_ms_per_job'] - audio:.2f})"
+                )
+    print(json.dumps(result["capacity"]), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -14,6 +15,9 @@ from bot.jobs.delivery import DEFAULT_LEASE
 from bot.jobs.worker import JobWorker
 from bot.model.job import Job
 
+IN_STEP: ContextVar[bool] = ContextVar("voicebot_in_step", default=False)
+"""True in the poller's tasks and the job steps they start: a store with a bounded connection
+pool serves them before the requests that create jobs (see bot.storage.postgres)."""
 _LOGGER = logging.getLogger(__name__)
 
 
@@ -200,6 +204,7 @@ class Poller:
     async def run_forever(self) -> None:
         """Work until :meth:`stop`; sleeps exactly until the next due step or a wake-up."""
         self._stopping = False
+        IN_STEP.set(True)  # this task's context, copied into every step it starts
         while not self._stopping:
             self._event.clear()
             now = self._clock()
@@ -234,6 +239,7 @@ class Poller:
             self.wake()
 
     async def _keep_forever(self) -> None:
+        IN_STEP.set(True)
         while True:
             await asyncio.sleep(self._lease / 3)
             try:

@@ -146,6 +146,9 @@ class Admission:
     started_since: float
     day: float
     check: Callable[[Activity], None]
+    seen: Activity | None = None
+    """What the service read before (outside the transaction), when it did: a store that runs
+    the check and the insert in one round trip inserts only while it still reads the same."""
 
 
 @dataclass(frozen=True, slots=True)

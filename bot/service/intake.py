@@ -259,7 +259,7 @@ class Intake:
         return _Ready(
             replace(new, input_duration=prepared.duration),
             Blob(prepared.data, prepared.filename, prepared.content_type),
-            self._desk.guard.admission(new.origin, seconds=prepared.duration),
+            self._desk.guard.admission(new.origin, seconds=prepared.duration, seen=activity),
         )
 
     def _ready_split(
@@ -352,7 +352,7 @@ class Intake:
             new,
             placeholder,
             now=now,
-            admit=self._desk.guard.admission(origin, chars=len(text)),
+            admit=self._desk.guard.admission(origin, chars=len(text), seen=activity),
         )
         self._desk.wake()
         return job

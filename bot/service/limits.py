@@ -135,7 +135,12 @@ class Guard:
         return act
 
     def admission(
-        self, origin: Origin, *, seconds: float = 0.0, chars: int = 0
+        self,
+        origin: Origin,
+        *,
+        seconds: float = 0.0,
+        chars: int = 0,
+        seen: Activity | None = None,
     ) -> Admission | None:
         """Every limit, to check again inside the store's transaction that creates the job
         (:meth:`bot.service.records.JobRecords.create`): checks and creation are one atomic
@@ -151,7 +156,7 @@ class Guard:
                 self._check_daily_chars(act, chars)
 
         now = self._clock()
-        return Admission(started_since=now - 60, day=day_start(now), check=check)
+        return Admission(started_since=now - 60, day=day_start(now), check=check, seen=seen)
 
     def _check_start(self, act: Activity) -> None:
         lim = self._limits

@@ -34,6 +34,10 @@ class Dialect:
     lock_key: str = ""
     """A query taking a transaction-scoped lock on a text key (SQLite: none needed, its write
     transactions are serial)."""
+    wake: str = ""
+    """An expression waking every listening process when its statement's transaction commits
+    (PostgreSQL: ``pg_notify``). A backend that has one also runs data-modifying ``WITH``
+    clauses, so a step's writes and its wake-up go in one statement: one round trip."""
 
 
 class Executor(Protocol):

@@ -110,11 +110,8 @@ class SqlJobStore:
             job_id = new.id if new.id and attempt == 0 else new_job_id()
             row = new_job_row(job_id, new, now=now, state=state, input_bytes=size, result=result)
 
-            async def body(tx: Executor, row: Sequence[Any] = row) -> Job:
-                return await self._insert(tx, new, row, blobs, admit)
-
             try:
-                return await self.db.transact(body)
+                return await self._create_once(new, row, blobs, admit)
             except DuplicateKey:
                 # Our own insert, if its commit landed and only the answer was lost (the
                 # backend ran it again); the live job that has this unique key; else another
@@ -127,6 +124,21 @@ class SqlJobStore:
                     if holder is not None:
                         return holder
         raise RuntimeError("could not allocate a unique job id")
+
+    async def _create_once(
+        self,
+        new: NewJob,
+        row: Sequence[Any],
+        blobs: Sequence[tuple[str, Blob | None]],
+        admit: Admission | None,
+    ) -> Job:
+        """One attempt of :meth:`create`: one transaction (a backend may do it in one
+        statement: see :mod:`bot.storage.postgres_create`)."""
+
+        async def body(tx: Executor) -> Job:
+            return await self._insert(tx, new, row, blobs, admit)
+
+        return await self.db.transact(body)
 
     async def _insert(
         self,

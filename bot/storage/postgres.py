@@ -17,11 +17,22 @@ import asyncpg
 import asyncpg.exceptions as pgerr
 
 from bot.jobs.leader import Leader
+from bot.jobs.poller import IN_STEP
 from bot.model.errors import BotError
-from bot.storage.codec import Row
+from bot.model.job import Admission, Blob, Job, NewJob
+from bot.storage.codec import Row, job_from_row
 from bot.storage.database import Dialect, DuplicateKey, Executor
 from bot.storage.jobs import SqlJobStore
+from bot.storage.postgres_create import (
+    ADMIT_TRIES,
+    admit_function,
+    admitted,
+    create_params,
+    create_statement,
+    expected_activity,
+)
 from bot.storage.postgres_schema import MIGRATIONS
+from bot.storage.usage import activity_from
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,8 +43,11 @@ POSTGRES = Dialect(
     json_number=lambda col, key: f"(({col}::jsonb ->> '{key}')::double precision)",
     skip_locked=" FOR UPDATE SKIP LOCKED",
     lock_key="SELECT pg_advisory_xact_lock(hashtext(?))",
+    wake="pg_notify('voicebot_jobs', '')",
 )
-CHANNEL = "voicebot_jobs"
+CHANNEL = "voicebot_jobs"  # the one in POSTGRES.wake
+_OTHERS = 4  # connections for whatever is not a job step, on top of the steps' pool_size
+ADMIT = admit_function(POSTGRES)
 MIGRATION_LOCK = 0x766F6963  # "voic": serialises migrations of every process on this database
 # A lost connection (server restart, failover, network blip) or a transaction the server chose
 # to abort: the statement is run again on a fresh connection. Every write is a guarded
@@ -109,14 +123,23 @@ class PostgresDatabase:
         self._listen_task: asyncio.Task[None] | None = None
         self._wake: Callable[[], None] | None = None
         self._closed = False
+        # Whoever is not a job step (creating jobs, chat commands) shares a few connections:
+        # a burst of new jobs would otherwise queue ahead of the steps that finish the jobs
+        # already there (the pool serves in order of asking).
+        self._others = asyncio.Semaphore(_OTHERS)
+
+    def _lane(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return contextlib.nullcontext() if IN_STEP.get() else self._others
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = 10) -> PostgresDatabase:
         """Connect (retrying while the server starts) and migrate under the advisory lock."""
-        size = max(2, pool_size)
+        size = max(2, pool_size) + _OTHERS
         try:
             pool = await _retry(
-                lambda: asyncpg.create_pool(url, min_size=1, max_size=size, command_timeout=60),
+                lambda: asyncpg.create_pool(
+                    url, min_size=1, max_size=size, command_timeout=60, reset=_keep_session
+                ),
                 30.0,
                 redacted(url),
             )
@@ -143,6 +166,8 @@ class PostgresDatabase:
                 _LOGGER.info("migrating %s to schema v%d", self.where, target)
                 await conn.execute(script)
                 await conn.execute("INSERT INTO voicebot_schema (version) VALUES ($1)", target)
+            # This version's own admission function (named by its body: see postgres_create).
+            await conn.execute(ADMIT[1])
 
     async def _retrying(self, run: Callable[[], Awaitable[T]]) -> T:
         return await _retry(run, self._retry_for, self.where)
@@ -151,7 +176,7 @@ class PostgresDatabase:
         """Rows of one statement (retried on a lost connection)."""
 
         async def run() -> list[Row]:
-            async with self._pool.acquire() as conn:
+            async with self._lane(), self._pool.acquire() as conn:
                 return await _Conn(conn).fetch(sql, params)
 
         return await self._retrying(run)
@@ -160,7 +185,7 @@ class PostgresDatabase:
         """Run one statement; the rows it changed (retried on a lost connection)."""
 
         async def run() -> int:
-            async with self._pool.acquire() as conn:
+            async with self._lane(), self._pool.acquire() as conn:
                 return await _Conn(conn).execute(sql, params)
 
         return await self._retrying(run)
@@ -169,7 +194,7 @@ class PostgresDatabase:
         """Run ``body`` in one transaction, run again whole if the connection dropped."""
 
         async def run() -> T:
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with self._lane(), self._pool.acquire() as conn, conn.transaction():
                 return await body(_Conn(conn))
 
         return await self._retrying(run)
@@ -225,6 +250,14 @@ class PostgresDatabase:
             with contextlib.suppress(Exception):
                 await self._listener.close()
         await self._pool.close()
+
+
+async def _keep_session(_conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """What the pool does to a connection given back: nothing beyond asyncpg's own rollback of
+    an open transaction. Its default also sends ``RESET ALL``, ``UNLISTEN *``, ``CLOSE ALL`` and
+    ``pg_advisory_unlock_all()``: one more round trip for every statement, undoing state these
+    connections never hold (locks are transaction-scoped, listening and the leader locks use
+    connections of their own, nothing is SET)."""
 
 
 _LOST: tuple[type[BaseException], ...] = (TimeoutError, *TRANSIENT)
@@ -330,3 +363,28 @@ class PostgresJobStore(SqlJobStore):
     ) -> PostgresJobStore:
         """Connect to ``url`` and migrate."""
         return cls(await PostgresDatabase.open(url, pool_size=pool_size), owner)
+
+    async def _create_once(
+        self,
+        new: NewJob,
+        row: Sequence[Any],
+        blobs: Sequence[tuple[str, Blob | None]],
+        admit: Admission | None,
+    ) -> Job:
+        """One statement, one round trip (see :mod:`bot.storage.postgres_create`); again with
+        the activity it read when that was not the expected one and still passes the limits."""
+        present = [(role, blob) for role, blob in blobs if blob is not None]
+        sql = create_statement(ADMIT[0], [r for r, _ in present], POSTGRES.wake)
+        expected = expected_activity(admit)
+        for _ in range(ADMIT_TRIES):
+            params = create_params(
+                row, new.unique_key, new.origin, admit, expected, [b for _, b in present]
+            )
+            [got] = await self.db.fetch(sql, params)
+            if admitted(got):
+                return job_from_row(got)
+            assert admit is not None  # without limits the insert has no condition
+            admit.check(activity_from(got["admit_act"]))  # raises to refuse
+            expected = list(got["admit_act"])
+        # The user's activity kept moving under us: one transaction, as other backends do.
+        return await super()._create_once(new, row, blobs, admit)

@@ -26,6 +26,11 @@ _UPSERT_BLOB = (
     "filename = excluded.filename, content_type = excluded.content_type"
 )
 
+# The clip of the job a ``WITH done AS (UPDATE … RETURNING …)`` just completed.
+_UPSERT_DONE_OUTPUT = _UPSERT_OUTPUT.replace(
+    f"VALUES ({marks(5)})", "SELECT done.id, 'output', ?, ?, ? FROM done"
+)
+
 
 async def select_jobs(db: Executor, where: str, params: Sequence[Any], tail: str = "") -> list[Job]:
     """The jobs matching ``where`` (then ``tail``: order, limit)."""
@@ -168,6 +173,8 @@ class Steps:
         if output_blob is None and not wake:  # one statement: no transaction needed
             rows = await self.db.fetch(sql, params)
             return job_from_row(rows[0]) if rows else None
+        if self.db.dialect.wake:  # the clip and the wake-up in the same statement
+            return await self._complete_at_once(sql, params, output_blob)
 
         async def body(tx: Executor) -> Job | None:
             rows = await tx.fetch(sql, params)
@@ -180,6 +187,23 @@ class Steps:
             return job_from_row(rows[0])
 
         return await self.db.transact(body)
+
+    async def _complete_at_once(
+        self, sql: str, params: tuple[Any, ...], output_blob: Blob | None
+    ) -> Job | None:
+        """:meth:`complete` as one statement (data-modifying ``WITH``): the row moved, then
+        its clip and the wake-up only if it did, in one round trip."""
+        clip = ""
+        audio: tuple[Any, ...] = ()
+        if output_blob is not None:
+            clip = f", clip AS ({_UPSERT_DONE_OUTPUT})"
+            audio = (output_blob.data, output_blob.filename, output_blob.content_type)
+        rows = await self.db.fetch(
+            f"WITH done AS ({sql}){clip}, woke AS (SELECT {self.db.dialect.wake} FROM done) "
+            "SELECT done.*, (SELECT COUNT(*) FROM woke) AS woke FROM done",
+            (*params, *audio),
+        )
+        return job_from_row(rows[0]) if rows else None
 
     async def fail(self, job_id: str, failure: Failure, now: float) -> Job | None:
         """Any unfinished state → FAILED with the user-facing sentence; input audio dropped

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bot.model.job import ACTIVE_STATES, Activity, JobKind
 from bot.model.speech import Origin
 from bot.storage.codec import (
     SPEED_COLUMNS,
+    Row,
     settings_from_row,
     settings_row,
     speed_from_row,
     speed_row,
     usage_from_row,
 )
-from bot.storage.database import Executor, marks, state_in
+from bot.storage.database import Dialect, Executor, marks, state_in
 
 if TYPE_CHECKING:
     from bot.storage.database import Database
@@ -105,34 +106,10 @@ class Usage:
 
     # -- limits and usage -------------------------------------------------------------------
 
-    def _sums(self) -> tuple[str, str, str]:
-        d = self.db.dialect
-        paid = f"{d.json_text('options', 'reused_from')} IS NULL"
-        seconds = (
-            f"COALESCE(SUM(CASE WHEN kind = '{JobKind.STT.value}' THEN input_duration END), 0)"
-        )
-        chars = f"COALESCE(SUM({d.json_number('options', 'chars')}), 0)"
-        return paid, seconds, chars
-
     def _activity_query(
         self, platform: str, user_id: str, chat_id: str, started_since: float, day: float
     ) -> tuple[str, list[Any]]:
-        paid, seconds, chars = self._sums()
-        active = state_in(ACTIVE_STATES)
-        user = "FROM jobs WHERE platform = ? AND user_id = ?"
-        chat = "FROM jobs WHERE platform = ? AND chat_id = ?"
-        u, c = (platform, user_id), (platform, chat_id)
-        parts = (
-            (f"SELECT COUNT(*) {user} AND created_at >= ? AND {paid}", (*u, started_since)),
-            (f"SELECT COUNT(*) {user} AND {active}", u),
-            (f"SELECT COUNT(*) {chat} AND {active}", c),
-            (f"SELECT {seconds} {user} AND created_at >= ? AND {paid}", (*u, day)),
-            (f"SELECT {chars} {user} AND created_at >= ? AND {paid}", (*u, day)),
-            (f"SELECT {seconds} {chat} AND created_at >= ? AND {paid}", (*c, day)),
-            (f"SELECT {chars} {chat} AND created_at >= ? AND {paid}", (*c, day)),
-        )
-        sql = "SELECT " + ", ".join(f"({q})" for q, _ in parts)
-        return sql, [p for _, ps in parts for p in ps]
+        return activity_sql(self.db.dialect, platform, user_id, chat_id, started_since, day)
 
     async def read_activity(
         self, tx: Executor, origin: Origin, started_since: float, day: float
@@ -142,15 +119,7 @@ class Usage:
             origin.platform, origin.user_id, origin.chat_id, started_since, day
         )
         [row] = await tx.fetch(sql, params)
-        return Activity(
-            started=int(row[0]),
-            user_active=int(row[1]),
-            chat_active=int(row[2]),
-            user_seconds=float(row[3]),
-            user_chars=int(row[4]),
-            chat_seconds=float(row[5]),
-            chat_chars=int(row[6]),
-        )
+        return activity_from(row)
 
     async def activity(
         self, platform: str, user_id: str, chat_id: str, *, started_since: float, day: float
@@ -185,3 +154,41 @@ class Usage:
             "GROUP BY state, kind, provider HAVING SUM(jobs) <> 0"
         )
         return [(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
+
+
+def activity_sql(
+    d: Dialect, platform: str, user_id: str, chat_id: str, started_since: object, day: object
+) -> tuple[str, list[Any]]:
+    """The one query of :class:`Activity`'s seven figures (PostgreSQL also runs it in a
+    server-side function, after the limits' locks: see :mod:`bot.storage.postgres_create`)."""
+    paid = f"{d.json_text('options', 'reused_from')} IS NULL"
+    seconds = f"COALESCE(SUM(CASE WHEN kind = '{JobKind.STT.value}' THEN input_duration END), 0)"
+    chars = f"COALESCE(SUM({d.json_number('options', 'chars')}), 0)"
+    active = state_in(ACTIVE_STATES)
+    user = "FROM jobs WHERE platform = ? AND user_id = ?"
+    chat = "FROM jobs WHERE platform = ? AND chat_id = ?"
+    u, c = (platform, user_id), (platform, chat_id)
+    parts = (
+        (f"SELECT COUNT(*) {user} AND created_at >= ? AND {paid}", (*u, started_since)),
+        (f"SELECT COUNT(*) {user} AND {active}", u),
+        (f"SELECT COUNT(*) {chat} AND {active}", c),
+        (f"SELECT {seconds} {user} AND created_at >= ? AND {paid}", (*u, day)),
+        (f"SELECT {chars} {user} AND created_at >= ? AND {paid}", (*u, day)),
+        (f"SELECT {seconds} {chat} AND created_at >= ? AND {paid}", (*c, day)),
+        (f"SELECT {chars} {chat} AND created_at >= ? AND {paid}", (*c, day)),
+    )
+    sql = "SELECT " + ", ".join(f"({q})" for q, _ in parts)
+    return sql, [p for _, ps in parts for p in ps]
+
+
+def activity_from(row: Row | Sequence[Any]) -> Activity:
+    """The :class:`Activity` of :func:`activity_sql`'s seven figures."""
+    return Activity(
+        started=int(row[0]),
+        user_active=int(row[1]),
+        chat_active=int(row[2]),
+        user_seconds=float(row[3]),
+        user_chars=int(row[4]),
+        chat_seconds=float(row[5]),
+        chat_chars=int(row[6]),
+    )

@@ -560,3 +560,20 @@ async def test_store_caps_hold_for_a_burst_across_processes(
     refusals = {o for o in outcomes if o != "created"}
     assert len(refusals) >= 1 and all("limit" in o for o in refusals)
     assert len(await stores[0].recent(100)) == allowed
+
+
+async def test_store_refused_create_leaves_a_dead_holders_key(opener: Opener) -> None:
+    """A failed job's unique key goes to the next job only when that job is created: one the
+    limits refuse leaves it with the failed job, whose finished parts can still be found."""
+    store = await opener()
+    dead = await store.create(new_job(unique_key="k"), now=1000.0, state=JobState.FAILED)
+    # The failed job counts as started: one more this minute, then refusals.
+    limits = LimitsConfig(jobs_per_minute=2, concurrent_per_user=0, concurrent_per_chat=0)
+    guard = Guard(store.usage, limits, AccessConfig(), clock=lambda: 1000.0)
+    seen = await guard.check_start(ORIGIN)  # as the service does: one read, then the create
+    await store.create(new_job(), now=1000.0, admit=guard.admission(ORIGIN, seen=seen))
+    with pytest.raises(LimitExceeded):
+        await store.create(new_job(unique_key="k"), now=1000.0, admit=guard.admission(ORIGIN))
+    released = await store.find_released("k")
+    assert released is not None and released.id == dead.id
+    assert len(await store.recent(10)) == 2
