@@ -27,7 +27,7 @@ _UPSERT_BLOB = (
 )
 
 # The clip of the job a ``WITH done AS (UPDATE … RETURNING …)`` just completed.
-_UPSERT_DONE_OUTPUT = _UPSERT_OUTPUT.replace(
+_UPSERT_DONE_OUTPUT = _UPSERT_BLOB.replace(
     f"VALUES ({marks(5)})", "SELECT done.id, 'output', ?, ?, ? FROM done"
 )
 
