@@ -140,7 +140,7 @@ class Core:
         self.stt, self.tts = build_providers(config.providers, session, voices)
         self.llm = build_text_generator(config.providers, config.llm.provider, session)
         self.schedule = PredictiveSchedule(store.usage, clock, cap=config.jobs.max_poll_interval)
-        self.audio = AudioPool()
+        self.audio = AudioPool(config.jobs.audio_threads)
         self.metrics = Metrics()
         self.metrics.count_audio_cpu(lambda: self.audio.cpu_seconds)
         self.service = VoiceService(
