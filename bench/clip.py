@@ -5,7 +5,8 @@ it — MP3 at 24 kHz (OpenAI-compatible), MP3 at 44.1 kHz, Piper's own 22.05 kHz
 into a voice message with the settings voice clips had before (``VOICE_BEFORE``) and with today's
 (``VOICE``), in one process, on the same inputs, the two alternating over ``--repeat`` rounds.
 Reports the CPU per clip (this thread's clock: what an audio thread spends), its ratio, the bytes,
-where the CPU goes (decoding and resampling alone), a 0.5 s clip like the capacity benchmark's,
+where the CPU goes (decoding and resampling alone), the 0.5 s tone the capacity and resume
+benchmarks' fake TTS answers with,
 and the tiny.en word error rate of each encode against the script (the bot's own local engine).
 Also checks that a provider's mono OGG/Opus is still kept byte for byte. Writes
 ``bench/results/clip.json``. Needs ``.[local,local-tts,test-models]``.
@@ -26,7 +27,6 @@ from typing import Any
 
 import av
 
-from bench.fakes import tone
 from bench.local_batched import script, until_done, word_error_rate
 from bot.audio.clip import VOICE, VOICE_BEFORE, ClipSettings, to_voice_clip
 from bot.audio.pcm import encode_ogg, pcm_frames
@@ -34,6 +34,7 @@ from bot.model.speech import AudioInput, TtsOptions
 from bot.providers.local.piper import PiperTextToSpeech
 from bot.providers.local.settings import PiperSettings, WhisperSettings
 from bot.providers.local.whisper import WhisperSpeechToText
+from testkit.fakes.providers import FakeNanoGpt
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SETTINGS = {"before": VOICE_BEFORE, "now": VOICE}
@@ -145,8 +146,9 @@ async def measure(seconds: float, repeat: int, model: str, voice: Path) -> dict[
     result: dict[str, Any] = {"paragraphs": len(wavs), "words": len(text.split())}
     result["audio_seconds"] = sum(len(w) - 44 for w in wavs) / 2 / 22050
     result["cpu_ms_per_clip"] = {k: cpu_per_clip(v, repeat) for k, v in inputs.items()}
-    result["cpu_ms_per_clip"]["tone_0.5s"] = cpu_per_clip(
-        [tone(0.5, "mp3", rate=24000)] * 20, repeat
+    # The TTS answer of the capacity and resume benchmarks' fake NanoGPT: a 0.5 s tone.
+    result["cpu_ms_per_clip"]["fake_tts_0.5s"] = cpu_per_clip(
+        [FakeNanoGpt().audio_bytes] * 20, repeat
     )
     result["decode_ms_per_clip"] = decode_share(inputs["mp3_24k"], repeat)
     result["provider_opus_kept"] = kept_opus(wavs[0])
