@@ -2,19 +2,29 @@
 
 Both run in fresh child processes (spawn), so the numbers are the bot's alone: the fakes live in
 their own process, and a restart really is a new interpreter reopening the same database.
+``python -m bench.inflight [--jobs 1000 10000] [--repeat N]`` runs this phase of
+``python -m bench.run`` alone.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import multiprocessing
 import sqlite3
+import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.mix import JobSpec, bench_config
+from bench.fakes import FakeProviders
+from bench.mix import JobSpec, SpeedModel, bench_config, make_mix
 from bench.ours import create, running_core
+
+HOLD = 1e6  # processing seconds for runs that must stay in flight
 
 
 def _status_kb(field: str) -> int:
@@ -122,3 +132,91 @@ def simulate_downtime(db: Path) -> int:
             "UPDATE jobs SET next_poll_at = ? WHERE state = 'submitted'", (time.time(),)
         )
         return cur.rowcount
+
+
+def burst_specs(count: int, cantonese: bool = True) -> list[JobSpec]:
+    """``count`` short jobs, a quarter of each route (a quarter TTS: voice clips to encode)."""
+    mix = make_mix(
+        4,
+        seed=99,
+        spread=0.0,
+        durations=(2.0, 2.5),
+        chars=(100, 120),
+        model=SpeedModel(),
+        used=set(),
+        cantonese=cantonese,
+    )
+    return [
+        JobSpec(i, m.kind, m.provider, m.size, 0.0, 0.0, m.audio, m.text)
+        for i in range(count)
+        for m in [mix[i % 4]]
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """Jobs left in flight by one process and resumed by the next, against running fakes."""
+
+    fakes: FakeProviders
+    work: Path
+    slack: float = 120.0
+    cantonese: bool = True
+
+    def run(self, count: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Peak RSS with ``count`` jobs in flight (child 1), then a fresh process resuming them
+        (child 2)."""
+        db = self.work / f"inflight-{count}-{time.monotonic_ns()}.sqlite3"
+        urls = (self.fakes.nano_url, self.fakes.canto_url)
+        specs = burst_specs(count, self.cantonese)
+        self.fakes.reset()
+        self.fakes.configure({}, HOLD)
+        wait = self.slack + count / 100  # creating 10,000 jobs alone takes a while
+        load = in_child("load", db, urls, specs, wait=wait)
+        self.fakes.finish_runs()
+        overdue = simulate_downtime(db)
+        resumed = in_child("resume", db, urls, len(specs), wait=wait)
+        if "started_at" in resumed:
+            resumed["since_spawn_seconds"] = (
+                resumed["started_at"] + resumed["all_delivered_seconds"] - resumed["spawned_at"]
+            )
+        resumed["overdue_at_restart"] = overdue
+        return load, resumed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Resume only: each size ``--repeat`` times, one line per restart, JSON at the end."""
+    parser = argparse.ArgumentParser(prog="python -m bench.inflight", description=__doc__)
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1000, 10_000])
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--no-cantonese", dest="cantonese", action="store_false")
+    args = parser.parse_args(argv)
+    runs: list[dict[str, Any]] = []
+    fakes = FakeProviders()
+    fakes.start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="voicebot-inflight-") as tmp:
+            restart = Restart(fakes, Path(tmp), cantonese=args.cantonese)
+            for _ in range(args.repeat):
+                for count in args.jobs:
+                    _, resumed = restart.run(count)
+                    runs.append(resumed)
+                    print(_line(resumed), file=sys.stderr, flush=True)
+    finally:
+        fakes.stop()
+    print(json.dumps(runs, indent=2))
+    return 0
+
+
+def _line(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return f"resume failed: {r['error']}"
+    return (
+        f"resume {r['jobs']:,} jobs: {r['all_delivered_seconds']:.2f} s "
+        f"(first reply {r['first_delivery_seconds']:.2f} s, open {r['open_seconds']:.2f} s), "
+        f"CPU {r['cpu_seconds']:.2f} s, audio threads {r['audio_cpu_seconds']:.2f} s, "
+        f"delivered {r['delivered']:,}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -25,7 +25,6 @@ from bench.report import markdown, plot_capacity, plot_cdf, summary, targets
 from bot.jobs.poller import ClockWatch
 
 RESULTS = Path(__file__).resolve().parent / "results"
-HOLD = 1e6  # processing seconds for runs that must stay in flight
 T = TypeVar("T")
 
 
@@ -200,46 +199,6 @@ def _route_summary(rows: list[tuple[str, float, int]], route: str) -> dict[str, 
     }
 
 
-def _burst_specs(count: int, cantonese: bool = True) -> list[JobSpec]:
-    mix = make_mix(
-        4,
-        seed=99,
-        spread=0.0,
-        durations=(2.0, 2.5),
-        chars=(100, 120),
-        model=SpeedModel(),
-        used=set(),
-        cantonese=cantonese,
-    )
-    return [
-        JobSpec(i, m.kind, m.provider, m.size, 0.0, 0.0, m.audio, m.text)
-        for i in range(count)
-        for m in [mix[i % 4]]
-    ]
-
-
-def restart(
-    fakes: FakeProviders, prof: Profile, work: Path, count: int
-) -> tuple[dict[str, Any], ...]:
-    """Peak RSS with N jobs in flight (child 1), then a fresh process resuming them (child 2)."""
-    db = work / f"inflight-{count}.sqlite3"
-    urls = (fakes.nano_url, fakes.canto_url)
-    specs = _burst_specs(count, prof.cantonese)
-    fakes.reset()
-    fakes.configure({}, HOLD)
-    wait = prof.slack + count / 100  # creating 10,000 jobs alone takes a while
-    load = inflight.in_child("load", db, urls, specs, wait=wait)
-    fakes.finish_runs()
-    overdue = inflight.simulate_downtime(db)
-    resumed = inflight.in_child("resume", db, urls, len(specs), wait=wait)
-    if "started_at" in resumed:
-        resumed["since_spawn_seconds"] = (
-            resumed["started_at"] + resumed["all_delivered_seconds"] - resumed["spawned_at"]
-        )
-    resumed["overdue_at_restart"] = overdue
-    return load, resumed
-
-
 async def measure(prof: Profile, work: Path, seed: int) -> dict[str, Any]:
     """Every measurement of one profile; the fakes run in their own process throughout."""
     result: dict[str, Any] = {}
@@ -288,10 +247,11 @@ async def _against_fakes(
             lap("latency_postgres")
         result["capacity"] = await capacity.sweep(fakes, prof.clients, prof.window, work, cluster)
         lap("capacity")
-    result["inflight"], result["resume"] = restart(fakes, prof, work, prof.in_flight)
+    restart = inflight.Restart(fakes, work, slack=prof.slack, cantonese=prof.cantonese)
+    result["inflight"], result["resume"] = restart.run(prof.in_flight)
     lap("restart")
     if prof.resume_large:
-        _, result["resume_large"] = restart(fakes, prof, work, prof.resume_large)
+        _, result["resume_large"] = restart.run(prof.resume_large)
         lap("restart_large")
 
 

@@ -142,7 +142,7 @@ class Core:
         self.stt, self.tts = build_providers(config.providers, session, voices)
         self.llm = build_text_generator(config.providers, config.llm.provider, session)
         self.schedule = PredictiveSchedule(store.usage, clock, cap=config.jobs.max_poll_interval)
-        self.audio = AudioPool()
+        self.audio = AudioPool(config.jobs.audio_threads)
         # One fetcher for every link (its own connections: each one checked and pinned to the
         # address it resolved to, so it never shares the providers' session).
         self.links = LinkFetcher(config.links)

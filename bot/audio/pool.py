@@ -19,14 +19,17 @@ class AudioPool:
 
     On few threads on purpose: FFmpeg work in many threads fights the event loop for the GIL and
     the cores. Measured on 2 cores, probing a voice note costs 0.7 ms of CPU on one thread and
-    1.8 ms each on asyncio's default pool of six. One thread per core beyond the event loop's.
+    1.8 ms each on asyncio's default pool of six. By default one thread per core beyond the
+    event loop's (``jobs.audio_threads`` sets it): the encoders release the GIL, so on more cores
+    the voice messages of a backlog (a restart with many jobs in flight) are made side by side.
 
     ``cpu_seconds`` is the CPU time its threads spent on the steps (the thread's own clock, so
     other threads and processes don't count): what the audio work costs, apart from the rest.
     """
 
     def __init__(self, threads: int | None = None) -> None:
-        count = threads or max(1, (os.cpu_count() or 2) - 1)
+        count = threads or default_threads()
+        self.threads = count
         self._executor = ThreadPoolExecutor(count, thread_name_prefix="voicebot-audio")
         self._lock = threading.Lock()
         self._cpu = 0.0
@@ -54,3 +57,8 @@ class AudioPool:
     def close(self) -> None:
         """Stop the threads once the work already handed over is done."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def default_threads() -> int:
+    """One audio thread per CPU core beyond the event loop's, at least one."""
+    return max(1, (os.cpu_count() or 2) - 1)

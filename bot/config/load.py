@@ -92,6 +92,7 @@ class JobsConfig:
     concurrency: int = 32
     max_poll_interval: float = 30.0
     part_concurrency: int = 2
+    audio_threads: int | None = None  # None: one per core beyond the event loop's, at least one
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,8 +339,10 @@ def _read_jobs(root: Section) -> JobsConfig:
         concurrency=j.get("concurrency", int, 32) or 32,
         max_poll_interval=j.get("max_poll_interval", float, 30.0) or 30.0,
         part_concurrency=j.get("part_concurrency", int, 2) or 2,
+        audio_threads=j.get("audio_threads", int, None),
     )
-    for key in ("deadline_seconds", "concurrency", "max_poll_interval", "part_concurrency"):
+    keys = ("deadline_seconds", "concurrency", "max_poll_interval", "part_concurrency")
+    for key in (*keys, "audio_threads"):
         positive(j, key, getattr(jobs, key))
     j.finish()
     return jobs
