@@ -10,6 +10,7 @@ most of the time."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,11 @@ KEY = "test-key"
 SECONDS = TWO_HOURS
 USER = 4545
 ANSWERED_PARTS = 5  # then the next parts are held in flight until the kill
-ANSWERED_PIECES = 4  # then the next summary request is refused with a 429 (Retry-After 8 s)
+ANSWERED_PIECES = 4  # then the next summary request is refused with a 429 (Retry-After below)
+# Long enough for the test to see the 429 and SIGKILL the bot before it asks again (each test checks
+# that it did: the refused piece not yet resent at the kill), short since the restarted bot waits
+# it out too.
+RETRY_AFTER = 3
 WAIT = 180.0  # seconds: splitting two hours of audio takes most of a minute on a loaded machine
 # Each part "says" about 120 words: the transcript (about 1,700 words) is summarized in 7 pieces.
 PART_TEXT = " ".join(
@@ -43,7 +48,7 @@ async def services() -> AsyncIterator[tuple[FakeOpenAi, FakeChat]]:
     async with FakeOpenAi(KEY) as whisper, FakeChat(KEY) as chat:
         whisper.quick, whisper.text = True, PART_TEXT
         whisper.answer_limit = ANSWERED_PARTS
-        chat.retry_after, chat.rate_limit_after = 8, ANSWERED_PIECES
+        chat.retry_after, chat.rate_limit_after = RETRY_AFTER, ANSWERED_PIECES
         yield whisper, chat
 
 
@@ -81,6 +86,21 @@ def summary_waiting(db: Path, chat: FakeChat) -> bool:
     return refused and states.count("completed") >= ANSWERED_PIECES and "submitting" not in states
 
 
+def asked(chat: FakeChat) -> list[tuple[str, str]]:
+    """Each summary request's (instructions, text), in order: a piece is named by its prompt."""
+    return [
+        (r.json["messages"][0]["content"], r.json["messages"][1]["content"])
+        for r in chat.requests_to("chat")
+    ]
+
+
+async def kill_while_waiting(proc: asyncio.subprocess.Process, chat: FakeChat) -> None:
+    """SIGKILL the bot while it waits out the 429: the refused piece was not asked again yet."""
+    await sigkill(proc)
+    prompts = asked(chat)
+    assert len(prompts) == len(set(prompts)), "the kill came after the retry, not during the wait"
+
+
 def check_parts(db: Path, whisper: FakeOpenAi) -> list[str]:
     """Each part sent exactly once; those the kill caught in flight failed (a marked gap)."""
     states = part_states(db, "stt")
@@ -100,12 +120,9 @@ def check_srt(srt: bytes, states: list[str]) -> None:
 def check_charges(chat: FakeChat) -> None:
     """Every summary request charged once: the pieces (one refused with a 429, then asked
     again: charged once) and the one reduce. A piece is named by its prompt ("part 3 of 7")."""
-    asked = [
-        (r.json["messages"][0]["content"], r.json["messages"][1]["content"])
-        for r in chat.requests_to("chat")
-    ]
-    maps = [a for a in asked if "summarize part " in a[0]]
-    reduce = [a for a in asked if a not in maps]
+    prompts = asked(chat)
+    maps = [a for a in prompts if "summarize part " in a[0]]
+    reduce = [a for a in prompts if a not in maps]
     assert len(reduce) == 1 and len(maps) == len(set(maps)) + 1  # the 429'd one, resent
     assert chat.submits["chat"] == len(set(maps)) + 1 >= ANSWERED_PIECES + 2
 
@@ -142,7 +159,7 @@ async def test_two_hours_blackbox_telegram_sigkill_mid_parts_and_mid_summary(
             ]
             tg.press_button(USER, USER, document.message["message_id"], button)
             await until(lambda: summary_waiting(db, chat), WAIT)
-            await sigkill(proc)  # mid-summary, while it waits out the 429
+            await kill_while_waiting(proc, chat)  # mid-summary, while it waits out the 429
             proc = await start_voicebot_run(path, log)
 
             def summary(call: Call) -> bool:
@@ -204,7 +221,7 @@ async def test_two_hours_blackbox_discord_sigkill_mid_parts_and_mid_summary(
             custom_id = message["components"][0]["components"][0]["custom_id"]
             record = dc.interaction(await dc.press_button(message, custom_id))
             await until(lambda: summary_waiting(db, chat), WAIT)
-            await sigkill(proc)  # mid-summary, while it waits out the 429
+            await kill_while_waiting(proc, chat)  # mid-summary, while it waits out the 429
             proc = await start_voicebot_run(path, log)
             await dc.wait_for(
                 lambda: record.original and "Summary of" in record.original["content"], 120
