@@ -67,7 +67,7 @@ def script(seconds: float, seed: int = 25) -> list[list[str]]:
     return paragraphs
 
 
-def _silence(seconds: float, rate: int = 16000) -> bytes:
+def silence_wav(seconds: float, rate: int = 16000) -> bytes:
     buf = io.BytesIO()
     with wave.open(buf, "wb") as out:
         out.setnchannels(1)
@@ -84,7 +84,7 @@ async def recording(piper: PiperTextToSpeech, voice: str, seconds: float) -> tup
     parts: list[bytes] = []
     for paragraph in paragraphs:
         spoken = await piper.submit(" ".join(paragraph), TtsOptions(model="piper", voice=voice))
-        parts += [spoken.data, _silence(rng.uniform(1.5, 3.0))]
+        parts += [spoken.data, silence_wav(rng.uniform(1.5, 3.0))]
     clip = audio.to_voice_clip(parts)
     text = " ".join(" ".join(p) for p in paragraphs)
     return AudioInput(clip.ogg, "long.ogg", "audio/ogg", clip.duration), text
@@ -170,7 +170,7 @@ async def _path(
     """One path's wall time (model loaded first), where it went, and what it heard."""
     stt = WhisperSpeechToText("bench", settings)
     try:
-        warm = audio.to_voice_clip([_silence(2.0)])
+        warm = audio.to_voice_clip([silence_wav(2.0)])
         await until_done(stt, model, AudioInput(warm.ogg, "w.ogg", "audio/ogg", warm.duration))
         loaded = stt._models[model]  # the bench looks inside: which part of the engine took it
         split = loaded.model = _Split(loaded.model)

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from bench.local_batched import missing_sentences, recording
+from bench.local_batched import missing_sentences, recording, silence_wav
+from bot.audio import codec as audio_codec
 from bot.model.speech import AudioInput, SttOptions, Transcript
 from bot.providers.base import PollResult, PollStatus, Ticket
 from bot.providers.local.batched import PROMPT_WORDS
@@ -141,3 +142,21 @@ class _BatchedSpy:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(BatchedInferencePipeline, "transcribe", spy)
             yield
+
+
+async def test_local_batched_silence_is_an_empty_transcript_in_english() -> None:
+    ogg = audio_codec.to_voice_clip([silence_wav(3.0)]).ogg
+    settings = WhisperSettings(cpu_threads=2, batch_min_seconds=0.0)
+    provider = WhisperSpeechToText("local", settings)
+    try:
+        answer = await provider.submit(
+            AudioInput(ogg, "quiet.ogg", "audio/ogg", 3.0), SttOptions(model=str(tiny_en_path()))
+        )
+        if isinstance(answer, Ticket):
+            result = await _poll_until(provider, answer, PollStatus.COMPLETED, PollStatus.FAILED)
+            assert result.transcript is not None, result.error
+            answer = result.transcript
+    finally:
+        provider.close()
+    # No speech found: no window to decode, and an English-only model cannot detect a language.
+    assert answer.text == "" and answer.segments == () and answer.language == "en"

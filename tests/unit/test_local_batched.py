@@ -11,7 +11,7 @@ import pytest
 from bench.local_batched import missing_sentences, script
 from bot.config.load import parse_config
 from bot.model.errors import ConfigError
-from bot.providers.local.batched import prompt_after, windows
+from bot.providers.local.batched import prompt_after, speech_only, windows
 from bot.providers.local.settings import WhisperSettings, default_batch_size, read_whisper
 from bot.providers.local.whisper import WhisperSpeechToText
 from testkit.support import config_dict
@@ -94,3 +94,13 @@ def test_prompt_after_is_the_last_words_heard_or_none() -> None:
     assert prompt_after(["One two.", "", " three four five. "], words=3) == "three four five."
     assert prompt_after(["", "  "]) is None
     assert prompt_after(["anything"], words=0) is None
+
+
+def test_speech_only_leaves_out_the_pauses_and_says_where_the_spans_went() -> None:
+    np = pytest.importorskip("numpy")
+    audio = np.arange(20, dtype=np.float32)
+    speech, moved = speech_only(audio, [{"start": 2, "end": 5}, {"start": 10, "end": 12}])
+    assert speech.tolist() == [2.0, 3.0, 4.0, 10.0, 11.0]
+    assert moved == [{"start": 0, "end": 3}, {"start": 3, "end": 5}]
+    empty, none = speech_only(audio, [])
+    assert len(empty) == 0 and none == []
