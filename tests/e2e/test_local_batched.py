@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
-from bench.local_batched import missing_sentences, recording
+from bench.local_batched import missing_sentences, recording, silence_wav
+from bot.audio import codec as audio_codec
 from bot.model.speech import AudioInput, SttOptions, Transcript
 from bot.providers.base import PollResult, PollStatus, Ticket
+from bot.providers.local.batched import PROMPT_WORDS
 from bot.providers.local.piper import PiperTextToSpeech
 from bot.providers.local.settings import PiperSettings, WhisperSettings
 from bot.providers.local.whisper import WhisperSpeechToText
@@ -60,13 +62,20 @@ async def test_local_long_recording_takes_the_batched_path_with_progress_and_liv
             shares, partials, result = await _follow(provider, ticket)
     finally:
         provider.close()
-    assert spy.batch_sizes == [2]  # the batched pipeline ran, with the configured batch size
     transcript = result.transcript
     assert transcript is not None and transcript.language == "en"
+    # The batched pipeline ran a batch at a time with the configured size, the VAD only once (each
+    # call is given its windows), each batch after the first primed with the text before it.
+    assert len(spy.calls) >= 2 and all(c["batch_size"] == 2 for c in spy.calls), spy.calls
+    assert all(c["vad_filter"] is False and c["clip_timestamps"] for c in spy.calls)
+    assert spy.calls[0]["initial_prompt"] is None
+    heard = " ".join(s.text for s in transcript.segments[:2]).split()
+    assert spy.calls[1]["initial_prompt"] == " ".join(heard[-PROMPT_WORDS:])
     assert word_error_rate(text, transcript.text) <= 0.15 and not missing_sentences(
         text, transcript.text
     )
-    assert len(transcript.segments) >= 3 and transcript.segments[-1].end <= clip.duration + 1
+    last_end = transcript.segments[-1].end
+    assert len(transcript.segments) >= 3 and last_end is not None and last_end <= clip.duration + 1
     assert shares == sorted(shares) and any(0.0 < s < 1.0 for s in shares), shares
     assert partials and all(transcript.text.startswith(p) for p in partials)
 
@@ -114,11 +123,11 @@ async def _follow(
 
 
 class _BatchedSpy:
-    """Records the batch size of each ``BatchedInferencePipeline.transcribe`` call (the real
-    method still runs)."""
+    """Records the keywords of each ``BatchedInferencePipeline.transcribe`` call (the real method
+    still runs)."""
 
     def __init__(self) -> None:
-        self.batch_sizes: list[int] = []
+        self.calls: list[dict[str, Any]] = []
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -127,9 +136,27 @@ class _BatchedSpy:
         real = BatchedInferencePipeline.transcribe
 
         def spy(pipeline: Any, audio: Any, *args: Any, **kwargs: Any) -> Any:
-            self.batch_sizes.append(int(kwargs["batch_size"]))
+            self.calls.append(dict(kwargs))
             return real(pipeline, audio, *args, **kwargs)
 
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(BatchedInferencePipeline, "transcribe", spy)
             yield
+
+
+async def test_local_batched_silence_is_an_empty_transcript_in_english() -> None:
+    ogg = audio_codec.to_voice_clip([silence_wav(3.0)]).ogg
+    settings = WhisperSettings(cpu_threads=2, batch_min_seconds=0.0)
+    provider = WhisperSpeechToText("local", settings)
+    try:
+        answer = await provider.submit(
+            AudioInput(ogg, "quiet.ogg", "audio/ogg", 3.0), SttOptions(model=str(tiny_en_path()))
+        )
+        if isinstance(answer, Ticket):
+            result = await _poll_until(provider, answer, PollStatus.COMPLETED, PollStatus.FAILED)
+            assert result.transcript is not None, result.error
+            answer = result.transcript
+    finally:
+        provider.close()
+    # No speech found: no window to decode, and an English-only model cannot detect a language.
+    assert answer.text == "" and answer.segments == () and answer.language == "en"

@@ -11,6 +11,7 @@ import pytest
 from bench.local_batched import missing_sentences, script
 from bot.config.load import parse_config
 from bot.model.errors import ConfigError
+from bot.providers.local.batched import prompt_after, speech_only, windows
 from bot.providers.local.settings import WhisperSettings, default_batch_size, read_whisper
 from bot.providers.local.whisper import WhisperSpeechToText
 from testkit.support import config_dict
@@ -75,3 +76,31 @@ def test_bench_script_is_the_same_each_run_and_long_enough() -> None:
     paragraphs = script(120.0)
     assert paragraphs == script(120.0)
     assert len(paragraphs) >= 9 and all(2 <= len(p) <= 4 for p in paragraphs)
+
+
+def test_windows_hold_whole_speech_spans_up_to_the_limit_and_cut_only_between_them() -> None:
+    spans = [
+        {"start": 0, "end": 8},
+        {"start": 10, "end": 25},
+        {"start": 27, "end": 31},  # 31 from 0 is past 30: a new window starts at its start
+        {"start": 40, "end": 70},  # a span of the whole limit stands alone
+        {"start": 71, "end": 72},
+    ]
+    assert windows(spans, 30) == [(0, 25), (27, 31), (40, 70), (71, 72)]
+    assert windows([], 30) == []
+
+
+def test_prompt_after_is_the_last_words_heard_or_none() -> None:
+    assert prompt_after(["One two.", "", " three four five. "], words=3) == "three four five."
+    assert prompt_after(["", "  "]) is None
+    assert prompt_after(["anything"], words=0) is None
+
+
+def test_speech_only_leaves_out_the_pauses_and_says_where_the_spans_went() -> None:
+    np = pytest.importorskip("numpy")
+    audio = np.arange(20, dtype=np.float32)
+    speech, moved = speech_only(audio, [{"start": 2, "end": 5}, {"start": 10, "end": 12}])
+    assert speech.tolist() == [2.0, 3.0, 4.0, 10.0, 11.0]
+    assert moved == [{"start": 0, "end": 3}, {"start": 3, "end": 5}]
+    empty, none = speech_only(audio, [])
+    assert len(empty) == 0 and none == []

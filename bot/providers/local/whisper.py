@@ -18,6 +18,7 @@ from bot.model.errors import ProviderBadRequest, ProviderNotConfigured, UnknownJ
 from bot.model.speech import AudioInput, Segment, SttOptions, Transcript, Word
 from bot.providers.base import PollResult, PollStatus, SttCapabilities, Ticket
 from bot.providers.languages import WHISPER_LANGUAGES
+from bot.providers.local.batched import transcribe_batched
 from bot.providers.local.presence import default_cache, first_line
 from bot.providers.local.settings import (
     STT_EXTRA,
@@ -42,10 +43,6 @@ _ABANDON_AFTER = 300.0
 # A recording of at most one Whisper window (30 s) is waited for in submit, up to this long.
 _INLINE_SECONDS = 30.0
 _INLINE_WAIT = 3.0
-# The batched path's segments are its VAD windows (up to 30 s each): asking Whisper for
-# timestamps inside them (False) gave sentence-sized segments but dropped a window's last
-# sentence now and then (3 sentences in 165 s of Piper speech), so not.
-_WITHOUT_TIMESTAMPS = True
 LOAD_FAILED = msg(
     "The local speech model could not be loaded; the bot's operator has been told."
 ).id
@@ -269,20 +266,11 @@ class WhisperSpeechToText:
         }
         if not batched:
             return model.transcribe(io.BytesIO(run.audio), vad_filter=s.vad_filter, **common)  # type: ignore[no-any-return]
-        from faster_whisper import BatchedInferencePipeline  # the optional extra
-
-        # A pipeline per run: it keeps per-run state, and wrapping the loaded model is free.
-        # Its VAD cuts the recording at pauses into windows of at most 30 s (vad_filter is how
-        # it finds them, so it is always on here); each window is decoded on its own, side by
-        # side, so no window repeats or drops text because of the one before it.
-        pipeline = BatchedInferencePipeline(model)
-        return pipeline.transcribe(  # type: ignore[no-any-return]
-            io.BytesIO(run.audio),
-            vad_filter=True,
-            batch_size=s.batch_size,
-            without_timestamps=_WITHOUT_TIMESTAMPS,
-            **common,
-        )
+        # The batched path (bot/providers/local/batched.py) runs the VAD once, cuts the
+        # recording at pauses into windows of at most 30 s and decodes them side by side, each
+        # batch primed with the end of the text before it: no window repeats or drops text
+        # because of the one before it, as one long conditioned pass can.
+        return transcribe_batched(model, run.audio, s.batch_size, common)
 
     def _follow(self, run: _Run, segments: Iterable[Any]) -> Iterable[Any]:
         # faster-whisper decodes lazily: each segment is computed as it is asked for, so progress
