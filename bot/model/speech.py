@@ -91,7 +91,7 @@ class SpeechAudio:
 
 @dataclass(frozen=True, slots=True)
 class VoiceClip:
-    """Audio ready to post as a voice message: OGG/Opus 48 kHz mono plus what platforms display."""
+    """Audio ready to post as a voice message: OGG/Opus mono plus what platforms display."""
 
     ogg: bytes
     duration: float

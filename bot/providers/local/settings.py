@@ -72,8 +72,8 @@ class WhisperSettings:
     """Windows decoded at once by the batched path (long recordings)."""
     batch_min_seconds: float = 300.0
     """Recordings at least this long take the batched path (VAD cuts, windows decoded side by
-    side, none conditioned on the previous one: faster on long audio, and a window cannot loop
-    or drop text because of the one before); shorter ones the sequential path, as fast there and
+    side, each batch primed with the last words before it: faster on long audio, and no window
+    can loop on its own previous text); shorter ones the sequential path, as fast there and
     a little more accurate on clean speech (0: every recording batched)."""
     task: str = "transcribe"
     """``translate``: transcribe into English."""
