@@ -94,6 +94,9 @@ class WhisperSpeechToText:
     input. It costs nothing but time.
     """
 
+    inline_wait: float = _INLINE_WAIT
+    """How long ``submit`` waits for a short note before handing out a ticket (seconds)."""
+
     def __init__(
         self,
         name: str,
@@ -164,7 +167,7 @@ class WhisperSpeechToText:
         waited = asyncio.wrap_future(future)
         # Read the outcome however it ends, so an exception left to poll is not "never retrieved".
         waited.add_done_callback(lambda f: f.cancelled() or f.exception())
-        await asyncio.wait({waited}, timeout=_INLINE_WAIT)
+        await asyncio.wait({waited}, timeout=self.inline_wait)
         if not future.done() or future.cancelled() or future.exception() is not None:
             return None  # a failure is reported by poll, as for every run
         self._runs.pop(run.id, None)
