@@ -231,7 +231,7 @@ class Intake:
         new = replace(new, input_duration=info.duration)
         if splitting.needs_split(info, caps.max_duration_seconds, caps.max_upload_bytes):
             await self._desk.guard.check_audio(new.origin, info.duration, activity)
-            return self._ready_split(new, caps, data, filename, info, now)
+            return self._ready_split(new, caps, data, filename, info, activity, now)
         return await self._ready_whole(new, caps, data, filename, info, activity)
 
     async def _ready_whole(
@@ -269,6 +269,7 @@ class Intake:
         data: bytes,
         filename: str,
         info: AudioInfo,
+        activity: Activity | None,
         now: float,
     ) -> _Ready:
         """A recording longer or larger than the model takes, as one job to split at silences
@@ -289,7 +290,7 @@ class Intake:
                 deadline_at=now + plan.seconds,
             ),
             Blob(data, filename, audio.mime_for(info.container)),
-            self._desk.guard.admission(new.origin, seconds=info.duration),
+            self._desk.guard.admission(new.origin, seconds=info.duration, seen=activity),
         )
 
     async def _store_stt(self, ready: _Ready, placeholder: Placeholder | None, now: float) -> Job:

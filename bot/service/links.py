@@ -114,7 +114,7 @@ class LinkIntake:
             await self._check_seconds(origin, info.duration, activity)
         now = self._desk.clock()
         new = self._new_link(origin, route, info, *keys, now)
-        admit = guard.admission(origin, seconds=info.duration or 0.0)
+        admit = guard.admission(origin, seconds=info.duration or 0.0, seen=activity)
         job = await create_shown(self._desk.store, new, placeholder, now=now, admit=admit)
         _LOGGER.info("job %s: a %s link to download (%s)", job.id, info.kind, info.extractor)
         self._desk.wake()
