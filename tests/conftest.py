@@ -22,6 +22,7 @@ from bot.storage import open_store  # noqa: E402
 from bot.storage.jobs import SqlJobStore  # noqa: E402
 from testkit.fakes.chat import FakeChat  # noqa: E402
 from testkit.fakes.discord import FakeDiscord  # noqa: E402
+from testkit.fakes.media_site import MediaSite  # noqa: E402
 from testkit.fakes.providers import FakeCantonese, FakeNanoGpt  # noqa: E402
 from testkit.fakes.telegram import FakeTelegram  # noqa: E402
 from testkit.pgcluster import PgCluster, bindir  # noqa: E402
@@ -111,6 +112,17 @@ async def dc() -> AsyncIterator[FakeDiscord]:
     """A fake Discord (REST + gateway) on loopback, fresh for each test."""
     async with FakeDiscord() as fake:
         yield fake
+
+
+@pytest.fixture
+async def site() -> AsyncIterator[MediaSite]:
+    """A local media site for links (audio files, pages, HLS, redirects), fresh for each test."""
+    served = MediaSite()
+    await served.start()
+    try:
+        yield served
+    finally:
+        await served.stop()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,16 +14,6 @@ from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
 
 pytestmark = pytest.mark.timeout(30)
 TEST_SITE = {"links": {"allowed_networks": ["127.0.0.1/32"]}}
-
-
-@pytest.fixture
-async def site() -> AsyncIterator[MediaSite]:
-    served = MediaSite()
-    await served.start()
-    try:
-        yield served
-    finally:
-        await served.stop()
 
 
 async def test_discord_links_menu_on_a_message_with_a_link_transcribes_the_link(

@@ -3,7 +3,6 @@ message with links, who may press it, and /transcribe's link forms."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -101,16 +100,6 @@ async def test_telegram_links_transcribe_without_link_or_audio_says_how(tmp_path
         assert "<code>/transcribe URL</code>" in (helped.text or "")
         menu = {c["command"]: c["description"] for c in w.tg.commands()}
         assert "/transcribe URL" in menu["transcribe"]
-
-
-@pytest.fixture
-async def site() -> AsyncIterator[MediaSite]:
-    served = MediaSite()
-    await served.start()
-    try:
-        yield served
-    finally:
-        await served.stop()
 
 
 async def test_telegram_links_press_by_the_sender_transcribes_once_and_retires_the_offer(

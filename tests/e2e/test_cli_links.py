@@ -3,23 +3,12 @@ local media site and transcribed by the provider fake."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from testkit.fakes.media_site import MediaSite
 from testkit.fakes.providers import FakeCantonese, FakeNanoGpt
 from testkit.process import voicebot
 from testkit.support import write_config
-
-
-@pytest.fixture
-async def site() -> AsyncIterator[MediaSite]:
-    served = MediaSite()
-    await served.start()
-    yield served
-    await served.stop()
 
 
 async def test_cli_transcribe_link_prints_the_transcript(
