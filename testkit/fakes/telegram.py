@@ -155,6 +155,19 @@ class Call:
         """The first uploaded file of this call, if any."""
         return next(iter(self.files.values()), None)
 
+    def sent_document(self, suffix: str) -> bool:
+        """Whether this call sent a document whose file name ends with ``suffix`` (".srt")."""
+        upload = self.files.get("document")
+        return upload is not None and (upload.filename or "").endswith(suffix)
+
+    def button(self, prefix: str) -> str:
+        """The callback data of the one inline button whose data starts with ``prefix``."""
+        rows = self.params["reply_markup"]["inline_keyboard"]
+        [data] = [
+            b["callback_data"] for row in rows for b in row if b["callback_data"].startswith(prefix)
+        ]
+        return str(data)
+
 
 @dataclass(frozen=True, slots=True)
 class StoredFile:

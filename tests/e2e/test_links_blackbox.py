@@ -157,18 +157,9 @@ async def test_links_blackbox_telegram_button_two_hour_link_survives_a_kill_mid_
             await kill_mid_download(proc, site, db)
             proc = await start_voicebot_run(path, log)
 
-            def srt(call: Call) -> bool:
-                upload = call.files.get("document")
-                return upload is not None and (upload.filename or "").endswith(".srt")
-
-            document = await tg.wait_for(srt, timeout=60)
+            document = await tg.wait_for(lambda c: c.sent_document(".srt"), timeout=60)
             assert document.message is not None
-            [button] = [
-                b["callback_data"]
-                for row in document.params["reply_markup"]["inline_keyboard"]
-                for b in row
-                if b["callback_data"].startswith("sum:")
-            ]
+            button = document.button("sum:")
             tg.press_button(GROUP, USER, document.message["message_id"], button)
             await tg.wait_for(lambda c: "Summary of" in (c.text or ""), timeout=60)
             await until_answered(db)

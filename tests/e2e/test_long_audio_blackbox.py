@@ -60,8 +60,7 @@ async def until_in_flight(db: Path, whisper: FakeOpenAi, timeout: float = 120.0)
 
 
 def srt_document(call: Call) -> bool:
-    upload = call.files.get("document")
-    return call.method == "sendDocument" and upload is not None and upload.filename.endswith(".srt")
+    return call.method == "sendDocument" and call.sent_document(".srt")
 
 
 async def test_long_audio_blackbox_sigkill_mid_parts_resumes_without_paying_twice(

@@ -145,18 +145,9 @@ async def test_two_hours_blackbox_telegram_sigkill_mid_parts_and_mid_summary(
             whisper.release()
             proc = await start_voicebot_run(path, log)
 
-            def srt(call: Call) -> bool:
-                upload = call.files.get("document")
-                return upload is not None and upload.filename.endswith(".srt")
-
-            document = await tg.wait_for(srt, timeout=180)
+            document = await tg.wait_for(lambda c: c.sent_document(".srt"), timeout=180)
             assert document.message is not None
-            [button] = [
-                b["callback_data"]
-                for row in document.params["reply_markup"]["inline_keyboard"]
-                for b in row
-                if b["callback_data"].startswith("sum:")
-            ]
+            button = document.button("sum:")
             tg.press_button(USER, USER, document.message["message_id"], button)
             await until(lambda: summary_waiting(db, chat), WAIT)
             await kill_while_waiting(proc, chat)  # mid-summary, while it waits out the 429
